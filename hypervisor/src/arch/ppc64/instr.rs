@@ -1,0 +1,176 @@
+//! Thin wrappers for the POWER instructions the hypervisor uses. Every `asm!` in the
+//! hypervisor outside the entry paths lives here.
+use core::arch::asm;
+
+use super::regs::{Msr, DBELL_TYPE_HYP};
+
+/// Time base (Book II 5.2).
+#[inline(always)]
+pub fn mftb() -> u64 {
+    let v: u64;
+    // SAFETY: reading the time base has no side effects.
+    unsafe { asm!("mftb {0}", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+#[inline(always)]
+pub fn mfmsr() -> Msr {
+    let v: u64;
+    // SAFETY: reading the MSR has no side effects.
+    unsafe { asm!("mfmsr {0}", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    Msr::from_bits_retain(v)
+}
+
+/// Writes the MSR (`mtmsrd L=0`, so every bit this instruction may change).
+///
+/// # Safety
+/// Changing translation, endianness or interrupt enables under running code must be
+/// something the caller has prepared for.
+#[inline(always)]
+pub unsafe fn mtmsrd(msr: Msr) {
+    // SAFETY: the caller vouches for the new MSR value.
+    unsafe { asm!("mtmsrd {0}", "isync", in(reg) msr.bits(), options(nostack)) };
+}
+
+/// Enables (`true`) or disables external-class interrupts (EE), `mtmsrd L=1`.
+#[inline(always)]
+pub fn set_ee(on: bool) {
+    let v = if on {
+        Msr::EE.bits() | Msr::RI.bits()
+    } else {
+        Msr::RI.bits()
+    };
+    // SAFETY: `mtmsrd 1` changes only EE and RI; interrupt handlers are installed
+    // before anything calls this.
+    unsafe { asm!("mtmsrd {0}, 1", in(reg) v, options(nostack)) };
+}
+
+#[inline(always)]
+pub fn isync() {
+    // SAFETY: a context-synchronising barrier.
+    unsafe { asm!("isync", options(nostack, preserves_flags)) };
+}
+
+#[inline(always)]
+pub fn sync() {
+    // SAFETY: a memory barrier.
+    unsafe { asm!("sync", options(nostack, preserves_flags)) };
+}
+
+#[inline(always)]
+pub fn eieio() {
+    // SAFETY: an I/O ordering barrier.
+    unsafe { asm!("eieio", options(nostack, preserves_flags)) };
+}
+
+/// Orders page-table updates before later translations (Book III 5.10.1).
+#[inline(always)]
+pub fn ptesync() {
+    // SAFETY: a barrier.
+    unsafe { asm!("ptesync", options(nostack, preserves_flags)) };
+}
+
+/// `tlbie RB,RS,RIC,PRS,R` encoded by hand (X-form, opcode 31, XO 306) because not
+/// every assembler takes the five-operand ISA v3.0 form. RB in r4, RS in r5.
+macro_rules! tlbie_enc {
+    ($xo:literal, $ric:literal, $prs:literal, $r:literal) => {
+        0x7c00_0000u32
+            | (5 << 21)
+            | ($ric << 18)
+            | ($prs << 17)
+            | ($r << 16)
+            | (4 << 11)
+            | ($xo << 1)
+    };
+}
+
+const TLBIE_ALL_RIC2_PRS0: u32 = tlbie_enc!(306, 2, 0, 1);
+const TLBIE_ALL_RIC2_PRS1: u32 = tlbie_enc!(306, 2, 1, 1);
+const TLBIEL_RIC2_PRS0: u32 = tlbie_enc!(274, 2, 0, 1);
+const TLBIEL_RIC2_PRS1: u32 = tlbie_enc!(274, 2, 1, 1);
+const TLBIEL_RIC0_PRS0: u32 = tlbie_enc!(274, 0, 0, 1);
+const TLBIEL_RIC0_PRS1: u32 = tlbie_enc!(274, 0, 1, 1);
+
+/// Invalidates every radix translation, page-walk cache and table-entry cache on all
+/// threads of the system (IS=3, RIC=2, both partition- and process-scoped), with the
+/// global completion sequence `ptesync; tlbie; eieio; tlbsync; ptesync`.
+pub fn tlbie_all() {
+    let rb: u64 = 3 << 10; // IS = 3: everything
+    let rs: u64 = 0;
+    // SAFETY: invalidating translations is always safe; the tables are current.
+    unsafe {
+        asm!(
+            "ptesync",
+            ".long {a}",
+            ".long {b}",
+            "eieio",
+            "tlbsync",
+            "ptesync",
+            a = const TLBIE_ALL_RIC2_PRS0,
+            b = const TLBIE_ALL_RIC2_PRS1,
+            in("r4") rb, in("r5") rs,
+            options(nostack)
+        )
+    };
+}
+
+/// Invalidates this thread's radix TLB: set 0 with RIC=2 (also the walk caches),
+/// every other congruence class with RIC=0 (as Book III 6.10.3.2 prescribes for a
+/// local full flush).
+pub fn tlbiel_all(sets: u32) {
+    // SAFETY: local invalidation is always safe.
+    unsafe {
+        asm!("ptesync", ".long {a}", ".long {b}",
+            a = const TLBIEL_RIC2_PRS0, b = const TLBIEL_RIC2_PRS1,
+            in("r4") 3u64 << 10, in("r5") 0u64, options(nostack));
+    }
+    for set in 1..u64::from(sets) {
+        let rb = (set << 12) | (3 << 10);
+        // SAFETY: as above.
+        unsafe {
+            asm!(".long {a}", ".long {b}",
+                a = const TLBIEL_RIC0_PRS0, b = const TLBIEL_RIC0_PRS1,
+                in("r4") rb, in("r5") 0u64, options(nostack));
+        }
+    }
+    ptesync();
+}
+
+/// Sends a directed hypervisor doorbell to the thread with this PIR (`msgsnd`,
+/// X-form XO 206, RB in r3).
+pub fn msgsnd_hyp(pir: u32) {
+    let rb = DBELL_TYPE_HYP | u64::from(pir & 0xfffff);
+    // SAFETY: a doorbell only raises an interrupt condition on the target thread.
+    unsafe { asm!("sync", ".long 0x7c00199c", in("r3") rb, options(nostack)) };
+}
+
+/// Clears this thread's pending hypervisor doorbell (`msgclr`, XO 238, RB in r3).
+pub fn msgclr_hyp() {
+    // SAFETY: clears only this thread's doorbell condition.
+    unsafe { asm!(".long 0x7c0019dc", in("r3") DBELL_TYPE_HYP, options(nostack)) };
+}
+
+/// Lowers this thread's SMT priority while spinning (`or 1,1,1`) and restores it.
+#[inline(always)]
+pub fn hmt_low() {
+    // SAFETY: a priority hint.
+    unsafe { asm!("or 1,1,1", options(nomem, nostack, preserves_flags)) };
+}
+
+#[inline(always)]
+pub fn hmt_medium() {
+    // SAFETY: a priority hint.
+    unsafe { asm!("or 2,2,2", options(nomem, nostack, preserves_flags)) };
+}
+
+/// `stop` with PSSCR = 0 (EC=0, level 0): the thread halts until a wake-up event the
+/// LPCR exit-enable bits allow, then continues with the next instruction; the
+/// interrupt itself is taken once MSR[EE] allows (Book III 7.3.2.1).
+pub fn stop_lite() {
+    // SAFETY: writing PSSCR = 0 selects the lightest stop state, which loses no
+    // state; `stop` then resumes in place.
+    unsafe {
+        super::spr::psscr::write(0);
+        asm!("sync", "stop", options(nostack));
+    }
+}

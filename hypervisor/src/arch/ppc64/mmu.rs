@@ -1,0 +1,238 @@
+//! The hypervisor's own address space: a radix tree for quadrant 3 (0xc000...),
+//! mapping all usable RAM at 0xc000_0000_0000_0000 + physical, with the image split
+//! into text (read/execute), read-only data and data (read/write, no execute),
+//! firmware (OPAL/skiboot) memory left unmapped, the device tree and initrd mapped
+//! read-only, and a guard page under every stack left unmapped.
+//!
+//! Translation setup (Power ISA v3.0B Book III 5.7): PTCR points at a partition
+//! table whose entry 0 (LPID 0, the hypervisor) has HR set and names both the radix
+//! tree and a process table; process-table entry 0 (PID 0, used for quadrant 3 in
+//! hypervisor state) names the same tree. PIDR is set to 1, whose process-table
+//! entry is invalid, so quadrant-0 addresses, i.e. null and small wild pointers,
+//! fault instead of aliasing low memory.
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::instr;
+use super::percpu::PerCpu;
+use super::regs::{Lpcr, Msr};
+use super::spr;
+use crate::be::Be64;
+use crate::mm::frame::{PhysRange, PAGE_SIZE};
+use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
+use crate::mm::{self as mm, LINEAR_BASE};
+
+/// PTCR value every thread loads, and the LPCR bits they share.
+static PTCR_VALUE: AtomicU64 = AtomicU64::new(0);
+static TLB_SETS: AtomicU64 = AtomicU64::new(128);
+/// Physical address of the partition table (LPID-indexed, 16 bytes per entry).
+static PARTITION_TABLE: AtomicU64 = AtomicU64::new(0);
+
+/// Partition table size: 2^(12+PATS) bytes; PATS = 4 gives 4096 LPIDs (POWER9's
+/// 12-bit LPID space).
+pub const PATS: u8 = 4;
+/// Process table size: 2^(12+PRTS); PRTS = 0 gives 256 PIDs, plenty for the
+/// hypervisor (only PID 0 is valid).
+pub const PRTS: u8 = 0;
+/// PID the hypervisor runs with: an invalid process-table entry, so quadrant 0 faults.
+pub const HV_PIDR: u64 = 1;
+
+/// Table memory through the linear map, allocated from the frame allocator.
+pub struct LinearTables;
+
+impl TableMemory for LinearTables {
+    fn alloc_table(&mut self, bytes: u64) -> Option<u64> {
+        let pa = mm::alloc_frames(bytes, bytes.max(PAGE_SIZE)).ok()?;
+        mm::zero_phys(pa, bytes);
+        Some(pa)
+    }
+
+    fn free_table(&mut self, pa: u64, bytes: u64) {
+        mm::free_frames(pa, bytes);
+    }
+
+    fn read(&self, pa: u64) -> Be64 {
+        // SAFETY: `pa` lies in a table this allocator handed out (the radix builder
+        // only follows its own directory entries), reachable in real mode and through
+        // the linear map alike.
+        unsafe { core::ptr::read_volatile((LINEAR_BASE | pa) as *const Be64) }
+    }
+
+    fn write(&mut self, pa: u64, v: Be64) {
+        // SAFETY: as for `read`.
+        unsafe { core::ptr::write_volatile((LINEAR_BASE | pa) as *mut Be64, v) }
+    }
+}
+
+extern "C" {
+    static _etext: u8;
+    static _erodata: u8;
+    static _image_end: u8;
+    static __boot_stack_guard: u8;
+}
+
+fn sym(s: &u8) -> u64 {
+    (s as *const u8 as u64) & !LINEAR_BASE
+}
+
+/// Physical end of the text, read-only data and the whole image.
+pub fn image_layout() -> (u64, u64, u64) {
+    // SAFETY: linker-defined symbols; only their addresses are used.
+    unsafe { (sym(&_etext), sym(&_erodata), sym(&_image_end)) }
+}
+
+/// Physical address of the boot stack's guard page.
+pub fn boot_stack_guard() -> u64 {
+    // SAFETY: a linker-defined symbol; only its address is used.
+    unsafe { sym(&__boot_stack_guard) }
+}
+
+/// What the hypervisor's map must honour.
+pub struct MapPlan<'a> {
+    pub memory: &'a [PhysRange],
+    /// Never mapped: firmware.
+    pub firmware: &'a [PhysRange],
+    /// Mapped read-only: the device tree, the initrd.
+    pub read_only: &'a [PhysRange],
+    /// 4 KiB guard pages to leave unmapped.
+    pub guards: &'a [u64],
+    pub tlb_sets: u32,
+}
+
+fn map(tree: &mut RadixTree, r: PhysRange, flags: PteFlags) -> Result<(), MapError> {
+    if r.end <= r.start {
+        return Ok(());
+    }
+    tree.map(
+        &mut LinearTables,
+        r.start,
+        r.start,
+        r.end - r.start,
+        flags | PteFlags::PRIVILEGED,
+        CacheAttr::Normal,
+        PageSize::Size1G,
+    )
+}
+
+/// Builds the hypervisor's page tables and the partition and process tables. Run
+/// once, on the boot thread, before [`enable_this_thread`].
+pub fn build(plan: &MapPlan) -> Result<(), MapError> {
+    let (etext, erodata, image_end) = image_layout();
+    let mut tree = RadixTree::new(&mut LinearTables)?;
+
+    map(
+        &mut tree,
+        PhysRange {
+            start: 0,
+            end: etext,
+        },
+        PteFlags::READ | PteFlags::EXEC,
+    )?;
+    map(
+        &mut tree,
+        PhysRange {
+            start: etext,
+            end: erodata,
+        },
+        PteFlags::READ,
+    )?;
+    map(
+        &mut tree,
+        PhysRange {
+            start: erodata,
+            end: image_end,
+        },
+        PteFlags::READ | PteFlags::WRITE,
+    )?;
+
+    let mut holes: heapless::Vec<PhysRange, 80> = heapless::Vec::new();
+    let _ = holes.push(PhysRange {
+        start: 0,
+        end: image_end,
+    });
+    for r in plan.firmware.iter().chain(plan.read_only) {
+        holes
+            .push(mm::round_out(*r))
+            .map_err(|_| MapError::NoMemory)?;
+    }
+    for r in plan.memory {
+        for piece in mm::subtract(*r, &holes).iter() {
+            map(&mut tree, *piece, PteFlags::READ | PteFlags::WRITE)?;
+        }
+    }
+    for r in plan.read_only {
+        map(&mut tree, mm::round_out(*r), PteFlags::READ)?;
+    }
+    for &g in plan.guards {
+        tree.unmap(&mut LinearTables, g, PAGE_SIZE)?;
+    }
+
+    let part = LinearTables
+        .alloc_table(1 << (12 + PATS))
+        .ok_or(MapError::NoMemory)?;
+    let proc = LinearTables
+        .alloc_table(1 << (12 + PRTS))
+        .ok_or(MapError::NoMemory)?;
+    let [p0, p1] = radix::process_table_entry(tree.root());
+    LinearTables.write(proc, p0);
+    LinearTables.write(proc + 8, p1);
+    let [d0, d1] = radix::pate(tree.root(), proc, PRTS);
+    LinearTables.write(part, d0);
+    LinearTables.write(part + 8, d1);
+    PARTITION_TABLE.store(part, Ordering::Relaxed);
+    PTCR_VALUE.store(radix::ptcr(part, PATS), Ordering::Release);
+    TLB_SETS.store(u64::from(plan.tlb_sets.max(1)), Ordering::Relaxed);
+    // The tree is never torn down.
+    core::mem::forget(tree);
+    Ok(())
+}
+
+/// LPCR for the hypervisor: host radix with a process table, no alternate interrupt
+/// location (interrupts at physical 0, real mode), HDEC interrupts enabled, and
+/// wake-up from `stop` on doorbells, decrementers, external and other events.
+fn hypervisor_lpcr(old: Lpcr) -> Lpcr {
+    let mut l = old;
+    l.remove(Lpcr::AIL | Lpcr::HAIL | Lpcr::LD);
+    l.insert(
+        Lpcr::HR
+            | Lpcr::UPRT
+            | Lpcr::HDICE
+            | Lpcr::HDEE
+            | Lpcr::PDEE
+            | Lpcr::DEE
+            | Lpcr::EEE
+            | Lpcr::OEE
+            | Lpcr::HVEE,
+    );
+    l
+}
+
+/// Loads the tables on this thread and turns translation on. The caller runs at its
+/// linked (0xc000...) address on a linear-map stack, so execution continues
+/// seamlessly.
+pub fn enable_this_thread(pc: &PerCpu) {
+    let ptcr = PTCR_VALUE.load(Ordering::Acquire);
+    let lpcr = hypervisor_lpcr(Lpcr::from_bits_retain(spr::lpcr::read()));
+    // SAFETY: translation is still off; the tables were fully built and made
+    // visible (ptesync) by `build`; LPID 0 and PID 1 are the hypervisor's.
+    unsafe {
+        instr::ptesync();
+        spr::ptcr::write(ptcr);
+        spr::lpcr::write(lpcr.bits());
+        instr::isync();
+        spr::lpidr::write(0);
+        spr::pidr::write(HV_PIDR);
+        instr::isync();
+    }
+    instr::tlbiel_all(TLB_SETS.load(Ordering::Relaxed) as u32);
+    let msr = instr::mfmsr() | Msr::IR | Msr::DR;
+    pc.kernel_msr.store(msr.bits(), Ordering::Release);
+    // SAFETY: the MSR switch keeps executing at the same (linear-map) addresses and
+    // the interrupt entry now also runs translated (`kernel_msr`).
+    unsafe { instr::mtmsrd(msr) };
+}
+
+/// Global TLB flush after the boot thread built the tables (other threads flush
+/// locally when they enable translation).
+pub fn flush_all() {
+    instr::tlbie_all();
+}

@@ -1,0 +1,696 @@
+//! Parsing the host device tree skiboot passes in r3.
+//!
+//! Everything the hypervisor needs to know about the machine comes from here: memory,
+//! every range it must never hand out (the FDT reserve map, `/reserved-memory`, the FDT
+//! itself, the initrd), hardware threads and their PIR/server numbers, chips, the XIVE
+//! controller, PHBs, OPAL's entry points and whether an ultravisor runs. Nothing
+//! allocates: results go into fixed-capacity vectors, so this runs before the heap
+//! exists.
+
+use super::reader::{be32_at, Fdt, ReadError, Token, MAX_DEPTH};
+use crate::mm::frame::PhysRange;
+use heapless::{String, Vec};
+
+pub const MAX_MEMORY_RANGES: usize = 32;
+pub const MAX_RESERVED: usize = 64;
+pub const MAX_THREADS: usize = 512;
+pub const MAX_CHIPS: usize = 16;
+
+/// Why the host tree could not be used. The hypervisor cannot run without it, so
+/// these end the boot with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdtError {
+    Read(ReadError),
+    NoMemory,
+    NoCpus,
+    NoOpal,
+    TooMany(&'static str),
+    BadProperty(&'static str),
+}
+
+impl From<ReadError> for FdtError {
+    fn from(e: ReadError) -> Self {
+        FdtError::Read(e)
+    }
+}
+
+impl core::fmt::Display for FdtError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FdtError::Read(e) => write!(f, "malformed FDT: {e:?}"),
+            FdtError::NoMemory => write!(f, "no /memory node"),
+            FdtError::NoCpus => write!(f, "no CPU nodes under /cpus"),
+            FdtError::NoOpal => write!(f, "no /ibm,opal node with entry points"),
+            FdtError::TooMany(what) => write!(f, "too many {what}"),
+            FdtError::BadProperty(p) => write!(f, "malformed property {p}"),
+        }
+    }
+}
+
+/// One hardware thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HwThread {
+    /// Interrupt server number; equals the PIR on POWER9/Power10 (skiboot).
+    pub pir: u32,
+    pub chip_id: u32,
+    /// Index of the core (CPU node) in device-tree order.
+    pub core: u32,
+    /// Thread number within the core.
+    pub thread: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpalInfo {
+    pub base: u64,
+    pub entry: u64,
+    pub size: u64,
+    pub heartbeat_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XiveInfo {
+    pub compatible: String<32>,
+    /// TIMA pages (HW, HV, OS, user), as `reg` lists them.
+    pub tima: Vec<PhysRange, 4>,
+}
+
+/// What the hypervisor knows about the machine.
+#[derive(Clone, Debug)]
+pub struct HostInfo {
+    pub model: String<64>,
+    pub compatible: String<64>,
+    pub memory: Vec<PhysRange, MAX_MEMORY_RANGES>,
+    /// Every range that must never be allocated, sorted and merged.
+    pub reserved: Vec<PhysRange, MAX_RESERVED>,
+    pub threads: Vec<HwThread, MAX_THREADS>,
+    pub cores: u32,
+    pub chips: Vec<u32, MAX_CHIPS>,
+    pub boot_pir: u32,
+    pub timebase_hz: u64,
+    pub opal: OpalInfo,
+    pub xive: Option<XiveInfo>,
+    pub phbs: u32,
+    pub ultravisor: bool,
+    pub initrd: Option<PhysRange>,
+    pub bootargs: String<256>,
+    pub fdt: PhysRange,
+    pub tlb_sets: Option<u32>,
+}
+
+impl HostInfo {
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// Whether the kernel command line (`/chosen/bootargs`) has `word` as a token.
+    pub fn has_bootarg(&self, word: &str) -> bool {
+        self.bootargs.split_ascii_whitespace().any(|w| w == word)
+    }
+}
+
+/// Total size claimed by a header, after checking it.
+pub fn total_size(header: &[u8]) -> Result<usize, FdtError> {
+    if header.len() < 40 || be32_at(header, 0) != Some(0xd00d_feed) {
+        return Err(ReadError::BadHeader.into());
+    }
+    be32_at(header, 4)
+        .map(|v| v as usize)
+        .ok_or(ReadError::BadHeader.into())
+}
+
+/// Reads `cells` (1 or 2) 32-bit cells at byte offset `at`.
+fn cells(b: &[u8], at: usize, cells: u32) -> Option<u64> {
+    match cells {
+        1 => be32_at(b, at).map(u64::from),
+        2 => Some((u64::from(be32_at(b, at)?) << 32) | u64::from(be32_at(b, at + 4)?)),
+        _ => None,
+    }
+}
+
+fn push_range<const N: usize>(
+    v: &mut Vec<PhysRange, N>,
+    start: u64,
+    size: u64,
+) -> Result<(), FdtError> {
+    if size == 0 {
+        return Ok(());
+    }
+    let end = start
+        .checked_add(size)
+        .ok_or(FdtError::BadProperty("reg"))?;
+    v.push(PhysRange { start, end })
+        .map_err(|_| FdtError::TooMany("ranges"))
+}
+
+/// Sorts and merges overlapping or touching ranges.
+pub fn normalise<const N: usize>(v: &mut Vec<PhysRange, N>) {
+    v.sort_unstable_by_key(|r| r.start);
+    let mut out: Vec<PhysRange, N> = Vec::new();
+    for r in v.iter() {
+        if let Some(last) = out.last_mut() {
+            if r.start <= last.end {
+                last.end = last.end.max(r.end);
+                continue;
+            }
+        }
+        // Cannot overflow: `out` never holds more than `v`.
+        let _ = out.push(*r);
+    }
+    *v = out;
+}
+
+fn copy_str<const N: usize>(s: &str) -> String<N> {
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// The properties of one node that the parser looks at.
+const WANTED: &[&str] = &[
+    "#address-cells",
+    "#size-cells",
+    "device_type",
+    "compatible",
+    "reg",
+    "status",
+    "model",
+    "ibm,chip-id",
+    "ibm,ppc-interrupt-server#s",
+    "timebase-frequency",
+    "ibm,tlb-congruence-classes",
+    "opal-base-address",
+    "opal-entry-address",
+    "opal-runtime-size",
+    "ibm,heartbeat-ms",
+    "linux,initrd-start",
+    "linux,initrd-end",
+    "bootargs",
+];
+
+#[derive(Default)]
+struct Node<'a> {
+    name: &'a str,
+    props: Vec<(&'a str, &'a [u8]), 24>,
+}
+
+impl<'a> Node<'a> {
+    fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.props.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    fn u32(&self, name: &str) -> Option<u32> {
+        self.get(name).and_then(|b| be32_at(b, 0))
+    }
+
+    /// One number stored as one or two cells (skiboot writes either).
+    fn num(&self, name: &str) -> Option<u64> {
+        let b = self.get(name)?;
+        match b.len() {
+            4 => cells(b, 0, 1),
+            8 => cells(b, 0, 2),
+            _ => None,
+        }
+    }
+
+    fn str(&self, name: &str) -> Option<&'a str> {
+        let b = self.get(name)?;
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        core::str::from_utf8(&b[..end]).ok()
+    }
+
+    fn compatible(&self) -> impl Iterator<Item = &'a [u8]> {
+        self.get("compatible")
+            .unwrap_or(&[])
+            .split(|&c| c == 0)
+            .filter(|s| !s.is_empty())
+    }
+
+    fn is_compatible(&self, want: &str) -> bool {
+        self.compatible().any(|s| s == want.as_bytes())
+    }
+
+    /// `#address-cells` / `#size-cells` this node's children use.
+    fn child_cells(&self) -> (u32, u32) {
+        (
+            self.u32("#address-cells").unwrap_or(2),
+            self.u32("#size-cells").unwrap_or(1),
+        )
+    }
+
+    /// Decodes `reg` with the parent's cell sizes.
+    fn regs<const N: usize>(
+        &self,
+        cells_of_parent: (u32, u32),
+        out: &mut Vec<PhysRange, N>,
+    ) -> Result<(), FdtError> {
+        let Some(b) = self.get("reg") else {
+            return Ok(());
+        };
+        let (ac, sc) = cells_of_parent;
+        if !(1..=2).contains(&ac) || sc > 2 {
+            return Err(FdtError::BadProperty("#address-cells"));
+        }
+        let stride = ((ac + sc) * 4) as usize;
+        if b.len() % stride != 0 {
+            return Err(FdtError::BadProperty("reg"));
+        }
+        for at in (0..b.len()).step_by(stride) {
+            let addr = cells(b, at, ac).ok_or(FdtError::BadProperty("reg"))?;
+            let size = if sc == 0 {
+                0
+            } else {
+                cells(b, at + 4 * ac as usize, sc).ok_or(FdtError::BadProperty("reg"))?
+            };
+            push_range(out, addr, size)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses the host tree at physical address `fdt_pa` (used to reserve the blob itself).
+pub fn parse(blob: &[u8], fdt_pa: u64) -> Result<HostInfo, FdtError> {
+    let fdt = Fdt::new(blob)?;
+    let size = fdt.total_size() as u64;
+    let mut info = HostInfo {
+        model: String::new(),
+        compatible: String::new(),
+        memory: Vec::new(),
+        reserved: Vec::new(),
+        threads: Vec::new(),
+        cores: 0,
+        chips: Vec::new(),
+        boot_pir: fdt.boot_cpuid_phys(),
+        timebase_hz: 0,
+        opal: OpalInfo {
+            base: 0,
+            entry: 0,
+            size: 0,
+            heartbeat_ms: 0,
+        },
+        xive: None,
+        phbs: 0,
+        ultravisor: false,
+        initrd: None,
+        bootargs: String::new(),
+        fdt: PhysRange {
+            start: fdt_pa,
+            end: fdt_pa + size,
+        },
+        tlb_sets: None,
+    };
+    for r in fdt.reservations() {
+        let (a, s) = r?;
+        push_range(&mut info.reserved, a, s)?;
+    }
+    push_range(&mut info.reserved, fdt_pa, size)?;
+    let mut have_opal = false;
+
+    // Open nodes, root first. A node is evaluated when it closes: by then its own
+    // properties are known, and its parent's (for cell sizes) were read earlier.
+    let mut stack: Vec<Node, MAX_DEPTH> = Vec::new();
+    for tok in fdt.tokens() {
+        match tok? {
+            Token::Begin { name, .. } => {
+                stack
+                    .push(Node {
+                        name,
+                        props: Vec::new(),
+                    })
+                    .map_err(|_| ReadError::Unbalanced)?;
+            }
+            Token::Prop { name, value } => {
+                if let Some(n) = stack.last_mut() {
+                    if WANTED.contains(&name) {
+                        n.props
+                            .push((name, value))
+                            .map_err(|_| FdtError::TooMany("properties"))?;
+                    }
+                }
+            }
+            Token::End => {
+                let node = stack.pop().ok_or(ReadError::Unbalanced)?;
+                let depth = stack.len();
+                let parent = stack.last();
+                let parent_cells = parent.map(|p| p.child_cells()).unwrap_or((2, 1));
+                let parent_name = parent.map(|p| p.name).unwrap_or("");
+                evaluate(
+                    &node,
+                    depth,
+                    parent_name,
+                    parent_cells,
+                    &mut info,
+                    &mut have_opal,
+                )?;
+            }
+        }
+    }
+
+    if info.memory.is_empty() {
+        return Err(FdtError::NoMemory);
+    }
+    if info.threads.is_empty() {
+        return Err(FdtError::NoCpus);
+    }
+    if !have_opal {
+        return Err(FdtError::NoOpal);
+    }
+    // Threads in device-tree order of their cores; cores were numbered as they closed.
+    info.chips.sort_unstable();
+    info.memory.sort_unstable_by_key(|r| r.start);
+    normalise(&mut info.reserved);
+    Ok(info)
+}
+
+fn evaluate(
+    node: &Node,
+    depth: usize,
+    parent_name: &str,
+    parent_cells: (u32, u32),
+    info: &mut HostInfo,
+    have_opal: &mut bool,
+) -> Result<(), FdtError> {
+    let device_type = node.str("device_type").unwrap_or("");
+    if depth == 0 {
+        info.model = copy_str(node.str("model").unwrap_or(""));
+        info.compatible = copy_str(node.str("compatible").unwrap_or(""));
+    } else if depth == 1 && device_type == "memory" {
+        node.regs(parent_cells, &mut info.memory)?;
+    } else if depth == 1 && node.name == "ibm,opal" {
+        if let (Some(base), Some(entry)) = (
+            node.num("opal-base-address"),
+            node.num("opal-entry-address"),
+        ) {
+            info.opal = OpalInfo {
+                base,
+                entry,
+                size: node.num("opal-runtime-size").unwrap_or(0),
+                heartbeat_ms: node.u32("ibm,heartbeat-ms").unwrap_or(2000),
+            };
+            *have_opal = true;
+        }
+    } else if depth == 1 && node.name == "chosen" {
+        if let (Some(s), Some(e)) = (node.num("linux,initrd-start"), node.num("linux,initrd-end")) {
+            if e > s {
+                info.initrd = Some(PhysRange { start: s, end: e });
+                push_range(&mut info.reserved, s, e - s)?;
+            }
+        }
+        info.bootargs = copy_str(node.str("bootargs").unwrap_or(""));
+    } else if depth == 2 && parent_name == "reserved-memory" {
+        node.regs(parent_cells, &mut info.reserved)?;
+    } else if depth == 2 && parent_name == "cpus" && device_type == "cpu" {
+        if node.str("status").is_some_and(|s| s != "okay") {
+            return Ok(());
+        }
+        let chip_id = node.u32("ibm,chip-id").unwrap_or(0);
+        let core = info.cores;
+        info.cores += 1;
+        if info.timebase_hz == 0 {
+            info.timebase_hz = node.num("timebase-frequency").unwrap_or(0);
+        }
+        if info.tlb_sets.is_none() {
+            info.tlb_sets = node.u32("ibm,tlb-congruence-classes");
+        }
+        let servers = node
+            .get("ibm,ppc-interrupt-server#s")
+            .or_else(|| node.get("reg"))
+            .ok_or(FdtError::BadProperty("ibm,ppc-interrupt-server#s"))?;
+        if servers.is_empty() || servers.len() % 4 != 0 {
+            return Err(FdtError::BadProperty("ibm,ppc-interrupt-server#s"));
+        }
+        for (t, at) in (0..servers.len()).step_by(4).enumerate() {
+            let pir =
+                be32_at(servers, at).ok_or(FdtError::BadProperty("ibm,ppc-interrupt-server#s"))?;
+            let th = HwThread {
+                pir,
+                chip_id,
+                core,
+                thread: t as u32,
+            };
+            info.threads
+                .push(th)
+                .map_err(|_| FdtError::TooMany("threads"))?;
+        }
+        if !info.chips.contains(&chip_id) {
+            info.chips
+                .push(chip_id)
+                .map_err(|_| FdtError::TooMany("chips"))?;
+        }
+    } else if node.is_compatible("ibm,ultravisor") {
+        info.ultravisor = true;
+    } else if device_type == "pciex" && node.compatible().any(|c| c.ends_with(b"-pciex")) {
+        info.phbs += 1;
+    } else if info.xive.is_none() && node.is_compatible("ibm,opal-xive-pe") {
+        let mut tima = Vec::new();
+        node.regs(parent_cells, &mut tima)?;
+        info.xive = Some(XiveInfo {
+            compatible: copy_str(node.str("compatible").unwrap_or("")),
+            tima,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Parses the device trees skiboot really handed to its payload on emulated
+    //! POWER9 and Power10 machines (captured as described in
+    //! `hypervisor/tests/fixtures/README.md`) and checks every fact against
+    //! `expected.txt`, which was produced by an independent parser.
+    use super::*;
+    use std::collections::HashMap;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    const FIXTURES: &[(&str, &[u8])] = &[
+        (
+            "powernv9-1g-1t.dtb",
+            include_bytes!("../../tests/fixtures/powernv9-1g-1t.dtb"),
+        ),
+        (
+            "powernv9-1g-1t-initrd.dtb",
+            include_bytes!("../../tests/fixtures/powernv9-1g-1t-initrd.dtb"),
+        ),
+        (
+            "powernv9-2g-4t.dtb",
+            include_bytes!("../../tests/fixtures/powernv9-2g-4t.dtb"),
+        ),
+        (
+            "powernv9-3g-2c4t.dtb",
+            include_bytes!("../../tests/fixtures/powernv9-3g-2c4t.dtb"),
+        ),
+        (
+            "powernv9-2g-2s.dtb",
+            include_bytes!("../../tests/fixtures/powernv9-2g-2s.dtb"),
+        ),
+        (
+            "powernv10-1g-1t.dtb",
+            include_bytes!("../../tests/fixtures/powernv10-1g-1t.dtb"),
+        ),
+        (
+            "powernv10-4g-8t.dtb",
+            include_bytes!("../../tests/fixtures/powernv10-4g-8t.dtb"),
+        ),
+    ];
+    const EXPECTED: &str = include_str!("../../tests/fixtures/expected.txt");
+
+    fn expected() -> HashMap<String, HashMap<String, String>> {
+        let mut all = HashMap::new();
+        let mut cur: Option<(String, HashMap<String, String>)> = None;
+        for line in EXPECTED.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                if let Some((n, m)) = cur.take() {
+                    all.insert(n, m);
+                }
+                cur = Some((name.to_string(), HashMap::new()));
+            } else if let (Some((_, m)), Some((k, v))) = (cur.as_mut(), line.split_once('=')) {
+                m.insert(k.to_string(), v.to_string());
+            }
+        }
+        if let Some((n, m)) = cur {
+            all.insert(n, m);
+        }
+        all
+    }
+
+    fn hex(s: &str) -> u64 {
+        u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+    }
+
+    fn ranges(s: &str) -> Vec<PhysRange> {
+        s.split(',')
+            .filter(|p| !p.is_empty() && *p != "none")
+            .map(|p| {
+                let (a, b) = p.split_once('-').unwrap();
+                PhysRange {
+                    start: hex(a),
+                    end: hex(b),
+                }
+            })
+            .collect()
+    }
+
+    fn parse_fixture(bytes: &[u8], fdt_pa: u64) -> HostInfo {
+        parse(bytes, fdt_pa).unwrap()
+    }
+
+    #[test]
+    fn every_fixture_matches_expected_facts() {
+        let exp = expected();
+        for (name, bytes) in FIXTURES {
+            let e = &exp[*name];
+            let fdt = ranges(&e["fdt"])[0];
+            let info = parse_fixture(bytes, fdt.start);
+            assert_eq!(info.fdt, fdt, "{name}: fdt range");
+            assert_eq!(
+                info.memory_bytes(),
+                e["memory_total"].parse::<u64>().unwrap(),
+                "{name}: memory"
+            );
+            let mut mem = ranges(&e["memory"]);
+            mem.sort_by_key(|r| r.start);
+            assert_eq!(
+                info.memory.as_slice(),
+                mem.as_slice(),
+                "{name}: memory ranges"
+            );
+
+            // Reserved = reserve map + /reserved-memory + the FDT + the initrd, merged.
+            let mut want: heapless::Vec<PhysRange, MAX_RESERVED> = heapless::Vec::new();
+            for r in ranges(&e["reserved_merged"])
+                .into_iter()
+                .chain([fdt])
+                .chain(ranges(&e["initrd"]))
+            {
+                want.push(r).unwrap();
+            }
+            normalise(&mut want);
+            assert_eq!(info.reserved, want, "{name}: reserved");
+
+            let pirs: Vec<u32> = e["pirs"].split(',').map(|p| hex(p) as u32).collect();
+            let got: Vec<u32> = info.threads.iter().map(|t| t.pir).collect();
+            assert_eq!(got, pirs, "{name}: PIRs");
+            assert_eq!(
+                info.threads.len(),
+                e["threads"].parse::<usize>().unwrap(),
+                "{name}: threads"
+            );
+            assert_eq!(
+                info.cores,
+                e["cores"].parse::<u32>().unwrap(),
+                "{name}: cores"
+            );
+            let chips: Vec<u32> = e["chips"].split(',').map(|c| c.parse().unwrap()).collect();
+            assert_eq!(info.chips.as_slice(), chips.as_slice(), "{name}: chips");
+            assert_eq!(
+                info.boot_pir as u64,
+                hex(&e["boot_cpuid_phys"]),
+                "{name}: boot cpu"
+            );
+            assert_eq!(
+                info.timebase_hz,
+                e["timebase_frequency"].parse::<u64>().unwrap(),
+                "{name}: timebase"
+            );
+            assert_eq!(info.opal.base, hex(&e["opal_base"]), "{name}: OPAL base");
+            assert_eq!(info.opal.entry, hex(&e["opal_entry"]), "{name}: OPAL entry");
+            assert_eq!(
+                info.opal.size,
+                hex(&e["opal_runtime_size"]),
+                "{name}: OPAL size"
+            );
+            assert_eq!(
+                info.opal.heartbeat_ms.to_string(),
+                e["heartbeat_ms"],
+                "{name}: heartbeat"
+            );
+            assert_eq!(info.xive.is_some(), e["xive"] == "yes", "{name}: xive");
+            let xive = info.xive.as_ref().unwrap();
+            assert_eq!(
+                xive.tima.as_slice(),
+                ranges(&e["xive_reg"]).as_slice(),
+                "{name}: TIMA"
+            );
+            assert!(
+                e["xive_compatible"].starts_with(xive.compatible.as_str()),
+                "{name}: xive compatible"
+            );
+            assert_eq!(info.phbs.to_string(), e["phbs"], "{name}: PHBs");
+            assert_eq!(
+                info.ultravisor,
+                e["ultravisor"] == "yes",
+                "{name}: ultravisor"
+            );
+            assert_eq!(
+                info.initrd,
+                ranges(&e["initrd"]).first().copied(),
+                "{name}: initrd"
+            );
+            assert_eq!(info.bootargs.as_str(), e["bootargs"], "{name}: bootargs");
+            assert_eq!(info.model.as_str(), e["model"], "{name}: model");
+            assert_eq!(
+                info.tlb_sets
+                    .map(|t| t.to_string())
+                    .unwrap_or("none".into()),
+                e["tlb_sets"]
+            );
+            // Threads of one core share the core index and count up.
+            for w in info.threads.windows(2) {
+                assert!(
+                    w[1].core > w[0].core
+                        || (w[1].core == w[0].core && w[1].thread == w[0].thread + 1)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bootarg_tokens() {
+        let exp = expected();
+        let e = &exp["powernv9-1g-1t-initrd.dtb"];
+        let info = parse_fixture(FIXTURES[1].1, ranges(&e["fdt"])[0].start);
+        assert!(info.has_bootarg("paprika.test=1"));
+        assert!(!info.has_bootarg("paprika.test"));
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncation() {
+        let bytes = FIXTURES[0].1;
+        assert_eq!(
+            parse(&bytes[..100], 0).unwrap_err(),
+            FdtError::Read(ReadError::Truncated)
+        );
+        assert_eq!(
+            parse(&[0u8; 256], 0).unwrap_err(),
+            FdtError::Read(ReadError::BadHeader)
+        );
+        // Corrupting any word of the structure block gives an error or a tree that
+        // still parses, never a panic.
+        let off_struct = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        for at in (off_struct..off_struct + 2048).step_by(4) {
+            let mut bad = bytes.to_vec();
+            bad[at..at + 4].copy_from_slice(&[0xff; 4]);
+            let _ = parse(&bad, 0);
+        }
+    }
+
+    #[test]
+    fn normalise_merges() {
+        let mut v: heapless::Vec<PhysRange, 8> = heapless::Vec::new();
+        for (s, e) in [(30, 40), (0, 10), (10, 20), (35, 50)] {
+            v.push(PhysRange { start: s, end: e }).unwrap();
+        }
+        normalise(&mut v);
+        assert_eq!(
+            v.as_slice(),
+            &[
+                PhysRange { start: 0, end: 20 },
+                PhysRange { start: 30, end: 50 }
+            ]
+        );
+    }
+}

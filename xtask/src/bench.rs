@@ -1,0 +1,131 @@
+//! `cargo xtask bench`: boot a release build once per machine and report figures.
+
+use std::time::Duration;
+
+use crate::args::Args;
+use crate::build::{self, BuildOpts, Profile};
+use crate::error::{failed, usage, Context, Result};
+use crate::qemu::{self, Console, Machine, QemuConfig};
+use crate::scenarios::{self, BOOT_TIME};
+use crate::{elf, repo_root, setup};
+
+pub const HELP: &str = "\
+cargo xtask bench [--machine M]... [--timeout SECS] [--no-build]
+
+Builds the release image and boots it once per machine (-smp 4, -m 2G),
+console in target/bench/<machine>.log, then prints `name: value` lines:
+
+  image_size_bytes: N                       size of the ELF file
+  image_loadable_bytes: N                   sum of p_filesz of its PT_LOAD segments
+  <machine>.boot_to_all_online_ticks: N     from `PAPRIKA boot-time: ticks=N us=N`
+  <machine>.boot_to_all_online_us: N        (the hypervisor's own timebase count)
+  <machine>.qemu_to_poweroff_wall_ms: N     QEMU start to exit, wall clock
+
+Options:
+  --machine M       powernv9 or powernv10; repeat for both (default: both)
+  --timeout SECS    per-boot timeout (default 120)
+  --no-build        boot the release image an earlier build left in target/power
+";
+
+const SMP: &str = "4";
+const MEMORY: u64 = 2 << 30;
+
+pub fn main(mut args: Args) -> Result<i32> {
+    let machines = args
+        .values("--machine")?
+        .iter()
+        .map(|m| Machine::parse(m))
+        .collect::<Result<Vec<_>>>()?;
+    let timeout = Duration::from_secs(args.number::<u64>("--timeout")?.unwrap_or(120));
+    let no_build = args.flag("--no-build");
+    args.finish_no_rest()?;
+    if timeout.is_zero() {
+        return Err(usage!("--timeout must be at least 1"));
+    }
+    let machines = if machines.is_empty() {
+        Machine::ALL.to_vec()
+    } else {
+        machines
+    };
+
+    setup::ensure_tools()?;
+    let release = BuildOpts::new(Profile::Release, &[]);
+    let elf_path = if no_build {
+        release.elf()
+    } else {
+        build::build(&release)?
+    };
+    let image = std::fs::read(&elf_path).context(|| format!("reading {}", elf_path.display()))?;
+    let mut results = vec![
+        ("image_size_bytes".to_string(), image.len() as u64),
+        (
+            "image_loadable_bytes".to_string(),
+            elf::loadable_bytes(&image)?,
+        ),
+    ];
+
+    for machine in machines {
+        let cfg = QemuConfig {
+            machine,
+            memory_bytes: MEMORY,
+            smp: SMP.to_string(),
+            kernel: elf_path.clone(),
+            append: String::new(),
+            gdb: false,
+            console: Console::Detached,
+            extra: Vec::new(),
+        };
+        let log_path = repo_root()
+            .join("target")
+            .join("bench")
+            .join(format!("{}.log", machine.name()));
+        let outcome = qemu::run_captured(&cfg.command(), &log_path, timeout)?;
+        let log = String::from_utf8_lossy(
+            &std::fs::read(&log_path).context(|| format!("reading {}", log_path.display()))?,
+        )
+        .into_owned();
+        let boot_time = scenarios::boot_time(&log);
+        let problem = if outcome.code() != Some(0) {
+            Some(format!("QEMU ended with {}", outcome.describe(timeout)))
+        } else if boot_time.is_none() {
+            Some(format!(
+                "no `{BOOT_TIME} ticks=<N> us=<N>` line on the console"
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            print_results(&results);
+            let stderr = std::fs::read(qemu::stderr_log(&log_path)).unwrap_or_default();
+            let stderr = String::from_utf8_lossy(&stderr);
+            let stderr = if stderr.trim().is_empty() {
+                String::new()
+            } else {
+                format!("\nQEMU's stderr:\n{}", qemu::tail(&stderr, 20).trim_end())
+            };
+            return Err(failed!(
+                "{}: {problem}; last 60 lines of {}:\n{}{stderr}",
+                machine.name(),
+                log_path.display(),
+                qemu::tail(&log, 60).trim_end()
+            ));
+        }
+        let (ticks, us) = boot_time.unwrap_or_default();
+        let m = machine.name();
+        results.push((format!("{m}.boot_to_all_online_ticks"), ticks));
+        results.push((format!("{m}.boot_to_all_online_us"), us));
+        results.push((
+            format!("{m}.qemu_to_poweroff_wall_ms"),
+            u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),
+        ));
+    }
+    print_results(&results);
+    Ok(0)
+}
+
+fn print_results(results: &[(String, u64)]) {
+    println!();
+    for (name, value) in results {
+        println!("{name}: {value}");
+    }
+}

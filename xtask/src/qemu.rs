@@ -1,0 +1,319 @@
+//! QEMU command lines and running QEMU, in the foreground or captured with a timeout.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cmd::{describe_status, Cmd};
+use crate::error::{failed, usage, Context, Result};
+use crate::setup::QEMU;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    Powernv9,
+    Powernv10,
+}
+
+impl Machine {
+    pub const ALL: [Machine; 2] = [Machine::Powernv9, Machine::Powernv10];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Powernv9 => "powernv9",
+            Machine::Powernv10 => "powernv10",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Machine> {
+        match s {
+            "powernv9" | "p9" => Ok(Machine::Powernv9),
+            "powernv10" | "p10" => Ok(Machine::Powernv10),
+            _ => Err(usage!("unknown machine `{s}` (want powernv9 or powernv10)")),
+        }
+    }
+}
+
+/// Parses a memory size the way QEMU's `-m` does: a number with an optional
+/// binary suffix K, M, G or T (`KiB`, `MB`, `g`... are accepted too); a bare
+/// number means MiB, as in QEMU.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, suffix) = s.split_at(digits_end);
+    let bad = || usage!("bad memory size `{s}` (want e.g. 512M, 2G)");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let unit = match suffix.to_ascii_uppercase().as_str() {
+        "" | "M" | "MB" | "MIB" => 1 << 20,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "G" | "GB" | "GIB" => 1 << 30,
+        "T" | "TB" | "TIB" => 1 << 40,
+        "B" => 1,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(unit).ok_or_else(bad)?;
+    if bytes == 0 || !bytes.is_multiple_of(1 << 20) {
+        return Err(usage!(
+            "memory size `{s}` must be a non-zero whole number of MiB"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The `-m` argument for a byte count: "2G", "1536M".
+pub fn format_size(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 30) {
+        format!("{}G", bytes >> 30)
+    } else {
+        format!("{}M", bytes >> 20)
+    }
+}
+
+/// `-smp N` or `-smp N,cores=N/T,threads=T`.
+pub fn smp_arg(cpus: u32, threads: u32) -> Result<String> {
+    if cpus == 0 || threads == 0 {
+        return Err(usage!("--smp and --threads must be at least 1"));
+    }
+    if threads == 1 {
+        return Ok(cpus.to_string());
+    }
+    if !cpus.is_multiple_of(threads) {
+        return Err(usage!(
+            "--smp {cpus} is not a whole number of cores of {threads} threads"
+        ));
+    }
+    Ok(format!("{cpus},cores={},threads={threads}", cpus / threads))
+}
+
+/// How QEMU's console is wired up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// A terminal on stdin: console and QEMU monitor multiplexed (Ctrl-A X quits,
+    /// Ctrl-A C switches to the monitor).
+    Terminal,
+    /// No terminal: console on stdout only, stdin is /dev/null so nothing waits for it.
+    Detached,
+}
+
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    pub machine: Machine,
+    pub memory_bytes: u64,
+    pub smp: String,
+    pub kernel: PathBuf,
+    pub append: String,
+    pub gdb: bool,
+    pub console: Console,
+    pub extra: Vec<String>,
+}
+
+impl QemuConfig {
+    pub fn command(&self) -> Cmd {
+        let serial = match self.console {
+            Console::Terminal => "mon:stdio",
+            Console::Detached => "stdio",
+        };
+        let mut cmd = Cmd::new(QEMU)
+            .args(["-M", self.machine.name()])
+            .args(["-m", &format_size(self.memory_bytes)])
+            .args(["-smp", &self.smp])
+            // -nodefaults keeps the machine to what is listed here. The console (the
+            // LPC UART) comes from -serial; the BMC must be added by hand, without it
+            // skiboot cannot power the machine off (QEMU would hang, not exit).
+            .args(["-nographic", "-nodefaults", "-serial", serial])
+            .args(["-device", "ipmi-bmc-sim,id=bmc0"])
+            .args(["-device", "isa-ipmi-bt,bmc=bmc0,irq=10"])
+            .arg("-kernel")
+            .arg(&self.kernel)
+            .args(["-append", &self.append])
+            .args(["-action", "panic=exit-failure", "-no-reboot"]);
+        if self.gdb {
+            cmd = cmd.args(["-s", "-S"]);
+        }
+        cmd.args(&self.extra)
+    }
+}
+
+/// How a captured QEMU run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// `None` when it was killed for running past the timeout.
+    pub status: Option<ExitStatus>,
+    pub wall: Duration,
+}
+
+impl Outcome {
+    pub fn describe(&self, timeout: Duration) -> String {
+        match self.status {
+            Some(s) => describe_status(s),
+            None => format!("timed out after {} s (QEMU killed)", timeout.as_secs()),
+        }
+    }
+
+    /// The exit code, if QEMU exited by itself.
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+}
+
+extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+const SIGKILL: i32 = 9;
+
+/// Kills a whole process group.
+fn kill_group(pgid: u32) -> bool {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
+    // SAFETY: kill(2) only takes integers and touches no memory of ours; the
+    // negative pid names the process group we created for the child.
+    unsafe { kill(-pgid, SIGKILL) == 0 }
+}
+
+/// Where `run_captured` puts QEMU's own stderr for console log `log`:
+/// `x.log` -> `x.stderr.log`. Kept apart so QEMU's messages (e.g. its register dump
+/// on a checkstop) can't satisfy or spoil the checks on the console.
+pub fn stderr_log(log: &Path) -> PathBuf {
+    log.with_extension("stderr.log")
+}
+
+/// Runs `cmd` with stdin on /dev/null, stdout (the console) into `log` and stderr
+/// into `stderr_log(log)`, in its own process group, killing the group after
+/// `timeout`.
+pub fn run_captured(cmd: &Cmd, log: &Path, timeout: Duration) -> Result<Outcome> {
+    use std::os::unix::process::CommandExt;
+
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    }
+    let err_path = stderr_log(log);
+    let out = File::create(log).context(|| format!("creating {}", log.display()))?;
+    let err = File::create(&err_path).context(|| format!("creating {}", err_path.display()))?;
+    println!(
+        "$ {} >{} 2>{}",
+        cmd.display(),
+        log.display(),
+        err_path.display()
+    );
+    let start = Instant::now();
+    let mut child = cmd
+        .command()
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| failed!("cannot start `{}`: {e}", cmd.program()))?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Outcome {
+                status: Some(status),
+                wall: start.elapsed(),
+            });
+        }
+        if start.elapsed() >= timeout {
+            if !kill_group(child.id()) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+            return Ok(Outcome {
+                status: None,
+                wall: start.elapsed(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let mut s = lines[start..].join("\n");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_size("1536M").unwrap(), 1536 << 20);
+        assert_eq!(parse_size("512").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1048576K").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1T").unwrap(), 1 << 40);
+        for bad in ["", "G", "2X", "0", "1.5G", "-1G", "100K", "99999999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_size(2 << 30), "2G");
+        assert_eq!(format_size(1536 << 20), "1536M");
+    }
+
+    #[test]
+    fn smp() {
+        assert_eq!(smp_arg(4, 1).unwrap(), "4");
+        assert_eq!(smp_arg(8, 4).unwrap(), "8,cores=2,threads=4");
+        assert!(smp_arg(6, 4).is_err());
+        assert!(smp_arg(0, 1).is_err());
+    }
+
+    #[test]
+    fn command_line() {
+        let cfg = QemuConfig {
+            machine: Machine::Powernv10,
+            memory_bytes: 2 << 30,
+            smp: "4".into(),
+            kernel: "/k".into(),
+            append: String::new(),
+            gdb: true,
+            console: Console::Detached,
+            extra: vec!["-d".into(), "int".into()],
+        };
+        assert_eq!(
+            cfg.command().display(),
+            "qemu-system-ppc64 -M powernv10 -m 2G -smp 4 -nographic -nodefaults -serial stdio \
+             -device ipmi-bmc-sim,id=bmc0 -device isa-ipmi-bt,bmc=bmc0,irq=10 -kernel /k \
+             -append '' -action panic=exit-failure -no-reboot -s -S -d int"
+        );
+    }
+
+    #[test]
+    fn timeout_kills_the_process_group() {
+        // A shell whose child would outlive a plain kill of the shell.
+        let cmd = Cmd::new("sh").args(["-c", "sleep 30 & echo started; wait"]);
+        let log = std::env::temp_dir().join(format!("xtask-timeout-{}.log", std::process::id()));
+        let out = run_captured(&cmd, &log, Duration::from_millis(300)).unwrap();
+        assert!(out.status.is_none());
+        assert!(out.wall < Duration::from_secs(10));
+        assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
+
+        let cmd = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]);
+        let out = run_captured(&cmd, &log, Duration::from_secs(10)).unwrap();
+        assert_eq!(out.code(), Some(3));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "out\n");
+        assert_eq!(std::fs::read_to_string(stderr_log(&log)).unwrap(), "err\n");
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(stderr_log(&log));
+    }
+
+    #[test]
+    fn stderr_log_sits_beside_the_console_log() {
+        assert_eq!(
+            stderr_log(Path::new("/t/scenarios/boot-p9-1t.log")),
+            Path::new("/t/scenarios/boot-p9-1t.stderr.log")
+        );
+    }
+
+    #[test]
+    fn tails() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail("a\n", 5), "a\n");
+    }
+}

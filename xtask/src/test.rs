@@ -1,0 +1,478 @@
+//! `cargo xtask test`: every check, in order, stopping at the first failure.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::args::Args;
+use crate::build::{self, BuildOpts, Profile};
+use crate::error::{failed, usage, Context, Result};
+use crate::qemu::{self, Console, Outcome, QemuConfig};
+use crate::scenarios::{self, Scenario, SCENARIOS};
+use crate::{repo_root, setup};
+
+pub const HELP: &str = "\
+cargo xtask test [options]
+
+Runs, in order, stopping at the first failure, then prints a summary table:
+  fmt             cargo fmt --all -- --check
+  clippy-host     cargo clippy --workspace --exclude paprika-boot --all-targets -- -D warnings
+  clippy-power    cargo clippy of paprika-boot (and paprika) for POWER -- -D warnings
+  unit-host       cargo test --workspace --exclude paprika-boot
+  build-*         POWER builds: debug, release, and debug with each scenario's
+                  features (e.g. fault-test, into target/power-fault)
+  scenario-*      QEMU boots, each a fresh QEMU with a hard timeout; console in
+                  target/scenarios/<name>.log (QEMU's own stderr beside it in
+                  <name>.stderr.log), checked for the PAPRIKA marker lines,
+                  forbidden strings and the exit status
+
+Host steps use target/host, POWER builds target/power (Debian's toolchain).
+
+Scenarios:
+{SCENARIOS}
+Options:
+  --only SUBSTR      run only the scenarios whose name contains SUBSTR
+  --no-qemu          skip the QEMU scenarios
+  --host-only        only fmt, host clippy and host unit tests
+  --qemu-only        only the builds the scenarios need and the scenarios
+  --no-build         skip the POWER builds; boot the images an earlier build left
+  --jobs N           scenarios run in parallel (default: number of CPUs)
+  --timeout SECS     per-scenario timeout instead of each scenario's own (60 s)
+";
+
+/// The help text with the scenario table filled in.
+pub fn help() -> String {
+    let mut table = String::new();
+    for s in SCENARIOS {
+        let features = if s.features.is_empty() {
+            String::new()
+        } else {
+            format!(" +{}", s.features.join(","))
+        };
+        let exit = if s.expect_success {
+            "exit 0"
+        } else {
+            "exit != 0"
+        };
+        table.push_str(&format!(
+            "  {:<14}  {:<9}  -m {:<3}  -smp {:<20} {exit}{features}\n",
+            s.name,
+            s.machine.name(),
+            s.memory,
+            s.smp
+        ));
+    }
+    HELP.replace("{SCENARIOS}", &table)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Passed,
+    Failed,
+    Skipped(String),
+}
+
+#[derive(Debug)]
+struct Row {
+    name: String,
+    status: Status,
+    time: Duration,
+    note: String,
+}
+
+enum Step {
+    Fmt,
+    ClippyHost,
+    ClippyPower,
+    UnitHost,
+    Build(BuildOpts),
+    Scenarios,
+}
+
+impl Step {
+    fn name(&self) -> String {
+        match self {
+            Step::Fmt => "fmt".into(),
+            Step::ClippyHost => "clippy-host".into(),
+            Step::ClippyPower => "clippy-power".into(),
+            Step::UnitHost => "unit-host".into(),
+            Step::Build(o) => format!("build-{}", o.describe().replace(' ', "")),
+            Step::Scenarios => "scenarios".into(),
+        }
+    }
+
+    fn is_host(&self) -> bool {
+        matches!(self, Step::Fmt | Step::ClippyHost | Step::UnitHost)
+    }
+}
+
+struct Options {
+    only: Option<String>,
+    no_qemu: bool,
+    host_only: bool,
+    qemu_only: bool,
+    no_build: bool,
+    jobs: usize,
+    timeout: Option<Duration>,
+}
+
+pub fn main(mut args: Args) -> Result<i32> {
+    let only = args.value("--only")?;
+    let no_qemu = args.flag("--no-qemu");
+    let host_only = args.flag("--host-only");
+    let qemu_only = args.flag("--qemu-only");
+    let no_build = args.flag("--no-build");
+    let jobs = args.number::<usize>("--jobs")?;
+    let timeout = args.number::<u64>("--timeout")?;
+    args.finish_no_rest()?;
+    if host_only && qemu_only {
+        return Err(usage!("--host-only and --qemu-only exclude each other"));
+    }
+    if jobs == Some(0) || timeout == Some(0) {
+        return Err(usage!("--jobs and --timeout must be at least 1"));
+    }
+    let opts = Options {
+        only,
+        no_qemu,
+        host_only,
+        qemu_only,
+        no_build,
+        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        timeout: timeout.map(Duration::from_secs),
+    };
+
+    let selected: Vec<Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| opts.only.as_deref().is_none_or(|o| s.name.contains(o)))
+        .cloned()
+        .collect();
+    if selected.is_empty() {
+        let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        return Err(usage!(
+            "no scenario matches --only {}; scenarios: {}",
+            opts.only.as_deref().unwrap_or(""),
+            names.join(", ")
+        ));
+    }
+
+    setup::ensure_tools()?;
+
+    let mut steps = vec![
+        Step::Fmt,
+        Step::ClippyHost,
+        Step::ClippyPower,
+        Step::UnitHost,
+    ];
+    steps.push(Step::Build(BuildOpts::new(Profile::Debug, &[])));
+    steps.push(Step::Build(BuildOpts::new(Profile::Release, &[])));
+    let mut feature_sets: Vec<&[&str]> = Vec::new();
+    for s in SCENARIOS {
+        if !s.features.is_empty() && !feature_sets.contains(&s.features) {
+            feature_sets.push(s.features);
+        }
+    }
+    for f in feature_sets {
+        steps.push(Step::Build(BuildOpts::new(Profile::Debug, f)));
+    }
+    steps.push(Step::Scenarios);
+
+    let mut rows = Vec::new();
+    let mut failed_at: Option<String> = None;
+    for step in &steps {
+        let skip = if step.is_host() && opts.qemu_only {
+            Some("--qemu-only")
+        } else if !step.is_host() && opts.host_only {
+            Some("--host-only")
+        } else if matches!(step, Step::Scenarios) && opts.no_qemu {
+            Some("--no-qemu")
+        } else if matches!(step, Step::Build(_)) && opts.no_build {
+            Some("--no-build")
+        } else if matches!(step, Step::ClippyPower | Step::Build(_))
+            && opts.qemu_only
+            && !needed_by_scenarios(step, &selected)
+        {
+            Some("--qemu-only")
+        } else {
+            None
+        };
+        let scenario_names = || selected.iter().map(|s| format!("scenario-{}", s.name));
+        if let Some(reason) = skip
+            .map(|r| format!("skipped ({r})"))
+            .or_else(|| failed_at.as_ref().map(|f| format!("not run ({f} failed)")))
+        {
+            let names: Vec<String> = match step {
+                Step::Scenarios => scenario_names().collect(),
+                _ => vec![step.name()],
+            };
+            rows.extend(names.into_iter().map(|name| Row {
+                name,
+                status: Status::Skipped(reason.clone()),
+                time: Duration::ZERO,
+                note: String::new(),
+            }));
+            continue;
+        }
+
+        println!("\n==> {}", step.name());
+        let start = Instant::now();
+        if let Step::Scenarios = step {
+            match run_scenarios(&selected, &opts) {
+                Ok(results) => {
+                    if results.iter().any(|r| r.status == Status::Failed) {
+                        failed_at = Some("a scenario".into());
+                    }
+                    rows.extend(results);
+                }
+                Err(e) => {
+                    eprintln!("xtask: scenarios failed: {e}");
+                    failed_at = Some(step.name());
+                    rows.push(Row {
+                        name: step.name(),
+                        status: Status::Failed,
+                        time: start.elapsed(),
+                        note: first_line(&e.to_string()),
+                    });
+                }
+            }
+            continue;
+        }
+        let result = run_step(step);
+        let (status, note) = match result {
+            Ok(()) => (Status::Passed, String::new()),
+            Err(e) => {
+                eprintln!("xtask: {} failed: {e}", step.name());
+                failed_at = Some(step.name());
+                (Status::Failed, first_line(&e.to_string()))
+            }
+        };
+        rows.push(Row {
+            name: step.name(),
+            status,
+            time: start.elapsed(),
+            note,
+        });
+    }
+
+    print_summary(&rows);
+    Ok(if rows.iter().any(|r| r.status == Status::Failed) {
+        1
+    } else {
+        0
+    })
+}
+
+fn needed_by_scenarios(step: &Step, selected: &[Scenario]) -> bool {
+    match step {
+        Step::Build(o) => {
+            o.profile == Profile::Debug
+                && selected
+                    .iter()
+                    .any(|s| BuildOpts::new(Profile::Debug, s.features) == *o)
+        }
+        _ => false,
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(100).collect()
+}
+
+fn run_step(step: &Step) -> Result<()> {
+    match step {
+        Step::Fmt => build::host_cargo()
+            .args(["fmt", "--all", "--", "--check"])
+            .run(),
+        Step::ClippyHost => build::host_cargo()
+            .args([
+                "clippy",
+                "--workspace",
+                "--exclude",
+                build::BOOT_PACKAGE,
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .run(),
+        Step::ClippyPower => build::power_cargo("clippy", &BuildOpts::new(Profile::Debug, &[]))
+            .args(["--", "-D", "warnings"])
+            .run(),
+        Step::UnitHost => build::host_cargo()
+            .args(["test", "--workspace", "--exclude", build::BOOT_PACKAGE])
+            .run(),
+        Step::Build(opts) => build::build(opts).map(|_| ()),
+        Step::Scenarios => unreachable!("scenarios run separately"),
+    }
+}
+
+fn scenario_log(name: &str) -> PathBuf {
+    repo_root()
+        .join("target")
+        .join("scenarios")
+        .join(format!("{name}.log"))
+}
+
+/// Runs the scenarios on `opts.jobs` threads; one row each, in table order.
+fn run_scenarios(selected: &[Scenario], opts: &Options) -> Result<Vec<Row>> {
+    for s in selected {
+        let elf = BuildOpts::new(Profile::Debug, s.features).elf();
+        if !elf.is_file() {
+            return Err(failed!(
+                "scenario {} needs {}, which has not been built",
+                s.name,
+                elf.display()
+            ));
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let rows: Mutex<Vec<Option<Row>>> = Mutex::new((0..selected.len()).map(|_| None).collect());
+    let print = Mutex::new(());
+    let jobs = opts.jobs.min(selected.len()).max(1);
+    println!("running {} scenario(s), {jobs} at a time", selected.len());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(s) = selected.get(i) else { break };
+                let row = run_scenario(s, opts.timeout, &print);
+                rows.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(row);
+            });
+        }
+    });
+    Ok(rows
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+fn run_scenario(s: &Scenario, timeout: Option<Duration>, print: &Mutex<()>) -> Row {
+    let mut s = s.clone();
+    if let Some(t) = timeout {
+        s.timeout = t;
+    }
+    let name = format!("scenario-{}", s.name);
+    let log_path = scenario_log(s.name);
+    let fail = |why: Vec<String>, log: &str, time: Duration| {
+        let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
+        println!("\nFAILED: scenario {} ({})", s.name, log_path.display());
+        for w in &why {
+            println!("  - {w}");
+        }
+        println!("--- last 60 lines of the console ---");
+        print!("{}", qemu::tail(log, 60));
+        let stderr = std::fs::read(qemu::stderr_log(&log_path)).unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&stderr);
+        if !stderr.trim().is_empty() {
+            println!("--- QEMU's stderr (last 20 lines) ---");
+            print!("{}", qemu::tail(&stderr, 20));
+        }
+        println!("--- end of {} ---", s.name);
+        Row {
+            name: name.clone(),
+            status: Status::Failed,
+            time,
+            note: why.first().cloned().unwrap_or_default(),
+        }
+    };
+
+    let memory_bytes = match qemu::parse_size(s.memory) {
+        Ok(b) => b,
+        Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
+    };
+    let cfg = QemuConfig {
+        machine: s.machine,
+        memory_bytes,
+        smp: s.smp.to_string(),
+        kernel: BuildOpts::new(Profile::Debug, s.features).elf(),
+        append: String::new(),
+        gdb: false,
+        console: Console::Detached,
+        extra: Vec::new(),
+    };
+    let outcome: Outcome = match qemu::run_captured(&cfg.command(), &log_path, s.timeout) {
+        Ok(o) => o,
+        Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
+    };
+    let log = match std::fs::read(&log_path).context(|| format!("reading {}", log_path.display())) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => return fail(vec![e.to_string()], "", outcome.wall),
+    };
+    let why = scenarios::check(&s, &log, &outcome);
+    if !why.is_empty() {
+        return fail(why, &log, outcome.wall);
+    }
+    let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
+    println!(
+        "ok: scenario {} ({}, {:.1} s)",
+        s.name,
+        outcome.describe(s.timeout),
+        outcome.wall.as_secs_f64()
+    );
+    Row {
+        name,
+        status: Status::Passed,
+        time: outcome.wall,
+        note: String::new(),
+    }
+}
+
+fn print_summary(rows: &[Row]) {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    println!("\nsummary:");
+    println!("  {:<width$}  {:<6}  {:>7}  note", "step", "result", "time");
+    for r in rows {
+        let (result, note) = match &r.status {
+            Status::Passed => ("ok", r.note.clone()),
+            Status::Failed => ("FAILED", r.note.clone()),
+            Status::Skipped(why) => ("-", why.clone()),
+        };
+        let time = if r.time.is_zero() {
+            String::new()
+        } else {
+            format!("{:.1}s", r.time.as_secs_f64())
+        };
+        let line = format!("  {:<width$}  {result:<6}  {time:>7}  {note}", r.name);
+        println!("{}", line.trim_end());
+    }
+    let count = |f: fn(&Status) -> bool| rows.iter().filter(|r| f(&r.status)).count();
+    println!(
+        "test: {} passed, {} failed, {} skipped",
+        count(|s| *s == Status::Passed),
+        count(|s| *s == Status::Failed),
+        count(|s| matches!(s, Status::Skipped(_)))
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_scenario() {
+        let h = help();
+        for s in SCENARIOS {
+            assert!(h.contains(s.name));
+        }
+        assert!(!h.contains("{SCENARIOS}"));
+    }
+
+    #[test]
+    fn qemu_only_builds_just_what_scenarios_boot() {
+        let fault: Vec<Scenario> = SCENARIOS
+            .iter()
+            .filter(|s| s.name.contains("fault"))
+            .cloned()
+            .collect();
+        let debug = Step::Build(BuildOpts::new(Profile::Debug, &[]));
+        let release = Step::Build(BuildOpts::new(Profile::Release, &[]));
+        let fault_build = Step::Build(BuildOpts::new(Profile::Debug, &["fault-test"]));
+        assert!(!needed_by_scenarios(&debug, &fault));
+        assert!(!needed_by_scenarios(&release, &fault));
+        assert!(needed_by_scenarios(&fault_build, &fault));
+        assert!(needed_by_scenarios(&debug, SCENARIOS));
+        assert_eq!(fault_build.name(), "build-debug+fault-test");
+    }
+}
