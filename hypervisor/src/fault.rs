@@ -34,7 +34,7 @@ pub struct InterruptFrame {
 }
 
 pub const FRAME_SIZE: usize = core::mem::size_of::<InterruptFrame>();
-static_assertions::const_assert!(FRAME_SIZE % 16 == 0);
+static_assertions::const_assert!(FRAME_SIZE.is_multiple_of(16));
 
 pub const OFF_GPR: usize = offset_of!(InterruptFrame, gpr);
 pub const OFF_CR: usize = offset_of!(InterruptFrame, cr);
@@ -128,7 +128,7 @@ pub fn walk_stack(
     mut visit: impl FnMut(usize, u64, u64),
 ) -> usize {
     let inside = |a: u64| {
-        a % 8 == 0
+        a.is_multiple_of(8)
             && stacks
                 .iter()
                 .any(|r| a >= r.lo && a.saturating_add(24) <= r.hi)

@@ -30,7 +30,7 @@ unsafe impl GlobalAlloc for HypervisorHeap {
             .lock()
             .allocate_first_fit(layout)
             .map(|p| p.as_ptr())
-            .unwrap_or(core::ptr::null_mut())
+            .unwrap_or_default()
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

@@ -181,8 +181,8 @@ pub fn build(plan: &MapPlan) -> Result<(), MapError> {
     PARTITION_TABLE.store(part, Ordering::Relaxed);
     PTCR_VALUE.store(radix::ptcr(part, PATS), Ordering::Release);
     TLB_SETS.store(u64::from(plan.tlb_sets.max(1)), Ordering::Relaxed);
-    // The tree is never torn down.
-    core::mem::forget(tree);
+    // The tree lives as long as the hypervisor; its root is in the tables above.
+    let _ = tree;
     Ok(())
 }
 

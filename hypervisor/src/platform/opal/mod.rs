@@ -200,13 +200,8 @@ pub fn rtc_read() -> Result<(u32, u64), OpalError> {
 /// Powers the machine off. Never returns.
 pub fn power_down() -> ! {
     console_flush(0);
-    loop {
-        match call(OPAL_CEC_POWER_DOWN, &[0]) {
-            Err(OpalError::Busy) | Err(OpalError::BusyEvent) => {
-                poll_events();
-            }
-            _ => break,
-        }
+    while let Err(OpalError::Busy | OpalError::BusyEvent) = call(OPAL_CEC_POWER_DOWN, &[0]) {
+        poll_events();
     }
     loop {
         poll_events();
