@@ -5,7 +5,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::ppc64::percpu::{self, PerCpu};
 use crate::arch::ppc64::{self as arch, fatal, instr, mmu, smp, spr, timer};
@@ -25,6 +25,9 @@ pub enum BootError {
     Frames(FrameError),
     Map(MapError),
     Opal(&'static str, OpalError),
+    Bundle(&'static str),
+    Manifest(crate::partition::manifest::ManifestError),
+    NoPartitions,
     BootThreadNotInTree(u32),
     TooManyThreads(usize),
 }
@@ -40,6 +43,9 @@ impl fmt::Display for BootError {
                 write!(f, "boot thread PIR {pir:#x} is not in /cpus")
             }
             BootError::TooManyThreads(n) => write!(f, "{n} threads exceed the supported maximum"),
+            BootError::Bundle(why) => write!(f, "boot bundle: {why}"),
+            BootError::Manifest(e) => write!(f, "{e}"),
+            BootError::NoPartitions => write!(f, "no partition could be created"),
         }
     }
 }
@@ -71,14 +77,18 @@ const EARLY_STACK: usize = 16 * 1024;
 struct EarlyStack([u8; EARLY_STACK]);
 static mut EARLY_IRQ_STACK: EarlyStack = EarlyStack([0; EARLY_STACK]);
 
-static BOOT_PERCPU: PerCpu = PerCpu::new(0, 0);
+/// The boot thread's per-CPU data until the real one (on the heap) is installed.
+static mut EARLY_PERCPU: PerCpu = PerCpu::new(0, 0);
 
 static LOG_BACKEND: log::Backend = log::Backend {
     write: |b| opal::console_write(0, b),
     now_us: timer::uptime_us,
-    context: || log::Context {
-        cpu: percpu::cpu_index(),
-        lpid: None,
+    context: || {
+        let cpu = percpu::cpu_index();
+        log::Context {
+            cpu,
+            lpid: crate::partition::vcpu::lpid_on(cpu),
+        }
     },
 };
 
@@ -135,20 +145,19 @@ pub extern "C" fn paprika_boot_main(
 /// Gives the boot thread per-CPU data and an interrupt stack right away, so a fault
 /// during early boot is reported rather than lost.
 fn early_percpu() {
-    let pc = &BOOT_PERCPU;
     let stack_top = (&raw const EARLY_IRQ_STACK) as u64 + EARLY_STACK as u64;
-    pc.irq_stack_top.store(stack_top - 64, Ordering::Relaxed);
-    pc.fault_stack_top.store(stack_top - 64, Ordering::Relaxed);
-    pc.kernel_msr
-        .store(instr::mfmsr().bits(), Ordering::Relaxed);
-    // SAFETY: the struct is only written by this thread, before anything reads it
-    // through HSPRG0; the fields the assembly reads are plain words.
+    // SAFETY: only the boot thread runs, and nothing has read EARLY_PERCPU yet; after
+    // `install` it is only read (by this thread's interrupt entry).
     unsafe {
-        let p = pc as *const PerCpu as *mut PerCpu;
+        let p = &raw mut EARLY_PERCPU;
+        (*p).irq_stack_top = AtomicU64::new(stack_top - 64);
+        (*p).fault_stack_top = AtomicU64::new(stack_top - 64);
+        (*p).kernel_msr = AtomicU64::new(instr::mfmsr().bits());
         (*p).toc = arch::toc_pointer();
         (*p).exc_entry = arch::exception::translated_entry();
+        (*p).guest_ret = arch::guest::return_address();
         (*p).pir = spr::pir::read() as u32;
-        percpu::install(pc);
+        percpu::install(&*p);
     }
 }
 
@@ -324,40 +333,29 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
         let t = info.threads[ti];
         let st = alloc_stacks()?;
         guards.extend_from_slice(&st.guards);
-        let pc: &'static PerCpu = if index == 0 {
-            &BOOT_PERCPU
-        } else {
-            Box::leak(Box::new(PerCpu::new(index as u32, t.pir)))
-        };
-        // SAFETY: before publication only this thread touches the struct; the boot
-        // thread's own fields written here are read by its interrupt entry only as
-        // whole words.
-        unsafe {
-            let p = pc as *const PerCpu as *mut PerCpu;
-            (*p).index = index as u32;
-            (*p).pir = t.pir;
-            (*p).core = t.core;
-            (*p).thread = t.thread;
-            (*p).toc = arch::toc_pointer();
-            (*p).exc_entry = arch::exception::translated_entry();
-            (*p).stack_top = st.main.hi - 64;
-            (*p).stacks = [
-                if index == 0 {
-                    boot_stack_range()
-                } else {
-                    st.main
-                },
-                st.irq,
-                st.fault,
-            ];
-        }
-        pc.irq_stack_top.store(st.irq.hi - 64, Ordering::Relaxed);
-        pc.fault_stack_top
-            .store(st.fault.hi - 64, Ordering::Relaxed);
-        if index != 0 {
-            pc.kernel_msr
-                .store(instr::mfmsr().bits(), Ordering::Relaxed);
-        }
+        // Built completely before it is shared: the entry stub and the interrupt
+        // path read it through HSPRG0.
+        let mut pc = PerCpu::new(index as u32, t.pir);
+        pc.core = t.core;
+        pc.thread = t.thread;
+        pc.toc = arch::toc_pointer();
+        pc.exc_entry = arch::exception::translated_entry();
+        pc.guest_ret = arch::guest::return_address();
+        pc.stack_top = st.main.hi - 64;
+        pc.stacks = [
+            if index == 0 {
+                boot_stack_range()
+            } else {
+                st.main
+            },
+            st.irq,
+            st.fault,
+        ];
+        pc.irq_stack_top = AtomicU64::new(st.irq.hi - 64);
+        pc.fault_stack_top = AtomicU64::new(st.fault.hi - 64);
+        pc.kernel_msr = AtomicU64::new(instr::mfmsr().bits());
+        let pc: &'static PerCpu = Box::leak(Box::new(pc));
+        crate::debug!("percpu {} pir {:#x} at {:p}", pc.index, pc.pir, pc);
         cpus.push(pc);
     }
 
@@ -386,8 +384,10 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
     };
     mmu::build(&plan)?;
     mmu::flush_all();
-    mmu::enable_this_thread(&BOOT_PERCPU);
-    BOOT_PERCPU.online.store(true, Ordering::Release);
+    // SAFETY: the boot thread's final per-CPU data, allocated above for ever.
+    unsafe { percpu::install(cpus[0]) };
+    mmu::enable_this_thread(cpus[0]);
+    cpus[0].online.store(true, Ordering::Release);
     info!(
         "MMU on: radix, {} guard pages, PIDR {}",
         guards.len(),
@@ -403,7 +403,25 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
     }
     instr::sync();
     for pc in cpus.iter().skip(1) {
-        opal::start_cpu(pc.pir, entry).map_err(|e| BootError::Opal("START_CPU", e))?;
+        // OPAL can answer WRONG_STATE while a thread is still settling in its
+        // wait loop; retry briefly, then carry on without that thread.
+        let mut rc = opal::start_cpu(pc.pir, entry);
+        for _ in 0..20 {
+            if rc.is_ok() {
+                break;
+            }
+            let until = instr::mftb() + timer::us_to_ticks(5_000);
+            while instr::mftb() < until {
+                core::hint::spin_loop();
+            }
+            rc = opal::start_cpu(pc.pir, entry);
+        }
+        if let Err(e) = rc {
+            error!(
+                "OPAL_START_CPU(pir {:#x}) failed: {e:?}; continuing without it",
+                pc.pir
+            );
+        }
     }
     let deadline = instr::mftb() + timer::us_to_ticks(20_000_000);
     while smp::online_count() < cpus.len() && instr::mftb() < deadline {
@@ -435,8 +453,54 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
         info!("null dereference did not fault (read {v:#x})");
     }
 
-    smp::begin_shutdown();
-    Ok(())
+    crate::partition::lpar::record_host_lpcr();
+    match bundle_of(&info) {
+        None => {
+            info!("no boot bundle (initrd): no partitions to run");
+            smp::begin_shutdown();
+            Ok(())
+        }
+        Some(bundle) => run_partitions(&info, bundle),
+    }
+}
+
+/// The initrd skiboot was given, if it is a boot bundle (a cpio archive with a
+/// `manifest.toml`).
+fn bundle_of(info: &HostInfo) -> Option<&'static [u8]> {
+    let r = info.initrd?;
+    // SAFETY: the initrd range came from /chosen, is reserved from the frame
+    // allocator and mapped read-only for the hypervisor's lifetime.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(
+            (LINEAR_BASE | r.start) as *const u8,
+            (r.end - r.start) as usize,
+        )
+    };
+    matches!(crate::bundle::find(bytes, "manifest.toml"), Ok(Some(_))).then_some(bytes)
+}
+
+/// Reads and checks the manifest (again: xtask checked it at build time), creates
+/// the partitions and lets every thread run its vCPU. Does not return: the last
+/// partition to stop powers the machine off.
+fn run_partitions(info: &HostInfo, bundle: &'static [u8]) -> Result<(), BootError> {
+    use crate::partition::{lpar, manifest, vcpu};
+    let text = crate::bundle::find(bundle, "manifest.toml")
+        .map_err(|_| BootError::Bundle("corrupt cpio archive"))?
+        .ok_or(BootError::Bundle("no manifest.toml"))?;
+    let text =
+        core::str::from_utf8(text).map_err(|_| BootError::Bundle("manifest.toml is not UTF-8"))?;
+    let m = manifest::parse(text).map_err(BootError::Manifest)?;
+    let online = smp::online_count() as u32;
+    manifest::check_against_machine(&m, info.memory_bytes(), online, |path| {
+        matches!(crate::bundle::find(bundle, path), Ok(Some(_)))
+    })
+    .map_err(BootError::Manifest)?;
+    info!("manifest: {} partition(s)", m.partitions.len());
+    smp::set_idle_work(vcpu::thread_work);
+    if lpar::create_all(&m, bundle, info) == 0 {
+        return Err(BootError::NoPartitions);
+    }
+    smp::idle_loop()
 }
 
 /// Timer ticks on every thread and a doorbell ping-pong between two threads of one

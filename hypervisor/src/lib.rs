@@ -10,10 +10,14 @@
 extern crate alloc;
 
 pub mod be;
+pub mod bundle;
 pub mod fault;
 pub mod fdt;
+pub mod loader;
 pub mod log;
 pub mod mm;
+pub mod papr;
+pub mod partition;
 
 #[cfg(target_arch = "powerpc64")]
 pub mod arch;

@@ -238,6 +238,15 @@ fn emit(level: Level, args: fmt::Arguments, force: bool) {
     (b.write)(line.as_bytes());
 }
 
+/// Writes pre-formatted bytes (a partition's console line) under the line lock, so
+/// they never interleave with log lines.
+pub fn write_raw(bytes: &[u8]) {
+    let Some(b) = backend() else { return };
+    let ctx = (b.context)();
+    let _guard = lock(ctx.cpu, false);
+    (b.write)(bytes);
+}
+
 #[macro_export]
 macro_rules! error {
     ($($arg:tt)*) => { $crate::log::log($crate::log::Level::Error, format_args!($($arg)*)) };

@@ -70,6 +70,7 @@ pub fn main(mut args: Args) -> Result<i32> {
             memory_bytes: MEMORY,
             smp: SMP.to_string(),
             kernel: elf_path.clone(),
+            initrd: None,
             append: String::new(),
             gdb: false,
             console: Console::Detached,

@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 use crate::args::Args;
 use crate::cmd::Cmd;
 use crate::error::{failed, Result};
-use crate::{repo_root, setup};
+use crate::{guests, repo_root, setup};
 
 pub const HELP: &str = "\
-cargo xtask build [--release] [--features LIST]
+cargo xtask build [--release] [--features LIST] [--guests]
 
 Cross-builds the hypervisor image (crate paprika-boot, bin `paprika`) for
 .cargo/powerpc64le-paprika.json with Debian's /usr/bin/cargo and /usr/bin/rustc,
@@ -17,10 +17,17 @@ building core and alloc from source (-Zbuild-std), linked with linker.ld.
 
 Output: target/power/powerpc64le-paprika/{debug,release}/paprika
 
+With --guests, then also builds the test guests: every crate directly under
+tests/guests/ whose package is named `guest-*` and has a binary, for the same
+target with the same flags but linked with tests/guests/guest.ld (cargo target
+dir target/power-guests), copied to target/guests/<package>.elf. Manifests
+name them `@guest/<package>` (docs/manifest.md).
+
 Options:
   --release          optimised build (the `release` profile; default: `dev`)
   --features LIST    cargo features of paprika-boot, comma separated
                      (e.g. fault-test)
+  --guests           also build the test guests (with --release: release guests)
 ";
 
 pub const TARGET_NAME: &str = "powerpc64le-paprika";
@@ -113,6 +120,7 @@ pub fn split_features(list: &[String]) -> Vec<String> {
 pub fn main(mut args: Args) -> Result<i32> {
     let release = args.flag("--release");
     let features = split_features(&args.values("--features")?);
+    let with_guests = args.flag("--guests");
     args.finish_no_rest()?;
     setup::ensure_tools()?;
     let profile = if release {
@@ -122,12 +130,24 @@ pub fn main(mut args: Args) -> Result<i32> {
     };
     let features: Vec<&str> = features.iter().map(String::as_str).collect();
     build(&BuildOpts::new(profile, &features))?;
+    if with_guests {
+        match guests::build_all(profile)? {
+            None => println!("{}", guests::NO_GUESTS),
+            Some(elfs) if elfs.is_empty() => println!("no guest crates (guest-*) in tests/guests/"),
+            Some(_) => {}
+        }
+    }
     Ok(0)
 }
 
-/// The RUSTFLAGS of every POWER build, check and clippy run.
+/// The RUSTFLAGS of every POWER build, check and clippy run of the hypervisor.
 pub fn power_rustflags(root: &Path) -> String {
-    let linker_script = root.join("linker.ld");
+    rustflags_with_script(&root.join("linker.ld"))
+}
+
+/// The POWER RUSTFLAGS with `script` as the linker script (the hypervisor's
+/// linker.ld, or tests/guests/guest.ld for the guests).
+pub fn rustflags_with_script(linker_script: &Path) -> String {
     [
         format!("-C link-arg=-T{}", linker_script.display()),
         "-C link-arg=--no-dynamic-linker".to_string(),
@@ -161,15 +181,39 @@ pub fn host_cargo() -> Cmd {
     debian_cargo(&host_target_dir())
 }
 
-/// `cargo <subcommand>` for the POWER target: `build`, `check` or `clippy`.
-/// Arguments for the tool itself (`-- -D warnings`) are the caller's to add.
+/// `cargo <subcommand>` of the hypervisor for the POWER target: `build`, `check`
+/// or `clippy`. Arguments for the tool itself (`-- -D warnings`) are the caller's
+/// to add.
 pub fn power_cargo(subcommand: &str, opts: &BuildOpts) -> Cmd {
     let root = repo_root();
-    let spec = root.join(".cargo").join(format!("{TARGET_NAME}.json"));
-    let mut cmd = debian_cargo(&opts.target_dir)
+    let mut cmd = power_cargo_with(
+        subcommand,
+        &opts.target_dir,
+        &power_rustflags(&root),
+        opts.profile,
+    )
+    .args(["-p", BOOT_PACKAGE, "--bin", BIN]);
+    if !opts.features.is_empty() {
+        cmd = cmd.args(["--features", &opts.features.join(",")]);
+    }
+    cmd
+}
+
+/// `cargo <subcommand>` for the POWER target with the given RUSTFLAGS, without
+/// any package selection (the caller adds `-p`, `--manifest-path`, ...).
+pub fn power_cargo_with(
+    subcommand: &str,
+    target_dir: &Path,
+    rustflags: &str,
+    profile: Profile,
+) -> Cmd {
+    let spec = repo_root()
+        .join(".cargo")
+        .join(format!("{TARGET_NAME}.json"));
+    let mut cmd = debian_cargo(target_dir)
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("RUSTFLAGS", power_rustflags(&root))
-        .args([subcommand, "-p", BOOT_PACKAGE, "--bin", BIN, "--target"])
+        .env("RUSTFLAGS", rustflags)
+        .args([subcommand, "--target"])
         .arg(spec)
         .args([
             "-Zbuild-std=core,alloc",
@@ -178,11 +222,8 @@ pub fn power_cargo(subcommand: &str, opts: &BuildOpts) -> Cmd {
     if json_target_spec_flag_supported() {
         cmd = cmd.arg("-Zjson-target-spec");
     }
-    if opts.profile == Profile::Release {
+    if profile == Profile::Release {
         cmd = cmd.arg("--release");
-    }
-    if !opts.features.is_empty() {
-        cmd = cmd.args(["--features", &opts.features.join(",")]);
     }
     cmd
 }

@@ -9,6 +9,9 @@ pub enum Error {
     Usage(String),
     /// Something failed while doing the work; exit status 1.
     Failed(String),
+    /// An input file (e.g. a partition manifest) is invalid; exit status 2. The
+    /// message says where (file, partition, field).
+    Invalid(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -16,7 +19,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::Invalid(_) => 2,
             Error::Failed(_) => 1,
         }
     }
@@ -26,7 +29,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(msg) => write!(f, "{msg} (see `cargo xtask help`)"),
-            Error::Failed(msg) => f.write_str(msg),
+            Error::Failed(msg) | Error::Invalid(msg) => f.write_str(msg),
         }
     }
 }
@@ -49,7 +52,13 @@ macro_rules! usage {
     ($($arg:tt)*) => { $crate::error::Error::Usage(format!($($arg)*)) };
 }
 
+/// Builds an `Error::Invalid` from a format string.
+macro_rules! invalid {
+    ($($arg:tt)*) => { $crate::error::Error::Invalid(format!($($arg)*)) };
+}
+
 pub(crate) use failed;
+pub(crate) use invalid;
 pub(crate) use usage;
 
 /// Adds context to I/O errors: "reading /x: No such file or directory".

@@ -9,6 +9,8 @@ mod build;
 mod cmd;
 mod elf;
 mod error;
+mod guests;
+mod partitions;
 mod qemu;
 mod run;
 mod scenarios;
@@ -28,8 +30,9 @@ Usage: cargo xtask <command> [options]
 
 Commands:
   setup    check for the tools Paprika needs; install missing ones (Debian 12, root)
-  build    cross-build the hypervisor ELF for POWER
-  run      build, then boot it under QEMU (powernv9/powernv10), console here
+  build    cross-build the hypervisor ELF (and with --guests the test guests)
+  run      build, then boot it under QEMU (powernv9/powernv10), console here;
+           with --manifest FILE or --kernel PATH, with partitions
   test     fmt, clippy, host unit tests, POWER builds and QEMU boot scenarios
   bench    boot a release build per machine and print timing and size figures
   help     this text; `cargo xtask help <command>` or `<command> --help` for more

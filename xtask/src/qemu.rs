@@ -101,6 +101,8 @@ pub struct QemuConfig {
     pub memory_bytes: u64,
     pub smp: String,
     pub kernel: PathBuf,
+    /// The boot bundle (`-initrd`), when there are partitions.
+    pub initrd: Option<PathBuf>,
     pub append: String,
     pub gdb: bool,
     pub console: Console,
@@ -124,9 +126,15 @@ impl QemuConfig {
             .args(["-device", "ipmi-bmc-sim,id=bmc0"])
             .args(["-device", "isa-ipmi-bt,bmc=bmc0,irq=10"])
             .arg("-kernel")
-            .arg(&self.kernel)
-            .args(["-append", &self.append])
-            .args(["-action", "panic=exit-failure", "-no-reboot"]);
+            .arg(&self.kernel);
+        if let Some(initrd) = &self.initrd {
+            cmd = cmd.arg("-initrd").arg(initrd);
+        }
+        cmd = cmd.args(["-append", &self.append]).args([
+            "-action",
+            "panic=exit-failure",
+            "-no-reboot",
+        ]);
         if self.gdb {
             cmd = cmd.args(["-s", "-S"]);
         }
@@ -271,6 +279,7 @@ mod tests {
             memory_bytes: 2 << 30,
             smp: "4".into(),
             kernel: "/k".into(),
+            initrd: Some("/b.cpio".into()),
             append: String::new(),
             gdb: true,
             console: Console::Detached,
@@ -280,7 +289,7 @@ mod tests {
             cfg.command().display(),
             "qemu-system-ppc64 -M powernv10 -m 2G -smp 4 -nographic -nodefaults -serial stdio \
              -device ipmi-bmc-sim,id=bmc0 -device isa-ipmi-bt,bmc=bmc0,irq=10 -kernel /k \
-             -append '' -action panic=exit-failure -no-reboot -s -S -d int"
+             -initrd /b.cpio -append '' -action panic=exit-failure -no-reboot -s -S -d int"
         );
     }
 

@@ -1,13 +1,15 @@
-//! `cargo xtask run`: build, then boot under QEMU in the foreground.
+//! `cargo xtask run`: build, then boot under QEMU in the foreground, with or
+//! without partitions.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::args::Args;
 use crate::build::{self, BuildOpts, Profile};
-use crate::error::{failed, Result};
+use crate::error::{failed, usage, Result};
+use crate::partitions;
 use crate::qemu::{self, Console, Machine, QemuConfig};
-use crate::setup;
+use crate::{guests, setup};
 
 pub const HELP: &str = "\
 cargo xtask run [options] [-- QEMU ARGS...]
@@ -17,58 +19,165 @@ Builds the hypervisor, then boots it with skiboot under
 terminal. Exits with QEMU's exit status: 0 when the hypervisor powered the
 machine off after success, 1 when it stopped the machine on a failure.
 
+With --manifest or --kernel the hypervisor runs partitions: xtask checks the
+manifest (an invalid one: exit status 2, naming the partition and field),
+builds the boot bundle target/bundle/<name>.cpio (manifest.toml and the images,
+at most 128 MiB) and gives it to QEMU as -initrd. See docs/manifest.md.
+
 On a terminal the console and QEMU's monitor share stdio: Ctrl-A X quits QEMU,
 Ctrl-A C switches to the monitor and back. Without a terminal on stdin the
 console goes to stdout only and stdin is not read.
 
 Options:
   --machine M        powernv9 (default) or powernv10
-  --smp N            hardware threads in total (default 4)
+  --smp N            hardware threads in total (default 4); with partitions at
+                     least the highest `cpus` entry + 1
   --threads T        threads per core (default 1): -smp N,cores=N/T,threads=T
-  --memory SIZE      RAM, e.g. 1G, 1536M (default 2G)
+  --memory SIZE      RAM, e.g. 1G, 1536M (default 2G); with --manifest at least
+                     the partitions' memory + 512M (the default); with --kernel
+                     the partition's memory (see below)
   --release          boot a release build
   --features LIST    cargo features of the build (e.g. fault-test)
-  --append STR       kernel command line (QEMU -append)
+  --hypervisor ELF   boot this hypervisor ELF instead of building one
+  --hv-append STR    the hypervisor's command line (QEMU -append)
   --gdb              QEMU waits for a debugger on tcp::1234 (-s -S)
-  --kernel ELF       boot this ELF instead of building
   -- ARGS...         passed to QEMU as they are (e.g. -- -d int,guest_errors)
+
+Partitions:
+  --manifest FILE    run the partitions FILE describes; kernel and initrd paths
+                     are relative to FILE's directory, `@guest/<package>` is a
+                     test guest (target/guests/<package>.elf, built first)
+  --kernel PATH      run one partition, `lpar1`, booting PATH (console on)
+  --initrd PATH      ... with this initrd
+  --append STR       ... with this command line (without --kernel and
+                     --manifest: the hypervisor's, as --hv-append)
+  --vcpus N          ... with N vCPUs on hardware threads 0..N-1 (default 1)
+  --memory SIZE      ... with this much memory (default 256M); the machine gets
+                     512M more (at least 1G)
 ";
+
+/// Partition memory of `run --kernel` without `--memory`.
+const DEFAULT_PARTITION_MEMORY: u64 = 256 << 20;
 
 pub fn main(mut args: Args) -> Result<i32> {
     let machine = Machine::parse(&args.value("--machine")?.unwrap_or("powernv9".into()))?;
-    let smp_n = args.number::<u32>("--smp")?.unwrap_or(4);
+    let smp_n = args.number::<u32>("--smp")?;
     let threads = args.number::<u32>("--threads")?.unwrap_or(1);
-    let memory = qemu::parse_size(&args.value("--memory")?.unwrap_or("2G".into()))?;
+    let memory = args
+        .value("--memory")?
+        .map(|m| qemu::parse_size(&m))
+        .transpose()?;
     let release = args.flag("--release");
     let features = build::split_features(&args.values("--features")?);
-    let append = args.value("--append")?.unwrap_or_default();
+    let append = args.value("--append")?;
+    let hv_append = args.value("--hv-append")?;
     let gdb = args.flag("--gdb");
-    let kernel = args.value("--kernel")?.map(PathBuf::from);
+    let hypervisor = args.value("--hypervisor")?.map(PathBuf::from);
+    let manifest = args.value("--manifest")?.map(PathBuf::from);
+    let kernel = args.value("--kernel")?;
+    let initrd = args.value("--initrd")?;
+    let vcpus = args.number::<u32>("--vcpus")?;
     let extra = args.finish()?;
-    let smp = qemu::smp_arg(smp_n, threads)?;
 
-    if kernel.is_some() && (release || !features.is_empty()) {
-        return Err(crate::error::usage!(
-            "--kernel boots a given ELF; --release and --features only choose what to build"
+    if hypervisor.is_some() && (release || !features.is_empty()) {
+        return Err(usage!(
+            "--hypervisor boots a given ELF; --release and --features only choose what to build"
         ));
     }
-    let kernel = match kernel {
+    if manifest.is_some() && kernel.is_some() {
+        return Err(usage!(
+            "--manifest and --kernel exclude each other (a manifest names its kernels)"
+        ));
+    }
+    if kernel.is_none() {
+        for (given, option) in [(initrd.is_some(), "--initrd"), (vcpus.is_some(), "--vcpus")] {
+            if given {
+                return Err(usage!("{option} goes with --kernel"));
+            }
+        }
+        if manifest.is_some() && append.is_some() {
+            return Err(usage!(
+                "--append is the command line of --kernel's partition; a manifest sets \
+                 `cmdline` per partition (--hv-append sets the hypervisor's)"
+            ));
+        }
+    }
+
+    for (path, option) in [(&kernel, "--kernel"), (&initrd, "--initrd")] {
+        if let Some(path) = path.as_deref().filter(|p| !Path::new(p).is_file()) {
+            return Err(usage!("{option} {path}: no such file"));
+        }
+    }
+
+    // The partitions, checked before anything is built.
+    let source = match (&manifest, &kernel) {
+        (Some(path), _) => Some(partitions::load(path)?),
+        (None, Some(kernel)) => Some(partitions::from_kernel(
+            kernel,
+            initrd.as_deref(),
+            append.as_deref().unwrap_or(""),
+            vcpus.unwrap_or(1),
+            memory.unwrap_or(DEFAULT_PARTITION_MEMORY),
+        )?),
+        (None, None) => None,
+    };
+    let hv_append = match (&source, hv_append) {
+        (_, Some(a)) => a,
+        (None, None) => append.unwrap_or_default(),
+        (Some(_), None) => String::new(),
+    };
+    let min_cpus = smp_n.unwrap_or(4);
+    let (cpus, memory_bytes) = match &source {
+        None => (min_cpus, memory.unwrap_or(2 << 30)),
+        Some(src) => {
+            // --memory is the machine's with a manifest, the partition's with --kernel.
+            let machine_memory = if manifest.is_some() { memory } else { None };
+            let size = partitions::size_machine(&src.manifest, min_cpus, threads, machine_memory)?;
+            (size.cpus, size.memory)
+        }
+    };
+    let smp = qemu::smp_arg(cpus, threads)?;
+    // Images other than test guests can be looked for now; guests once built.
+    let early_plan = match &source {
+        Some(src) if !src.uses_guests() => Some(src.resolve()?),
+        _ => None,
+    };
+
+    setup::ensure_tools()?;
+    let profile = if release {
+        Profile::Release
+    } else {
+        Profile::Debug
+    };
+    let kernel_elf = match hypervisor {
         Some(k) => {
             if !k.is_file() {
-                return Err(failed!("--kernel {}: no such file", k.display()));
+                return Err(failed!("--hypervisor {}: no such file", k.display()));
             }
-            setup::ensure_tools()?;
             k
         }
         None => {
-            setup::ensure_tools()?;
-            let profile = if release {
-                Profile::Release
-            } else {
-                Profile::Debug
-            };
             let features: Vec<&str> = features.iter().map(String::as_str).collect();
             build::build(&BuildOpts::new(profile, &features))?
+        }
+    };
+
+    let bundle = match &source {
+        None => None,
+        Some(src) => {
+            let plan = match early_plan {
+                Some(plan) => plan,
+                None => {
+                    if guests::build_all(profile)?.is_none() {
+                        println!("{}", guests::NO_GUESTS);
+                    }
+                    src.resolve()?
+                }
+            };
+            print!("{}", partitions::describe(&src.manifest));
+            let path = partitions::bundle_path(&src.name);
+            partitions::write_bundle(&plan, &path)?;
+            Some(path)
         }
     };
 
@@ -79,10 +188,11 @@ pub fn main(mut args: Args) -> Result<i32> {
     };
     let cfg = QemuConfig {
         machine,
-        memory_bytes: memory,
+        memory_bytes,
         smp,
-        kernel,
-        append,
+        kernel: kernel_elf,
+        initrd: bundle,
+        append: hv_append,
         gdb,
         console,
         extra,

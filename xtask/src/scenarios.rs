@@ -1,8 +1,18 @@
 //! The QEMU boot scenarios of `cargo xtask test` and the checks on their consoles.
+//!
+//! Two kinds: a plain boot of the hypervisor, and a boot with partitions from a
+//! manifest in tests/manifests/ (a row made by [`lpars`]): the manifest is
+//! bundled as QEMU's -initrd and each partition's `expect` marker must appear on
+//! the console behind the partition's `[<name>] ` prefix. Adding such a scenario
+//! takes tests/manifests/<file>.toml and one table row.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use paprika::partition::manifest::Manifest;
+
 use crate::qemu::{parse_size, Machine, Outcome};
+use crate::repo_root;
 
 /// Found in every passing boot of the hypervisor.
 pub const BANNER: &str = "PAPRIKA banner:";
@@ -12,11 +22,21 @@ pub const TIMER: &str = "PAPRIKA timer:";
 pub const POWER_OFF_OK: &str = "PAPRIKA power-off: success";
 pub const POWER_OFF_FAIL: &str = "PAPRIKA power-off: failure";
 pub const BOOT_TIME: &str = "PAPRIKA boot-time:";
+/// `PAPRIKA lpar <name>: stopped (<reason>)`, once per partition.
+pub const LPAR: &str = "PAPRIKA lpar ";
+/// `PAPRIKA partitions: <n> passed, <m> failed`, once all partitions stopped.
+pub const PARTITIONS: &str = "PAPRIKA partitions:";
+/// What a test guest prints when a check fails.
+pub const GUEST_FAIL: &str = "GUEST-FAIL";
 
 /// Strings that fail any scenario that expects a clean boot.
 const CLEAN: &[&str] = &["PAPRIKA FAULT", "panicked", POWER_OFF_FAIL];
+/// Strings that fail a scenario with partitions.
+const CLEAN_LPARS: &[&str] = &["PAPRIKA FAULT", "panicked", POWER_OFF_FAIL, GUEST_FAIL];
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Scenarios with partitions boot guests too.
+pub const LPARS_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One QEMU boot and what its console and exit status must show.
 #[derive(Debug, Clone)]
@@ -42,6 +62,24 @@ pub struct Scenario {
     /// Exit status 0 expected; otherwise a non-zero exit (not a timeout).
     pub expect_success: bool,
     pub timeout: Duration,
+    /// Partitions from tests/manifests/<manifest>.toml, bundled as the initrd;
+    /// `None` boots the bare hypervisor.
+    pub manifest: Option<&'static str>,
+}
+
+impl Scenario {
+    /// tests/manifests/<manifest>.toml
+    pub fn manifest_path(&self) -> Option<PathBuf> {
+        self.manifest.map(manifest_path)
+    }
+}
+
+/// tests/manifests/<name>.toml
+pub fn manifest_path(name: &str) -> PathBuf {
+    repo_root()
+        .join("tests")
+        .join("manifests")
+        .join(format!("{name}.toml"))
 }
 
 const fn boot(
@@ -65,6 +103,35 @@ const fn boot(
         forbidden: CLEAN,
         expect_success: true,
         timeout: DEFAULT_TIMEOUT,
+        manifest: None,
+    }
+}
+
+/// A boot with the partitions of tests/manifests/<manifest>.toml on a machine of
+/// `memory` and `smp` (which must hold them: partitions' memory + 512M, every
+/// `cpus` entry). Passes when, besides the boot markers and a clean power-off,
+/// every partition with an `expect` printed it behind its `[<name>] ` prefix,
+/// every partition stopped (`PAPRIKA lpar <name>: stopped`), the summary says
+/// `PAPRIKA partitions: <all> passed, 0 failed`, and nothing printed
+/// `PAPRIKA FAULT` or `GUEST-FAIL`.
+#[allow(
+    dead_code,
+    reason = "the table has no manifest scenario until tests/manifests/ has files"
+)]
+pub const fn lpars(
+    name: &'static str,
+    machine: Machine,
+    manifest: &'static str,
+    memory: &'static str,
+    smp: &'static str,
+    cpus: u32,
+    threads_per_core: u32,
+) -> Scenario {
+    Scenario {
+        forbidden: CLEAN_LPARS,
+        timeout: LPARS_TIMEOUT,
+        manifest: Some(manifest),
+        ..boot(name, machine, memory, smp, cpus, threads_per_core)
     }
 }
 
@@ -109,7 +176,10 @@ pub const SCENARIOS: &[Scenario] = &[
         forbidden: &["panicked", POWER_OFF_OK],
         expect_success: false,
         timeout: DEFAULT_TIMEOUT,
+        manifest: None,
     },
+    // Scenarios with partitions: tests/manifests/<file>.toml plus a row, e.g.
+    // lpars("lpar-hcall-p9", Machine::Powernv9, "hcall", "2G", "4", 4, 1),
 ];
 
 /// `key=value` from the words after `marker` on the first line containing it.
@@ -185,6 +255,74 @@ pub fn check(s: &Scenario, log: &str, outcome: &Outcome) -> Vec<String> {
                 line.trim_end()
             ));
         }
+    }
+    why
+}
+
+/// Whether a manifest can be a scenario's on a machine of `memory` bytes and
+/// `cpus` threads: it fits, it ends (power_off_when_idle), and every `expect`
+/// can show (console on).
+pub fn check_scenario_manifest(m: &Manifest, memory: u64, cpus: u32) -> Result<(), String> {
+    if !m.machine.power_off_when_idle {
+        return Err("power_off_when_idle = false: the machine would never power off".into());
+    }
+    for p in &m.partitions {
+        if p.expect.is_some() && !p.console {
+            return Err(format!(
+                "partition \"{}\" has an `expect` but console = false, so it cannot show",
+                p.name
+            ));
+        }
+    }
+    let total = m.total_memory().unwrap_or(u64::MAX);
+    let needed = total.saturating_add(crate::partitions::MACHINE_OVERHEAD);
+    if memory < needed {
+        return Err(format!(
+            "the partitions need {} MiB + {} MiB, the scenario's machine has {} MiB",
+            total >> 20,
+            crate::partitions::MACHINE_OVERHEAD >> 20,
+            memory >> 20
+        ));
+    }
+    if let Some(cpu) = m.max_cpu().filter(|&c| c >= cpus) {
+        return Err(format!(
+            "hardware thread {cpu} is used, the scenario's machine has {cpus}"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a console line shows `marker` in partition `name`'s output: after the
+/// `[<name>] ` prefix the hypervisor puts on the partition's console lines.
+fn partition_line_has(line: &str, name: &str, marker: &str) -> bool {
+    let prefix = format!("[{name}] ");
+    line.find(&prefix)
+        .is_some_and(|at| line[at + prefix.len()..].contains(marker))
+}
+
+/// The partition checks of a manifest scenario; returns every reason it failed.
+pub fn check_partitions(m: &Manifest, log: &str) -> Vec<String> {
+    let mut why = Vec::new();
+    for p in &m.partitions {
+        if let Some(marker) = &p.expect {
+            if !log.lines().any(|l| partition_line_has(l, &p.name, marker)) {
+                why.push(format!(
+                    "partition {}: missing `[{}] ...{marker}` on the console",
+                    p.name, p.name
+                ));
+            }
+        }
+        let stopped = format!("{LPAR}{}: stopped", p.name);
+        if !log.contains(&stopped) {
+            why.push(format!("missing `{stopped} (...)`"));
+        }
+    }
+    let n = m.partitions.len();
+    let want = format!("{PARTITIONS} {n} passed, 0 failed");
+    match find_line(log, PARTITIONS) {
+        None => why.push(format!("missing `{want}`")),
+        Some(line) if line.contains(&want) => {}
+        Some(line) => why.push(format!("expected `{want}`, got: {}", line.trim_end())),
     }
     why
 }
@@ -361,6 +499,90 @@ ERROR PAPRIKA power-off: failure
             }
             assert_eq!(threads, s.threads_per_core, "{}", s.name);
             assert_eq!(cores * threads, cpus, "{}", s.name);
+            // A manifest scenario's file exists, is valid and fits its machine.
+            if let Some(path) = s.manifest_path() {
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {}: {e}", s.name, path.display()));
+                let m = paprika::partition::manifest::parse(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let memory = parse_size(s.memory).unwrap();
+                check_scenario_manifest(&m, memory, s.cpus)
+                    .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            }
         }
+    }
+
+    const TWO_LPARS: &str = r#"
+[[partition]]
+name = "hcall"
+memory = "64M"
+vcpus = 1
+cpus = [1]
+kernel = "@guest/guest-hcall"
+expect = "GUEST-PASS hcall"
+
+[[partition]]
+name = "quiet"
+memory = "64M"
+vcpus = 2
+cpus = [2, 3]
+kernel = "@guest/guest-idle"
+"#;
+
+    const TWO_LPARS_LOG: &str = "\
+[    0.100000] cpu 0/hv INFO  PAPRIKA banner: memory=2147483648 threads=4 cores=4 chips=1
+[    0.200000] cpu 0/hv INFO  PAPRIKA smp: 4/4 threads online
+[    0.210000] cpu 0/hv INFO  PAPRIKA timer: dec and hdec ticks on 4/4 threads
+[hcall] rt: hello
+[hcall] GUEST-PASS hcall
+[    0.500000] cpu 1/lpar1 INFO  PAPRIKA lpar hcall: stopped (power-off)
+[    0.600000] cpu 2/lpar2 INFO  PAPRIKA lpar quiet: stopped (power-off)
+[    0.700000] cpu 0/hv INFO  PAPRIKA partitions: 2 passed, 0 failed
+[    0.800000] cpu 0/hv INFO  PAPRIKA power-off: success
+";
+
+    #[test]
+    fn manifest_scenarios() {
+        let m = paprika::partition::manifest::parse(TWO_LPARS).unwrap();
+        let s = lpars("lpar-two", Machine::Powernv9, "two", "2G", "4", 4, 1);
+        assert_eq!(s.manifest_path(), Some(manifest_path("two")));
+        assert!(s.forbidden.contains(&GUEST_FAIL));
+        assert!(check(&s, TWO_LPARS_LOG, &exited(0)).is_empty());
+        assert!(check_partitions(&m, TWO_LPARS_LOG).is_empty());
+
+        // The marker must be behind the partition's own prefix.
+        let log = TWO_LPARS_LOG.replace("[hcall] GUEST-PASS", "[quiet] GUEST-PASS");
+        let why = check_partitions(&m, &log);
+        assert_eq!(
+            why,
+            vec!["partition hcall: missing `[hcall] ...GUEST-PASS hcall` on the console"]
+        );
+        let log = TWO_LPARS_LOG
+            .replace("PAPRIKA lpar quiet: stopped (power-off)\n", "")
+            .replace("2 passed, 0 failed", "1 passed, 1 failed");
+        let why = check_partitions(&m, &log);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[0].contains("PAPRIKA lpar quiet: stopped"), "{why:?}");
+        assert!(why[1].contains("got: "), "{why:?}");
+        let log = format!("{TWO_LPARS_LOG}[hcall] GUEST-FAIL: bad return\n");
+        let why = check(&s, &log, &exited(0));
+        assert!(why[0].contains("forbidden `GUEST-FAIL`"), "{why:?}");
+        assert_eq!(check_partitions(&m, "").len(), 4);
+
+        assert_eq!(check_scenario_manifest(&m, 2 << 30, 4), Ok(()));
+        assert!(check_scenario_manifest(&m, 512 << 20, 4)
+            .unwrap_err()
+            .contains("need 128 MiB + 512 MiB"));
+        assert!(check_scenario_manifest(&m, 2 << 30, 3)
+            .unwrap_err()
+            .contains("thread 3"));
+        let mut quiet = m.clone();
+        quiet.partitions[0].console = false;
+        assert!(check_scenario_manifest(&quiet, 2 << 30, 4)
+            .unwrap_err()
+            .contains("console = false"));
+        let mut forever = m.clone();
+        forever.machine.power_off_when_idle = false;
+        assert!(check_scenario_manifest(&forever, 2 << 30, 4).is_err());
     }
 }

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use paprika::partition::manifest::Manifest;
+
 use crate::args::Args;
 use crate::build::{self, BuildOpts, Profile};
 use crate::error::{failed, usage, Context, Result};
 use crate::qemu::{self, Console, Outcome, QemuConfig};
 use crate::scenarios::{self, Scenario, SCENARIOS};
-use crate::{repo_root, setup};
+use crate::{guests, partitions, repo_root, setup};
 
 pub const HELP: &str = "\
 cargo xtask test [options]
@@ -18,14 +20,23 @@ cargo xtask test [options]
 Runs, in order, stopping at the first failure, then prints a summary table:
   fmt             cargo fmt --all -- --check
   clippy-host     cargo clippy --workspace --exclude paprika-boot --all-targets -- -D warnings
-  clippy-power    cargo clippy of paprika-boot (and paprika) for POWER -- -D warnings
+  clippy-power    cargo clippy of paprika-boot (and paprika) for POWER, and of
+                  each test guest (tests/guests/guest-*) -- -D warnings
   unit-host       cargo test --workspace --exclude paprika-boot
+                  (host steps also exclude the crates under tests/guests/)
   build-*         POWER builds: debug, release, and debug with each scenario's
                   features (e.g. fault-test, into target/power-fault)
+  build-guests    the test guests (cargo xtask build --guests), into
+                  target/guests/; skipped while tests/guests/ does not exist
   scenario-*      QEMU boots, each a fresh QEMU with a hard timeout; console in
                   target/scenarios/<name>.log (QEMU's own stderr beside it in
                   <name>.stderr.log), checked for the PAPRIKA marker lines,
-                  forbidden strings and the exit status
+                  forbidden strings and the exit status. Scenarios with a
+                  manifest (tests/manifests/<file>.toml) boot its partitions from
+                  a bundle (target/bundle/scenario-<name>.cpio) and check each
+                  partition's `expect` marker on its `[<name>] ` console lines,
+                  `PAPRIKA lpar <name>: stopped`, `PAPRIKA partitions: <n>
+                  passed, 0 failed`, and no GUEST-FAIL
 
 Host steps use target/host, POWER builds target/power (Debian's toolchain).
 
@@ -55,8 +66,12 @@ pub fn help() -> String {
         } else {
             "exit != 0"
         };
+        let manifest = s
+            .manifest
+            .map(|m| format!(" tests/manifests/{m}.toml"))
+            .unwrap_or_default();
         table.push_str(&format!(
-            "  {:<14}  {:<9}  -m {:<3}  -smp {:<20} {exit}{features}\n",
+            "  {:<14}  {:<9}  -m {:<3}  -smp {:<20} {exit}{features}{manifest}\n",
             s.name,
             s.machine.name(),
             s.memory,
@@ -87,6 +102,7 @@ enum Step {
     ClippyPower,
     UnitHost,
     Build(BuildOpts),
+    BuildGuests,
     Scenarios,
 }
 
@@ -98,6 +114,7 @@ impl Step {
             Step::ClippyPower => "clippy-power".into(),
             Step::UnitHost => "unit-host".into(),
             Step::Build(o) => format!("build-{}", o.describe().replace(' ', "")),
+            Step::BuildGuests => "build-guests".into(),
             Step::Scenarios => "scenarios".into(),
         }
     }
@@ -175,6 +192,7 @@ pub fn main(mut args: Args) -> Result<i32> {
     for f in feature_sets {
         steps.push(Step::Build(BuildOpts::new(Profile::Debug, f)));
     }
+    steps.push(Step::BuildGuests);
     steps.push(Step::Scenarios);
 
     let mut rows = Vec::new();
@@ -186,13 +204,15 @@ pub fn main(mut args: Args) -> Result<i32> {
             Some("--host-only")
         } else if matches!(step, Step::Scenarios) && opts.no_qemu {
             Some("--no-qemu")
-        } else if matches!(step, Step::Build(_)) && opts.no_build {
+        } else if matches!(step, Step::Build(_) | Step::BuildGuests) && opts.no_build {
             Some("--no-build")
-        } else if matches!(step, Step::ClippyPower | Step::Build(_))
+        } else if matches!(step, Step::ClippyPower | Step::Build(_) | Step::BuildGuests)
             && opts.qemu_only
             && !needed_by_scenarios(step, &selected)
         {
             Some("--qemu-only")
+        } else if matches!(step, Step::BuildGuests) && !guests::exist() {
+            Some(guests::NO_GUESTS)
         } else {
             None
         };
@@ -270,6 +290,7 @@ fn needed_by_scenarios(step: &Step, selected: &[Scenario]) -> bool {
                     .iter()
                     .any(|s| BuildOpts::new(Profile::Debug, s.features) == *o)
         }
+        Step::BuildGuests => selected.iter().any(|s| s.manifest.is_some()),
         _ => false,
     }
 }
@@ -278,30 +299,50 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(100).collect()
 }
 
+/// `--exclude` arguments for host builds of the workspace: the boot image and
+/// any crate under tests/guests/ in the workspace (they build for POWER only).
+fn host_excludes() -> Result<Vec<String>> {
+    let mut packages = vec![build::BOOT_PACKAGE.to_string()];
+    packages.extend(guests::workspace_member_packages()?);
+    Ok(packages
+        .into_iter()
+        .flat_map(|p| ["--exclude".to_string(), p])
+        .collect())
+}
+
 fn run_step(step: &Step) -> Result<()> {
     match step {
         Step::Fmt => build::host_cargo()
             .args(["fmt", "--all", "--", "--check"])
             .run(),
         Step::ClippyHost => build::host_cargo()
-            .args([
-                "clippy",
-                "--workspace",
-                "--exclude",
-                build::BOOT_PACKAGE,
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ])
+            .args(["clippy", "--workspace"])
+            .args(host_excludes()?)
+            .args(["--all-targets", "--", "-D", "warnings"])
             .run(),
-        Step::ClippyPower => build::power_cargo("clippy", &BuildOpts::new(Profile::Debug, &[]))
-            .args(["--", "-D", "warnings"])
-            .run(),
+        Step::ClippyPower => {
+            build::power_cargo("clippy", &BuildOpts::new(Profile::Debug, &[]))
+                .args(["--", "-D", "warnings"])
+                .run()?;
+            for g in guests::discover_guests()?.unwrap_or_default() {
+                guests::cargo("clippy", &g, Profile::Debug)
+                    .args(["--", "-D", "warnings"])
+                    .run()?;
+            }
+            Ok(())
+        }
         Step::UnitHost => build::host_cargo()
-            .args(["test", "--workspace", "--exclude", build::BOOT_PACKAGE])
+            .args(["test", "--workspace"])
+            .args(host_excludes()?)
             .run(),
         Step::Build(opts) => build::build(opts).map(|_| ()),
+        Step::BuildGuests => match guests::build_all(Profile::Debug)? {
+            Some(elfs) if elfs.is_empty() => {
+                println!("no guest crates (guest-*) in tests/guests/ yet");
+                Ok(())
+            }
+            _ => Ok(()),
+        },
         Step::Scenarios => unreachable!("scenarios run separately"),
     }
 }
@@ -382,11 +423,16 @@ fn run_scenario(s: &Scenario, timeout: Option<Duration>, print: &Mutex<()>) -> R
         Ok(b) => b,
         Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
     };
+    let lpars = match prepare_partitions(&s, memory_bytes, print) {
+        Ok(lpars) => lpars,
+        Err(e) => return fail(vec![e], "", Duration::ZERO),
+    };
     let cfg = QemuConfig {
         machine: s.machine,
         memory_bytes,
         smp: s.smp.to_string(),
         kernel: BuildOpts::new(Profile::Debug, s.features).elf(),
+        initrd: lpars.as_ref().map(|(_, bundle)| bundle.clone()),
         append: String::new(),
         gdb: false,
         console: Console::Detached,
@@ -400,7 +446,10 @@ fn run_scenario(s: &Scenario, timeout: Option<Duration>, print: &Mutex<()>) -> R
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => return fail(vec![e.to_string()], "", outcome.wall),
     };
-    let why = scenarios::check(&s, &log, &outcome);
+    let mut why = scenarios::check(&s, &log, &outcome);
+    if let Some((manifest, _)) = &lpars {
+        why.extend(scenarios::check_partitions(manifest, &log));
+    }
     if !why.is_empty() {
         return fail(why, &log, outcome.wall);
     }
@@ -417,6 +466,28 @@ fn run_scenario(s: &Scenario, timeout: Option<Duration>, print: &Mutex<()>) -> R
         time: outcome.wall,
         note: String::new(),
     }
+}
+
+/// For a scenario with a manifest: the manifest (as written, for the checks) and
+/// the bundle built from it, target/bundle/scenario-<name>.cpio.
+fn prepare_partitions(
+    s: &Scenario,
+    memory: u64,
+    print: &Mutex<()>,
+) -> Result<Option<(Manifest, PathBuf)>, String> {
+    let Some(path) = s.manifest_path() else {
+        return Ok(None);
+    };
+    let source = partitions::load(&path).map_err(|e| e.to_string())?;
+    scenarios::check_scenario_manifest(&source.manifest, memory, s.cpus)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let plan = source.resolve().map_err(|e| e.to_string())?;
+    let bundle = partitions::bundle_path(&format!("scenario-{}", s.name));
+    {
+        let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
+        partitions::write_bundle(&plan, &bundle).map_err(|e| e.to_string())?;
+    }
+    Ok(Some((source.manifest, bundle)))
 }
 
 fn print_summary(rows: &[Row]) {

@@ -2,3 +2,4 @@
 //! building the ones our partitions see.
 pub mod host;
 pub mod reader;
+pub mod writer;

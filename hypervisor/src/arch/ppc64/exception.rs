@@ -26,6 +26,7 @@ global_asm!(
     .set PC_TOC, {pc_toc}
     .set PC_KMSR, {pc_kmsr}
     .set PC_EXC, {pc_exc}
+    .set PC_IN_GUEST, {pc_in_guest}
     .set FR_SIZE, {fr_size}
     .set FR_GPR, {fr_gpr}
     .set FR_CR, {fr_cr}
@@ -50,6 +51,9 @@ paprika_exc_async:
     std 11, PC_R11(13)
     mfcr 11
     std 11, PC_CR(13)
+    ld 11, PC_IN_GUEST(13)
+    cmpdi 11, 0
+    bne paprika_guest_exit
     ld 11, PC_IRQ(13)
     b 1f
 
@@ -58,6 +62,9 @@ paprika_exc_fault:
     std 11, PC_R11(13)
     mfcr 11
     std 11, PC_CR(13)
+    ld 11, PC_IN_GUEST(13)
+    cmpdi 11, 0
+    bne paprika_guest_exit
     ld 11, PC_FAULT(13)
 
 1:  subi 11, 11, FR_SIZE
@@ -211,6 +218,7 @@ paprika_exc_translated:
     pc_toc = const percpu::PC_TOC,
     pc_kmsr = const percpu::PC_KERNEL_MSR,
     pc_exc = const percpu::PC_EXC_ENTRY,
+    pc_in_guest = const percpu::PC_IN_GUEST,
     fr_size = const fault::FRAME_SIZE,
     fr_gpr = const fault::OFF_GPR,
     fr_cr = const fault::OFF_CR,

@@ -70,8 +70,8 @@ pub fn fault(frame: &InterruptFrame) -> ! {
     if depth > 0 {
         // A fault while reporting a fault: say so briefly and stop.
         log::log_fault(format_args!(
-            "PAPRIKA FAULT: recursive fault, vector {:#x} srr0 {:#x} hsrr0 {:#x}",
-            frame.vector, frame.srr0, frame.hsrr0
+            "PAPRIKA FAULT: recursive fault, vector {:#x} srr0 {:#x} hsrr0 {:#x} dar {:#x} dsisr {:#x}",
+            frame.vector, frame.srr0, frame.hsrr0, frame.dar, frame.dsisr
         ));
         fail_stop();
     }
@@ -124,14 +124,14 @@ pub fn fail_stop() -> ! {
 
 /// Physical address with nothing behind it on POWER9/Power10 (QEMU raises a machine
 /// check for an access to unassigned physical space).
-const UNASSIGNED_PHYS: u64 = 0x000f_0000_0000_0000;
+const UNASSIGNED_PHYS: u64 = 0x0000_1000_0000_0000;
 
 fn checkstop() -> ! {
     let msr = (instr::mfmsr() - Msr::ME - Msr::EE - Msr::IR - Msr::DR) | Msr::RI;
     // SAFETY: we are stopping the machine on purpose: with translation off and MSR[ME]
     // clear, the load below raises a machine check that checkstops the machine.
     unsafe {
-        instr::mtmsrd(msr);
+        instr::set_msr_hrfid(msr);
         let _ = core::ptr::read_volatile(UNASSIGNED_PHYS as *const u64);
     }
     // If the machine check did not checkstop (firmware recovered it), power off.

@@ -32,6 +32,31 @@ pub unsafe fn mtmsrd(msr: Msr) {
     unsafe { asm!("mtmsrd {0}", "isync", in(reg) msr.bits(), options(nostack)) };
 }
 
+/// Writes the whole MSR through HSRR1 and `hrfid`, continuing at the next
+/// instruction. Unlike `mtmsrd`, this can change MSR[ME] (skiboot enters the payload
+/// with machine checks disabled) and MSR[HV]-class bits.
+///
+/// # Safety
+/// As for [`mtmsrd`]; also clobbers HSRR0/1, so not for use while they hold live state.
+#[inline(always)]
+pub unsafe fn set_msr_hrfid(msr: Msr) {
+    // SAFETY: the caller vouches for the MSR value; HSRR0 points just past `hrfid`.
+    unsafe {
+        asm!(
+            "bcl 20, 31, 1f",
+            "1: mflr {t}",
+            "addi {t}, {t}, 20",
+            "mtspr 314, {t}",
+            "mtspr 315, {m}",
+            "hrfid",
+            t = out(reg_nonzero) _,
+            m = in(reg) msr.bits(),
+            out("lr") _,
+            options(nostack)
+        )
+    };
+}
+
 /// Enables (`true`) or disables external-class interrupts (EE), `mtmsrd L=1`.
 #[inline(always)]
 pub fn set_ee(on: bool) {
@@ -112,6 +137,42 @@ pub fn tlbie_all() {
             options(nostack)
         )
     };
+}
+
+const TLBIE_LPID_RIC2_PRS0: u32 = tlbie_enc!(306, 2, 0, 1);
+const TLBIE_LPID_RIC2_PRS1: u32 = tlbie_enc!(306, 2, 1, 1);
+
+/// Invalidates every translation (partition- and process-scoped, TLB and walk
+/// caches) of one LPID on all threads (IS=2, RS = LPID), after its PATE or
+/// partition-scoped tree changed.
+pub fn tlbie_lpid(lpid: u32) {
+    let rb: u64 = 2 << 10;
+    let rs: u64 = u64::from(lpid);
+    // SAFETY: invalidating translations is always safe.
+    unsafe {
+        asm!(
+            "ptesync",
+            ".long {a}",
+            ".long {b}",
+            "eieio",
+            "tlbsync",
+            "ptesync",
+            a = const TLBIE_LPID_RIC2_PRS0,
+            b = const TLBIE_LPID_RIC2_PRS1,
+            in("r4") rb, in("r5") rs,
+            options(nostack)
+        )
+    };
+}
+
+/// A 64-bit conditioned random number (`darn RT,1`, ISA v3.0), or `None` when the
+/// hardware reports failure (all ones).
+pub fn darn() -> Option<u64> {
+    let v: u64;
+    // SAFETY: `darn` only writes its target register (encoded by hand: XO 755,
+    // RT = r3, L = 1).
+    unsafe { asm!(".long 0x7c6105e6", out("r3") v, options(nomem, nostack, preserves_flags)) };
+    (v != u64::MAX).then_some(v)
 }
 
 /// Invalidates this thread's radix TLB: set 0 with RIC=2 (also the walk caches),

@@ -224,15 +224,39 @@ pub fn enable_this_thread(pc: &PerCpu) {
         instr::isync();
     }
     instr::tlbiel_all(TLB_SETS.load(Ordering::Relaxed) as u32);
-    let msr = instr::mfmsr() | Msr::IR | Msr::DR;
+    // Machine checks on (skiboot enters with ME clear), translation on.
+    let msr = instr::mfmsr() | Msr::IR | Msr::DR | Msr::ME | Msr::RI;
     pc.kernel_msr.store(msr.bits(), Ordering::Release);
     // SAFETY: the MSR switch keeps executing at the same (linear-map) addresses and
     // the interrupt entry now also runs translated (`kernel_msr`).
-    unsafe { instr::mtmsrd(msr) };
+    unsafe { instr::set_msr_hrfid(msr) };
 }
 
 /// Global TLB flush after the boot thread built the tables (other threads flush
 /// locally when they enable translation).
 pub fn flush_all() {
     instr::tlbie_all();
+}
+
+fn pate_addr(lpid: u32) -> Option<u64> {
+    let base = PARTITION_TABLE.load(Ordering::Acquire);
+    let max = (1u64 << (12 + PATS)) / 16;
+    (base != 0 && u64::from(lpid) < max).then(|| base + 16 * u64::from(lpid))
+}
+
+/// Writes partition-table entry `lpid` (both doublewords) and flushes the LPID.
+pub fn set_pate(lpid: u32, dw0: u64, dw1: u64) {
+    if let Some(at) = pate_addr(lpid) {
+        LinearTables.write(at, Be64::new(dw0));
+        LinearTables.write(at + 8, Be64::new(dw1));
+        instr::tlbie_lpid(lpid);
+    }
+}
+
+/// Rewrites only the process-table doubleword of `lpid`'s entry.
+pub fn set_pate_dw1(lpid: u32, dw1: u64) {
+    if let Some(at) = pate_addr(lpid) {
+        LinearTables.write(at + 8, Be64::new(dw1));
+        instr::tlbie_lpid(lpid);
+    }
 }

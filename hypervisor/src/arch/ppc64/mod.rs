@@ -3,6 +3,7 @@
 pub mod asm_macros;
 pub mod exception;
 pub mod fatal;
+pub mod guest;
 pub mod instr;
 pub mod mmu;
 pub mod percpu;

@@ -28,6 +28,12 @@ pub struct PerCpu {
     pub exc_entry: u64,
     /// Initial stack of a secondary thread.
     pub stack_top: u64,
+    /// Guest entry/exit: host stack pointer, the running vCPU's registers, whether
+    /// the thread is in a guest, and where the exit path resumes the host.
+    pub host_sp: u64,
+    pub vcpu: u64,
+    pub in_guest: u64,
+    pub guest_ret: u64,
     // --- Rust only ---
     /// Logical CPU index; 0 is the boot thread.
     pub index: u32,
@@ -55,6 +61,10 @@ pub const PC_TOC: usize = offset_of!(PerCpu, toc);
 pub const PC_KERNEL_MSR: usize = offset_of!(PerCpu, kernel_msr);
 pub const PC_EXC_ENTRY: usize = offset_of!(PerCpu, exc_entry);
 pub const PC_STACK_TOP: usize = offset_of!(PerCpu, stack_top);
+pub const PC_HOST_SP: usize = offset_of!(PerCpu, host_sp);
+pub const PC_VCPU: usize = offset_of!(PerCpu, vcpu);
+pub const PC_IN_GUEST: usize = offset_of!(PerCpu, in_guest);
+pub const PC_GUEST_RET: usize = offset_of!(PerCpu, guest_ret);
 
 impl PerCpu {
     pub const fn new(index: u32, pir: u32) -> Self {
@@ -69,6 +79,10 @@ impl PerCpu {
             kernel_msr: AtomicU64::new(0),
             exc_entry: 0,
             stack_top: 0,
+            host_sp: 0,
+            vcpu: 0,
+            in_guest: 0,
+            guest_ret: 0,
             index,
             pir,
             core: 0,

@@ -46,6 +46,13 @@ static PING_FROM: AtomicU32 = AtomicU32::new(u32::MAX);
 static PING_TO: AtomicU32 = AtomicU32::new(u32::MAX);
 static PONGS: AtomicU64 = AtomicU64::new(0);
 
+/// Work an idle thread looks for each time it wakes (running its vCPU).
+static IDLE_WORK: spin::Once<fn()> = spin::Once::new();
+
+pub fn set_idle_work(f: fn()) {
+    IDLE_WORK.call_once(|| f);
+}
+
 pub fn publish(cpus: alloc::vec::Vec<&'static PerCpu>) {
     CPUS.call_once(|| cpus);
 }
@@ -148,6 +155,9 @@ pub fn doorbell_ping_pong(peer: &PerCpu, rounds: u64, timeout_us: u64) -> (u64, 
 /// interrupts before `stop`.
 pub fn idle_loop() -> ! {
     loop {
+        if let Some(work) = IDLE_WORK.get() {
+            work();
+        }
         if SHUTDOWN.load(Ordering::Acquire) {
             loop {
                 instr::stop_lite();
@@ -171,8 +181,9 @@ extern "C" fn paprika_secondary_main(pc: &'static PerCpu) -> ! {
     let ok = super::timer::selftest(2_000_000);
     record_timer_result(ok);
     info!(
-        "thread online: pir {:#x} core {} thread {}, timer self-test {}",
+        "thread online: pir {:#x} (PIR register {:#x}) core {} thread {}, timer self-test {}",
         pc.pir,
+        super::spr::pir::read(),
         pc.core,
         pc.thread,
         if ok { "ok" } else { "FAILED" }

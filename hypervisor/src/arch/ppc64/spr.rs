@@ -99,3 +99,28 @@ spr!(/// Processor stop status and control.
     psscr = 855);
 spr!(/// Processor identification register.
     pir = 1023);
+spr!(/// Authority mask register (guest-owned).
+    amr = 29);
+spr!(/// Instruction authority mask register.
+    iamr = 61);
+spr!(/// Thread identification register (guest-owned).
+    tidr = 144);
+spr!(/// Facility status and control register.
+    fscr = 153);
+spr!(/// User authority mask override register.
+    uamor = 157);
+spr!(/// Problem state priority boost.
+    pspb = 159);
+spr!(/// Data address watchpoint.
+    dawr0 = 180);
+spr!(/// Completed instruction address breakpoint.
+    ciabr = 187);
+spr!(dawrx0 = 188);
+spr!(/// Vector save register.
+    vrsave = 256);
+spr!(/// Event-based branch registers.
+    ebbhr = 804);
+spr!(ebbrr = 805);
+spr!(bescr = 806);
+spr!(/// Target address register.
+    tar = 815);

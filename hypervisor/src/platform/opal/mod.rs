@@ -20,6 +20,7 @@ pub const OPAL_REINIT_CPUS: u64 = 70;
 pub const OPAL_CHECK_TOKEN: u64 = 80;
 pub const OPAL_CONSOLE_FLUSH: u64 = 117;
 pub const OPAL_CEC_REBOOT2: u64 = 116;
+pub const OPAL_HANDLE_HMI: u64 = 98;
 
 /// `OPAL_REINIT_CPUS` flags: take interrupts little-endian; radix MMU.
 pub const REINIT_HILE_LE: u64 = 1 << 1;
@@ -215,4 +216,10 @@ pub fn reboot() -> ! {
     loop {
         poll_events();
     }
+}
+
+/// Lets OPAL handle a hypervisor maintenance interrupt (timer facility, core
+/// errors) on this thread.
+pub fn handle_hmi() -> Result<(), OpalError> {
+    call(OPAL_HANDLE_HMI, &[]).map(|_| ())
 }

@@ -1,0 +1,334 @@
+//! Entering a partition's vCPU and coming back.
+//!
+//! `paprika_guest_enter` saves the host's non-volatile state on the host stack,
+//! records the stack and the vCPU in `PerCpu`, marks the thread as "in guest", loads
+//! every guest GPR, CR, LR, CTR and XER and `hrfid`s to the guest PC/MSR. Any
+//! interrupt that reaches the hypervisor while the flag is set is a guest exit: the
+//! common interrupt entry branches to `paprika_guest_exit`, which stores the guest's
+//! registers and the exit's SRRs, HSRRs, DAR/DSISR, HDAR/HDSISR, ASDR and HEIR into
+//! the vCPU, switches back to the host stack and MSR, and returns from
+//! `paprika_guest_enter` with the vector number. The other guest-owned SPRs are
+//! switched in Rust around this call (`partition::vcpu`).
+use core::arch::global_asm;
+use core::mem::offset_of;
+
+use super::percpu;
+
+/// Register state of one vCPU that the assembly moves. `repr(C)`: offsets are ABI.
+#[derive(Clone, Debug, Default)]
+#[repr(C)]
+pub struct GuestRegs {
+    pub gpr: [u64; 32],
+    pub cr: u64,
+    pub lr: u64,
+    pub ctr: u64,
+    pub xer: u64,
+    /// Where the guest resumes, and with which MSR.
+    pub pc: u64,
+    pub msr: u64,
+    // Filled on exit:
+    pub exit_vector: u64,
+    pub srr0: u64,
+    pub srr1: u64,
+    pub hsrr0: u64,
+    pub hsrr1: u64,
+    pub dar: u64,
+    pub dsisr: u64,
+    pub hdar: u64,
+    pub hdsisr: u64,
+    pub asdr: u64,
+    pub heir: u64,
+}
+
+pub const G_GPR: usize = offset_of!(GuestRegs, gpr);
+pub const G_CR: usize = offset_of!(GuestRegs, cr);
+pub const G_LR: usize = offset_of!(GuestRegs, lr);
+pub const G_CTR: usize = offset_of!(GuestRegs, ctr);
+pub const G_XER: usize = offset_of!(GuestRegs, xer);
+pub const G_PC: usize = offset_of!(GuestRegs, pc);
+pub const G_MSR: usize = offset_of!(GuestRegs, msr);
+pub const G_VECTOR: usize = offset_of!(GuestRegs, exit_vector);
+pub const G_SRR0: usize = offset_of!(GuestRegs, srr0);
+pub const G_SRR1: usize = offset_of!(GuestRegs, srr1);
+pub const G_HSRR0: usize = offset_of!(GuestRegs, hsrr0);
+pub const G_HSRR1: usize = offset_of!(GuestRegs, hsrr1);
+pub const G_DAR: usize = offset_of!(GuestRegs, dar);
+pub const G_DSISR: usize = offset_of!(GuestRegs, dsisr);
+pub const G_HDAR: usize = offset_of!(GuestRegs, hdar);
+pub const G_HDSISR: usize = offset_of!(GuestRegs, hdsisr);
+pub const G_ASDR: usize = offset_of!(GuestRegs, asdr);
+pub const G_HEIR: usize = offset_of!(GuestRegs, heir);
+
+/// Host frame: back chain etc. (32), r2, r13-r31 (20 words), CR.
+const HOST_FRAME: usize = 32 + 8 * 22;
+
+global_asm!(
+    r#"
+    .section .text.exception, "ax"
+    .set GX_GPR, {g_gpr}
+    .set GX_CR, {g_cr}
+    .set GX_LR, {g_lr}
+    .set GX_CTR, {g_ctr}
+    .set GX_XER, {g_xer}
+    .set GX_PC, {g_pc}
+    .set GX_MSR, {g_msr}
+    .set GX_VECTOR, {g_vector}
+    .set GX_SRR0, {g_srr0}
+    .set GX_SRR1, {g_srr1}
+    .set GX_HSRR0, {g_hsrr0}
+    .set GX_HSRR1, {g_hsrr1}
+    .set GX_DAR, {g_dar}
+    .set GX_DSISR, {g_dsisr}
+    .set GX_HDAR, {g_hdar}
+    .set GX_HDSISR, {g_hdsisr}
+    .set GX_ASDR, {g_asdr}
+    .set GX_HEIR, {g_heir}
+    .set PCX_HOST_SP, {pc_host_sp}
+    .set PCX_VCPU, {pc_vcpu}
+    .set PCX_IN_GUEST, {pc_in_guest}
+    .set PCX_GUEST_RET, {pc_guest_ret}
+    .set PCX_KMSR, {pc_kmsr}
+    .set PCX_R11, {pc_r11}
+    .set PCX_R12, {pc_r12}
+    .set PCX_CR, {pc_cr}
+    .set HF, {host_frame}
+
+    /* u64 paprika_guest_enter(GuestRegs *r3) */
+    .globl paprika_guest_enter
+paprika_guest_enter:
+    mflr 0
+    std 0, 16(1)
+    stdu 1, -HF(1)
+    std 2, 32+0*8(1)
+    std 13, 32+1*8(1)
+    std 14, 32+2*8(1)
+    std 15, 32+3*8(1)
+    std 16, 32+4*8(1)
+    std 17, 32+5*8(1)
+    std 18, 32+6*8(1)
+    std 19, 32+7*8(1)
+    std 20, 32+8*8(1)
+    std 21, 32+9*8(1)
+    std 22, 32+10*8(1)
+    std 23, 32+11*8(1)
+    std 24, 32+12*8(1)
+    std 25, 32+13*8(1)
+    std 26, 32+14*8(1)
+    std 27, 32+15*8(1)
+    std 28, 32+16*8(1)
+    std 29, 32+17*8(1)
+    std 30, 32+18*8(1)
+    std 31, 32+19*8(1)
+    mfcr 0
+    std 0, 32+20*8(1)
+    mfspr 4, 304
+    std 1, PCX_HOST_SP(4)
+    std 3, PCX_VCPU(4)
+    /* Interrupts stay off until hrfid loads the guest MSR. */
+    ld 5, GX_PC(3)
+    mtspr 314, 5
+    ld 5, GX_MSR(3)
+    mtspr 315, 5
+    li 5, 1
+    std 5, PCX_IN_GUEST(4)
+    ld 5, GX_CR(3)
+    mtcr 5
+    ld 5, GX_LR(3)
+    mtlr 5
+    ld 5, GX_CTR(3)
+    mtctr 5
+    ld 5, GX_XER(3)
+    mtxer 5
+    ld 0, GX_GPR+0*8(3)
+    ld 1, GX_GPR+1*8(3)
+    ld 2, GX_GPR+2*8(3)
+    ld 4, GX_GPR+4*8(3)
+    ld 5, GX_GPR+5*8(3)
+    ld 6, GX_GPR+6*8(3)
+    ld 7, GX_GPR+7*8(3)
+    ld 8, GX_GPR+8*8(3)
+    ld 9, GX_GPR+9*8(3)
+    ld 10, GX_GPR+10*8(3)
+    ld 11, GX_GPR+11*8(3)
+    ld 12, GX_GPR+12*8(3)
+    ld 13, GX_GPR+13*8(3)
+    ld 14, GX_GPR+14*8(3)
+    ld 15, GX_GPR+15*8(3)
+    ld 16, GX_GPR+16*8(3)
+    ld 17, GX_GPR+17*8(3)
+    ld 18, GX_GPR+18*8(3)
+    ld 19, GX_GPR+19*8(3)
+    ld 20, GX_GPR+20*8(3)
+    ld 21, GX_GPR+21*8(3)
+    ld 22, GX_GPR+22*8(3)
+    ld 23, GX_GPR+23*8(3)
+    ld 24, GX_GPR+24*8(3)
+    ld 25, GX_GPR+25*8(3)
+    ld 26, GX_GPR+26*8(3)
+    ld 27, GX_GPR+27*8(3)
+    ld 28, GX_GPR+28*8(3)
+    ld 29, GX_GPR+29*8(3)
+    ld 30, GX_GPR+30*8(3)
+    ld 31, GX_GPR+31*8(3)
+    ld 3, GX_GPR+3*8(3)
+    hrfid
+
+    /* Reached from the interrupt entry in real mode when the thread was in a guest:
+       r13 = PerCpu, r12 = vector, guest r11/r12/CR in PerCpu, guest r13 in HSPRG1. */
+    .globl paprika_guest_exit
+paprika_guest_exit:
+    ld 11, PCX_VCPU(13)
+    std 0, GX_GPR+0*8(11)
+    std 1, GX_GPR+1*8(11)
+    std 2, GX_GPR+2*8(11)
+    std 3, GX_GPR+3*8(11)
+    std 4, GX_GPR+4*8(11)
+    std 5, GX_GPR+5*8(11)
+    std 6, GX_GPR+6*8(11)
+    std 7, GX_GPR+7*8(11)
+    std 8, GX_GPR+8*8(11)
+    std 9, GX_GPR+9*8(11)
+    std 10, GX_GPR+10*8(11)
+    ld 0, PCX_R11(13)
+    std 0, GX_GPR+11*8(11)
+    ld 0, PCX_R12(13)
+    std 0, GX_GPR+12*8(11)
+    mfspr 0, 305
+    std 0, GX_GPR+13*8(11)
+    std 14, GX_GPR+14*8(11)
+    std 15, GX_GPR+15*8(11)
+    std 16, GX_GPR+16*8(11)
+    std 17, GX_GPR+17*8(11)
+    std 18, GX_GPR+18*8(11)
+    std 19, GX_GPR+19*8(11)
+    std 20, GX_GPR+20*8(11)
+    std 21, GX_GPR+21*8(11)
+    std 22, GX_GPR+22*8(11)
+    std 23, GX_GPR+23*8(11)
+    std 24, GX_GPR+24*8(11)
+    std 25, GX_GPR+25*8(11)
+    std 26, GX_GPR+26*8(11)
+    std 27, GX_GPR+27*8(11)
+    std 28, GX_GPR+28*8(11)
+    std 29, GX_GPR+29*8(11)
+    std 30, GX_GPR+30*8(11)
+    std 31, GX_GPR+31*8(11)
+    ld 0, PCX_CR(13)
+    std 0, GX_CR(11)
+    mflr 0
+    std 0, GX_LR(11)
+    mfctr 0
+    std 0, GX_CTR(11)
+    mfxer 0
+    std 0, GX_XER(11)
+    mfspr 0, 26
+    std 0, GX_SRR0(11)
+    mfspr 0, 27
+    std 0, GX_SRR1(11)
+    mfspr 0, 314
+    std 0, GX_HSRR0(11)
+    mfspr 0, 315
+    std 0, GX_HSRR1(11)
+    mfspr 0, 19
+    std 0, GX_DAR(11)
+    mfspr 0, 18
+    std 0, GX_DSISR(11)
+    mfspr 0, 307
+    std 0, GX_HDAR(11)
+    mfspr 0, 306
+    std 0, GX_HDSISR(11)
+    mfspr 0, 816
+    std 0, GX_ASDR(11)
+    mfspr 0, 339
+    std 0, GX_HEIR(11)
+    std 12, GX_VECTOR(11)
+    li 0, 0
+    std 0, PCX_IN_GUEST(13)
+    /* Back to the host stack and MSR, continuing at paprika_guest_return. */
+    ld 1, PCX_HOST_SP(13)
+    ld 2, 32+0*8(1)
+    ld 0, PCX_GUEST_RET(13)
+    mtspr 314, 0
+    ld 0, PCX_KMSR(13)
+    mtspr 315, 0
+    hrfid
+
+    .globl paprika_guest_return
+paprika_guest_return:
+    mr 3, 12
+    ld 13, 32+1*8(1)
+    ld 14, 32+2*8(1)
+    ld 15, 32+3*8(1)
+    ld 16, 32+4*8(1)
+    ld 17, 32+5*8(1)
+    ld 18, 32+6*8(1)
+    ld 19, 32+7*8(1)
+    ld 20, 32+8*8(1)
+    ld 21, 32+9*8(1)
+    ld 22, 32+10*8(1)
+    ld 23, 32+11*8(1)
+    ld 24, 32+12*8(1)
+    ld 25, 32+13*8(1)
+    ld 26, 32+14*8(1)
+    ld 27, 32+15*8(1)
+    ld 28, 32+16*8(1)
+    ld 29, 32+17*8(1)
+    ld 30, 32+18*8(1)
+    ld 31, 32+19*8(1)
+    ld 0, 32+20*8(1)
+    mtcr 0
+    addi 1, 1, HF
+    ld 0, 16(1)
+    mtlr 0
+    blr
+"#,
+    g_gpr = const G_GPR,
+    g_cr = const G_CR,
+    g_lr = const G_LR,
+    g_ctr = const G_CTR,
+    g_xer = const G_XER,
+    g_pc = const G_PC,
+    g_msr = const G_MSR,
+    g_vector = const G_VECTOR,
+    g_srr0 = const G_SRR0,
+    g_srr1 = const G_SRR1,
+    g_hsrr0 = const G_HSRR0,
+    g_hsrr1 = const G_HSRR1,
+    g_dar = const G_DAR,
+    g_dsisr = const G_DSISR,
+    g_hdar = const G_HDAR,
+    g_hdsisr = const G_HDSISR,
+    g_asdr = const G_ASDR,
+    g_heir = const G_HEIR,
+    pc_host_sp = const percpu::PC_HOST_SP,
+    pc_vcpu = const percpu::PC_VCPU,
+    pc_in_guest = const percpu::PC_IN_GUEST,
+    pc_guest_ret = const percpu::PC_GUEST_RET,
+    pc_kmsr = const percpu::PC_KERNEL_MSR,
+    pc_r11 = const percpu::PC_SAVE_R11,
+    pc_r12 = const percpu::PC_SAVE_R12,
+    pc_cr = const percpu::PC_SAVE_CR,
+    host_frame = const HOST_FRAME,
+);
+
+extern "C" {
+    fn paprika_guest_enter(regs: *mut GuestRegs) -> u64;
+    fn paprika_guest_return();
+}
+
+/// Address the exit path resumes the host at, for `PerCpu::guest_ret`.
+pub fn return_address() -> u64 {
+    paprika_guest_return as *const () as u64
+}
+
+/// Runs the guest described by `regs` until it exits; returns the exit vector. The
+/// caller has loaded every other guest SPR (LPIDR, LPCR, PIDR, DEC, HDEC, ...).
+///
+/// # Safety
+/// The partition's PATE and the guest SPRs must confine the guest to its own memory;
+/// `regs.msr` must not have HV set.
+pub unsafe fn enter(regs: &mut GuestRegs) -> u64 {
+    // SAFETY: the assembly saves and restores every non-volatile register and returns
+    // here on the host stack; the caller vouches for the guest context.
+    unsafe { paprika_guest_enter(regs) }
+}

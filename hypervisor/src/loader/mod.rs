@@ -1,0 +1,2 @@
+//! Loading guest kernel images into partition memory.
+pub mod elf;

@@ -1,0 +1,4 @@
+//! The sPAPR platform partitions see: hcalls, RTAS, the guest device tree.
+pub mod guest_fdt;
+pub mod hcall;
+pub mod rtas;

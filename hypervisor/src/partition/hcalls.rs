@@ -1,0 +1,241 @@
+//! hcall dispatch for a vCPU (`sc 1`): r3 = opcode, arguments r4-r12, status back
+//! in r3 and results from r4. Argument checking lives in `papr::hcall` (portable);
+//! this file applies the decisions to the partition.
+use core::sync::atomic::Ordering;
+
+use super::lpar::Partition;
+use super::vcpu::{self, Next, Vcpu, VcpuContext};
+use crate::arch::ppc64::instr;
+use crate::papr::hcall::{self as h, HcallError, HcallResult};
+use crate::platform::opal;
+
+/// Handles the hcall in `ctx` and sets the guest's r3 (and r4...).
+pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
+    p.hcalls.fetch_add(1, Ordering::Relaxed);
+    let g = ctx.regs.gpr;
+    let op = g[3];
+    let result: HcallResult = match op {
+        h::H_PUT_TERM_CHAR => put_term_char(p, g[4], g[5], g[6], g[7]),
+        h::H_GET_TERM_CHAR => get_term_char(p, g[4]),
+        h::H_RANDOM => random(),
+        h::H_SET_MODE => set_mode(p, g[4], g[5], g[6], g[7]),
+        h::H_REGISTER_PROC_TBL => register_proc_tbl(p, g[4], g[5], g[6], g[7]),
+        h::H_CEDE => {
+            // H_CEDE enables external interrupts in the caller (PAPR 14.11.3.3).
+            ctx.regs.msr |= crate::arch::ppc64::regs::Msr::EE.bits();
+            vcpu::cede(p, v, ctx);
+            Ok([0; 4])
+        }
+        h::H_PROD => prod(p, g[4]),
+        h::H_CONFER => confer(p, g[4]),
+        h::H_GET_CPU_CHARACTERISTICS => cpu_characteristics(),
+        h::H_PAGE_INIT => page_init(p, g[4], g[5], g[6]),
+        h::H_REGISTER_VPA => register_vpa(p, ctx, g[4], g[5], g[6]),
+        h::H_RPT_INVALIDATE => rpt_invalidate(p, g[4], g[5], g[6], g[7]),
+        h::H_LOGICAL_CI_LOAD => ci_load(p, g[4], g[5]),
+        h::H_LOGICAL_CI_STORE => ci_store(p, g[4], g[5], g[6]),
+        h::H_RTAS => match super::rtas_calls::call(p, v, ctx, g[4]) {
+            Ok(Next::Leave) => return Next::Leave,
+            Ok(Next::Resume) => Ok([0; 4]),
+            Err(e) => Err(e),
+        },
+        _ => Err(HcallError::Function),
+    };
+    match result {
+        Ok(out) => {
+            ctx.regs.gpr[3] = h::H_SUCCESS as u64;
+            ctx.regs.gpr[4..8].copy_from_slice(&out);
+        }
+        Err(e) => {
+            ctx.regs.gpr[3] = e.code() as u64;
+            if e == HcallError::Function {
+                vcpu::rate_limited_warn(p, "unimplemented hcall", op);
+            }
+        }
+    }
+    if !p.is_running() || v.state() != vcpu::VcpuState::Runnable {
+        return Next::Leave;
+    }
+    Next::Resume
+}
+
+fn check_term(term: u64) -> Result<(), HcallError> {
+    if term == u64::from(super::lpar::VTY_REG) || term == 0 {
+        Ok(())
+    } else {
+        Err(HcallError::Parameter)
+    }
+}
+
+fn put_term_char(p: &Partition, term: u64, len: u64, hi: u64, lo: u64) -> HcallResult {
+    check_term(term)?;
+    let (buf, n) = h::unpack_term_chars(len, hi, lo)?;
+    p.console_put(&buf[..n]);
+    Ok([0; 4])
+}
+
+fn get_term_char(p: &Partition, term: u64) -> HcallResult {
+    check_term(term)?;
+    if !p.console_input {
+        return Ok([0; 4]);
+    }
+    let mut buf = [0u8; 16];
+    let n = opal::console_read(0, &mut buf);
+    let (len, hi, lo) = h::pack_term_chars(&buf[..n]);
+    Ok([len, hi, lo, 0])
+}
+
+fn random() -> HcallResult {
+    for _ in 0..16 {
+        if let Some(v) = instr::darn() {
+            return Ok([v, 0, 0, 0]);
+        }
+    }
+    Err(HcallError::Hardware)
+}
+
+fn set_mode(p: &Partition, mflags: u64, resource: u64, v1: u64, v2: u64) -> HcallResult {
+    match h::decode_set_mode(mflags, resource, v1, v2)? {
+        h::SetMode::InterruptEndian(le) => p.interrupt_le.store(le, Ordering::Relaxed),
+        h::SetMode::Ail(a) => p.ail.store(a, Ordering::Relaxed),
+    }
+    Ok([0; 4])
+}
+
+fn register_proc_tbl(
+    p: &Partition,
+    flags: u64,
+    base: u64,
+    page_size: u64,
+    table_size: u64,
+) -> HcallResult {
+    match h::decode_register_proc_tbl(flags, base, page_size, table_size, p.mem_size)? {
+        h::ProcTable::Deregister => crate::arch::ppc64::mmu::set_pate_dw1(p.lpid, 0),
+        h::ProcTable::Radix {
+            base, size_field, ..
+        } => {
+            // dw1: guest radix (GR), process table base, PRTS (Book III 5.7.6.2).
+            crate::arch::ppc64::mmu::set_pate_dw1(p.lpid, (1 << 63) | base | size_field)
+        }
+    }
+    super::lpar::flush_lpid(p.lpid);
+    Ok([0; 4])
+}
+
+fn vcpu_by_id(p: &Partition, id: u64) -> Option<&Vcpu> {
+    p.vcpus.iter().find(|v| u64::from(v.id) == id).map(|b| &**b)
+}
+
+fn prod(p: &Partition, target: u64) -> HcallResult {
+    let v = vcpu_by_id(p, target).ok_or(HcallError::Parameter)?;
+    v.prodded.store(true, Ordering::Release);
+    v.kick();
+    Ok([0; 4])
+}
+
+fn confer(p: &Partition, target: u64) -> HcallResult {
+    // Dedicated processors: nothing to give the time to. -1 means "all".
+    if target != u64::MAX && target != u64::from(u32::MAX) && vcpu_by_id(p, target).is_none() {
+        return Err(HcallError::Parameter);
+    }
+    Ok([0; 4])
+}
+
+fn cpu_characteristics() -> HcallResult {
+    // Behaviour: favour security, flush L1D on privilege changes, bounds-check
+    // speculation barrier (what QEMU's pseries reports as "safe" defaults).
+    const FAVOUR_SECURITY: u64 = 1 << 63;
+    const L1D_FLUSH_PR: u64 = 1 << 62;
+    const BNDS_CHK_SPEC_BAR: u64 = 1 << 61;
+    Ok([0, FAVOUR_SECURITY | L1D_FLUSH_PR | BNDS_CHK_SPEC_BAR, 0, 0])
+}
+
+fn page_init(p: &Partition, flags: u64, dst: u64, src: u64) -> HcallResult {
+    match h::decode_page_init(flags, dst, src, p.mem_size)? {
+        h::PageInit::Zero { dst } => {
+            p.fill_guest(dst, 4096, 0).ok_or(HcallError::Parameter)?;
+        }
+        h::PageInit::Copy { dst, src } => {
+            let mut page = [0u8; 4096];
+            p.read_guest(src, &mut page).ok_or(HcallError::Parameter)?;
+            p.write_guest(dst, &page).ok_or(HcallError::Parameter)?;
+        }
+        h::PageInit::Nothing => {}
+    }
+    Ok([0; 4])
+}
+
+fn register_vpa(
+    p: &Partition,
+    ctx: &mut VcpuContext,
+    flags: u64,
+    proc: u64,
+    addr: u64,
+) -> HcallResult {
+    let op = h::decode_register_vpa(flags, addr, p.mem_size)?;
+    if vcpu_by_id(p, proc).is_none() {
+        return Err(HcallError::Parameter);
+    }
+    match op {
+        h::VpaOp::RegisterVpa => {
+            // The VPA's size is a big-endian u16 at offset 4 (PAPR 14.11.3.10).
+            let mut sz = [0u8; 2];
+            p.read_guest(addr + 4, &mut sz)
+                .ok_or(HcallError::Parameter)?;
+            let size = u16::from_be_bytes(sz);
+            if size < 640 {
+                return Err(HcallError::Parameter);
+            }
+            ctx.vpa = addr;
+        }
+        h::VpaOp::DeregisterVpa => ctx.vpa = 0,
+        // DTL and SLB shadow areas are accepted and not used (radix, dedicated CPUs).
+        _ => {}
+    }
+    Ok([0; 4])
+}
+
+fn rpt_invalidate(p: &Partition, _pid: u64, target: u64, kind: u64, _sizes: u64) -> HcallResult {
+    // Types: TLB 1, PWC 2, PAT 4; targets: CPU 1, CPUs 2, ... Only the partition's
+    // own translations can be named, so flushing all of the LPID is always correct.
+    if kind & !0x7 != 0 || kind == 0 {
+        return Err(HcallError::P3);
+    }
+    if target & !0x7 != 0 || target == 0 {
+        return Err(HcallError::P2);
+    }
+    super::lpar::flush_lpid(p.lpid);
+    Ok([0; 4])
+}
+
+fn ci_size(size: u64) -> Result<usize, HcallError> {
+    match size {
+        1 => Ok(1),
+        2 => Ok(2),
+        3 => Ok(4),
+        4 => Ok(8),
+        _ => Err(HcallError::Parameter),
+    }
+}
+
+fn ci_load(p: &Partition, size: u64, addr: u64) -> HcallResult {
+    let n = ci_size(size)?;
+    if !addr.is_multiple_of(n as u64) {
+        return Err(HcallError::Parameter);
+    }
+    let mut b = [0u8; 8];
+    p.read_guest(addr, &mut b[8 - n..])
+        .ok_or(HcallError::Parameter)?;
+    Ok([u64::from_be_bytes(b), 0, 0, 0])
+}
+
+fn ci_store(p: &Partition, size: u64, addr: u64, val: u64) -> HcallResult {
+    let n = ci_size(size)?;
+    if !addr.is_multiple_of(n as u64) {
+        return Err(HcallError::Parameter);
+    }
+    let b = val.to_be_bytes();
+    p.write_guest(addr, &b[8 - n..])
+        .ok_or(HcallError::Parameter)?;
+    Ok([0; 4])
+}

@@ -1,0 +1,518 @@
+//! LPAR creation: LPID, guest memory, the partition-scoped radix tree and PATE, the
+//! guest image, its device tree and RTAS blob; and partition stop/outcome.
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use super::manifest::{Manifest, PartitionSpec};
+use super::vcpu::Vcpu;
+use crate::arch::ppc64::regs::{Lpcr, Msr};
+use crate::arch::ppc64::{instr, mmu, smp, spr};
+use crate::be::Be64;
+use crate::loader::elf;
+use crate::mm::frame::PhysRange;
+use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
+use crate::mm::{self, LINEAR_BASE};
+use crate::papr::{guest_fdt, hcall, rtas};
+use crate::{error, info, warn};
+
+/// The vty's unit address, as QEMU's pseries gives it.
+pub const VTY_REG: u32 = 0x7100_0000;
+/// Bytes reserved at the top of guest memory for the RTAS blob.
+const RTAS_SIZE: u64 = 0x1_0000;
+
+/// Why a partition stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    PowerOff,
+    OsTerm(String),
+    Fault(String),
+}
+
+impl StopReason {
+    pub fn passed(&self) -> bool {
+        matches!(self, StopReason::PowerOff)
+    }
+}
+
+const RUNNING: u8 = 0;
+const STOPPED: u8 = 1;
+
+/// One logical partition.
+pub struct Partition {
+    pub name: String,
+    pub lpid: u32,
+    /// Guest real memory [0, mem_size) is host physical [mem_pa, mem_pa + mem_size).
+    pub mem_pa: u64,
+    pub mem_size: u64,
+    pub vcpus: Vec<Box<Vcpu>>,
+    pub console: bool,
+    pub console_input: bool,
+    /// Partition-wide register bits set by H_SET_MODE.
+    pub interrupt_le: AtomicBool,
+    pub ail: AtomicU8,
+    /// Offset of this partition's clock from the host RTC (set-time-of-day).
+    pub tod_offset: AtomicI64,
+    /// Console bytes not yet ended by a newline.
+    pub console_line: spin::Mutex<heapless::Vec<u8, 240>>,
+    state: AtomicU8,
+    reason: spin::Mutex<Option<StopReason>>,
+    /// Where the guest was entered, for restarts.
+    pub entry: u64,
+    pub fdt_gra: u64,
+    pub big_endian: bool,
+    /// Guest real address and size of the RTAS blob.
+    pub rtas: (u64, u64),
+    pub hcalls: AtomicU64,
+}
+
+/// Every partition, by index; written once at boot.
+static PARTITIONS: spin::Once<Vec<Partition>> = spin::Once::new();
+static RUNNING_COUNT: AtomicU32 = AtomicU32::new(0);
+static POWER_OFF_WHEN_IDLE: AtomicBool = AtomicBool::new(true);
+
+pub fn partitions() -> &'static [Partition] {
+    PARTITIONS.get().map(|v| v.as_slice()).unwrap_or(&[])
+}
+
+/// Partition-scoped tables live in frames reached through the linear map.
+struct Tables;
+
+impl TableMemory for Tables {
+    fn alloc_table(&mut self, bytes: u64) -> Option<u64> {
+        mmu::LinearTables.alloc_table(bytes)
+    }
+    fn free_table(&mut self, pa: u64, bytes: u64) {
+        mmu::LinearTables.free_table(pa, bytes)
+    }
+    fn read(&self, pa: u64) -> Be64 {
+        mmu::LinearTables.read(pa)
+    }
+    fn write(&mut self, pa: u64, v: Be64) {
+        mmu::LinearTables.write(pa, v)
+    }
+}
+
+/// Why a partition could not be created.
+#[derive(Debug)]
+pub enum CreateError {
+    Memory(mm::frame::FrameError),
+    Map(MapError),
+    MissingFile(String),
+    Elf(elf::ElfError),
+    Fdt,
+    TooBig(&'static str),
+    BadCpu(u32),
+}
+
+impl core::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CreateError::Memory(e) => write!(f, "guest memory: {e:?}"),
+            CreateError::Map(e) => write!(f, "partition-scoped table: {e:?}"),
+            CreateError::MissingFile(p) => write!(f, "file {p:?} is not in the boot bundle"),
+            CreateError::Elf(e) => write!(f, "kernel image: {e:?}"),
+            CreateError::Fdt => write!(f, "building the device tree failed"),
+            CreateError::TooBig(what) => write!(f, "{what} does not fit in partition memory"),
+            CreateError::BadCpu(c) => write!(f, "hardware thread {c} does not exist or is offline"),
+        }
+    }
+}
+
+impl Partition {
+    pub fn is_running(&self) -> bool {
+        self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.lock().clone()
+    }
+
+    /// Host linear address of guest real `gra` if `[gra, gra+len)` lies in the
+    /// partition's memory.
+    pub fn host_addr(&self, gra: u64, len: u64) -> Option<u64> {
+        let end = gra.checked_add(len)?;
+        (end <= self.mem_size).then_some(LINEAR_BASE | (self.mem_pa + gra))
+    }
+
+    /// Copies guest memory out; `None` if any byte lies outside the partition.
+    pub fn read_guest(&self, gra: u64, out: &mut [u8]) -> Option<()> {
+        let src = self.host_addr(gra, out.len() as u64)?;
+        // SAFETY: the range was checked to lie inside this partition's memory, which
+        // the hypervisor maps for its whole life; guests may race with us, which is
+        // harmless for byte copies.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, out.as_mut_ptr(), out.len()) };
+        Some(())
+    }
+
+    pub fn write_guest(&self, gra: u64, data: &[u8]) -> Option<()> {
+        let dst = self.host_addr(gra, data.len() as u64)?;
+        // SAFETY: as for `read_guest`.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+        Some(())
+    }
+
+    pub fn fill_guest(&self, gra: u64, len: u64, byte: u8) -> Option<()> {
+        let dst = self.host_addr(gra, len)?;
+        // SAFETY: as for `read_guest`.
+        unsafe { core::ptr::write_bytes(dst as *mut u8, byte, len as usize) };
+        Some(())
+    }
+
+    /// LPCR for this partition's vCPUs: radix guest with a process table (HR, UPRT,
+    /// GTSE), hypervisor decrementer and emulation-assist exits (HDICE, HEIC),
+    /// external interrupts to the hypervisor (LPES = 0), interrupt endianness and
+    /// AIL from H_SET_MODE.
+    pub fn lpcr(&self, host: Lpcr) -> Lpcr {
+        let mut l = host;
+        l.remove(
+            Lpcr::ILE | Lpcr::AIL | Lpcr::HAIL | Lpcr::LPES | Lpcr::MER | Lpcr::LD | Lpcr::HVICE,
+        );
+        l.insert(Lpcr::HR | Lpcr::UPRT | Lpcr::GTSE | Lpcr::HDICE | Lpcr::HEIC | Lpcr::ONL);
+        if self.interrupt_le.load(Ordering::Relaxed) {
+            l.insert(Lpcr::ILE);
+        }
+        if self.ail.load(Ordering::Relaxed) == 3 {
+            l.insert(Lpcr::AIL);
+        }
+        l
+    }
+
+    /// Stops the partition with `reason` (first reason wins) and kicks its vCPUs.
+    pub fn stop(&self, reason: StopReason) {
+        {
+            let mut r = self.reason.lock();
+            if r.is_some() {
+                return;
+            }
+            *r = Some(reason.clone());
+        }
+        self.state.store(STOPPED, Ordering::Release);
+        self.flush_console();
+        let how = match &reason {
+            StopReason::PowerOff => String::from("power-off"),
+            StopReason::OsTerm(m) => alloc::format!("os-term: {m}"),
+            StopReason::Fault(m) => alloc::format!("fault: {m}"),
+        };
+        info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        for v in &self.vcpus {
+            v.kick();
+        }
+        if RUNNING_COUNT.fetch_sub(1, Ordering::AcqRel) == 1 {
+            all_stopped();
+        }
+    }
+
+    /// Writes pending console output as a line.
+    pub fn flush_console(&self) {
+        let mut line = self.console_line.lock();
+        if !line.is_empty() {
+            emit_console_line(&self.name, &line);
+            line.clear();
+        }
+    }
+
+    /// Console output from H_PUT_TERM_CHAR: whole lines, prefixed with the partition
+    /// name, so partitions' output never interleaves mid-line.
+    pub fn console_put(&self, bytes: &[u8]) {
+        if !self.console {
+            return;
+        }
+        let mut line = self.console_line.lock();
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    emit_console_line(&self.name, &line);
+                    line.clear();
+                }
+                b'\r' | 0 => {}
+                _ => {
+                    if line.push(b).is_err() {
+                        emit_console_line(&self.name, &line);
+                        line.clear();
+                        let _ = line.push(b);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn emit_console_line(name: &str, line: &[u8]) {
+    let mut out: heapless::Vec<u8, 320> = heapless::Vec::new();
+    let _ = out.push(b'[');
+    let _ = out.extend_from_slice(name.as_bytes());
+    let _ = out.extend_from_slice(b"] ");
+    let _ = out.extend_from_slice(line);
+    let _ = out.push(b'\n');
+    crate::log::write_raw(&out);
+}
+
+fn all_stopped() {
+    let parts = partitions();
+    let passed = parts
+        .iter()
+        .filter(|p| p.reason().is_some_and(|r| r.passed()))
+        .count();
+    let failed = parts.len() - passed;
+    info!("PAPRIKA partitions: {} passed, {} failed", passed, failed);
+    if !POWER_OFF_WHEN_IDLE.load(Ordering::Relaxed) {
+        info!("every partition has stopped; staying up (power_off_when_idle = false)");
+        return;
+    }
+    smp::begin_shutdown();
+    if failed == 0 {
+        info!("PAPRIKA power-off: success");
+        crate::platform::opal::power_down()
+    } else {
+        crate::arch::ppc64::fatal::fail_stop()
+    }
+}
+
+/// Guest memory alignment: 1 GiB pages for big partitions, 2 MiB otherwise.
+fn mem_align(size: u64) -> u64 {
+    if size >= 1 << 30 && size.is_multiple_of(1 << 30) {
+        1 << 30
+    } else {
+        2 << 20
+    }
+}
+
+fn build_partition(
+    index: usize,
+    spec: &PartitionSpec,
+    console_input: bool,
+    bundle: &[u8],
+    info: &crate::fdt::host::HostInfo,
+) -> Result<Partition, CreateError> {
+    let lpid = index as u32 + 1;
+    let size = spec.memory;
+    for &c in &spec.cpus {
+        if smp::cpus().get(c as usize).is_none_or(|pc| !pc.is_online()) {
+            return Err(CreateError::BadCpu(c));
+        }
+    }
+    let kernel = crate::bundle::find(bundle, &spec.kernel)
+        .ok()
+        .flatten()
+        .ok_or_else(|| CreateError::MissingFile(spec.kernel.clone()))?;
+    let initrd = match &spec.initrd {
+        Some(p) => Some(
+            crate::bundle::find(bundle, p)
+                .ok()
+                .flatten()
+                .ok_or_else(|| CreateError::MissingFile(p.clone()))?,
+        ),
+        None => None,
+    };
+    let image = elf::parse(kernel).map_err(CreateError::Elf)?;
+
+    // Memory, zeroed before the guest sees it.
+    let pa = mm::alloc_frames(size, mem_align(size)).map_err(CreateError::Memory)?;
+    mm::zero_phys(pa, size);
+
+    // Partition-scoped tree: guest real 0.. -> host pa.., large pages.
+    let mut tree = RadixTree::new(&mut Tables).map_err(CreateError::Map)?;
+    tree.map(
+        &mut Tables,
+        0,
+        pa,
+        size,
+        PteFlags::READ | PteFlags::WRITE | PteFlags::EXEC,
+        CacheAttr::Normal,
+        PageSize::Size1G,
+    )
+    .map_err(CreateError::Map)?;
+    let root = tree.root();
+    let _ = tree;
+
+    // SAFETY: the memory was just allocated for this partition and no vCPU runs yet,
+    // so this is the only reference while the image and tables are written.
+    let mem =
+        unsafe { core::slice::from_raw_parts_mut((LINEAR_BASE | pa) as *mut u8, size as usize) };
+    elf::load(&image, kernel, mem).map_err(CreateError::Elf)?;
+
+    // Layout: kernel from its load address; initrd after it; RTAS blob and the
+    // device tree at the top.
+    let rtas_base = size - RTAS_SIZE;
+    for (i, w) in rtas::RTAS_BLOB.iter().enumerate() {
+        let at = (rtas_base as usize) + i * 4;
+        let bytes = if image.big_endian {
+            w.to_be_bytes()
+        } else {
+            w.to_le_bytes()
+        };
+        mem[at..at + 4].copy_from_slice(&bytes);
+    }
+    let initrd_range = match initrd {
+        Some(data) => {
+            let start = (image.high + 0x10_0000 + 0xffff) & !0xffff;
+            let end = start + data.len() as u64;
+            if end > rtas_base - 0x10_0000 {
+                return Err(CreateError::TooBig("initrd"));
+            }
+            mem[start as usize..end as usize].copy_from_slice(data);
+            Some((start, end))
+        }
+        None => None,
+    };
+
+    let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
+    let cpu = if info.compatible.contains("powernv10") {
+        guest_fdt::CpuModel::Power10
+    } else {
+        guest_fdt::CpuModel::Power9
+    };
+    let vec5 = guest_fdt::vec5_radix_xics();
+    let reserved = [(rtas_base, RTAS_SIZE)];
+    let cfg = guest_fdt::GuestFdtConfig {
+        partition_name: &spec.name,
+        lpid,
+        memory_bytes: size,
+        vcpus: spec.vcpus,
+        cpu,
+        timebase_hz: info.timebase_hz,
+        bootargs: &spec.cmdline,
+        initrd: initrd_range,
+        rtas_base,
+        rtas_size: RTAS_SIZE,
+        rtas_tokens: &tokens,
+        hypertas: hcall::HYPERTAS,
+        vty_reg: VTY_REG,
+        reserved: &reserved,
+        xive: None,
+        chosen_vec5: &vec5,
+    };
+    let fdt = guest_fdt::build(&cfg).map_err(|_| CreateError::Fdt)?;
+    let fdt_gra = (rtas_base - fdt.len() as u64 - 0x1000) & !0xfff;
+    if fdt_gra <= initrd_range.map(|r| r.1).unwrap_or(image.high) {
+        return Err(CreateError::TooBig("device tree"));
+    }
+    mem[fdt_gra as usize..fdt_gra as usize + fdt.len()].copy_from_slice(&fdt);
+
+    // PATE: host radix tree for guest real addresses; no process table until the
+    // guest registers one.
+    mmu::set_pate(lpid, radix::radix_root_dw0(root) | radix::PATE_HR, 0);
+
+    let mut vcpus = Vec::new();
+    for (i, &cpu) in spec.cpus.iter().enumerate() {
+        vcpus.push(Box::new(Vcpu::new(i as u32, cpu)));
+    }
+    info!(
+        "lpar {} (LPID {}): {} MiB at host {:#x}, {} vCPU(s) on threads {:?}, kernel {} entry {:#x} ({}-endian), fdt at {:#x}{}",
+        spec.name,
+        lpid,
+        size >> 20,
+        pa,
+        spec.vcpus,
+        spec.cpus.as_slice(),
+        spec.kernel,
+        image.entry,
+        if image.big_endian { "big" } else { "little" },
+        fdt_gra,
+        match initrd_range {
+            Some((s, e)) => alloc::format!(", initrd {s:#x}-{e:#x}"),
+            None => String::new(),
+        }
+    );
+    Ok(Partition {
+        name: spec.name.clone(),
+        lpid,
+        mem_pa: pa,
+        mem_size: size,
+        vcpus,
+        console: spec.console,
+        console_input,
+        interrupt_le: AtomicBool::new(!image.big_endian),
+        ail: AtomicU8::new(0),
+        tod_offset: AtomicI64::new(0),
+        console_line: spin::Mutex::new(heapless::Vec::new()),
+        state: AtomicU8::new(RUNNING),
+        reason: spin::Mutex::new(None),
+        entry: image.entry,
+        fdt_gra,
+        big_endian: image.big_endian,
+        rtas: (rtas_base, RTAS_SIZE),
+        hcalls: AtomicU64::new(0),
+    })
+}
+
+/// Creates every partition the bundle's manifest describes and starts their boot
+/// vCPUs. Returns how many were started; a partition that cannot be created is
+/// reported (naming it and why) and counted as failed.
+pub fn create_all(manifest: &Manifest, bundle: &[u8], info: &crate::fdt::host::HostInfo) -> usize {
+    POWER_OFF_WHEN_IDLE.store(manifest.machine.power_off_when_idle, Ordering::Relaxed);
+    let input = manifest.machine.console_input.clone().or_else(|| {
+        manifest
+            .partitions
+            .iter()
+            .find(|p| p.console)
+            .map(|p| p.name.clone())
+    });
+    let mut parts = Vec::new();
+    let mut failed = 0;
+    for (i, spec) in manifest.partitions.iter().enumerate() {
+        let is_input = input.as_deref() == Some(spec.name.as_str());
+        match build_partition(i, spec, is_input, bundle, info) {
+            Ok(p) => parts.push(p),
+            Err(e) => {
+                error!("lpar {}: cannot create: {}", spec.name, e);
+                failed += 1;
+            }
+        }
+    }
+    let n = parts.len();
+    RUNNING_COUNT.store(n as u32, Ordering::Release);
+    PARTITIONS.call_once(|| parts);
+    if failed > 0 {
+        warn!("{failed} partition(s) could not be created");
+    }
+    for p in partitions() {
+        for v in &p.vcpus {
+            super::vcpu::assign(p, v);
+        }
+        if let Some(v0) = p.vcpus.first() {
+            let msr = initial_msr(p.big_endian);
+            v0.request_start(p.entry, msr, p.fdt_gra);
+        }
+    }
+    if n == 0 {
+        return 0;
+    }
+    n
+}
+
+/// MSR a vCPU starts with: 64-bit, machine checks on, real mode, the kernel's
+/// endianness (PAPR start-cpu and direct kernel entry).
+pub fn initial_msr(big_endian: bool) -> u64 {
+    let mut m = Msr::SF | Msr::ME | Msr::RI;
+    if !big_endian {
+        m |= Msr::LE;
+    }
+    m.bits()
+}
+
+/// Host register values to restore after a guest exit.
+pub fn host_lpcr() -> Lpcr {
+    Lpcr::from_bits_retain(HOST_LPCR.load(Ordering::Relaxed))
+}
+
+static HOST_LPCR: AtomicU64 = AtomicU64::new(0);
+
+pub fn record_host_lpcr() {
+    HOST_LPCR.store(spr::lpcr::read(), Ordering::Relaxed);
+}
+
+/// Invalidates every translation of `lpid` (after its PATE or tables changed).
+pub fn flush_lpid(lpid: u32) {
+    instr::tlbie_lpid(lpid);
+}
+
+/// Marks a whole range of guest memory as used by RTAS so the guest FDT reserves it.
+pub fn rtas_range(p: &Partition) -> PhysRange {
+    PhysRange {
+        start: p.rtas.0,
+        end: p.rtas.0 + p.rtas.1,
+    }
+}

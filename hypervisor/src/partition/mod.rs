@@ -1,0 +1,16 @@
+//! Logical partitions: the manifest that describes them, and (on POWER) the LPARs
+//! themselves with their vCPUs.
+//!
+//! Lock order: a partition's `console` lock, then the log lock. vCPU registers are
+//! only touched by the hardware thread the vCPU is pinned to; other threads talk to a
+//! vCPU through its atomics (state, start request, prod) and a doorbell.
+pub mod manifest;
+
+#[cfg(target_arch = "powerpc64")]
+pub mod hcalls;
+#[cfg(target_arch = "powerpc64")]
+pub mod lpar;
+#[cfg(target_arch = "powerpc64")]
+pub mod rtas_calls;
+#[cfg(target_arch = "powerpc64")]
+pub mod vcpu;

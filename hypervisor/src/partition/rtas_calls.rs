@@ -1,0 +1,148 @@
+//! RTAS calls (PAPR chapter 7) reached through H_RTAS.
+use core::sync::atomic::Ordering;
+
+use super::lpar::{Partition, StopReason};
+use super::vcpu::{self, Next, Vcpu, VcpuContext, VcpuState};
+use crate::papr::hcall::HcallError;
+use crate::papr::rtas::{self as r, RtasArgs, RtasCall};
+use crate::platform::opal;
+
+/// Runs the RTAS call whose buffer is at guest real `buf`. A malformed buffer is an
+/// hcall error (H_PARAMETER); a bad call gets an RTAS status in the buffer.
+pub fn call(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, buf: u64) -> Result<Next, HcallError> {
+    let mut raw = [0u8; 12 + 4 * 2 * r::MAX_WORDS];
+    let avail = p.mem_size.saturating_sub(buf).min(raw.len() as u64) as usize;
+    if avail < 12 {
+        return Err(HcallError::Parameter);
+    }
+    p.read_guest(buf, &mut raw[..avail])
+        .ok_or(HcallError::Parameter)?;
+    let mut a = RtasArgs::parse(&raw[..avail]).map_err(|_| HcallError::Parameter)?;
+    let mut next = Next::Resume;
+    match r::call_for_token(a.token) {
+        None => a.set_status(r::RTAS_PARAMETER_ERROR),
+        Some(c) => next = run(p, v, ctx, c, &mut a),
+    }
+    let mut out = [0u8; 4 * r::MAX_WORDS];
+    let n = a.encode_rets(&mut out);
+    p.write_guest(buf + 12 + 4 * a.nargs as u64, &out[..n])
+        .ok_or(HcallError::Parameter)?;
+    Ok(next)
+}
+
+fn now_unix(p: &Partition) -> Option<i64> {
+    let (ymd, hms) = opal::rtc_read().ok()?;
+    Some(r::from_opal_bcd(ymd, hms).to_unix() + p.tod_offset.load(Ordering::Relaxed))
+}
+
+fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut RtasArgs) -> Next {
+    use RtasCall::*;
+    match c {
+        GetTimeOfDay => match now_unix(p) {
+            Some(t) if a.nret >= 8 => {
+                let d = r::DateTime::from_unix(t);
+                a.set_status(r::RTAS_SUCCESS);
+                for (i, f) in [d.year, d.month, d.day, d.hour, d.minute, d.second, 0]
+                    .iter()
+                    .enumerate()
+                {
+                    a.set_ret(i + 1, *f);
+                }
+            }
+            Some(_) => a.set_status(r::RTAS_PARAMETER_ERROR),
+            None => a.set_status(r::RTAS_HARDWARE_ERROR),
+        },
+        SetTimeOfDay => {
+            let f = |i| a.arg(i).unwrap_or(0);
+            let d = r::DateTime {
+                year: f(0),
+                month: f(1),
+                day: f(2),
+                hour: f(3),
+                minute: f(4),
+                second: f(5),
+            };
+            if a.nargs < 6 || !d.is_valid() {
+                a.set_status(r::RTAS_PARAMETER_ERROR);
+            } else if let Some(now) = now_unix(p) {
+                let host = now - p.tod_offset.load(Ordering::Relaxed);
+                p.tod_offset.store(d.to_unix() - host, Ordering::Relaxed);
+                a.set_status(r::RTAS_SUCCESS);
+            } else {
+                a.set_status(r::RTAS_HARDWARE_ERROR);
+            }
+        }
+        PowerOff => {
+            a.set_status(r::RTAS_SUCCESS);
+            p.stop(StopReason::PowerOff);
+            return Next::Leave;
+        }
+        SystemReboot => {
+            // Restarting one partition with fresh memory is not implemented yet;
+            // say so and stop it rather than pretend.
+            a.set_status(r::RTAS_SUCCESS);
+            p.stop(StopReason::Fault(alloc::string::String::from(
+                "system-reboot requested (partition restart not yet supported)",
+            )));
+            return Next::Leave;
+        }
+        DisplayCharacter => {
+            let ch = a.arg(0).unwrap_or(0) as u8;
+            p.console_put(&[ch]);
+            a.set_status(r::RTAS_SUCCESS);
+        }
+        StartCpu => {
+            let (Some(id), Some(pc), Some(r3)) = (a.arg(0), a.arg(1), a.arg(2)) else {
+                a.set_status(r::RTAS_PARAMETER_ERROR);
+                return Next::Resume;
+            };
+            match p.vcpus.iter().find(|t| t.id == id) {
+                None => a.set_status(r::RTAS_PARAMETER_ERROR),
+                Some(t) => {
+                    let msr = super::lpar::initial_msr(!p.interrupt_le.load(Ordering::Relaxed));
+                    if t.request_start(u64::from(pc), msr, u64::from(r3)) {
+                        a.set_status(r::RTAS_SUCCESS);
+                    } else {
+                        a.set_status(r::RTAS_HARDWARE_ERROR);
+                    }
+                }
+            }
+        }
+        StopSelf => {
+            vcpu::stop_self(v);
+            let _ = ctx;
+            return Next::Leave;
+        }
+        QueryCpuStoppedState => match a.arg(0).and_then(|id| p.vcpus.iter().find(|t| t.id == id)) {
+            None => a.set_status(r::RTAS_PARAMETER_ERROR),
+            Some(t) => {
+                a.set_status(r::RTAS_SUCCESS);
+                a.set_ret(
+                    1,
+                    if t.state() == VcpuState::Runnable {
+                        2
+                    } else {
+                        0
+                    },
+                );
+            }
+        },
+        GetSystemParameter => a.set_status(r::RTAS_PARAM_NOT_SUPPORTED),
+        EventScan | CheckException => a.set_status(r::RTAS_NO_ERRORS_FOUND),
+        OsTerm => {
+            let mut msg = [0u8; 256];
+            let addr = u64::from(a.arg(0).unwrap_or(0));
+            let n = (0..msg.len())
+                .take_while(|&i| {
+                    p.read_guest(addr + i as u64, &mut msg[i..i + 1]).is_some() && msg[i] != 0
+                })
+                .count();
+            let text = alloc::string::String::from_utf8_lossy(&msg[..n]).into_owned();
+            a.set_status(r::RTAS_SUCCESS);
+            p.stop(StopReason::OsTerm(text));
+            return Next::Leave;
+        }
+        NmiRegister | NmiInterlock => a.set_status(r::RTAS_SUCCESS),
+    }
+    Next::Resume
+}

@@ -1,0 +1,484 @@
+//! vCPUs: state, the run loop on their pinned hardware thread, guest SPR switching
+//! and exit handling.
+//!
+//! A vCPU's registers belong to its hardware thread; other threads change its state
+//! only through atomics (start request, prod, stop) followed by a doorbell to that
+//! thread.
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use super::lpar::{self, Partition, StopReason};
+use crate::arch::ppc64::guest::{self, GuestRegs};
+use crate::arch::ppc64::regs::{Lpcr, Msr};
+use crate::arch::ppc64::{instr, mmu, percpu, smp, spr, timer};
+use crate::platform::opal;
+use crate::warn;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum VcpuState {
+    /// Not started, or stopped itself (stop-self).
+    Stopped = 0,
+    /// Has work; its thread runs it.
+    Runnable = 1,
+}
+
+/// Guest-owned SPRs switched in software on every entry and exit.
+#[derive(Clone, Debug, Default)]
+pub struct GuestSprs {
+    pub srr0: u64,
+    pub srr1: u64,
+    pub sprg: [u64; 4],
+    pub dar: u64,
+    pub dsisr: u64,
+    pub dec: i64,
+    /// Timebase when `dec` was saved, so time spent outside the guest counts.
+    pub dec_tb: u64,
+    pub pidr: u64,
+    pub amr: u64,
+    pub iamr: u64,
+    pub uamor: u64,
+    pub dscr: u64,
+    pub fscr: u64,
+    pub pspb: u64,
+    pub ciabr: u64,
+    pub dawr0: u64,
+    pub dawrx0: u64,
+    pub tar: u64,
+    pub ebbhr: u64,
+    pub ebbrr: u64,
+    pub bescr: u64,
+    pub tidr: u64,
+    pub ppr: u64,
+    pub cfar: u64,
+    pub vrsave: u64,
+}
+
+/// The registers a thread owns while it runs the vCPU.
+pub struct VcpuContext {
+    pub regs: GuestRegs,
+    pub sprs: GuestSprs,
+    /// Guest real address of the registered VPA (0 = none).
+    pub vpa: u64,
+}
+
+pub struct Vcpu {
+    pub id: u32,
+    /// Logical index of the hardware thread it is pinned to.
+    pub thread: u32,
+    state: AtomicU8,
+    /// Pending start-cpu: pc, msr, r3 (valid while `start_pending`).
+    start_pc: AtomicU64,
+    start_msr: AtomicU64,
+    start_r3: AtomicU64,
+    start_pending: AtomicBool,
+    /// H_PROD arrived (consumed by H_CEDE).
+    pub prodded: AtomicBool,
+    pub ceded: AtomicBool,
+    ctx: UnsafeCell<VcpuContext>,
+}
+
+// SAFETY: `ctx` is only accessed by the hardware thread the vCPU is pinned to (see
+// `context`); everything shared is atomic.
+unsafe impl Sync for Vcpu {}
+
+impl Vcpu {
+    pub fn new(id: u32, thread: u32) -> Self {
+        Vcpu {
+            id,
+            thread,
+            state: AtomicU8::new(VcpuState::Stopped as u8),
+            start_pc: AtomicU64::new(0),
+            start_msr: AtomicU64::new(0),
+            start_r3: AtomicU64::new(0),
+            start_pending: AtomicBool::new(false),
+            prodded: AtomicBool::new(false),
+            ceded: AtomicBool::new(false),
+            ctx: UnsafeCell::new(VcpuContext {
+                regs: GuestRegs::default(),
+                sprs: GuestSprs::default(),
+                vpa: 0,
+            }),
+        }
+    }
+
+    pub fn state(&self) -> VcpuState {
+        if self.state.load(Ordering::Acquire) == VcpuState::Runnable as u8 {
+            VcpuState::Runnable
+        } else {
+            VcpuState::Stopped
+        }
+    }
+
+    /// Asks the vCPU to start at `pc` with `msr` and r3 (RTAS start-cpu, or boot).
+    /// Returns false if it is already running.
+    pub fn request_start(&self, pc: u64, msr: u64, r3: u64) -> bool {
+        if self.state() == VcpuState::Runnable || self.start_pending.load(Ordering::Acquire) {
+            return false;
+        }
+        self.start_pc.store(pc, Ordering::Relaxed);
+        self.start_msr.store(msr, Ordering::Relaxed);
+        self.start_r3.store(r3, Ordering::Relaxed);
+        self.start_pending.store(true, Ordering::Release);
+        self.kick();
+        true
+    }
+
+    /// Wakes the vCPU's hardware thread (out of `stop`, or out of the guest).
+    pub fn kick(&self) {
+        if let Some(pc) = smp::cpus().get(self.thread as usize) {
+            if percpu::current().map(|me| me.index) != Some(pc.index) {
+                instr::msgsnd_hyp(pc.pir);
+            }
+        }
+    }
+
+    /// The context; only the vCPU's own hardware thread may call this.
+    #[allow(clippy::mut_from_ref)]
+    fn context(&self) -> &mut VcpuContext {
+        // SAFETY: only `run` (on the pinned thread) and the hcall/RTAS handlers it
+        // calls reach here, one at a time; other threads use the atomics.
+        unsafe { &mut *self.ctx.get() }
+    }
+}
+
+/// Which vCPU each hardware thread runs (logical index -> vCPU), and its partition.
+static ASSIGNED: [AtomicPtr<Vcpu>; smp::MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; smp::MAX_CPUS];
+static ASSIGNED_LPAR: [AtomicPtr<Partition>; smp::MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; smp::MAX_CPUS];
+
+pub fn assign(p: &'static Partition, v: &'static Vcpu) {
+    if let (Some(a), Some(b)) = (
+        ASSIGNED.get(v.thread as usize),
+        ASSIGNED_LPAR.get(v.thread as usize),
+    ) {
+        b.store(p as *const Partition as *mut Partition, Ordering::Release);
+        if let Some(l) = ASSIGNED_LPID.get(v.thread as usize) {
+            l.store(p.lpid, Ordering::Relaxed);
+        }
+        a.store(v as *const Vcpu as *mut Vcpu, Ordering::Release);
+    }
+}
+
+/// Called by every hardware thread's idle loop: runs this thread's vCPU when it has
+/// something to do.
+pub fn thread_work() {
+    let Some(me) = percpu::current() else { return };
+    let i = me.index as usize;
+    let (Some(v), Some(p)) = (ASSIGNED.get(i), ASSIGNED_LPAR.get(i)) else {
+        return;
+    };
+    let v = v.load(Ordering::Acquire);
+    let p = p.load(Ordering::Acquire);
+    if v.is_null() || p.is_null() {
+        return;
+    }
+    // SAFETY: assigned pointers come from `assign`, which takes 'static references.
+    let (v, p) = unsafe { (&*v, &*p) };
+    if p.is_running() && v.start_pending.swap(false, Ordering::AcqRel) {
+        let ctx = v.context();
+        ctx.regs = GuestRegs::default();
+        ctx.sprs = GuestSprs {
+            dec: 0x7fff_ffff,
+            dec_tb: instr::mftb(),
+            pidr: 0,
+            ..Default::default()
+        };
+        ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
+        ctx.regs.msr = v.start_msr.load(Ordering::Relaxed);
+        ctx.regs.gpr[3] = v.start_r3.load(Ordering::Relaxed);
+        v.state.store(VcpuState::Runnable as u8, Ordering::Release);
+    }
+    if p.is_running() && v.state() == VcpuState::Runnable {
+        run(p, v);
+    }
+}
+
+/// What an exit handler wants next.
+pub enum Next {
+    Resume,
+    /// The vCPU stopped (stop-self) or its partition did.
+    Leave,
+}
+
+/// Guest time slice before HDEC forces an exit (lets the hypervisor poll OPAL).
+const SLICE_US: u64 = 10_000;
+const DEC_QUIET: u64 = 0x7fff_ffff;
+
+fn switch_in(p: &Partition, ctx: &VcpuContext) {
+    let s = &ctx.sprs;
+    let now = instr::mftb();
+    let dec = s.dec.saturating_sub(now.wrapping_sub(s.dec_tb) as i64);
+    let lpcr = p.lpcr(lpar::host_lpcr());
+    // SAFETY: these SPRs belong to the guest from here until the exit; the
+    // hypervisor's own translation (quadrant 3) uses LPID 0 / PID 0 regardless of
+    // LPIDR/PIDR, and interrupts are off.
+    unsafe {
+        spr::lpidr::write(u64::from(p.lpid));
+        spr::lpcr::write(lpcr.bits());
+        instr::isync();
+        spr::pidr::write(s.pidr);
+        instr::isync();
+        spr::srr0::write(s.srr0);
+        spr::srr1::write(s.srr1);
+        spr::sprg0::write(s.sprg[0]);
+        spr::sprg1::write(s.sprg[1]);
+        spr::sprg2::write(s.sprg[2]);
+        spr::sprg3::write(s.sprg[3]);
+        spr::dar::write(s.dar);
+        spr::dsisr::write(s.dsisr);
+        spr::amr::write(s.amr);
+        spr::iamr::write(s.iamr);
+        spr::uamor::write(s.uamor);
+        spr::dscr::write(s.dscr);
+        spr::fscr::write(s.fscr);
+        spr::pspb::write(s.pspb);
+        spr::ciabr::write(s.ciabr);
+        spr::dawr0::write(s.dawr0);
+        spr::dawrx0::write(s.dawrx0);
+        spr::tar::write(s.tar);
+        spr::ebbhr::write(s.ebbhr);
+        spr::ebbrr::write(s.ebbrr);
+        spr::bescr::write(s.bescr);
+        spr::tidr::write(s.tidr);
+        spr::vrsave::write(s.vrsave);
+        spr::hdec::write(timer::us_to_ticks(SLICE_US).min(DEC_QUIET));
+        spr::dec::write(dec as u64 & 0xffff_ffff);
+    }
+}
+
+fn switch_out(ctx: &mut VcpuContext) {
+    let s = &mut ctx.sprs;
+    s.dec_tb = instr::mftb();
+    s.dec = spr::dec::read() as u32 as i32 as i64;
+    s.srr0 = spr::srr0::read();
+    s.srr1 = spr::srr1::read();
+    s.sprg = [
+        spr::sprg0::read(),
+        spr::sprg1::read(),
+        spr::sprg2::read(),
+        spr::sprg3::read(),
+    ];
+    s.dar = spr::dar::read();
+    s.dsisr = spr::dsisr::read();
+    s.pidr = spr::pidr::read();
+    s.amr = spr::amr::read();
+    s.iamr = spr::iamr::read();
+    s.uamor = spr::uamor::read();
+    s.dscr = spr::dscr::read();
+    s.fscr = spr::fscr::read();
+    s.pspb = spr::pspb::read();
+    s.ciabr = spr::ciabr::read();
+    s.dawr0 = spr::dawr0::read();
+    s.dawrx0 = spr::dawrx0::read();
+    s.tar = spr::tar::read();
+    s.ebbhr = spr::ebbhr::read();
+    s.ebbrr = spr::ebbrr::read();
+    s.bescr = spr::bescr::read();
+    s.tidr = spr::tidr::read();
+    s.vrsave = spr::vrsave::read();
+    // SAFETY: back to the hypervisor's own values (see `mmu::enable_this_thread`).
+    unsafe {
+        spr::lpcr::write(lpar::host_lpcr().bits());
+        spr::lpidr::write(0);
+        instr::isync();
+        spr::pidr::write(mmu::HV_PIDR);
+        instr::isync();
+        spr::amr::write(0);
+        spr::iamr::write(0);
+        spr::dec::write(DEC_QUIET);
+        spr::hdec::write(DEC_QUIET);
+    }
+}
+
+/// The guest's exit SRR pair for `vector`: where it was and with which MSR.
+fn exit_pc_msr(r: &GuestRegs) -> (u64, u64) {
+    if crate::fault::uses_hsrr(r.exit_vector) {
+        (r.hsrr0, r.hsrr1)
+    } else {
+        (r.srr0, r.srr1)
+    }
+}
+
+/// SRR1 bits an interrupt sets rather than copies from the MSR (Book III 7.5):
+/// 33:36 and 42:47.
+const SRR1_INT_BITS: u64 = 0x0000_0000_783f_0000;
+
+/// Delivers interrupt `vector` to the guest at its current PC, with `srr1_bits`
+/// describing the cause (and DAR/DSISR set by the caller for storage interrupts).
+pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64) {
+    let old = Msr::from_bits_retain(ctx.regs.msr);
+    ctx.sprs.srr0 = ctx.regs.pc;
+    ctx.sprs.srr1 = (ctx.regs.msr & !SRR1_INT_BITS) | (srr1_bits & SRR1_INT_BITS);
+    let mut new = Msr::SF | (old & Msr::ME);
+    if p.interrupt_le.load(Ordering::Relaxed) {
+        new |= Msr::LE;
+    }
+    let ail = p.ail.load(Ordering::Relaxed) == 3 && old.contains(Msr::IR | Msr::DR);
+    if ail {
+        new |= Msr::IR | Msr::DR;
+        ctx.regs.pc = 0xc000_0000_0000_4000 + vector;
+    } else {
+        ctx.regs.pc = vector;
+    }
+    ctx.regs.msr = new.bits();
+}
+
+fn run(p: &Partition, v: &Vcpu) {
+    let ctx = v.context();
+    loop {
+        if !p.is_running() || v.state() != VcpuState::Runnable {
+            return;
+        }
+        opal::heartbeat();
+        switch_in(p, ctx);
+        // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
+        // clear in the MSR we enter with, and `switch_in` loaded the guest SPRs.
+        let vector = unsafe {
+            ctx.regs.msr &= !(Msr::HV | Msr::S).bits();
+            guest::enter(&mut ctx.regs)
+        };
+        switch_out(ctx);
+        let (pc, msr) = exit_pc_msr(&ctx.regs);
+        ctx.regs.pc = pc;
+        ctx.regs.msr = msr;
+        match handle_exit(p, v, ctx, vector) {
+            Next::Resume => {}
+            Next::Leave => return,
+        }
+    }
+}
+
+fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> Next {
+    match vector {
+        0xc00 => super::hcalls::dispatch(p, v, ctx),
+        // HDEC: end of the time slice. Doorbells: a kick (start, prod, stop).
+        0x980 => Next::Resume,
+        0xe80 => {
+            instr::msgclr_hyp();
+            Next::Resume
+        }
+        0xe00 => {
+            // HDSI: the guest touched a guest real address outside its memory (the
+            // partition-scoped tree maps all of its memory). PAPR: the guest gets a
+            // data storage interrupt for the access.
+            let gra = ctx.regs.asdr & !0xfff;
+            if gra < p.mem_size {
+                return fatal(
+                    p,
+                    alloc::format!(
+                        "unexpected HDSI at guest real {gra:#x}, HDSISR {:#x}",
+                        ctx.regs.hdsisr
+                    ),
+                );
+            }
+            rate_limited_warn(p, "data access outside partition memory", ctx.regs.hdar);
+            ctx.sprs.dar = ctx.regs.hdar;
+            ctx.sprs.dsisr = ctx.regs.hdsisr;
+            inject(p, ctx, 0x300, 0);
+            Next::Resume
+        }
+        0xe20 => {
+            rate_limited_warn(p, "instruction fetch outside partition memory", ctx.regs.pc);
+            // ISI with the cause bits HISI reported in HSRR1.
+            inject(p, ctx, 0x400, ctx.regs.hsrr1 & 0x0000_0000_5820_0000);
+            Next::Resume
+        }
+        0xe40 => {
+            // An instruction the guest may not execute: program interrupt, illegal
+            // instruction (SRR1 bit 44).
+            rate_limited_warn(p, "emulation assist (illegal instruction)", ctx.regs.heir);
+            inject(p, ctx, 0x700, 1 << (63 - 44));
+            Next::Resume
+        }
+        0xe60 => {
+            let _ = opal::handle_hmi();
+            Next::Resume
+        }
+        0x500 | 0xea0 | 0xa00 => Next::Resume,
+        0x200 => {
+            // A machine check while the guest ran: reflect it to the guest.
+            inject(p, ctx, 0x200, ctx.regs.srr1);
+            Next::Resume
+        }
+        other => fatal(
+            p,
+            alloc::format!(
+                "unexpected exit {:#x} ({}) at pc {:#x}",
+                other,
+                crate::fault::vector_name(other),
+                ctx.regs.pc
+            ),
+        ),
+    }
+}
+
+fn fatal(p: &Partition, why: alloc::string::String) -> Next {
+    p.stop(StopReason::Fault(why));
+    Next::Leave
+}
+
+/// Guests misbehaving is not a hypervisor error: a warning, at most a few per
+/// partition.
+pub fn rate_limited_warn(p: &Partition, what: &str, addr: u64) {
+    static WARNED: AtomicU64 = AtomicU64::new(0);
+    if WARNED.fetch_add(1, Ordering::Relaxed) < 32 {
+        warn!("lpar {}: {} at {:#x}", p.name, what, addr);
+    }
+}
+
+/// Waits (H_CEDE) until the vCPU is prodded, its decrementer expires, or the
+/// partition stops. Returns at once if any of these already happened.
+pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
+    v.ceded.store(true, Ordering::Release);
+    loop {
+        if v.prodded.swap(false, Ordering::AcqRel)
+            || !p.is_running()
+            || v.state() != VcpuState::Runnable
+        {
+            break;
+        }
+        let left = ctx
+            .sprs
+            .dec
+            .saturating_sub(instr::mftb().wrapping_sub(ctx.sprs.dec_tb) as i64);
+        if left <= 0 {
+            break;
+        }
+        // Sleep until the guest's decrementer would fire or a doorbell arrives; cap
+        // the nap so OPAL's heartbeat keeps running.
+        let nap = (left as u64).min(timer::us_to_ticks(100_000));
+        // SAFETY: the host DEC is unused while this thread serves a vCPU.
+        unsafe { spr::dec::write(nap) };
+        instr::stop_lite();
+        instr::msgclr_hyp();
+        // SAFETY: as above.
+        unsafe { spr::dec::write(DEC_QUIET) };
+        opal::heartbeat();
+    }
+    v.ceded.store(false, Ordering::Release);
+}
+
+/// Stops this vCPU (stop-self).
+pub fn stop_self(v: &Vcpu) {
+    v.state.store(VcpuState::Stopped as u8, Ordering::Release);
+}
+
+pub fn context_of(v: &Vcpu) -> &mut VcpuContext {
+    v.context()
+}
+
+/// Which partition runs on thread `index`, for the log context.
+pub fn lpid_on(index: u32) -> Option<u32> {
+    let l = ASSIGNED_LPID.get(index as usize)?.load(Ordering::Relaxed);
+    (l != 0).then_some(l)
+}
+
+/// LPID served by each thread (0 = none), for log lines; kept apart from the
+/// partition pointers so the log path never dereferences anything.
+static ASSIGNED_LPID: [AtomicU32; smp::MAX_CPUS] = [const { AtomicU32::new(0) }; smp::MAX_CPUS];
+
+pub fn ensure_lpcr_bits() -> Lpcr {
+    lpar::host_lpcr()
+}

@@ -1,0 +1,378 @@
+//! The test guests: small `no_std` POWER programs under tests/guests/ that run in
+//! partitions.
+//!
+//! A guest is a crate directly under tests/guests/ whose package is named
+//! `guest-*` and that has a binary (src/main.rs or a `[[bin]]`). Other crates
+//! there (e.g. the runtime, tests/guests/rt) are libraries the guests use. Guests
+//! are built for the hypervisor's target with the hypervisor's flags, but linked
+//! with tests/guests/guest.ld, in their own cargo target directory
+//! (target/power-guests, so the differing RUSTFLAGS never rebuild the
+//! hypervisor's), and copied to target/guests/<package>.elf, which manifests name
+//! `@guest/<package>`.
+
+use std::path::PathBuf;
+
+use crate::build::{self, Profile, BIN, TARGET_NAME};
+use crate::cmd::Cmd;
+use crate::error::{failed, Context, Result};
+use crate::repo_root;
+
+/// What `build --guests` and `test` say when there is nothing to build.
+pub const NO_GUESTS: &str = "no guests yet: tests/guests/ does not exist";
+/// Package names of guests start with this.
+pub const PACKAGE_PREFIX: &str = "guest-";
+
+/// One crate under tests/guests/.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crate {
+    pub package: String,
+    pub dir: PathBuf,
+    /// The binary to build, when the crate has one.
+    pub bin: Option<String>,
+}
+
+impl Crate {
+    /// A guest: a `guest-*` package with a binary.
+    pub fn is_guest(&self) -> bool {
+        self.package.starts_with(PACKAGE_PREFIX) && self.bin.is_some()
+    }
+}
+
+pub fn guests_dir() -> PathBuf {
+    repo_root().join("tests").join("guests")
+}
+
+pub fn linker_script() -> PathBuf {
+    guests_dir().join("guest.ld")
+}
+
+/// Where the guest ELFs are collected.
+pub fn output_dir() -> PathBuf {
+    repo_root().join("target").join("guests")
+}
+
+/// The cargo target directory of guest builds.
+pub fn target_dir() -> PathBuf {
+    repo_root().join("target").join("power-guests")
+}
+
+/// The ELF of guest `package` once built.
+pub fn elf(package: &str) -> PathBuf {
+    output_dir().join(format!("{package}.elf"))
+}
+
+/// Whether tests/guests/ exists.
+pub fn exist() -> bool {
+    guests_dir().is_dir()
+}
+
+/// Every crate directly under tests/guests/, sorted by package name; `None` when
+/// tests/guests/ does not exist.
+pub fn discover() -> Result<Option<Vec<Crate>>> {
+    let dir = guests_dir();
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut crates = Vec::new();
+    let listing = std::fs::read_dir(&dir).context(|| format!("reading {}", dir.display()))?;
+    for entry in listing {
+        let path = entry
+            .context(|| format!("reading {}", dir.display()))?
+            .path();
+        let manifest = path.join("Cargo.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&manifest)
+            .context(|| format!("reading {}", manifest.display()))?;
+        let info = read_cargo_toml(&text);
+        let Some(package) = info.package else {
+            continue; // a virtual manifest (a workspace of its own), not a crate
+        };
+        let bin = info
+            .bins
+            .into_iter()
+            .next()
+            .or_else(|| path.join("src/main.rs").is_file().then(|| package.clone()));
+        crates.push(Crate {
+            package,
+            dir: path,
+            bin,
+        });
+    }
+    crates.sort_by(|a, b| a.package.cmp(&b.package));
+    Ok(Some(crates))
+}
+
+/// The guests among `discover()`.
+pub fn discover_guests() -> Result<Option<Vec<Crate>>> {
+    Ok(discover()?.map(|c| c.into_iter().filter(Crate::is_guest).collect()))
+}
+
+/// What `read_cargo_toml` finds.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CargoToml {
+    package: Option<String>,
+    bins: Vec<String>,
+}
+
+/// The package name and `[[bin]]` names of a Cargo.toml: just enough TOML for
+/// the usual `name = "..."` lines.
+fn read_cargo_toml(text: &str) -> CargoToml {
+    let mut out = CargoToml::default();
+    let mut section = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line.split('#').next().unwrap_or("").trim().to_string();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim() != "name" {
+            continue;
+        }
+        let value = value.split('#').next().unwrap_or("").trim();
+        let Some(name) = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        match section.as_str() {
+            "[package]" if out.package.is_none() => out.package = Some(name),
+            "[[bin]]" => out.bins.push(name),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `members` patterns of the root workspace's Cargo.toml.
+fn workspace_members(text: &str) -> Vec<String> {
+    let mut in_workspace = false;
+    let mut collecting = false;
+    let mut members = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if !collecting && line.starts_with('[') {
+            in_workspace = line == "[workspace]";
+            continue;
+        }
+        let rest = if collecting {
+            line
+        } else if in_workspace {
+            match line.split_once('=') {
+                Some((key, value)) if key.trim() == "members" => {
+                    collecting = true;
+                    value.trim()
+                }
+                _ => continue,
+            }
+        } else {
+            continue;
+        };
+        let mut parts = rest.split('"');
+        parts.next(); // before the first quote
+        while let (Some(quoted), Some(_)) = (parts.next(), parts.next()) {
+            members.push(quoted.to_string());
+        }
+        if rest.contains(']') {
+            collecting = false;
+        }
+    }
+    members
+}
+
+/// Whether `path` (relative, `/`-separated) matches a workspace member pattern,
+/// where `*` stands for any run of characters within one path segment.
+fn member_matches(pattern: &str, path: &str) -> bool {
+    let pattern: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    pattern.len() == path.len()
+        && pattern
+            .iter()
+            .zip(&path)
+            .all(|(p, s)| segment_matches(p.as_bytes(), s.as_bytes()))
+}
+
+fn segment_matches(p: &[u8], s: &[u8]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| segment_matches(rest, &s[i..])),
+        Some((c, rest)) => s
+            .split_first()
+            .is_some_and(|(d, tail)| c == d && segment_matches(rest, tail)),
+    }
+}
+
+/// The crates under tests/guests/ that are members of the root workspace: host
+/// builds (`--workspace`) must `--exclude` them, as they only build for POWER.
+pub fn workspace_member_packages() -> Result<Vec<String>> {
+    let Some(crates) = discover()? else {
+        return Ok(Vec::new());
+    };
+    let root = repo_root();
+    let cargo_toml = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&cargo_toml)
+        .context(|| format!("reading {}", cargo_toml.display()))?;
+    let patterns = workspace_members(&text);
+    Ok(crates
+        .into_iter()
+        .filter(|c| {
+            let rel = c.dir.strip_prefix(&root).unwrap_or(&c.dir);
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            patterns.iter().any(|p| member_matches(p, &rel))
+        })
+        .map(|c| c.package)
+        .collect())
+}
+
+/// The RUSTFLAGS of guest builds.
+pub fn rustflags() -> String {
+    build::rustflags_with_script(&linker_script())
+}
+
+/// `cargo <subcommand>` of one guest crate for POWER.
+pub fn cargo(subcommand: &str, krate: &Crate, profile: Profile) -> Cmd {
+    build::power_cargo_with(subcommand, &target_dir(), &rustflags(), profile)
+        .arg("--manifest-path")
+        .arg(krate.dir.join("Cargo.toml"))
+        .args(["-p", &krate.package])
+}
+
+/// Builds every guest and copies it to target/guests/<package>.elf. `None` when
+/// tests/guests/ does not exist.
+pub fn build_all(profile: Profile) -> Result<Option<Vec<PathBuf>>> {
+    let Some(guests) = discover_guests()? else {
+        return Ok(None);
+    };
+    if !guests.is_empty() && !linker_script().is_file() {
+        return Err(failed!(
+            "{} is missing; the guests are linked with it",
+            linker_script().display()
+        ));
+    }
+    let out_dir = output_dir();
+    std::fs::create_dir_all(&out_dir).context(|| format!("creating {}", out_dir.display()))?;
+    let mut elfs = Vec::new();
+    for g in &guests {
+        let bin = g.bin.as_deref().unwrap_or(BIN);
+        cargo("build", g, profile).args(["--bin", bin]).run()?;
+        let built = target_dir().join(TARGET_NAME).join(profile.dir()).join(bin);
+        let dest = elf(&g.package);
+        std::fs::copy(&built, &dest).context(|| {
+            format!(
+                "copying {} to {} (built by cargo?)",
+                built.display(),
+                dest.display()
+            )
+        })?;
+        let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        println!("built guest {} ({size} bytes)", dest.display());
+        elfs.push(dest);
+    }
+    Ok(Some(elfs))
+}
+
+/// The names of the guests that have been built (in target/guests/).
+pub fn built() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(output_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".elf"))
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_toml_names() {
+        let text = r#"
+[package]
+name = "guest-hcall"   # the crate
+version = "0.1.0"
+
+[dependencies]
+rt = { path = "../rt", package = "guest-rt" }
+
+[[bin]]
+name = "hcall"
+path = "src/main.rs"
+"#;
+        assert_eq!(
+            read_cargo_toml(text),
+            CargoToml {
+                package: Some("guest-hcall".into()),
+                bins: vec!["hcall".into()],
+            }
+        );
+        assert_eq!(
+            read_cargo_toml("[workspace]\nmembers = [\"a\"]\n"),
+            CargoToml::default()
+        );
+    }
+
+    #[test]
+    fn workspace_member_patterns() {
+        let text = r#"
+[workspace]
+resolver = "2"
+members = ["hypervisor", "boot", # comment
+    "xtask",
+    "tests/guests/*"]
+default-members = ["hypervisor"]
+
+[workspace.package]
+name = "x"
+"#;
+        assert_eq!(
+            workspace_members(text),
+            vec!["hypervisor", "boot", "xtask", "tests/guests/*"]
+        );
+        assert_eq!(
+            workspace_members("[workspace]\nmembers = [\"a\", \"b\"]\n"),
+            vec!["a", "b"]
+        );
+        assert!(member_matches("tests/guests/*", "tests/guests/hcall"));
+        assert!(member_matches(
+            "tests/guests/guest-*",
+            "tests/guests/guest-x"
+        ));
+        assert!(member_matches("tests/guests/rt/", "tests/guests/rt"));
+        assert!(!member_matches("tests/guests/guest-*", "tests/guests/rt"));
+        assert!(!member_matches("tests/*", "tests/guests/hcall"));
+        assert!(!member_matches("hypervisor", "tests/guests/hcall"));
+    }
+
+    #[test]
+    fn guests_are_guest_packages_with_a_binary() {
+        let c = |package: &str, bin: Option<&str>| Crate {
+            package: package.into(),
+            dir: PathBuf::new(),
+            bin: bin.map(String::from),
+        };
+        assert!(c("guest-hcall", Some("guest-hcall")).is_guest());
+        assert!(!c("guest-rt", None).is_guest());
+        assert!(!c("rt", Some("rt")).is_guest());
+    }
+
+    #[test]
+    fn paths() {
+        assert!(elf("guest-hcall").ends_with("target/guests/guest-hcall.elf"));
+        assert!(rustflags().contains("tests/guests/guest.ld"));
+        assert!(!rustflags().contains("linker.ld"));
+    }
+}
