@@ -65,6 +65,10 @@ pub struct Partition {
     /// Guest real address and size of the RTAS blob.
     pub rtas: (u64, u64),
     pub hcalls: AtomicU64,
+    /// What it boots, for system-reboot.
+    pub boot: BootImage,
+    pub reboot_requested: AtomicBool,
+    pub boots: AtomicU32,
 }
 
 /// Every partition, by index; written once at boot.
@@ -279,11 +283,121 @@ fn mem_align(size: u64) -> u64 {
     }
 }
 
+/// What a partition boots, kept so system-reboot can load it again.
+pub struct BootImage {
+    pub kernel: &'static [u8],
+    pub initrd: Option<&'static [u8]>,
+    pub cmdline: String,
+    pub vcpus: u32,
+    pub cpu: guest_fdt::CpuModel,
+    pub timebase_hz: u64,
+}
+
+/// Where the image landed in guest memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Placed {
+    pub entry: u64,
+    pub big_endian: bool,
+    pub fdt_gra: u64,
+    pub rtas_base: u64,
+    pub initrd: Option<(u64, u64)>,
+    pub kernel_high: u64,
+}
+
+/// Loads kernel, initrd, RTAS blob and device tree into the (zeroed) memory of
+/// partition `name`/`lpid` at host `pa`.
+fn load_boot_image(
+    name: &str,
+    lpid: u32,
+    pa: u64,
+    size: u64,
+    b: &BootImage,
+) -> Result<Placed, CreateError> {
+    let image = elf::parse(b.kernel).map_err(CreateError::Elf)?;
+    // SAFETY: no vCPU of this partition runs while its image is (re)loaded (at
+    // creation, or on reboot after every vCPU left the guest), so this is the only
+    // reference to the memory.
+    let mem =
+        unsafe { core::slice::from_raw_parts_mut((LINEAR_BASE | pa) as *mut u8, size as usize) };
+    elf::load(&image, b.kernel, mem).map_err(CreateError::Elf)?;
+
+    // Layout: kernel at its load address; initrd 1 MiB above its end; RTAS blob in
+    // the top 64 KiB and the device tree below it.
+    if size < 4 * RTAS_SIZE {
+        return Err(CreateError::TooBig("RTAS area"));
+    }
+    let rtas_base = size - RTAS_SIZE;
+    for (i, w) in rtas::RTAS_BLOB.iter().enumerate() {
+        let at = (rtas_base as usize) + i * 4;
+        let bytes = if image.big_endian {
+            w.to_be_bytes()
+        } else {
+            w.to_le_bytes()
+        };
+        mem[at..at + 4].copy_from_slice(&bytes);
+    }
+    let initrd_range = match b.initrd {
+        Some(data) => {
+            let start = (image.high + 0x10_0000 + 0xffff) & !0xffff;
+            let end = start + data.len() as u64;
+            if end > rtas_base - 0x10_0000 {
+                return Err(CreateError::TooBig("initrd"));
+            }
+            mem[start as usize..end as usize].copy_from_slice(data);
+            Some((start, end))
+        }
+        None => None,
+    };
+
+    let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
+    let vec5 = guest_fdt::vec5_radix_xics();
+    let reserved = [(rtas_base, RTAS_SIZE)];
+    let cfg = guest_fdt::GuestFdtConfig {
+        partition_name: name,
+        lpid,
+        memory_bytes: size,
+        vcpus: b.vcpus,
+        cpu: b.cpu,
+        timebase_hz: b.timebase_hz,
+        bootargs: &b.cmdline,
+        initrd: initrd_range,
+        rtas_base,
+        rtas_size: RTAS_SIZE,
+        rtas_tokens: &tokens,
+        hypertas: hcall::HYPERTAS,
+        vty_reg: VTY_REG,
+        reserved: &reserved,
+        xive: None,
+        chosen_vec5: &vec5,
+    };
+    // The tree reserves its own range, so learn its size first, then build it for
+    // its place.
+    let probe = guest_fdt::build(&cfg).map_err(|_| CreateError::Fdt)?;
+    let fdt_gra = (rtas_base - probe.len() as u64 - 0x2000) & !0xfff;
+    if fdt_gra <= initrd_range.map(|r| r.1).unwrap_or(image.high) {
+        return Err(CreateError::TooBig("device tree"));
+    }
+    let fdt = guest_fdt::build_at(&cfg, fdt_gra).map_err(|_| CreateError::Fdt)?;
+    let fdt_end = fdt_gra as usize + fdt.len();
+    if fdt_end > rtas_base as usize {
+        return Err(CreateError::TooBig("device tree"));
+    }
+    mem[fdt_gra as usize..fdt_end].copy_from_slice(&fdt);
+    Ok(Placed {
+        entry: image.entry,
+        big_endian: image.big_endian,
+        fdt_gra,
+        rtas_base,
+        initrd: initrd_range,
+        kernel_high: image.high,
+    })
+}
+
 fn build_partition(
     index: usize,
     spec: &PartitionSpec,
     console_input: bool,
-    bundle: &[u8],
+    bundle: &'static [u8],
     info: &crate::fdt::host::HostInfo,
 ) -> Result<Partition, CreateError> {
     let lpid = index as u32 + 1;
@@ -293,20 +407,29 @@ fn build_partition(
             return Err(CreateError::BadCpu(c));
         }
     }
-    let kernel = crate::bundle::find(bundle, &spec.kernel)
-        .ok()
-        .flatten()
-        .ok_or_else(|| CreateError::MissingFile(spec.kernel.clone()))?;
+    let find = |path: &str| {
+        crate::bundle::find(bundle, path)
+            .ok()
+            .flatten()
+            .ok_or_else(|| CreateError::MissingFile(String::from(path)))
+    };
+    let kernel = find(&spec.kernel)?;
     let initrd = match &spec.initrd {
-        Some(p) => Some(
-            crate::bundle::find(bundle, p)
-                .ok()
-                .flatten()
-                .ok_or_else(|| CreateError::MissingFile(p.clone()))?,
-        ),
+        Some(p) => Some(find(p)?),
         None => None,
     };
-    let image = elf::parse(kernel).map_err(CreateError::Elf)?;
+    let boot = BootImage {
+        kernel,
+        initrd,
+        cmdline: spec.cmdline.clone(),
+        vcpus: spec.vcpus,
+        cpu: if info.compatible.contains("powernv10") {
+            guest_fdt::CpuModel::Power10
+        } else {
+            guest_fdt::CpuModel::Power9
+        },
+        timebase_hz: info.timebase_hz,
+    };
 
     // Memory, zeroed before the guest sees it.
     let pa = mm::alloc_frames(size, mem_align(size)).map_err(CreateError::Memory)?;
@@ -325,71 +448,10 @@ fn build_partition(
     )
     .map_err(CreateError::Map)?;
     let root = tree.root();
+    let table_bytes = tree.table_bytes(&Tables);
     let _ = tree;
 
-    // SAFETY: the memory was just allocated for this partition and no vCPU runs yet,
-    // so this is the only reference while the image and tables are written.
-    let mem =
-        unsafe { core::slice::from_raw_parts_mut((LINEAR_BASE | pa) as *mut u8, size as usize) };
-    elf::load(&image, kernel, mem).map_err(CreateError::Elf)?;
-
-    // Layout: kernel from its load address; initrd after it; RTAS blob and the
-    // device tree at the top.
-    let rtas_base = size - RTAS_SIZE;
-    for (i, w) in rtas::RTAS_BLOB.iter().enumerate() {
-        let at = (rtas_base as usize) + i * 4;
-        let bytes = if image.big_endian {
-            w.to_be_bytes()
-        } else {
-            w.to_le_bytes()
-        };
-        mem[at..at + 4].copy_from_slice(&bytes);
-    }
-    let initrd_range = match initrd {
-        Some(data) => {
-            let start = (image.high + 0x10_0000 + 0xffff) & !0xffff;
-            let end = start + data.len() as u64;
-            if end > rtas_base - 0x10_0000 {
-                return Err(CreateError::TooBig("initrd"));
-            }
-            mem[start as usize..end as usize].copy_from_slice(data);
-            Some((start, end))
-        }
-        None => None,
-    };
-
-    let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
-    let cpu = if info.compatible.contains("powernv10") {
-        guest_fdt::CpuModel::Power10
-    } else {
-        guest_fdt::CpuModel::Power9
-    };
-    let vec5 = guest_fdt::vec5_radix_xics();
-    let reserved = [(rtas_base, RTAS_SIZE)];
-    let cfg = guest_fdt::GuestFdtConfig {
-        partition_name: &spec.name,
-        lpid,
-        memory_bytes: size,
-        vcpus: spec.vcpus,
-        cpu,
-        timebase_hz: info.timebase_hz,
-        bootargs: &spec.cmdline,
-        initrd: initrd_range,
-        rtas_base,
-        rtas_size: RTAS_SIZE,
-        rtas_tokens: &tokens,
-        hypertas: hcall::HYPERTAS,
-        vty_reg: VTY_REG,
-        reserved: &reserved,
-        xive: None,
-        chosen_vec5: &vec5,
-    };
-    let fdt = guest_fdt::build(&cfg).map_err(|_| CreateError::Fdt)?;
-    let fdt_gra = (rtas_base - fdt.len() as u64 - 0x1000) & !0xfff;
-    if fdt_gra <= initrd_range.map(|r| r.1).unwrap_or(image.high) {
-        return Err(CreateError::TooBig("device tree"));
-    }
-    mem[fdt_gra as usize..fdt_gra as usize + fdt.len()].copy_from_slice(&fdt);
+    let placed = load_boot_image(&spec.name, lpid, pa, size, &boot)?;
 
     // PATE: host radix tree for guest real addresses; no process table until the
     // guest registers one.
@@ -408,14 +470,18 @@ fn build_partition(
         spec.vcpus,
         spec.cpus.as_slice(),
         spec.kernel,
-        image.entry,
-        if image.big_endian { "big" } else { "little" },
-        fdt_gra,
-        match initrd_range {
+        placed.entry,
+        if placed.big_endian { "big" } else { "little" },
+        placed.fdt_gra,
+        match placed.initrd {
             Some((s, e)) => alloc::format!(", initrd {s:#x}-{e:#x}"),
             None => String::new(),
         }
     );
+    let overhead = table_bytes
+        + core::mem::size_of::<Partition>() as u64
+        + spec.vcpus as u64 * core::mem::size_of::<Vcpu>() as u64;
+    info!("PAPRIKA lpar-overhead: {} bytes={}", spec.name, overhead);
     Ok(Partition {
         name: spec.name.clone(),
         lpid,
@@ -424,24 +490,75 @@ fn build_partition(
         vcpus,
         console: spec.console,
         console_input,
-        interrupt_le: AtomicBool::new(!image.big_endian),
+        interrupt_le: AtomicBool::new(!placed.big_endian),
         ail: AtomicU8::new(0),
         tod_offset: AtomicI64::new(0),
         console_line: spin::Mutex::new(heapless::Vec::new()),
         state: AtomicU8::new(RUNNING),
         reason: spin::Mutex::new(None),
-        entry: image.entry,
-        fdt_gra,
-        big_endian: image.big_endian,
-        rtas: (rtas_base, RTAS_SIZE),
+        entry: placed.entry,
+        fdt_gra: placed.fdt_gra,
+        big_endian: placed.big_endian,
+        rtas: (placed.rtas_base, RTAS_SIZE),
         hcalls: AtomicU64::new(0),
+        boot,
+        reboot_requested: AtomicBool::new(false),
+        boots: AtomicU32::new(1),
     })
+}
+
+impl Partition {
+    /// system-reboot: every vCPU leaves the guest, memory is scrubbed, the same
+    /// images are loaded again and vCPU 0 starts afresh. Only this partition is
+    /// affected. Called on the thread of the vCPU that asked, after it left the
+    /// guest.
+    pub fn reboot(&self, me: &Vcpu) {
+        for v in &self.vcpus {
+            v.force_stop();
+        }
+        // Wait until no vCPU of this partition is inside its run loop.
+        while self
+            .vcpus
+            .iter()
+            .any(|v| !core::ptr::eq(&**v, me) && v.is_active())
+        {
+            crate::platform::opal::heartbeat();
+            core::hint::spin_loop();
+        }
+        mm::zero_phys(self.mem_pa, self.mem_size);
+        match load_boot_image(
+            &self.name,
+            self.lpid,
+            self.mem_pa,
+            self.mem_size,
+            &self.boot,
+        ) {
+            Ok(placed) => {
+                // Forget the guest's process table and every cached translation.
+                mmu::set_pate_dw1(self.lpid, 0);
+                self.interrupt_le
+                    .store(!placed.big_endian, Ordering::Relaxed);
+                self.ail.store(0, Ordering::Relaxed);
+                let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
+                info!("PAPRIKA lpar {}: rebooting (boot {})", self.name, n);
+                self.reboot_requested.store(false, Ordering::Release);
+                if let Some(v0) = self.vcpus.first() {
+                    v0.request_start(placed.entry, initial_msr(placed.big_endian), placed.fdt_gra);
+                }
+            }
+            Err(e) => self.stop(StopReason::Fault(alloc::format!("reboot failed: {e}"))),
+        }
+    }
 }
 
 /// Creates every partition the bundle's manifest describes and starts their boot
 /// vCPUs. Returns how many were started; a partition that cannot be created is
 /// reported (naming it and why) and counted as failed.
-pub fn create_all(manifest: &Manifest, bundle: &[u8], info: &crate::fdt::host::HostInfo) -> usize {
+pub fn create_all(
+    manifest: &Manifest,
+    bundle: &'static [u8],
+    info: &crate::fdt::host::HostInfo,
+) -> usize {
     POWER_OFF_WHEN_IDLE.store(manifest.machine.power_off_when_idle, Ordering::Relaxed);
     let input = manifest.machine.console_input.clone().or_else(|| {
         manifest

@@ -78,12 +78,12 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
             return Next::Leave;
         }
         SystemReboot => {
-            // Restarting one partition with fresh memory is not implemented yet;
-            // say so and stop it rather than pretend.
+            // Restarts this partition only, with fresh memory: the vCPU leaves the
+            // guest and performs the reboot from its thread (`vcpu::thread_work`).
             a.set_status(r::RTAS_SUCCESS);
-            p.stop(StopReason::Fault(alloc::string::String::from(
-                "system-reboot requested (partition restart not yet supported)",
-            )));
+            v.reboot_owner.store(true, Ordering::Release);
+            p.reboot_requested.store(true, Ordering::Release);
+            vcpu::stop_self(v);
             return Next::Leave;
         }
         DisplayCharacter => {

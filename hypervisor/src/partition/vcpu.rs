@@ -75,6 +75,10 @@ pub struct Vcpu {
     /// H_PROD arrived (consumed by H_CEDE).
     pub prodded: AtomicBool,
     pub ceded: AtomicBool,
+    /// Inside `run` (possibly in the guest); cleared when it returns.
+    active: AtomicBool,
+    /// This vCPU asked for system-reboot and performs it once out of the guest.
+    pub reboot_owner: AtomicBool,
     ctx: UnsafeCell<VcpuContext>,
 }
 
@@ -94,6 +98,8 @@ impl Vcpu {
             start_pending: AtomicBool::new(false),
             prodded: AtomicBool::new(false),
             ceded: AtomicBool::new(false),
+            active: AtomicBool::new(false),
+            reboot_owner: AtomicBool::new(false),
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
                 sprs: GuestSprs::default(),
@@ -122,6 +128,19 @@ impl Vcpu {
         self.start_pending.store(true, Ordering::Release);
         self.kick();
         true
+    }
+
+    /// Stops the vCPU from another thread (partition reboot) and kicks it out of
+    /// the guest.
+    pub fn force_stop(&self) {
+        self.start_pending.store(false, Ordering::Release);
+        self.state
+            .store(VcpuState::Stopped as u8, Ordering::Release);
+        self.kick();
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
     }
 
     /// Wakes the vCPU's hardware thread (out of `stop`, or out of the guest).
@@ -176,22 +195,35 @@ pub fn thread_work() {
     }
     // SAFETY: assigned pointers come from `assign`, which takes 'static references.
     let (v, p) = unsafe { (&*v, &*p) };
-    if p.is_running() && v.start_pending.swap(false, Ordering::AcqRel) {
-        let ctx = v.context();
-        ctx.regs = GuestRegs::default();
-        ctx.sprs = GuestSprs {
-            dec: 0x7fff_ffff,
-            dec_tb: instr::mftb(),
-            pidr: 0,
-            ..Default::default()
-        };
-        ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
-        ctx.regs.msr = v.start_msr.load(Ordering::Relaxed);
-        ctx.regs.gpr[3] = v.start_r3.load(Ordering::Relaxed);
-        v.state.store(VcpuState::Runnable as u8, Ordering::Release);
-    }
-    if p.is_running() && v.state() == VcpuState::Runnable {
+    // Loops so that work this thread creates for itself (a reboot restarting vCPU 0
+    // here) runs without waiting for a wake-up.
+    while p.is_running() {
+        if v.start_pending.swap(false, Ordering::AcqRel) {
+            let ctx = v.context();
+            ctx.regs = GuestRegs::default();
+            ctx.sprs = GuestSprs {
+                dec: 0x7fff_ffff,
+                dec_tb: instr::mftb(),
+                ..Default::default()
+            };
+            ctx.vpa = 0;
+            ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
+            ctx.regs.msr = v.start_msr.load(Ordering::Relaxed);
+            ctx.regs.gpr[3] = v.start_r3.load(Ordering::Relaxed);
+            v.state.store(VcpuState::Runnable as u8, Ordering::Release);
+        }
+        if v.state() != VcpuState::Runnable {
+            return;
+        }
+        v.active.store(true, Ordering::Release);
         run(p, v);
+        v.active.store(false, Ordering::Release);
+        if p.is_running()
+            && p.reboot_requested.load(Ordering::Acquire)
+            && v.reboot_owner.swap(false, Ordering::AcqRel)
+        {
+            p.reboot(v);
+        }
     }
 }
 
