@@ -81,7 +81,11 @@ static mut EARLY_IRQ_STACK: EarlyStack = EarlyStack([0; EARLY_STACK]);
 static mut EARLY_PERCPU: PerCpu = PerCpu::new(0, 0);
 
 static LOG_BACKEND: log::Backend = log::Backend {
-    write: |b| opal::console_write(0, b),
+    write: crate::console::write,
+    write_direct: |b| {
+        crate::console::flush();
+        opal::console_write(0, b)
+    },
     now_us: timer::uptime_us,
     context: || {
         let cpu = percpu::cpu_index();
@@ -315,6 +319,7 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
     // SAFETY: the frames were just allocated for the heap and nothing else uses them.
     unsafe { mm::heap::init(LINEAR_BASE | heap, heap_size as usize) };
     info!("heap: {} MiB at {:#x}", heap_size >> 20, heap);
+    crate::console::init((heap_size as usize / 4).min(4 << 20));
 
     // Per-thread data and stacks.
     let my_pir = spr::pir::read() as u32;
@@ -479,6 +484,12 @@ fn bundle_of(info: &HostInfo) -> Option<&'static [u8]> {
     matches!(crate::bundle::find(bytes, "manifest.toml"), Ok(Some(_))).then_some(bytes)
 }
 
+/// What an idle thread does when woken: run its vCPU, drain the console.
+fn idle_work() {
+    crate::partition::vcpu::thread_work();
+    crate::console::drain();
+}
+
 /// Reads and checks the manifest (again: xtask checked it at build time), creates
 /// the partitions and lets every thread run its vCPU. Does not return: the last
 /// partition to stop powers the machine off.
@@ -496,10 +507,16 @@ fn run_partitions(info: &HostInfo, bundle: &'static [u8]) -> Result<(), BootErro
     })
     .map_err(BootError::Manifest)?;
     info!("manifest: {} partition(s)", m.partitions.len());
-    smp::set_idle_work(vcpu::thread_work);
+    smp::set_idle_work(idle_work);
     if lpar::create_all(&m, bundle, info) == 0 {
         return Err(BootError::NoPartitions);
     }
+    // A thread that serves no vCPU drains the console, so guests' output never
+    // waits for the UART.
+    let drainer = smp::cpus()
+        .iter()
+        .find(|c| c.is_online() && vcpu::lpid_on(c.index).is_none());
+    crate::console::set_drainer(drainer.map(|c| c.pir));
     smp::idle_loop()
 }
 

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod be;
 pub mod bundle;
+pub mod console;
 pub mod fault;
 pub mod fdt;
 pub mod loader;

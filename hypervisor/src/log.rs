@@ -60,6 +60,8 @@ pub struct Context {
 pub struct Backend {
     /// Write bytes to the console; must not allocate or log.
     pub write: fn(&[u8]),
+    /// Write bytes to the console at once, after whatever is queued (fault path).
+    pub write_direct: fn(&[u8]),
     /// Microseconds since boot.
     pub now_us: fn() -> u64,
     /// The current context.
@@ -235,7 +237,11 @@ fn emit(level: Level, args: fmt::Arguments, force: bool) {
     let mut line = LineBuf::new();
     format_line(&mut line, level, (b.now_us)(), ctx, args);
     let _guard = lock(ctx.cpu, force);
-    (b.write)(line.as_bytes());
+    if force {
+        (b.write_direct)(line.as_bytes());
+    } else {
+        (b.write)(line.as_bytes());
+    }
 }
 
 /// Writes pre-formatted bytes (a partition's console line) under the line lock, so

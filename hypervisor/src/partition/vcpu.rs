@@ -23,7 +23,7 @@ pub enum VcpuState {
     Runnable = 1,
 }
 
-/// Guest-owned SPRs switched in software on every entry and exit.
+/// Guest-owned SPRs saved on every exit (an exit or OPAL call may clobber them).
 #[derive(Clone, Debug, Default)]
 pub struct GuestSprs {
     pub srr0: u64,
@@ -31,10 +31,18 @@ pub struct GuestSprs {
     pub sprg: [u64; 4],
     pub dar: u64,
     pub dsisr: u64,
+    /// Decrementer as of `dec_tb`; `dec_dirty` when the hardware register no longer
+    /// holds the guest's value (the hypervisor used it, or a fresh start).
     pub dec: i64,
-    /// Timebase when `dec` was saved, so time spent outside the guest counts.
     pub dec_tb: u64,
+    pub dec_dirty: bool,
     pub pidr: u64,
+    pub lazy: LazySprs,
+}
+
+/// Guest-owned SPRs switched lazily (see `load_lazy`).
+#[derive(Clone, Debug, Default)]
+pub struct LazySprs {
     pub amr: u64,
     pub iamr: u64,
     pub uamor: u64,
@@ -49,8 +57,6 @@ pub struct GuestSprs {
     pub ebbrr: u64,
     pub bescr: u64,
     pub tidr: u64,
-    pub ppr: u64,
-    pub cfar: u64,
     pub vrsave: u64,
 }
 
@@ -58,6 +64,8 @@ pub struct GuestSprs {
 pub struct VcpuContext {
     pub regs: GuestRegs,
     pub sprs: GuestSprs,
+    /// The lazily switched SPRs are in the hardware.
+    pub lazy_loaded: bool,
     /// Guest real address of the registered VPA (0 = none).
     pub vpa: u64,
 }
@@ -103,6 +111,7 @@ impl Vcpu {
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
                 sprs: GuestSprs::default(),
+                lazy_loaded: false,
                 vpa: 0,
             }),
         }
@@ -204,8 +213,10 @@ pub fn thread_work() {
             ctx.sprs = GuestSprs {
                 dec: 0x7fff_ffff,
                 dec_tb: instr::mftb(),
+                dec_dirty: true,
                 ..Default::default()
             };
+            ctx.lazy_loaded = false;
             ctx.vpa = 0;
             ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
             ctx.regs.msr = v.start_msr.load(Ordering::Relaxed);
@@ -217,6 +228,12 @@ pub fn thread_work() {
         }
         v.active.store(true, Ordering::Release);
         run(p, v);
+        let ctx = v.context();
+        if ctx.lazy_loaded {
+            save_lazy(&mut ctx.sprs.lazy);
+            ctx.lazy_loaded = false;
+        }
+        release();
         v.active.store(false, Ordering::Release);
         if p.is_running()
             && p.reboot_requested.load(Ordering::Acquire)
@@ -238,20 +255,33 @@ pub enum Next {
 const SLICE_US: u64 = 10_000;
 const DEC_QUIET: u64 = 0x7fff_ffff;
 
-fn switch_in(p: &Partition, ctx: &VcpuContext) {
-    let s = &ctx.sprs;
-    let now = instr::mftb();
-    let dec = s.dec.saturating_sub(now.wrapping_sub(s.dec_tb) as i64);
+/// Every entry: the registers an exit or an OPAL call may clobber (SRR0/1, SPRG0-3,
+/// DAR, DSISR), the partition's LPIDR/LPCR/PIDR when this thread holds others, the
+/// decrementer when the hypervisor used it (H_CEDE) and the HDEC time slice.
+fn switch_in(p: &Partition, ctx: &mut VcpuContext) {
+    let s = &mut ctx.sprs;
     let lpcr = p.lpcr(lpar::host_lpcr());
     // SAFETY: these SPRs belong to the guest from here until the exit; the
     // hypervisor's own translation (quadrant 3) uses LPID 0 / PID 0 regardless of
     // LPIDR/PIDR, and interrupts are off.
     unsafe {
-        spr::lpidr::write(u64::from(p.lpid));
-        spr::lpcr::write(lpcr.bits());
+        // Writing LPIDR, LPCR or PIDR makes the MMU (and QEMU's TLB) start over, so
+        // they are only written when they differ from what this thread has loaded:
+        // with pinned vCPUs that is once, on the first entry.
+        if spr::lpidr::read() != u64::from(p.lpid) {
+            spr::lpidr::write(u64::from(p.lpid));
+        }
+        if spr::lpcr::read() != lpcr.bits() {
+            spr::lpcr::write(lpcr.bits());
+        }
+        if spr::pidr::read() != s.pidr {
+            spr::pidr::write(s.pidr);
+        }
         instr::isync();
-        spr::pidr::write(s.pidr);
-        instr::isync();
+        if !ctx.lazy_loaded {
+            load_lazy(&s.lazy);
+            ctx.lazy_loaded = true;
+        }
         spr::srr0::write(s.srr0);
         spr::srr1::write(s.srr1);
         spr::sprg0::write(s.sprg[0]);
@@ -260,26 +290,20 @@ fn switch_in(p: &Partition, ctx: &VcpuContext) {
         spr::sprg3::write(s.sprg[3]);
         spr::dar::write(s.dar);
         spr::dsisr::write(s.dsisr);
-        spr::amr::write(s.amr);
-        spr::iamr::write(s.iamr);
-        spr::uamor::write(s.uamor);
-        spr::dscr::write(s.dscr);
-        spr::fscr::write(s.fscr);
-        spr::pspb::write(s.pspb);
-        spr::ciabr::write(s.ciabr);
-        spr::dawr0::write(s.dawr0);
-        spr::dawrx0::write(s.dawrx0);
-        spr::tar::write(s.tar);
-        spr::ebbhr::write(s.ebbhr);
-        spr::ebbrr::write(s.ebbrr);
-        spr::bescr::write(s.bescr);
-        spr::tidr::write(s.tidr);
-        spr::vrsave::write(s.vrsave);
+        if s.dec_dirty {
+            let left = s
+                .dec
+                .saturating_sub(instr::mftb().wrapping_sub(s.dec_tb) as i64);
+            spr::dec::write(left as u64 & 0xffff_ffff);
+            s.dec_dirty = false;
+        }
         spr::hdec::write(timer::us_to_ticks(SLICE_US).min(DEC_QUIET));
-        spr::dec::write(dec as u64 & 0xffff_ffff);
     }
 }
 
+/// Every exit: what the hypervisor or OPAL may overwrite before the next entry.
+/// The decrementer keeps counting for the guest in hardware; only its value is
+/// noted for H_CEDE.
 fn switch_out(ctx: &mut VcpuContext) {
     let s = &mut ctx.sprs;
     s.dec_tb = instr::mftb();
@@ -295,22 +319,55 @@ fn switch_out(ctx: &mut VcpuContext) {
     s.dar = spr::dar::read();
     s.dsisr = spr::dsisr::read();
     s.pidr = spr::pidr::read();
-    s.amr = spr::amr::read();
-    s.iamr = spr::iamr::read();
-    s.uamor = spr::uamor::read();
-    s.dscr = spr::dscr::read();
-    s.fscr = spr::fscr::read();
-    s.pspb = spr::pspb::read();
-    s.ciabr = spr::ciabr::read();
-    s.dawr0 = spr::dawr0::read();
-    s.dawrx0 = spr::dawrx0::read();
-    s.tar = spr::tar::read();
-    s.ebbhr = spr::ebbhr::read();
-    s.ebbrr = spr::ebbrr::read();
-    s.bescr = spr::bescr::read();
-    s.tidr = spr::tidr::read();
-    s.vrsave = spr::vrsave::read();
-    // SAFETY: back to the hypervisor's own values (see `mmu::enable_this_thread`).
+}
+
+/// Guest-owned registers that neither the hypervisor nor OPAL touch: they stay live
+/// in the pinned thread across exits and are switched only when the thread starts
+/// or stops serving the vCPU (lazy switching).
+fn load_lazy(l: &LazySprs) {
+    // SAFETY: guest-owned registers with no effect on the hypervisor (quadrant-3
+    // accesses ignore AMR/IAMR; the watchpoints match guest addresses only).
+    unsafe {
+        spr::amr::write(l.amr);
+        spr::iamr::write(l.iamr);
+        spr::uamor::write(l.uamor);
+        spr::dscr::write(l.dscr);
+        spr::fscr::write(l.fscr);
+        spr::pspb::write(l.pspb);
+        spr::ciabr::write(l.ciabr);
+        spr::dawr0::write(l.dawr0);
+        spr::dawrx0::write(l.dawrx0);
+        spr::tar::write(l.tar);
+        spr::ebbhr::write(l.ebbhr);
+        spr::ebbrr::write(l.ebbrr);
+        spr::bescr::write(l.bescr);
+        spr::tidr::write(l.tidr);
+        spr::vrsave::write(l.vrsave);
+    }
+}
+
+fn save_lazy(l: &mut LazySprs) {
+    l.amr = spr::amr::read();
+    l.iamr = spr::iamr::read();
+    l.uamor = spr::uamor::read();
+    l.dscr = spr::dscr::read();
+    l.fscr = spr::fscr::read();
+    l.pspb = spr::pspb::read();
+    l.ciabr = spr::ciabr::read();
+    l.dawr0 = spr::dawr0::read();
+    l.dawrx0 = spr::dawrx0::read();
+    l.tar = spr::tar::read();
+    l.ebbhr = spr::ebbhr::read();
+    l.ebbrr = spr::ebbrr::read();
+    l.bescr = spr::bescr::read();
+    l.tidr = spr::tidr::read();
+    l.vrsave = spr::vrsave::read();
+}
+
+/// Gives the thread back to the hypervisor: LPID 0, the hypervisor's PID (whose
+/// process-table entry is invalid, so quadrant-0 pointers fault again) and LPCR.
+fn release() {
+    // SAFETY: no guest runs on this thread any more.
     unsafe {
         spr::lpcr::write(lpar::host_lpcr().bits());
         spr::lpidr::write(0);
@@ -319,8 +376,6 @@ fn switch_out(ctx: &mut VcpuContext) {
         instr::isync();
         spr::amr::write(0);
         spr::iamr::write(0);
-        spr::dec::write(DEC_QUIET);
-        spr::hdec::write(DEC_QUIET);
     }
 }
 
@@ -481,8 +536,10 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         // Sleep until the guest's decrementer would fire or a doorbell arrives; cap
         // the nap so OPAL's heartbeat keeps running.
         let nap = (left as u64).min(timer::us_to_ticks(100_000));
-        // SAFETY: the host DEC is unused while this thread serves a vCPU.
+        // SAFETY: the host DEC is unused while this thread serves a vCPU; the
+        // guest's value is restored on entry (`dec_dirty`).
         unsafe { spr::dec::write(nap) };
+        ctx.sprs.dec_dirty = true;
         instr::stop_lite();
         instr::msgclr_hyp();
         // SAFETY: as above.

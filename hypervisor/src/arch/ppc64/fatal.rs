@@ -118,6 +118,7 @@ pub fn panic(info: &core::panic::PanicInfo) -> ! {
 /// checkstop is how a fatal hypervisor error is surfaced to the service processor.
 pub fn fail_stop() -> ! {
     log::log_fault(format_args!("PAPRIKA power-off: failure"));
+    crate::console::flush();
     crate::platform::opal::console_flush(0);
     checkstop()
 }

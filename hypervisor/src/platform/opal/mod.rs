@@ -150,8 +150,12 @@ pub fn console_read(term: u64, buf: &mut [u8]) -> usize {
     }
 }
 
+/// Waits until OPAL has sent everything it buffered for console `term` (bounded
+/// at ten seconds of timebase, so a stuck console cannot stop a power-off).
 pub fn console_flush(term: u64) {
-    for _ in 0..1000 {
+    let start = instr::mftb();
+    let limit = crate::arch::ppc64::timer::us_to_ticks(10_000_000);
+    while instr::mftb().wrapping_sub(start) < limit {
         match call(OPAL_CONSOLE_FLUSH, &[term]) {
             Err(OpalError::Partial) | Err(OpalError::Busy) => {
                 poll_events();
@@ -200,6 +204,7 @@ pub fn rtc_read() -> Result<(u32, u64), OpalError> {
 
 /// Powers the machine off. Never returns.
 pub fn power_down() -> ! {
+    crate::console::flush();
     console_flush(0);
     while let Err(OpalError::Busy | OpalError::BusyEvent) = call(OPAL_CEC_POWER_DOWN, &[0]) {
         poll_events();

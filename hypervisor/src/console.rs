@@ -1,0 +1,243 @@
+//! The machine console's output buffer.
+//!
+//! Every byte for the console (log lines and partitions' vty lines) goes through
+//! one ring, so their order is kept. A thread that has nothing else to do (the
+//! "drainer") copies the ring to OPAL; producers only copy into it, so a guest's
+//! H_PUT_TERM_CHAR does not wait for the (slow) UART unless the ring is full. Before
+//! the ring exists, or without an idle drainer, writers drain synchronously.
+//!
+//! Lock order: `DRAIN` before `RING`; `RING` is only held for copies.
+
+use alloc::vec::Vec;
+
+/// A byte FIFO over a fixed buffer.
+#[derive(Debug)]
+pub struct ByteRing {
+    buf: Vec<u8>,
+    head: usize,
+    len: usize,
+}
+
+impl ByteRing {
+    pub fn new(capacity: usize) -> Self {
+        ByteRing {
+            buf: alloc::vec![0; capacity.max(1)],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn free(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// Appends as much of `data` as fits; returns how much.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.free());
+        let cap = self.buf.len();
+        let tail = (self.head + self.len) % cap;
+        let first = n.min(cap - tail);
+        self.buf[tail..tail + first].copy_from_slice(&data[..first]);
+        self.buf[..n - first].copy_from_slice(&data[first..n]);
+        self.len += n;
+        n
+    }
+
+    /// Copies up to `out.len()` of the oldest bytes out and removes them.
+    pub fn pop(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len);
+        let cap = self.buf.len();
+        let first = n.min(cap - self.head);
+        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        self.head = (self.head + n) % cap;
+        self.len -= n;
+        n
+    }
+}
+
+#[cfg(target_arch = "powerpc64")]
+mod machine {
+    use super::ByteRing;
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::arch::ppc64::{instr, percpu};
+    use crate::platform::opal;
+
+    static RING: spin::Mutex<Option<ByteRing>> = spin::Mutex::new(None);
+    /// Held by whoever copies the ring to OPAL, so chunks go out in order.
+    static DRAIN: spin::Mutex<()> = spin::Mutex::new(());
+    /// PIR + 1 of the idle thread that drains (0: none, write synchronously).
+    static DRAINER: AtomicU64 = AtomicU64::new(0);
+
+    const CHUNK: usize = 1024;
+
+    /// Creates the ring (after the heap exists).
+    pub fn init(capacity: usize) {
+        *RING.lock() = Some(ByteRing::new(capacity));
+    }
+
+    /// Names the thread that drains; `None` makes writers drain themselves.
+    pub fn set_drainer(pir: Option<u32>) {
+        DRAINER.store(
+            pir.map(|p| u64::from(p) + 1).unwrap_or(0),
+            Ordering::Release,
+        );
+    }
+
+    fn drainer() -> Option<u32> {
+        match DRAINER.load(Ordering::Acquire) {
+            0 => None,
+            v => Some((v - 1) as u32),
+        }
+    }
+
+    /// Queues bytes for the console.
+    pub fn write(mut bytes: &[u8]) {
+        loop {
+            let (queued, was_empty) = {
+                let mut r = RING.lock();
+                let Some(ring) = r.as_mut() else {
+                    drop(r);
+                    opal::console_write(0, bytes);
+                    return;
+                };
+                let was_empty = ring.is_empty();
+                (ring.push(bytes), was_empty)
+            };
+            bytes = &bytes[queued..];
+            let me = percpu::current().map(|p| p.pir);
+            match drainer() {
+                Some(d) if Some(d) != me => {
+                    if was_empty && queued > 0 {
+                        instr::msgsnd_hyp(d);
+                    }
+                    if bytes.is_empty() {
+                        return;
+                    }
+                    // Ring full: help drain.
+                    drain();
+                }
+                _ => {
+                    drain();
+                    if bytes.is_empty() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies everything queued to OPAL.
+    pub fn drain() {
+        let Some(_d) = DRAIN.try_lock() else { return };
+        let mut chunk = [0u8; CHUNK];
+        loop {
+            let n = match RING.lock().as_mut() {
+                Some(r) => r.pop(&mut chunk),
+                None => 0,
+            };
+            if n == 0 {
+                return;
+            }
+            opal::console_write(0, &chunk[..n]);
+        }
+    }
+
+    /// Drains everything, waiting for another drainer to finish (power-off and the
+    /// fault path). Gives up only when nothing moved for two seconds, rather than
+    /// hang on a wedged console.
+    pub fn flush() {
+        let tb_hz = crate::arch::ppc64::timer::ticks_per_us() * 1_000_000;
+        let mut last = usize::MAX;
+        let mut since = instr::mftb();
+        loop {
+            drain();
+            let left = match RING.try_lock() {
+                Some(r) => r.as_ref().map(|r| r.len()).unwrap_or(0),
+                None => last,
+            };
+            if left == 0 {
+                return;
+            }
+            if left != last {
+                last = left;
+                since = instr::mftb();
+            } else if instr::mftb().wrapping_sub(since) > 2 * tb_hz {
+                return;
+            }
+            opal::heartbeat();
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Whether output is waiting.
+    pub fn pending() -> bool {
+        RING.try_lock()
+            .is_some_and(|r| r.as_ref().is_some_and(|r| !r.is_empty()))
+    }
+}
+
+#[cfg(target_arch = "powerpc64")]
+pub use machine::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_order_and_wrap() {
+        let mut r = ByteRing::new(8);
+        assert_eq!(r.push(b"abcdef"), 6);
+        let mut out = [0u8; 4];
+        assert_eq!(r.pop(&mut out), 4);
+        assert_eq!(&out, b"abcd");
+        assert_eq!(r.push(b"ghijklmn"), 6); // wraps, 2 bytes did not fit
+        assert_eq!(r.len(), 8);
+        assert_eq!(r.free(), 0);
+        let mut all = [0u8; 16];
+        let n = r.pop(&mut all);
+        assert_eq!(&all[..n], b"efghijkl");
+        assert!(r.is_empty());
+        assert_eq!(r.pop(&mut all), 0);
+    }
+
+    #[test]
+    fn random_traffic_keeps_every_byte_in_order() {
+        let mut r = ByteRing::new(37);
+        let mut next_in = 0u8;
+        let mut next_out = 0u8;
+        let mut x = 0x1234_5678u32;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let mut data = [0u8; 20];
+            let k = (x % 20) as usize;
+            for b in data.iter_mut().take(k) {
+                *b = next_in;
+                next_in = next_in.wrapping_add(1);
+            }
+            let pushed = r.push(&data[..k]);
+            next_in = next_in.wrapping_sub((k - pushed) as u8);
+            let mut out = [0u8; 16];
+            let n = r.pop(&mut out[..(x >> 8) as usize % 16]);
+            for b in &out[..n] {
+                assert_eq!(*b, next_out);
+                next_out = next_out.wrapping_add(1);
+            }
+        }
+    }
+}
