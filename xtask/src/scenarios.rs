@@ -114,10 +114,6 @@ const fn boot(
 /// every partition stopped (`PAPRIKA lpar <name>: stopped`), the summary says
 /// `PAPRIKA partitions: <all> passed, 0 failed`, and nothing printed
 /// `PAPRIKA FAULT` or `GUEST-FAIL`.
-#[allow(
-    dead_code,
-    reason = "the table has no manifest scenario until tests/manifests/ has files"
-)]
 pub const fn lpars(
     name: &'static str,
     machine: Machine,
@@ -178,8 +174,73 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: DEFAULT_TIMEOUT,
         manifest: None,
     },
-    // Scenarios with partitions: tests/manifests/<file>.toml plus a row, e.g.
-    // lpars("lpar-hcall-p9", Machine::Powernv9, "hcall", "2G", "4", 4, 1),
+    // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
+    lpars(
+        "lpar-conformance-p9",
+        Machine::Powernv9,
+        "conformance",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-conformance-p10",
+        Machine::Powernv10,
+        "conformance",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars("lpar-smp-p9", Machine::Powernv9, "smp", "1G", "4", 4, 1),
+    lpars("lpar-smp-p10", Machine::Powernv10, "smp", "1G", "4", 4, 1),
+    lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
+    lpars(
+        "lpar-timer-p10",
+        Machine::Powernv10,
+        "timer",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-isolation-p9",
+        Machine::Powernv9,
+        "isolation",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-isolation-p10",
+        Machine::Powernv10,
+        "isolation",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-hostile-p9",
+        Machine::Powernv9,
+        "hostile",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-hostile-p10",
+        Machine::Powernv10,
+        "hostile",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
 ];
 
 /// `key=value` from the words after `marker` on the first line containing it.

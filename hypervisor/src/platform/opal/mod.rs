@@ -183,7 +183,11 @@ pub fn start_cpu(pir: u32, entry: u64) -> Result<(), OpalError> {
 
 /// Reads the RTC: (`yyyymmdd` BCD, `hhmmss` BCD in the top half of the second word).
 pub fn rtc_read() -> Result<(u32, u64), OpalError> {
-    for _ in 0..1000 {
+    // The RTC sits behind the BMC: OPAL answers BUSY until the reply arrives, which
+    // under emulation can take a while. Give it two seconds.
+    let start = instr::mftb();
+    let limit = crate::arch::ppc64::timer::us_to_ticks(2_000_000);
+    loop {
         let mut ymd = crate::be::Be32::new(0);
         let mut hms = Be64::new(0);
         match call(OPAL_RTC_READ, &[real(&ymd), real(&hms)]) {
@@ -193,13 +197,14 @@ pub fn rtc_read() -> Result<(u32, u64), OpalError> {
                     core::mem::take(&mut hms).get(),
                 ));
             }
-            Err(OpalError::Busy) | Err(OpalError::BusyEvent) => {
+            Err(OpalError::Busy) | Err(OpalError::BusyEvent)
+                if instr::mftb().wrapping_sub(start) < limit =>
+            {
                 poll_events();
             }
             Err(e) => return Err(e),
         }
     }
-    Err(OpalError::Busy)
 }
 
 /// Powers the machine off. Never returns.
