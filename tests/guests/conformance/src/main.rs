@@ -147,7 +147,11 @@ mod guest {
         // H_REGISTER_VPA: size at offset 4.
         let vpa = (&raw mut VPA) as u64;
         // SAFETY: our own static.
-        unsafe { (&mut (*(&raw mut VPA)).0)[4..6].copy_from_slice(&1024u16.to_be_bytes()) };
+        unsafe {
+            let v = &raw mut VPA;
+            (*v).0[4] = 0x04;
+            (*v).0[5] = 0x00;
+        }
         expect(
             "register-vpa",
             hcall(H_REGISTER_VPA, &[1 << (63 - 18), 0, vpa]).0,
@@ -182,7 +186,9 @@ mod guest {
             H_SUCCESS,
         );
         // SAFETY: our own static, read after the hypervisor wrote it.
-        let zeroed = unsafe { (&(*(&raw const PAGE)).0).iter().all(|&b| b == 0) };
+        let p = &raw const PAGE;
+        // SAFETY: as above.
+        let zeroed = (0..4096).all(|i| unsafe { (*p).0[i] } == 0);
         check("page-init-zeroed", zeroed, format_args!("page not zeroed"));
         expect(
             "page-init-outside",
@@ -196,7 +202,7 @@ mod guest {
         );
         expect(
             "page-init-huge",
-            hcall(H_PAGE_INIT, &[H_ZERO_PAGE, u64::MAX & !0xfff, 0]).0,
+            hcall(H_PAGE_INIT, &[H_ZERO_PAGE, !0xfffu64, 0]).0,
             H_PARAMETER,
         );
 
