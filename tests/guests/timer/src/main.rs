@@ -56,6 +56,12 @@ mod guest {
         let t0 = mftb();
         hcall(0xe0, &[]);
         let waited = mftb().wrapping_sub(t0);
+        // H_CEDE returns once the interrupt is pending and leaves MSR[EE] set; allow
+        // the emulator a moment to deliver it.
+        let t1 = mftb();
+        while TICKS.load(Ordering::Acquire) < WANT && mftb().wrapping_sub(t1) < 5_120_000 {
+            core::hint::spin_loop();
+        }
         set_ee(false);
         check(
             "cede-woken-by-decrementer",
