@@ -1,30 +1,54 @@
-//! `cargo xtask bench`: boot a release build once per machine and report figures.
+//! `cargo xtask bench`: boot a release build once per machine and report figures,
+//! then run the partition benchmark (`lpar_bench`).
 
 use std::time::Duration;
 
 use crate::args::Args;
 use crate::build::{self, BuildOpts, Profile};
 use crate::error::{failed, usage, Context, Result};
+use crate::lpar_bench::{self, DEFAULT_TIMEOUT as LPAR_TIMEOUT};
 use crate::qemu::{self, Console, Machine, QemuConfig};
 use crate::scenarios::{self, BOOT_TIME};
-use crate::{elf, repo_root, setup};
+use crate::{elf, guests, repo_root, setup};
 
 pub const HELP: &str = "\
 cargo xtask bench [--machine M]... [--timeout SECS] [--no-build]
+                  [--skip-lpar] [--skip-pseries] [--lpar-timeout SECS]
 
 Builds the release image and boots it once per machine (-smp 4, -m 2G),
-console in target/bench/<machine>.log, then prints `name: value` lines:
+console in target/bench/<machine>.log. Then the partition benchmark: the
+guest-bench guest (tests/guests/bench) times hcalls in a Paprika partition
+(manifest target/bench/lpar-bench.toml, powernv9 -smp 4, console in
+target/bench/lpar-paprika.log) and, as the reference, under
+`qemu-system-ppc64 -M pseries` (console in target/bench/lpar-pseries.log).
+Prints `name: value` lines:
 
   image_size_bytes: N                       size of the ELF file
   image_loadable_bytes: N                   sum of p_filesz of its PT_LOAD segments
   <machine>.boot_to_all_online_ticks: N     from `PAPRIKA boot-time: ticks=N us=N`
   <machine>.boot_to_all_online_us: N        (the hypervisor's own timebase count)
   <machine>.qemu_to_poweroff_wall_ms: N     QEMU start to exit, wall clock
+  lpar.hcall_null_ticks: paprika=N pseries=N ratio=R
+                                            H_PROD round trip, timebase ticks
+  lpar.hcall_null_us: paprika=F pseries=F ratio=R
+                                            ... in microseconds
+  lpar.put_term_char16_ticks: ...           H_PUT_TERM_CHAR of 16 bytes, ticks
+  lpar.put_term_char16_us: ...              ... in microseconds
+  lpar.iterations: N                        calls averaged per figure
+  lpar.memory_overhead_bytes: N             hypervisor memory for the partition
+  lpar.put_term_char16_target_met: yes|no   (target: Paprika <= pseries)
+
+The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
+QEMU, in C: see docs/benchmarks.md before reading much into it.
 
 Options:
-  --machine M       powernv9 or powernv10; repeat for both (default: both)
-  --timeout SECS    per-boot timeout (default 120)
-  --no-build        boot the release image an earlier build left in target/power
+  --machine M         powernv9 or powernv10; repeat for both (default: both)
+  --timeout SECS      per-boot timeout (default 120)
+  --no-build          use the release image and guests earlier builds left in
+                      target/power and target/guests
+  --skip-lpar         no partition benchmark
+  --skip-pseries      partition benchmark without the pseries reference
+  --lpar-timeout SECS timeout of each partition benchmark run (default 300)
 ";
 
 const SMP: &str = "4";
@@ -38,9 +62,15 @@ pub fn main(mut args: Args) -> Result<i32> {
         .collect::<Result<Vec<_>>>()?;
     let timeout = Duration::from_secs(args.number::<u64>("--timeout")?.unwrap_or(120));
     let no_build = args.flag("--no-build");
+    let skip_lpar = args.flag("--skip-lpar");
+    let skip_pseries = args.flag("--skip-pseries");
+    let lpar_timeout = args
+        .number::<u64>("--lpar-timeout")?
+        .map(Duration::from_secs)
+        .unwrap_or(LPAR_TIMEOUT);
     args.finish_no_rest()?;
-    if timeout.is_zero() {
-        return Err(usage!("--timeout must be at least 1"));
+    if timeout.is_zero() || lpar_timeout.is_zero() {
+        return Err(usage!("--timeout and --lpar-timeout must be at least 1"));
     }
     let machines = if machines.is_empty() {
         Machine::ALL.to_vec()
@@ -55,13 +85,16 @@ pub fn main(mut args: Args) -> Result<i32> {
     } else {
         build::build(&release)?
     };
+    if !skip_lpar && !no_build && guests::build_all(Profile::Release)?.is_none() {
+        return Err(failed!(
+            "the partition benchmark needs tests/guests/bench ({}); --skip-lpar skips it",
+            guests::NO_GUESTS
+        ));
+    }
     let image = std::fs::read(&elf_path).context(|| format!("reading {}", elf_path.display()))?;
     let mut results = vec![
-        ("image_size_bytes".to_string(), image.len() as u64),
-        (
-            "image_loadable_bytes".to_string(),
-            elf::loadable_bytes(&image)?,
-        ),
+        format!("image_size_bytes: {}", image.len()),
+        format!("image_loadable_bytes: {}", elf::loadable_bytes(&image)?),
     ];
 
     for machine in machines {
@@ -113,20 +146,34 @@ pub fn main(mut args: Args) -> Result<i32> {
         }
         let (ticks, us) = boot_time.unwrap_or_default();
         let m = machine.name();
-        results.push((format!("{m}.boot_to_all_online_ticks"), ticks));
-        results.push((format!("{m}.boot_to_all_online_us"), us));
-        results.push((
-            format!("{m}.qemu_to_poweroff_wall_ms"),
-            u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),
+        results.push(format!("{m}.boot_to_all_online_ticks: {ticks}"));
+        results.push(format!("{m}.boot_to_all_online_us: {us}"));
+        results.push(format!(
+            "{m}.qemu_to_poweroff_wall_ms: {}",
+            outcome.wall.as_millis()
         ));
+    }
+    if !skip_lpar {
+        let opts = lpar_bench::Opts {
+            hypervisor: elf_path.clone(),
+            pseries: !skip_pseries,
+            timeout: lpar_timeout,
+        };
+        match lpar_bench::run(&opts) {
+            Ok(lines) => results.extend(lines),
+            Err(e) => {
+                print_results(&results);
+                return Err(e);
+            }
+        }
     }
     print_results(&results);
     Ok(0)
 }
 
-fn print_results(results: &[(String, u64)]) {
+fn print_results(results: &[String]) {
     println!();
-    for (name, value) in results {
-        println!("{name}: {value}");
+    for line in results {
+        println!("{line}");
     }
 }

@@ -10,6 +10,7 @@ mod cmd;
 mod elf;
 mod error;
 mod guests;
+mod lpar_bench;
 mod partitions;
 mod qemu;
 mod run;
@@ -34,7 +35,8 @@ Commands:
   run      build, then boot it under QEMU (powernv9/powernv10), console here;
            with --manifest FILE or --kernel PATH, with partitions
   test     fmt, clippy, host unit tests, POWER builds and QEMU boot scenarios
-  bench    boot a release build per machine and print timing and size figures
+  bench    boot a release build per machine and print timing and size figures;
+           time hcalls in a partition against QEMU -M pseries
   help     this text; `cargo xtask help <command>` or `<command> --help` for more
 
 Every external command is printed before it runs, prefixed with `$ `.

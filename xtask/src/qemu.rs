@@ -191,6 +191,29 @@ pub fn stderr_log(log: &Path) -> PathBuf {
 /// into `stderr_log(log)`, in its own process group, killing the group after
 /// `timeout`.
 pub fn run_captured(cmd: &Cmd, log: &Path, timeout: Duration) -> Result<Outcome> {
+    Ok(run_inner(cmd, log, timeout, None)?.0)
+}
+
+/// Like [`run_captured`], but also kills QEMU's process group as soon as `marker`
+/// appears on the console (for guests that spin instead of powering off). The
+/// console is read from `log` as it grows, a chunk at a time, never all at once.
+/// Returns how QEMU ended and whether `marker` was seen.
+pub fn run_until(
+    cmd: &Cmd,
+    log: &Path,
+    timeout: Duration,
+    marker: &str,
+) -> Result<(Outcome, bool)> {
+    run_inner(cmd, log, timeout, Some(marker.as_bytes()))
+}
+
+fn run_inner(
+    cmd: &Cmd,
+    log: &Path,
+    timeout: Duration,
+    marker: Option<&[u8]>,
+) -> Result<(Outcome, bool)> {
+    use std::io::Read;
     use std::os::unix::process::CommandExt;
 
     if let Some(dir) = log.parent() {
@@ -199,6 +222,13 @@ pub fn run_captured(cmd: &Cmd, log: &Path, timeout: Duration) -> Result<Outcome>
     let err_path = stderr_log(log);
     let out = File::create(log).context(|| format!("creating {}", log.display()))?;
     let err = File::create(&err_path).context(|| format!("creating {}", err_path.display()))?;
+    let mut watch = match marker {
+        Some(m) => Some((
+            File::open(log).context(|| format!("reading {}", log.display()))?,
+            MarkerScan::new(m),
+        )),
+        None => None,
+    };
     println!(
         "$ {} >{} 2>{}",
         cmd.display(),
@@ -214,24 +244,80 @@ pub fn run_captured(cmd: &Cmd, log: &Path, timeout: Duration) -> Result<Outcome>
         .process_group(0)
         .spawn()
         .map_err(|e| failed!("cannot start `{}`: {e}", cmd.program()))?;
+    let mut chunk = vec![0u8; 64 << 10];
     loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Outcome {
+        let exited = child.try_wait()?;
+        // Read what the console has grown by (after an exit too: the end of it).
+        let mut seen = false;
+        if let Some((reader, scan)) = watch.as_mut() {
+            loop {
+                let n = reader
+                    .read(&mut chunk)
+                    .context(|| format!("reading {}", log.display()))?;
+                if n == 0 {
+                    break;
+                }
+                if scan.feed(&chunk[..n]) {
+                    seen = true;
+                    break;
+                }
+            }
+        }
+        if let Some(status) = exited {
+            let outcome = Outcome {
                 status: Some(status),
                 wall: start.elapsed(),
-            });
+            };
+            return Ok((outcome, seen));
         }
-        if start.elapsed() >= timeout {
+        let timed_out = start.elapsed() >= timeout;
+        if seen || timed_out {
             if !kill_group(child.id()) {
                 let _ = child.kill();
             }
-            let _ = child.wait();
-            return Ok(Outcome {
-                status: None,
+            let status = child.wait().ok().filter(|_| seen);
+            let outcome = Outcome {
+                status,
                 wall: start.elapsed(),
-            });
+            };
+            return Ok((outcome, seen));
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Looks for a byte string in a stream that arrives in chunks (it may straddle
+/// two of them).
+#[derive(Debug)]
+struct MarkerScan {
+    marker: Vec<u8>,
+    /// The last `marker.len() - 1` bytes seen, then the new chunk.
+    window: Vec<u8>,
+    found: bool,
+}
+
+impl MarkerScan {
+    fn new(marker: &[u8]) -> Self {
+        MarkerScan {
+            marker: marker.to_vec(),
+            window: Vec::new(),
+            found: marker.is_empty(),
+        }
+    }
+
+    /// Takes the next chunk; true once the marker has been seen.
+    fn feed(&mut self, chunk: &[u8]) -> bool {
+        if self.found {
+            return true;
+        }
+        self.window.extend_from_slice(chunk);
+        let m = self.marker.len();
+        self.found = self.window.windows(m).any(|w| w == self.marker.as_slice());
+        let keep = m - 1;
+        if self.window.len() > keep {
+            self.window.drain(..self.window.len() - keep);
+        }
+        self.found
     }
 }
 
@@ -310,6 +396,48 @@ mod tests {
         assert_eq!(std::fs::read_to_string(stderr_log(&log)).unwrap(), "err\n");
         let _ = std::fs::remove_file(&log);
         let _ = std::fs::remove_file(stderr_log(&log));
+    }
+
+    #[test]
+    fn run_until_stops_at_the_marker() {
+        let log = std::env::temp_dir().join(format!("xtask-until-{}.log", std::process::id()));
+        // The marker split across two writes, then a process that would spin on.
+        let cmd = Cmd::new("sh").args([
+            "-c",
+            "printf 'a\\nBENCH-'; sleep 0.2; printf 'DONE\\n'; sleep 30 & wait",
+        ]);
+        let (out, seen) = run_until(&cmd, &log, Duration::from_secs(20), "BENCH-DONE").unwrap();
+        assert!(seen);
+        assert!(out.wall < Duration::from_secs(10), "{:?}", out.wall);
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "a\nBENCH-DONE\n");
+
+        let cmd = Cmd::new("sh").args(["-c", "echo nothing; sleep 30"]);
+        let (out, seen) = run_until(&cmd, &log, Duration::from_millis(300), "DONE").unwrap();
+        assert!(!seen);
+        assert!(out.status.is_none());
+
+        let cmd = Cmd::new("sh").args(["-c", "echo DONE; exit 4"]);
+        let (out, _) = run_until(&cmd, &log, Duration::from_secs(10), "NEVER").unwrap();
+        assert_eq!(out.code(), Some(4));
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(stderr_log(&log));
+    }
+
+    #[test]
+    fn marker_scan_across_chunks() {
+        let mut s = MarkerScan::new(b"BENCH-DONE");
+        assert!(!s.feed(b"xxBENCH"));
+        assert!(!s.feed(b"-DO"));
+        assert!(s.feed(b"NE\n"));
+        assert!(s.feed(b"more"));
+        let mut s = MarkerScan::new(b"AB");
+        assert!(!s.feed(b"A"));
+        assert!(!s.feed(b"xA"));
+        assert!(s.feed(b"B"));
+        let mut s = MarkerScan::new(b"DONE");
+        assert!(!s.feed(b""));
+        assert!(!s.feed(b"DON"));
+        assert!(!s.feed(b"e"));
     }
 
     #[test]
