@@ -56,11 +56,12 @@ pub const OFF_MSR: usize = offset_of!(InterruptFrame, msr);
 
 /// Whether an interrupt at `vector` saves its state in HSRR0/1 (and returns with
 /// `hrfid`) rather than SRR0/1. Power ISA v3.0B Book III 7.5, figure "Interrupt
-/// vectors": the hypervisor-class interrupts.
+/// vectors": the hypervisor-class interrupts, and the external interrupt (0x500),
+/// which goes to the hypervisor with HSRRs because Paprika runs with LPCR[LPES] = 0.
 pub const fn uses_hsrr(vector: u64) -> bool {
     matches!(
         vector,
-        0x980 | 0xe00 | 0xe20 | 0xe40 | 0xe60 | 0xe80 | 0xea0 | 0xf80
+        0x500 | 0x980 | 0xe00 | 0xe20 | 0xe40 | 0xe60 | 0xe80 | 0xea0 | 0xf80
     )
 }
 
@@ -243,6 +244,7 @@ mod tests {
         assert!(uses_hsrr(0x980));
         assert!(uses_hsrr(0xe00));
         assert!(uses_hsrr(0xe80));
+        assert!(uses_hsrr(0x500));
         assert!(!uses_hsrr(0x300));
         assert!(!uses_hsrr(0x900));
         assert!(!uses_hsrr(0xc00));

@@ -2,3 +2,4 @@
 pub mod guest_fdt;
 pub mod hcall;
 pub mod rtas;
+pub mod xics;

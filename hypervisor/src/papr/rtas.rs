@@ -40,6 +40,10 @@ pub enum RtasCall {
     OsTerm,
     NmiRegister,
     NmiInterlock,
+    IntOn,
+    IntOff,
+    SetXive,
+    GetXive,
 }
 
 pub const TOKEN_BASE: u32 = 0x2000;
@@ -60,6 +64,10 @@ pub const CALLS: &[(&str, RtasCall)] = &[
     ("ibm,os-term", RtasCall::OsTerm),
     ("ibm,nmi-register", RtasCall::NmiRegister),
     ("ibm,nmi-interlock", RtasCall::NmiInterlock),
+    ("ibm,int-on", RtasCall::IntOn),
+    ("ibm,int-off", RtasCall::IntOff),
+    ("ibm,set-xive", RtasCall::SetXive),
+    ("ibm,get-xive", RtasCall::GetXive),
 ];
 
 /// Token table for the device tree.

@@ -143,6 +143,9 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
             return Next::Leave;
         }
         NmiRegister | NmiInterlock => a.set_status(r::RTAS_SUCCESS),
+        // XICS source controller: partitions have no interrupt sources yet (the
+        // IPI is presented through the ICP), so every source number is invalid.
+        IntOn | IntOff | SetXive | GetXive => a.set_status(r::RTAS_PARAMETER_ERROR),
     }
     Next::Resume
 }

@@ -11,6 +11,7 @@ use super::lpar::{self, Partition, StopReason};
 use crate::arch::ppc64::guest::{self, GuestRegs};
 use crate::arch::ppc64::regs::{Lpcr, Msr};
 use crate::arch::ppc64::{instr, mmu, percpu, smp, spr, timer};
+use crate::papr::xics::Icp;
 use crate::platform::opal;
 use crate::warn;
 
@@ -82,6 +83,8 @@ pub struct Vcpu {
     start_pending: AtomicBool,
     /// H_PROD arrived (consumed by H_CEDE).
     pub prodded: AtomicBool,
+    /// XICS presentation controller (`papr::xics::Icp`, packed).
+    pub icp: AtomicU32,
     pub ceded: AtomicBool,
     /// Inside `run` (possibly in the guest); cleared when it returns.
     active: AtomicBool,
@@ -105,6 +108,7 @@ impl Vcpu {
             start_r3: AtomicU64::new(0),
             start_pending: AtomicBool::new(false),
             prodded: AtomicBool::new(false),
+            icp: AtomicU32::new(Icp::RESET.pack()),
             ceded: AtomicBool::new(false),
             active: AtomicBool::new(false),
             reboot_owner: AtomicBool::new(false),
@@ -114,6 +118,27 @@ impl Vcpu {
                 lazy_loaded: false,
                 vpa: 0,
             }),
+        }
+    }
+
+    pub fn icp(&self) -> Icp {
+        Icp::unpack(self.icp.load(Ordering::Acquire))
+    }
+
+    /// Updates the ICP atomically; returns the new state.
+    pub fn update_icp(&self, f: impl Fn(Icp) -> Icp) -> Icp {
+        let mut cur = self.icp.load(Ordering::Acquire);
+        loop {
+            let new = f(Icp::unpack(cur));
+            match self.icp.compare_exchange_weak(
+                cur,
+                new.pack(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return new,
+                Err(seen) => cur = seen,
+            }
         }
     }
 
@@ -258,9 +283,12 @@ const DEC_QUIET: u64 = 0x7fff_ffff;
 /// Every entry: the registers an exit or an OPAL call may clobber (SRR0/1, SPRG0-3,
 /// DAR, DSISR), the partition's LPIDR/LPCR/PIDR when this thread holds others, the
 /// decrementer when the hypervisor used it (H_CEDE) and the HDEC time slice.
-fn switch_in(p: &Partition, ctx: &mut VcpuContext) {
+fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool) {
     let s = &mut ctx.sprs;
-    let lpcr = p.lpcr(lpar::host_lpcr());
+    let mut lpcr = p.lpcr(lpar::host_lpcr());
+    if mer {
+        lpcr.insert(Lpcr::MER);
+    }
     // SAFETY: these SPRs belong to the guest from here until the exit; the
     // hypervisor's own translation (quadrant 3) uses LPID 0 / PID 0 regardless of
     // LPIDR/PIDR, and interrupts are off.
@@ -379,6 +407,21 @@ fn release() {
     }
 }
 
+/// Presents a pending XICS interrupt: injects an external interrupt (0x500) when
+/// the guest has MSR[EE] set; otherwise returns true so the entry sets LPCR[MER],
+/// which makes the guest exit as soon as it enables interrupts.
+fn deliver_external(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> bool {
+    if !v.icp().pending() {
+        return false;
+    }
+    if ctx.regs.msr & Msr::EE.bits() != 0 {
+        inject(p, ctx, 0x500, 0);
+        false
+    } else {
+        true
+    }
+}
+
 /// The guest's exit SRR pair for `vector`: where it was and with which MSR.
 fn exit_pc_msr(r: &GuestRegs) -> (u64, u64) {
     if crate::fault::uses_hsrr(r.exit_vector) {
@@ -419,7 +462,8 @@ fn run(p: &Partition, v: &Vcpu) {
             return;
         }
         opal::heartbeat();
-        switch_in(p, ctx);
+        let mer = deliver_external(p, v, ctx);
+        switch_in(p, ctx, mer);
         // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
         // clear in the MSR we enter with, and `switch_in` loaded the guest SPRs.
         let vector = unsafe {

@@ -30,6 +30,80 @@ mod guest {
     struct Vpa([u8; 1024]);
     static mut VPA: Vpa = Vpa([0; 1024]);
 
+    static EXTERNALS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+    /// External interrupt (0x500): accept it from the XICS presentation
+    /// controller, clear the IPI and end it, as Linux's XICS driver does.
+    fn on_trap(vector: u64, _srr0: &mut u64) -> bool {
+        if vector != 0x500 {
+            return false;
+        }
+        let (rc, out) = hcall(0x74, &[]);
+        if rc == H_SUCCESS && out[0] & 0xff_ffff == 2 {
+            hcall(0x6c, &[0, 0xff]);
+            hcall(0x64, &[out[0]]);
+            EXTERNALS.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+        }
+        true
+    }
+
+    fn xics_checks() {
+        use core::sync::atomic::Ordering;
+        set_trap_handler(on_trap);
+        expect("xics-cppr", hcall(0x68, &[0xff]).0, H_SUCCESS);
+        let (rc, out) = hcall(0x74, &[]);
+        check(
+            "xics-xirr-idle",
+            rc == H_SUCCESS && out[0] == 0xff00_0000,
+            format_args!("rc {} xirr {:#x}", rc, out[0]),
+        );
+        // Self-IPI with interrupts enabled: presented at once.
+        set_ee(true);
+        expect("xics-ipi", hcall(0x6c, &[0, 5]).0, H_SUCCESS);
+        let start = mftb();
+        while EXTERNALS.load(Ordering::Acquire) < 1 && mftb().wrapping_sub(start) < 51_200_000 {
+            core::hint::spin_loop();
+        }
+        set_ee(false);
+        check(
+            "xics-ipi-delivered",
+            EXTERNALS.load(Ordering::Acquire) == 1,
+            format_args!("{} interrupts", EXTERNALS.load(Ordering::Acquire)),
+        );
+        // IPI while interrupts are off: pending (H_IPOLL shows it), delivered when
+        // the guest enables them (the hypervisor uses LPCR[MER]).
+        expect("xics-ipi-masked", hcall(0x6c, &[0, 5]).0, H_SUCCESS);
+        let (rc, out) = hcall(0x70, &[0]);
+        check(
+            "xics-ipoll",
+            rc == H_SUCCESS && out[0] & 0xff_ffff == 2 && out[1] == 5,
+            format_args!("rc {} xirr {:#x} mfrr {:#x}", rc, out[0], out[1]),
+        );
+        set_ee(true);
+        let start = mftb();
+        while EXTERNALS.load(Ordering::Acquire) < 2 && mftb().wrapping_sub(start) < 51_200_000 {
+            core::hint::spin_loop();
+        }
+        set_ee(false);
+        check(
+            "xics-ipi-on-enable",
+            EXTERNALS.load(Ordering::Acquire) == 2,
+            format_args!("{} interrupts", EXTERNALS.load(Ordering::Acquire)),
+        );
+        expect("xics-ipi-bad-server", hcall(0x6c, &[99, 5]).0, H_PARAMETER);
+        expect(
+            "xics-eoi-bad-source",
+            hcall(0x64, &[0xff00_1234]).0,
+            H_PARAMETER,
+        );
+        let xive = rtas_call("ibm,get-xive", &[0x1000], 3).unwrap_or([-99; 8]);
+        check(
+            "rtas-get-xive-no-source",
+            xive[0] == -3,
+            format_args!("status {}", xive[0]),
+        );
+    }
+
     fn expect(name: &str, got: i64, want: i64) {
         check(
             name,
@@ -320,6 +394,7 @@ mod guest {
             unknown[0] == -3,
             format_args!("status {}", unknown[0]),
         );
+        xics_checks();
         let nmi = rtas_call("ibm,nmi-register", &[0x100, 0x200], 1).unwrap_or([-99; 8]);
         check(
             "rtas-nmi-register",

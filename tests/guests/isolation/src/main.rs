@@ -13,14 +13,14 @@ mod guest {
     static FAULTS: AtomicU64 = AtomicU64::new(0);
     static LAST_DAR: AtomicU64 = AtomicU64::new(0);
 
-    fn on_trap(vector: u64) -> bool {
+    fn on_trap(vector: u64, srr0: &mut u64) -> bool {
         if vector != 0x300 {
             return false;
         }
         FAULTS.fetch_add(1, Ordering::AcqRel);
         LAST_DAR.store(mfspr_dar(), Ordering::Release);
         // Skip the faulting load or store.
-        mtspr_srr0(mfspr_srr0() + 4);
+        *srr0 += 4;
         true
     }
 

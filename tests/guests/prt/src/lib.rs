@@ -119,8 +119,18 @@ mod rt {
         std 0, 152(1)
         mfxer 0
         std 0, 160(1)
+        /* SRR0/1: the handler may make hcalls, and `sc` overwrites them. */
+        mfspr 0, 26
+        std 0, 168(1)
+        mfspr 0, 27
+        std 0, 176(1)
+        addi 4, 1, 168
         bl guest_trap
         nop
+        ld 0, 168(1)
+        mtspr 26, 0
+        ld 0, 176(1)
+        mtspr 27, 0
         ld 0, 160(1)
         mtxer 0
         ld 0, 152(1)
@@ -544,7 +554,9 @@ mod rt {
 
     // ---- traps ----
 
-    pub type TrapHandler = fn(vector: u64) -> bool;
+    /// A trap handler gets the vector and the interrupted PC (SRR0, saved by the
+    /// entry code; changing it changes where the guest resumes).
+    pub type TrapHandler = fn(vector: u64, srr0: &mut u64) -> bool;
     static TRAP: AtomicUsize = AtomicUsize::new(0);
 
     /// Installs a handler for interrupts; it returns whether it handled one.
@@ -553,19 +565,19 @@ mod rt {
     }
 
     #[no_mangle]
-    extern "C" fn guest_trap(vector: u64) {
+    extern "C" fn guest_trap(vector: u64, srr0: &mut u64) {
         let h = TRAP.load(Ordering::Acquire);
         if h != 0 {
             // SAFETY: only `set_trap_handler` stores here, with a `TrapHandler`.
             let f: TrapHandler = unsafe { core::mem::transmute::<usize, TrapHandler>(h) };
-            if f(vector) {
+            if f(vector, srr0) {
                 return;
             }
         }
         println!(
             "GUEST-FAIL trap: unexpected interrupt {:#x} at {:#x}, DAR {:#x}",
             vector,
-            mfspr_srr0(),
+            *srr0,
             mfspr_dar()
         );
         FAILED.fetch_add(1, Ordering::Relaxed);

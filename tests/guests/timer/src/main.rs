@@ -12,7 +12,7 @@ mod guest {
     /// 100 microseconds at the 512 MHz timebase.
     const PERIOD: u32 = 51_200;
 
-    fn on_trap(vector: u64) -> bool {
+    fn on_trap(vector: u64, _srr0: &mut u64) -> bool {
         if vector != 0x900 {
             return false;
         }
