@@ -14,7 +14,7 @@ pub const RTAS_NO_ERRORS_FOUND: i32 = 1;
 pub const RTAS_PARAM_NOT_SUPPORTED: i32 = -3;
 
 /// The five instructions of the RTAS blob: `mr r4,r3; lis r3,0; ori r3,r3,0xf000;
-/// sc 1; blr` (H_RTAS = 0xf000), little-endian words.
+/// sc 1; blr` (H_RTAS = 0xf000); stored big-endian, as RTAS is entered.
 pub const RTAS_BLOB: [u32; 5] = [
     0x7c64_1b78,
     0x3c60_0000,

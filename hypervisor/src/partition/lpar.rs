@@ -329,11 +329,9 @@ fn load_boot_image(
     let rtas_base = size - RTAS_SIZE;
     for (i, w) in rtas::RTAS_BLOB.iter().enumerate() {
         let at = (rtas_base as usize) + i * 4;
-        let bytes = if image.big_endian {
-            w.to_be_bytes()
-        } else {
-            w.to_le_bytes()
-        };
+        // RTAS is entered big-endian (PAPR 7.2.1; Linux clears MSR[LE] to
+        // call it), whatever the kernel's endianness.
+        let bytes = w.to_be_bytes();
         mem[at..at + 4].copy_from_slice(&bytes);
     }
     let initrd_range = match b.initrd {

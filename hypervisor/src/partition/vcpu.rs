@@ -519,7 +519,12 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
         0xe40 => {
             // An instruction the guest may not execute: program interrupt, illegal
             // instruction (SRR1 bit 44).
-            rate_limited_warn(p, "emulation assist (illegal instruction)", ctx.regs.heir);
+            rate_limited_warn(
+                p,
+                "emulation assist (illegal instruction) at pc",
+                ctx.regs.pc,
+            );
+            rate_limited_warn(p, "  instruction word (HEIR)", ctx.regs.heir);
             inject(p, ctx, 0x700, 1 << (63 - 44));
             Next::Resume
         }

@@ -283,10 +283,10 @@ mod guest {
         // Logical CI load/store on guest memory; outside memory refused.
         expect(
             "ci-store",
-            hcall(H_LOGICAL_CI_STORE, &[4, page, 0x1122_3344_5566_7788]).0,
+            hcall(H_LOGICAL_CI_STORE, &[8, page, 0x1122_3344_5566_7788]).0,
             H_SUCCESS,
         );
-        let (rc, out) = hcall(H_LOGICAL_CI_LOAD, &[4, page]);
+        let (rc, out) = hcall(H_LOGICAL_CI_LOAD, &[8, page]);
         check(
             "ci-load",
             rc == H_SUCCESS && out[0] == 0x1122_3344_5566_7788,
@@ -294,7 +294,7 @@ mod guest {
         );
         expect(
             "ci-load-outside",
-            hcall(H_LOGICAL_CI_LOAD, &[4, mem]).0,
+            hcall(H_LOGICAL_CI_LOAD, &[8, mem]).0,
             H_PARAMETER,
         );
         expect(

@@ -32,6 +32,32 @@ mod rt {
         };
     }
 
+    /// Makes the code after it run little-endian whichever endianness it is
+    /// entered in. Little-endian, `tdi 0,0,0x48` never traps and the branch skips
+    /// the words; big-endian, the same word reads as `b .+8` and the words (stored
+    /// byte-swapped) are `mfmsr r11; xori r11,r11,1; bcl 20,31,$+4; mflr r10;
+    /// addi r10,r10,20; mtsrr0 r10; mtsrr1 r11; rfid`, which flip MSR[LE] and
+    /// continue at label 190. Clobbers r10, r11 and LR only when big-endian.
+    /// Paprika enters little-endian guests little-endian, but RTAS start-cpu
+    /// elsewhere (QEMU's pseries, for one) starts a secondary with MSR = SF|ME,
+    /// i.e. big-endian, which Linux's secondary entry also copes with.
+    macro_rules! fixup_endian {
+        () => {
+            "tdi 0, 0, 0x48
+        b 190f
+        .long 0xa600607d
+        .long 0x01006b69
+        .long 0x05009f42
+        .long 0xa602487d
+        .long 0x14004a39
+        .long 0xa6035a7d
+        .long 0xa6037b7d
+        .long 0x2400004c
+    190:
+"
+        };
+    }
+
     global_asm!(
         ".section .vectors, \"ax\"",
         vector!(0x100),
@@ -59,6 +85,9 @@ mod rt {
         .section .text.entry, "ax"
         .globl _start
     _start:
+        "#,
+        fixup_endian!(),
+        r#"
         bcl 20, 31, 1f
     1:  mflr 11
         ld 2, 8f - 1b(11)
@@ -85,6 +114,9 @@ mod rt {
         /* Secondary vCPUs (RTAS start-cpu): r3 = their stack top. */
         .globl guest_secondary_entry
     guest_secondary_entry:
+        "#,
+        fixup_endian!(),
+        r#"
         mr 1, 3
         bcl 20, 31, 5f
     5:  mflr 11
@@ -201,6 +233,20 @@ mod rt {
     pub fn mtspr_srr0(v: u64) {
         // SAFETY: SRR0 only matters for the rfid that ends this interrupt.
         unsafe { asm!("mtspr 26, {0}", in(reg) v, options(nomem, nostack)) };
+    }
+
+    pub fn mfspr_srr1() -> u64 {
+        let v: u64;
+        // SAFETY: reads SRR1.
+        unsafe { asm!("mfspr {0}, 27", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+
+    pub fn mfspr_dsisr() -> u64 {
+        let v: u64;
+        // SAFETY: reads DSISR.
+        unsafe { asm!("mfspr {0}, 18", out(reg) v, options(nomem, nostack)) };
+        v
     }
 
     pub fn mfspr_dar() -> u64 {
@@ -566,6 +612,8 @@ mod rt {
 
     #[no_mangle]
     extern "C" fn guest_trap(vector: u64, srr0: &mut u64) {
+        // For the report below: read before a handler's hcalls can change them.
+        let (srr1, dar, dsisr) = (mfspr_srr1(), mfspr_dar(), mfspr_dsisr());
         let h = TRAP.load(Ordering::Acquire);
         if h != 0 {
             // SAFETY: only `set_trap_handler` stores here, with a `TrapHandler`.
@@ -574,11 +622,16 @@ mod rt {
                 return;
             }
         }
+        if vector == 0x900 {
+            // A decrementer nobody asked for: H_CEDE returns with MSR[EE] set
+            // (PAPR) and a vCPU's initial decrementer eventually expires. Push it
+            // as far away as it goes and carry on.
+            set_dec(0x7fff_ffff);
+            return;
+        }
         println!(
-            "GUEST-FAIL trap: unexpected interrupt {:#x} at {:#x}, DAR {:#x}",
-            vector,
-            *srr0,
-            mfspr_dar()
+            "GUEST-FAIL trap: unexpected interrupt {:#x} at {:#x}, SRR1 {:#x}, DAR {:#x}, DSISR {:#x}",
+            vector, *srr0, srr1, dar, dsisr
         );
         FAILED.fetch_add(1, Ordering::Relaxed);
         finish();
