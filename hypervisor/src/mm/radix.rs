@@ -1493,4 +1493,41 @@ mod tests {
         assert_eq!(pate(0, 0, 0xFF)[1].get(), 0x1F);
         assert_eq!(radix_root_dw0(0xFFFF_FFFF_FFFF_FFFF), 0x40FF_FFFF_FFFF_FFAD);
     }
+
+    /// A partition as Paprika creates one: 512 MiB of guest real memory backed by
+    /// host memory that is only 2 MiB aligned. Every 4 KiB page must translate to
+    /// exactly its own host page (a wrong large-page choice would let the guest
+    /// write into hypervisor memory).
+    #[test]
+    fn partition_sized_mapping_translates_every_page() {
+        for (pa, size) in [
+            (0x120_0000u64, 512u64 << 20),
+            (0x4000_0000, 1 << 30),
+            (0x4020_0000, (1 << 30) + (2 << 20)),
+        ] {
+            let mut mem = FakeMem::new();
+            let mut t = RadixTree::new(&mut mem).unwrap();
+            t.map(
+                &mut mem,
+                0,
+                pa,
+                size,
+                RW | PteFlags::EXEC,
+                CacheAttr::Normal,
+                PageSize::Size1G,
+            )
+            .unwrap();
+            for gra in (0..size).step_by(4096) {
+                let tr = t
+                    .translate(&mem, gra + 0x123)
+                    .unwrap_or_else(|| panic!("{gra:#x} unmapped"));
+                assert_eq!(
+                    tr.pa,
+                    pa + gra + 0x123,
+                    "guest {gra:#x} of a mapping at {pa:#x}"
+                );
+            }
+            assert!(t.translate(&mem, size).is_none());
+        }
+    }
 }
