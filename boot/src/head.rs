@@ -7,6 +7,26 @@ use paprika::arch::ppc64::smp::MAX_CPUS;
 /// One interrupt vector: save r13 in HSPRG1, load the per-CPU pointer from HSPRG0,
 /// spill r12, pass the vector number in r12 and branch (relative, so it works in
 /// real mode) to the common entry for its class.
+/// A vector stub placed at `$at` that reports vector `$off`.
+macro_rules! vector_at {
+    ($at:literal, $off:literal, $kind:literal) => {
+        concat!(
+            ".org ",
+            stringify!($at),
+            "\n",
+            "mtspr 305, 13\n",
+            "mfspr 13, 304\n",
+            "std 12, {pc_r12}(13)\n",
+            "li 12, ",
+            stringify!($off),
+            "\n",
+            "b paprika_exc_",
+            $kind,
+            "\n",
+        )
+    };
+}
+
 macro_rules! vector {
     ($off:literal, $kind:literal) => {
         concat!(
@@ -163,7 +183,44 @@ paprika_secondary_entry:
     bl paprika_secondary_main
     nop
 5:  b 5b
+
+    /* The same vectors at 0x4000 + vector: where an interrupt lands, translated,
+       when LPCR[AIL] = 3 applies to it. A partition may set AIL (H_SET_MODE),
+       and while its LPCR is loaded QEMU's POWER9 also relocates interrupts taken
+       to the hypervisor; the linear map makes the code here identical to the
+       real-mode copies. */
 "#,
+    vector_at!(0x4100, 0x100, "fault"),
+    vector_at!(0x4200, 0x200, "fault"),
+    vector_at!(0x4300, 0x300, "fault"),
+    vector_at!(0x4380, 0x380, "fault"),
+    vector_at!(0x4400, 0x400, "fault"),
+    vector_at!(0x4480, 0x480, "fault"),
+    vector_at!(0x4500, 0x500, "async"),
+    vector_at!(0x4600, 0x600, "fault"),
+    vector_at!(0x4700, 0x700, "fault"),
+    vector_at!(0x4800, 0x800, "fault"),
+    vector_at!(0x4900, 0x900, "async"),
+    vector_at!(0x4980, 0x980, "async"),
+    vector_at!(0x4a00, 0xa00, "async"),
+    vector_at!(0x4b00, 0xb00, "fault"),
+    vector_at!(0x4c00, 0xc00, "fault"),
+    vector_at!(0x4d00, 0xd00, "fault"),
+    vector_at!(0x4e00, 0xe00, "fault"),
+    vector_at!(0x4e20, 0xe20, "fault"),
+    vector_at!(0x4e40, 0xe40, "fault"),
+    vector_at!(0x4e60, 0xe60, "fault"),
+    vector_at!(0x4e80, 0xe80, "async"),
+    vector_at!(0x4ea0, 0xea0, "async"),
+    vector_at!(0x4f00, 0xf00, "fault"),
+    vector_at!(0x4f20, 0xf20, "fault"),
+    vector_at!(0x4f40, 0xf40, "fault"),
+    vector_at!(0x4f60, 0xf60, "fault"),
+    vector_at!(0x4f80, 0xf80, "fault"),
+    vector_at!(0x5500, 0x1500, "fault"),
+    vector_at!(0x5600, 0x1600, "fault"),
+    vector_at!(0x5700, 0x1700, "fault"),
+
     pc_r12 = const paprika::arch::ppc64::percpu::PC_SAVE_R12,
     pc_stack_top = const PC_STACK_TOP,
     max_cpus = const MAX_CPUS,

@@ -29,6 +29,16 @@ impl Args {
         self.items.iter().any(|a| a == "-h" || a == "--help")
     }
 
+    /// Removes and returns the first argument when it is a word, not an option
+    /// (`linux fetch`).
+    pub fn subcommand(&mut self) -> Option<String> {
+        let first = self.items.first()?;
+        if first.starts_with('-') {
+            return None;
+        }
+        Some(self.items.remove(0))
+    }
+
     /// Removes every `name` and says whether there was one.
     pub fn flag(&mut self, name: &str) -> bool {
         let before = self.items.len();
@@ -133,6 +143,15 @@ mod tests {
         assert!(args(&["--", "x"]).finish_no_rest().is_err());
         assert!(args(&["--help"]).wants_help());
         assert!(!args(&["--", "--help"]).wants_help());
+    }
+
+    #[test]
+    fn subcommands() {
+        let mut a = args(&["fetch", "--refresh"]);
+        assert_eq!(a.subcommand().as_deref(), Some("fetch"));
+        assert!(a.flag("--refresh"));
+        assert_eq!(args(&["--refresh", "fetch"]).subcommand(), None);
+        assert_eq!(args(&[]).subcommand(), None);
     }
 
     #[test]

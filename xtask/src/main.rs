@@ -10,6 +10,7 @@ mod cmd;
 mod elf;
 mod error;
 mod guests;
+mod linux;
 mod lpar_bench;
 mod partitions;
 mod qemu;
@@ -34,6 +35,8 @@ Commands:
   build    cross-build the hypervisor ELF (and with --guests the test guests)
   run      build, then boot it under QEMU (powernv9/powernv10), console here;
            with --manifest FILE or --kernel PATH, with partitions
+  linux    fetch Debian's ppc64el kernel and busybox, build an initramfs
+           (target/linux/); `run --linux` boots them
   test     fmt, clippy, host unit tests, POWER builds and QEMU boot scenarios
   bench    boot a release build per machine and print timing and size figures;
            time hcalls in a partition against QEMU -M pseries
@@ -63,6 +66,7 @@ fn command_help(name: &str) -> Option<String> {
         "setup" => setup::HELP.to_string(),
         "build" => build::HELP.to_string(),
         "run" => run::HELP.to_string(),
+        "linux" => linux::HELP.to_string(),
         "test" => test::help(),
         "bench" => bench::HELP.to_string(),
         "help" => HELP.to_string(),
@@ -99,6 +103,7 @@ fn dispatch(argv: &[String]) -> Result<i32> {
         "setup" => ("setup", setup::main),
         "build" => ("build", build::main),
         "run" => ("run", run::main),
+        "linux" => ("linux", linux::main),
         "test" => ("test", test::main),
         "bench" => ("bench", bench::main),
         _ => return Err(usage!("unknown command `{command}`")),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::args::Args;
 use crate::build::{self, BuildOpts, Profile};
 use crate::error::{failed, usage, Result};
+use crate::linux;
 use crate::partitions;
 use crate::qemu::{self, Console, Machine, QemuConfig};
 use crate::{guests, setup};
@@ -54,6 +55,12 @@ Partitions:
   --vcpus N          ... with N vCPUs on hardware threads 0..N-1 (default 1)
   --memory SIZE      ... with this much memory (default 256M); the machine gets
                      512M more (at least 1G)
+  --linux            fetch Debian 12's ppc64el kernel and a busybox initramfs
+                     (`cargo xtask linux fetch`, cached in target/linux/) and
+                     boot them as --kernel and --initrd with the command line
+                     `console=hvc0 <--append>` (default memory 512M);
+                     `--append paprika.test=1` checks and powers off
+                     (docs/linux.md)
 ";
 
 /// Partition memory of `run --kernel` without `--memory`.
@@ -69,15 +76,32 @@ pub fn main(mut args: Args) -> Result<i32> {
         .transpose()?;
     let release = args.flag("--release");
     let features = build::split_features(&args.values("--features")?);
-    let append = args.value("--append")?;
+    let mut append = args.value("--append")?;
     let hv_append = args.value("--hv-append")?;
     let gdb = args.flag("--gdb");
     let hypervisor = args.value("--hypervisor")?.map(PathBuf::from);
     let manifest = args.value("--manifest")?.map(PathBuf::from);
-    let kernel = args.value("--kernel")?;
-    let initrd = args.value("--initrd")?;
+    let mut kernel = args.value("--kernel")?;
+    let mut initrd = args.value("--initrd")?;
     let vcpus = args.number::<u32>("--vcpus")?;
+    let linux = args.flag("--linux");
     let extra = args.finish()?;
+
+    let mut partition_memory = DEFAULT_PARTITION_MEMORY;
+    if linux {
+        if manifest.is_some() || kernel.is_some() || initrd.is_some() {
+            return Err(usage!(
+                "--linux boots Debian's kernel and its own initramfs; it excludes \
+                 --manifest, --kernel and --initrd"
+            ));
+        }
+        let l = linux::fetch(false)?;
+        kernel = Some(l.vmlinux.display().to_string());
+        initrd = Some(l.initramfs.display().to_string());
+        append = Some(linux::cmdline(append.as_deref()));
+        partition_memory = linux::DEFAULT_MEMORY;
+        println!("booting Linux {} in lpar1", l.release);
+    }
 
     if hypervisor.is_some() && (release || !features.is_empty()) {
         return Err(usage!(
@@ -117,7 +141,7 @@ pub fn main(mut args: Args) -> Result<i32> {
             initrd.as_deref(),
             append.as_deref().unwrap_or(""),
             vcpus.unwrap_or(1),
-            memory.unwrap_or(DEFAULT_PARTITION_MEMORY),
+            memory.unwrap_or(partition_memory),
         )?),
         (None, None) => None,
     };

@@ -1,0 +1,1114 @@
+//! `cargo xtask linux fetch` and `run --linux`: Debian 12's stock ppc64el kernel
+//! and a busybox initramfs, fetched with apt and cached under target/linux/
+//! (docs/linux.md).
+//!
+//! - target/linux/debs/      the .deb files (`apt-get download`), kept
+//! - target/linux/extract/   each .deb unpacked (`dpkg-deb -x`), one directory each
+//! - target/linux/vmlinux    the kernel ELF, copied out of the kernel package
+//! - target/linux/version    what it is (`uname -r`, package, banner)
+//! - target/linux/config     the kernel's build configuration
+//! - target/linux/initramfs.cpio  newc cpio (uncompressed): busybox and /init
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::args::Args;
+use crate::cmd::Cmd;
+use crate::error::{failed, usage, Context, Result};
+use crate::{partitions, repo_root};
+
+pub const HELP: &str = "\
+cargo xtask linux fetch [--refresh]
+
+Fetches Debian 12's stock ppc64el kernel and busybox and builds an initramfs
+from them, all cached under target/linux/ (see docs/linux.md):
+
+  1. adds ppc64el to dpkg's foreign architectures when it is not there
+     (`dpkg --add-architecture ppc64el`, `apt-get update`; needs root);
+  2. `apt-get download` the kernel (the package linux-image-powerpc64le:ppc64el
+     depends on, e.g. linux-image-6.1.0-<abi>-powerpc64le) and busybox-static
+     into target/linux/debs/, unless they are there already;
+  3. `dpkg-deb -x` them into target/linux/extract/, copies the kernel ELF to
+     target/linux/vmlinux and records its version in target/linux/version;
+  4. writes target/linux/initramfs.cpio: /bin/busybox, its applet links,
+     /dev/console, /dev/hvc0 and an /init that prints
+     `PAPRIKA-LINUX userspace reached`, uname, cpuinfo, interrupts and the date,
+     then runs a shell on the console, or with `paprika.test=1` on the kernel
+     command line checks a few things and powers off.
+
+`cargo xtask run --linux` does this first, then boots the kernel in one LPAR.
+
+Options:
+  --refresh    ask apt again for the current kernel and busybox packages even
+               when some are cached (downloads them when they changed)
+";
+
+/// The kernel's metapackage: it depends on the current ABI's image package.
+const KERNEL_META: &str = "linux-image-powerpc64le";
+const BUSYBOX: &str = "busybox-static";
+const ARCH: &str = "ppc64el";
+/// The command line `run --linux` starts with; `--append` adds to it.
+pub const BASE_CMDLINE: &str = "console=hvc0";
+/// Partition memory of `run --linux` without `--memory`.
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+/// The line /init prints first.
+pub const USERSPACE_MARKER: &str = "PAPRIKA-LINUX userspace reached";
+
+/// What `fetch` leaves behind.
+#[derive(Debug, Clone)]
+pub struct Linux {
+    pub vmlinux: PathBuf,
+    pub initramfs: PathBuf,
+    /// `uname -r`, e.g. 6.1.0-35-powerpc64le.
+    pub release: String,
+}
+
+pub fn main(mut args: Args) -> Result<i32> {
+    let sub = args.subcommand();
+    let refresh = args.flag("--refresh");
+    args.finish_no_rest()?;
+    match sub.as_deref() {
+        Some("fetch") => {
+            let l = fetch(refresh)?;
+            println!(
+                "Linux {}: {} and {}; boot it with `cargo xtask run --linux`",
+                l.release,
+                rel(&l.vmlinux),
+                rel(&l.initramfs)
+            );
+            Ok(0)
+        }
+        None => {
+            print!("{HELP}");
+            Ok(0)
+        }
+        Some(other) => Err(usage!("`linux {other}`: unknown; `linux fetch` is the one")),
+    }
+}
+
+/// target/linux
+pub fn dir() -> PathBuf {
+    repo_root().join("target").join("linux")
+}
+
+/// `path` relative to the repository when it is inside it.
+fn rel(path: &Path) -> String {
+    let root = repo_root();
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The command line of `run --linux`: `console=hvc0` then `append`.
+pub fn cmdline(append: Option<&str>) -> String {
+    match append.map(str::trim).filter(|a| !a.is_empty()) {
+        Some(a) => format!("{BASE_CMDLINE} {a}"),
+        None => BASE_CMDLINE.to_string(),
+    }
+}
+
+/// Fetches (when not cached), extracts and builds everything; see HELP.
+pub fn fetch(refresh: bool) -> Result<Linux> {
+    let top = dir();
+    let debs = top.join("debs");
+    std::fs::create_dir_all(&debs).context(|| format!("creating {}", debs.display()))?;
+
+    let cached_kernel = newest_deb(&debs, is_kernel_package)?;
+    let cached_busybox = newest_deb(&debs, |n| n == BUSYBOX)?;
+    let (kernel_deb, busybox_deb) = match (cached_kernel, cached_busybox) {
+        (Some(k), Some(b)) if !refresh => {
+            println!(
+                "cached: {} and {} (`cargo xtask linux fetch --refresh` looks for newer ones)",
+                rel(&k),
+                rel(&b)
+            );
+            (k, b)
+        }
+        _ => download(&debs)?,
+    };
+
+    let extract = top.join("extract");
+    let kernel_root = extract_deb(&kernel_deb, &extract)?;
+    let busybox_root = extract_deb(&busybox_deb, &extract)?;
+
+    // The kernel.
+    let (image, release) = find_kernel_image(&kernel_root)?;
+    let data = std::fs::read(&image).context(|| format!("reading {}", image.display()))?;
+    match classify(&data) {
+        Image::Elf64(Endian::Little) => {}
+        other => {
+            return Err(failed!(
+                "{} is {}, not the ppc64le vmlinux ELF the hypervisor loads",
+                rel(&image),
+                other.describe()
+            ))
+        }
+    }
+    let vmlinux = top.join("vmlinux");
+    write_if_changed(&vmlinux, &data)?;
+    let banner = linux_banner(&data).unwrap_or_default();
+    let config_src = kernel_root.join("boot").join(format!("config-{release}"));
+    let config = std::fs::read_to_string(&config_src).unwrap_or_default();
+    if !config.is_empty() {
+        write_if_changed(&top.join("config"), config.as_bytes())?;
+    }
+    let mut version = format!("release: {release}\npackage: {}\n", deb_label(&kernel_deb));
+    if !banner.is_empty() {
+        let _ = writeln!(version, "banner: {banner}");
+    }
+    write_if_changed(&top.join("version"), version.as_bytes())?;
+    println!(
+        "kernel {release}: {} ({:.1} MiB) from {}",
+        rel(&vmlinux),
+        mib(data.len() as u64),
+        rel(&image)
+    );
+    if !banner.is_empty() {
+        println!("  {banner}");
+    }
+    if !config.is_empty() {
+        println!("  {}", describe_config(&config));
+        if config_value(&config, "CONFIG_BLK_DEV_INITRD") != Some("y") {
+            return Err(failed!(
+                "{release} is built without CONFIG_BLK_DEV_INITRD: it cannot use an initramfs"
+            ));
+        }
+    }
+
+    // busybox and the initramfs.
+    let busybox_path = ["bin/busybox", "usr/bin/busybox"]
+        .iter()
+        .map(|p| busybox_root.join(p))
+        .find(|p| p.is_file())
+        .ok_or_else(|| failed!("no bin/busybox in {}", rel(&busybox_root)))?;
+    let busybox =
+        std::fs::read(&busybox_path).context(|| format!("reading {}", busybox_path.display()))?;
+    if classify(&busybox) != Image::Elf64(Endian::Little) {
+        return Err(failed!(
+            "{} is {}, not a ppc64le ELF",
+            rel(&busybox_path),
+            classify(&busybox).describe()
+        ));
+    }
+    let archive = write_newc(&initramfs_entries(busybox));
+    let initramfs = top.join("initramfs.cpio");
+    write_if_changed(&initramfs, &archive)?;
+    println!(
+        "initramfs {} ({:.1} MiB): busybox from {}, /dev/console, /dev/hvc0, /init \
+         (prints `{USERSPACE_MARKER}`)",
+        rel(&initramfs),
+        mib(archive.len() as u64),
+        deb_label(&busybox_deb)
+    );
+
+    check_bundle_fits(data.len() as u64, archive.len() as u64)?;
+    Ok(Linux {
+        vmlinux,
+        initramfs,
+        release,
+    })
+}
+
+fn mib(n: u64) -> f64 {
+    n as f64 / (1 << 20) as f64
+}
+
+/// Fails when kernel and initramfs cannot fit one boot bundle.
+fn check_bundle_fits(kernel: u64, initramfs: u64) -> Result<()> {
+    // Headers, names, the manifest: a few KiB at most.
+    let total = kernel + initramfs + 16 * 1024;
+    if total > partitions::MAX_BUNDLE_BYTES {
+        return Err(failed!(
+            "kernel ({:.1} MiB) plus initramfs ({:.1} MiB) do not fit the {} MiB boot \
+             bundle QEMU powernv loads as -initrd",
+            mib(kernel),
+            mib(initramfs),
+            partitions::MAX_BUNDLE_BYTES >> 20
+        ));
+    }
+    println!(
+        "boot bundle: about {:.1} of {} MiB",
+        mib(total),
+        partitions::MAX_BUNDLE_BYTES >> 20
+    );
+    Ok(())
+}
+
+fn write_if_changed(path: &Path, data: &[u8]) -> Result<()> {
+    if std::fs::read(path).ok().as_deref() == Some(data) {
+        return Ok(());
+    }
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).context(|| format!("creating {}", d.display()))?;
+    }
+    std::fs::write(path, data).context(|| format!("writing {}", path.display()))
+}
+
+// ---------------------------------------------------------------------------
+// apt
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+fn apt_get(args: &[&str]) -> Cmd {
+    Cmd::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(args)
+}
+
+/// Makes dpkg/apt know ppc64el packages: adds the architecture (nothing else)
+/// and updates the package lists. Returns whether it did.
+fn ensure_foreign_arch() -> Result<bool> {
+    let out = Cmd::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .capture()?;
+    let Some((status, text)) = out else {
+        return Err(failed!(
+            "no `dpkg`: fetching Debian's kernel needs a Debian machine with apt"
+        ));
+    };
+    if !status.success() {
+        return Err(failed!(
+            "`dpkg --print-foreign-architectures` failed: {text}"
+        ));
+    }
+    if has_arch(&text, ARCH) {
+        return Ok(false);
+    }
+    if !is_root() {
+        return Err(failed!(
+            "apt does not know {ARCH} packages yet, and adding the architecture needs \
+             root. As root run:\n  dpkg --add-architecture {ARCH}\n  apt-get update\n\
+             then `cargo xtask linux fetch` again (it needs no root after that)"
+        ));
+    }
+    println!("adding {ARCH} to dpkg's foreign architectures (no package is installed)");
+    Cmd::new("dpkg").args(["--add-architecture", ARCH]).run()?;
+    apt_update()?;
+    Ok(true)
+}
+
+/// `apt-get update`. A failure is only a warning: a mirror mid-sync may fail one
+/// index (say, the security suite's) while the rest are fine; whether apt knows
+/// the packages is checked next.
+fn apt_update() -> Result<()> {
+    let status = apt_get(&["update"]).status()?;
+    if !status.success() {
+        println!(
+            "warning: `apt-get update` failed ({}); going on with the package lists apt has",
+            crate::cmd::describe_status(status)
+        );
+    }
+    Ok(())
+}
+
+/// Whether `dpkg --print-foreign-architectures` output lists `arch`.
+pub fn has_arch(text: &str, arch: &str) -> bool {
+    text.split_whitespace().any(|a| a == arch)
+}
+
+/// `apt-cache depends linux-image-powerpc64le:ppc64el`, else `apt-cache search`.
+fn resolve_kernel_package() -> Result<Option<String>> {
+    let depends = Cmd::new("apt-cache")
+        .args(["depends", &format!("{KERNEL_META}:{ARCH}")])
+        .capture()?;
+    if let Some((status, text)) = &depends {
+        if status.success() {
+            if let Some(name) = kernel_from_depends(text) {
+                return Ok(Some(name));
+            }
+        }
+    }
+    let search = Cmd::new("apt-cache")
+        .args([
+            "search",
+            "--names-only",
+            r"^linux-image-[0-9.]+-[0-9]+-powerpc64le$",
+        ])
+        .capture()?;
+    Ok(match search {
+        Some((status, text)) if status.success() => kernel_from_search(&text),
+        _ => None,
+    })
+}
+
+/// Resolves and downloads both packages into `debs`; returns their files.
+fn download(debs: &Path) -> Result<(PathBuf, PathBuf)> {
+    let mut updated = ensure_foreign_arch()?;
+    let kernel = loop {
+        match resolve_kernel_package()? {
+            Some(k) => break k,
+            None if !updated && is_root() => {
+                println!("apt knows no {ARCH} kernel package; updating the package lists");
+                apt_update()?;
+                updated = true;
+            }
+            None => {
+                return Err(failed!(
+                    "apt knows no {ARCH} kernel package ({KERNEL_META}:{ARCH} depends on \
+                     none, `apt-cache search` finds none): run `apt-get update` as root{}",
+                    if is_root() {
+                        " and check the apt sources list Debian's main component"
+                    } else {
+                        ""
+                    }
+                ))
+            }
+        }
+    };
+    println!("kernel package: {kernel}:{ARCH}");
+    let mut paths = Vec::new();
+    for package in [kernel.as_str(), BUSYBOX] {
+        let found = |debs: &Path| -> Result<Option<PathBuf>> { newest_deb(debs, |n| n == package) };
+        // Only what apt calls the candidate counts as cached.
+        let want = candidate_file(package)?;
+        let cached = match &want {
+            Some(file) => Some(debs.join(file)).filter(|p| p.is_file()),
+            None => found(debs)?,
+        };
+        let path = match cached {
+            Some(p) => {
+                println!("cached: {}", rel(&p));
+                p
+            }
+            None => {
+                // As root, apt's download sandbox user cannot write target/.
+                let mut download = apt_get(&[]);
+                if is_root() {
+                    download = download.args(["-o", "APT::Sandbox::User=root"]);
+                }
+                download
+                    .args(["download", &format!("{package}:{ARCH}")])
+                    .current_dir(debs)
+                    .run()?;
+                match &want {
+                    Some(file) if debs.join(file).is_file() => debs.join(file),
+                    _ => found(debs)?.ok_or_else(|| {
+                        failed!(
+                            "`apt-get download {package}:{ARCH}` left no {package}_*_{ARCH}.deb \
+                             in {}",
+                            rel(debs)
+                        )
+                    })?,
+                }
+            }
+        };
+        paths.push(path);
+    }
+    let busybox = paths.pop().unwrap_or_default();
+    let kernel = paths.pop().unwrap_or_default();
+    Ok((kernel, busybox))
+}
+
+/// The file name `apt-get download` gives the candidate of `package`, from
+/// `apt-cache policy` (None when apt does not say).
+fn candidate_file(package: &str) -> Result<Option<String>> {
+    let out = Cmd::new("apt-cache")
+        .args(["policy", &format!("{package}:{ARCH}")])
+        .capture()?;
+    Ok(match out {
+        Some((status, text)) if status.success() => {
+            policy_candidate(&text).map(|v| deb_file_name(package, &v, ARCH))
+        }
+        _ => None,
+    })
+}
+
+/// The `Candidate:` version of `apt-cache policy` output.
+pub fn policy_candidate(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("Candidate:"))
+        .map(str::trim)
+        .find(|v| !v.is_empty() && *v != "(none)")
+        .map(str::to_string)
+}
+
+/// apt's file name for a package version: `name_version_arch.deb`, with the
+/// epoch's colon written `%3a`.
+pub fn deb_file_name(package: &str, version: &str, arch: &str) -> String {
+    format!("{package}_{}_{arch}.deb", version.replace(':', "%3a"))
+}
+
+/// linux-image-<x.y.z>-<abi>-powerpc64le (not the -dbg or -unsigned variants).
+pub fn is_kernel_package(name: &str) -> bool {
+    kernel_abi(name).is_some()
+}
+
+/// The (kernel version, ABI) of a kernel image package name, to pick the newest.
+fn kernel_abi(name: &str) -> Option<(Vec<u32>, u32)> {
+    let rest = name.strip_prefix("linux-image-")?;
+    let rest = rest.strip_suffix("-powerpc64le")?;
+    let (version, abi) = rest.rsplit_once('-')?;
+    let abi: u32 = abi.parse().ok()?;
+    let version: Vec<u32> = version
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    (version.len() >= 2).then_some((version, abi))
+}
+
+/// The kernel image package among the `Depends:` of `apt-cache depends
+/// linux-image-powerpc64le:ppc64el` (the newest if it names several).
+pub fn kernel_from_depends(text: &str) -> Option<String> {
+    let names = text.lines().filter_map(|line| {
+        let line = line.trim().trim_start_matches('|');
+        let dep = line.strip_prefix("Depends:")?.trim();
+        let name = dep.split_once(':').map_or(dep, |(n, _)| n);
+        let name = name.trim_matches(|c| c == '<' || c == '>');
+        Some(name.to_string())
+    });
+    newest_kernel(names)
+}
+
+/// The newest kernel image package in `apt-cache search` output
+/// (`name - description` lines).
+pub fn kernel_from_search(text: &str) -> Option<String> {
+    newest_kernel(
+        text.lines()
+            .filter_map(|l| l.split_once(" - ").map(|(n, _)| n.trim().to_string())),
+    )
+}
+
+fn newest_kernel(names: impl Iterator<Item = String>) -> Option<String> {
+    names
+        .filter_map(|n| kernel_abi(&n).map(|k| (k, n)))
+        .max()
+        .map(|(_, n)| n)
+}
+
+/// The package name and version of a `.deb` file name.
+pub fn parse_deb_name(file: &str) -> Option<(&str, &str, &str)> {
+    let stem = file.strip_suffix(".deb")?;
+    let mut parts = stem.splitn(3, '_');
+    let (name, version, arch) = (parts.next()?, parts.next()?, parts.next()?);
+    (!name.is_empty() && !version.is_empty() && !arch.is_empty()).then_some((name, version, arch))
+}
+
+/// The newest ppc64el `.deb` in `dir` whose package name satisfies `want`.
+fn newest_deb(dir: &Path, want: impl Fn(&str) -> bool) -> Result<Option<PathBuf>> {
+    let mut found: Vec<(PathBuf, std::time::SystemTime)> = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed!("reading {}: {e}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.context(|| format!("reading {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((package, _, arch)) = parse_deb_name(name) else {
+            continue;
+        };
+        if arch == ARCH && want(package) {
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            found.push((entry.path(), modified));
+        }
+    }
+    // The kernel's ABI first, then the most recently downloaded.
+    found.sort_by_key(|(path, modified)| {
+        let abi = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_deb_name)
+            .and_then(|(n, _, _)| kernel_abi(n));
+        (abi, *modified)
+    });
+    Ok(found.pop().map(|(p, _)| p))
+}
+
+/// `name version` of a .deb file, for messages.
+fn deb_label(deb: &Path) -> String {
+    let file = deb.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    match parse_deb_name(file) {
+        Some((n, v, a)) => format!("{n}:{a} {}", v.replace("%3a", ":")),
+        None => file.to_string(),
+    }
+}
+
+/// Unpacks `deb` into `<extract>/<file stem>/` unless that was done before.
+fn extract_deb(deb: &Path, extract: &Path) -> Result<PathBuf> {
+    let stem = deb
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| failed!("odd file name {}", deb.display()))?;
+    let out = extract.join(stem);
+    let done = out.join(".xtask-extracted");
+    if done.is_file() {
+        return Ok(out);
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(&out).context(|| format!("removing {}", out.display()))?;
+    }
+    std::fs::create_dir_all(&out).context(|| format!("creating {}", out.display()))?;
+    Cmd::new("dpkg-deb").arg("-x").arg(deb).arg(&out).run()?;
+    std::fs::write(&done, b"").context(|| format!("writing {}", done.display()))?;
+    Ok(out)
+}
+
+/// boot/vmlinux-<release> (else boot/vmlinuz-<release>, to say what it is).
+fn find_kernel_image(root: &Path) -> Result<(PathBuf, String)> {
+    let boot = root.join("boot");
+    let mut images: Vec<(u8, PathBuf, String)> = Vec::new();
+    for entry in std::fs::read_dir(&boot).context(|| format!("reading {}", boot.display()))? {
+        let entry = entry.context(|| format!("reading {}", boot.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        for (rank, prefix) in [(0u8, "vmlinux-"), (1, "vmlinuz-")] {
+            if let Some(release) = name.strip_prefix(prefix) {
+                images.push((rank, entry.path(), release.to_string()));
+            }
+        }
+    }
+    images.sort();
+    images
+        .into_iter()
+        .next()
+        .map(|(_, p, r)| (p, r))
+        .ok_or_else(|| failed!("no boot/vmlinux-* or boot/vmlinuz-* in {}", rel(root)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endian {
+    Little,
+    Big,
+}
+
+/// What a kernel image file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// A 64-bit PowerPC ELF (vmlinux).
+    Elf64(Endian),
+    /// The powerpc boot wrapper (zImage*): an ELF that carries the kernel inside.
+    BootWrapper,
+    /// Another ELF (machine, class).
+    OtherElf(u16, u8),
+    Gzip,
+    Xz,
+    Zstd,
+    Unknown,
+}
+
+impl Image {
+    pub fn describe(self) -> String {
+        match self {
+            Image::Elf64(Endian::Little) => "a ppc64le ELF".into(),
+            Image::Elf64(Endian::Big) => "a big-endian ppc64 ELF".into(),
+            Image::BootWrapper => {
+                "a zImage (the boot wrapper, with the kernel compressed inside)".into()
+            }
+            Image::OtherElf(machine, class) => {
+                format!("an ELF for machine {machine} (class {class}), not PowerPC64")
+            }
+            Image::Gzip => "gzip-compressed".into(),
+            Image::Xz => "xz-compressed".into(),
+            Image::Zstd => "zstd-compressed".into(),
+            Image::Unknown => "not an ELF file".into(),
+        }
+    }
+}
+
+/// Looks at the magic numbers (and for the boot wrapper, its section names).
+pub fn classify(data: &[u8]) -> Image {
+    const EM_PPC64: u16 = 21;
+    if data.starts_with(b"\x1f\x8b") {
+        return Image::Gzip;
+    }
+    if data.starts_with(b"\xfd7zXZ\0") {
+        return Image::Xz;
+    }
+    if data.starts_with(b"\x28\xb5\x2f\xfd") {
+        return Image::Zstd;
+    }
+    if data.len() < 64 || !data.starts_with(b"\x7fELF") {
+        return Image::Unknown;
+    }
+    let class = data[4];
+    let (endian, machine) = match data[5] {
+        1 => (Endian::Little, u16::from_le_bytes([data[0x12], data[0x13]])),
+        2 => (Endian::Big, u16::from_be_bytes([data[0x12], data[0x13]])),
+        _ => return Image::Unknown,
+    };
+    if class != 2 || machine != EM_PPC64 {
+        return Image::OtherElf(machine, class);
+    }
+    // arch/powerpc/boot's wrapper keeps the kernel in `.kernel:vmlinux.strip`.
+    if contains(data, b".kernel:vmlinux") {
+        return Image::BootWrapper;
+    }
+    Image::Elf64(endian)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The kernel's `Linux version ...` banner, when the image holds it in clear.
+pub fn linux_banner(data: &[u8]) -> Option<String> {
+    let needle = b"Linux version ";
+    let at = data.windows(needle.len()).position(|w| w == needle)?;
+    let end = data[at..]
+        .iter()
+        .position(|&b| b == 0 || b == b'\n')
+        .map_or(data.len(), |n| at + n);
+    Some(String::from_utf8_lossy(&data[at..end]).trim().to_string())
+}
+
+/// `CONFIG_X=value` in a kernel .config, `None` when unset.
+pub fn config_value<'a>(config: &'a str, key: &str) -> Option<&'a str> {
+    config.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix('='))
+            .map(|v| v.trim_matches('"'))
+    })
+}
+
+/// One line on the options that matter here.
+fn describe_config(config: &str) -> String {
+    let keys = [
+        "CONFIG_BLK_DEV_INITRD",
+        "CONFIG_RD_GZIP",
+        "CONFIG_DEVTMPFS",
+        "CONFIG_HVC_CONSOLE",
+        "CONFIG_PPC_RADIX_MMU",
+        "CONFIG_PPC_XICS",
+        "CONFIG_PPC_XIVE_SPAPR",
+    ];
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{}={}",
+                k.trim_start_matches("CONFIG_"),
+                config_value(config, k).unwrap_or("n")
+            )
+        })
+        .collect();
+    format!("config: {}", parts.join(" "))
+}
+
+// ---------------------------------------------------------------------------
+// The initramfs
+
+/// PID 1. `#!/bin/sh` is the busybox link in the archive.
+pub const INIT: &str = r#"#!/bin/sh
+# /init of the initramfs `cargo xtask linux fetch` builds (xtask/src/linux.rs).
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev || echo "PAPRIKA-LINUX no devtmpfs; the archive's /dev stays"
+echo "PAPRIKA-LINUX userspace reached"
+echo "--- uname -a"
+uname -a
+echo "--- /proc/cpuinfo"
+cat /proc/cpuinfo
+echo "--- /proc/interrupts"
+cat /proc/interrupts
+echo "--- date"
+date
+echo "---"
+
+cmdline=" $(cat /proc/cmdline) "
+case "$cmdline" in
+*" paprika.test=1 "*)
+    failed=0
+    check() {
+        name=$1
+        shift
+        if "$@" >/dev/null 2>&1; then
+            echo "PAPRIKA-LINUX check $name: ok"
+        else
+            echo "PAPRIKA-LINUX check $name: FAILED"
+            failed=1
+        fi
+    }
+    check radix-mmu grep -q '^MMU[[:space:]]*:[[:space:]]*Radix' /proc/cpuinfo
+    check ppc64le [ "$(uname -m)" = ppc64le ]
+    check processors grep -q '^processor' /proc/cpuinfo
+    check interrupts grep -q CPU0 /proc/interrupts
+    check console-hvc0 grep -qw hvc0 /proc/consoles
+    check date date
+    # paprika.cpus=N: N processors online.
+    for word in $cmdline; do
+        case "$word" in
+        paprika.cpus=*)
+            check cpus-online [ "$(grep -c '^processor' /proc/cpuinfo)" = "${word#paprika.cpus=}" ]
+            ;;
+        esac
+    done
+    if [ "$failed" = 0 ]; then
+        echo "PAPRIKA-LINUX test: passed"
+    else
+        echo "PAPRIKA-LINUX test: FAILED"
+    fi
+    poweroff -f
+    ;;
+esac
+
+echo "PAPRIKA-LINUX shell on the console; leave it (exit, Ctrl-D) to power off"
+setsid cttyhack sh -l
+poweroff -f
+"#;
+
+/// Applets linked in the archive, so /init and a shell work before
+/// `busybox --install -s` (which adds the rest).
+pub const APPLETS: &[&str] = &[
+    "sh", "ash", "mount", "umount", "echo", "cat", "ls", "mkdir", "grep", "setsid", "cttyhack",
+    "poweroff", "reboot", "halt", "date", "uname", "dmesg", "sleep", "ps", "true", "false", "test",
+    "[", "ln", "rm", "cp", "mv", "free", "top", "vi", "head", "tail", "wc",
+];
+
+/// /dev/console: char 5:1, /dev/hvc0 (hvc_vio): char 229:0.
+pub const CONSOLE_DEV: (u32, u32) = (5, 1);
+pub const HVC0_DEV: (u32, u32) = (229, 0);
+
+/// One entry of a newc archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    CharDev {
+        path: String,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
+}
+
+const S_IFDIR: u32 = 0o040_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFLNK: u32 = 0o120_000;
+const S_IFCHR: u32 = 0o020_000;
+
+/// What goes into initramfs.cpio, parents before children.
+pub fn initramfs_entries(busybox: Vec<u8>) -> Vec<Entry> {
+    let dir = |p: &str| Entry::Dir {
+        path: p.to_string(),
+        mode: 0o755,
+    };
+    let mut e = vec![
+        dir("bin"),
+        dir("sbin"),
+        dir("usr"),
+        dir("usr/bin"),
+        dir("usr/sbin"),
+        dir("dev"),
+        dir("proc"),
+        dir("sys"),
+        dir("etc"),
+        dir("root"),
+        Entry::Dir {
+            path: "tmp".into(),
+            mode: 0o1777,
+        },
+        Entry::CharDev {
+            path: "dev/console".into(),
+            mode: 0o600,
+            major: CONSOLE_DEV.0,
+            minor: CONSOLE_DEV.1,
+        },
+        Entry::CharDev {
+            path: "dev/hvc0".into(),
+            mode: 0o600,
+            major: HVC0_DEV.0,
+            minor: HVC0_DEV.1,
+        },
+        Entry::File {
+            path: "bin/busybox".into(),
+            mode: 0o755,
+            data: busybox,
+        },
+    ];
+    e.extend(APPLETS.iter().map(|a| Entry::Symlink {
+        path: format!("bin/{a}"),
+        target: "busybox".into(),
+    }));
+    e.push(Entry::File {
+        path: "etc/profile".into(),
+        mode: 0o644,
+        data: b"export PATH=/bin:/sbin:/usr/bin:/usr/sbin\nexport PS1='lpar# '\n".to_vec(),
+    });
+    e.push(Entry::File {
+        path: "init".into(),
+        mode: 0o755,
+        data: INIT.as_bytes().to_vec(),
+    });
+    e
+}
+
+fn pad4(out: &mut Vec<u8>) {
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
+/// A newc (`070701`) archive of `entries`: owner root, mtime 0, inodes from 1,
+/// ended by `TRAILER!!!`. Symlinks keep their target as data; device nodes carry
+/// it in rdevmajor/rdevminor.
+///
+/// # Panics
+/// On an empty name or a file of 4 GiB or more.
+pub fn write_newc(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut push = |ino: u32, mode: u32, nlink: u32, rdev: (u32, u32), name: &str, data: &[u8]| {
+        assert!(
+            !name.is_empty() && !name.contains('\0'),
+            "cpio: bad name {name:?}"
+        );
+        let filesize = u32::try_from(data.len()).expect("cpio: file of 4 GiB or more");
+        let namesize = u32::try_from(name.len() + 1).expect("cpio: name too long");
+        // ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
+        let fields = [
+            ino, mode, 0, 0, nlink, 0, filesize, 0, 0, rdev.0, rdev.1, namesize, 0,
+        ];
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        pad4(&mut out);
+        out.extend_from_slice(data);
+        pad4(&mut out);
+    };
+    for (i, entry) in entries.iter().enumerate() {
+        let ino = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        match entry {
+            Entry::Dir { path, mode } => push(ino, S_IFDIR | mode, 2, (0, 0), path, &[]),
+            Entry::File { path, mode, data } => push(ino, S_IFREG | mode, 1, (0, 0), path, data),
+            Entry::Symlink { path, target } => {
+                push(ino, S_IFLNK | 0o777, 1, (0, 0), path, target.as_bytes())
+            }
+            Entry::CharDev {
+                path,
+                mode,
+                major,
+                minor,
+            } => push(ino, S_IFCHR | mode, 1, (*major, *minor), path, &[]),
+        }
+    }
+    push(0, 0, 1, (0, 0), "TRAILER!!!", &[]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (mode, nlink, rdevmajor, rdevminor, name, data) of each entry.
+    fn read_newc(mut a: &[u8]) -> Vec<(u32, u32, u32, u32, String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let total = a.len();
+        loop {
+            assert_eq!(&a[..6], b"070701");
+            let field = |i: usize| {
+                u32::from_str_radix(std::str::from_utf8(&a[6 + 8 * i..14 + 8 * i]).unwrap(), 16)
+                    .unwrap()
+            };
+            let (mode, nlink, filesize, rmaj, rmin, namesize) =
+                (field(1), field(4), field(6), field(9), field(10), field(11));
+            let name_end = 110 + namesize as usize;
+            assert_eq!(a[name_end - 1], 0, "name NUL-terminated");
+            let name = String::from_utf8(a[110..name_end - 1].to_vec()).unwrap();
+            let data_at = name_end.next_multiple_of(4);
+            assert_eq!((total - a.len() + data_at) % 4, 0);
+            let data = a[data_at..data_at + filesize as usize].to_vec();
+            let next = (data_at + filesize as usize).next_multiple_of(4);
+            a = &a[next..];
+            if name == "TRAILER!!!" {
+                assert!(a.is_empty());
+                return out;
+            }
+            out.push((mode, nlink, rmaj, rmin, name, data));
+        }
+    }
+
+    #[test]
+    fn newc_entries() {
+        let a = write_newc(&[
+            Entry::Dir {
+                path: "dev".into(),
+                mode: 0o755,
+            },
+            Entry::CharDev {
+                path: "dev/hvc0".into(),
+                mode: 0o600,
+                major: 229,
+                minor: 0,
+            },
+            Entry::CharDev {
+                path: "dev/console".into(),
+                mode: 0o600,
+                major: 5,
+                minor: 1,
+            },
+            Entry::Symlink {
+                path: "bin/sh".into(),
+                target: "busybox".into(),
+            },
+            Entry::File {
+                path: "init".into(),
+                mode: 0o755,
+                data: b"#!/bin/sh\n".to_vec(),
+            },
+        ]);
+        assert_eq!(a.len() % 4, 0);
+        let e = read_newc(&a);
+        assert_eq!(e[0], (0o040755, 2, 0, 0, "dev".into(), vec![]));
+        assert_eq!(e[1], (0o020600, 1, 229, 0, "dev/hvc0".into(), vec![]));
+        assert_eq!(e[2], (0o020600, 1, 5, 1, "dev/console".into(), vec![]));
+        assert_eq!(
+            e[3],
+            (0o120777, 1, 0, 0, "bin/sh".into(), b"busybox".to_vec())
+        );
+        assert_eq!(
+            e[4],
+            (0o100755, 1, 0, 0, "init".into(), b"#!/bin/sh\n".to_vec())
+        );
+        // The first header, field by field.
+        let h = std::str::from_utf8(&a[..110]).unwrap();
+        assert_eq!(
+            h,
+            "070701\
+             00000001000041ed00000000000000000000000200000000\
+             00000000000000000000000000000000000000000000000400000000"
+        );
+    }
+
+    #[test]
+    fn initramfs_has_what_init_needs() {
+        let a = write_newc(&initramfs_entries(b"\x7fELF busybox".to_vec()));
+        let e = read_newc(&a);
+        let get = |n: &str| e.iter().find(|x| x.4 == n).unwrap_or_else(|| panic!("{n}"));
+        assert_eq!(get("init").0, 0o100755);
+        assert!(get("init").5.starts_with(b"#!/bin/sh\n"));
+        assert_eq!(get("bin/sh").5, b"busybox");
+        assert_eq!(get("bin/busybox").5, b"\x7fELF busybox");
+        assert_eq!((get("dev/console").2, get("dev/console").3), (5, 1));
+        assert_eq!((get("dev/hvc0").2, get("dev/hvc0").3), (229, 0));
+        for d in ["proc", "sys", "dev", "bin", "sbin", "usr/bin", "usr/sbin"] {
+            assert_eq!(get(d).0 & 0o170000, S_IFDIR, "{d}");
+        }
+        // Parents come before what is in them.
+        for (i, x) in e.iter().enumerate() {
+            if let Some((parent, _)) = x.4.rsplit_once('/') {
+                let p = e.iter().position(|y| y.4 == parent).unwrap();
+                assert!(p < i, "{} before {parent}", x.4);
+            }
+        }
+        for applet in [
+            "sh", "mount", "echo", "cat", "poweroff", "date", "uname", "cttyhack",
+        ] {
+            assert_eq!(get(&format!("bin/{applet}")).0, 0o120777);
+        }
+        let init = String::from_utf8(get("init").5.clone()).unwrap();
+        assert!(init.contains(USERSPACE_MARKER));
+        assert!(init.contains("paprika.test=1"));
+        assert!(init.contains("poweroff -f"));
+    }
+
+    #[test]
+    fn kernel_from_apt_cache_depends() {
+        let text = "linux-image-powerpc64le:ppc64el\n  Depends: linux-image-6.1.0-35-powerpc64le:ppc64el\n";
+        assert_eq!(
+            kernel_from_depends(text).as_deref(),
+            Some("linux-image-6.1.0-35-powerpc64le")
+        );
+        let text = "linux-image-powerpc64le:ppc64el\n |Depends: linux-image-6.1.0-9-powerpc64le\n  Depends: linux-image-6.1.0-10-powerpc64le\n  Recommends: firmware-linux-free\n";
+        assert_eq!(
+            kernel_from_depends(text).as_deref(),
+            Some("linux-image-6.1.0-10-powerpc64le")
+        );
+        assert_eq!(
+            kernel_from_depends("linux-image-powerpc64le:ppc64el\n"),
+            None
+        );
+        assert_eq!(
+            kernel_from_depends("x\n  Depends: linux-image-6.1.0-35-powerpc64le-dbg\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn kernel_from_apt_cache_search() {
+        let text = "\
+linux-image-6.1.0-9-powerpc64le - Linux 6.1 for Little-endian 64-bit PowerPC
+linux-image-6.1.0-35-powerpc64le - Linux 6.1 for Little-endian 64-bit PowerPC
+linux-image-6.1.0-35-powerpc64le-dbg - Debug symbols for linux-image-6.1.0-35-powerpc64le
+linux-image-6.1.0-10-powerpc64le - Linux 6.1 for Little-endian 64-bit PowerPC
+";
+        assert_eq!(
+            kernel_from_search(text).as_deref(),
+            Some("linux-image-6.1.0-35-powerpc64le")
+        );
+        assert_eq!(kernel_from_search(""), None);
+        assert!(is_kernel_package("linux-image-6.12.0-1-powerpc64le"));
+        assert!(!is_kernel_package("linux-image-powerpc64le"));
+        assert!(!is_kernel_package("linux-image-6.1.0-35-amd64"));
+    }
+
+    #[test]
+    fn apt_details() {
+        assert!(has_arch("i386\nppc64el\n", "ppc64el"));
+        assert!(!has_arch("", "ppc64el"));
+        let policy = "busybox-static:ppc64el:\n  Installed: (none)\n  Candidate: 1:1.35.0-4+b3\n  Version table:\n";
+        assert_eq!(policy_candidate(policy).as_deref(), Some("1:1.35.0-4+b3"));
+        assert_eq!(policy_candidate("x:\n  Candidate: (none)\n"), None);
+        assert_eq!(
+            deb_file_name("busybox-static", "1:1.35.0-4+b3", "ppc64el"),
+            "busybox-static_1%3a1.35.0-4+b3_ppc64el.deb"
+        );
+        assert_eq!(
+            parse_deb_name("linux-image-6.1.0-35-powerpc64le_6.1.137-1_ppc64el.deb"),
+            Some(("linux-image-6.1.0-35-powerpc64le", "6.1.137-1", "ppc64el"))
+        );
+        assert_eq!(parse_deb_name("x.deb"), None);
+        assert_eq!(cmdline(None), "console=hvc0");
+        assert_eq!(
+            cmdline(Some(" paprika.test=1 ")),
+            "console=hvc0 paprika.test=1"
+        );
+    }
+
+    #[test]
+    fn image_kinds() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[0x12] = 21;
+        assert_eq!(classify(&elf), Image::Elf64(Endian::Little));
+        let mut wrapper = elf.clone();
+        wrapper.extend_from_slice(b"\0.kernel:vmlinux.strip\0");
+        assert_eq!(classify(&wrapper), Image::BootWrapper);
+        elf[0x12] = 62;
+        assert_eq!(classify(&elf), Image::OtherElf(62, 2));
+        assert_eq!(classify(b"\x1f\x8b\x08\0"), Image::Gzip);
+        assert_eq!(classify(b"MZ"), Image::Unknown);
+        let data = b"junk\0Linux version 6.1.0-35-powerpc64le (x@y) #1 SMP\n\0";
+        assert_eq!(
+            linux_banner(data).as_deref(),
+            Some("Linux version 6.1.0-35-powerpc64le (x@y) #1 SMP")
+        );
+        let config = "# CONFIG_RD_XZ is not set\nCONFIG_RD_GZIP=y\nCONFIG_LOCALVERSION=\"\"\n";
+        assert_eq!(config_value(config, "CONFIG_RD_GZIP"), Some("y"));
+        assert_eq!(config_value(config, "CONFIG_RD_XZ"), None);
+        assert_eq!(config_value(config, "CONFIG_RD"), None);
+    }
+}
