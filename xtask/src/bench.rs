@@ -13,7 +13,7 @@ use crate::{elf, guests, repo_root, setup};
 
 pub const HELP: &str = "\
 cargo xtask bench [--machine M]... [--timeout SECS] [--no-build]
-                  [--skip-lpar] [--skip-pseries] [--lpar-timeout SECS]
+                  [--skip-lpar] [--skip-linux] [--skip-pseries] [--lpar-timeout SECS]
 
 Builds the release image and boots it once per machine (-smp 4, -m 2G),
 console in target/bench/<machine>.log. Then the partition benchmark: the
@@ -37,6 +37,12 @@ Prints `name: value` lines:
   lpar.iterations: N                        calls averaged per figure
   lpar.memory_overhead_bytes: N             hypervisor memory for the partition
   lpar.put_term_char16_target_met: yes|no   (target: Paprika <= pseries)
+  linux.qemu_to_userspace_ms: paprika=N pseries=N ratio=R
+                                            Debian's kernel (`linux fetch`) from
+                                            QEMU start to its userspace marker:
+                                            powernv9 with skiboot and Paprika vs
+                                            -M pseries with SLOF (target/bench/linux-*.log)
+  linux.qemu_to_userspace_target_met: yes|no (target: Paprika < pseries)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
 QEMU, in C: see docs/benchmarks.md before reading much into it.
@@ -47,7 +53,8 @@ Options:
   --no-build          use the release image and guests earlier builds left in
                       target/power and target/guests
   --skip-lpar         no partition benchmark
-  --skip-pseries      partition benchmark without the pseries reference
+  --skip-linux        no Linux boot benchmark
+  --skip-pseries      partition and Linux benchmarks without the pseries reference
   --lpar-timeout SECS timeout of each partition benchmark run (default 300)
 ";
 
@@ -63,6 +70,7 @@ pub fn main(mut args: Args) -> Result<i32> {
     let timeout = Duration::from_secs(args.number::<u64>("--timeout")?.unwrap_or(120));
     let no_build = args.flag("--no-build");
     let skip_lpar = args.flag("--skip-lpar");
+    let skip_linux = args.flag("--skip-linux");
     let skip_pseries = args.flag("--skip-pseries");
     let lpar_timeout = args
         .number::<u64>("--lpar-timeout")?
@@ -160,6 +168,15 @@ pub fn main(mut args: Args) -> Result<i32> {
             timeout: lpar_timeout,
         };
         match lpar_bench::run(&opts) {
+            Ok(lines) => results.extend(lines),
+            Err(e) => {
+                print_results(&results);
+                return Err(e);
+            }
+        }
+    }
+    if !skip_linux {
+        match crate::linux_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
             Ok(lines) => results.extend(lines),
             Err(e) => {
                 print_results(&results);

@@ -11,6 +11,7 @@ mod elf;
 mod error;
 mod guests;
 mod linux;
+mod linux_bench;
 mod lpar_bench;
 mod partitions;
 mod qemu;

@@ -211,6 +211,17 @@ pub fn msgclr_hyp() {
     unsafe { asm!(".long 0x7c0019dc", in("r3") DBELL_TYPE_HYP, options(nostack)) };
 }
 
+/// Zeroes the 128-byte cache block at `addr` (`dcbz`; POWER9 and Power10 blocks
+/// are 128 bytes).
+///
+/// # Safety
+/// The block must be memory the caller may overwrite.
+#[inline(always)]
+pub unsafe fn dcbz(addr: u64) {
+    // SAFETY: the caller owns the block.
+    unsafe { asm!("dcbz 0, {0}", in(reg_nonzero) addr, options(nostack, preserves_flags)) };
+}
+
 /// Lowers this thread's SMT priority while spinning (`or 1,1,1`) and restores it.
 #[inline(always)]
 pub fn hmt_low() {
