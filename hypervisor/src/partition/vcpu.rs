@@ -59,6 +59,16 @@ pub struct LazySprs {
     pub bescr: u64,
     pub tidr: u64,
     pub vrsave: u64,
+    /// Performance monitor (ISA v3.0 set; Power10's MMCR3/SIER2/SIER3 are not
+    /// switched yet).
+    pub mmcr0: u64,
+    pub mmcr1: u64,
+    pub mmcr2: u64,
+    pub mmcra: u64,
+    pub pmc: [u64; 6],
+    pub siar: u64,
+    pub sdar: u64,
+    pub sier: u64,
 }
 
 /// The registers a thread owns while it runs the vCPU.
@@ -241,6 +251,7 @@ pub fn thread_work() {
                 dec_dirty: true,
                 ..Default::default()
             };
+            ctx.sprs.lazy.mmcr0 = MMCR0_FC;
             ctx.lazy_loaded = false;
             ctx.vpa = 0;
             ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
@@ -371,6 +382,20 @@ fn load_lazy(l: &LazySprs) {
         spr::bescr::write(l.bescr);
         spr::tidr::write(l.tidr);
         spr::vrsave::write(l.vrsave);
+        // Counters first, MMCR0 (which may unfreeze them) last.
+        spr::pmc1::write(l.pmc[0]);
+        spr::pmc2::write(l.pmc[1]);
+        spr::pmc3::write(l.pmc[2]);
+        spr::pmc4::write(l.pmc[3]);
+        spr::pmc5::write(l.pmc[4]);
+        spr::pmc6::write(l.pmc[5]);
+        spr::siar::write(l.siar);
+        spr::sdar::write(l.sdar);
+        spr::sier::write(l.sier);
+        spr::mmcra::write(l.mmcra);
+        spr::mmcr2::write(l.mmcr2);
+        spr::mmcr1::write(l.mmcr1);
+        spr::mmcr0::write(l.mmcr0);
     }
 }
 
@@ -390,7 +415,29 @@ fn save_lazy(l: &mut LazySprs) {
     l.bescr = spr::bescr::read();
     l.tidr = spr::tidr::read();
     l.vrsave = spr::vrsave::read();
+    // Freeze the counters (MMCR0[FC]) before reading them, so they stop while the
+    // thread goes back to the hypervisor.
+    l.mmcr0 = spr::mmcr0::read();
+    // SAFETY: freezing the performance counters affects only their counting.
+    unsafe { spr::mmcr0::write(l.mmcr0 | MMCR0_FC) };
+    l.mmcr1 = spr::mmcr1::read();
+    l.mmcr2 = spr::mmcr2::read();
+    l.mmcra = spr::mmcra::read();
+    l.pmc = [
+        spr::pmc1::read(),
+        spr::pmc2::read(),
+        spr::pmc3::read(),
+        spr::pmc4::read(),
+        spr::pmc5::read(),
+        spr::pmc6::read(),
+    ];
+    l.siar = spr::siar::read();
+    l.sdar = spr::sdar::read();
+    l.sier = spr::sier::read();
 }
+
+/// MMCR0[FC] (bit 32): freeze counters.
+const MMCR0_FC: u64 = 1 << 31;
 
 /// Gives the thread back to the hypervisor: LPID 0, the hypervisor's PID (whose
 /// process-table entry is invalid, so quadrant-0 pointers fault again) and LPCR.

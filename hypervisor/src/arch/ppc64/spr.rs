@@ -124,3 +124,20 @@ spr!(ebbrr = 805);
 spr!(bescr = 806);
 spr!(/// Target address register.
     tar = 815);
+spr!(/// Performance monitor: sampled instruction event register.
+    sier = 784);
+spr!(/// Performance monitor mode control registers.
+    mmcr2 = 785);
+spr!(mmcra = 786);
+spr!(/// Performance monitor counters.
+    pmc1 = 787);
+spr!(pmc2 = 788);
+spr!(pmc3 = 789);
+spr!(pmc4 = 790);
+spr!(pmc5 = 791);
+spr!(pmc6 = 792);
+spr!(mmcr0 = 795);
+spr!(/// Sampled instruction and data addresses.
+    siar = 796);
+spr!(sdar = 797);
+spr!(mmcr1 = 798);
