@@ -617,6 +617,7 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
     v.ceded.store(true, Ordering::Release);
     loop {
         if v.prodded.swap(false, Ordering::AcqRel)
+            || v.icp().pending()
             || !p.is_running()
             || v.state() != VcpuState::Runnable
         {
