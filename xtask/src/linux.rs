@@ -33,8 +33,10 @@ from them, all cached under target/linux/ (see docs/linux.md):
   4. writes target/linux/initramfs.cpio: /bin/busybox, its applet links,
      /dev/console, /dev/hvc0 and an /init that prints
      `PAPRIKA-LINUX userspace reached`, uname, cpuinfo, interrupts and the date,
-     then runs a shell on the console, or with `paprika.test=1` on the kernel
-     command line checks a few things and powers off.
+     then runs a shell on the console; with `paprika.test=1` on the kernel
+     command line it checks a few things and powers off instead, with
+     `paprika.echo=1` it says so before the shell (for `cargo xtask test`,
+     which types into it); `paprika.name=NAME` tags its marker lines.
 
 `cargo xtask run --linux` does this first, then boots the kernel in one LPAR.
 
@@ -380,10 +382,16 @@ fn download(debs: &Path) -> Result<(PathBuf, PathBuf)> {
                 if is_root() {
                     download = download.args(["-o", "APT::Sandbox::User=root"]);
                 }
-                download
+                let status = download
                     .args(["download", &format!("{package}:{ARCH}")])
                     .current_dir(debs)
-                    .run()?;
+                    .status()?;
+                if !status.success() {
+                    return Err(failed!(
+                        "`apt-get download {package}:{ARCH}` failed ({}): no network?",
+                        crate::cmd::describe_status(status)
+                    ));
+                }
                 match &want {
                     Some(file) if debs.join(file).is_file() => debs.join(file),
                     _ => found(debs)?.ok_or_else(|| {
@@ -702,28 +710,52 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev || echo "PAPRIKA-LINUX no devtmpfs; the archive's /dev stays"
-echo "PAPRIKA-LINUX userspace reached"
+
+cmdline=" $(cat /proc/cmdline) "
+# paprika.name=NAME: the partition's name, carried by the marker lines (and the
+# hostname) so that partitions sharing a console can be told apart.
+name=
+for word in $cmdline; do
+    case "$word" in
+    paprika.name=*) name=${word#paprika.name=} ;;
+    esac
+done
+tag=
+if [ -n "$name" ]; then
+    tag=" name=$name"
+    hostname "$name"
+fi
+
+echo "PAPRIKA-LINUX userspace reached$tag"
 echo "--- uname -a"
 uname -a
 echo "--- /proc/cpuinfo"
 cat /proc/cpuinfo
 echo "--- /proc/interrupts"
 cat /proc/interrupts
+irqchip=unknown
+for chip in XIVE XICS; do
+    if grep -qw "$chip" /proc/interrupts; then
+        irqchip=$chip
+        break
+    fi
+done
+echo "PAPRIKA-LINUX interrupt-controller: $irqchip$tag"
 echo "--- date"
 date
+echo "PAPRIKA-LINUX date epoch=$(date +%s)$tag"
 echo "---"
 
-cmdline=" $(cat /proc/cmdline) "
 case "$cmdline" in
 *" paprika.test=1 "*)
     failed=0
     check() {
-        name=$1
+        what=$1
         shift
         if "$@" >/dev/null 2>&1; then
-            echo "PAPRIKA-LINUX check $name: ok"
+            echo "PAPRIKA-LINUX check $what: ok"
         else
-            echo "PAPRIKA-LINUX check $name: FAILED"
+            echo "PAPRIKA-LINUX check $what: FAILED"
             failed=1
         fi
     }
@@ -733,6 +765,8 @@ case "$cmdline" in
     check interrupts grep -q CPU0 /proc/interrupts
     check console-hvc0 grep -qw hvc0 /proc/consoles
     check date date
+    # After 2020-09-13: the clock was set (from RTAS get-time-of-day), not 1970.
+    check clock-set [ "$(date +%s)" -gt 1600000000 ]
     # paprika.cpus=N: N processors online.
     for word in $cmdline; do
         case "$word" in
@@ -742,10 +776,17 @@ case "$cmdline" in
         esac
     done
     if [ "$failed" = 0 ]; then
-        echo "PAPRIKA-LINUX test: passed"
+        echo "PAPRIKA-LINUX test: passed$tag"
     else
-        echo "PAPRIKA-LINUX test: FAILED"
+        echo "PAPRIKA-LINUX test: FAILED$tag"
     fi
+    poweroff -f
+    ;;
+*" paprika.echo=1 "*)
+    # For a harness that types on the console (cargo xtask test): a plain shell
+    # on hvc0; the harness types a command, then `poweroff -f`.
+    echo "PAPRIKA-LINUX echo: shell on hvc0$tag"
+    setsid cttyhack sh
     poweroff -f
     ;;
 esac
@@ -754,6 +795,17 @@ echo "PAPRIKA-LINUX shell on the console; leave it (exit, Ctrl-D) to power off"
 setsid cttyhack sh -l
 poweroff -f
 "#;
+
+/// The line /init prints before it starts the shell of `paprika.echo=1`.
+pub const ECHO_MARKER: &str = "PAPRIKA-LINUX echo: shell on hvc0";
+/// `PAPRIKA-LINUX date epoch=<seconds since 1970, the guest's clock>`.
+pub const DATE_MARKER: &str = "PAPRIKA-LINUX date epoch=";
+/// `PAPRIKA-LINUX interrupt-controller: XICS|XIVE|unknown`, from /proc/interrupts.
+pub const IRQCHIP_MARKER: &str = "PAPRIKA-LINUX interrupt-controller: ";
+/// The last line of `paprika.test=1` when every check passed.
+pub const TEST_PASSED: &str = "PAPRIKA-LINUX test: passed";
+/// Every line /init prints for the harness starts with this.
+pub const MARKER_PREFIX: &str = "PAPRIKA-LINUX ";
 
 /// Applets linked in the archive, so /init and a shell work before
 /// `busybox --install -s` (which adds the rest).
@@ -1018,8 +1070,19 @@ mod tests {
             assert_eq!(get(&format!("bin/{applet}")).0, 0o120777);
         }
         let init = String::from_utf8(get("init").5.clone()).unwrap();
-        assert!(init.contains(USERSPACE_MARKER));
+        for marker in [
+            USERSPACE_MARKER,
+            ECHO_MARKER,
+            DATE_MARKER,
+            IRQCHIP_MARKER,
+            TEST_PASSED,
+        ] {
+            assert!(init.contains(marker), "{marker}");
+            assert!(marker.starts_with(MARKER_PREFIX), "{marker}");
+        }
         assert!(init.contains("paprika.test=1"));
+        assert!(init.contains("paprika.echo=1"));
+        assert!(init.contains("paprika.name=*"));
         assert!(init.contains("poweroff -f"));
     }
 

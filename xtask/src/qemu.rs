@@ -191,7 +191,7 @@ pub fn stderr_log(log: &Path) -> PathBuf {
 /// into `stderr_log(log)`, in its own process group, killing the group after
 /// `timeout`.
 pub fn run_captured(cmd: &Cmd, log: &Path, timeout: Duration) -> Result<Outcome> {
-    Ok(run_inner(cmd, log, timeout, None)?.0)
+    Ok(run_inner(cmd, log, timeout, None, &[])?.0)
 }
 
 /// Like [`run_captured`], but also kills QEMU's process group as soon as `marker`
@@ -204,7 +204,78 @@ pub fn run_until(
     timeout: Duration,
     marker: &str,
 ) -> Result<(Outcome, bool)> {
-    run_inner(cmd, log, timeout, Some(marker.as_bytes()))
+    let (outcome, seen, _) = run_inner(cmd, log, timeout, Some(marker.as_bytes()), &[])?;
+    Ok((outcome, seen))
+}
+
+/// One step of a console script: once `after` has appeared on the console (after
+/// the previous step's marker), `send` is written to QEMU's stdin, which `-serial
+/// stdio` makes the machine console's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    pub after: &'static str,
+    pub send: &'static str,
+}
+
+/// Like [`run_captured`], but with stdin a pipe that `script` types into, step by
+/// step, as the console (read from `log` as it grows) shows each step's marker.
+/// Once the script is done stdin stays open (not at end of file) until QEMU
+/// exits or the timeout kills it. Returns how QEMU ended and how many steps were
+/// sent.
+pub fn run_scripted(
+    cmd: &Cmd,
+    log: &Path,
+    timeout: Duration,
+    script: &[Input],
+) -> Result<(Outcome, usize)> {
+    let (outcome, _, sent) = run_inner(cmd, log, timeout, None, script)?;
+    Ok((outcome, sent))
+}
+
+/// Writes each step's text once its marker shows up in the console stream.
+struct Typist<'a> {
+    script: &'a [Input],
+    /// The next step, and the scan for its marker.
+    step: usize,
+    scan: Option<MarkerScan>,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl<'a> Typist<'a> {
+    fn new(script: &'a [Input], stdin: Option<std::process::ChildStdin>) -> Self {
+        Typist {
+            script,
+            step: 0,
+            scan: script.first().map(|i| MarkerScan::new(i.after.as_bytes())),
+            stdin,
+        }
+    }
+
+    /// Takes the next chunk of console output; sends what became due.
+    fn feed(&mut self, mut chunk: &[u8]) {
+        use std::io::Write;
+        while let Some(scan) = self.scan.as_mut() {
+            let Some(end) = scan.find_end(chunk) else {
+                return;
+            };
+            chunk = &chunk[end..];
+            let text = self.script[self.step].send.as_bytes();
+            let sent = self
+                .stdin
+                .as_mut()
+                .is_some_and(|s| s.write_all(text).and_then(|()| s.flush()).is_ok());
+            if !sent {
+                // QEMU is gone or closed its input: nothing more can be typed.
+                self.scan = None;
+                return;
+            }
+            self.step += 1;
+            self.scan = self
+                .script
+                .get(self.step)
+                .map(|i| MarkerScan::new(i.after.as_bytes()));
+        }
+    }
 }
 
 fn run_inner(
@@ -212,7 +283,8 @@ fn run_inner(
     log: &Path,
     timeout: Duration,
     marker: Option<&[u8]>,
-) -> Result<(Outcome, bool)> {
+    script: &[Input],
+) -> Result<(Outcome, bool, usize)> {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
 
@@ -222,34 +294,48 @@ fn run_inner(
     let err_path = stderr_log(log);
     let out = File::create(log).context(|| format!("creating {}", log.display()))?;
     let err = File::create(&err_path).context(|| format!("creating {}", err_path.display()))?;
-    let mut watch = match marker {
-        Some(m) => Some((
-            File::open(log).context(|| format!("reading {}", log.display()))?,
-            MarkerScan::new(m),
-        )),
-        None => None,
+    let mut reader = if marker.is_some() || !script.is_empty() {
+        Some(File::open(log).context(|| format!("reading {}", log.display()))?)
+    } else {
+        None
+    };
+    let mut stop = marker.map(MarkerScan::new);
+    let typing = if script.is_empty() {
+        String::new()
+    } else {
+        let steps: Vec<String> = script
+            .iter()
+            .map(|i| format!("after {:?} type {:?}", i.after, i.send))
+            .collect();
+        format!("\n  stdin: {}", steps.join("; "))
     };
     println!(
-        "$ {} >{} 2>{}",
+        "$ {} >{} 2>{}{typing}",
         cmd.display(),
         log.display(),
         err_path.display()
     );
     let start = Instant::now();
+    let stdin = if script.is_empty() {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    };
     let mut child = cmd
         .command()
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(out)
         .stderr(err)
         .process_group(0)
         .spawn()
         .map_err(|e| failed!("cannot start `{}`: {e}", cmd.program()))?;
+    let mut typist = Typist::new(script, child.stdin.take());
     let mut chunk = vec![0u8; 64 << 10];
     loop {
         let exited = child.try_wait()?;
         // Read what the console has grown by (after an exit too: the end of it).
         let mut seen = false;
-        if let Some((reader, scan)) = watch.as_mut() {
+        if let Some(reader) = reader.as_mut() {
             loop {
                 let n = reader
                     .read(&mut chunk)
@@ -257,7 +343,8 @@ fn run_inner(
                 if n == 0 {
                     break;
                 }
-                if scan.feed(&chunk[..n]) {
+                typist.feed(&chunk[..n]);
+                if stop.as_mut().is_some_and(|s| s.feed(&chunk[..n])) {
                     seen = true;
                     break;
                 }
@@ -268,7 +355,7 @@ fn run_inner(
                 status: Some(status),
                 wall: start.elapsed(),
             };
-            return Ok((outcome, seen));
+            return Ok((outcome, seen, typist.step));
         }
         let timed_out = start.elapsed() >= timeout;
         if seen || timed_out {
@@ -280,7 +367,7 @@ fn run_inner(
                 status,
                 wall: start.elapsed(),
             };
-            return Ok((outcome, seen));
+            return Ok((outcome, seen, typist.step));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -301,23 +388,47 @@ impl MarkerScan {
         MarkerScan {
             marker: marker.to_vec(),
             window: Vec::new(),
-            found: marker.is_empty(),
+            found: false,
         }
     }
 
     /// Takes the next chunk; true once the marker has been seen.
     fn feed(&mut self, chunk: &[u8]) -> bool {
-        if self.found {
-            return true;
+        if !self.found {
+            self.find_end(chunk);
         }
-        self.window.extend_from_slice(chunk);
+        self.found
+    }
+
+    /// Takes the next chunk; when the marker ends in it, the offset in `chunk`
+    /// just past the marker (None before and, once found, after: each scan
+    /// finds its marker once).
+    fn find_end(&mut self, chunk: &[u8]) -> Option<usize> {
+        if self.found {
+            return None;
+        }
         let m = self.marker.len();
-        self.found = self.window.windows(m).any(|w| w == self.marker.as_slice());
+        if m == 0 {
+            self.found = true;
+            return Some(0);
+        }
+        let carried = self.window.len();
+        self.window.extend_from_slice(chunk);
+        let at = self
+            .window
+            .windows(m)
+            .position(|w| w == self.marker.as_slice());
+        if let Some(at) = at {
+            self.found = true;
+            self.window.clear();
+            // The window holds at most m - 1 carried bytes, so the match ends in `chunk`.
+            return Some(at + m - carried);
+        }
         let keep = m - 1;
         if self.window.len() > keep {
             self.window.drain(..self.window.len() - keep);
         }
-        self.found
+        None
     }
 }
 
@@ -421,6 +532,62 @@ mod tests {
         assert_eq!(out.code(), Some(4));
         let _ = std::fs::remove_file(&log);
         let _ = std::fs::remove_file(stderr_log(&log));
+    }
+
+    #[test]
+    fn script_types_after_each_marker() {
+        let log = std::env::temp_dir().join(format!("xtask-script-{}.log", std::process::id()));
+        // A "console" that prints a prompt, reads a line, evaluates it like a
+        // shell would, then waits for a second line before exiting with its length.
+        let cmd = Cmd::new("sh").args([
+            "-c",
+            "printf 'boot\\nREA'; sleep 0.2; printf 'DY\\n'; read a; eval \"$a\"; \
+             read b; echo \"got $b\"; exit ${#b}",
+        ]);
+        let script = [
+            Input {
+                after: "READY",
+                send: "echo typed-$((6*7))\n",
+            },
+            Input {
+                after: "typed-42",
+                send: "bye\n",
+            },
+        ];
+        let (out, sent) = run_scripted(&cmd, &log, Duration::from_secs(20), &script).unwrap();
+        assert_eq!(sent, 2);
+        assert_eq!(out.code(), Some(3));
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "boot\nREADY\ntyped-42\ngot bye\n"
+        );
+
+        // A marker that never shows: nothing typed, stdin stays open (no EOF),
+        // the timeout ends it.
+        let cmd = Cmd::new("sh").args(["-c", "echo waiting; read a; echo \"read $a\""]);
+        let script = [Input {
+            after: "NEVER",
+            send: "x\n",
+        }];
+        let (out, sent) = run_scripted(&cmd, &log, Duration::from_millis(500), &script).unwrap();
+        assert_eq!(sent, 0);
+        assert!(out.status.is_none());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "waiting\n");
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(stderr_log(&log));
+    }
+
+    #[test]
+    fn marker_scan_finds_where_the_marker_ends() {
+        let mut s = MarkerScan::new(b"ABC");
+        assert_eq!(s.find_end(b"xxA"), None);
+        assert_eq!(s.find_end(b"BCyy"), Some(2));
+        // Found once.
+        assert_eq!(s.find_end(b"ABC"), None);
+        let mut s = MarkerScan::new(b"ABC");
+        assert_eq!(s.find_end(b"zABCABC"), Some(4));
+        let mut s = MarkerScan::new(b"");
+        assert_eq!(s.find_end(b"q"), Some(0));
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! The QEMU boot scenarios of `cargo xtask test` and the checks on their consoles.
 //!
-//! Two kinds: a plain boot of the hypervisor, and a boot with partitions from a
+//! Three kinds: a plain boot of the hypervisor; a boot with partitions from a
 //! manifest in tests/manifests/ (a row made by [`lpars`]): the manifest is
 //! bundled as QEMU's -initrd and each partition's `expect` marker must appear on
-//! the console behind the partition's `[<name>] ` prefix. Adding such a scenario
-//! takes tests/manifests/<file>.toml and one table row.
+//! the console behind the partition's `[<name>] ` prefix (adding such a scenario
+//! takes tests/manifests/<file>.toml and one table row); and stock Linux in one or
+//! more partitions (a row made by [`linux`]): Debian's kernel and the initramfs of
+//! `cargo xtask linux fetch`, whose /init reports on the console what
+//! [`check_linux`] reads (docs/linux.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use paprika::partition::manifest::Manifest;
+use paprika::partition::manifest::{self, Manifest};
 
-use crate::qemu::{parse_size, Machine, Outcome};
+use crate::linux;
+use crate::qemu::{parse_size, Input, Machine, Outcome};
 use crate::repo_root;
 
 /// Found in every passing boot of the hypervisor.
@@ -34,9 +38,25 @@ const CLEAN: &[&str] = &["PAPRIKA FAULT", "panicked", POWER_OFF_FAIL];
 /// Strings that fail a scenario with partitions.
 const CLEAN_LPARS: &[&str] = &["PAPRIKA FAULT", "panicked", POWER_OFF_FAIL, GUEST_FAIL];
 
+/// Strings that fail a Linux scenario (besides `PAPRIKA-LINUX check <x>: FAILED`
+/// lines, see [`check_linux`]).
+const CLEAN_LINUX: &[&str] = &[
+    "PAPRIKA FAULT",
+    "panicked",
+    POWER_OFF_FAIL,
+    GUEST_FAIL,
+    "Kernel panic",
+    "Oops",
+    "PAPRIKA-LINUX test: FAILED",
+];
+
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Scenarios with partitions boot guests too.
 pub const LPARS_TIMEOUT: Duration = Duration::from_secs(120);
+/// Linux scenarios: a few seconds per vCPU-less boot, more with SMP guests.
+pub const LINUX_TIMEOUT: Duration = Duration::from_secs(180);
+/// How far the guest's `date` may be from the host's clock during the run.
+pub const CLOCK_SLACK_SECS: u64 = 120;
 
 /// One QEMU boot and what its console and exit status must show.
 #[derive(Debug, Clone)]
@@ -65,6 +85,109 @@ pub struct Scenario {
     /// Partitions from tests/manifests/<manifest>.toml, bundled as the initrd;
     /// `None` boots the bare hypervisor.
     pub manifest: Option<&'static str>,
+    /// Linux partitions (their manifest is written at run time, as
+    /// target/scenarios/<name>.toml, since the kernel lives in target/linux/).
+    pub linux: Option<LinuxBoot>,
+    /// What is typed on the console, and when (QEMU's stdin is then a pipe,
+    /// otherwise /dev/null).
+    pub input: &'static [Input],
+}
+
+/// A partition of a Linux scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinuxLpar {
+    pub name: &'static str,
+    /// e.g. "512M"
+    pub memory: &'static str,
+    /// The hardware thread of each vCPU.
+    pub cpus: &'static [u32],
+}
+
+pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]) -> LinuxLpar {
+    LinuxLpar { name, memory, cpus }
+}
+
+/// What /init does after its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinuxMode {
+    /// `paprika.test=1 paprika.cpus=<vcpus>`: checks, `PAPRIKA-LINUX test:
+    /// passed`, power-off.
+    Test,
+    /// `paprika.echo=1`: a shell on hvc0, which the scenario's `input` types into
+    /// (it must end with `poweroff -f`); its output must show `typed-42`.
+    Echo,
+}
+
+/// Debian's kernel and the xtask initramfs in each of `partitions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinuxBoot {
+    pub partitions: &'static [LinuxLpar],
+    pub mode: LinuxMode,
+    /// More kernel command line, e.g. "xive=off".
+    pub append: &'static str,
+}
+
+/// What the echo scenario's shell must print for the command it is given.
+pub const ECHO_OUTPUT: &str = "typed-42";
+
+/// The echo scenario's typing: a command whose output is not its own echo
+/// (`typed-$((6*7))` comes back as `typed-42` only if the shell ran it), then
+/// power-off.
+pub const ECHO_INPUT: &[Input] = &[
+    Input {
+        after: linux::ECHO_MARKER,
+        send: "echo typed-$((6*7))\n",
+    },
+    Input {
+        after: ECHO_OUTPUT,
+        send: "poweroff -f\n",
+    },
+];
+
+impl LinuxBoot {
+    /// The kernel command line of partition `p`.
+    pub fn cmdline(&self, p: &LinuxLpar) -> String {
+        let mode = match self.mode {
+            LinuxMode::Test => format!("paprika.test=1 paprika.cpus={}", p.cpus.len()),
+            LinuxMode::Echo => "paprika.echo=1".to_string(),
+        };
+        let mut line = format!("{} paprika.name={} {mode}", linux::BASE_CMDLINE, p.name);
+        if !self.append.trim().is_empty() {
+            line.push(' ');
+            line.push_str(self.append.trim());
+        }
+        line
+    }
+
+    /// The partitions' manifest, naming `vmlinux` and `initramfs` as the images;
+    /// each partition's `expect` is its userspace marker.
+    pub fn manifest(&self, vmlinux: &str, initramfs: &str) -> Result<Manifest, String> {
+        let mut partitions = Vec::new();
+        for p in self.partitions {
+            partitions.push(manifest::PartitionSpec {
+                name: p.name.to_string(),
+                memory: parse_size(p.memory).map_err(|e| format!("{}: {e}", p.name))?,
+                vcpus: p.cpus.len() as u32,
+                cpus: p.cpus.to_vec(),
+                kernel: vmlinux.to_string(),
+                initrd: Some(initramfs.to_string()),
+                cmdline: self.cmdline(p),
+                console: true,
+                expect: Some(userspace_marker(p.name)),
+            });
+        }
+        let m = Manifest {
+            machine: manifest::MachineSpec::default(),
+            partitions,
+        };
+        // The parser judges what is valid.
+        manifest::parse(&m.to_toml()).map_err(|e| e.to_string())
+    }
+}
+
+/// `PAPRIKA-LINUX userspace reached name=<partition>`
+pub fn userspace_marker(name: &str) -> String {
+    format!("{} name={name}", linux::USERSPACE_MARKER)
 }
 
 impl Scenario {
@@ -104,6 +227,8 @@ const fn boot(
         expect_success: true,
         timeout: DEFAULT_TIMEOUT,
         manifest: None,
+        linux: None,
+        input: &[],
     }
 }
 
@@ -130,6 +255,41 @@ pub const fn lpars(
         ..boot(name, machine, memory, smp, cpus, threads_per_core)
     }
 }
+
+/// Stock Linux (`cargo xtask linux fetch`) in `partitions` on a machine of
+/// `memory` and `smp` (which must hold them), in test mode (`paprika.test=1`,
+/// `paprika.cpus=<vcpus>`) with `append` added to every command line. Passes
+/// when, besides the boot markers, the partition checks of [`lpars`] (with
+/// `PAPRIKA-LINUX userspace reached name=<partition>` as each one's `expect`)
+/// and a clean power-off, every partition's /init reported what [`check_linux`]
+/// wants, and no `Kernel panic`, `Oops` or failed /init check showed.
+pub const fn linux(
+    name: &'static str,
+    machine: Machine,
+    memory: &'static str,
+    smp: &'static str,
+    cpus: u32,
+    append: &'static str,
+    partitions: &'static [LinuxLpar],
+) -> Scenario {
+    Scenario {
+        forbidden: CLEAN_LINUX,
+        timeout: LINUX_TIMEOUT,
+        linux: Some(LinuxBoot {
+            partitions,
+            mode: LinuxMode::Test,
+            append,
+        }),
+        ..boot(name, machine, memory, smp, cpus, 1)
+    }
+}
+
+/// One Linux partition on thread 0.
+const LINUX_1CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0])];
+/// One Linux partition with 4 vCPUs on threads 0-3.
+const LINUX_4CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0, 1, 2, 3])];
+/// Two Linux partitions side by side, sharing kernel and initramfs.
+const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
 
 pub const SCENARIOS: &[Scenario] = &[
     boot("boot-p9-1t", Machine::Powernv9, "1G", "1", 1, 1),
@@ -173,6 +333,8 @@ pub const SCENARIOS: &[Scenario] = &[
         expect_success: false,
         timeout: DEFAULT_TIMEOUT,
         manifest: None,
+        linux: None,
+        input: &[],
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -241,6 +403,80 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // Stock Linux (skipped when `cargo xtask linux fetch` cannot fetch it). The
+    // 4-vCPU boots take longest: they go first.
+    linux(
+        "linux-p9-4cpu",
+        Machine::Powernv9,
+        "1G",
+        "4",
+        4,
+        "",
+        LINUX_4CPU,
+    ),
+    linux(
+        "linux-p10-4cpu",
+        Machine::Powernv10,
+        "1G",
+        "4",
+        4,
+        "",
+        LINUX_4CPU,
+    ),
+    linux(
+        "linux-p9-1cpu",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        "",
+        LINUX_1CPU,
+    ),
+    linux(
+        "linux-p10-1cpu",
+        Machine::Powernv10,
+        "1G",
+        "1",
+        1,
+        "",
+        LINUX_1CPU,
+    ),
+    linux(
+        "linux-two-lpars-p9",
+        Machine::Powernv9,
+        "1280M",
+        "3",
+        3,
+        "",
+        LINUX_TWO,
+    ),
+    linux(
+        "linux-xive-off-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        "xive=off",
+        LINUX_1CPU,
+    ),
+    // A shell on the console: what is typed on QEMU's stdin reaches it.
+    Scenario {
+        linux: Some(LinuxBoot {
+            partitions: LINUX_1CPU,
+            mode: LinuxMode::Echo,
+            append: "",
+        }),
+        input: ECHO_INPUT,
+        ..linux(
+            "linux-echo-p9",
+            Machine::Powernv9,
+            "1G",
+            "1",
+            1,
+            "",
+            LINUX_1CPU,
+        )
+    },
 ];
 
 /// `key=value` from the words after `marker` on the first line containing it.
@@ -378,14 +614,203 @@ pub fn check_partitions(m: &Manifest, log: &str) -> Vec<String> {
             why.push(format!("missing `{stopped} (...)`"));
         }
     }
-    let n = m.partitions.len();
+    check_all_passed(m.partitions.len(), log, &mut why);
+    why
+}
+
+/// `PAPRIKA partitions: <n> passed, 0 failed`.
+fn check_all_passed(n: usize, log: &str, why: &mut Vec<String>) {
     let want = format!("{PARTITIONS} {n} passed, 0 failed");
     match find_line(log, PARTITIONS) {
         None => why.push(format!("missing `{want}`")),
         Some(line) if line.contains(&want) => {}
         Some(line) => why.push(format!("expected `{want}`, got: {}", line.trim_end())),
     }
-    why
+}
+
+/// The console lines of partition `name` (those starting with its `[<name>] `
+/// prefix): 1-based line number and the text after the prefix, trimmed at the end.
+fn partition_lines<'a>(log: &'a str, name: &str) -> Vec<(usize, &'a str)> {
+    let prefix = format!("[{name}] ");
+    log.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            l.strip_prefix(prefix.as_str())
+                .map(|r| (i + 1, r.trim_end()))
+        })
+        .collect()
+}
+
+/// `key : value` of a /proc/cpuinfo line.
+fn cpuinfo_field(line: &str) -> Option<(&str, &str)> {
+    let (k, v) = line.split_once(':')?;
+    Some((k.trim(), v.trim()))
+}
+
+/// The first word after `marker` at the start of one of `lines`.
+fn marker_word<'a>(lines: &[(usize, &'a str)], marker: &str) -> Option<&'a str> {
+    lines.iter().find_map(|(_, l)| {
+        l.strip_prefix(marker)
+            .and_then(|rest| rest.split_whitespace().next())
+    })
+}
+
+/// Host time (seconds since 1970) when QEMU started and when it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostClock {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The checks of a Linux scenario on its console, per partition: /init reached
+/// userspace (`PAPRIKA-LINUX userspace reached name=<partition>`), the kernel saw
+/// the command line xtask gave it, /proc/cpuinfo says `MMU : Radix` and lists one
+/// `processor` per vCPU, /proc/interrupts was printed (its `CPU0` header), the
+/// guest's `date` is within [`CLOCK_SLACK_SECS`] of the host clock during the
+/// run, the test passed (test mode) or the shell printed `typed-42` (echo mode),
+/// and the partition stopped by powering off. Across partitions: every
+/// `PAPRIKA-LINUX` line is behind the prefix of the partition it names, no
+/// `PAPRIKA-LINUX check <x>: FAILED` line anywhere, and `PAPRIKA partitions:
+/// <n> passed, 0 failed` (so it replaces [`check_partitions`], which would
+/// report the same things a second time). Returns every reason it
+/// failed and a note for the summary (interrupt controller and clock offset
+/// per partition).
+pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>, String) {
+    let mut why = Vec::new();
+    let mut notes = Vec::new();
+    for p in boot.partitions {
+        let lines = partition_lines(log, p.name);
+        let who = format!("partition {}", p.name);
+        let has_line = |want: &str| lines.iter().any(|(_, l)| *l == want);
+        let reached = userspace_marker(p.name);
+        if !lines.iter().any(|(_, l)| l.contains(&reached)) {
+            why.push(format!("{who}: missing `[{}] {reached}`", p.name));
+            // Nothing /init prints can be there either.
+            continue;
+        }
+        let cmdline = format!("Kernel command line: {}", boot.cmdline(p));
+        if !lines.iter().any(|(_, l)| l.contains(&cmdline)) {
+            why.push(format!("{who}: missing `[{}] ...{cmdline}`", p.name));
+        }
+        match boot.mode {
+            LinuxMode::Test => {
+                let passed = format!("{} name={}", linux::TEST_PASSED, p.name);
+                if !has_line(&passed) {
+                    why.push(format!("{who}: missing `[{}] {passed}`", p.name));
+                }
+            }
+            LinuxMode::Echo => {
+                if !has_line(ECHO_OUTPUT) {
+                    why.push(format!(
+                        "{who}: the shell did not print `{ECHO_OUTPUT}` for the typed \
+                         `echo typed-$((6*7))`"
+                    ));
+                }
+            }
+        }
+        let cpuinfo: Vec<(&str, &str)> =
+            lines.iter().filter_map(|(_, l)| cpuinfo_field(l)).collect();
+        if !cpuinfo.contains(&("MMU", "Radix")) {
+            why.push(format!("{who}: /proc/cpuinfo has no `MMU\t\t: Radix` line"));
+        }
+        let processors = cpuinfo.iter().filter(|(k, _)| *k == "processor").count();
+        if processors != p.cpus.len() {
+            why.push(format!(
+                "{who}: /proc/cpuinfo lists {processors} processor(s), the partition has {} vCPU(s)",
+                p.cpus.len()
+            ));
+        }
+        let interrupts = lines
+            .iter()
+            .skip_while(|(_, l)| *l != "--- /proc/interrupts")
+            .skip(1)
+            .take_while(|(_, l)| !l.starts_with("--- "))
+            .any(|(_, l)| l.contains("CPU0"));
+        if !interrupts {
+            why.push(format!(
+                "{who}: no /proc/interrupts (`--- /proc/interrupts`, then its CPU0 header)"
+            ));
+        }
+        let irqchip = marker_word(&lines, linux::IRQCHIP_MARKER).unwrap_or("?");
+        let clock = match marker_word(&lines, linux::DATE_MARKER).map(str::parse::<u64>) {
+            Some(Ok(guest)) => {
+                // How far outside the run's wall-clock window the guest's clock is.
+                let off = guest as i64 - (guest.clamp(host.start, host.end.max(host.start))) as i64;
+                if off.unsigned_abs() > CLOCK_SLACK_SECS {
+                    why.push(format!(
+                        "{who}: the guest's date is {guest} (epoch), the host's was {}..{} \
+                         during the run: {off:+} s off, more than {CLOCK_SLACK_SECS} s",
+                        host.start, host.end
+                    ));
+                }
+                format!("clock {off:+} s")
+            }
+            Some(Err(_)) | None => {
+                why.push(format!(
+                    "{who}: missing `[{}] {}<seconds>`",
+                    p.name,
+                    linux::DATE_MARKER
+                ));
+                "clock ?".to_string()
+            }
+        };
+        let stopped = format!("{LPAR}{}: stopped (power-off)", p.name);
+        if !log.contains(&stopped) {
+            why.push(format!("missing `{stopped}`"));
+        }
+        if boot.partitions.len() > 1 {
+            notes.push(format!("{} {irqchip}, {clock}", p.name));
+        } else {
+            notes.push(format!("{irqchip}, {clock}"));
+        }
+    }
+
+    // /init's lines: no failed check, and each behind its own partition's prefix.
+    let mut mixed = 0;
+    for (i, line) in log.lines().enumerate() {
+        let Some(at) = line.find(linux::MARKER_PREFIX) else {
+            continue;
+        };
+        let text = line.trim_end();
+        if text[at..].starts_with("PAPRIKA-LINUX check ") && text.ends_with(": FAILED") {
+            why.push(format!(
+                "failed /init check on console line {}: {text}",
+                i + 1
+            ));
+        }
+        let owner = boot
+            .partitions
+            .iter()
+            .find(|p| line.starts_with(&format!("[{}] ", p.name)));
+        let named = text[at..]
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("name="));
+        let problem = match (owner, named) {
+            (None, _) => Some("not behind a partition's `[<name>] ` prefix".to_string()),
+            (Some(p), Some(n)) if n != p.name => {
+                Some(format!("partition {} shows {n}'s line", p.name))
+            }
+            (Some(p), _) => boot
+                .partitions
+                .iter()
+                .find(|q| q.name != p.name && line.contains(&format!("[{}] ", q.name)))
+                .map(|q| format!("partitions {} and {} on one line", p.name, q.name)),
+        };
+        if let Some(problem) = problem {
+            mixed += 1;
+            if mixed <= 3 {
+                why.push(format!(
+                    "consoles mixed up on line {}: {problem}: {text}",
+                    i + 1
+                ));
+            }
+        }
+    }
+    if mixed > 3 {
+        why.push(format!("... {} more mixed-up console lines", mixed - 3));
+    }
+    check_all_passed(boot.partitions.len(), log, &mut why);
+    (why, notes.join("; "))
 }
 
 fn check_boot_markers(s: &Scenario, log: &str, why: &mut Vec<String>) {
@@ -560,6 +985,26 @@ ERROR PAPRIKA power-off: failure
             }
             assert_eq!(threads, s.threads_per_core, "{}", s.name);
             assert_eq!(cores * threads, cpus, "{}", s.name);
+            // A Linux scenario's partitions make a valid manifest that fits.
+            if let Some(boot) = &s.linux {
+                assert!(s.manifest.is_none(), "{}", s.name);
+                assert_eq!(s.threads_per_core, 1, "{}", s.name);
+                let m = boot
+                    .manifest("/t/vmlinux", "/t/initramfs.cpio")
+                    .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+                let memory = parse_size(s.memory).unwrap();
+                check_scenario_manifest(&m, memory, s.cpus)
+                    .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+                assert_eq!(s.timeout, LINUX_TIMEOUT);
+                assert_eq!(
+                    boot.mode == LinuxMode::Echo,
+                    !s.input.is_empty(),
+                    "{}: an echo scenario types, others do not",
+                    s.name
+                );
+            } else {
+                assert!(s.input.is_empty(), "{}", s.name);
+            }
             // A manifest scenario's file exists, is valid and fits its machine.
             if let Some(path) = s.manifest_path() {
                 let text = std::fs::read_to_string(&path)
@@ -645,5 +1090,191 @@ kernel = "@guest/guest-idle"
         let mut forever = m.clone();
         forever.machine.power_off_when_idle = false;
         assert!(check_scenario_manifest(&forever, 2 << 30, 4).is_err());
+    }
+
+    /// The console of a good 1-vCPU Linux run in test mode, cut down.
+    fn linux_log(name: &str, cmdline: &str, epoch: u64) -> String {
+        format!(
+            "\
+[    0.036815] cpu 0/hv INFO  PAPRIKA banner: memory=1073741824 threads=1 cores=1 chips=1\r
+[    0.066116] cpu 0/hv INFO  PAPRIKA smp: 1/1 threads online\r
+[    0.072909] cpu 0/hv INFO  PAPRIKA timer: dec and hdec ticks on 1/1 threads\r
+[{name}] [    0.000000] Kernel command line: {cmdline}\r
+[{name}] PAPRIKA-LINUX userspace reached name={name}\r
+[{name}] --- /proc/cpuinfo\r
+[{name}] processor\t: 0\r
+[{name}] cpu\t\t: POWER9 (raw), altivec supported\r
+[{name}] \r
+[{name}] MMU\t\t: Radix\r
+[{name}] --- /proc/interrupts\r
+[{name}]            CPU0       \r
+[{name}]  16:          0      XICS   2 Edge      IPI\r
+[{name}] PAPRIKA-LINUX interrupt-controller: XICS name={name}\r
+[{name}] --- date\r
+[{name}] PAPRIKA-LINUX date epoch={epoch} name={name}\r
+[{name}] PAPRIKA-LINUX check radix-mmu: ok\r
+[{name}] PAPRIKA-LINUX test: passed name={name}\r
+[    4.080802] cpu 0/lpar1 INFO  PAPRIKA lpar {name}: stopped (power-off)\r
+[    4.081143] cpu 0/lpar1 INFO  PAPRIKA partitions: 1 passed, 0 failed\r
+[    4.081243] cpu 0/lpar1 INFO  PAPRIKA power-off: success\r
+"
+        )
+    }
+
+    const NOW: HostClock = HostClock {
+        start: 1_795_881_000,
+        end: 1_795_881_010,
+    };
+
+    #[test]
+    fn linux_scenario_passes_and_notes() {
+        let s = scenario("linux-p9-1cpu");
+        let boot = s.linux.unwrap();
+        let cmdline = boot.cmdline(&boot.partitions[0]);
+        assert_eq!(
+            cmdline,
+            "console=hvc0 paprika.name=linux paprika.test=1 paprika.cpus=1"
+        );
+        let log = linux_log("linux", &cmdline, NOW.start + 3);
+        assert!(check(s, &log, &exited(0)).is_empty());
+        let m = boot.manifest("/k", "/i").unwrap();
+        assert!(check_partitions(&m, &log).is_empty());
+        let (why, note) = check_linux(&boot, &log, NOW);
+        assert!(why.is_empty(), "{why:?}");
+        assert_eq!(note, "XICS, clock +0 s");
+
+        // The guest clock: 120 s past the run is fine, 121 s is not.
+        let (why, note) = check_linux(&boot, &linux_log("linux", &cmdline, NOW.end + 120), NOW);
+        assert!(why.is_empty(), "{why:?}");
+        assert_eq!(note, "XICS, clock +120 s");
+        let (why, _) = check_linux(&boot, &linux_log("linux", &cmdline, NOW.start - 121), NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("-121 s off"), "{why:?}");
+
+        // xive=off reaches the command line.
+        let x = scenario("linux-xive-off-p9").linux.unwrap();
+        assert!(x.cmdline(&x.partitions[0]).ends_with(" xive=off"));
+    }
+
+    #[test]
+    fn linux_scenario_failures() {
+        let s = scenario("linux-p9-1cpu");
+        let boot = s.linux.unwrap();
+        let cmdline = boot.cmdline(&boot.partitions[0]);
+        let good = linux_log("linux", &cmdline, NOW.start);
+        let why_of = |log: &str| check_linux(&boot, log, NOW).0;
+
+        let log = good.replace("MMU\t\t: Radix", "MMU\t\t: Hash");
+        assert_eq!(
+            why_of(&log),
+            ["partition linux: /proc/cpuinfo has no `MMU\t\t: Radix` line"]
+        );
+        let log = good.replace(
+            "processor\t: 0\r\n",
+            "processor\t: 0\r\n[linux] processor\t: 1\r\n",
+        );
+        assert!(why_of(&log)[0].contains("lists 2 processor(s), the partition has 1"));
+        let log = good.replace("CPU0", "");
+        assert!(why_of(&log)[0].contains("no /proc/interrupts"));
+        let log = good.replace("test: passed", "test: FAILED");
+        assert!(why_of(&log)[0].contains("missing `[linux] PAPRIKA-LINUX test: passed"));
+        assert!(check(s, &log, &exited(0))[0].contains("forbidden `PAPRIKA-LINUX test: FAILED`"));
+        let log = good.replace("radix-mmu: ok", "radix-mmu: FAILED");
+        assert!(why_of(&log)[0].starts_with("failed /init check on console line"));
+        let log = good.replace("stopped (power-off)", "stopped (fault)");
+        assert_eq!(
+            why_of(&log),
+            ["missing `PAPRIKA lpar linux: stopped (power-off)`"]
+        );
+        let log = good.replace("paprika.cpus=1", "paprika.cpus=2");
+        assert!(why_of(&log)[0].contains("Kernel command line: console=hvc0"));
+        let log = good.replace("date epoch=", "date epoch=x");
+        assert!(why_of(&log)[0].contains("missing `[linux] PAPRIKA-LINUX date epoch=<seconds>`"));
+        let log = good.replace("1 passed, 0 failed", "0 passed, 1 failed");
+        assert_eq!(
+            why_of(&log),
+            ["expected `PAPRIKA partitions: 1 passed, 0 failed`, got: \
+              [    4.081143] cpu 0/lpar1 INFO  PAPRIKA partitions: 0 passed, 1 failed"]
+        );
+        // Without userspace, only that is reported for the partition.
+        let log = good.replace("userspace reached", "userspace not reached");
+        assert_eq!(why_of(&log).len(), 1, "{:?}", why_of(&log));
+        // A kernel oops fails the scenario.
+        let log = format!("{good}[linux] [    9.1] Oops: Kernel access of bad area\r\n");
+        assert!(check(s, &log, &exited(0))[0].contains("forbidden `Oops`"));
+    }
+
+    #[test]
+    fn linux_two_partitions_keep_their_consoles() {
+        let s = scenario("linux-two-lpars-p9");
+        let boot = s.linux.unwrap();
+        assert_eq!(boot.partitions.len(), 2);
+        let [a, b] = [&boot.partitions[0], &boot.partitions[1]];
+        let log_a = linux_log(a.name, &boot.cmdline(a), NOW.start);
+        let log_b = linux_log(b.name, &boot.cmdline(b), NOW.start);
+        // Interleave the two consoles line by line, as the hypervisor may.
+        let mut log = String::new();
+        for (x, y) in log_a.lines().zip(log_b.lines()) {
+            log.push_str(x);
+            log.push('\n');
+            if y != x {
+                log.push_str(y);
+                log.push('\n');
+            }
+        }
+        // Its machine: 1280M, 3 threads.
+        let log = log
+            .replace(
+                "PAPRIKA partitions: 1 passed, 0 failed",
+                "PAPRIKA partitions: 2 passed, 0 failed",
+            )
+            .replace("memory=1073741824 threads=1", "memory=1342177280 threads=3")
+            .replace(" 1/1 threads", " 3/3 threads");
+        let (why, note) = check_linux(&boot, &log, NOW);
+        assert!(why.is_empty(), "{why:?}");
+        assert_eq!(note, "linux-a XICS, clock +0 s; linux-b XICS, clock +0 s");
+        let m = boot.manifest("/k", "/i").unwrap();
+        assert!(check_partitions(&m, &log).is_empty());
+        assert!(check(s, &log, &exited(0)).is_empty());
+
+        // b's marker behind a's prefix, and a line with no prefix at all.
+        let mixed = log.replacen(
+            "[linux-b] PAPRIKA-LINUX date epoch",
+            "[linux-a] PAPRIKA-LINUX date epoch",
+            1,
+        );
+        let (why, _) = check_linux(&boot, &mixed, NOW);
+        assert!(
+            why.iter()
+                .any(|w| w.contains("partition linux-a shows linux-b's line")),
+            "{why:?}"
+        );
+        let bare = log.replacen("[linux-a] PAPRIKA-LINUX check", "PAPRIKA-LINUX check", 1);
+        let (why, _) = check_linux(&boot, &bare, NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("not behind a partition's"), "{why:?}");
+    }
+
+    #[test]
+    fn linux_echo_scenario() {
+        let s = scenario("linux-echo-p9");
+        let boot = s.linux.unwrap();
+        assert_eq!(boot.mode, LinuxMode::Echo);
+        let cmdline = boot.cmdline(&boot.partitions[0]);
+        assert_eq!(cmdline, "console=hvc0 paprika.name=linux paprika.echo=1");
+        assert_eq!(s.input[0].after, linux::ECHO_MARKER);
+        assert!(s.input.last().unwrap().send.starts_with("poweroff"));
+        let log = linux_log("linux", &cmdline, NOW.start)
+            .replace("[linux] PAPRIKA-LINUX check radix-mmu: ok\r\n", "")
+            .replace(
+                "[linux] PAPRIKA-LINUX test: passed name=linux",
+                "[linux] PAPRIKA-LINUX echo: shell on hvc0 name=linux\r\n\
+                 [linux] / # echo typed-$((6*7))\r\n[linux] typed-42",
+            );
+        let (why, _) = check_linux(&boot, &log, NOW);
+        assert!(why.is_empty(), "{why:?}");
+        let (why, _) = check_linux(&boot, &log.replace("typed-42", "typed-41"), NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("did not print `typed-42`"), "{why:?}");
     }
 }

@@ -3,15 +3,16 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use paprika::partition::manifest::Manifest;
 
 use crate::args::Args;
 use crate::build::{self, BuildOpts, Profile};
 use crate::error::{failed, usage, Context, Result};
+use crate::linux::{self, Linux};
 use crate::qemu::{self, Console, Outcome, QemuConfig};
-use crate::scenarios::{self, Scenario, SCENARIOS};
+use crate::scenarios::{self, HostClock, Scenario, SCENARIOS};
 use crate::{guests, partitions, repo_root, setup};
 
 pub const HELP: &str = "\
@@ -28,6 +29,10 @@ Runs, in order, stopping at the first failure, then prints a summary table:
                   features (e.g. fault-test, into target/power-fault)
   build-guests    the test guests (cargo xtask build --guests), into
                   target/guests/; skipped while tests/guests/ does not exist
+  linux-fetch     cargo xtask linux fetch: Debian's kernel and busybox, cached
+                  in target/linux/ (the first run downloads ~40 MB with apt).
+                  When it cannot (no network, not root, apt failing), it and the
+                  linux-* scenarios are skipped, the reason in the summary
   scenario-*      QEMU boots, each a fresh QEMU with a hard timeout; console in
                   target/scenarios/<name>.log (QEMU's own stderr beside it in
                   <name>.stderr.log), checked for the PAPRIKA marker lines,
@@ -36,7 +41,13 @@ Runs, in order, stopping at the first failure, then prints a summary table:
                   a bundle (target/bundle/scenario-<name>.cpio) and check each
                   partition's `expect` marker on its `[<name>] ` console lines,
                   `PAPRIKA lpar <name>: stopped`, `PAPRIKA partitions: <n>
-                  passed, 0 failed`, and no GUEST-FAIL
+                  passed, 0 failed`, and no GUEST-FAIL. Linux scenarios boot
+                  the fetched kernel in partitions (manifest written to
+                  target/scenarios/<name>.toml) and check what its /init
+                  reports: userspace, radix MMU, every vCPU online,
+                  /proc/interrupts, the guest's date against the host's, the
+                  tests passed, power-off; linux-echo types a command into the
+                  console's shell and reads its output (docs/linux.md)
 
 Host steps use target/host, POWER builds target/power (Debian's toolchain).
 
@@ -49,7 +60,8 @@ Options:
   --qemu-only        only the builds the scenarios need and the scenarios
   --no-build         skip the POWER builds; boot the images an earlier build left
   --jobs N           scenarios run in parallel (default: number of CPUs)
-  --timeout SECS     per-scenario timeout instead of each scenario's own (60 s)
+  --timeout SECS     per-scenario timeout instead of each scenario's own
+                     (60 s; 120 s with partitions; 180 s for Linux)
 ";
 
 /// The help text with the scenario table filled in.
@@ -70,8 +82,9 @@ pub fn help() -> String {
             .manifest
             .map(|m| format!(" tests/manifests/{m}.toml"))
             .unwrap_or_default();
+        let linux = s.linux.map(|l| describe_linux(&l)).unwrap_or_default();
         table.push_str(&format!(
-            "  {:<14}  {:<9}  -m {:<3}  -smp {:<20} {exit}{features}{manifest}\n",
+            "  {:<20}  {:<9}  -m {:<5}  -smp {:<20} {exit}{features}{manifest}{linux}\n",
             s.name,
             s.machine.name(),
             s.memory,
@@ -79,6 +92,25 @@ pub fn help() -> String {
         ));
     }
     HELP.replace("{SCENARIOS}", &table)
+}
+
+/// ` linux: <partition>@<threads> ... [echo] [+append]` for the scenario table.
+fn describe_linux(l: &scenarios::LinuxBoot) -> String {
+    let mut parts: Vec<String> = l
+        .partitions
+        .iter()
+        .map(|p| {
+            let cpus: Vec<String> = p.cpus.iter().map(u32::to_string).collect();
+            format!("{}@{}", p.name, cpus.join(","))
+        })
+        .collect();
+    if l.mode == scenarios::LinuxMode::Echo {
+        parts.push("(types into a shell)".into());
+    }
+    if !l.append.is_empty() {
+        parts.push(format!("+{}", l.append));
+    }
+    format!(" linux: {}", parts.join(" "))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +135,7 @@ enum Step {
     UnitHost,
     Build(BuildOpts),
     BuildGuests,
+    LinuxFetch,
     Scenarios,
 }
 
@@ -115,6 +148,7 @@ impl Step {
             Step::UnitHost => "unit-host".into(),
             Step::Build(o) => format!("build-{}", o.describe().replace(' ', "")),
             Step::BuildGuests => "build-guests".into(),
+            Step::LinuxFetch => "linux-fetch".into(),
             Step::Scenarios => "scenarios".into(),
         }
     }
@@ -193,17 +227,23 @@ pub fn main(mut args: Args) -> Result<i32> {
         steps.push(Step::Build(BuildOpts::new(Profile::Debug, f)));
     }
     steps.push(Step::BuildGuests);
+    steps.push(Step::LinuxFetch);
     steps.push(Step::Scenarios);
 
     let mut rows = Vec::new();
     let mut failed_at: Option<String> = None;
+    // What linux-fetch left: the files, or why the Linux scenarios are skipped.
+    let mut linux_files: std::result::Result<Linux, String> =
+        Err("linux-fetch did not run".to_string());
     for step in &steps {
         let skip = if step.is_host() && opts.qemu_only {
             Some("--qemu-only")
         } else if !step.is_host() && opts.host_only {
             Some("--host-only")
-        } else if matches!(step, Step::Scenarios) && opts.no_qemu {
+        } else if matches!(step, Step::Scenarios | Step::LinuxFetch) && opts.no_qemu {
             Some("--no-qemu")
+        } else if matches!(step, Step::LinuxFetch) && !selected.iter().any(|s| s.linux.is_some()) {
+            Some("no Linux scenario selected")
         } else if matches!(step, Step::Build(_) | Step::BuildGuests) && opts.no_build {
             Some("--no-build")
         } else if matches!(step, Step::ClippyPower | Step::Build(_) | Step::BuildGuests)
@@ -236,8 +276,36 @@ pub fn main(mut args: Args) -> Result<i32> {
 
         println!("\n==> {}", step.name());
         let start = Instant::now();
+        if let Step::LinuxFetch = step {
+            // Not a failure when it cannot fetch: the Linux scenarios are skipped.
+            let (status, note) = match linux::fetch(false) {
+                Ok(l) => {
+                    let note = format!("Linux {}", l.release);
+                    linux_files = Ok(l);
+                    (Status::Passed, note)
+                }
+                Err(e) => {
+                    println!("xtask: linux-fetch: {e}");
+                    println!("xtask: the Linux scenarios will be skipped");
+                    let first = e.to_string().lines().next().unwrap_or("").to_string();
+                    let why = format!(
+                        "cannot fetch: {}",
+                        first.chars().take(160).collect::<String>()
+                    );
+                    linux_files = Err(format!("linux-fetch {why}"));
+                    (Status::Skipped(why), String::new())
+                }
+            };
+            rows.push(Row {
+                name: step.name(),
+                status,
+                time: start.elapsed(),
+                note,
+            });
+            continue;
+        }
         if let Step::Scenarios = step {
-            match run_scenarios(&selected, &opts) {
+            match run_scenarios(&selected, &opts, linux_files.as_ref()) {
                 Ok(results) => {
                     if results.iter().any(|r| r.status == Status::Failed) {
                         failed_at = Some("a scenario".into());
@@ -343,7 +411,7 @@ fn run_step(step: &Step) -> Result<()> {
             }
             _ => Ok(()),
         },
-        Step::Scenarios => unreachable!("scenarios run separately"),
+        Step::LinuxFetch | Step::Scenarios => unreachable!("run separately"),
     }
 }
 
@@ -355,7 +423,12 @@ fn scenario_log(name: &str) -> PathBuf {
 }
 
 /// Runs the scenarios on `opts.jobs` threads; one row each, in table order.
-fn run_scenarios(selected: &[Scenario], opts: &Options) -> Result<Vec<Row>> {
+/// `linux` is what linux-fetch left, or why the Linux scenarios are skipped.
+fn run_scenarios(
+    selected: &[Scenario],
+    opts: &Options,
+    linux: std::result::Result<&Linux, &String>,
+) -> Result<Vec<Row>> {
     for s in selected {
         let elf = BuildOpts::new(Profile::Debug, s.features).elf();
         if !elf.is_file() {
@@ -366,17 +439,39 @@ fn run_scenarios(selected: &[Scenario], opts: &Options) -> Result<Vec<Row>> {
             ));
         }
     }
-    let next = AtomicUsize::new(0);
     let rows: Mutex<Vec<Option<Row>>> = Mutex::new((0..selected.len()).map(|_| None).collect());
+    // Linux scenarios without Linux are skipped; the rest run.
+    let mut queue = Vec::new();
+    for (i, s) in selected.iter().enumerate() {
+        match (s.linux.is_some(), linux) {
+            (true, Err(why)) => {
+                rows.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(Row {
+                    name: format!("scenario-{}", s.name),
+                    status: Status::Skipped(why.clone()),
+                    time: Duration::ZERO,
+                    note: String::new(),
+                });
+            }
+            _ => queue.push(i),
+        }
+    }
+    let linux = linux.ok();
+    let next = AtomicUsize::new(0);
     let print = Mutex::new(());
-    let jobs = opts.jobs.min(selected.len()).max(1);
-    println!("running {} scenario(s), {jobs} at a time", selected.len());
+    let jobs = opts.jobs.min(queue.len()).max(1);
+    println!("running {} scenario(s), {jobs} at a time", queue.len());
+    if queue.len() < selected.len() {
+        println!(
+            "skipping {} Linux scenario(s): linux-fetch could not fetch Linux",
+            selected.len() - queue.len()
+        );
+    }
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(s) = selected.get(i) else { break };
-                let row = run_scenario(s, opts.timeout, &print);
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&i) = queue.get(n) else { break };
+                let row = run_scenario(&selected[i], opts.timeout, linux, &print);
                 rows.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(row);
             });
         }
@@ -389,7 +484,19 @@ fn run_scenarios(selected: &[Scenario], opts: &Options) -> Result<Vec<Row>> {
         .collect())
 }
 
-fn run_scenario(s: &Scenario, timeout: Option<Duration>, print: &Mutex<()>) -> Row {
+/// Seconds since 1970 on the host's clock.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn run_scenario(
+    s: &Scenario,
+    timeout: Option<Duration>,
+    linux: Option<&Linux>,
+    print: &Mutex<()>,
+) -> Row {
     let mut s = s.clone();
     if let Some(t) = timeout {
         s.timeout = t;
@@ -423,7 +530,21 @@ fn run_scenario(s: &Scenario, timeout: Option<Duration>, print: &Mutex<()>) -> R
         Ok(b) => b,
         Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
     };
-    let lpars = match prepare_partitions(&s, memory_bytes, print) {
+    let manifest_path = match (&s.linux, linux) {
+        (Some(boot), Some(l)) => match write_linux_manifest(&s, boot, l) {
+            Ok(path) => Some(path),
+            Err(e) => return fail(vec![e], "", Duration::ZERO),
+        },
+        (Some(_), None) => {
+            return fail(
+                vec!["a Linux scenario without Linux".into()],
+                "",
+                Duration::ZERO,
+            )
+        }
+        (None, _) => s.manifest_path(),
+    };
+    let lpars = match prepare_partitions(&s, manifest_path, memory_bytes, print) {
         Ok(lpars) => lpars,
         Err(e) => return fail(vec![e], "", Duration::ZERO),
     };
@@ -438,44 +559,97 @@ fn run_scenario(s: &Scenario, timeout: Option<Duration>, print: &Mutex<()>) -> R
         console: Console::Detached,
         extra: Vec::new(),
     };
-    let outcome: Outcome = match qemu::run_captured(&cfg.command(), &log_path, s.timeout) {
-        Ok(o) => o,
-        Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
+    let host_start = unix_now();
+    let (outcome, typed): (Outcome, usize) =
+        match qemu::run_scripted(&cfg.command(), &log_path, s.timeout, s.input) {
+            Ok(o) => o,
+            Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
+        };
+    let host = HostClock {
+        start: host_start,
+        end: unix_now(),
     };
     let log = match std::fs::read(&log_path).context(|| format!("reading {}", log_path.display())) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => return fail(vec![e.to_string()], "", outcome.wall),
     };
     let mut why = scenarios::check(&s, &log, &outcome);
-    if let Some((manifest, _)) = &lpars {
-        why.extend(scenarios::check_partitions(manifest, &log));
+    if let Some(step) = s.input.get(typed) {
+        why.push(format!(
+            "typed {typed} of {} console inputs: `{}` never appeared, so {:?} was not typed",
+            s.input.len(),
+            step.after,
+            step.send
+        ));
+    }
+    let mut note = String::new();
+    match (&s.linux, &lpars) {
+        (Some(boot), _) => {
+            let (linux_why, linux_note) = scenarios::check_linux(boot, &log, host);
+            why.extend(linux_why);
+            note = linux_note;
+        }
+        (None, Some((manifest, _))) => why.extend(scenarios::check_partitions(manifest, &log)),
+        (None, None) => {}
     }
     if !why.is_empty() {
         return fail(why, &log, outcome.wall);
     }
     let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
     println!(
-        "ok: scenario {} ({}, {:.1} s)",
+        "ok: scenario {} ({}, {:.1} s){}",
         s.name,
         outcome.describe(s.timeout),
-        outcome.wall.as_secs_f64()
+        outcome.wall.as_secs_f64(),
+        if note.is_empty() {
+            String::new()
+        } else {
+            format!(": {note}")
+        }
     );
     Row {
         name,
         status: Status::Passed,
         time: outcome.wall,
-        note: String::new(),
+        note,
     }
 }
 
-/// For a scenario with a manifest: the manifest (as written, for the checks) and
-/// the bundle built from it, target/bundle/scenario-<name>.cpio.
+/// Writes a Linux scenario's manifest, target/scenarios/<name>.toml (also usable
+/// with `cargo xtask run --manifest`); returns its path.
+fn write_linux_manifest(
+    s: &Scenario,
+    boot: &scenarios::LinuxBoot,
+    l: &Linux,
+) -> std::result::Result<PathBuf, String> {
+    let m = boot.manifest(
+        &l.vmlinux.display().to_string(),
+        &l.initramfs.display().to_string(),
+    )?;
+    let path = scenario_log(s.name).with_extension("toml");
+    let text = format!(
+        "# Written by `cargo xtask test` for scenario {} (Linux {}).\n{}",
+        s.name,
+        l.release,
+        m.to_toml()
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// For a scenario with partitions (a manifest at `path`): the manifest (as
+/// written, for the checks) and the bundle built from it,
+/// target/bundle/scenario-<name>.cpio.
 fn prepare_partitions(
     s: &Scenario,
+    path: Option<PathBuf>,
     memory: u64,
     print: &Mutex<()>,
 ) -> Result<Option<(Manifest, PathBuf)>, String> {
-    let Some(path) = s.manifest_path() else {
+    let Some(path) = path else {
         return Ok(None);
     };
     let source = partitions::load(&path).map_err(|e| e.to_string())?;
