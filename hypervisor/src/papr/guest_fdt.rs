@@ -161,6 +161,9 @@ pub struct XiveGuestConfig<'a> {
     /// LISN ranges the guest may use, as (first LISN, count) — how Linux reads
     /// `ibm,xive-lisn-ranges`.
     pub lisn_ranges: &'a [(u32, u32)],
+    /// The vty's interrupt source (LISN), written as its `interrupts`
+    /// property; `None` leaves the console polled.
+    pub vty_lisn: Option<u32>,
 }
 
 /// Everything [`build`] needs to describe one partition.
@@ -190,7 +193,8 @@ pub struct GuestFdtConfig<'a> {
     pub vty_reg: u32,
     /// Extra reserve-map entries (address, size), e.g. the FDT itself.
     pub reserved: &'a [(u64, u64)],
-    /// XIVE exploitation node when set, XICS otherwise.
+    /// XIVE exploitation node when set (the XICS presentation node is written
+    /// too, for kernels booted with `xive=off`); XICS alone otherwise.
     pub xive: Option<XiveGuestConfig<'a>>,
     /// `/chosen/ibm,architecture-vec-5` (see [`vec5_radix_xive`]); omitted when
     /// empty, which makes Linux fall back to hash.
@@ -341,6 +345,10 @@ fn write(cfg: &GuestFdtConfig) -> Result<FdtWriter, FdtWriteError> {
     w.prop_u32("reg", cfg.vty_reg);
     w.prop_str("device_type", "serial");
     w.prop_str("compatible", "hvterm1");
+    if let Some(lisn) = cfg.xive.and_then(|x| x.vty_lisn) {
+        // <source, sense>: 0 = edge (an MSI-like source, as QEMU's vty).
+        w.prop_cells("interrupts", &[lisn, 0]);
+    }
     w.end_node();
     w.end_node();
 
@@ -398,31 +406,37 @@ fn write_cpus(w: &mut FdtWriter, cfg: &GuestFdtConfig) {
 }
 
 fn write_intc(w: &mut FdtWriter, cfg: &GuestFdtConfig) {
-    match &cfg.xive {
-        Some(x) => {
-            w.begin_node(&format!("interrupt-controller@{:x}", x.tima_user));
-            w.prop_str("device_type", "power-ivpe");
-            w.prop_str("compatible", "ibm,power-ivpe");
-            // Linux maps reg entry 1, the OS ring.
-            w.prop_u64_cells(
-                "reg",
-                &[x.tima_user, TIMA_PAGE_SIZE, x.tima_os, TIMA_PAGE_SIZE],
-            );
-            w.prop_cells("ibm,xive-eq-sizes", x.eq_sizes);
-            let ranges: Vec<u32> = x.lisn_ranges.iter().flat_map(|&(b, n)| [b, n]).collect();
-            w.prop_cells("ibm,xive-lisn-ranges", &ranges);
-        }
-        None => {
-            w.begin_node("interrupt-controller");
-            w.prop_str("device_type", "PowerPC-External-Interrupt-Presentation");
-            w.prop_str("compatible", "IBM,ppc-xicp");
-            w.prop_cells("ibm,interrupt-server-ranges", &[0, cfg.vcpus]);
-        }
+    if let Some(x) = &cfg.xive {
+        w.begin_node(&format!("interrupt-controller@{:x}", x.tima_user));
+        w.prop_str("device_type", "power-ivpe");
+        w.prop_str("compatible", "ibm,power-ivpe");
+        // Linux maps reg entry 1, the OS ring.
+        w.prop_u64_cells(
+            "reg",
+            &[x.tima_user, TIMA_PAGE_SIZE, x.tima_os, TIMA_PAGE_SIZE],
+        );
+        w.prop_cells("ibm,xive-eq-sizes", x.eq_sizes);
+        let ranges: Vec<u32> = x.lisn_ranges.iter().flat_map(|&(b, n)| [b, n]).collect();
+        w.prop_cells("ibm,xive-lisn-ranges", &ranges);
+        w.prop_empty("interrupt-controller");
+        w.prop_u32("#interrupt-cells", 2);
+        w.prop_u32("linux,phandle", INTC_PHANDLE);
+        w.prop_u32("phandle", INTC_PHANDLE);
+        w.end_node();
     }
+    // XICS presentation: the only controller without XIVE; with it, what a
+    // kernel booted with `xive=off` (xics_init) looks for. Either driver's irq
+    // domain serves every interrupt specifier, so the phandle stays on XIVE.
+    w.begin_node("interrupt-controller");
+    w.prop_str("device_type", "PowerPC-External-Interrupt-Presentation");
+    w.prop_str("compatible", "IBM,ppc-xicp");
+    w.prop_cells("ibm,interrupt-server-ranges", &[0, cfg.vcpus]);
     w.prop_empty("interrupt-controller");
     w.prop_u32("#interrupt-cells", 2);
-    w.prop_u32("linux,phandle", INTC_PHANDLE);
-    w.prop_u32("phandle", INTC_PHANDLE);
+    if cfg.xive.is_none() {
+        w.prop_u32("linux,phandle", INTC_PHANDLE);
+        w.prop_u32("phandle", INTC_PHANDLE);
+    }
     w.end_node();
 }
 
@@ -535,6 +549,7 @@ mod tests {
                 tima_os: 0x0006_0300_0001_0000,
                 eq_sizes: EQ_SIZES,
                 lisn_ranges: LISNS,
+                vty_lisn: Some(0x1000),
             }),
             chosen_vec5: &[],
         }
@@ -697,20 +712,29 @@ mod tests {
                 assert_eq!(cells(get(&t, &n, "ibm,xive-lisn-ranges")), r);
                 assert!(has(&t, &n, "interrupt-controller"));
                 assert_eq!(u32_of(get(&t, &n, "phandle")), INTC_PHANDLE);
-                assert!(!t.keys().any(|k| k == "/interrupt-controller"));
+                assert!(!has(&t, "/interrupt-controller", "phandle"));
+                match x.vty_lisn {
+                    Some(l) => assert_eq!(cells(get(&t, &vty, "interrupts")), [l, 0]),
+                    None => assert!(!has(&t, &vty, "interrupts")),
+                }
             }
             None => {
-                let n = "/interrupt-controller";
-                assert_eq!(string(get(&t, n, "compatible")), "IBM,ppc-xicp");
                 assert_eq!(
-                    cells(get(&t, n, "ibm,interrupt-server-ranges")),
-                    [0, cfg.vcpus]
+                    u32_of(get(&t, "/interrupt-controller", "phandle")),
+                    INTC_PHANDLE
                 );
-                assert!(has(&t, n, "interrupt-controller"));
-                assert_eq!(u32_of(get(&t, n, "#interrupt-cells")), 2);
-                assert_eq!(u32_of(get(&t, n, "phandle")), INTC_PHANDLE);
+                assert!(!has(&t, &vty, "interrupts"));
             }
         }
+        // XICS presentation is always there (xive=off kernels).
+        let n = "/interrupt-controller";
+        assert_eq!(string(get(&t, n, "compatible")), "IBM,ppc-xicp");
+        assert_eq!(
+            cells(get(&t, n, "ibm,interrupt-server-ranges")),
+            [0, cfg.vcpus]
+        );
+        assert!(has(&t, n, "interrupt-controller"));
+        assert_eq!(u32_of(get(&t, n, "#interrupt-cells")), 2);
 
         // Reserve map: the extras, RTAS, the initrd.
         let rsv: Vec<(u64, u64)> = f.reservations().collect::<Result<_, _>>().unwrap();
@@ -882,6 +906,7 @@ mod tests {
                 tima_os: 0x10000,
                 eq_sizes: &[],
                 lisn_ranges: LISNS,
+                vty_lisn: None,
             })
         })));
         assert_eq!(inv(&|c| c.bootargs = "a\0b"), Err(FdtWriteError::BadString));
