@@ -59,8 +59,8 @@ pub struct LazySprs {
     pub bescr: u64,
     pub tidr: u64,
     pub vrsave: u64,
-    /// Performance monitor (ISA v3.0 set; Power10's MMCR3/SIER2/SIER3 are not
-    /// switched yet).
+    /// Performance monitor (ISA v3.0 set, plus Power10's MMCR3/SIER2/SIER3,
+    /// switched only on ISA v3.1 processors).
     pub mmcr0: u64,
     pub mmcr1: u64,
     pub mmcr2: u64,
@@ -69,6 +69,9 @@ pub struct LazySprs {
     pub siar: u64,
     pub sdar: u64,
     pub sier: u64,
+    pub mmcr3: u64,
+    pub sier2: u64,
+    pub sier3: u64,
 }
 
 /// The registers a thread owns while it runs the vCPU.
@@ -392,6 +395,11 @@ fn load_lazy(l: &LazySprs) {
         spr::siar::write(l.siar);
         spr::sdar::write(l.sdar);
         spr::sier::write(l.sier);
+        if spr::is_isa_v31() {
+            spr::sier2::write(l.sier2);
+            spr::sier3::write(l.sier3);
+            spr::mmcr3::write(l.mmcr3);
+        }
         spr::mmcra::write(l.mmcra);
         spr::mmcr2::write(l.mmcr2);
         spr::mmcr1::write(l.mmcr1);
@@ -434,6 +442,11 @@ fn save_lazy(l: &mut LazySprs) {
     l.siar = spr::siar::read();
     l.sdar = spr::sdar::read();
     l.sier = spr::sier::read();
+    if spr::is_isa_v31() {
+        l.mmcr3 = spr::mmcr3::read();
+        l.sier2 = spr::sier2::read();
+        l.sier3 = spr::sier3::read();
+    }
 }
 
 /// MMCR0[FC] (bit 32): freeze counters.

@@ -141,3 +141,15 @@ spr!(/// Sampled instruction and data addresses.
     siar = 796);
 spr!(sdar = 797);
 spr!(mmcr1 = 798);
+spr!(/// Power10 (ISA v3.1) performance monitor: second and third sampled
+    /// instruction event registers and the third mode control register. Only
+    /// touch them when [`is_isa_v31`] says the processor has them.
+    sier2 = 752);
+spr!(sier3 = 753);
+spr!(mmcr3 = 754);
+
+/// The processor implements ISA v3.1 (Power10: PVR version 0x0080), and with it
+/// the v3.1-only SPRs.
+pub fn is_isa_v31() -> bool {
+    pvr::read() >> 16 == 0x0080
+}
