@@ -115,15 +115,15 @@ fn register_proc_tbl(
     page_size: u64,
     table_size: u64,
 ) -> HcallResult {
-    match h::decode_register_proc_tbl(flags, base, page_size, table_size, p.mem_size)? {
-        h::ProcTable::Deregister => crate::arch::ppc64::mmu::set_pate_dw1(p.lpid, 0),
+    let dw1 = match h::decode_register_proc_tbl(flags, base, page_size, table_size, p.mem_size)? {
+        h::ProcTable::Deregister => 0,
+        // dw1: guest radix (GR), process table base, PRTS (Book III 5.7.6.2).
         h::ProcTable::Radix {
             base, size_field, ..
-        } => {
-            // dw1: guest radix (GR), process table base, PRTS (Book III 5.7.6.2).
-            crate::arch::ppc64::mmu::set_pate_dw1(p.lpid, (1 << 63) | base | size_field)
-        }
-    }
+        } => (1 << 63) | base | size_field,
+    };
+    crate::arch::ppc64::mmu::set_pate_dw1(p.lpid, dw1);
+    p.proc_tbl.store(dw1, Ordering::Release);
     super::lpar::flush_lpid(p.lpid);
     Ok([0; 4])
 }

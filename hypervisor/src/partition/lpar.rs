@@ -69,6 +69,9 @@ pub struct Partition {
     pub boot: BootImage,
     pub reboot_requested: AtomicBool,
     pub boots: AtomicU32,
+    /// The process-table doubleword of the PATE (H_REGISTER_PROC_TBL), 0 when
+    /// none; read to translate guest effective addresses (MMIO emulation).
+    pub proc_tbl: AtomicU64,
 }
 
 /// Every partition, by index; written once at boot.
@@ -502,6 +505,7 @@ fn build_partition(
         boot,
         reboot_requested: AtomicBool::new(false),
         boots: AtomicU32::new(1),
+        proc_tbl: AtomicU64::new(0),
     })
 }
 
@@ -534,6 +538,7 @@ impl Partition {
             Ok(placed) => {
                 // Forget the guest's process table and every cached translation.
                 mmu::set_pate_dw1(self.lpid, 0);
+                self.proc_tbl.store(0, Ordering::Release);
                 self.interrupt_le
                     .store(!placed.big_endian, Ordering::Relaxed);
                 self.ail.store(0, Ordering::Relaxed);
