@@ -144,6 +144,24 @@ pub const ECHO_INPUT: &[Input] = &[
     },
 ];
 
+/// The reboot scenario's typing: `reboot -f` in the first boot's shell; after
+/// the partition restarted (its shell announced again), the echo check, then
+/// power-off.
+pub const REBOOT_INPUT: &[Input] = &[
+    Input {
+        after: linux::ECHO_MARKER,
+        send: "reboot -f\n",
+    },
+    Input {
+        after: linux::ECHO_MARKER,
+        send: "echo typed-$((6*7))\n",
+    },
+    Input {
+        after: ECHO_OUTPUT,
+        send: "poweroff -f\n",
+    },
+];
+
 impl LinuxBoot {
     /// The kernel command line of partition `p`.
     pub fn cmdline(&self, p: &LinuxLpar) -> String {
@@ -477,6 +495,26 @@ pub const SCENARIOS: &[Scenario] = &[
             LINUX_1CPU,
         )
     },
+    // `reboot` in the guest restarts only that partition, with fresh memory and
+    // the same images: its second boot reaches the shell again.
+    Scenario {
+        linux: Some(LinuxBoot {
+            partitions: LINUX_1CPU,
+            mode: LinuxMode::Echo,
+            append: "",
+        }),
+        input: REBOOT_INPUT,
+        expected: &["PAPRIKA lpar linux: rebooting (boot 2)"],
+        ..linux(
+            "linux-reboot-p9",
+            Machine::Powernv9,
+            "1G",
+            "1",
+            1,
+            "",
+            LINUX_1CPU,
+        )
+    },
 ];
 
 /// `key=value` from the words after `marker` on the first line containing it.
@@ -708,8 +746,15 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
                 }
             }
         }
-        let cpuinfo: Vec<(&str, &str)> =
-            lines.iter().filter_map(|(_, l)| cpuinfo_field(l)).collect();
+        // The last boot's report (a rebooted partition printed one per boot).
+        let last_boot = lines
+            .iter()
+            .rposition(|(_, l)| l.contains(&reached))
+            .unwrap_or(0);
+        let cpuinfo: Vec<(&str, &str)> = lines[last_boot..]
+            .iter()
+            .filter_map(|(_, l)| cpuinfo_field(l))
+            .collect();
         if !cpuinfo.contains(&("MMU", "Radix")) {
             why.push(format!("{who}: /proc/cpuinfo has no `MMU\t\t: Radix` line"));
         }
