@@ -19,6 +19,7 @@ pub mod log;
 pub mod mm;
 pub mod papr;
 pub mod partition;
+pub mod xive;
 
 #[cfg(target_arch = "powerpc64")]
 pub mod arch;

@@ -64,6 +64,20 @@ pub const H_RANDOM: u64 = 0x300;
 pub const H_SET_MODE: u64 = 0x31c;
 pub const H_REGISTER_PROC_TBL: u64 = 0x37c;
 pub const H_RPT_INVALIDATE: u64 = 0x448;
+
+/// XIVE exploitation-mode hcalls (PAPR 14.5.4.7 "Interrupt Support for XIVE";
+/// Linux `hvcall.h`; served by [`crate::xive::Xive`]).
+pub const H_INT_GET_SOURCE_INFO: u64 = 0x3a8;
+pub const H_INT_SET_SOURCE_CONFIG: u64 = 0x3ac;
+pub const H_INT_GET_SOURCE_CONFIG: u64 = 0x3b0;
+pub const H_INT_GET_QUEUE_INFO: u64 = 0x3b4;
+pub const H_INT_SET_QUEUE_CONFIG: u64 = 0x3b8;
+pub const H_INT_GET_QUEUE_CONFIG: u64 = 0x3bc;
+pub const H_INT_SET_OS_REPORTING_LINE: u64 = 0x3c0;
+pub const H_INT_GET_OS_REPORTING_LINE: u64 = 0x3c4;
+pub const H_INT_ESB: u64 = 0x3c8;
+pub const H_INT_SYNC: u64 = 0x3cc;
+pub const H_INT_RESET: u64 = 0x3d0;
 pub const H_RTAS: u64 = 0xf000;
 
 /// `ibm,hypertas-functions` strings for what Paprika implements (PAPR 14.5.1 table
