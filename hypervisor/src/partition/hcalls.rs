@@ -40,6 +40,9 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
         h::H_RPT_INVALIDATE => rpt_invalidate(p, g[4], g[5], g[6], g[7]),
         h::H_LOGICAL_CI_LOAD => ci_load(p, g[4], g[5]),
         h::H_LOGICAL_CI_STORE => ci_store(p, g[4], g[5], g[6]),
+        op if (h::H_INT_GET_SOURCE_INFO..=h::H_INT_RESET).contains(&op) => {
+            xive_hcall(p, op, &g[4..10])
+        }
         h::H_RTAS => match super::rtas_calls::call(p, v, ctx, g[4]) {
             Ok(Next::Leave) => return Next::Leave,
             Ok(Next::Resume) => Ok([0; 4]),
@@ -63,6 +66,31 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
         return Next::Leave;
     }
     Next::Resume
+}
+
+/// H_INT_*: the partition's emulated XIVE (`crate::xive`).
+fn xive_hcall(p: &Partition, op: u64, args: &[u64]) -> HcallResult {
+    let (result, kick) = p
+        .xive
+        .lock()
+        .hcall(&mut super::lpar::GuestRam(p), op, args)
+        .unwrap_or((Err(HcallError::Function), None));
+    if let Some(k) = kick {
+        kick_vcpu(p, k.vcpu);
+    }
+    if let Err(e) = result {
+        vcpu::rate_limited_warn(p, "XIVE hcall refused (opcode, then code)", op);
+        vcpu::rate_limited_warn(p, "  PAPR code", e.code() as u64);
+    }
+    result
+}
+
+/// Makes vCPU `id` notice an interrupt now pending for it: a doorbell to its
+/// thread (out of the guest, or out of H_CEDE's nap); nothing for the caller.
+pub fn kick_vcpu(p: &Partition, id: u32) {
+    if let Some(v) = vcpu_by_id(p, u64::from(id)) {
+        v.kick();
+    }
 }
 
 fn check_term(term: u64) -> Result<(), HcallError> {

@@ -15,10 +15,17 @@ use crate::mm::frame::PhysRange;
 use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
 use crate::mm::{self, LINEAR_BASE};
 use crate::papr::{guest_fdt, hcall, rtas};
+use crate::xive::{self, Xive};
 use crate::{error, info, warn};
 
 /// The vty's unit address, as QEMU's pseries gives it.
 pub const VTY_REG: u32 = 0x7100_0000;
+/// The vty's interrupt source number (LISN) in XIVE exploitation mode; device
+/// sources start at 0x1000 as on QEMU's pseries, above the IPIs (one per vCPU).
+pub const VTY_LISN: u32 = 0x1000;
+/// Whether the vty's interrupt is advertised (`interrupts` in its node): Linux's
+/// hvc driver then stops polling and waits for it.
+pub const VTY_IRQ: bool = false;
 /// Bytes reserved at the top of guest memory for the RTAS blob.
 const RTAS_SIZE: u64 = 0x1_0000;
 
@@ -72,6 +79,22 @@ pub struct Partition {
     /// The process-table doubleword of the PATE (H_REGISTER_PROC_TBL), 0 when
     /// none; read to translate guest effective addresses (MMIO emulation).
     pub proc_tbl: AtomicU64,
+    /// The emulated XIVE (exploitation mode) the guest drives through H_INT_*
+    /// and its TIMA/ESB pages (`xive`); lock order: taken last.
+    pub xive: spin::Mutex<Xive>,
+}
+
+/// A partition's memory as the XIVE model sees it (event queues).
+pub struct GuestRam<'a>(pub &'a Partition);
+
+impl xive::GuestMemory for GuestRam<'_> {
+    fn write_be32(&mut self, gpa: u64, value: u32) -> bool {
+        self.0.write_guest_be32(gpa, value).is_some()
+    }
+
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        self.0.host_addr(gpa, len).is_some()
+    }
 }
 
 /// Every partition, by index; written once at boot.
@@ -150,6 +173,18 @@ impl Partition {
         // the hypervisor maps for its whole life; guests may race with us, which is
         // harmless for byte copies.
         unsafe { core::ptr::copy_nonoverlapping(src as *const u8, out.as_mut_ptr(), out.len()) };
+        Some(())
+    }
+
+    /// Stores a big-endian word as one aligned 32-bit store, so a vCPU polling
+    /// the word (an event queue) never sees it half written.
+    pub fn write_guest_be32(&self, gra: u64, value: u32) -> Option<()> {
+        if !gra.is_multiple_of(4) {
+            return None;
+        }
+        let dst = self.host_addr(gra, 4)?;
+        // SAFETY: inside this partition's memory (checked) and 4-byte aligned.
+        unsafe { core::ptr::write_volatile(dst as *mut u32, value.to_be()) };
         Some(())
     }
 
@@ -351,7 +386,8 @@ fn load_boot_image(
     };
 
     let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
-    let vec5 = guest_fdt::vec5_radix_xics();
+    let vec5 = guest_fdt::vec5_radix_xive();
+    let lisn_ranges = [(0, b.vcpus)];
     let reserved = [(rtas_base, RTAS_SIZE)];
     let cfg = guest_fdt::GuestFdtConfig {
         partition_name: name,
@@ -368,7 +404,13 @@ fn load_boot_image(
         hypertas: hcall::HYPERTAS,
         vty_reg: VTY_REG,
         reserved: &reserved,
-        xive: None,
+        xive: Some(guest_fdt::XiveGuestConfig {
+            tima_user: xive::TIMA_USER_GPA,
+            tima_os: xive::TIMA_OS_GPA,
+            eq_sizes: &xive::EQ_SIZES,
+            lisn_ranges: &lisn_ranges,
+            vty_lisn: VTY_IRQ.then_some(VTY_LISN),
+        }),
         chosen_vec5: &vec5,
     };
     // The tree reserves its own range, so learn its size first, then build it for
@@ -479,6 +521,8 @@ fn build_partition(
             None => String::new(),
         }
     );
+    let xive = Xive::new(spec.vcpus, spec.vcpus, &[(VTY_LISN, false)])
+        .map_err(|_| CreateError::TooBig("XIVE sources"))?;
     let overhead = table_bytes
         + core::mem::size_of::<Partition>() as u64
         + spec.vcpus as u64 * core::mem::size_of::<Vcpu>() as u64;
@@ -506,6 +550,7 @@ fn build_partition(
         reboot_requested: AtomicBool::new(false),
         boots: AtomicU32::new(1),
         proc_tbl: AtomicU64::new(0),
+        xive: spin::Mutex::new(xive),
     })
 }
 
@@ -528,6 +573,11 @@ impl Partition {
             core::hint::spin_loop();
         }
         mm::zero_phys(self.mem_pa, self.mem_size);
+        self.xive.lock().reset();
+        for v in &self.vcpus {
+            v.icp
+                .store(crate::papr::xics::Icp::RESET.pack(), Ordering::Release);
+        }
         match load_boot_image(
             &self.name,
             self.lpid,

@@ -467,11 +467,17 @@ fn release() {
     }
 }
 
-/// Presents a pending XICS interrupt: injects an external interrupt (0x500) when
+/// An external interrupt waits for the vCPU: from its XICS presentation
+/// controller, or from its XIVE OS ring (exception bit set).
+pub fn external_pending(p: &Partition, v: &Vcpu) -> bool {
+    v.icp().pending() || p.xive.lock().pending(v.id)
+}
+
+/// Presents a pending XICS or XIVE interrupt: injects an external interrupt (0x500) when
 /// the guest has MSR[EE] set; otherwise returns true so the entry sets LPCR[MER],
 /// which makes the guest exit as soon as it enables interrupts.
 fn deliver_external(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> bool {
-    if !v.icp().pending() {
+    if !external_pending(p, v) {
         return false;
     }
     if ctx.regs.msr & Msr::EE.bits() != 0 {
@@ -630,7 +636,7 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
     v.ceded.store(true, Ordering::Release);
     loop {
         if v.prodded.swap(false, Ordering::AcqRel)
-            || v.icp().pending()
+            || external_pending(p, v)
             || !p.is_running()
             || v.state() != VcpuState::Runnable
         {
