@@ -69,6 +69,15 @@ pub struct Partition {
     pub boot: BootImage,
     pub reboot_requested: AtomicBool,
     pub boots: AtomicU32,
+    /// The vty's interrupt mode (H_VIO_SIGNAL): the guest wants an interrupt
+    /// when input arrives rather than polling.
+    pub vty_irq_enabled: AtomicBool,
+    /// Guest real address of the FWNMI system-reset handler (ibm,nmi-register);
+    /// `u64::MAX` when none is registered (system resets go to 0x100).
+    pub fwnmi_sreset: AtomicU64,
+    /// vCPUs (bit = index in `vcpus`; at most 64) with a system reset to take
+    /// (H_SIGNAL_SYS_RESET), delivered on their next entry.
+    pub sreset_pending: AtomicU64,
 }
 
 /// Every partition, by index; written once at boot.
@@ -502,6 +511,9 @@ fn build_partition(
         boot,
         reboot_requested: AtomicBool::new(false),
         boots: AtomicU32::new(1),
+        vty_irq_enabled: AtomicBool::new(false),
+        fwnmi_sreset: AtomicU64::new(u64::MAX),
+        sreset_pending: AtomicU64::new(0),
     })
 }
 
@@ -537,6 +549,9 @@ impl Partition {
                 self.interrupt_le
                     .store(!placed.big_endian, Ordering::Relaxed);
                 self.ail.store(0, Ordering::Relaxed);
+                self.vty_irq_enabled.store(false, Ordering::Relaxed);
+                self.fwnmi_sreset.store(u64::MAX, Ordering::Relaxed);
+                self.sreset_pending.store(0, Ordering::Relaxed);
                 let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
                 info!("PAPRIKA lpar {}: rebooting (boot {})", self.name, n);
                 self.reboot_requested.store(false, Ordering::Release);
