@@ -56,7 +56,7 @@ const L1_ICACHE_SIZE: u32 = 0x8000;
 /// Informational only (Linux prints it in /proc/cpuinfo); QEMU's TCG value.
 const CLOCK_FREQUENCY_HZ: u32 = 1_000_000_000;
 /// RTAS error log size (LoPAR `rtas-error-log-max`; QEMU's value).
-const RTAS_ERROR_LOG_MAX: u32 = 2048;
+pub const RTAS_ERROR_LOG_MAX: u32 = 2048;
 /// event-scan calls per minute the OS should make (QEMU's value).
 const RTAS_EVENT_SCAN_RATE: u32 = 1;
 

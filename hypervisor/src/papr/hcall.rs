@@ -11,6 +11,8 @@
 pub enum HcallError {
     /// Busy, retry (a positive "long busy" code is not used).
     Busy = 1,
+    /// H_NOT_AVAILABLE (3): the resource does not exist in this partition.
+    NotAvailable = 3,
     Hardware = -1,
     Function = -2,
     Privilege = -3,
@@ -88,6 +90,9 @@ pub const HYPERTAS: &[&str] = &[
     "hcall-random",
     "hcall-set-mode",
     "hcall-rpt-invalidate",
+    "hcall-sprg0",
+    "hcall-dabr",
+    "hcall-xdabr",
 ];
 
 /// Opcodes are multiples of 4 in the architected ranges.
@@ -122,6 +127,7 @@ pub const H_SET_MODE_RESOURCE_SET_CIABR: u64 = 1;
 pub const H_SET_MODE_RESOURCE_SET_DAWR0: u64 = 2;
 pub const H_SET_MODE_RESOURCE_ADDR_TRANS_MODE: u64 = 3;
 pub const H_SET_MODE_RESOURCE_LE: u64 = 4;
+pub const H_SET_MODE_RESOURCE_SET_DAWR1: u64 = 5;
 
 /// What an H_SET_MODE call asks for, decoded and checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +136,10 @@ pub enum SetMode {
     InterruptEndian(bool),
     /// Alternate interrupt location: 0 or 3.
     Ail(u8),
+    /// Completed instruction address breakpoint (CIABR value).
+    Ciabr(u64),
+    /// Data address watchpoint 0: DAWR0, DAWRX0.
+    Dawr0(u64, u64),
 }
 
 pub fn decode_set_mode(
@@ -165,6 +175,30 @@ pub fn decode_set_mode(
                 1 | 2 => Err(HcallError::UnsupportedFlag),
                 _ => Err(HcallError::UnsupportedFlag),
             }
+        }
+        // CIABR and DAWR0 as KVM-HV checks them (its kvmppc_h_set_mode): no
+        // flags, and the guest cannot name hypervisor state. DAWR1 (Power10) is
+        // not offered: the guest is not told it exists (no ibm,pa-features bit).
+        H_SET_MODE_RESOURCE_SET_CIABR => {
+            if mflags != 0 {
+                return Err(HcallError::UnsupportedFlag);
+            }
+            if value2 != 0 {
+                return Err(HcallError::P4);
+            }
+            if value1 & super::hcall_misc::CIABR_PRIV_MASK == super::hcall_misc::CIABR_PRIV_HYPER {
+                return Err(HcallError::P3);
+            }
+            Ok(SetMode::Ciabr(value1))
+        }
+        H_SET_MODE_RESOURCE_SET_DAWR0 => {
+            if mflags != 0 {
+                return Err(HcallError::UnsupportedFlag);
+            }
+            if value2 & super::hcall_misc::DABRX_HYP != 0 {
+                return Err(HcallError::P4);
+            }
+            Ok(SetMode::Dawr0(value1, value2))
         }
         _ => Err(HcallError::P2),
     }
@@ -338,6 +372,24 @@ mod tests {
         assert_eq!(decode_set_mode(1, 4, 1, 0), Err(HcallError::P3));
         assert_eq!(decode_set_mode(3, 3, 0, 0), Ok(SetMode::Ail(3)));
         assert_eq!(decode_set_mode(0, 99, 0, 0), Err(HcallError::P2));
+        assert_eq!(
+            decode_set_mode(0, 1, 0x1000 | 2, 0),
+            Ok(SetMode::Ciabr(0x1002))
+        );
+        assert_eq!(decode_set_mode(0, 1, 0x1000 | 3, 0), Err(HcallError::P3));
+        assert_eq!(
+            decode_set_mode(1, 1, 0x1000, 0),
+            Err(HcallError::UnsupportedFlag)
+        );
+        assert_eq!(
+            decode_set_mode(0, 2, 0x2000, 0x43),
+            Ok(SetMode::Dawr0(0x2000, 0x43))
+        );
+        assert_eq!(decode_set_mode(0, 2, 0x2000, 0x4), Err(HcallError::P4));
+        assert_eq!(
+            decode_set_mode(0, H_SET_MODE_RESOURCE_SET_DAWR1, 0, 0),
+            Err(HcallError::P2)
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The sPAPR platform partitions see: hcalls, RTAS, the guest device tree.
 pub mod guest_fdt;
 pub mod hcall;
+pub mod hcall_misc;
 pub mod rtas;
+pub mod sysparm;
 pub mod xics;

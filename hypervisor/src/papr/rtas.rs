@@ -44,6 +44,9 @@ pub enum RtasCall {
     IntOff,
     SetXive,
     GetXive,
+    SetSystemParameter,
+    SetPowerLevel,
+    GetPowerLevel,
 }
 
 pub const TOKEN_BASE: u32 = 0x2000;
@@ -68,7 +71,39 @@ pub const CALLS: &[(&str, RtasCall)] = &[
     ("ibm,int-off", RtasCall::IntOff),
     ("ibm,set-xive", RtasCall::SetXive),
     ("ibm,get-xive", RtasCall::GetXive),
+    ("ibm,set-system-parameter", RtasCall::SetSystemParameter),
+    ("set-power-level", RtasCall::SetPowerLevel),
+    ("get-power-level", RtasCall::GetPowerLevel),
 ];
+
+/// set-power-level / get-power-level (PAPR 7.3.7): there is one power domain, the
+/// "live insertion" domain -1, always at full power (100), as QEMU answers.
+/// `set` takes (domain, level) and returns (status, level); `get` takes (domain)
+/// and returns (status, level). Anything else is -3.
+pub fn power_level(set: bool, nargs: usize, nret: usize, domain: u32) -> Result<u32, i32> {
+    let want_args = if set { 2 } else { 1 };
+    if nargs != want_args || nret != 2 {
+        return Err(RTAS_PARAMETER_ERROR);
+    }
+    if domain != u32::MAX {
+        return Err(RTAS_PARAM_NOT_SUPPORTED);
+    }
+    Ok(100)
+}
+
+/// ibm,nmi-register (PAPR 7.3.14): the system-reset and machine-check handlers must
+/// lie in the first 32 MiB of the partition's memory (QEMU also requires the RMA).
+pub fn nmi_addresses_valid(sreset: u32, mce: u32, guest_mem: u64) -> bool {
+    let limit = guest_mem.min(32 << 20);
+    u64::from(sreset) < limit && u64::from(mce) < limit
+}
+
+/// Offset in the RTAS area of vCPU `index`'s FWNMI save area: after the error log
+/// (rtas-error-log-max bytes), 16 bytes per vCPU, as QEMU places it. A system reset
+/// delivered through FWNMI saves the guest's r3 there and passes its address in r3.
+pub fn fwnmi_save_offset(index: usize, error_log_max: u32) -> u64 {
+    u64::from(error_log_max) + 16 * index as u64
+}
 
 /// Token table for the device tree.
 pub fn tokens() -> impl Iterator<Item = (&'static str, u32)> {
@@ -353,6 +388,22 @@ mod tests {
             second: 0
         }
         .is_valid());
+    }
+
+    #[test]
+    fn power_level_and_nmi_checks() {
+        assert_eq!(power_level(false, 1, 2, u32::MAX), Ok(100));
+        assert_eq!(power_level(true, 2, 2, u32::MAX), Ok(100));
+        assert_eq!(power_level(true, 1, 2, u32::MAX), Err(RTAS_PARAMETER_ERROR));
+        assert_eq!(
+            power_level(false, 1, 1, u32::MAX),
+            Err(RTAS_PARAMETER_ERROR)
+        );
+        assert_eq!(power_level(false, 1, 2, 0), Err(RTAS_PARAM_NOT_SUPPORTED));
+        assert!(nmi_addresses_valid(0x7000, 0x7100, 512 << 20));
+        assert!(!nmi_addresses_valid(32 << 20, 0x7100, 512 << 20));
+        assert!(!nmi_addresses_valid(0x7000, 0x20_0000, 0x10_0000));
+        assert_eq!(fwnmi_save_offset(2, 2048), 2048 + 32);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
             Ok(Next::Resume) => Ok([0; 4]),
             Err(e) => Err(e),
         },
-        _ => Err(HcallError::Function),
+        _ => super::hcalls_misc::dispatch(p, v, ctx, op),
     };
     match result {
         Ok(out) => {
@@ -132,6 +132,8 @@ fn set_mode(p: &Partition, mflags: u64, resource: u64, v1: u64, v2: u64) -> Hcal
     match h::decode_set_mode(mflags, resource, v1, v2)? {
         h::SetMode::InterruptEndian(le) => p.interrupt_le.store(le, Ordering::Relaxed),
         h::SetMode::Ail(a) => p.ail.store(a, Ordering::Relaxed),
+        h::SetMode::Ciabr(c) => super::hcalls_misc::set_ciabr(c),
+        h::SetMode::Dawr0(d, x) => super::hcalls_misc::set_dawr0(d, x),
     }
     Ok([0; 4])
 }
@@ -250,7 +252,7 @@ fn ci_size(size: u64) -> Result<usize, HcallError> {
     }
 }
 
-fn ci_load(p: &Partition, size: u64, addr: u64) -> HcallResult {
+pub(super) fn ci_load(p: &Partition, size: u64, addr: u64) -> HcallResult {
     let n = ci_size(size)?;
     if !addr.is_multiple_of(n as u64) {
         return Err(HcallError::Parameter);
@@ -261,7 +263,7 @@ fn ci_load(p: &Partition, size: u64, addr: u64) -> HcallResult {
     Ok([u64::from_be_bytes(b), 0, 0, 0])
 }
 
-fn ci_store(p: &Partition, size: u64, addr: u64, val: u64) -> HcallResult {
+pub(super) fn ci_store(p: &Partition, size: u64, addr: u64, val: u64) -> HcallResult {
     let n = ci_size(size)?;
     if !addr.is_multiple_of(n as u64) {
         return Err(HcallError::Parameter);

@@ -82,6 +82,15 @@ pub struct Partition {
     /// The emulated XIVE (exploitation mode) the guest drives through H_INT_*
     /// and its TIMA/ESB pages (`xive`); lock order: taken last.
     pub xive: spin::Mutex<Xive>,
+    /// The vty's interrupt mode (H_VIO_SIGNAL): the guest wants an interrupt
+    /// when input arrives rather than polling.
+    pub vty_irq_enabled: AtomicBool,
+    /// Guest real address of the FWNMI system-reset handler (ibm,nmi-register);
+    /// `u64::MAX` when none is registered (system resets go to 0x100).
+    pub fwnmi_sreset: AtomicU64,
+    /// vCPUs (bit = index in `vcpus`; at most 64) with a system reset to take
+    /// (H_SIGNAL_SYS_RESET), delivered on their next entry.
+    pub sreset_pending: AtomicU64,
 }
 
 /// A partition's memory as the XIVE model sees it (event queues).
@@ -551,6 +560,9 @@ fn build_partition(
         boots: AtomicU32::new(1),
         proc_tbl: AtomicU64::new(0),
         xive: spin::Mutex::new(xive),
+        vty_irq_enabled: AtomicBool::new(false),
+        fwnmi_sreset: AtomicU64::new(u64::MAX),
+        sreset_pending: AtomicU64::new(0),
     })
 }
 
@@ -592,6 +604,9 @@ impl Partition {
                 self.interrupt_le
                     .store(!placed.big_endian, Ordering::Relaxed);
                 self.ail.store(0, Ordering::Relaxed);
+                self.vty_irq_enabled.store(false, Ordering::Relaxed);
+                self.fwnmi_sreset.store(u64::MAX, Ordering::Relaxed);
+                self.sreset_pending.store(0, Ordering::Relaxed);
                 let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
                 info!("PAPRIKA lpar {}: rebooting (boot {})", self.name, n);
                 self.reboot_requested.store(false, Ordering::Release);

@@ -9,6 +9,8 @@ pub mod manifest;
 #[cfg(target_arch = "powerpc64")]
 pub mod hcalls;
 #[cfg(target_arch = "powerpc64")]
+pub mod hcalls_misc;
+#[cfg(target_arch = "powerpc64")]
 pub mod lpar;
 #[cfg(target_arch = "powerpc64")]
 pub mod rtas_calls;

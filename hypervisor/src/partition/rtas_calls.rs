@@ -127,7 +127,24 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
                 );
             }
         },
-        GetSystemParameter => a.set_status(r::RTAS_PARAM_NOT_SUPPORTED),
+        GetSystemParameter => get_system_parameter(p, a),
+        SetSystemParameter => {
+            let status = match a.arg(0) {
+                Some(param) if a.nargs == 2 => crate::papr::sysparm::set_status(param),
+                _ => r::RTAS_PARAMETER_ERROR,
+            };
+            a.set_status(status);
+        }
+        SetPowerLevel | GetPowerLevel => {
+            let set = matches!(c, SetPowerLevel);
+            match r::power_level(set, a.nargs, a.nret, a.arg(0).unwrap_or(0)) {
+                Ok(level) => {
+                    a.set_status(r::RTAS_SUCCESS);
+                    a.set_ret(1, level);
+                }
+                Err(status) => a.set_status(status),
+            }
+        }
         EventScan | CheckException => a.set_status(r::RTAS_NO_ERRORS_FOUND),
         OsTerm => {
             let mut msg = [0u8; 256];
@@ -142,10 +159,54 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
             p.stop(StopReason::OsTerm(text));
             return Next::Leave;
         }
-        NmiRegister | NmiInterlock => a.set_status(r::RTAS_SUCCESS),
+        NmiRegister => match (a.arg(0), a.arg(1)) {
+            (Some(sreset), Some(mce)) if r::nmi_addresses_valid(sreset, mce, p.mem_size) => {
+                // The system-reset handler is used by H_SIGNAL_SYS_RESET; machine
+                // checks are reflected at 0x200 (FWNMI machine-check delivery with
+                // an error log is not done).
+                p.fwnmi_sreset.store(u64::from(sreset), Ordering::Release);
+                a.set_status(r::RTAS_SUCCESS);
+            }
+            _ => a.set_status(r::RTAS_PARAMETER_ERROR),
+        },
+        NmiInterlock => a.set_status(r::RTAS_SUCCESS),
         // XICS source controller: partitions have no interrupt sources yet (the
         // IPI is presented through the ICP), so every source number is invalid.
         IntOn | IntOff | SetXive | GetXive => a.set_status(r::RTAS_PARAMETER_ERROR),
     }
     Next::Resume
+}
+
+/// ibm,get-system-parameter(parameter, buffer, length): the value, preceded by its
+/// BE16 length, into the caller's buffer (`papr::sysparm`).
+fn get_system_parameter(p: &Partition, a: &mut RtasArgs) {
+    use crate::papr::sysparm;
+    let (Some(param), Some(buf), Some(len)) = (a.arg(0), a.arg(1), a.arg(2)) else {
+        a.set_status(r::RTAS_PARAMETER_ERROR);
+        return;
+    };
+    let facts = sysparm::PartitionFacts {
+        vcpus: p.vcpus.len() as u32,
+        mem_bytes: p.mem_size,
+        host_threads: match p.boot.cpu {
+            crate::papr::guest_fdt::CpuModel::Power9 => 4,
+            crate::papr::guest_fdt::CpuModel::Power10 => 8,
+        },
+    };
+    let mut value = [0u8; 128];
+    let Some(n) = sysparm::value(param, &facts, &mut value) else {
+        a.set_status(r::RTAS_PARAM_NOT_SUPPORTED);
+        return;
+    };
+    let mut out = [0u8; 130];
+    match sysparm::encode(&value[..n], len, &mut out) {
+        Ok(k) => {
+            if p.write_guest(u64::from(buf), &out[..k]).is_some() {
+                a.set_status(r::RTAS_SUCCESS);
+            } else {
+                a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+        }
+        Err(status) => a.set_status(status),
+    }
 }

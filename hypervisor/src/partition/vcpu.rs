@@ -528,6 +528,7 @@ fn run(p: &Partition, v: &Vcpu) {
             return;
         }
         opal::heartbeat();
+        super::hcalls_misc::deliver_sreset(p, v, ctx);
         let mer = deliver_external(p, v, ctx);
         switch_in(p, ctx, mer);
         // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
