@@ -163,6 +163,16 @@ pub const REBOOT_INPUT: &[Input] = &[
 ];
 
 impl LinuxBoot {
+    /// The interrupt controller Linux must use: XIVE exploitation mode, or the
+    /// XICS emulation for a kernel booted with `xive=off`.
+    pub fn irqchip(&self) -> &'static str {
+        if self.append.split_whitespace().any(|w| w == "xive=off") {
+            "XICS"
+        } else {
+            "XIVE"
+        }
+    }
+
     /// The kernel command line of partition `p`.
     pub fn cmdline(&self, p: &LinuxLpar) -> String {
         let mode = match self.mode {
@@ -777,6 +787,14 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             ));
         }
         let irqchip = marker_word(&lines, linux::IRQCHIP_MARKER).unwrap_or("?");
+        let want_chip = boot.irqchip();
+        if irqchip != want_chip {
+            why.push(format!(
+                "{who}: /proc/interrupts names {irqchip}, expected {want_chip} \
+                 (`{}{want_chip}`)",
+                linux::IRQCHIP_MARKER
+            ));
+        }
         let clock = match marker_word(&lines, linux::DATE_MARKER).map(str::parse::<u64>) {
             Some(Ok(guest)) => {
                 // How far outside the run's wall-clock window the guest's clock is.
@@ -1139,6 +1157,10 @@ kernel = "@guest/guest-idle"
 
     /// The console of a good 1-vCPU Linux run in test mode, cut down.
     fn linux_log(name: &str, cmdline: &str, epoch: u64) -> String {
+        linux_log_chip(name, cmdline, epoch, "XIVE")
+    }
+
+    fn linux_log_chip(name: &str, cmdline: &str, epoch: u64, chip: &str) -> String {
         format!(
             "\
 [    0.036815] cpu 0/hv INFO  PAPRIKA banner: memory=1073741824 threads=1 cores=1 chips=1\r
@@ -1153,8 +1175,8 @@ kernel = "@guest/guest-idle"
 [{name}] MMU\t\t: Radix\r
 [{name}] --- /proc/interrupts\r
 [{name}]            CPU0       \r
-[{name}]  16:          0      XICS   2 Edge      IPI\r
-[{name}] PAPRIKA-LINUX interrupt-controller: XICS name={name}\r
+[{name}]  16:          0      {chip}   2 Edge      IPI\r
+[{name}] PAPRIKA-LINUX interrupt-controller: {chip} name={name}\r
 [{name}] --- date\r
 [{name}] PAPRIKA-LINUX date epoch={epoch} name={name}\r
 [{name}] PAPRIKA-LINUX check radix-mmu: ok\r
@@ -1186,19 +1208,31 @@ kernel = "@guest/guest-idle"
         assert!(check_partitions(&m, &log).is_empty());
         let (why, note) = check_linux(&boot, &log, NOW);
         assert!(why.is_empty(), "{why:?}");
-        assert_eq!(note, "XICS, clock +0 s");
+        assert_eq!(note, "XIVE, clock +0 s");
 
         // The guest clock: 120 s past the run is fine, 121 s is not.
         let (why, note) = check_linux(&boot, &linux_log("linux", &cmdline, NOW.end + 120), NOW);
         assert!(why.is_empty(), "{why:?}");
-        assert_eq!(note, "XICS, clock +120 s");
+        assert_eq!(note, "XIVE, clock +120 s");
         let (why, _) = check_linux(&boot, &linux_log("linux", &cmdline, NOW.start - 121), NOW);
         assert_eq!(why.len(), 1, "{why:?}");
         assert!(why[0].contains("-121 s off"), "{why:?}");
 
         // xive=off reaches the command line.
         let x = scenario("linux-xive-off-p9").linux.unwrap();
-        assert!(x.cmdline(&x.partitions[0]).ends_with(" xive=off"));
+        let xcmd = x.cmdline(&x.partitions[0]);
+        assert!(xcmd.ends_with(" xive=off"));
+
+        // The interrupt controller: XIVE unless xive=off, which needs XICS.
+        assert_eq!(boot.irqchip(), "XIVE");
+        assert_eq!(x.irqchip(), "XICS");
+        let xics = linux_log_chip("linux", &cmdline, NOW.start, "XICS");
+        let (why, _) = check_linux(&boot, &xics, NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("names XICS, expected XIVE"), "{why:?}");
+        let (why, note) = check_linux(&x, &linux_log_chip("linux", &xcmd, NOW.start, "XICS"), NOW);
+        assert!(why.is_empty(), "{why:?}");
+        assert_eq!(note, "XICS, clock +0 s");
     }
 
     #[test]
@@ -1277,7 +1311,7 @@ kernel = "@guest/guest-idle"
             .replace(" 1/1 threads", " 3/3 threads");
         let (why, note) = check_linux(&boot, &log, NOW);
         assert!(why.is_empty(), "{why:?}");
-        assert_eq!(note, "linux-a XICS, clock +0 s; linux-b XICS, clock +0 s");
+        assert_eq!(note, "linux-a XIVE, clock +0 s; linux-b XIVE, clock +0 s");
         let m = boot.manifest("/k", "/i").unwrap();
         assert!(check_partitions(&m, &log).is_empty());
         assert!(check(s, &log, &exited(0)).is_empty());
