@@ -4,6 +4,7 @@
 //! [`LINEAR_BASE`] + physical. In real mode (interrupt entry, OPAL calls) the top four
 //! address bits are ignored, so linear addresses work with translation on and off.
 pub mod frame;
+pub mod guest_walk;
 pub mod radix;
 
 #[cfg(target_arch = "powerpc64")]

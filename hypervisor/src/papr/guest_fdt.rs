@@ -208,6 +208,14 @@ pub fn vec5_radix_xive() -> Vec<u8> {
     vec5(0x40)
 }
 
+/// As [`vec5_radix_xive`] but with OV5 byte 23 = 0x80: XIVE exploitation or
+/// legacy XICS, the guest's choice. What a partition that offers both gets:
+/// Linux then honours `xive=off` (with 0x40 it ignores it, since the platform
+/// would have nothing else).
+pub fn vec5_radix_xive_or_xics() -> Vec<u8> {
+    vec5(0x80)
+}
+
 /// As [`vec5_radix_xive`] but with OV5 byte 23 = 0 (legacy XICS).
 pub fn vec5_radix_xics() -> Vec<u8> {
     vec5(0x00)
@@ -817,7 +825,11 @@ mod tests {
 
     #[test]
     fn vec5_encodings_as_linux_reads_them() {
-        for (v, intc) in [(vec5_radix_xive(), 0x40), (vec5_radix_xics(), 0)] {
+        for (v, intc) in [
+            (vec5_radix_xive(), 0x40),
+            (vec5_radix_xive_or_xics(), 0x80),
+            (vec5_radix_xics(), 0),
+        ] {
             // Length byte: OV5 bytes present minus one.
             assert_eq!(v[0] as usize, v.len() - 2);
             assert_eq!(v.len(), 27);

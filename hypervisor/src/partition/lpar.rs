@@ -395,7 +395,7 @@ fn load_boot_image(
     };
 
     let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
-    let vec5 = guest_fdt::vec5_radix_xive();
+    let vec5 = guest_fdt::vec5_radix_xive_or_xics();
     let lisn_ranges = [(0, b.vcpus)];
     let reserved = [(rtas_base, RTAS_SIZE)];
     let cfg = guest_fdt::GuestFdtConfig {

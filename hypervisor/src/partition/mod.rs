@@ -4,6 +4,7 @@
 //! Lock order: a partition's `console` lock, then the log lock. vCPU registers are
 //! only touched by the hardware thread the vCPU is pinned to; other threads talk to a
 //! vCPU through its atomics (state, start request, prod) and a doorbell.
+pub mod emulate;
 pub mod manifest;
 
 #[cfg(target_arch = "powerpc64")]
@@ -12,6 +13,8 @@ pub mod hcalls;
 pub mod hcalls_misc;
 #[cfg(target_arch = "powerpc64")]
 pub mod lpar;
+#[cfg(target_arch = "powerpc64")]
+pub mod mmio;
 #[cfg(target_arch = "powerpc64")]
 pub mod rtas_calls;
 #[cfg(target_arch = "powerpc64")]

@@ -571,6 +571,14 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
                     ),
                 );
             }
+            // An access to an emulated device (XIVE TIMA/ESB pages), unless the
+            // fault came from walking the guest's own tables (HDSISR bit 46).
+            if ctx.regs.hdsisr & HDSISR_PRTABLE == 0 {
+                let addr = (ctx.regs.asdr & 0x0fff_ffff_ffff_f000) | (ctx.regs.hdar & 0xfff);
+                if let Some(next) = super::mmio::emulate(p, v, ctx, addr) {
+                    return next;
+                }
+            }
             rate_limited_warn(p, "data access outside partition memory", ctx.regs.hdar);
             ctx.sprs.dar = ctx.regs.hdar;
             ctx.sprs.dsisr = ctx.regs.hdsisr;
@@ -616,6 +624,10 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
         ),
     }
 }
+
+/// HDSISR bit 46: the fault happened while translating the guest's process
+/// table or page tables, not the access itself.
+const HDSISR_PRTABLE: u64 = 0x0002_0000;
 
 fn fatal(p: &Partition, why: alloc::string::String) -> Next {
     p.stop(StopReason::Fault(why));

@@ -1,0 +1,98 @@
+//! Emulated MMIO: guest loads and stores to the XIVE TIMA and ESB pages, which
+//! the partition-scoped tree leaves unmapped so that every access ends in a
+//! Hypervisor Data Storage Interrupt.
+//!
+//! On such an HDSI the hypervisor fetches the faulting instruction from guest
+//! memory (translating HSRR0 through the guest's own radix tree, since HEIR is
+//! not architected for HDSI on POWER9), decodes it (`emulate`), performs the
+//! access on the partition's XIVE model and steps the guest past it. Anything
+//! it cannot emulate gets the guest a data storage interrupt, as an access to
+//! unbacked storage does on PowerVM, plus a rate-limited warning.
+use super::emulate::{self, Kind};
+use super::hcalls::kick_vcpu;
+use super::lpar::{GuestRam, Partition};
+use super::vcpu::{self, Next, Vcpu, VcpuContext};
+use crate::arch::ppc64::regs::Msr;
+use crate::mm::guest_walk::{self, GuestRealMemory};
+
+impl GuestRealMemory for Partition {
+    fn read_be64(&self, gra: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        if !gra.is_multiple_of(8) {
+            return None;
+        }
+        self.read_guest(gra, &mut b)?;
+        Some(u64::from_be_bytes(b))
+    }
+}
+
+/// Emulates the access that faulted at guest real address `gra` if it belongs
+/// to an emulated device; `None` when it does not (the caller reflects it).
+pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Option<Next> {
+    p.xive.lock().classify(gra)?;
+    let msr = ctx.regs.msr;
+    let le = msr & Msr::LE.bits() != 0;
+    let insn = match guest_walk::fetch_instruction(
+        p,
+        p.proc_tbl.load(core::sync::atomic::Ordering::Acquire),
+        ctx.sprs.pidr,
+        ctx.regs.pc,
+        msr,
+    ) {
+        Ok(i) => i,
+        Err(_) => {
+            vcpu::rate_limited_warn(p, "MMIO: cannot fetch the instruction at", ctx.regs.pc);
+            return None;
+        }
+    };
+    let access = match emulate::decode(insn) {
+        Ok(a) => a,
+        Err(_) => {
+            vcpu::rate_limited_warn(
+                p,
+                "MMIO: not an emulated load/store, instruction",
+                u64::from(insn),
+            );
+            return None;
+        }
+    };
+    let size = u64::from(access.size);
+    let kick = {
+        let mut x = p.xive.lock();
+        match access.kind {
+            Kind::Store => {
+                let value = emulate::store_value(&access, &ctx.regs.gpr, le);
+                match x.mmio_store(&mut GuestRam(p), v.id, gra, size, value) {
+                    Ok(k) => k,
+                    Err(_) => {
+                        vcpu::rate_limited_warn(p, "XIVE: store not emulated at", gra);
+                        None
+                    }
+                }
+            }
+            Kind::Load { .. } => {
+                let (value, k) = match x.mmio_load(&mut GuestRam(p), v.id, gra, size) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        vcpu::rate_limited_warn(p, "XIVE: load not emulated at", gra);
+                        (u64::MAX, None)
+                    }
+                };
+                emulate::complete_load(&access, &mut ctx.regs.gpr, value, le);
+                k
+            }
+        }
+    };
+    if let Some(ra) = access.update {
+        if let Some(r) = ctx.regs.gpr.get_mut(usize::from(ra)) {
+            *r = ctx.regs.hdar;
+        }
+    }
+    if let Some(k) = kick {
+        if k.vcpu != v.id {
+            kick_vcpu(p, k.vcpu);
+        }
+    }
+    ctx.regs.pc = ctx.regs.pc.wrapping_add(4);
+    Some(Next::Resume)
+}
