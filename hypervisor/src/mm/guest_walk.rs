@@ -176,7 +176,8 @@ mod tests {
 
     impl GuestRealMemory for Mem {
         fn read_be64(&self, gra: u64) -> Option<u64> {
-            (gra % 8 == 0 && gra < self.limit).then(|| self.words.get(&gra).copied().unwrap_or(0))
+            (gra.is_multiple_of(8) && gra < self.limit)
+                .then(|| self.words.get(&gra).copied().unwrap_or(0))
         }
     }
 
@@ -325,7 +326,7 @@ mod tests {
             let mut m = Mem::new();
             m.limit = 1 << 24;
             for _ in 0..64 {
-                let a = next() % (1 << 24) & !7;
+                let a = (next() % (1 << 24)) & !7;
                 let v = next();
                 m.set(a, v);
             }
