@@ -13,7 +13,7 @@ use super::hcalls::kick_vcpu;
 use super::lpar::{GuestRam, Partition};
 use super::vcpu::{self, Next, Vcpu, VcpuContext};
 use crate::arch::ppc64::regs::Msr;
-use crate::mm::guest_walk::{self, GuestRealMemory};
+use crate::mm::guest_walk::{self, GuestRealMemory, ProcessTable};
 
 impl GuestRealMemory for Partition {
     fn read_be64(&self, gra: u64) -> Option<u64> {
@@ -32,13 +32,14 @@ pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Opti
     p.xive.lock().classify(gra)?;
     let msr = ctx.regs.msr;
     let le = msr & Msr::LE.bits() != 0;
-    let insn = match guest_walk::fetch_instruction(
-        p,
-        p.proc_tbl.load(core::sync::atomic::Ordering::Acquire),
-        ctx.sprs.pidr,
-        ctx.regs.pc,
-        msr,
-    ) {
+    // PATE dw1 as H_REGISTER_PROC_TBL set it: GR, base, PRTS.
+    let dw1 = p.proc_tbl.load(core::sync::atomic::Ordering::Acquire);
+    let table = (dw1 >> 63 == 1).then_some(ProcessTable {
+        base: dw1 & 0x0fff_ffff_ffff_f000,
+        prts: (dw1 & 0x1f) as u8,
+    });
+    let insn = match guest_walk::fetch_instruction(p, table, ctx.sprs.pidr as u32, ctx.regs.pc, msr)
+    {
         Ok(i) => i,
         Err(_) => {
             vcpu::rate_limited_warn(p, "MMIO: cannot fetch the instruction at", ctx.regs.pc);
@@ -56,12 +57,12 @@ pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Opti
             return None;
         }
     };
-    let size = u64::from(access.size);
+    let size = u64::from(access.size.bytes());
     let kick = {
         let mut x = p.xive.lock();
         match access.kind {
             Kind::Store => {
-                let value = emulate::store_value(&access, &ctx.regs.gpr, le);
+                let (value, _) = emulate::store_value(&access, &ctx.regs.gpr, le);
                 match x.mmio_store(&mut GuestRam(p), v.id, gra, size, value) {
                     Ok(k) => k,
                     Err(_) => {
@@ -78,15 +79,13 @@ pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Opti
                         (u64::MAX, None)
                     }
                 };
-                emulate::complete_load(&access, &mut ctx.regs.gpr, value, le);
+                emulate::complete_load(&access, &mut ctx.regs.gpr, value, le, ctx.regs.hdar);
                 k
             }
         }
     };
-    if let Some(ra) = access.update {
-        if let Some(r) = ctx.regs.gpr.get_mut(usize::from(ra)) {
-            *r = ctx.regs.hdar;
-        }
+    if access.is_store() {
+        emulate::complete_store(&access, &mut ctx.regs.gpr, ctx.regs.hdar);
     }
     if let Some(k) = kick {
         if k.vcpu != v.id {
