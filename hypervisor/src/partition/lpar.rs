@@ -264,6 +264,13 @@ impl Partition {
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        let m = &self.demand.map;
+        info!(
+            "lpar {}: {} of {} memory chunks (2 MiB) were used and zeroed",
+            self.name,
+            (0..m.count()).filter(|&c| m.is_ready(c)).count(),
+            m.count()
+        );
         for v in &self.vcpus {
             v.kick();
         }
@@ -377,6 +384,14 @@ pub struct LoadTimes {
     pub fdt: u64,
 }
 
+/// What [`load_boot_image`] did: where the image is, the chunks it zeroed or
+/// loaded (to be mapped), how long it took.
+struct Loaded {
+    placed: Placed,
+    eager: Vec<u64>,
+    times: LoadTimes,
+}
+
 /// At most this many ranges are left out of the zeroing because the loader writes
 /// them; an image with more loadable segments gets all of its memory zeroed first.
 const MAX_WRITTEN_RANGES: usize = 16;
@@ -397,8 +412,8 @@ fn load_boot_image(
     b: &BootImage,
     chunks: &ChunkMap,
     lazy: bool,
-    times: &mut LoadTimes,
-) -> Result<(Placed, Vec<u64>), CreateError> {
+) -> Result<Loaded, CreateError> {
+    let mut times = LoadTimes::default();
     let image = elf::parse(b.kernel).map_err(CreateError::Elf)?;
 
     // Layout: kernel at its load address; initrd 1 MiB above its end; RTAS blob in
@@ -515,7 +530,11 @@ fn load_boot_image(
         initrd: initrd_range,
         kernel_high: image.high,
     };
-    Ok((placed, plan.eager))
+    Ok(Loaded {
+        placed,
+        eager: plan.eager,
+        times,
+    })
 }
 
 /// Logs how long creating (or rebooting) partition `name` took, step by step.
@@ -579,9 +598,11 @@ fn build_partition(
     let mut tree = RadixTree::new(&mut Tables).map_err(CreateError::Map)?;
     let chunks = ChunkMap::new(size);
     let alloc_map = instr::mftb().wrapping_sub(t);
-    let mut times = LoadTimes::default();
-    let (placed, eager) =
-        load_boot_image(&spec.name, lpid, pa, size, &boot, &chunks, true, &mut times)?;
+    let Loaded {
+        placed,
+        eager,
+        times,
+    } = load_boot_image(&spec.name, lpid, pa, size, &boot, &chunks, true)?;
     for c in eager {
         map_chunk(&mut tree, pa, chunks.range(c)).map_err(CreateError::Map)?;
         chunks.set_ready(c);
@@ -667,7 +688,6 @@ impl Partition {
             core::hint::spin_loop();
         }
         // load_boot_image scrubs everything it does not load again.
-        let mut times = LoadTimes::default();
         let loaded = load_boot_image(
             &self.name,
             self.lpid,
@@ -676,21 +696,20 @@ impl Partition {
             &self.boot,
             &self.demand.map,
             false,
-            &mut times,
         )
-        .and_then(|(placed, eager)| {
+        .and_then(|l| {
             // Every chunk is zeroed or loaded now; map those still unmapped.
             let mut tree = self.demand.tree.lock();
-            for c in eager {
+            for &c in &l.eager {
                 map_chunk(&mut tree, self.mem_pa, self.demand.map.range(c))
                     .map_err(CreateError::Map)?;
                 self.demand.map.set_ready(c);
             }
             instr::ptesync();
-            Ok(placed)
+            Ok(l)
         });
         match loaded {
-            Ok(placed) => {
+            Ok(Loaded { placed, times, .. }) => {
                 log_load_times(&self.name, 0, &times);
                 // Forget the guest's process table and every cached translation.
                 mmu::set_pate_dw1(self.lpid, 0);

@@ -3,9 +3,9 @@ use core::sync::atomic::Ordering;
 
 use super::lpar::{Partition, StopReason};
 use super::vcpu::{self, Next, Vcpu, VcpuContext, VcpuState};
+use crate::arch::ppc64::{instr, timer};
 use crate::papr::hcall::HcallError;
 use crate::papr::rtas::{self as r, RtasArgs, RtasCall};
-use crate::arch::ppc64::{instr, timer};
 use crate::platform::opal;
 
 /// Runs the RTAS call whose buffer is at guest real `buf`. A malformed buffer is an
