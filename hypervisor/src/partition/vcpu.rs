@@ -538,9 +538,9 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             Next::Resume
         }
         0xe00 => {
-            // HDSI: the guest touched a guest real address outside its memory (the
-            // partition-scoped tree maps all of its memory). PAPR: the guest gets a
-            // data storage interrupt for the access.
+            // HDSI: the guest touched a guest real address not mapped yet: memory
+            // it uses for the first time (zeroed and mapped now), or beyond its
+            // memory. PAPR: the guest gets a data storage interrupt for the latter.
             let gra = ctx.regs.asdr & !0xfff;
             if p.demand_fault(gra) {
                 return Next::Resume; // first use: zeroed and mapped (partition::demand)
