@@ -127,12 +127,13 @@ pub extern "C" fn paprika_boot_main(
     opal::call::set_entry(opal_base, opal_entry);
     log::set_backend(&LOG_BACKEND);
     info!(
-        "Paprika {} starting: image loaded at {:#x}, now at 0; fdt {:#x}, OPAL base {:#x} entry {:#x}",
+        "Paprika {} starting: image loaded at {:#x}, now at 0; fdt {:#x}, OPAL base {:#x} entry {:#x}, timebase {}",
         env!("CARGO_PKG_VERSION"),
         load_addr,
         fdt,
         opal_base,
-        opal_entry
+        opal_entry,
+        tb_entry
     );
     match boot(fdt, tb_entry) {
         Ok(()) => {
@@ -507,6 +508,7 @@ fn run_partitions(info: &HostInfo, bundle: &'static [u8]) -> Result<(), BootErro
     })
     .map_err(BootError::Manifest)?;
     info!("manifest: {} partition(s)", m.partitions.len());
+    crate::partition::rtas_calls::prime_host_clock();
     smp::set_idle_work(idle_work);
     if lpar::create_all(&m, bundle, info) == 0 {
         return Err(BootError::NoPartitions);

@@ -40,8 +40,9 @@ Prints `name: value` lines:
   linux.qemu_to_userspace_ms: paprika=N pseries=N ratio=R
                                             Debian's kernel (`linux fetch`) from
                                             QEMU start to its userspace marker:
-                                            powernv9 with skiboot and Paprika vs
-                                            -M pseries with SLOF (target/bench/linux-*.log)
+                                            powernv9 -smp 1 with skiboot and Paprika
+                                            (512M, 1 vCPU) vs -M pseries -m 512M
+                                            with SLOF (target/bench/linux-*.log)
   linux.qemu_to_userspace_target_met: yes|no (target: Paprika < pseries)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside

@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use super::demand::{self, ChunkMap};
 use super::manifest::{Manifest, PartitionSpec};
 use super::vcpu::Vcpu;
 use crate::arch::ppc64::regs::{Lpcr, Msr};
@@ -91,6 +92,8 @@ pub struct Partition {
     /// vCPUs (bit = index in `vcpus`; at most 64) with a system reset to take
     /// (H_SIGNAL_SYS_RESET), delivered on their next entry.
     pub sreset_pending: AtomicU64,
+    /// Memory zeroed on first use (`demand`).
+    demand: Demand,
 }
 
 /// A partition's memory as the XIVE model sees it (event queues).
@@ -103,6 +106,31 @@ impl xive::GuestMemory for GuestRam<'_> {
 
     fn contains(&self, gpa: u64, len: u64) -> bool {
         self.0.host_addr(gpa, len).is_some()
+    }
+}
+
+/// A partition's memory zeroed on first use: which 2 MiB chunks are ready, and
+/// its partition-scoped tree, where a chunk is mapped once it is (the lock also
+/// serialises zeroing a chunk).
+struct Demand {
+    map: ChunkMap,
+    tree: spin::Mutex<RadixTree>,
+}
+
+/// Maps guest real `r` of a partition whose memory starts at host `pa`; a range
+/// mapped already is fine.
+fn map_chunk(tree: &mut RadixTree, pa: u64, r: PhysRange) -> Result<(), MapError> {
+    match tree.map(
+        &mut Tables,
+        r.start,
+        pa + r.start,
+        r.end - r.start,
+        PteFlags::READ | PteFlags::WRITE | PteFlags::EXEC,
+        CacheAttr::Normal,
+        PageSize::Size2M,
+    ) {
+        Ok(()) | Err(MapError::AlreadyMapped) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -169,10 +197,46 @@ impl Partition {
     }
 
     /// Host linear address of guest real `gra` if `[gra, gra+len)` lies in the
-    /// partition's memory.
+    /// partition's memory. Chunks of it not used yet are zeroed (and mapped for
+    /// the guest) first, so the hypervisor never shows the guest stale bytes.
     pub fn host_addr(&self, gra: u64, len: u64) -> Option<u64> {
         let end = gra.checked_add(len)?;
-        (end <= self.mem_size).then_some(LINEAR_BASE | (self.mem_pa + gra))
+        (end <= self.mem_size && self.prepare(gra, len))
+            .then_some(LINEAR_BASE | (self.mem_pa + gra))
+    }
+
+    /// Zeroes and maps every chunk of `[gra, gra + len)` that is not ready; false
+    /// if one could not be mapped (no memory for a table).
+    fn prepare(&self, gra: u64, len: u64) -> bool {
+        let d = &self.demand;
+        d.map
+            .chunks_in(gra, len)
+            .all(|c| d.map.is_ready(c) || self.make_ready(c))
+    }
+
+    fn make_ready(&self, c: u64) -> bool {
+        let d = &self.demand;
+        let mut tree = d.tree.lock();
+        if d.map.is_ready(c) {
+            return true;
+        }
+        let r = d.map.range(c);
+        mm::zero_phys(self.mem_pa + r.start, r.end - r.start);
+        if map_chunk(&mut tree, self.mem_pa, r).is_err() {
+            return false;
+        }
+        // Invalid to valid: no invalidation needed, only ordering before the
+        // guest's retry.
+        instr::ptesync();
+        d.map.set_ready(c);
+        true
+    }
+
+    /// The guest's access to guest real `gra` found no partition-scoped
+    /// translation (HDSI or HISI). True when `gra` is memory of the partition,
+    /// now zeroed and mapped on first use: the guest retries the access.
+    pub fn demand_fault(&self, gra: u64) -> bool {
+        gra < self.mem_size && self.prepare(gra, 1)
     }
 
     /// Copies guest memory out; `None` if any byte lies outside the partition.
@@ -247,6 +311,13 @@ impl Partition {
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        let m = &self.demand.map;
+        info!(
+            "lpar {}: {} of {} memory chunks (2 MiB) were used and zeroed",
+            self.name,
+            (0..m.count()).filter(|&c| m.is_ready(c)).count(),
+            m.count()
+        );
         for v in &self.vcpus {
             v.kick();
         }
@@ -351,22 +422,46 @@ pub struct Placed {
     pub kernel_high: u64,
 }
 
-/// Loads kernel, initrd, RTAS blob and device tree into the (zeroed) memory of
-/// partition `name`/`lpid` at host `pa`.
+/// How long each step of loading a boot image took, in timebase ticks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadTimes {
+    pub zero: u64,
+    pub kernel: u64,
+    pub initrd: u64,
+    pub fdt: u64,
+}
+
+/// What [`load_boot_image`] did: where the image is, the chunks it zeroed or
+/// loaded (to be mapped), how long it took.
+struct Loaded {
+    placed: Placed,
+    eager: Vec<u64>,
+    times: LoadTimes,
+}
+
+/// At most this many ranges are left out of the zeroing because the loader writes
+/// them; an image with more loadable segments gets all of its memory zeroed first.
+const MAX_WRITTEN_RANGES: usize = 16;
+
+/// Loads kernel, initrd, RTAS blob and device tree into the memory of partition
+/// `name`/`lpid` at host `pa`, and zeroes every other byte of it: nothing a
+/// previous owner of the frames left is visible to the guest.
+///
+/// The layout is computed first, so the zeroing can skip what is written next
+/// (each loadable segment's whole `p_memsz`, the initrd, the device tree and the
+/// RTAS blob): those bytes would otherwise be written twice, and the kernel alone
+/// is tens of MiB.
 fn load_boot_image(
     name: &str,
     lpid: u32,
     pa: u64,
     size: u64,
     b: &BootImage,
-) -> Result<Placed, CreateError> {
+    chunks: &ChunkMap,
+    lazy: bool,
+) -> Result<Loaded, CreateError> {
+    let mut times = LoadTimes::default();
     let image = elf::parse(b.kernel).map_err(CreateError::Elf)?;
-    // SAFETY: no vCPU of this partition runs while its image is (re)loaded (at
-    // creation, or on reboot after every vCPU left the guest), so this is the only
-    // reference to the memory.
-    let mem =
-        unsafe { core::slice::from_raw_parts_mut((LINEAR_BASE | pa) as *mut u8, size as usize) };
-    elf::load(&image, b.kernel, mem).map_err(CreateError::Elf)?;
 
     // Layout: kernel at its load address; initrd 1 MiB above its end; RTAS blob in
     // the top 64 KiB and the device tree below it.
@@ -374,13 +469,7 @@ fn load_boot_image(
         return Err(CreateError::TooBig("RTAS area"));
     }
     let rtas_base = size - RTAS_SIZE;
-    for (i, w) in rtas::RTAS_BLOB.iter().enumerate() {
-        let at = (rtas_base as usize) + i * 4;
-        // RTAS is entered big-endian (PAPR 7.2.1; Linux clears MSR[LE] to
-        // call it), whatever the kernel's endianness.
-        let bytes = w.to_be_bytes();
-        mem[at..at + 4].copy_from_slice(&bytes);
-    }
+    let rtas_bytes = (rtas::RTAS_BLOB.len() * 4) as u64;
     let initrd_range = match b.initrd {
         Some(data) => {
             let start = (image.high + 0x10_0000 + 0xffff) & !0xffff;
@@ -388,12 +477,12 @@ fn load_boot_image(
             if end > rtas_base - 0x10_0000 {
                 return Err(CreateError::TooBig("initrd"));
             }
-            mem[start as usize..end as usize].copy_from_slice(data);
             Some((start, end))
         }
         None => None,
     };
 
+    let t = instr::mftb();
     let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
     let vec5 = guest_fdt::vec5_radix_xive_or_xics();
     let lisn_ranges = [(0, b.vcpus)];
@@ -430,19 +519,90 @@ fn load_boot_image(
         return Err(CreateError::TooBig("device tree"));
     }
     let fdt = guest_fdt::build_at(&cfg, fdt_gra).map_err(|_| CreateError::Fdt)?;
-    let fdt_end = fdt_gra as usize + fdt.len();
-    if fdt_end > rtas_base as usize {
+    let fdt_end = fdt_gra + fdt.len() as u64;
+    if fdt_end > rtas_base {
         return Err(CreateError::TooBig("device tree"));
     }
-    mem[fdt_gra as usize..fdt_end].copy_from_slice(&fdt);
-    Ok(Placed {
+    times.fdt = instr::mftb().wrapping_sub(t);
+
+    // Zero what the writes below leave alone: everywhere (`lazy` false), or only
+    // in the chunks they touch, the rest being zeroed on first use. A range counts
+    // as written only if it lies inside guest memory (elf::load checks the
+    // segments again).
+    let t = instr::mftb();
+    let mut written: Vec<PhysRange> = Vec::new();
+    let mut add = |start: u64, end: u64| {
+        if start < end && end <= size {
+            written.push(PhysRange { start, end });
+        }
+    };
+    for s in &image.segments {
+        add(s.guest_addr, s.guest_addr.saturating_add(s.mem_size));
+    }
+    if let Some((start, end)) = initrd_range {
+        add(start, end);
+    }
+    add(fdt_gra, fdt_end);
+    add(rtas_base, rtas_base + rtas_bytes);
+    let lazy = lazy && written.len() <= MAX_WRITTEN_RANGES;
+    if written.len() > MAX_WRITTEN_RANGES {
+        written.clear();
+    }
+    let plan = demand::plan(chunks, &written, lazy);
+    for r in &plan.zero {
+        mm::zero_phys(pa + r.start, r.end - r.start);
+    }
+    times.zero = instr::mftb().wrapping_sub(t);
+
+    // SAFETY: no vCPU of this partition runs while its image is (re)loaded (at
+    // creation, or on reboot after every vCPU left the guest), so this is the only
+    // reference to the memory.
+    let mem =
+        unsafe { core::slice::from_raw_parts_mut((LINEAR_BASE | pa) as *mut u8, size as usize) };
+    let t = instr::mftb();
+    // Every segment's whole [p_vaddr, + p_memsz) is written: file bytes, then zeroes.
+    elf::load(&image, b.kernel, mem).map_err(CreateError::Elf)?;
+    times.kernel = instr::mftb().wrapping_sub(t);
+    for (i, w) in rtas::RTAS_BLOB.iter().enumerate() {
+        let at = (rtas_base as usize) + i * 4;
+        // RTAS is entered big-endian (PAPR 7.2.1; Linux clears MSR[LE] to
+        // call it), whatever the kernel's endianness.
+        let bytes = w.to_be_bytes();
+        mem[at..at + 4].copy_from_slice(&bytes);
+    }
+    let t = instr::mftb();
+    if let (Some(data), Some((start, end))) = (b.initrd, initrd_range) {
+        mem[start as usize..end as usize].copy_from_slice(data);
+    }
+    times.initrd = instr::mftb().wrapping_sub(t);
+    mem[fdt_gra as usize..fdt_end as usize].copy_from_slice(&fdt);
+    let placed = Placed {
         entry: image.entry,
         big_endian: image.big_endian,
         fdt_gra,
         rtas_base,
         initrd: initrd_range,
         kernel_high: image.high,
+    };
+    Ok(Loaded {
+        placed,
+        eager: plan.eager,
+        times,
     })
+}
+
+/// Logs how long creating (or rebooting) partition `name` took, step by step.
+fn log_load_times(name: &str, alloc_map: u64, t: &LoadTimes) {
+    let us = |ticks: u64| ticks / crate::arch::ppc64::timer::ticks_per_us().max(1);
+    info!(
+        "PAPRIKA lpar-load: {} alloc+map={}us fdt={}us zero={}us kernel={}us initrd={}us",
+        name,
+        us(alloc_map),
+        us(t.fdt),
+        us(t.zero),
+        us(t.kernel),
+        us(t.initrd)
+    );
 }
 
 fn build_partition(
@@ -483,27 +643,27 @@ fn build_partition(
         timebase_hz: info.timebase_hz,
     };
 
-    // Memory, zeroed before the guest sees it.
+    // Memory; load_boot_image zeroes what it does not fill before the guest runs.
+    let t = instr::mftb();
     let pa = mm::alloc_frames(size, mem_align(size)).map_err(CreateError::Memory)?;
-    mm::zero_phys(pa, size);
 
-    // Partition-scoped tree: guest real 0.. -> host pa.., large pages.
+    // Partition-scoped tree: guest real 0.. -> host pa.., 2 MiB pages, each
+    // mapped once its chunk is zeroed or loaded (`demand`).
     let mut tree = RadixTree::new(&mut Tables).map_err(CreateError::Map)?;
-    tree.map(
-        &mut Tables,
-        0,
-        pa,
-        size,
-        PteFlags::READ | PteFlags::WRITE | PteFlags::EXEC,
-        CacheAttr::Normal,
-        PageSize::Size1G,
-    )
-    .map_err(CreateError::Map)?;
+    let chunks = ChunkMap::new(size);
+    let alloc_map = instr::mftb().wrapping_sub(t);
+    let Loaded {
+        placed,
+        eager,
+        times,
+    } = load_boot_image(&spec.name, lpid, pa, size, &boot, &chunks, true)?;
+    for c in eager {
+        map_chunk(&mut tree, pa, chunks.range(c)).map_err(CreateError::Map)?;
+        chunks.set_ready(c);
+    }
+    log_load_times(&spec.name, alloc_map, &times);
     let root = tree.root();
     let table_bytes = tree.table_bytes(&Tables);
-    let _ = tree;
-
-    let placed = load_boot_image(&spec.name, lpid, pa, size, &boot)?;
 
     // PATE: host radix tree for guest real addresses; no process table until the
     // guest registers one.
@@ -563,6 +723,10 @@ fn build_partition(
         vty_irq_enabled: AtomicBool::new(false),
         fwnmi_sreset: AtomicU64::new(u64::MAX),
         sreset_pending: AtomicU64::new(0),
+        demand: Demand {
+            map: chunks,
+            tree: spin::Mutex::new(tree),
+        },
     })
 }
 
@@ -584,20 +748,35 @@ impl Partition {
             crate::platform::opal::heartbeat();
             core::hint::spin_loop();
         }
-        mm::zero_phys(self.mem_pa, self.mem_size);
         self.xive.lock().reset();
         for v in &self.vcpus {
             v.icp
                 .store(crate::papr::xics::Icp::RESET.pack(), Ordering::Release);
         }
-        match load_boot_image(
+        // load_boot_image scrubs everything it does not load again.
+        let loaded = load_boot_image(
             &self.name,
             self.lpid,
             self.mem_pa,
             self.mem_size,
             &self.boot,
-        ) {
-            Ok(placed) => {
+            &self.demand.map,
+            false,
+        )
+        .and_then(|l| {
+            // Every chunk is zeroed or loaded now; map those still unmapped.
+            let mut tree = self.demand.tree.lock();
+            for &c in &l.eager {
+                map_chunk(&mut tree, self.mem_pa, self.demand.map.range(c))
+                    .map_err(CreateError::Map)?;
+                self.demand.map.set_ready(c);
+            }
+            instr::ptesync();
+            Ok(l)
+        });
+        match loaded {
+            Ok(Loaded { placed, times, .. }) => {
+                log_load_times(&self.name, 0, &times);
                 // Forget the guest's process table and every cached translation.
                 mmu::set_pate_dw1(self.lpid, 0);
                 self.proc_tbl.store(0, Ordering::Release);
@@ -659,6 +838,7 @@ pub fn create_all(
         }
         if let Some(v0) = p.vcpus.first() {
             let msr = initial_msr(p.big_endian);
+            info!("PAPRIKA lpar-start: {} vCPU 0 at {:#x}", p.name, p.entry);
             v0.request_start(p.entry, msr, p.fdt_gra);
         }
     }

@@ -4,6 +4,7 @@
 //! Lock order: a partition's `console` lock, then the log lock. vCPU registers are
 //! only touched by the hardware thread the vCPU is pinned to; other threads talk to a
 //! vCPU through its atomics (state, start request, prod) and a doorbell.
+pub mod demand;
 pub mod emulate;
 pub mod manifest;
 

@@ -3,6 +3,7 @@ use core::sync::atomic::Ordering;
 
 use super::lpar::{Partition, StopReason};
 use super::vcpu::{self, Next, Vcpu, VcpuContext, VcpuState};
+use crate::arch::ppc64::{instr, timer};
 use crate::papr::hcall::HcallError;
 use crate::papr::rtas::{self as r, RtasArgs, RtasCall};
 use crate::platform::opal;
@@ -30,9 +31,43 @@ pub fn call(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, buf: u64) -> Result<
     Ok(next)
 }
 
+/// The host's wall clock: one RTC reading (Unix seconds) and the timebase when it
+/// was taken. The RTC is read once; afterwards the time is that reading plus the
+/// timebase ticks since. Under QEMU the RTC sits behind the emulated BMC, and each
+/// OPAL_RTC_READ is an IPMI round trip of a few hundred milliseconds that Linux
+/// would wait for at every get-time-of-day (twice at boot).
+static HOST_CLOCK: spin::Mutex<Option<(i64, u64)>> = spin::Mutex::new(None);
+
+/// Starts the host RTC reading early (OPAL answers it asynchronously), so the
+/// first get-time-of-day of a guest finds the reply waiting.
+pub fn prime_host_clock() {
+    let mut c = HOST_CLOCK.lock();
+    if c.is_none() {
+        if let Ok(t) = opal::rtc_read_start() {
+            *c = Some((to_unix(t), instr::mftb()));
+        }
+    }
+}
+
+fn to_unix((ymd, hms): (u32, u64)) -> i64 {
+    r::from_opal_bcd(ymd, hms).to_unix()
+}
+
+/// The host's time now, in Unix seconds.
+fn host_unix() -> Option<i64> {
+    let (unix, tb) = {
+        let mut c = HOST_CLOCK.lock();
+        if c.is_none() {
+            *c = Some((to_unix(opal::rtc_read().ok()?), instr::mftb()));
+        }
+        (*c)?
+    };
+    let hz = timer::ticks_per_us().max(1) * 1_000_000;
+    Some(unix + (instr::mftb().wrapping_sub(tb) / hz) as i64)
+}
+
 fn now_unix(p: &Partition) -> Option<i64> {
-    let (ymd, hms) = opal::rtc_read().ok()?;
-    Some(r::from_opal_bcd(ymd, hms).to_unix() + p.tod_offset.load(Ordering::Relaxed))
+    Some(host_unix()? + p.tod_offset.load(Ordering::Relaxed))
 }
 
 fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut RtasArgs) -> Next {

@@ -558,10 +558,13 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             Next::Resume
         }
         0xe00 => {
-            // HDSI: the guest touched a guest real address outside its memory (the
-            // partition-scoped tree maps all of its memory). PAPR: the guest gets a
-            // data storage interrupt for the access.
+            // HDSI: the guest touched a guest real address not mapped yet: memory
+            // it uses for the first time (zeroed and mapped now), or beyond its
+            // memory. PAPR: the guest gets a data storage interrupt for the latter.
             let gra = ctx.regs.asdr & !0xfff;
+            if p.demand_fault(gra) {
+                return Next::Resume; // first use: zeroed and mapped (partition::demand)
+            }
             if gra < p.mem_size {
                 return fatal(
                     p,
@@ -586,6 +589,9 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             Next::Resume
         }
         0xe20 => {
+            if p.demand_fault(ctx.regs.asdr & !0xfff) {
+                return Next::Resume; // first use: zeroed and mapped (partition::demand)
+            }
             rate_limited_warn(p, "instruction fetch outside partition memory", ctx.regs.pc);
             // ISI with the cause bits HISI reported in HSRR1.
             inject(p, ctx, 0x400, ctx.regs.hsrr1 & 0x0000_0000_5820_0000);

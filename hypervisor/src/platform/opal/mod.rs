@@ -207,6 +207,18 @@ pub fn rtc_read() -> Result<(u32, u64), OpalError> {
     }
 }
 
+/// One OPAL_RTC_READ without waiting: the time if OPAL has it at once, otherwise
+/// the request is under way (BUSY) and a later [`rtc_read`] collects the reply.
+pub fn rtc_read_start() -> Result<(u32, u64), OpalError> {
+    let mut ymd = crate::be::Be32::new(0);
+    let mut hms = Be64::new(0);
+    call(OPAL_RTC_READ, &[real(&ymd), real(&hms)])?;
+    Ok((
+        core::mem::take(&mut ymd).get(),
+        core::mem::take(&mut hms).get(),
+    ))
+}
+
 /// Powers the machine off. Never returns.
 pub fn power_down() -> ! {
     crate::console::flush();
