@@ -21,7 +21,9 @@ With --guests, then also builds the test guests: every crate directly under
 tests/guests/ whose package is named `guest-*` and has a binary, for the same
 target with the same flags but linked with tests/guests/guest.ld (cargo target
 dir target/power-guests), copied to target/guests/<package>.elf. Manifests
-name them `@guest/<package>` (docs/manifest.md).
+name them `@guest/<package>` (docs/manifest.md). guest-conformance is also
+built big-endian (.cargo/powerpc64-paprika-guest.json, linked with -EB, cargo
+target dir target/power-guests-be) into target/guests/guest-conformance-be.elf.
 
 Options:
   --release          optimised build (the `release` profile; default: `dev`)
@@ -207,9 +209,20 @@ pub fn power_cargo_with(
     rustflags: &str,
     profile: Profile,
 ) -> Cmd {
-    let spec = repo_root()
-        .join(".cargo")
-        .join(format!("{TARGET_NAME}.json"));
+    cargo_for_target(subcommand, TARGET_NAME, target_dir, rustflags, profile)
+}
+
+/// `cargo <subcommand>` for the target spec .cargo/<target>.json (the
+/// hypervisor's [`TARGET_NAME`], or the big-endian guests'
+/// [`guests::BE_TARGET_NAME`]), building core and alloc from source.
+pub fn cargo_for_target(
+    subcommand: &str,
+    target: &str,
+    target_dir: &Path,
+    rustflags: &str,
+    profile: Profile,
+) -> Cmd {
+    let spec = repo_root().join(".cargo").join(format!("{target}.json"));
     let mut cmd = debian_cargo(target_dir)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTFLAGS", rustflags)

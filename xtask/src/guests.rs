@@ -9,6 +9,13 @@
 //! (target/power-guests, so the differing RUSTFLAGS never rebuild the
 //! hypervisor's), and copied to target/guests/<package>.elf, which manifests name
 //! `@guest/<package>`.
+//!
+//! The guests of [`BIG_ENDIAN_GUESTS`] are built a second time, big-endian, for
+//! .cargo/powerpc64-paprika-guest.json (ELFv2, so no function descriptors, and
+//! otherwise the flags of the little-endian spec) with the same linker script
+//! and `-EB`, in target/power-guests-be (core is built once more there, and
+//! neither build invalidates the other), into target/guests/<package>-be.elf
+//! (`@guest/<package>-be`).
 
 use std::path::PathBuf;
 
@@ -21,6 +28,47 @@ use crate::repo_root;
 pub const NO_GUESTS: &str = "no guests yet: tests/guests/ does not exist";
 /// Package names of guests start with this.
 pub const PACKAGE_PREFIX: &str = "guest-";
+/// Guests that are also built big-endian, as `<package>-be`.
+pub const BIG_ENDIAN_GUESTS: &[&str] = &["guest-conformance"];
+/// The target spec (.cargo/<name>.json) of big-endian guests.
+pub const BE_TARGET_NAME: &str = "powerpc64-paprika-guest";
+
+/// The byte order a guest is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endian {
+    /// The hypervisor's target; every guest.
+    Little,
+    /// [`BE_TARGET_NAME`]; the guests of [`BIG_ENDIAN_GUESTS`].
+    Big,
+}
+
+impl Endian {
+    /// The target spec's name, also the directory cargo puts its output under.
+    pub fn target_name(self) -> &'static str {
+        match self {
+            Endian::Little => TARGET_NAME,
+            Endian::Big => BE_TARGET_NAME,
+        }
+    }
+
+    /// The cargo target directory: one per endianness, so that each keeps its
+    /// own core and neither rebuilds the other's.
+    pub fn target_dir(self) -> PathBuf {
+        let dir = repo_root().join("target");
+        match self {
+            Endian::Little => dir.join("power-guests"),
+            Endian::Big => dir.join("power-guests-be"),
+        }
+    }
+
+    /// The name of `package` built this way, as manifests say `@guest/<name>`.
+    pub fn guest_name(self, package: &str) -> String {
+        match self {
+            Endian::Little => package.to_string(),
+            Endian::Big => format!("{package}-be"),
+        }
+    }
+}
 
 /// One crate under tests/guests/.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +99,9 @@ pub fn output_dir() -> PathBuf {
     repo_root().join("target").join("guests")
 }
 
-/// The cargo target directory of guest builds.
-pub fn target_dir() -> PathBuf {
-    repo_root().join("target").join("power-guests")
-}
-
-/// The ELF of guest `package` once built.
-pub fn elf(package: &str) -> PathBuf {
-    output_dir().join(format!("{package}.elf"))
+/// The ELF of guest `name` (a package, or `<package>-be`) once built.
+pub fn elf(name: &str) -> PathBuf {
+    output_dir().join(format!("{name}.elf"))
 }
 
 /// Whether tests/guests/ exists.
@@ -107,6 +150,17 @@ pub fn discover() -> Result<Option<Vec<Crate>>> {
 /// The guests among `discover()`.
 pub fn discover_guests() -> Result<Option<Vec<Crate>>> {
     Ok(discover()?.map(|c| c.into_iter().filter(Crate::is_guest).collect()))
+}
+
+/// Every build of `guests`: each little-endian, then those of
+/// [`BIG_ENDIAN_GUESTS`] big-endian.
+pub fn builds(guests: &[Crate]) -> Vec<(&Crate, Endian)> {
+    let little = guests.iter().map(|g| (g, Endian::Little));
+    let big = guests
+        .iter()
+        .filter(|g| BIG_ENDIAN_GUESTS.contains(&g.package.as_str()))
+        .map(|g| (g, Endian::Big));
+    little.chain(big).collect()
 }
 
 /// What `read_cargo_toml` finds.
@@ -230,17 +284,28 @@ pub fn workspace_member_packages() -> Result<Vec<String>> {
         .collect())
 }
 
-/// The RUSTFLAGS of guest builds.
-pub fn rustflags() -> String {
-    build::rustflags_with_script(&linker_script())
+/// The RUSTFLAGS of guest builds. guest.ld names both output formats; `-EB`
+/// picks elf64-powerpc for the big-endian ones.
+pub fn rustflags(endian: Endian) -> String {
+    let flags = build::rustflags_with_script(&linker_script());
+    match endian {
+        Endian::Little => flags,
+        Endian::Big => format!("{flags} -C link-arg=-EB"),
+    }
 }
 
 /// `cargo <subcommand>` of one guest crate for POWER.
-pub fn cargo(subcommand: &str, krate: &Crate, profile: Profile) -> Cmd {
-    build::power_cargo_with(subcommand, &target_dir(), &rustflags(), profile)
-        .arg("--manifest-path")
-        .arg(krate.dir.join("Cargo.toml"))
-        .args(["-p", &krate.package])
+pub fn cargo(subcommand: &str, krate: &Crate, profile: Profile, endian: Endian) -> Cmd {
+    build::cargo_for_target(
+        subcommand,
+        endian.target_name(),
+        &endian.target_dir(),
+        &rustflags(endian),
+        profile,
+    )
+    .arg("--manifest-path")
+    .arg(krate.dir.join("Cargo.toml"))
+    .args(["-p", &krate.package])
 }
 
 /// Builds every guest and copies it to target/guests/<package>.elf. `None` when
@@ -258,11 +323,17 @@ pub fn build_all(profile: Profile) -> Result<Option<Vec<PathBuf>>> {
     let out_dir = output_dir();
     std::fs::create_dir_all(&out_dir).context(|| format!("creating {}", out_dir.display()))?;
     let mut elfs = Vec::new();
-    for g in &guests {
+    for (g, endian) in builds(&guests) {
         let bin = g.bin.as_deref().unwrap_or(BIN);
-        cargo("build", g, profile).args(["--bin", bin]).run()?;
-        let built = target_dir().join(TARGET_NAME).join(profile.dir()).join(bin);
-        let dest = elf(&g.package);
+        cargo("build", g, profile, endian)
+            .args(["--bin", bin])
+            .run()?;
+        let built = endian
+            .target_dir()
+            .join(endian.target_name())
+            .join(profile.dir())
+            .join(bin);
+        let dest = elf(&endian.guest_name(&g.package));
         std::fs::copy(&built, &dest).context(|| {
             format!(
                 "copying {} to {} (built by cargo?)",
@@ -372,7 +443,37 @@ name = "x"
     #[test]
     fn paths() {
         assert!(elf("guest-hcall").ends_with("target/guests/guest-hcall.elf"));
-        assert!(rustflags().contains("tests/guests/guest.ld"));
-        assert!(!rustflags().contains("linker.ld"));
+        for endian in [Endian::Little, Endian::Big] {
+            assert!(rustflags(endian).contains("tests/guests/guest.ld"));
+            assert!(!rustflags(endian).contains("linker.ld"));
+        }
+        assert!(!rustflags(Endian::Little).contains("-EB"));
+        assert!(rustflags(Endian::Big).ends_with("-C link-arg=-EB"));
+    }
+
+    #[test]
+    fn big_endian_builds() {
+        assert_eq!(Endian::Big.guest_name("guest-x"), "guest-x-be");
+        assert_eq!(Endian::Little.guest_name("guest-x"), "guest-x");
+        assert!(Endian::Little.target_dir().ends_with("target/power-guests"));
+        assert!(Endian::Big.target_dir().ends_with("target/power-guests-be"));
+        assert!(repo_root()
+            .join(".cargo")
+            .join(format!("{BE_TARGET_NAME}.json"))
+            .is_file());
+        let c = |package: &str| Crate {
+            package: package.into(),
+            dir: PathBuf::new(),
+            bin: Some(package.into()),
+        };
+        let guests = [c("guest-conformance"), c("guest-smp")];
+        let names: Vec<String> = builds(&guests)
+            .into_iter()
+            .map(|(g, e)| e.guest_name(&g.package))
+            .collect();
+        assert_eq!(
+            names,
+            ["guest-conformance", "guest-smp", "guest-conformance-be"]
+        );
     }
 }

@@ -319,6 +319,15 @@ const LINUX_4CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0, 1, 2, 3])];
 /// Two Linux partitions side by side, sharing kernel and initramfs.
 const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
 
+/// What the big-endian guest scenarios want besides the partition checks: the
+/// guest's own report of MSR[LE] and a memory byte-order probe (tests/guests/prt,
+/// `report_endianness`) and the hypervisor's partition creation line.
+const BIG_ENDIAN_GUEST: &[&str] = &[
+    "[conformance-be] GUEST-ENDIAN big (MSR[LE]=0, memory big-endian, built big-endian)",
+    "[conformance-be] GUEST-PASS endianness",
+    "(big-endian), fdt at",
+];
+
 pub const SCENARIOS: &[Scenario] = &[
     boot("boot-p9-1t", Machine::Powernv9, "1G", "1", 1, 1),
     boot("boot-p9-4t", Machine::Powernv9, "2G", "4", 4, 1),
@@ -383,6 +392,33 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // The conformance guest built big-endian: passes only if it ran big-endian
+    // (its run-time probe of MSR[LE] and memory) and Paprika created the
+    // partition as such.
+    Scenario {
+        expected: BIG_ENDIAN_GUEST,
+        ..lpars(
+            "lpar-be-p9",
+            Machine::Powernv9,
+            "conformance-be",
+            "1G",
+            "4",
+            4,
+            1,
+        )
+    },
+    Scenario {
+        expected: BIG_ENDIAN_GUEST,
+        ..lpars(
+            "lpar-be-p10",
+            Machine::Powernv10,
+            "conformance-be",
+            "1G",
+            "4",
+            4,
+            1,
+        )
+    },
     lpars("lpar-smp-p9", Machine::Powernv9, "smp", "1G", "4", 4, 1),
     lpars("lpar-smp-p10", Machine::Powernv10, "smp", "1G", "4", 4, 1),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),

@@ -22,13 +22,15 @@ Runs, in order, stopping at the first failure, then prints a summary table:
   fmt             cargo fmt --all -- --check
   clippy-host     cargo clippy --workspace --exclude paprika-boot --all-targets -- -D warnings
   clippy-power    cargo clippy of paprika-boot (and paprika) for POWER, and of
-                  each test guest (tests/guests/guest-*) -- -D warnings
+                  each test guest (tests/guests/guest-*), the big-endian
+                  builds too -- -D warnings
   unit-host       cargo test --workspace --exclude paprika-boot
                   (host steps also exclude the crates under tests/guests/)
   build-*         POWER builds: debug, release, and debug with each scenario's
                   features (e.g. fault-test, into target/power-fault)
   build-guests    the test guests (cargo xtask build --guests), into
-                  target/guests/; skipped while tests/guests/ does not exist
+                  target/guests/, and guest-conformance-be (big-endian); skipped
+                  while tests/guests/ does not exist
   linux-fetch     cargo xtask linux fetch: Debian's kernel and busybox, cached
                   in target/linux/ (the first run downloads ~40 MB with apt).
                   When it cannot (no network, not root, apt failing), it and the
@@ -392,8 +394,9 @@ fn run_step(step: &Step) -> Result<()> {
             build::power_cargo("clippy", &BuildOpts::new(Profile::Debug, &[]))
                 .args(["--", "-D", "warnings"])
                 .run()?;
-            for g in guests::discover_guests()?.unwrap_or_default() {
-                guests::cargo("clippy", &g, Profile::Debug)
+            let guests = guests::discover_guests()?.unwrap_or_default();
+            for (g, endian) in guests::builds(&guests) {
+                guests::cargo("clippy", g, Profile::Debug, endian)
                     .args(["--", "-D", "warnings"])
                     .run()?;
             }

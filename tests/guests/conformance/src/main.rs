@@ -115,6 +115,8 @@ mod guest {
     #[no_mangle]
     fn guest_main(fdt: &'static [u8]) -> ! {
         println!("hello from guest-conformance");
+        // Built little- and big-endian (guest-conformance-be): say which ran.
+        report_endianness();
         let mem = fdt_prop(fdt, "/memory", "reg")
             .and_then(|r| r.get(8..16))
             .map(|s| u64::from_be_bytes(s.try_into().unwrap_or([0; 8])))
@@ -188,8 +190,17 @@ mod guest {
             format_args!("rc or values constant"),
         );
 
-        // H_SET_MODE.
+        // H_SET_MODE: interrupt endianness, both ways, then back to the
+        // build's own, as the XICS checks below take interrupts (EE is off until
+        // then, so none arrives in the wrong order meanwhile).
         expect("set-mode-le", hcall(H_SET_MODE, &[1, 4, 0, 0]).0, H_SUCCESS);
+        expect("set-mode-be", hcall(H_SET_MODE, &[0, 4, 0, 0]).0, H_SUCCESS);
+        let own = u64::from(cfg!(target_endian = "little"));
+        expect(
+            "set-mode-own-endian",
+            hcall(H_SET_MODE, &[own, 4, 0, 0]).0,
+            H_SUCCESS,
+        );
         expect(
             "set-mode-bad-flags",
             hcall(H_SET_MODE, &[7, 4, 0, 0]).0,

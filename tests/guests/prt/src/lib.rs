@@ -1,7 +1,17 @@
 //! Runtime for Paprika's test guests: small `no_std` pSeries programs that the
 //! hypervisor loads into an LPAR and enters directly at `_start` (guest real mode,
-//! MSR = SF|ME|RI|LE, r3 = device tree). Linked at guest real 0 by
-//! `tests/guests/guest.ld`: interrupt vectors at 0x100..0x1000, `_start` at 0x10000.
+//! MSR = SF|ME|RI, plus LE for a little-endian ELF; r3 = device tree). Linked at
+//! guest real 0 by `tests/guests/guest.ld`: interrupt vectors at 0x100..0x1000,
+//! `_start` at 0x10000.
+//!
+//! Builds for either byte order (xtask builds some guests big-endian too): what
+//! the hypervisor and firmware define as big-endian is handled as such whatever
+//! the build's order (device tree cells, RTAS argument buffers, the VPA size
+//! field), register-passed data has no byte order (H_PUT_TERM_CHAR packs the
+//! first character in the most significant byte of r6), and the entry code
+//! switches to the build's order if entered in the other one. Interrupts must
+//! arrive in the build's order too: a guest that uses H_SET_MODE to change the
+//! interrupt endianness sets it back to its own before enabling interrupts.
 //!
 //! A guest provides `#[no_mangle] extern "Rust" fn guest_main(fdt: &'static [u8]) -> !`
 //! and may install a trap handler with [`set_trap_handler`]. Conventions for
@@ -32,15 +42,18 @@ mod rt {
         };
     }
 
-    /// Makes the code after it run little-endian whichever endianness it is
-    /// entered in. Little-endian, `tdi 0,0,0x48` never traps and the branch skips
-    /// the words; big-endian, the same word reads as `b .+8` and the words (stored
-    /// byte-swapped) are `mfmsr r11; xori r11,r11,1; bcl 20,31,$+4; mflr r10;
-    /// addi r10,r10,20; mtsrr0 r10; mtsrr1 r11; rfid`, which flip MSR[LE] and
-    /// continue at label 190. Clobbers r10, r11 and LR only when big-endian.
-    /// Paprika enters little-endian guests little-endian, but RTAS start-cpu
-    /// elsewhere (QEMU's pseries, for one) starts a secondary with MSR = SF|ME,
-    /// i.e. big-endian, which Linux's secondary entry also copes with.
+    /// Makes the code after it run in the build's byte order whichever order it
+    /// is entered in. Entered in the build's order, `tdi 0,0,0x48` never traps
+    /// and the branch skips the words; entered in the other order, the same
+    /// word reads as `b .+8` and the `.long` words, which the assembler stores
+    /// in the build's order and so read in the other one as
+    /// `mfmsr r11; xori r11,r11,1; bcl 20,31,$+4; mflr r10; addi r10,r10,20;
+    /// mtsrr0 r10; mtsrr1 r11; rfid`, flip MSR[LE] and continue at label 190.
+    /// The same bytes serve both builds, as the sequence is symmetric. Clobbers
+    /// r10, r11 and LR only when it switches. Paprika enters a guest in its
+    /// ELF's order, but RTAS start-cpu elsewhere (QEMU's pseries, for one)
+    /// starts a secondary with MSR = SF|ME, i.e. big-endian, which Linux's
+    /// little-endian secondary entry also copes with.
     macro_rules! fixup_endian {
         () => {
             "tdi 0, 0, 0x48
@@ -214,6 +227,80 @@ mod rt {
                 options(nostack));
         }
         (r3 as i64, [r4, r5, r6, r7])
+    }
+
+    pub fn mfmsr() -> u64 {
+        let v: u64;
+        // SAFETY: reads the MSR.
+        unsafe { asm!("mfmsr {0}", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+
+    /// MSR[LE] (Power ISA 3.1 Book III 4.2.1: MSR bit 63).
+    pub const MSR_LE: u64 = 1;
+
+    /// The byte order this vCPU runs in, found at run time.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Endianness {
+        /// MSR[LE], read with mfmsr.
+        pub msr_le: bool,
+        /// A word stored and its first byte loaded back says little-endian.
+        pub memory_le: bool,
+    }
+
+    impl Endianness {
+        /// What this vCPU does now.
+        pub fn probe() -> Self {
+            let mut word: u32 = 0;
+            // SAFETY: a local; volatile, so the compiler cannot fold the probe
+            // into the byte order it compiles for.
+            let first = unsafe {
+                core::ptr::write_volatile(&mut word, 0x0102_0304);
+                core::ptr::read_volatile((&raw const word).cast::<u8>())
+            };
+            Endianness {
+                msr_le: mfmsr() & MSR_LE != 0,
+                memory_le: first == 0x04,
+            }
+        }
+
+        /// Whether both findings agree with the byte order of this build.
+        pub fn matches_build(self) -> bool {
+            let le = cfg!(target_endian = "little");
+            self.msr_le == le && self.memory_le == le
+        }
+    }
+
+    fn order_name(little: bool) -> &'static str {
+        if little {
+            "little"
+        } else {
+            "big"
+        }
+    }
+
+    /// Prints `GUEST-ENDIAN <big|little> (MSR[LE]=<0|1>, memory <..>-endian,
+    /// built <..>-endian)` from what [`Endianness::probe`] finds, the first
+    /// word being MSR[LE]'s, and records check `endianness`: both findings
+    /// agree with the build.
+    pub fn report_endianness() {
+        let e = Endianness::probe();
+        crate::println!(
+            "GUEST-ENDIAN {} (MSR[LE]={}, memory {}-endian, built {}-endian)",
+            order_name(e.msr_le),
+            u8::from(e.msr_le),
+            order_name(e.memory_le),
+            order_name(cfg!(target_endian = "little"))
+        );
+        check(
+            "endianness",
+            e.matches_build(),
+            format_args!(
+                "running {:?} in a {}-endian build",
+                e,
+                order_name(cfg!(target_endian = "little"))
+            ),
+        );
     }
 
     pub fn mftb() -> u64 {
