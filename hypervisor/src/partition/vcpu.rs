@@ -509,6 +509,7 @@ fn run(p: &Partition, v: &Vcpu) {
             return;
         }
         opal::heartbeat();
+        crate::console::input::poll_due();
         let mer = deliver_external(p, v, ctx);
         switch_in(p, ctx, mer);
         // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
@@ -642,6 +643,7 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         // SAFETY: as above.
         unsafe { spr::dec::write(DEC_QUIET) };
         opal::heartbeat();
+        crate::console::input::poll_due();
     }
     v.ceded.store(false, Ordering::Release);
 }
