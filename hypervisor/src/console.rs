@@ -7,8 +7,13 @@
 //! the ring exists, or without an idle drainer, writers drain synchronously.
 //!
 //! Lock order: `DRAIN` before `RING`; `RING` is only held for copies.
+//!
+//! Input (the keyboard side of the same console) is routed to partitions by
+//! [`input`].
 
 use alloc::vec::Vec;
+
+pub mod input;
 
 /// A byte FIFO over a fixed buffer.
 #[derive(Debug)]
@@ -95,6 +100,11 @@ mod machine {
             pir.map(|p| u64::from(p) + 1).unwrap_or(0),
             Ordering::Release,
         );
+    }
+
+    /// Whether this thread is the idle drainer.
+    pub fn is_drainer() -> bool {
+        drainer().is_some() && drainer() == percpu::current().map(|p| p.pir)
     }
 
     fn drainer() -> Option<u32> {

@@ -485,10 +485,12 @@ fn bundle_of(info: &HostInfo) -> Option<&'static [u8]> {
     matches!(crate::bundle::find(bytes, "manifest.toml"), Ok(Some(_))).then_some(bytes)
 }
 
-/// What an idle thread does when woken: run its vCPU, drain the console.
+/// What an idle thread does when woken: run its vCPU, drain the console (and, on
+/// the drainer, poll console input).
 fn idle_work() {
     crate::partition::vcpu::thread_work();
     crate::console::drain();
+    crate::console::input::idle_poll();
 }
 
 /// Reads and checks the manifest (again: xtask checked it at build time), creates

@@ -88,12 +88,18 @@ pub fn smp_arg(cpus: u32, threads: u32) -> Result<String> {
 /// How QEMU's console is wired up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Console {
-    /// A terminal on stdin: console and QEMU monitor multiplexed (Ctrl-A X quits,
-    /// Ctrl-A C switches to the monitor).
+    /// A terminal on stdin: console and QEMU monitor multiplexed, with QEMU's
+    /// escape moved to Ctrl-] ([`QEMU_ESCAPE`]: Ctrl-] x quits, Ctrl-] c
+    /// switches to the monitor) so that Ctrl-A reaches the hypervisor's console
+    /// router.
     Terminal,
     /// No terminal: console on stdout only, stdin is /dev/null so nothing waits for it.
     Detached,
 }
+
+/// QEMU's `-echr` on a terminal: Ctrl-] (0x1d), so QEMU's multiplexer leaves
+/// Ctrl-A (the hypervisor's escape) alone.
+pub const QEMU_ESCAPE: &str = "0x1d";
 
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
@@ -122,7 +128,11 @@ impl QemuConfig {
             // -nodefaults keeps the machine to what is listed here. The console (the
             // LPC UART) comes from -serial; the BMC must be added by hand, without it
             // skiboot cannot power the machine off (QEMU would hang, not exit).
-            .args(["-nographic", "-nodefaults", "-serial", serial])
+            .args(["-nographic", "-nodefaults", "-serial", serial]);
+        if self.console == Console::Terminal {
+            cmd = cmd.args(["-echr", QEMU_ESCAPE]);
+        }
+        cmd = cmd
             .args(["-device", "ipmi-bmc-sim,id=bmc0"])
             .args(["-device", "isa-ipmi-bt,bmc=bmc0,irq=10"])
             .arg("-kernel")
@@ -208,9 +218,10 @@ pub fn run_until(
     Ok((outcome, seen))
 }
 
-/// One step of a console script: once `after` has appeared on the console (after
-/// the previous step's marker), `send` is written to QEMU's stdin, which `-serial
-/// stdio` makes the machine console's input.
+/// One step of a console script: once `after` has appeared on the console
+/// (anywhere in it since QEMU started, but only after the previous step was
+/// typed), `send` is written to QEMU's stdin, which `-serial stdio` makes the
+/// machine console's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Input {
     pub after: &'static str,
@@ -232,12 +243,14 @@ pub fn run_scripted(
     Ok((outcome, sent))
 }
 
-/// Writes each step's text once its marker shows up in the console stream.
+/// Writes each step's text once its marker shows up in the console.
 struct Typist<'a> {
     script: &'a [Input],
-    /// The next step, and the scan for its marker.
+    /// The next step.
     step: usize,
-    scan: Option<MarkerScan>,
+    /// The console so far, and where the next step's search resumes.
+    history: Vec<u8>,
+    from: usize,
     stdin: Option<std::process::ChildStdin>,
 }
 
@@ -246,34 +259,43 @@ impl<'a> Typist<'a> {
         Typist {
             script,
             step: 0,
-            scan: script.first().map(|i| MarkerScan::new(i.after.as_bytes())),
+            history: Vec::new(),
+            from: 0,
             stdin,
         }
     }
 
     /// Takes the next chunk of console output; sends what became due.
-    fn feed(&mut self, mut chunk: &[u8]) {
+    fn feed(&mut self, chunk: &[u8]) {
         use std::io::Write;
-        while let Some(scan) = self.scan.as_mut() {
-            let Some(end) = scan.find_end(chunk) else {
+        if self.step >= self.script.len() || self.stdin.is_none() {
+            return;
+        }
+        self.history.extend_from_slice(chunk);
+        while let Some(input) = self.script.get(self.step) {
+            let marker = input.after.as_bytes();
+            let start = self.from.saturating_sub(marker.len());
+            let found = marker.is_empty()
+                || self.history[start..]
+                    .windows(marker.len())
+                    .any(|w| w == marker);
+            if !found {
+                self.from = self.history.len();
                 return;
-            };
-            chunk = &chunk[end..];
-            let text = self.script[self.step].send.as_bytes();
-            let sent = self
-                .stdin
-                .as_mut()
-                .is_some_and(|s| s.write_all(text).and_then(|()| s.flush()).is_ok());
+            }
+            let sent = self.stdin.as_mut().is_some_and(|s| {
+                s.write_all(input.send.as_bytes())
+                    .and_then(|()| s.flush())
+                    .is_ok()
+            });
             if !sent {
                 // QEMU is gone or closed its input: nothing more can be typed.
-                self.scan = None;
+                self.stdin = None;
                 return;
             }
             self.step += 1;
-            self.scan = self
-                .script
-                .get(self.step)
-                .map(|i| MarkerScan::new(i.after.as_bytes()));
+            // The next marker may already be anywhere on the console.
+            self.from = 0;
         }
     }
 }

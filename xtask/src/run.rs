@@ -20,14 +20,26 @@ Builds the hypervisor, then boots it with skiboot under
 terminal. Exits with QEMU's exit status: 0 when the hypervisor powered the
 machine off after success, 1 when it stopped the machine on a failure.
 
+Without --manifest, --kernel or --bare it boots the default bundle: Debian's
+Linux with a busybox shell on hvc0 in one partition, `lpar1` (as --linux). If
+that cannot be fetched it says why and boots the hypervisor alone. Without a
+terminal on stdin the default bundle runs /init's checks and powers off
+(`paprika.test=1`), so nothing waits for input.
+
 With --manifest or --kernel the hypervisor runs partitions: xtask checks the
 manifest (an invalid one: exit status 2, naming the partition and field),
 builds the boot bundle target/bundle/<name>.cpio (manifest.toml and the images,
 at most 128 MiB) and gives it to QEMU as -initrd. See docs/manifest.md.
 
-On a terminal the console and QEMU's monitor share stdio: Ctrl-A X quits QEMU,
-Ctrl-A C switches to the monitor and back. Without a terminal on stdin the
-console goes to stdout only and stdin is not read.
+On a terminal, what you type goes to one partition (the hypervisor's console
+router, docs/linux.md \"Interactive console\"):
+  Ctrl-A c       input to the next partition (a `PAPRIKA console: input ->`
+                 line names it)
+  Ctrl-A x       stop every partition and power off (exit status 0)
+  Ctrl-A h       help;  Ctrl-A Ctrl-A sends Ctrl-A
+QEMU's own console multiplexer uses Ctrl-] instead (-echr 0x1d): Ctrl-] x
+kills QEMU, Ctrl-] c switches to its monitor and back. Without a terminal on
+stdin the console goes to stdout only and stdin is not read.
 
 Options:
   --machine M        powernv9 (default) or powernv10
@@ -36,12 +48,14 @@ Options:
   --threads T        threads per core (default 1): -smp N,cores=N/T,threads=T
   --memory SIZE      RAM, e.g. 1G, 1536M (default 2G); with --manifest at least
                      the partitions' memory + 512M (the default); with --kernel
-                     the partition's memory (see below)
+                     or Linux the partition's memory (see below)
   --release          boot a release build
   --features LIST    cargo features of the build (e.g. fault-test)
   --hypervisor ELF   boot this hypervisor ELF instead of building one
   --hv-append STR    the hypervisor's command line (QEMU -append)
   --gdb              QEMU waits for a debugger on tcp::1234 (-s -S)
+  --bare             the hypervisor alone, no partitions (--append is then
+                     the hypervisor's command line)
   -- ARGS...         passed to QEMU as they are (e.g. -- -d int,guest_errors)
 
 Partitions:
@@ -50,8 +64,7 @@ Partitions:
                      test guest (target/guests/<package>.elf, built first)
   --kernel PATH      run one partition, `lpar1`, booting PATH (console on)
   --initrd PATH      ... with this initrd
-  --append STR       ... with this command line (without --kernel and
-                     --manifest: the hypervisor's, as --hv-append)
+  --append STR       ... with this command line (Linux: added to it)
   --vcpus N          ... with N vCPUs on hardware threads 0..N-1 (default 1)
   --memory SIZE      ... with this much memory (default 256M); the machine gets
                      512M more (at least 1G)
@@ -60,8 +73,18 @@ Partitions:
                      boot them as --kernel and --initrd with the command line
                      `console=hvc0 <--append>` (default memory 512M);
                      `--append paprika.test=1` checks and powers off
-                     (docs/linux.md)
+                     (docs/linux.md); the default without --manifest, --kernel
+                     or --bare, except that it then also fails softly
 ";
+
+/// Added to the default bundle's command line when stdin is not a terminal: the
+/// checks of /init, then power-off.
+pub const NON_TTY_APPEND: &str = "paprika.test=1";
+
+/// Whether `run` boots the default bundle (Linux) rather than what was asked.
+fn default_bundle(bare: bool, manifest: bool, kernel: bool, initrd: bool, vcpus: bool) -> bool {
+    !(bare || manifest || kernel || initrd || vcpus)
+}
 
 /// Partition memory of `run --kernel` without `--memory`.
 const DEFAULT_PARTITION_MEMORY: u64 = 256 << 20;
@@ -85,8 +108,16 @@ pub fn main(mut args: Args) -> Result<i32> {
     let mut initrd = args.value("--initrd")?;
     let vcpus = args.number::<u32>("--vcpus")?;
     let linux = args.flag("--linux");
+    let bare = args.flag("--bare");
     let extra = args.finish()?;
+    let terminal = std::io::stdin().is_terminal();
 
+    if bare && (linux || manifest.is_some() || kernel.is_some() || initrd.is_some()) {
+        return Err(usage!(
+            "--bare boots the hypervisor alone; it excludes --linux, --manifest, --kernel \
+             and --initrd"
+        ));
+    }
     let mut partition_memory = DEFAULT_PARTITION_MEMORY;
     if linux {
         if manifest.is_some() || kernel.is_some() || initrd.is_some() {
@@ -101,6 +132,44 @@ pub fn main(mut args: Args) -> Result<i32> {
         append = Some(linux::cmdline(append.as_deref()));
         partition_memory = linux::DEFAULT_MEMORY;
         println!("booting Linux {} in lpar1", l.release);
+    } else if default_bundle(
+        bare,
+        manifest.is_some(),
+        kernel.is_some(),
+        initrd.is_some(),
+        vcpus.is_some(),
+    ) {
+        match linux::fetch(false) {
+            Ok(l) => {
+                kernel = Some(l.vmlinux.display().to_string());
+                initrd = Some(l.initramfs.display().to_string());
+                let mut extra_args = append.clone().unwrap_or_default();
+                if !terminal {
+                    extra_args = format!("{NON_TTY_APPEND} {extra_args}").trim().to_string();
+                }
+                append = Some(linux::cmdline(Some(&extra_args)).trim().to_string());
+                partition_memory = linux::DEFAULT_MEMORY;
+                if terminal {
+                    println!(
+                        "booting the default bundle: Linux {} in lpar1, a shell on its console \
+                         (Ctrl-A h: keys, Ctrl-A x: power off)",
+                        l.release
+                    );
+                } else {
+                    println!(
+                        "booting the default bundle: Linux {} in lpar1; stdin is not a terminal, \
+                         so it runs its checks and powers off ({NON_TTY_APPEND})",
+                        l.release
+                    );
+                }
+            }
+            Err(e) => {
+                println!(
+                    "cannot fetch the default bundle's Linux ({e}); booting the hypervisor alone \
+                     (`cargo xtask linux fetch` retries, `--bare` skips this)"
+                );
+            }
+        }
     }
 
     if hypervisor.is_some() && (release || !features.is_empty()) {
@@ -205,7 +274,7 @@ pub fn main(mut args: Args) -> Result<i32> {
         }
     };
 
-    let console = if std::io::stdin().is_terminal() {
+    let console = if terminal {
         Console::Terminal
     } else {
         Console::Detached
@@ -230,7 +299,11 @@ pub fn main(mut args: Args) -> Result<i32> {
         );
     }
     if console == Console::Terminal {
-        println!("(Ctrl-A X quits QEMU)");
+        if source.is_some() {
+            println!("(Ctrl-A h: console keys; Ctrl-A x powers off; Ctrl-] x kills QEMU)");
+        } else {
+            println!("(Ctrl-] x quits QEMU)");
+        }
     }
     cmd.echo();
     let mut command = cmd.command();
@@ -249,5 +322,20 @@ pub fn main(mut args: Args) -> Result<i32> {
             "QEMU ended with {}",
             crate::cmd::describe_status(status)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_bundle_only_without_partitions_or_bare() {
+        assert!(default_bundle(false, false, false, false, false));
+        assert!(!default_bundle(true, false, false, false, false));
+        assert!(!default_bundle(false, true, false, false, false));
+        assert!(!default_bundle(false, false, true, false, false));
+        assert!(!default_bundle(false, false, false, true, false));
+        assert!(!default_bundle(false, false, false, false, true));
     }
 }

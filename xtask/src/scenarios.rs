@@ -152,6 +152,11 @@ pub const REBOOT_INPUT: &[Input] = &[
         after: linux::ECHO_MARKER,
         send: "reboot -f\n",
     },
+    // Nothing to type; it moves the search past the first boot's marker.
+    Input {
+        after: "PAPRIKA lpar linux: rebooting (boot 2)",
+        send: "",
+    },
     Input {
         after: linux::ECHO_MARKER,
         send: "echo typed-$((6*7))\n",
@@ -159,6 +164,47 @@ pub const REBOOT_INPUT: &[Input] = &[
     Input {
         after: ECHO_OUTPUT,
         send: "poweroff -f\n",
+    },
+];
+
+/// Typing into two partitions: a command into `linux-a` (which takes input
+/// first), Ctrl-A c to switch to `linux-b` once its shell is up, the same command
+/// there (so each partition's own console lines must show `typed-42`), then
+/// power-off of `linux-b`, Ctrl-A c back to `linux-a` (the only one left) and its
+/// power-off.
+pub const SWITCH_INPUT: &[Input] = &[
+    Input {
+        after: "PAPRIKA-LINUX echo: shell on hvc0 name=linux-a",
+        send: "echo typed-$((6*7))\n",
+    },
+    Input {
+        after: "PAPRIKA-LINUX echo: shell on hvc0 name=linux-b",
+        send: "\x01c",
+    },
+    Input {
+        after: "PAPRIKA console: input -> linux-b",
+        send: "echo typed-$((6*7))\n",
+    },
+    Input {
+        after: "[linux-b] typed-42",
+        send: "poweroff -f\n",
+    },
+    Input {
+        after: "PAPRIKA lpar linux-b: stopped",
+        send: "\x01cpoweroff -f\n",
+    },
+];
+
+/// Typing a command, then Ctrl-A x: the hypervisor stops the partition and
+/// powers the machine off (exit status 0).
+pub const QUIT_INPUT: &[Input] = &[
+    Input {
+        after: linux::ECHO_MARKER,
+        send: "echo typed-$((6*7))\n",
+    },
+    Input {
+        after: ECHO_OUTPUT,
+        send: "\x01x",
     },
 ];
 
@@ -553,6 +599,47 @@ pub const SCENARIOS: &[Scenario] = &[
         expected: &["PAPRIKA lpar linux: rebooting (boot 2)"],
         ..linux(
             "linux-reboot-p9",
+            Machine::Powernv9,
+            "1G",
+            "1",
+            1,
+            "",
+            LINUX_1CPU,
+        )
+    },
+    // The console router: Ctrl-A c moves typing from one partition to the next.
+    Scenario {
+        linux: Some(LinuxBoot {
+            partitions: LINUX_TWO,
+            mode: LinuxMode::Echo,
+            append: "",
+        }),
+        input: SWITCH_INPUT,
+        expected: &[
+            "PAPRIKA console: input -> linux-a",
+            "PAPRIKA console: input -> linux-b",
+        ],
+        ..linux(
+            "linux-console-switch-p9",
+            Machine::Powernv9,
+            "1280M",
+            "3",
+            3,
+            "",
+            LINUX_TWO,
+        )
+    },
+    // Ctrl-A x powers the machine off cleanly.
+    Scenario {
+        linux: Some(LinuxBoot {
+            partitions: LINUX_1CPU,
+            mode: LinuxMode::Echo,
+            append: "",
+        }),
+        input: QUIT_INPUT,
+        expected: &["PAPRIKA console: Ctrl-A x: stopping every partition"],
+        ..linux(
+            "linux-console-quit-p9",
             Machine::Powernv9,
             "1G",
             "1",

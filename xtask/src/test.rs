@@ -49,7 +49,9 @@ Runs, in order, stopping at the first failure, then prints a summary table:
                   reports: userspace, radix MMU, every vCPU online,
                   /proc/interrupts, the guest's date against the host's, the
                   tests passed, power-off; linux-echo types a command into the
-                  console's shell and reads its output (docs/linux.md)
+                  console's shell and reads its output, linux-console-switch
+                  does so in two partitions with Ctrl-A c between them,
+                  linux-console-quit ends with Ctrl-A x (docs/linux.md)
 
 Host steps use target/host, POWER builds target/power (Debian's toolchain).
 

@@ -7,7 +7,6 @@ use super::lpar::Partition;
 use super::vcpu::{self, Next, Vcpu, VcpuContext};
 use crate::arch::ppc64::instr;
 use crate::papr::hcall::{self as h, HcallError, HcallResult};
-use crate::platform::opal;
 
 /// Handles the hcall in `ctx` and sets the guest's r3 (and r4...).
 pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
@@ -108,13 +107,13 @@ fn put_term_char(p: &Partition, term: u64, len: u64, hi: u64, lo: u64) -> HcallR
     Ok([0; 4])
 }
 
+/// Up to 16 bytes of the partition's own console input (`console::input` routes
+/// the machine console's input; Ctrl-A c switches partitions).
 fn get_term_char(p: &Partition, term: u64) -> HcallResult {
     check_term(term)?;
-    if !p.console_input {
-        return Ok([0; 4]);
-    }
     let mut buf = [0u8; 16];
-    let n = opal::console_read(0, &mut buf);
+    let n =
+        crate::console::input::index_of(p).map_or(0, |i| crate::console::input::read(i, &mut buf));
     let (len, hi, lo) = h::pack_term_chars(&buf[..n]);
     Ok([len, hi, lo, 0])
 }

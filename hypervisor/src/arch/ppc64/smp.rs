@@ -159,6 +159,9 @@ pub fn idle_loop() -> ! {
             work();
         }
         if SHUTDOWN.load(Ordering::Acquire) {
+            // A decrementer armed to wake this thread (console input polling)
+            // would stay pending and keep `stop` from stopping.
+            super::timer::quiesce();
             loop {
                 instr::stop_lite();
             }

@@ -56,6 +56,12 @@ fn set_hdec(ticks: u64) {
     unsafe { spr::hdec::write(ticks.min(QUIET)) };
 }
 
+/// Makes the decrementer wake this thread (from `stop`) in about `us`
+/// microseconds; the interrupt handler silences it again.
+pub fn wake_after_us(us: u64) {
+    set_dec(us_to_ticks(us).max(1));
+}
+
 /// Silences both decrementers on this thread.
 pub fn quiesce() {
     set_dec(QUIET);
