@@ -125,6 +125,11 @@ pub struct LinuxBoot {
     pub mode: LinuxMode,
     /// More kernel command line, e.g. "xive=off".
     pub append: &'static str,
+    /// The typed input ran `grep -w hvc_console /proc/interrupts` after the
+    /// echo: the vty's interrupt must have fired (a count above 0) on the
+    /// expected controller (`XIVE-IRQ`), proving typed input arrived by
+    /// interrupt, not by polling.
+    pub vty_irq: bool,
 }
 
 /// What the echo scenario's shell must print for the command it is given.
@@ -136,7 +141,7 @@ pub const ECHO_OUTPUT: &str = "typed-42";
 pub const ECHO_INPUT: &[Input] = &[
     Input {
         after: linux::ECHO_MARKER,
-        send: "echo typed-$((6*7))\n",
+        send: "echo typed-$((6*7)); grep -w hvc_console /proc/interrupts\n",
     },
     Input {
         after: ECHO_OUTPUT,
@@ -353,6 +358,7 @@ pub const fn linux(
             partitions,
             mode: LinuxMode::Test,
             append,
+            vty_irq: false,
         }),
         ..boot(name, machine, memory, smp, cpus, 1)
     }
@@ -575,6 +581,7 @@ pub const SCENARIOS: &[Scenario] = &[
             partitions: LINUX_1CPU,
             mode: LinuxMode::Echo,
             append: "",
+            vty_irq: true,
         }),
         input: ECHO_INPUT,
         ..linux(
@@ -594,6 +601,7 @@ pub const SCENARIOS: &[Scenario] = &[
             partitions: LINUX_1CPU,
             mode: LinuxMode::Echo,
             append: "",
+            vty_irq: false,
         }),
         input: REBOOT_INPUT,
         expected: &["PAPRIKA lpar linux: rebooting (boot 2)"],
@@ -613,6 +621,7 @@ pub const SCENARIOS: &[Scenario] = &[
             partitions: LINUX_TWO,
             mode: LinuxMode::Echo,
             append: "",
+            vty_irq: false,
         }),
         input: SWITCH_INPUT,
         expected: &[
@@ -635,6 +644,7 @@ pub const SCENARIOS: &[Scenario] = &[
             partitions: LINUX_1CPU,
             mode: LinuxMode::Echo,
             append: "",
+            vty_irq: false,
         }),
         input: QUIT_INPUT,
         expected: &["PAPRIKA console: Ctrl-A x: stopping every partition"],
@@ -649,6 +659,30 @@ pub const SCENARIOS: &[Scenario] = &[
         )
     },
 ];
+
+/// Checks the `grep -w hvc_console /proc/interrupts` output typed after the
+/// echo (the first such line after `typed-42`): the count of the vty's
+/// interrupt must be above 0 on `chip` (`XIVE-IRQ` for XIVE). `None` when so.
+fn vty_irq_problem(lines: &[(usize, &str)], chip: &str) -> Option<String> {
+    let after = lines.iter().position(|(_, l)| *l == ECHO_OUTPUT)?;
+    let Some((_, line)) = lines[after..]
+        .iter()
+        .find(|(_, l)| l.contains("hvc_console") && !l.contains("grep"))
+    else {
+        return Some("no `hvc_console` line from /proc/interrupts after the echo".into());
+    };
+    let mut words = line.split_whitespace();
+    let count: u64 = words.nth(1).and_then(|w| w.parse().ok()).unwrap_or(0);
+    if count == 0 {
+        return Some(format!(
+            "the vty interrupt never fired (typed input was not delivered by interrupt): `{line}`"
+        ));
+    }
+    if !line.contains(chip) {
+        return Some(format!("the vty interrupt is not on {chip}: `{line}`"));
+    }
+    None
+}
 
 /// `key=value` from the words after `marker` on the first line containing it.
 fn marker_field(log: &str, marker: &str, key: &str) -> Option<String> {
@@ -876,6 +910,11 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
                         "{who}: the shell did not print `{ECHO_OUTPUT}` for the typed \
                          `echo typed-$((6*7))`"
                     ));
+                }
+                if boot.vty_irq {
+                    if let Some(e) = vty_irq_problem(&lines, boot.irqchip()) {
+                        why.push(format!("{who}: {e}"));
+                    }
                 }
             }
         }
@@ -1471,12 +1510,25 @@ kernel = "@guest/guest-idle"
             .replace(
                 "[linux] PAPRIKA-LINUX test: passed name=linux",
                 "[linux] PAPRIKA-LINUX echo: shell on hvc0 name=linux\r\n\
-                 [linux] / # echo typed-$((6*7))\r\n[linux] typed-42",
+                 [linux] / # echo typed-$((6*7)); grep -w hvc_console /proc/interrupts\r\n\
+                 [linux] typed-42\r\n\
+                 [linux]  17:          3  XIVE-IRQ 4096 Edge      hvc_console\r",
             );
         let (why, _) = check_linux(&boot, &log, NOW);
         assert!(why.is_empty(), "{why:?}");
         let (why, _) = check_linux(&boot, &log.replace("typed-42", "typed-41"), NOW);
         assert_eq!(why.len(), 1, "{why:?}");
         assert!(why[0].contains("did not print `typed-42`"), "{why:?}");
+        // The vty interrupt: it must have fired, on XIVE.
+        let never = log.replace("          3  XIVE-IRQ", "          0  XIVE-IRQ");
+        let (why, _) = check_linux(&boot, &never, NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("never fired"), "{why:?}");
+        let none = log.replace("[linux]  17:", "[linux] x");
+        let (why, _) = check_linux(&boot, &none.replace("hvc_console\r", "\r"), NOW);
+        assert!(
+            why.iter().any(|w| w.contains("no `hvc_console` line")),
+            "{why:?}"
+        );
     }
 }

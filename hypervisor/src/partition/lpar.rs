@@ -26,7 +26,20 @@ pub const VTY_REG: u32 = 0x7100_0000;
 pub const VTY_LISN: u32 = 0x1000;
 /// Whether the vty's interrupt is advertised (`interrupts` in its node): Linux's
 /// hvc driver then stops polling and waits for it.
-pub const VTY_IRQ: bool = false;
+pub const VTY_IRQ: bool = true;
+
+/// Console input reached partition `index` (`console::input`): its vty source
+/// fires, as QEMU's vty pulses its interrupt when input arrives. Linux's hvc
+/// driver then reads it with H_GET_TERM_CHAR. Under XICS the source does not
+/// exist (ibm,get-xive refuses it), so that kernel polls instead.
+fn vty_input(index: usize) {
+    if let Some(p) = partitions().get(index) {
+        let kick = p.xive.lock().trigger(&mut GuestRam(p), VTY_LISN);
+        if let Some(k) = kick {
+            super::hcalls::kick_vcpu(p, k.vcpu);
+        }
+    }
+}
 /// Bytes reserved at the top of guest memory for the RTAS blob.
 const RTAS_SIZE: u64 = 0x1_0000;
 
@@ -829,6 +842,9 @@ pub fn create_all(
     let n = parts.len();
     RUNNING_COUNT.store(n as u32, Ordering::Release);
     PARTITIONS.call_once(|| parts);
+    if VTY_IRQ {
+        crate::console::input::set_notify(vty_input);
+    }
     if failed > 0 {
         warn!("{failed} partition(s) could not be created");
     }
