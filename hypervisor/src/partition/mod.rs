@@ -7,6 +7,8 @@
 pub mod manifest;
 
 #[cfg(target_arch = "powerpc64")]
+pub mod hcall_fast;
+#[cfg(target_arch = "powerpc64")]
 pub mod hcalls;
 #[cfg(target_arch = "powerpc64")]
 pub mod lpar;
