@@ -23,7 +23,10 @@
 //! What it relies on:
 //! - Real mode with HV set ignores LPIDR, LPCR's translation fields and PIDR, so
 //!   the guest's stay loaded; hypervisor data is reached through the linear map,
-//!   whose top address bits real mode ignores. No SPR is read or written except
+//!   whose top address bits real mode ignores. (When QEMU relocates the interrupt
+//!   with the partition's AIL, the same code runs translated at the linked address
+//!   in quadrant 3, which uses LPID 0 / PID 0 whatever LPIDR/PIDR hold, as the
+//!   full exit path already relies on.) No SPR is read or written except
 //!   HSRR0/1 (from SRR0/1, which `sc` set and the full path would also restore), so
 //!   SRR0/1, SPRG0-3, DAR/DSISR, DEC, HDEC and the lazily switched registers are
 //!   what the full path would have left too. HDEC keeps counting: the 10 ms slice
