@@ -88,6 +88,9 @@ mod machine {
     static DRAINER: AtomicU64 = AtomicU64::new(0);
 
     const CHUNK: usize = 1024;
+    /// Most bytes producers may leave queued (see `throttle`); the emulated UART
+    /// drains some tens of KiB a second under load.
+    const HIGH_WATER: usize = 64 << 10;
 
     /// Creates the ring (after the heap exists).
     pub fn init(capacity: usize) {
@@ -135,6 +138,7 @@ mod machine {
                         instr::msgsnd_hyp(d);
                     }
                     if bytes.is_empty() {
+                        throttle();
                         return;
                     }
                     // Ring full: help drain.
@@ -148,6 +152,62 @@ mod machine {
                 }
             }
         }
+    }
+
+    /// Waits (helping to drain) while more than `HIGH_WATER` bytes are queued, so a
+    /// producer faster than the console cannot run seconds ahead of it: what is
+    /// queued must still come out when the machine powers off. Gives up when
+    /// nothing moved for two seconds, as `flush` does.
+    fn throttle() {
+        let tb_hz = crate::arch::ppc64::timer::ticks_per_us() * 1_000_000;
+        let mut last = usize::MAX;
+        let mut since = instr::mftb();
+        loop {
+            let left = RING.lock().as_ref().map(|r| r.len()).unwrap_or(0);
+            if left <= HIGH_WATER {
+                return;
+            }
+            if left != last {
+                last = left;
+                since = instr::mftb();
+            } else if instr::mftb().wrapping_sub(since) > 2 * tb_hz {
+                return;
+            }
+            drain();
+            opal::heartbeat();
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Queues up to `need` bytes that `fill` produces (through the pusher it is
+    /// given), as one unit, but only if that needs no waiting: the ring has `need`
+    /// bytes free and another thread drains it. Never calls OPAL, so it is safe in
+    /// real mode with a guest's partition registers loaded (the hcall fast path).
+    /// Returns false, having queued nothing and not called `fill`, otherwise.
+    pub fn try_queue(need: usize, fill: impl FnOnce(&mut dyn FnMut(&[u8]))) -> bool {
+        let Some(d) = drainer() else { return false };
+        if percpu::current().map(|p| p.pir) == Some(d) {
+            return false;
+        }
+        let was_empty = {
+            let mut r = RING.lock();
+            let Some(ring) = r.as_mut() else { return false };
+            if ring.free() < need || ring.len() + need > HIGH_WATER {
+                return false;
+            }
+            let was_empty = ring.is_empty();
+            let mut room = need;
+            fill(&mut |b: &[u8]| {
+                // `need` is the caller's bound; never queue beyond it.
+                let n = b.len().min(room);
+                room -= ring.push(&b[..n]);
+            });
+            was_empty
+        };
+        if was_empty {
+            instr::msgsnd_hyp(d);
+        }
+        true
     }
 
     /// Copies everything queued to OPAL.

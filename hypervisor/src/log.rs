@@ -187,7 +187,7 @@ pub fn format_line(
     out.finish();
 }
 
-struct LockGuard {
+pub struct LockGuard {
     release: bool,
 }
 
@@ -197,6 +197,16 @@ impl Drop for LockGuard {
             LOCK_OWNER.store(0, Ordering::Release);
         }
     }
+}
+
+/// Takes the line lock only if it is free now, for callers that must not wait (the
+/// hcall fast path, `partition::hcall_fast`). `cpu` as for the log context.
+pub fn try_lock(cpu: u32) -> Option<LockGuard> {
+    let me = cpu.wrapping_add(1).max(1);
+    LOCK_OWNER
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .ok()
+        .map(|_| LockGuard { release: true })
 }
 
 /// Takes the line lock. `force` (fault path) gives up waiting after a bounded number

@@ -92,7 +92,7 @@ pub fn kick_vcpu(p: &Partition, id: u32) {
     }
 }
 
-fn check_term(term: u64) -> Result<(), HcallError> {
+pub(super) fn check_term(term: u64) -> Result<(), HcallError> {
     if term == u64::from(super::lpar::VTY_REG) || term == 0 {
         Ok(())
     } else {
@@ -161,7 +161,7 @@ fn vcpu_by_id(p: &Partition, id: u64) -> Option<&Vcpu> {
     p.vcpus.iter().find(|v| u64::from(v.id) == id).map(|b| &**b)
 }
 
-fn prod(p: &Partition, target: u64) -> HcallResult {
+pub(super) fn prod(p: &Partition, target: u64) -> HcallResult {
     let v = vcpu_by_id(p, target).ok_or(HcallError::Parameter)?;
     v.prodded.store(true, Ordering::Release);
     v.kick();

@@ -76,7 +76,7 @@ pub struct Partition {
     /// Offset of this partition's clock from the host RTC (set-time-of-day).
     pub tod_offset: AtomicI64,
     /// Console bytes not yet ended by a newline.
-    pub console_line: spin::Mutex<heapless::Vec<u8, 240>>,
+    pub console_line: spin::Mutex<heapless::Vec<u8, CONSOLE_LINE>>,
     state: AtomicU8,
     reason: spin::Mutex<Option<StopReason>>,
     /// Where the guest was entered, for restarts.
@@ -355,19 +355,65 @@ impl Partition {
             return;
         }
         let mut line = self.console_line.lock();
-        for &b in bytes {
-            match b {
-                b'\n' => {
-                    emit_console_line(&self.name, &line);
+        feed_console_line(&mut line, bytes, |l| emit_console_line(&self.name, l));
+    }
+
+    /// `console_put` for the hcall fast path (`hcall_fast`): the same lines, but
+    /// only if that needs no waiting - the partition's line and the log lock are
+    /// free and the console ring has room for everything `bytes` can complete.
+    /// `None`: nothing was done (take the full path).
+    pub fn console_put_nowait(&self, bytes: &[u8], cpu: u32) -> Option<()> {
+        if !self.console {
+            return Some(());
+        }
+        // Each newline, and at most one full line, completes a line of at most
+        // `[name] ` + LINE + `\n`; names too long for `emit_console_line`'s buffer
+        // (which truncates) take the full path.
+        let each = self.name.len() + 3 + CONSOLE_LINE + 1;
+        if each > CONSOLE_OUT {
+            return None;
+        }
+        let need = (bytes.iter().filter(|&&b| b == b'\n').count() + 1) * each;
+        let mut line = self.console_line.try_lock()?;
+        let _log = crate::log::try_lock(cpu)?;
+        let name = self.name.as_bytes();
+        crate::console::try_queue(need, |push| {
+            feed_console_line(&mut line, bytes, |l| {
+                push(b"[");
+                push(name);
+                push(b"] ");
+                push(l);
+                push(b"\n");
+            })
+        })
+        .then_some(())
+    }
+}
+
+/// Longest console line kept before it is emitted unfinished, and the longest
+/// emitted line with its prefix.
+const CONSOLE_LINE: usize = 240;
+const CONSOLE_OUT: usize = 320;
+
+/// Adds vty bytes to the partition's unfinished `line`, calling `emit` with each
+/// line completed (by a newline, or by filling the buffer); CR and NUL are dropped.
+fn feed_console_line(
+    line: &mut heapless::Vec<u8, CONSOLE_LINE>,
+    bytes: &[u8],
+    mut emit: impl FnMut(&[u8]),
+) {
+    for &b in bytes {
+        match b {
+            b'\n' => {
+                emit(line);
+                line.clear();
+            }
+            b'\r' | 0 => {}
+            _ => {
+                if line.push(b).is_err() {
+                    emit(line);
                     line.clear();
-                }
-                b'\r' | 0 => {}
-                _ => {
-                    if line.push(b).is_err() {
-                        emit_console_line(&self.name, &line);
-                        line.clear();
-                        let _ = line.push(b);
-                    }
+                    let _ = line.push(b);
                 }
             }
         }
@@ -375,7 +421,7 @@ impl Partition {
 }
 
 fn emit_console_line(name: &str, line: &[u8]) {
-    let mut out: heapless::Vec<u8, 320> = heapless::Vec::new();
+    let mut out: heapless::Vec<u8, CONSOLE_OUT> = heapless::Vec::new();
     let _ = out.push(b'[');
     let _ = out.extend_from_slice(name.as_bytes());
     let _ = out.extend_from_slice(b"] ");

@@ -9,6 +9,8 @@ pub mod emulate;
 pub mod manifest;
 
 #[cfg(target_arch = "powerpc64")]
+pub mod hcall_fast;
+#[cfg(target_arch = "powerpc64")]
 pub mod hcalls;
 #[cfg(target_arch = "powerpc64")]
 pub mod hcalls_misc;

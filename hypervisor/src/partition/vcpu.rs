@@ -227,6 +227,14 @@ pub fn assign(p: &'static Partition, v: &'static Vcpu) {
     }
 }
 
+/// The partition and vCPU thread `index` serves, if any (for the hcall fast path).
+pub fn assigned_to(index: u32) -> Option<(&'static Partition, &'static Vcpu)> {
+    let v = ASSIGNED.get(index as usize)?.load(Ordering::Acquire);
+    let p = ASSIGNED_LPAR.get(index as usize)?.load(Ordering::Acquire);
+    // SAFETY: non-null values come from `assign`, which takes 'static references.
+    unsafe { Some((p.as_ref()?, v.as_ref()?)) }
+}
+
 /// Called by every hardware thread's idle loop: runs this thread's vCPU when it has
 /// something to do.
 pub fn thread_work() {
@@ -339,7 +347,13 @@ fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool) {
             spr::dec::write(left as u64 & 0xffff_ffff);
             s.dec_dirty = false;
         }
-        spr::hdec::write(timer::us_to_ticks(SLICE_US).min(DEC_QUIET));
+        // Re-arm the slice only once it has run out (or was never armed): writing
+        // HDEC costs an emulator timer update, and keeping the deadline is as good.
+        let slice = timer::us_to_ticks(SLICE_US).min(DEC_QUIET);
+        let left = spr::hdec::read() as i64;
+        if left <= 0 || left > slice as i64 {
+            spr::hdec::write(slice);
+        }
     }
 }
 

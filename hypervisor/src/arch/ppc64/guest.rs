@@ -91,6 +91,7 @@ global_asm!(
     .set PCX_R11, {pc_r11}
     .set PCX_R12, {pc_r12}
     .set PCX_CR, {pc_cr}
+    .set PCX_TOC, {pc_toc}
     .set HF, {host_frame}
 
     /* u64 paprika_guest_enter(GuestRegs *r3) */
@@ -178,7 +179,14 @@ paprika_guest_enter:
     .globl paprika_guest_exit
 paprika_guest_exit:
     ld 11, PCX_VCPU(13)
-    std 0, GX_GPR+0*8(11)
+    /* hcall fast path: `sc 1` (0xc00) with a hot opcode in r3 (see hcall_fast). */
+    cmpdi 12, 0xc00
+    bne 2f
+    cmpldi 3, {h_put_term_char}
+    beq paprika_hcall_fast_entry
+    cmpldi 3, {h_prod}
+    beq paprika_hcall_fast_entry
+2:  std 0, GX_GPR+0*8(11)
     std 1, GX_GPR+1*8(11)
     std 2, GX_GPR+2*8(11)
     std 3, GX_GPR+3*8(11)
@@ -193,6 +201,17 @@ paprika_guest_exit:
     std 0, GX_GPR+11*8(11)
     ld 0, PCX_R12(13)
     std 0, GX_GPR+12*8(11)
+    ld 0, PCX_CR(13)
+    std 0, GX_CR(11)
+    mflr 0
+    std 0, GX_LR(11)
+    mfctr 0
+    std 0, GX_CTR(11)
+    mfxer 0
+    std 0, GX_XER(11)
+    /* The fast path joins here when it declines: r0-r12, CR, LR, CTR and XER are
+       saved, r11 = GuestRegs, r12 = vector, r14-r31 still the guest's. */
+paprika_guest_exit_rest:
     mfspr 0, 305
     std 0, GX_GPR+13*8(11)
     std 14, GX_GPR+14*8(11)
@@ -213,14 +232,6 @@ paprika_guest_exit:
     std 29, GX_GPR+29*8(11)
     std 30, GX_GPR+30*8(11)
     std 31, GX_GPR+31*8(11)
-    ld 0, PCX_CR(13)
-    std 0, GX_CR(11)
-    mflr 0
-    std 0, GX_LR(11)
-    mfctr 0
-    std 0, GX_CTR(11)
-    mfxer 0
-    std 0, GX_XER(11)
     mfspr 0, 26
     std 0, GX_SRR0(11)
     mfspr 0, 27
@@ -251,6 +262,82 @@ paprika_guest_exit:
     mtspr 314, 0
     ld 0, PCX_KMSR(13)
     mtspr 315, 0
+    hrfid
+
+    /* hcall fast path, still in real mode with the guest's LPIDR, LPCR and PIDR
+       loaded (real-mode accesses do not use them). Saves what the ELFv2 ABI lets
+       the callee clobber (r0-r12, CR, LR, CTR, XER; r1/r2 are replaced), calls
+       `paprika_hcall_fast` on the host stack below the frame `paprika_guest_enter`
+       left, and either resumes the guest at once (r3 = 1) or joins the full exit
+       (r3 = 0; nothing was changed). r14-r31 are the guest's throughout (callee
+       saved); no SPR but HSRR0/1 is written. r11 = GuestRegs. */
+paprika_hcall_fast_entry:
+    std 0, GX_GPR+0*8(11)
+    std 1, GX_GPR+1*8(11)
+    std 2, GX_GPR+2*8(11)
+    std 3, GX_GPR+3*8(11)
+    std 4, GX_GPR+4*8(11)
+    std 5, GX_GPR+5*8(11)
+    std 6, GX_GPR+6*8(11)
+    std 7, GX_GPR+7*8(11)
+    std 8, GX_GPR+8*8(11)
+    std 9, GX_GPR+9*8(11)
+    std 10, GX_GPR+10*8(11)
+    ld 0, PCX_R11(13)
+    std 0, GX_GPR+11*8(11)
+    ld 0, PCX_R12(13)
+    std 0, GX_GPR+12*8(11)
+    ld 0, PCX_CR(13)
+    std 0, GX_CR(11)
+    mflr 0
+    std 0, GX_LR(11)
+    mfctr 0
+    std 0, GX_CTR(11)
+    mfxer 0
+    std 0, GX_XER(11)
+    /* From here an interrupt (a hypervisor bug) is the hypervisor's, not an exit. */
+    li 0, 0
+    std 0, PCX_IN_GUEST(13)
+    ld 1, PCX_HOST_SP(13)
+    li 0, 0
+    stdu 0, -64(1)
+    ld 2, PCX_TOC(13)
+    mr 3, 11
+    bl paprika_hcall_fast
+    nop
+    ld 11, PCX_VCPU(13)
+    li 12, 0xc00
+    cmpdi 3, 0
+    beq paprika_guest_exit_rest
+    /* Handled: back to the guest where `sc` left it (SRR0/1). */
+    li 0, 1
+    std 0, PCX_IN_GUEST(13)
+    mfspr 0, 26
+    mtspr 314, 0
+    mfspr 0, 27
+    mtspr 315, 0
+    ld 0, GX_CR(11)
+    mtcr 0
+    ld 0, GX_LR(11)
+    mtlr 0
+    ld 0, GX_CTR(11)
+    mtctr 0
+    ld 0, GX_XER(11)
+    mtxer 0
+    ld 0, GX_GPR+0*8(11)
+    ld 1, GX_GPR+1*8(11)
+    ld 2, GX_GPR+2*8(11)
+    ld 3, GX_GPR+3*8(11)
+    ld 4, GX_GPR+4*8(11)
+    ld 5, GX_GPR+5*8(11)
+    ld 6, GX_GPR+6*8(11)
+    ld 7, GX_GPR+7*8(11)
+    ld 8, GX_GPR+8*8(11)
+    ld 9, GX_GPR+9*8(11)
+    ld 10, GX_GPR+10*8(11)
+    ld 12, GX_GPR+12*8(11)
+    mfspr 13, 305
+    ld 11, GX_GPR+11*8(11)
     hrfid
 
     .globl paprika_guest_return
@@ -308,6 +395,9 @@ paprika_guest_return:
     pc_r11 = const percpu::PC_SAVE_R11,
     pc_r12 = const percpu::PC_SAVE_R12,
     pc_cr = const percpu::PC_SAVE_CR,
+    pc_toc = const percpu::PC_TOC,
+    h_put_term_char = const crate::papr::hcall::H_PUT_TERM_CHAR,
+    h_prod = const crate::papr::hcall::H_PROD,
     host_frame = const HOST_FRAME,
 );
 
