@@ -12,6 +12,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use paprika_guest_rt::mmio::{in_8, in_be32, in_be64, out_8, out_be64, raw_be16};
 use paprika_guest_rt::*;
 
 const H_P4: i64 = -57;
@@ -91,78 +92,6 @@ static Q_TOGGLE: AtomicU32 = AtomicU32::new(0);
 static EOI_LOG: AtomicU64 = AtomicU64::new(0);
 static DSI_DAR: AtomicU64 = AtomicU64::new(0);
 static DSIS: AtomicU32 = AtomicU32::new(0);
-
-// ---- MMIO accessors (Linux's forms) ----
-
-/// `in_be64`.
-fn in_be64(addr: u64) -> u64 {
-    let v: u64;
-    #[cfg(target_endian = "little")]
-    // SAFETY: an emulated device register (TIMA/ESB page) or our own memory.
-    unsafe {
-        asm!("ldbrx {0}, 0, {1}", out(reg) v, in(reg) addr, options(nostack))
-    };
-    #[cfg(target_endian = "big")]
-    // SAFETY: as above.
-    unsafe {
-        asm!("ld {0}, 0({1})", out(reg) v, in(reg_nonzero) addr, options(nostack))
-    };
-    v
-}
-
-/// `out_be64`.
-fn out_be64(addr: u64, v: u64) {
-    #[cfg(target_endian = "little")]
-    // SAFETY: an emulated device register.
-    unsafe {
-        asm!("stdbrx {0}, 0, {1}", in(reg) v, in(reg) addr, options(nostack))
-    };
-    #[cfg(target_endian = "big")]
-    // SAFETY: as above.
-    unsafe {
-        asm!("std {0}, 0({1})", in(reg) v, in(reg_nonzero) addr, options(nostack))
-    };
-}
-
-/// `in_be32`.
-fn in_be32(addr: u64) -> u32 {
-    let v: u64;
-    #[cfg(target_endian = "little")]
-    // SAFETY: an emulated device register.
-    unsafe {
-        asm!("lwbrx {0}, 0, {1}", out(reg) v, in(reg) addr, options(nostack))
-    };
-    #[cfg(target_endian = "big")]
-    // SAFETY: as above.
-    unsafe {
-        asm!("lwz {0}, 0({1})", out(reg) v, in(reg_nonzero) addr, options(nostack))
-    };
-    v as u32
-}
-
-/// `be16_to_cpu(__raw_readw())`: a plain `lhz`, swapped in software.
-fn raw_be16(addr: u64) -> u16 {
-    let v: u64;
-    // SAFETY: an emulated device register.
-    unsafe { asm!("lhz {0}, 0({1})", out(reg) v, in(reg_nonzero) addr, options(nostack)) };
-    u16::from_be(v as u16)
-}
-
-/// `in_8`.
-fn in_8(addr: u64) -> u8 {
-    let v: u64;
-    // SAFETY: an emulated device register.
-    unsafe { asm!("lbz {0}, 0({1})", out(reg) v, in(reg_nonzero) addr, options(nostack)) };
-    v as u8
-}
-
-/// `out_8`.
-fn out_8(addr: u64, v: u8) {
-    // SAFETY: an emulated device register.
-    unsafe {
-        asm!("stb {0}, 0({1})", in(reg) u64::from(v), in(reg_nonzero) addr, options(nostack))
-    };
-}
 
 /// `lwarx`, which the hypervisor does not emulate: the guest gets a DSI.
 fn lwarx(addr: u64) {
