@@ -1,6 +1,10 @@
 //! Console, hcall and RTAS conformance: every implemented hcall with good and bad
-//! arguments, checking the PAPR return codes, and the RTAS calls.
+//! arguments, checking the PAPR return codes, and the RTAS calls; XICS and XIVE
+//! (`xive.rs`) interrupt delivery.
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
+
+#[cfg(target_arch = "powerpc64")]
+mod xive;
 
 #[cfg(target_arch = "powerpc64")]
 mod guest {
@@ -406,6 +410,7 @@ mod guest {
             format_args!("status {}", unknown[0]),
         );
         xics_checks();
+        crate::xive::checks(fdt);
         let nmi = rtas_call("ibm,nmi-register", &[0x100, 0x200], 1).unwrap_or([-99; 8]);
         check(
             "rtas-nmi-register",

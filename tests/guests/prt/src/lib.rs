@@ -758,3 +758,6 @@ mod rt {
 
 #[cfg(target_arch = "powerpc64")]
 pub use rt::*;
+
+#[cfg(target_arch = "powerpc64")]
+pub mod mmio;

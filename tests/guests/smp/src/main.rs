@@ -1,6 +1,9 @@
 //! SMP: RTAS start-cpu of a secondary vCPU, H_CEDE / H_PROD handshakes between the
-//! two, stop-self, query-cpu-stopped-state.
+//! two, stop-self, query-cpu-stopped-state; XIVE IPIs between them (`xive.rs`).
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
+
+#[cfg(target_arch = "powerpc64")]
+mod xive;
 
 #[cfg(target_arch = "powerpc64")]
 mod guest {
@@ -99,6 +102,10 @@ mod guest {
             stopped,
             format_args!("secondary still running"),
         );
+        crate::xive::checks(fdt, |f| {
+            set_secondary(f);
+            rtas_call("start-cpu", &[1, secondary_entry(), stack_top], 1).is_some_and(|r| r[0] == 0)
+        });
         finish()
     }
 }
