@@ -780,6 +780,13 @@ case "$cmdline" in
     else
         echo "PAPRIKA-LINUX test: FAILED$tag"
     fi
+    # paprika.echo=1 as well: then the shell of the echo mode below.
+    case "$cmdline" in
+    *" paprika.echo=1 "*)
+        echo "PAPRIKA-LINUX echo: shell on hvc0$tag"
+        setsid cttyhack sh
+        ;;
+    esac
     poweroff -f
     ;;
 *" paprika.echo=1 "*)

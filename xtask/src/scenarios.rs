@@ -116,6 +116,8 @@ pub enum LinuxMode {
     /// `paprika.echo=1`: a shell on hvc0, which the scenario's `input` types into
     /// (it must end with `poweroff -f`); its output must show `typed-42`.
     Echo,
+    /// Both: the checks of `Test`, then the shell of `Echo`.
+    TestEcho,
 }
 
 /// Debian's kernel and the xtask initramfs in each of `partitions`.
@@ -229,6 +231,10 @@ impl LinuxBoot {
         let mode = match self.mode {
             LinuxMode::Test => format!("paprika.test=1 paprika.cpus={}", p.cpus.len()),
             LinuxMode::Echo => "paprika.echo=1".to_string(),
+            LinuxMode::TestEcho => format!(
+                "paprika.test=1 paprika.cpus={} paprika.echo=1",
+                p.cpus.len()
+            ),
         };
         let mut line = format!("{} paprika.name={} {mode}", linux::BASE_CMDLINE, p.name);
         if !self.append.trim().is_empty() {
@@ -361,6 +367,29 @@ pub const fn linux(
             vty_irq: false,
         }),
         ..boot(name, machine, memory, smp, cpus, 1)
+    }
+}
+
+/// A Linux scenario in `TestEcho` mode: /init's checks, then a shell the
+/// scenario types `ECHO_INPUT` into; the vty's interrupt must have fired unless
+/// the kernel runs XICS (`xive=off`), where hvc polls.
+pub const fn linux_typed(
+    name: &'static str,
+    machine: Machine,
+    memory: &'static str,
+    smp: &'static str,
+    cpus: u32,
+    partitions: &'static [LinuxLpar],
+) -> Scenario {
+    Scenario {
+        linux: Some(LinuxBoot {
+            partitions,
+            mode: LinuxMode::TestEcho,
+            append: "",
+            vty_irq: true,
+        }),
+        input: ECHO_INPUT,
+        ..linux(name, machine, memory, smp, cpus, "", partitions)
     }
 }
 
@@ -521,40 +550,22 @@ pub const SCENARIOS: &[Scenario] = &[
     ),
     // Stock Linux (skipped when `cargo xtask linux fetch` cannot fetch it). The
     // 4-vCPU boots take longest: they go first.
-    linux(
-        "linux-p9-4cpu",
-        Machine::Powernv9,
-        "1G",
-        "4",
-        4,
-        "",
-        LINUX_4CPU,
-    ),
-    linux(
+    linux_typed("linux-p9-4cpu", Machine::Powernv9, "1G", "4", 4, LINUX_4CPU),
+    linux_typed(
         "linux-p10-4cpu",
         Machine::Powernv10,
         "1G",
         "4",
         4,
-        "",
         LINUX_4CPU,
     ),
-    linux(
-        "linux-p9-1cpu",
-        Machine::Powernv9,
-        "1G",
-        "1",
-        1,
-        "",
-        LINUX_1CPU,
-    ),
-    linux(
+    linux_typed("linux-p9-1cpu", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU),
+    linux_typed(
         "linux-p10-1cpu",
         Machine::Powernv10,
         "1G",
         "1",
         1,
-        "",
         LINUX_1CPU,
     ),
     linux(
@@ -671,8 +682,17 @@ fn vty_irq_problem(lines: &[(usize, &str)], chip: &str) -> Option<String> {
     else {
         return Some("no `hvc_console` line from /proc/interrupts after the echo".into());
     };
-    let mut words = line.split_whitespace();
-    let count: u64 = words.nth(1).and_then(|w| w.parse().ok()).unwrap_or(0);
+    // `<irq>:` then one count per CPU (summed); stray bytes before it (e.g. the
+    // tail of a terminal query the shell sent) are skipped.
+    let count: u64 = line
+        .split_whitespace()
+        .skip_while(|w| {
+            !w.strip_suffix(':')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .skip(1)
+        .map_while(|w| w.parse::<u64>().ok())
+        .sum();
     if count == 0 {
         return Some(format!(
             "the vty interrupt never fired (typed input was not delivered by interrupt): `{line}`"
@@ -898,13 +918,17 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             why.push(format!("{who}: missing `[{}] ...{cmdline}`", p.name));
         }
         match boot.mode {
-            LinuxMode::Test => {
+            LinuxMode::Test | LinuxMode::TestEcho => {
                 let passed = format!("{} name={}", linux::TEST_PASSED, p.name);
                 if !has_line(&passed) {
                     why.push(format!("{who}: missing `[{}] {passed}`", p.name));
                 }
             }
-            LinuxMode::Echo => {
+            LinuxMode::Echo => {}
+        }
+        match boot.mode {
+            LinuxMode::Test => {}
+            LinuxMode::Echo | LinuxMode::TestEcho => {
                 if !has_line(ECHO_OUTPUT) {
                     why.push(format!(
                         "{who}: the shell did not print `{ECHO_OUTPUT}` for the typed \
@@ -1222,7 +1246,7 @@ ERROR PAPRIKA power-off: failure
                     .unwrap_or_else(|e| panic!("{}: {e}", s.name));
                 assert_eq!(s.timeout, LINUX_TIMEOUT);
                 assert_eq!(
-                    boot.mode == LinuxMode::Echo,
+                    boot.mode != LinuxMode::Test,
                     !s.input.is_empty(),
                     "{}: an echo scenario types, others do not",
                     s.name
@@ -1358,7 +1382,19 @@ kernel = "@guest/guest-idle"
     #[test]
     fn linux_scenario_passes_and_notes() {
         let s = scenario("linux-p9-1cpu");
-        let boot = s.linux.unwrap();
+        // The scenario also types into a shell (TestEcho, below); the test-mode
+        // checks alone first.
+        let typed = s.linux.unwrap();
+        assert_eq!(typed.mode, LinuxMode::TestEcho);
+        assert_eq!(
+            typed.cmdline(&typed.partitions[0]),
+            "console=hvc0 paprika.name=linux paprika.test=1 paprika.cpus=1 paprika.echo=1"
+        );
+        let boot = LinuxBoot {
+            mode: LinuxMode::Test,
+            vty_irq: false,
+            ..typed
+        };
         let cmdline = boot.cmdline(&boot.partitions[0]);
         assert_eq!(
             cmdline,
@@ -1400,7 +1436,11 @@ kernel = "@guest/guest-idle"
     #[test]
     fn linux_scenario_failures() {
         let s = scenario("linux-p9-1cpu");
-        let boot = s.linux.unwrap();
+        let boot = LinuxBoot {
+            mode: LinuxMode::Test,
+            vty_irq: false,
+            ..s.linux.unwrap()
+        };
         let cmdline = boot.cmdline(&boot.partitions[0]);
         let good = linux_log("linux", &cmdline, NOW.start);
         let why_of = |log: &str| check_linux(&boot, log, NOW).0;
@@ -1514,6 +1554,13 @@ kernel = "@guest/guest-idle"
                  [linux] typed-42\r\n\
                  [linux]  17:          3  XIVE-IRQ 4096 Edge      hvc_console\r",
             );
+        // Several CPUs' counts add up; stray bytes before the irq number are skipped.
+        let smp = log.replace(
+            "[linux]  17:          3  XIVE-IRQ",
+            "[linux] p 17:   0   2   0   0  XIVE-IRQ",
+        );
+        let (why, _) = check_linux(&boot, &smp, NOW);
+        assert!(why.is_empty(), "{why:?}");
         let (why, _) = check_linux(&boot, &log, NOW);
         assert!(why.is_empty(), "{why:?}");
         let (why, _) = check_linux(&boot, &log.replace("typed-42", "typed-41"), NOW);
@@ -1524,6 +1571,22 @@ kernel = "@guest/guest-idle"
         let (why, _) = check_linux(&boot, &never, NOW);
         assert_eq!(why.len(), 1, "{why:?}");
         assert!(why[0].contains("never fired"), "{why:?}");
+        // TestEcho (linux-p9-1cpu): the test checks and the echo both count.
+        let te = scenario("linux-p9-1cpu").linux.unwrap();
+        let te_cmd = te.cmdline(&te.partitions[0]);
+        let both = linux_log("linux", &te_cmd, NOW.start).replace(
+            "[linux] PAPRIKA-LINUX test: passed name=linux\r\n",
+            "[linux] PAPRIKA-LINUX test: passed name=linux\r\n\
+             [linux] PAPRIKA-LINUX echo: shell on hvc0 name=linux\r\n\
+             [linux] typed-42\r\n\
+             [linux]  17:          3  XIVE-IRQ 4096 Edge      hvc_console\r\n",
+        );
+        let (why, _) = check_linux(&te, &both, NOW);
+        assert!(why.is_empty(), "{why:?}");
+        let (why, _) = check_linux(&te, &both.replace("test: passed", "test: FAILED"), NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
+        let (why, _) = check_linux(&te, &both.replace("typed-42", "typed-0"), NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
         let none = log.replace("[linux]  17:", "[linux] x");
         let (why, _) = check_linux(&boot, &none.replace("hvc_console\r", "\r"), NOW);
         assert!(

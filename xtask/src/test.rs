@@ -108,7 +108,7 @@ fn describe_linux(l: &scenarios::LinuxBoot) -> String {
             format!("{}@{}", p.name, cpus.join(","))
         })
         .collect();
-    if l.mode == scenarios::LinuxMode::Echo {
+    if l.mode != scenarios::LinuxMode::Test {
         parts.push("(types into a shell)".into());
     }
     if !l.append.is_empty() {
