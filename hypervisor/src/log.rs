@@ -272,7 +272,9 @@ fn emit(level: Level, args: fmt::Arguments, force: bool) {
 /// Runs `f` under the line lock with the console's line state
 /// (`console::lines`) and the console writer: partitions' console output, so
 /// it never interleaves with log lines.
-pub fn with_console<R>(f: impl FnOnce(&mut console::lines::Lines, &mut dyn FnMut(&[u8])) -> R) -> Option<R> {
+pub fn with_console<R>(
+    f: impl FnOnce(&mut console::lines::Lines, &mut dyn FnMut(&[u8])) -> R,
+) -> Option<R> {
     let b = backend()?;
     let ctx = (b.context)();
     let _guard = lock(ctx.cpu, false);

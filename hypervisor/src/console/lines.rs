@@ -205,9 +205,15 @@ mod tests {
         }
 
         fn parts(&mut self, who: Who) -> (&mut Lines, &mut VtyLine, impl FnMut(&[u8]) + '_) {
-            let line = if who.id == A.id { &mut self.a } else { &mut self.b };
+            let line = if who.id == A.id {
+                &mut self.a
+            } else {
+                &mut self.b
+            };
             let out = &mut self.out;
-            (&mut self.lines, line, move |b: &[u8]| out.extend_from_slice(b))
+            (&mut self.lines, line, move |b: &[u8]| {
+                out.extend_from_slice(b)
+            })
         }
 
         fn put(&mut self, who: Who, bytes: &str) -> usize {
@@ -332,7 +338,9 @@ mod tests {
     #[test]
     fn long_lines_are_cut_at_line_even_when_continued() {
         let mut c = Console::new();
-        let long: String = (0..LINE + 10).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let long: String = (0..LINE + 10)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
         c.put(A, &long);
         c.put(A, "\n");
         let t = c.text();

@@ -10,8 +10,8 @@ use super::manifest::{Manifest, PartitionSpec};
 use super::vcpu::Vcpu;
 use crate::arch::ppc64::regs::{Lpcr, Msr};
 use crate::arch::ppc64::{instr, mmu, smp, spr, timer};
-use crate::console::lines::{self, VtyLine, Who};
 use crate::be::Be64;
+use crate::console::lines::{self, VtyLine, Who};
 use crate::loader::elf;
 use crate::mm::frame::PhysRange;
 use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
@@ -450,7 +450,11 @@ pub fn console_tick() {
         return;
     }
     let now = instr::mftb();
-    p.show_waiting(now, timer::us_to_ticks(SHOW_QUIET_US), Partition::all_vcpus_idle);
+    p.show_waiting(
+        now,
+        timer::us_to_ticks(SHOW_QUIET_US),
+        Partition::all_vcpus_idle,
+    );
     p.show_waiting(now, timer::us_to_ticks(SHOW_SILENT_US), |_| true);
 }
 
