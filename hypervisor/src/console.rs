@@ -14,6 +14,7 @@
 use alloc::vec::Vec;
 
 pub mod input;
+pub mod lines;
 
 /// A byte FIFO over a fixed buffer.
 #[derive(Debug)]

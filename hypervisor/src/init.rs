@@ -485,10 +485,12 @@ fn bundle_of(info: &HostInfo) -> Option<&'static [u8]> {
     matches!(crate::bundle::find(bytes, "manifest.toml"), Ok(Some(_))).then_some(bytes)
 }
 
-/// What an idle thread does when woken: run its vCPU, drain the console (and, on
-/// the drainer, poll console input).
+/// What an idle thread does when woken: run its vCPU, show the input partition's
+/// unfinished console line once it is quiet, drain the console (and, on the
+/// drainer, poll console input).
 fn idle_work() {
     crate::partition::vcpu::thread_work();
+    crate::partition::lpar::console_tick();
     crate::console::drain();
     crate::console::input::idle_poll();
 }

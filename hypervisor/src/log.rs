@@ -6,12 +6,19 @@
 //! the stack (no allocation, so it works from the fault path and before the heap) and
 //! handed to a sink installed at boot (the OPAL console on POWER).
 //!
-//! Locking: one lock serialises whole lines. The lock records its owner CPU, so the
+//! Partitions' console output shares the console through the same lock
+//! ([`with_console`], `console::lines`): a log line first ends a partition's
+//! unfinished line that is open on the console.
+//!
+//! Locking: one lock serialises whole lines; `console::lines::STATE` is taken
+//! only under it. The lock records its owner CPU, so the
 //! fault path on a CPU that already holds it (a fault while logging) can still print;
 //! a fault on another CPU waits a bounded time and then prints anyway.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+
+use crate::console;
 
 /// Log levels, most severe first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -247,20 +254,32 @@ fn emit(level: Level, args: fmt::Arguments, force: bool) {
     let mut line = LineBuf::new();
     format_line(&mut line, level, (b.now_us)(), ctx, args);
     let _guard = lock(ctx.cpu, force);
-    if force {
-        (b.write_direct)(line.as_bytes());
+    let write = if force { b.write_direct } else { b.write };
+    // A partition's unfinished line may be open on the console: end it first.
+    // The fault path may hold the line lock without owning it, so it does not
+    // wait for the state.
+    let state = if force {
+        console::lines::STATE.try_lock()
     } else {
-        (b.write)(line.as_bytes());
+        Some(console::lines::STATE.lock())
+    };
+    if let Some(mut state) = state {
+        state.interrupt(&mut |bytes| write(bytes));
     }
+    write(line.as_bytes());
 }
 
-/// Writes pre-formatted bytes (a partition's console line) under the line lock, so
-/// they never interleave with log lines.
-pub fn write_raw(bytes: &[u8]) {
-    let Some(b) = backend() else { return };
+/// Runs `f` under the line lock with the console's line state
+/// (`console::lines`) and the console writer: partitions' console output, so
+/// it never interleaves with log lines.
+pub fn with_console<R>(
+    f: impl FnOnce(&mut console::lines::Lines, &mut dyn FnMut(&[u8])) -> R,
+) -> Option<R> {
+    let b = backend()?;
     let ctx = (b.context)();
     let _guard = lock(ctx.cpu, false);
-    (b.write)(bytes);
+    let mut state = console::lines::STATE.lock();
+    Some(f(&mut state, &mut |bytes| (b.write)(bytes)))
 }
 
 #[macro_export]

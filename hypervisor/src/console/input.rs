@@ -237,7 +237,7 @@ pub const HELP: &[&str] = &[
 mod machine {
     use super::{Event, Router, HELP, POLL_US, RING_CAPACITY};
     use alloc::vec::Vec;
-    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     use crate::arch::ppc64::{instr, smp, timer};
     use crate::partition::lpar::{self, Partition, StopReason};
@@ -252,6 +252,8 @@ mod machine {
     static NOTIFY: spin::Once<fn(usize)> = spin::Once::new();
     /// Timebase of the next rate-limited poll.
     static NEXT_POLL_TB: AtomicU64 = AtomicU64::new(0);
+    /// The router's input target (index), `usize::MAX` for none; lock-free copy.
+    static TARGET: AtomicUsize = AtomicUsize::new(usize::MAX);
     /// Warnings about full rings printed so far (rate limit).
     static DROP_WARNINGS: AtomicU64 = AtomicU64::new(0);
     const MAX_DROP_WARNINGS: u64 = 16;
@@ -286,6 +288,19 @@ mod machine {
             .map_or(0, |s| s.generation.load(Ordering::Acquire))
     }
 
+    /// The partition that takes input now (index, as [`pending`]), read
+    /// lock-free.
+    pub fn target() -> Option<usize> {
+        match TARGET.load(Ordering::Acquire) {
+            usize::MAX => None,
+            i => Some(i),
+        }
+    }
+
+    fn publish_target(router: &Router) {
+        TARGET.store(router.target().unwrap_or(usize::MAX), Ordering::Release);
+    }
+
     /// The index of `p` among [`lpar::partitions`] (the router's numbering).
     pub fn index_of(p: &Partition) -> Option<usize> {
         lpar::partitions().iter().position(|q| core::ptr::eq(q, p))
@@ -309,7 +324,9 @@ mod machine {
             return true;
         }
         let first = parts.iter().position(|p| p.console_input && p.console);
-        *r = Some(Router::new(parts.len(), first, RING_CAPACITY));
+        let router = Router::new(parts.len(), first, RING_CAPACITY);
+        publish_target(&router);
+        *r = Some(router);
         SLOTS.call_once(|| {
             parts
                 .iter()
@@ -410,6 +427,7 @@ mod machine {
             router.feed(bytes, &eligible, &mut |e| {
                 let _ = events.push(e);
             });
+            publish_target(router);
             for i in 0..router.partitions() {
                 publish(router, i);
                 if before.get(i).is_none_or(|&b| b != router.delivered(i)) {

@@ -18,7 +18,10 @@
 //!   to do) and its partition no system reset to deliver;
 //! - the call completes without waiting: H_PROD always does; H_PUT_TERM_CHAR when
 //!   its arguments are valid and `Partition::console_put_nowait` can queue the
-//!   output (console locks free, room in the ring, another thread draining it).
+//!   output (console locks free - the partition's line, the log lock and the
+//!   shared line state of `console::lines` - room in the ring, another thread
+//!   draining it); it runs the same `console::lines` logic as the full path, so
+//!   an open (shown) unfinished line is continued the same way.
 //!   Invalid arguments take the full path, which returns the error code.
 //!
 //! What it relies on:

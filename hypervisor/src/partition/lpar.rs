@@ -9,8 +9,9 @@ use super::demand::{self, ChunkMap};
 use super::manifest::{Manifest, PartitionSpec};
 use super::vcpu::Vcpu;
 use crate::arch::ppc64::regs::{Lpcr, Msr};
-use crate::arch::ppc64::{instr, mmu, smp, spr};
+use crate::arch::ppc64::{instr, mmu, smp, spr, timer};
 use crate::be::Be64;
+use crate::console::lines::{self, VtyLine, Who};
 use crate::loader::elf;
 use crate::mm::frame::PhysRange;
 use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
@@ -75,8 +76,11 @@ pub struct Partition {
     pub ail: AtomicU8,
     /// Offset of this partition's clock from the host RTC (set-time-of-day).
     pub tod_offset: AtomicI64,
-    /// Console bytes not yet ended by a newline.
-    pub console_line: spin::Mutex<heapless::Vec<u8, CONSOLE_LINE>>,
+    /// Console text not yet on the console (`console::lines`).
+    pub console_line: spin::Mutex<VtyLine>,
+    /// Timebase of the last console output that left text waiting in
+    /// `console_line`; 0 when none waits (see `console_tick`).
+    pub console_waiting_since: AtomicU64,
     state: AtomicU8,
     reason: spin::Mutex<Option<StopReason>>,
     /// Where the guest was entered, for restarts.
@@ -339,95 +343,119 @@ impl Partition {
         }
     }
 
-    /// Writes pending console output as a line.
+    /// Ends the partition's console line: its unfinished text (waiting or shown)
+    /// goes out with a newline.
     pub fn flush_console(&self) {
         let mut line = self.console_line.lock();
-        if !line.is_empty() {
-            emit_console_line(&self.name, &line);
-            line.clear();
-        }
+        crate::log::with_console(|state, out| state.finish(self.who(), &mut line, out));
+        self.console_waiting_since.store(0, Ordering::Relaxed);
     }
 
-    /// Console output from H_PUT_TERM_CHAR: whole lines, prefixed with the partition
-    /// name, so partitions' output never interleaves mid-line.
+    /// Console output from H_PUT_TERM_CHAR: whole lines behind the partition's
+    /// `[name] ` prefix, so partitions' output never shares a physical line. An
+    /// unfinished line waits, unless the partition's shown line is open on the
+    /// console (`console::lines`); `console_tick` shows a waiting line.
     pub fn console_put(&self, bytes: &[u8]) {
         if !self.console {
             return;
         }
         let mut line = self.console_line.lock();
-        feed_console_line(&mut line, bytes, |l| emit_console_line(&self.name, l));
+        crate::log::with_console(|state, out| state.put(self.who(), &mut line, bytes, out));
+        self.note_waiting(&line);
     }
 
-    /// `console_put` for the hcall fast path (`hcall_fast`): the same lines, but
-    /// only if that needs no waiting - the partition's line and the log lock are
-    /// free and the console ring has room for everything `bytes` can complete.
-    /// `None`: nothing was done (take the full path).
+    /// `console_put` for the hcall fast path (`hcall_fast`): the same logic, but
+    /// only if that needs no waiting - the partition's line, the log lock and the
+    /// console state are free and the console ring has room for everything
+    /// `bytes` can write. `None`: nothing was done (take the full path).
     pub fn console_put_nowait(&self, bytes: &[u8], cpu: u32) -> Option<()> {
         if !self.console {
             return Some(());
         }
-        // Each newline, and at most one full line, completes a line of at most
-        // `[name] ` + LINE + `\n`; names too long for `emit_console_line`'s buffer
-        // (which truncates) take the full path.
-        let each = self.name.len() + 3 + CONSOLE_LINE + 1;
-        if each > CONSOLE_OUT {
-            return None;
-        }
-        let need = (bytes.iter().filter(|&&b| b == b'\n').count() + 1) * each;
+        let need = lines::put_bound(&self.name, bytes);
         let mut line = self.console_line.try_lock()?;
         let _log = crate::log::try_lock(cpu)?;
-        let name = self.name.as_bytes();
-        crate::console::try_queue(need, |push| {
-            feed_console_line(&mut line, bytes, |l| {
-                push(b"[");
-                push(name);
-                push(b"] ");
-                push(l);
-                push(b"\n");
-            })
-        })
-        .then_some(())
+        let mut state = lines::STATE.try_lock()?;
+        let who = self.who();
+        let queued = crate::console::try_queue(need, |push| {
+            state.put(who, &mut line, bytes, push);
+        });
+        if queued {
+            self.note_waiting(&line);
+        }
+        queued.then_some(())
     }
-}
 
-/// Longest console line kept before it is emitted unfinished, and the longest
-/// emitted line with its prefix.
-const CONSOLE_LINE: usize = 240;
-const CONSOLE_OUT: usize = 320;
-
-/// Adds vty bytes to the partition's unfinished `line`, calling `emit` with each
-/// line completed (by a newline, or by filling the buffer); CR and NUL are dropped.
-fn feed_console_line(
-    line: &mut heapless::Vec<u8, CONSOLE_LINE>,
-    bytes: &[u8],
-    mut emit: impl FnMut(&[u8]),
-) {
-    for &b in bytes {
-        match b {
-            b'\n' => {
-                emit(line);
-                line.clear();
-            }
-            b'\r' | 0 => {}
-            _ => {
-                if line.push(b).is_err() {
-                    emit(line);
-                    line.clear();
-                    let _ = line.push(b);
-                }
-            }
+    fn who(&self) -> Who<'_> {
+        Who {
+            id: self.lpid,
+            name: &self.name,
         }
     }
+
+    /// Records when text started or went on waiting (under the line lock).
+    fn note_waiting(&self, line: &VtyLine) {
+        let since = if line.is_empty() {
+            0
+        } else {
+            instr::mftb().max(1)
+        };
+        self.console_waiting_since.store(since, Ordering::Relaxed);
+    }
+
+    /// Shows the partition's unfinished console line if it has waited at least
+    /// `quiet_ticks` (timebase) since the partition last wrote, and `idle` says
+    /// the partition is idle then. Never waits for the line lock.
+    fn show_waiting(&self, now: u64, quiet_ticks: u64, idle: impl FnOnce(&Partition) -> bool) {
+        let since = self.console_waiting_since.load(Ordering::Relaxed);
+        if since == 0 || now.wrapping_sub(since) < quiet_ticks || !idle(self) {
+            return;
+        }
+        let Some(mut line) = self.console_line.try_lock() else {
+            return;
+        };
+        crate::log::with_console(|state, out| state.show(self.who(), &mut line, out));
+        self.note_waiting(&line);
+    }
+
+    /// Whether every vCPU naps in H_CEDE or is stopped: the guest waits for
+    /// something (typed input, say) rather than being in the middle of a write.
+    fn all_vcpus_idle(&self) -> bool {
+        self.vcpus.iter().all(|v| {
+            v.ceded.load(Ordering::Acquire) || v.state() != super::vcpu::VcpuState::Runnable
+        })
+    }
 }
 
-fn emit_console_line(name: &str, line: &[u8]) {
-    let mut out: heapless::Vec<u8, CONSOLE_OUT> = heapless::Vec::new();
-    let _ = out.push(b'[');
-    let _ = out.extend_from_slice(name.as_bytes());
-    let _ = out.extend_from_slice(b"] ");
-    let _ = out.extend_from_slice(line);
-    let _ = out.push(b'\n');
-    crate::log::write_raw(&out);
+/// How long the input partition must have been silent, with all its vCPUs in
+/// H_CEDE, before its unfinished console line (a shell prompt, echoed keys) is
+/// shown.
+const SHOW_QUIET_US: u64 = 20_000;
+/// How long it must have been silent for that line to be shown even though a
+/// vCPU still runs (a busy guest that prompts).
+const SHOW_SILENT_US: u64 = 200_000;
+
+/// Shows the unfinished console line of the partition that takes console input
+/// once it has been quiet (`SHOW_QUIET_US` / `SHOW_SILENT_US`), so what is typed
+/// is not typed blind. Only that partition's: a line shown early can be cut by
+/// another partition's output, and line-oriented readers of the console (the
+/// tests' markers) prefer whole lines. Cheap when nothing waits (two atomic
+/// loads); called by the idle threads and by vCPU threads, both at least every
+/// `console::input::POLL_US`.
+pub fn console_tick() {
+    let Some(p) = crate::console::input::target().and_then(|i| partitions().get(i)) else {
+        return;
+    };
+    if p.console_waiting_since.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let now = instr::mftb();
+    p.show_waiting(
+        now,
+        timer::us_to_ticks(SHOW_QUIET_US),
+        Partition::all_vcpus_idle,
+    );
+    p.show_waiting(now, timer::us_to_ticks(SHOW_SILENT_US), |_| true);
 }
 
 fn all_stopped() {
@@ -766,7 +794,8 @@ fn build_partition(
         interrupt_le: AtomicBool::new(!placed.big_endian),
         ail: AtomicU8::new(0),
         tod_offset: AtomicI64::new(0),
-        console_line: spin::Mutex::new(heapless::Vec::new()),
+        console_line: spin::Mutex::new(VtyLine::new()),
+        console_waiting_since: AtomicU64::new(0),
         state: AtomicU8::new(RUNNING),
         reason: spin::Mutex::new(None),
         entry: placed.entry,

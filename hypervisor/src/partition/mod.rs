@@ -1,7 +1,8 @@
 //! Logical partitions: the manifest that describes them, and (on POWER) the LPARs
 //! themselves with their vCPUs.
 //!
-//! Lock order: a partition's `console` lock, then the log lock. vCPU registers are
+//! Lock order: a partition's `console_line` lock, then the log lock, then
+//! `console::lines::STATE`, then the console ring. vCPU registers are
 //! only touched by the hardware thread the vCPU is pinned to; other threads talk to a
 //! vCPU through its atomics (state, start request, prod) and a doorbell.
 pub mod demand;

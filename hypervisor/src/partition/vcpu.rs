@@ -544,6 +544,7 @@ fn run(p: &Partition, v: &Vcpu) {
         opal::heartbeat();
         super::hcalls_misc::deliver_sreset(p, v, ctx);
         crate::console::input::poll_due();
+        super::lpar::console_tick();
         let mer = deliver_external(p, v, ctx);
         switch_in(p, ctx, mer);
         // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
@@ -696,6 +697,7 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         unsafe { spr::dec::write(DEC_QUIET) };
         opal::heartbeat();
         crate::console::input::poll_due();
+        super::lpar::console_tick();
     }
     v.ceded.store(false, Ordering::Release);
 }

@@ -1,0 +1,434 @@
+//! Sharing the machine console's physical lines among partitions.
+//!
+//! Every partition's vty output is shown behind its `[<name>] ` prefix, and a
+//! physical line only ever holds one partition's text. Whole lines are the
+//! normal unit: a partition's bytes are kept ([`VtyLine`]) until a newline
+//! completes them. An unfinished line (a shell prompt, the echo of a key) can
+//! also be *shown* ([`Lines::show`]): it goes out with its prefix but without a
+//! newline, and that partition then *owns the open line*. While it does, its
+//! further bytes continue the same physical line at once, without a second
+//! prefix. Anyone else who needs the console (another partition's line, a
+//! hypervisor log line, [`Lines::interrupt`]) first ends the open line with a
+//! newline; the owner's next bytes then start a fresh prefixed line.
+//!
+//! A physical line holds at most [`LINE`] bytes of text: a longer line is cut
+//! there, as if a newline had come. CR and NUL are dropped (the prefix would
+//! otherwise be overwritten on a terminal).
+//!
+//! When to show an unfinished line is the caller's policy (the hypervisor shows
+//! only the input partition's, once the partition is quiet); this module only
+//! keeps the physical lines straight. It is pure logic: output goes to the
+//! `out` function given, and the caller serialises all calls (the log's line
+//! lock, see [`STATE`]).
+
+/// Longest text of one physical line (without prefix and newline).
+pub const LINE: usize = 240;
+
+/// Which partition a line belongs to: an id unique among partitions (the LPID)
+/// and the name in its prefix.
+#[derive(Clone, Copy, Debug)]
+pub struct Who<'a> {
+    pub id: u32,
+    pub name: &'a str,
+}
+
+/// The console-wide state: whose unfinished line is on the screen, if anyone's.
+#[derive(Debug, Default)]
+pub struct Lines {
+    open: Option<Open>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Open {
+    owner: u32,
+    /// Text bytes already on the open physical line.
+    len: usize,
+}
+
+/// The console state, shared by log lines and every partition. Only ever taken
+/// while holding the log's line lock (`log`), so it is never contended except
+/// by the fault path (which uses `try_lock`).
+pub static STATE: spin::Mutex<Lines> = spin::Mutex::new(Lines { open: None });
+
+/// One partition's text not yet on the console.
+#[derive(Debug, Default)]
+pub struct VtyLine {
+    buf: heapless::Vec<u8, LINE>,
+}
+
+impl VtyLine {
+    pub const fn new() -> Self {
+        VtyLine {
+            buf: heapless::Vec::new(),
+        }
+    }
+
+    /// Whether some text waits to be shown.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Most bytes one [`Lines::put`] of `bytes` can write for a partition named
+/// `name`: each newline, and each [`LINE`] bytes without one, can complete a
+/// line, which costs at most a newline ending someone else's open line, the
+/// prefix, the text and its newline; a continued open line costs less.
+pub fn put_bound(name: &str, bytes: &[u8]) -> usize {
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + bytes.len() / LINE + 1;
+    lines * line_bound(name)
+}
+
+/// Most bytes one physical line of partition `name` takes, with the newline
+/// that may end another's open line first.
+pub fn line_bound(name: &str) -> usize {
+    1 + name.len() + 3 + LINE + 1
+}
+
+impl Lines {
+    /// Partition `who`'s vty output: completed lines go out, the rest waits in
+    /// `line`, except that while `who` owns the open line, its bytes continue it
+    /// at once.
+    pub fn put(&mut self, who: Who, line: &mut VtyLine, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
+        for &b in bytes {
+            match b {
+                b'\n' => self.finish(who, line, out),
+                b'\r' | 0 => {}
+                _ => {
+                    if self.used(who) + line.buf.len() >= LINE {
+                        self.finish(who, line, out);
+                    }
+                    // Cannot fail: the check above leaves room.
+                    let _ = line.buf.push(b);
+                }
+            }
+        }
+        if self.owns(who) {
+            self.show(who, line, out);
+        }
+    }
+
+    /// Shows `who`'s unfinished line now: it continues `who`'s open line, or
+    /// starts a prefixed line (ending anyone else's first) that `who` then owns.
+    pub fn show(&mut self, who: Who, line: &mut VtyLine, out: &mut dyn FnMut(&[u8])) {
+        if line.buf.is_empty() {
+            return;
+        }
+        if !self.owns(who) {
+            self.interrupt(out);
+            prefix(who, out);
+            self.open = Some(Open {
+                owner: who.id,
+                len: 0,
+            });
+        }
+        out(&line.buf);
+        if let Some(o) = self.open.as_mut() {
+            o.len += line.buf.len();
+        }
+        line.buf.clear();
+    }
+
+    /// Ends `who`'s line, as a newline would: what waits in `line` goes out,
+    /// continuing `who`'s open line or on a line of its own. Nothing happens if
+    /// `who` has neither waiting text nor the open line.
+    pub fn finish(&mut self, who: Who, line: &mut VtyLine, out: &mut dyn FnMut(&[u8])) {
+        if self.owns(who) {
+            out(&line.buf);
+            out(b"\n");
+            self.open = None;
+        } else if !line.buf.is_empty() {
+            self.interrupt(out);
+            prefix(who, out);
+            out(&line.buf);
+            out(b"\n");
+        }
+        line.buf.clear();
+    }
+
+    /// Ends whatever line is open, so something else (a log line) can start at
+    /// the beginning of a physical line.
+    pub fn interrupt(&mut self, out: &mut dyn FnMut(&[u8])) {
+        if self.open.take().is_some() {
+            out(b"\n");
+        }
+    }
+
+    /// Whether partition `id` owns the open line.
+    pub fn is_open(&self, id: u32) -> bool {
+        self.open.is_some_and(|o| o.owner == id)
+    }
+
+    fn owns(&self, who: Who) -> bool {
+        self.is_open(who.id)
+    }
+
+    /// Text `who` has on the open line (0 unless it owns it).
+    fn used(&self, who: Who) -> usize {
+        match self.open {
+            Some(o) if o.owner == who.id => o.len,
+            _ => 0,
+        }
+    }
+}
+
+fn prefix(who: Who, out: &mut dyn FnMut(&[u8])) {
+    out(b"[");
+    out(who.name.as_bytes());
+    out(b"] ");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    const A: Who = Who { id: 1, name: "a" };
+    const B: Who = Who { id: 2, name: "bb" };
+
+    /// A console with two partitions, collecting what is written.
+    struct Console {
+        lines: Lines,
+        a: VtyLine,
+        b: VtyLine,
+        out: Vec<u8>,
+    }
+
+    impl Console {
+        fn new() -> Self {
+            Console {
+                lines: Lines::default(),
+                a: VtyLine::new(),
+                b: VtyLine::new(),
+                out: Vec::new(),
+            }
+        }
+
+        fn parts(&mut self, who: Who) -> (&mut Lines, &mut VtyLine, impl FnMut(&[u8]) + '_) {
+            let line = if who.id == A.id {
+                &mut self.a
+            } else {
+                &mut self.b
+            };
+            let out = &mut self.out;
+            (&mut self.lines, line, move |b: &[u8]| {
+                out.extend_from_slice(b)
+            })
+        }
+
+        fn put(&mut self, who: Who, bytes: &str) -> usize {
+            let before = self.out.len();
+            {
+                let (lines, line, mut out) = self.parts(who);
+                lines.put(who, line, bytes.as_bytes(), &mut out);
+            }
+            self.out.len() - before
+        }
+
+        fn show(&mut self, who: Who) {
+            let (lines, line, mut out) = self.parts(who);
+            lines.show(who, line, &mut out);
+        }
+
+        fn finish(&mut self, who: Who) {
+            let (lines, line, mut out) = self.parts(who);
+            lines.finish(who, line, &mut out);
+        }
+
+        fn log(&mut self, text: &str) {
+            let out = &mut self.out;
+            self.lines.interrupt(&mut |b| out.extend_from_slice(b));
+            self.out.extend_from_slice(text.as_bytes());
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.out.clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn whole_lines_are_prefixed_and_unfinished_text_waits() {
+        let mut c = Console::new();
+        c.put(A, "hello\r\nwor");
+        assert_eq!(c.text(), "[a] hello\n");
+        c.put(A, "ld\n");
+        assert_eq!(c.text(), "[a] hello\n[a] world\n");
+        assert!(!c.lines.is_open(A.id));
+    }
+
+    #[test]
+    fn shown_prompt_is_continued_by_echo_and_output() {
+        let mut c = Console::new();
+        c.put(A, "/ # ");
+        c.show(A);
+        assert_eq!(c.text(), "[a] / # ");
+        assert!(c.lines.is_open(A.id));
+        // The owner's bytes go out at once, without a second prefix.
+        c.put(A, "e");
+        c.put(A, "cho hi");
+        assert_eq!(c.text(), "[a] / # echo hi");
+        c.put(A, "\r\nhi\r\n/ # ");
+        assert_eq!(c.text(), "[a] / # echo hi\n[a] hi\n");
+        assert!(!c.lines.is_open(A.id));
+        c.show(A);
+        c.show(A); // nothing new: no second prefix
+        assert_eq!(c.text(), "[a] / # echo hi\n[a] hi\n[a] / # ");
+    }
+
+    #[test]
+    fn others_end_the_open_line_first() {
+        let mut c = Console::new();
+        c.put(A, "/ # ec");
+        c.show(A);
+        c.put(B, "boot message\n");
+        assert_eq!(c.text(), "[a] / # ec\n[bb] boot message\n");
+        // A's next bytes start a fresh prefixed line, kept until shown or ended.
+        c.put(A, "ho");
+        assert_eq!(c.text(), "[a] / # ec\n[bb] boot message\n");
+        c.put(A, " x\n");
+        assert_eq!(c.text(), "[a] / # ec\n[bb] boot message\n[a] ho x\n");
+    }
+
+    #[test]
+    fn log_lines_end_the_open_line() {
+        let mut c = Console::new();
+        c.put(A, "login: ");
+        c.show(A);
+        c.log("[ 1.0] cpu 0/hv INFO  PAPRIKA console: input -> a\n");
+        c.put(A, "root\n");
+        assert_eq!(
+            c.text(),
+            "[a] login: \n[ 1.0] cpu 0/hv INFO  PAPRIKA console: input -> a\n[a] root\n"
+        );
+        // Nothing open: a log line adds no newline.
+        c.log("x\n");
+        assert!(c.text().ends_with("[a] root\nx\n"));
+    }
+
+    #[test]
+    fn a_shown_line_moves_between_partitions() {
+        let mut c = Console::new();
+        c.put(A, "a> ");
+        c.put(B, "b> ");
+        c.show(A);
+        c.show(B);
+        c.put(B, "1");
+        c.show(A); // nothing waits for A: B keeps the line
+        c.put(A, "2");
+        c.show(A);
+        assert_eq!(c.text(), "[a] a> \n[bb] b> 1\n[a] 2");
+    }
+
+    #[test]
+    fn finish_ends_waiting_or_open_text_only() {
+        let mut c = Console::new();
+        c.finish(A);
+        assert_eq!(c.text(), "");
+        c.put(A, "partial");
+        c.finish(A);
+        assert_eq!(c.text(), "[a] partial\n");
+        c.put(A, "p");
+        c.show(A);
+        c.finish(A);
+        assert_eq!(c.text(), "[a] partial\n[a] p\n");
+        c.finish(A);
+        assert_eq!(c.text(), "[a] partial\n[a] p\n");
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_line_even_when_continued() {
+        let mut c = Console::new();
+        let long: String = (0..LINE + 10)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        c.put(A, &long);
+        c.put(A, "\n");
+        let t = c.text();
+        let l: Vec<&str> = t.lines().collect();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].len(), 4 + LINE);
+        assert_eq!(format!("{}{}", &l[0][4..], &l[1][4..]), long);
+
+        // Continued: the shown part counts against the same limit.
+        let mut c = Console::new();
+        c.put(A, &long[..100]);
+        c.show(A);
+        c.put(A, &long[100..]);
+        c.put(A, "\n");
+        let t = c.text();
+        let l: Vec<&str> = t.lines().collect();
+        assert_eq!(l.len(), 2, "{t}");
+        assert_eq!(l[0].len(), 4 + LINE);
+        assert_eq!(format!("{}{}", &l[0][4..], &l[1][4..]), long);
+    }
+
+    #[test]
+    fn cr_and_nul_are_dropped_on_every_path() {
+        let mut c = Console::new();
+        c.put(A, "a\r\0b");
+        c.show(A);
+        c.put(A, "\rc\0d\r");
+        c.put(A, "\r\n");
+        assert_eq!(c.text(), "[a] abcd\n");
+    }
+
+    /// Random traffic from two partitions, with shows and log lines: every
+    /// physical line carries exactly one prefix or is a log line, and each
+    /// partition's text comes out complete and in order.
+    #[test]
+    fn random_traffic_keeps_lines_whole_and_text_in_order() {
+        let mut c = Console::new();
+        let mut sent = [String::new(), String::new()];
+        let mut x = 0x9e37_79b9u32;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for step in 0..20_000 {
+            let r = next();
+            let who = if r & 1 == 0 { A } else { B };
+            match (r >> 1) % 8 {
+                0 => c.show(who),
+                1 => c.log("LOG\n"),
+                2 if step % 97 == 0 => c.finish(who),
+                _ => {
+                    let n = (r >> 8) as usize % 17;
+                    let mut s = String::new();
+                    for k in 0..n {
+                        let v = next() % 40;
+                        s.push(match v {
+                            0..=4 => '\n',
+                            5 => '\r',
+                            _ => (b'a' + ((step + k) % 26) as u8) as char,
+                        });
+                    }
+                    let bound = put_bound(who.name, s.as_bytes());
+                    assert!(c.put(who, &s) <= bound);
+                    sent[(who.id - 1) as usize].push_str(&s.replace('\r', ""));
+                }
+            }
+        }
+        c.finish(A);
+        c.finish(B);
+        let t = c.text();
+        let mut got = [String::new(), String::new()];
+        for l in t.lines() {
+            if l == "LOG" {
+                continue;
+            }
+            let (i, rest) = if let Some(r) = l.strip_prefix("[a] ") {
+                (0, r)
+            } else {
+                (1, l.strip_prefix("[bb] ").expect(l))
+            };
+            assert!(!rest.contains('[') && rest.len() <= LINE, "{l}");
+            got[i].push_str(rest);
+        }
+        for i in 0..2 {
+            let want: String = sent[i].chars().filter(|&ch| ch != '\n').collect();
+            assert_eq!(got[i], want);
+        }
+    }
+}
