@@ -137,16 +137,22 @@ pub struct LinuxBoot {
 /// What the echo scenario's shell must print for the command it is given.
 pub const ECHO_OUTPUT: &str = "typed-42";
 
+/// What the echo scenario's shell prints once the vty interrupt's line is out.
+pub const ECHO_DONE: &str = "irq-listed-9";
+
 /// The echo scenario's typing: a command whose output is not its own echo
-/// (`typed-$((6*7))` comes back as `typed-42` only if the shell ran it), then
-/// power-off.
+/// (`typed-$((6*7))` comes back as `typed-42` only if the shell ran it), the
+/// vty interrupt's line of /proc/interrupts, then power-off once all of that is
+/// out (`ECHO_DONE`): typed while the grep still prints, the echo of
+/// `poweroff -f` would land in the middle of its line.
 pub const ECHO_INPUT: &[Input] = &[
     Input {
         after: linux::ECHO_MARKER,
-        send: "echo typed-$((6*7)); grep -w hvc_console /proc/interrupts\n",
+        send:
+            "echo typed-$((6*7)); grep -w hvc_console /proc/interrupts; echo irq-listed-$((3*3))\n",
     },
     Input {
-        after: ECHO_OUTPUT,
+        after: ECHO_DONE,
         send: "poweroff -f\n",
     },
 ];
