@@ -33,8 +33,8 @@ pub const VTY_IRQ: bool = true;
 /// Console input reached partition `index` (`console::input`): its vty source
 /// fires, as QEMU's vty pulses its interrupt when input arrives. Linux's hvc
 /// driver then reads it with H_GET_TERM_CHAR. The source fires in both
-/// controllers: the kernel configured only the one it uses, and a trigger of
-/// the other's unconfigured (masked) source has no effect.
+/// controllers: the kernel configured only the one it uses; the other's source
+/// is unconfigured (XIVE: PQ off, ignored; XICS: masked, only kept pending).
 fn vty_input(index: usize) {
     if let Some(p) = partitions().get(index) {
         let kick = p.xive.lock().trigger(&mut GuestRam(p), VTY_LISN);
