@@ -129,8 +129,8 @@ pub struct LinuxBoot {
     pub append: &'static str,
     /// The typed input ran `grep -w hvc_console /proc/interrupts` after the
     /// echo: the vty's interrupt must have fired (a count above 0) on the
-    /// expected controller (`XIVE-IRQ`), proving typed input arrived by
-    /// interrupt, not by polling.
+    /// expected controller (`XIVE-IRQ`, or `XICS` with `xive=off`), proving
+    /// typed input arrived by interrupt, not by polling.
     pub vty_irq: bool,
 }
 
@@ -367,8 +367,7 @@ pub const fn linux(
 }
 
 /// A Linux scenario in `TestEcho` mode: /init's checks, then a shell the
-/// scenario types `ECHO_INPUT` into; the vty's interrupt must have fired unless
-/// the kernel runs XICS (`xive=off`), where hvc polls.
+/// scenario types `ECHO_INPUT` into; the vty's interrupt must have fired.
 pub const fn linux_typed(
     name: &'static str,
     machine: Machine,
@@ -573,15 +572,24 @@ pub const SCENARIOS: &[Scenario] = &[
         "",
         LINUX_TWO,
     ),
-    linux(
-        "linux-xive-off-p9",
-        Machine::Powernv9,
-        "1G",
-        "1",
-        1,
-        "xive=off",
-        LINUX_1CPU,
-    ),
+    // XICS instead of XIVE: the checks, then typing, whose vty interrupt must
+    // fire on the XICS source controller.
+    Scenario {
+        linux: Some(LinuxBoot {
+            partitions: LINUX_1CPU,
+            mode: LinuxMode::TestEcho,
+            append: "xive=off",
+            vty_irq: true,
+        }),
+        ..linux_typed(
+            "linux-xive-off-p9",
+            Machine::Powernv9,
+            "1G",
+            "1",
+            1,
+            LINUX_1CPU,
+        )
+    },
     // A shell on the console: what is typed on QEMU's stdin reaches it.
     Scenario {
         linux: Some(LinuxBoot {
@@ -669,7 +677,9 @@ pub const SCENARIOS: &[Scenario] = &[
 
 /// Checks the `grep -w hvc_console /proc/interrupts` output typed after the
 /// echo (the first such line after `typed-42`): the count of the vty's
-/// interrupt must be above 0 on `chip` (`XIVE-IRQ` for XIVE). `None` when so.
+/// interrupt must be above 0 on `chip` (`XIVE-IRQ` for XIVE, `XICS` for the
+/// XICS source controller: `17:  3  XICS 4096 Edge  hvc_console`). `None` when
+/// so.
 fn vty_irq_problem(lines: &[(usize, &str)], chip: &str) -> Option<String> {
     let after = lines.iter().position(|(_, l)| *l == ECHO_OUTPUT)?;
     let Some((_, line)) = lines[after..]
@@ -1424,9 +1434,38 @@ kernel = "@guest/guest-idle"
         let (why, _) = check_linux(&boot, &xics, NOW);
         assert_eq!(why.len(), 1, "{why:?}");
         assert!(why[0].contains("names XICS, expected XIVE"), "{why:?}");
-        let (why, note) = check_linux(&x, &linux_log_chip("linux", &xcmd, NOW.start, "XICS"), NOW);
+        // It types too, and the vty interrupt must fire on XICS.
+        assert_eq!(x.mode, LinuxMode::TestEcho);
+        assert!(x.vty_irq);
+        let xt = LinuxBoot {
+            mode: LinuxMode::Test,
+            vty_irq: false,
+            ..x
+        };
+        let xtcmd = xt.cmdline(&xt.partitions[0]);
+        assert!(xtcmd.ends_with(" xive=off"));
+        let (why, note) = check_linux(
+            &xt,
+            &linux_log_chip("linux", &xtcmd, NOW.start, "XICS"),
+            NOW,
+        );
         assert!(why.is_empty(), "{why:?}");
         assert_eq!(note, "XICS, clock +0 s");
+        let typed = linux_log_chip("linux", &xcmd, NOW.start, "XICS").replace(
+            "[linux] PAPRIKA-LINUX test: passed name=linux\r\n",
+            "[linux] PAPRIKA-LINUX test: passed name=linux\r\n\
+             [linux] PAPRIKA-LINUX echo: shell on hvc0 name=linux\r\n\
+             [linux] typed-42\r\n\
+             [linux]  17:          3      XICS 4096 Edge      hvc_console\r\n",
+        );
+        let (why, _) = check_linux(&x, &typed, NOW);
+        assert!(why.is_empty(), "{why:?}");
+        let (why, _) = check_linux(&x, &typed.replace("3      XICS", "0      XICS"), NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("never fired"), "{why:?}");
+        let (why, _) = check_linux(&x, &typed.replace("XICS 4096", "XIVE-IRQ 4096"), NOW);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("not on XICS"), "{why:?}");
     }
 
     #[test]

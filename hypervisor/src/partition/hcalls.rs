@@ -26,12 +26,12 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
             Ok([0; 4])
         }
         h::H_PROD => prod(p, g[4]),
-        h::H_XIRR => xirr(v, false),
-        h::H_XIRR_X => xirr(v, true),
-        h::H_IPOLL => ipoll(p, g[4]),
-        h::H_CPPR => cppr(v, g[4]),
-        h::H_EOI => eoi(v, g[4]),
-        h::H_IPI => ipi(p, g[4], g[5]),
+        h::H_XIRR => super::xics::xirr(p, v, false),
+        h::H_XIRR_X => super::xics::xirr(p, v, true),
+        h::H_IPOLL => super::xics::ipoll(p, g[4]),
+        h::H_CPPR => super::xics::cppr(p, v, g[4]),
+        h::H_EOI => super::xics::eoi(p, v, g[4]),
+        h::H_IPI => super::xics::ipi(p, g[4], g[5]),
         h::H_CONFER => confer(p, g[4]),
         h::H_GET_CPU_CHARACTERISTICS => cpu_characteristics(),
         h::H_PAGE_INIT => page_init(p, g[4], g[5], g[6]),
@@ -157,7 +157,7 @@ fn register_proc_tbl(
     Ok([0; 4])
 }
 
-fn vcpu_by_id(p: &Partition, id: u64) -> Option<&Vcpu> {
+pub(super) fn vcpu_by_id(p: &Partition, id: u64) -> Option<&Vcpu> {
     p.vcpus.iter().find(|v| u64::from(v.id) == id).map(|b| &**b)
 }
 
@@ -270,63 +270,5 @@ pub(super) fn ci_store(p: &Partition, size: u64, addr: u64, val: u64) -> HcallRe
     let b = val.to_be_bytes();
     p.write_guest(addr, &b[8 - n..])
         .ok_or(HcallError::Parameter)?;
-    Ok([0; 4])
-}
-
-// XICS (papr::xics): the only source is the IPI.
-
-fn xirr(v: &Vcpu, with_tb: bool) -> HcallResult {
-    // The XIRR returned is the one computed from the state that was replaced.
-    let xirr = core::cell::Cell::new(0u32);
-    v.update_icp(|icp| {
-        let (new, x) = icp.accept();
-        xirr.set(x);
-        new
-    });
-    Ok([
-        u64::from(xirr.get()),
-        if with_tb { instr::mftb() } else { 0 },
-        0,
-        0,
-    ])
-}
-
-fn ipoll(p: &Partition, server: u64) -> HcallResult {
-    let t = vcpu_by_id(p, server).ok_or(HcallError::Parameter)?;
-    let icp = t.icp();
-    Ok([u64::from(icp.poll()), u64::from(icp.mfrr), 0, 0])
-}
-
-fn cppr(v: &Vcpu, cppr: u64) -> HcallResult {
-    if cppr > 0xff {
-        return Err(HcallError::Parameter);
-    }
-    v.update_icp(|icp| crate::papr::xics::Icp {
-        cppr: cppr as u8,
-        ..icp
-    });
-    Ok([0; 4])
-}
-
-fn eoi(v: &Vcpu, xirr: u64) -> HcallResult {
-    if xirr > u64::from(u32::MAX) || !crate::papr::xics::valid_source(xirr as u32 & 0xff_ffff) {
-        return Err(HcallError::Parameter);
-    }
-    v.update_icp(|icp| icp.eoi(xirr as u32));
-    Ok([0; 4])
-}
-
-fn ipi(p: &Partition, server: u64, mfrr: u64) -> HcallResult {
-    let t = vcpu_by_id(p, server).ok_or(HcallError::Parameter)?;
-    if mfrr > 0xff {
-        return Err(HcallError::Parameter);
-    }
-    let new = t.update_icp(|icp| crate::papr::xics::Icp {
-        mfrr: mfrr as u8,
-        ..icp
-    });
-    if new.pending() {
-        t.kick();
-    }
     Ok([0; 4])
 }

@@ -16,14 +16,16 @@ use crate::loader::elf;
 use crate::mm::frame::PhysRange;
 use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
 use crate::mm::{self, LINEAR_BASE};
+use crate::papr::xics::Xics;
 use crate::papr::{guest_fdt, hcall, rtas};
 use crate::xive::{self, Xive};
 use crate::{error, info, warn};
 
 /// The vty's unit address, as QEMU's pseries gives it.
 pub const VTY_REG: u32 = 0x7100_0000;
-/// The vty's interrupt source number (LISN) in XIVE exploitation mode; device
-/// sources start at 0x1000 as on QEMU's pseries, above the IPIs (one per vCPU).
+/// The vty's interrupt source number: its LISN in XIVE exploitation mode and
+/// its XICS source number; device sources start at 0x1000 as on QEMU's pseries,
+/// above the IPIs (one per vCPU).
 pub const VTY_LISN: u32 = 0x1000;
 /// Whether the vty's interrupt is advertised (`interrupts` in its node): Linux's
 /// hvc driver then stops polling and waits for it.
@@ -31,14 +33,16 @@ pub const VTY_IRQ: bool = true;
 
 /// Console input reached partition `index` (`console::input`): its vty source
 /// fires, as QEMU's vty pulses its interrupt when input arrives. Linux's hvc
-/// driver then reads it with H_GET_TERM_CHAR. Under XICS the source does not
-/// exist (ibm,get-xive refuses it), so that kernel polls instead.
+/// driver then reads it with H_GET_TERM_CHAR. The source fires in both
+/// controllers: the kernel configured only the one it uses; the other's source
+/// is unconfigured (XIVE: PQ off, ignored; XICS: masked, only kept pending).
 fn vty_input(index: usize) {
     if let Some(p) = partitions().get(index) {
         let kick = p.xive.lock().trigger(&mut GuestRam(p), VTY_LISN);
         if let Some(k) = kick {
             super::hcalls::kick_vcpu(p, k.vcpu);
         }
+        super::xics::trigger(p, VTY_LISN);
     }
 }
 /// Bytes reserved at the top of guest memory for the RTAS blob.
@@ -100,6 +104,10 @@ pub struct Partition {
     /// The emulated XIVE (exploitation mode) the guest drives through H_INT_*
     /// and its TIMA/ESB pages (`xive`); lock order: taken last.
     pub xive: spin::Mutex<Xive>,
+    /// The emulated XICS (`papr::xics`: ICPs and the vty's source) for kernels
+    /// that do not use XIVE, driven through `partition::xics`; never held with
+    /// another partition lock.
+    pub xics: spin::Mutex<Xics>,
     /// The vty's interrupt mode (H_VIO_SIGNAL): the guest wants an interrupt
     /// when input arrives rather than polling.
     pub vty_irq_enabled: AtomicBool,
@@ -808,6 +816,7 @@ fn build_partition(
         boots: AtomicU32::new(1),
         proc_tbl: AtomicU64::new(0),
         xive: spin::Mutex::new(xive),
+        xics: spin::Mutex::new(Xics::new(spec.vcpus, &[VTY_LISN])),
         vty_irq_enabled: AtomicBool::new(false),
         fwnmi_sreset: AtomicU64::new(u64::MAX),
         sreset_pending: AtomicU64::new(0),
@@ -837,10 +846,7 @@ impl Partition {
             core::hint::spin_loop();
         }
         self.xive.lock().reset();
-        for v in &self.vcpus {
-            v.icp
-                .store(crate::papr::xics::Icp::RESET.pack(), Ordering::Release);
-        }
+        super::xics::with_xics(self, Xics::reset);
         // load_boot_image scrubs everything it does not load again.
         let loaded = load_boot_image(
             &self.name,

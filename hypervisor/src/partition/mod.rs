@@ -23,3 +23,5 @@ pub mod mmio;
 pub mod rtas_calls;
 #[cfg(target_arch = "powerpc64")]
 pub mod vcpu;
+#[cfg(target_arch = "powerpc64")]
+pub mod xics;

@@ -205,9 +205,8 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
             _ => a.set_status(r::RTAS_PARAMETER_ERROR),
         },
         NmiInterlock => a.set_status(r::RTAS_SUCCESS),
-        // XICS source controller: partitions have no interrupt sources yet (the
-        // IPI is presented through the ICP), so every source number is invalid.
-        IntOn | IntOff | SetXive | GetXive => a.set_status(r::RTAS_PARAMETER_ERROR),
+        // The XICS source controller (partition::xics).
+        IntOn | IntOff | SetXive | GetXive => super::xics::rtas(p, c, a),
     }
     Next::Resume
 }

@@ -11,7 +11,6 @@ use super::lpar::{self, Partition, StopReason};
 use crate::arch::ppc64::guest::{self, GuestRegs};
 use crate::arch::ppc64::regs::{Lpcr, Msr};
 use crate::arch::ppc64::{instr, mmu, percpu, smp, spr, timer};
-use crate::papr::xics::Icp;
 use crate::platform::opal;
 use crate::warn;
 
@@ -96,8 +95,10 @@ pub struct Vcpu {
     start_pending: AtomicBool,
     /// H_PROD arrived (consumed by H_CEDE).
     pub prodded: AtomicBool,
-    /// XICS presentation controller (`papr::xics::Icp`, packed).
-    pub icp: AtomicU32,
+    /// Its XICS presentation controller has an interrupt to present: kept by
+    /// `partition::xics::with_xics` under the partition's XICS lock, read
+    /// without it on every entry.
+    pub xics_pending: AtomicBool,
     pub ceded: AtomicBool,
     /// Inside `run` (possibly in the guest); cleared when it returns.
     active: AtomicBool,
@@ -121,7 +122,7 @@ impl Vcpu {
             start_r3: AtomicU64::new(0),
             start_pending: AtomicBool::new(false),
             prodded: AtomicBool::new(false),
-            icp: AtomicU32::new(Icp::RESET.pack()),
+            xics_pending: AtomicBool::new(false),
             ceded: AtomicBool::new(false),
             active: AtomicBool::new(false),
             reboot_owner: AtomicBool::new(false),
@@ -131,27 +132,6 @@ impl Vcpu {
                 lazy_loaded: false,
                 vpa: 0,
             }),
-        }
-    }
-
-    pub fn icp(&self) -> Icp {
-        Icp::unpack(self.icp.load(Ordering::Acquire))
-    }
-
-    /// Updates the ICP atomically; returns the new state.
-    pub fn update_icp(&self, f: impl Fn(Icp) -> Icp) -> Icp {
-        let mut cur = self.icp.load(Ordering::Acquire);
-        loop {
-            let new = f(Icp::unpack(cur));
-            match self.icp.compare_exchange_weak(
-                cur,
-                new.pack(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return new,
-                Err(seen) => cur = seen,
-            }
         }
     }
 
@@ -484,7 +464,7 @@ fn release() {
 /// An external interrupt waits for the vCPU: from its XICS presentation
 /// controller, or from its XIVE OS ring (exception bit set).
 pub fn external_pending(p: &Partition, v: &Vcpu) -> bool {
-    v.icp().pending() || p.xive.lock().pending(v.id)
+    v.xics_pending.load(Ordering::Acquire) || p.xive.lock().pending(v.id)
 }
 
 /// Presents a pending XICS or XIVE interrupt: injects an external interrupt (0x500) when
