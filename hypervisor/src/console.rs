@@ -2,11 +2,17 @@
 //!
 //! Every byte for the console (log lines and partitions' vty lines) goes through
 //! one ring, so their order is kept. A thread that has nothing else to do (the
-//! "drainer") copies the ring to OPAL; producers only copy into it, so a guest's
-//! H_PUT_TERM_CHAR does not wait for the (slow) UART unless the ring is full. Before
-//! the ring exists, or without an idle drainer, writers drain synchronously.
+//! "drainer") copies the ring to the sink; producers only copy into it, so a
+//! guest's H_PUT_TERM_CHAR does not wait for the (slow) UART unless the ring is
+//! full. Before the ring exists, or without an idle drainer, writers drain
+//! synchronously.
 //!
-//! Lock order: `DRAIN` before `RING`; `RING` is only held for copies.
+//! The sink is the OPAL console, or a virtio console when the machine has one
+//! ([`set_virtio`]; docs/console.md): 4 KiB per notify instead of one UART
+//! access per byte. Input always comes from OPAL.
+//!
+//! Lock order: `DRAIN` before `VIRTIO` before `RING`; `RING` is only held for
+//! copies.
 //!
 //! Input (the keyboard side of the same console) is routed to partitions by
 //! [`input`].
@@ -80,7 +86,9 @@ mod machine {
     use core::sync::atomic::{AtomicU64, Ordering};
 
     use crate::arch::ppc64::{instr, percpu};
+    use crate::platform::mmio::MmioRegion;
     use crate::platform::opal;
+    use crate::virtio::VirtioConsole;
 
     static RING: spin::Mutex<Option<ByteRing>> = spin::Mutex::new(None);
     /// Held by whoever copies the ring to OPAL, so chunks go out in order.
@@ -88,7 +96,11 @@ mod machine {
     /// PIR + 1 of the idle thread that drains (0: none, write synchronously).
     static DRAINER: AtomicU64 = AtomicU64::new(0);
 
-    const CHUNK: usize = 1024;
+    /// The virtio console, when output goes there.
+    static VIRTIO: spin::Mutex<Option<VirtioConsole<MmioRegion>>> = spin::Mutex::new(None);
+
+    /// One virtio buffer; OPAL takes as much per call.
+    const CHUNK: usize = crate::virtio::queue::SLOT;
     /// Most bytes producers may leave queued (see `throttle`); the emulated UART
     /// drains some tens of KiB a second under load.
     const HIGH_WATER: usize = 64 << 10;
@@ -211,7 +223,71 @@ mod machine {
         true
     }
 
-    /// Copies everything queued to OPAL.
+    /// Sends console output to `con` from now on.
+    pub fn set_virtio(con: VirtioConsole<MmioRegion>) {
+        let _d = DRAIN.lock();
+        *VIRTIO.lock() = Some(con);
+    }
+
+    /// Whether output goes to a virtio console.
+    pub fn on_virtio() -> bool {
+        VIRTIO.lock().is_some()
+    }
+
+    /// Two seconds of timebase: how long a sink may make no progress before it
+    /// is given up.
+    fn stall_limit() -> u64 {
+        crate::arch::ppc64::timer::ticks_per_us() * 2_000_000
+    }
+
+    /// Writes a chunk to the sink. Called with `DRAIN` held. A virtio console
+    /// that takes nothing for two seconds is reset and abandoned: the rest (and
+    /// everything after) goes to OPAL.
+    fn sink_write(bytes: &[u8]) {
+        let mut v = VIRTIO.lock();
+        let Some(con) = v.as_mut() else {
+            drop(v);
+            opal::console_write(0, bytes);
+            return;
+        };
+        // One chunk needs one buffer, so this waits for one to come back at most.
+        let since = instr::mftb();
+        let done = con.write_all(bytes, &mut || {
+            opal::heartbeat();
+            core::hint::spin_loop();
+            instr::mftb().wrapping_sub(since) < stall_limit()
+        });
+        if done == bytes.len() {
+            return;
+        }
+        let state = con.check();
+        con.reset();
+        *v = None;
+        drop(v);
+        opal::console_write(0, &bytes[done..]);
+        crate::warn!(
+            "virtio console stopped taking output ({state:?}); console output back on OPAL"
+        );
+    }
+
+    /// Waits (two seconds at most without progress) until the virtio console has
+    /// sent every buffer it was given. Called with `DRAIN` held.
+    fn sink_settle() {
+        let mut v = VIRTIO.lock();
+        let Some(con) = v.as_mut() else { return };
+        let mut since = instr::mftb();
+        while con.in_flight() > 0 {
+            if con.reclaim() > 0 {
+                since = instr::mftb();
+            } else if instr::mftb().wrapping_sub(since) > stall_limit() {
+                return;
+            }
+            opal::heartbeat();
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Copies everything queued to the sink.
     pub fn drain() {
         let Some(_d) = DRAIN.try_lock() else { return };
         let mut chunk = [0u8; CHUNK];
@@ -223,7 +299,7 @@ mod machine {
             if n == 0 {
                 return;
             }
-            opal::console_write(0, &chunk[..n]);
+            sink_write(&chunk[..n]);
         }
     }
 
@@ -241,6 +317,9 @@ mod machine {
                 None => last,
             };
             if left == 0 {
+                if let Some(_d) = DRAIN.try_lock() {
+                    sink_settle();
+                }
                 return;
             }
             if left != last {

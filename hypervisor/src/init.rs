@@ -381,11 +381,15 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
     if let Some(i) = info.initrd {
         read_only.push(i);
     }
+    // The virtio console's registers must be in the map: place its BAR now.
+    let virtio_console = crate::platform::virtio_console::prepare(&info);
+    let io: Vec<PhysRange> = virtio_console.iter().map(|p| p.regs).collect();
     let plan = mmu::MapPlan {
         memory: &info.memory,
         firmware: &firmware,
         read_only: &read_only,
         guards: &guards,
+        io: &io,
         tlb_sets: info.tlb_sets.unwrap_or(128),
     };
     mmu::build(&plan)?;
@@ -399,6 +403,18 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
         guards.len(),
         mmu::HV_PIDR
     );
+
+    if let Some(p) = virtio_console {
+        match crate::platform::virtio_console::start(&p) {
+            Ok(con) => {
+                info!("console output continues on the virtio console");
+                crate::console::flush();
+                crate::console::set_virtio(con);
+                info!("PAPRIKA console: virtio at PHB {} {}", p.phb_id, p.bdf);
+            }
+            Err(e) => warn!("virtio console failed to start ({e:?}); console output stays on OPAL"),
+        }
+    }
 
     // Every other thread.
     smp::publish(cpus);

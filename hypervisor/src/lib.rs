@@ -19,6 +19,8 @@ pub mod log;
 pub mod mm;
 pub mod papr;
 pub mod partition;
+pub mod pci;
+pub mod virtio;
 pub mod xive;
 
 #[cfg(target_arch = "powerpc64")]

@@ -15,6 +15,7 @@ pub const MAX_MEMORY_RANGES: usize = 32;
 pub const MAX_RESERVED: usize = 64;
 pub const MAX_THREADS: usize = 512;
 pub const MAX_CHIPS: usize = 16;
+pub const MAX_PCI_FUNCTIONS: usize = 32;
 
 /// Why the host tree could not be used. The hypervisor cannot run without it, so
 /// these end the boot with a message.
@@ -74,6 +75,22 @@ pub struct XiveInfo {
     pub tima: Vec<PhysRange, 4>,
 }
 
+/// A PCI function skiboot found (a node with `vendor-id` under a PHB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciFunction {
+    /// The PHB's `ibm,opal-phbid`, for OPAL's PCI calls.
+    pub phb_id: u64,
+    /// The PHB's 32-bit MMIO window (`ranges`), if it has one.
+    pub m32: Option<crate::pci::MmioWindow>,
+    pub bdf: crate::pci::Bdf,
+    /// The bridge above it (its parent node), when that is a PCI function too.
+    pub bridge: Option<crate::pci::Bdf>,
+    pub vendor: u16,
+    pub device: u16,
+    /// The PHB's `ibm,opal-num-pes` (its M32 window has one segment per PE).
+    pub num_pes: u32,
+}
+
 /// What the hypervisor knows about the machine.
 #[derive(Clone, Debug)]
 pub struct HostInfo {
@@ -90,6 +107,10 @@ pub struct HostInfo {
     pub opal: OpalInfo,
     pub xive: Option<XiveInfo>,
     pub phbs: u32,
+    /// PCI functions under the PHBs, in device-tree order (the first
+    /// `MAX_PCI_FUNCTIONS`; `pci_functions_dropped` counts the rest).
+    pub pci_functions: Vec<PciFunction, MAX_PCI_FUNCTIONS>,
+    pub pci_functions_dropped: u32,
     pub ultravisor: bool,
     pub initrd: Option<PhysRange>,
     pub bootargs: String<256>,
@@ -189,6 +210,11 @@ const WANTED: &[&str] = &[
     "linux,initrd-start",
     "linux,initrd-end",
     "bootargs",
+    "ibm,opal-phbid",
+    "ibm,opal-num-pes",
+    "ranges",
+    "vendor-id",
+    "device-id",
 ];
 
 #[derive(Default)]
@@ -293,6 +319,8 @@ pub fn parse(blob: &[u8], fdt_pa: u64) -> Result<HostInfo, FdtError> {
         },
         xive: None,
         phbs: 0,
+        pci_functions: Vec::new(),
+        pci_functions_dropped: 0,
         ultravisor: false,
         initrd: None,
         bootargs: String::new(),
@@ -337,6 +365,7 @@ pub fn parse(blob: &[u8], fdt_pa: u64) -> Result<HostInfo, FdtError> {
                 let parent = stack.last();
                 let parent_cells = parent.map(|p| p.child_cells()).unwrap_or((2, 1));
                 let parent_name = parent.map(|p| p.name).unwrap_or("");
+                pci_function(&node, &stack, &mut info)?;
                 evaluate(
                     &node,
                     depth,
@@ -363,6 +392,65 @@ pub fn parse(blob: &[u8], fdt_pa: u64) -> Result<HostInfo, FdtError> {
     info.memory.sort_unstable_by_key(|r| r.start);
     normalise(&mut info.reserved);
     Ok(info)
+}
+
+/// Whether a node is a PHB skiboot set up.
+fn is_phb(node: &Node) -> bool {
+    node.str("device_type") == Some("pciex") && node.compatible().any(|c| c.ends_with(b"-pciex"))
+}
+
+/// PCI `reg`/`ranges` phys.hi: bus, device, function in bits 23:8, space code in
+/// bits 25:24 (2: 32-bit memory).
+fn pci_phys_hi_bdf(hi: u32) -> crate::pci::Bdf {
+    crate::pci::Bdf((hi >> 8) as u16)
+}
+
+/// The first 32-bit memory entry of a PHB's `ranges` (3 PCI address cells, 2
+/// CPU address cells, 2 size cells).
+fn phb_m32(phb: &Node) -> Option<crate::pci::MmioWindow> {
+    let r = phb.get("ranges")?;
+    (0..r.len() / 28).map(|i| i * 28).find_map(|at| {
+        let hi = be32_at(r, at)?;
+        ((hi >> 24) & 3 == 2).then_some(())?;
+        Some(crate::pci::MmioWindow {
+            pci: cells(r, at + 4, 2)?,
+            cpu: cells(r, at + 12, 2)?,
+            size: cells(r, at + 20, 2)?,
+        })
+    })
+}
+
+/// Records a PCI function node (one with `vendor-id`) below a PHB.
+fn pci_function(node: &Node, ancestors: &[Node], info: &mut HostInfo) -> Result<(), FdtError> {
+    let (Some(vendor), Some(device)) = (node.u32("vendor-id"), node.u32("device-id")) else {
+        return Ok(());
+    };
+    let Some(phb) = ancestors.iter().find(|n| is_phb(n)) else {
+        return Ok(());
+    };
+    let reg = node.get("reg").ok_or(FdtError::BadProperty("reg"))?;
+    let bdf = pci_phys_hi_bdf(be32_at(reg, 0).ok_or(FdtError::BadProperty("reg"))?);
+    let parent = ancestors.last();
+    let bridge = parent
+        .filter(|p| p.get("vendor-id").is_some())
+        .and_then(|p| p.get("reg"))
+        .and_then(|r| be32_at(r, 0))
+        .map(pci_phys_hi_bdf);
+    let f = PciFunction {
+        phb_id: phb
+            .num("ibm,opal-phbid")
+            .ok_or(FdtError::BadProperty("ibm,opal-phbid"))?,
+        m32: phb_m32(phb),
+        bdf,
+        bridge,
+        vendor: vendor as u16,
+        device: device as u16,
+        num_pes: phb.u32("ibm,opal-num-pes").unwrap_or(1).max(1),
+    };
+    if info.pci_functions.push(f).is_err() {
+        info.pci_functions_dropped += 1;
+    }
+    Ok(())
 }
 
 fn evaluate(
@@ -442,7 +530,7 @@ fn evaluate(
         }
     } else if node.is_compatible("ibm,ultravisor") {
         info.ultravisor = true;
-    } else if device_type == "pciex" && node.compatible().any(|c| c.ends_with(b"-pciex")) {
+    } else if is_phb(node) {
         info.phbs += 1;
     } else if info.xive.is_none() && node.is_compatible("ibm,opal-xive-pe") {
         let mut tima = Vec::new();
@@ -536,6 +624,34 @@ mod tests {
 
     fn parse_fixture(bytes: &[u8], fdt_pa: u64) -> HostInfo {
         parse(bytes, fdt_pa).unwrap()
+    }
+
+    #[test]
+    fn pci_functions_under_phbs_with_their_m32_window() {
+        let (_, blob) = FIXTURES
+            .iter()
+            .find(|(n, _)| *n == "powernv9-1g-1t.dtb")
+            .unwrap();
+        let info = parse(blob, 0x3000_0000).unwrap();
+        // skiboot's six PHB4s of chip 0, each with its root port at 00:00.0.
+        assert_eq!(info.pci_functions.len(), 6);
+        assert_eq!(info.pci_functions_dropped, 0);
+        let rp = info.pci_functions[0];
+        assert_eq!(rp.phb_id, 0);
+        assert_eq!((rp.vendor, rp.device), (0x1014, 0x04c1));
+        assert_eq!(rp.bdf, crate::pci::Bdf::new(0, 0, 0));
+        assert_eq!(rp.bridge, None);
+        assert_eq!(rp.num_pes, 512);
+        assert_eq!(
+            rp.m32,
+            Some(crate::pci::MmioWindow {
+                cpu: 0x600c0_0000_0000,
+                pci: 0x8000_0000,
+                size: 0x7fff_0000
+            })
+        );
+        let ids: std::vec::Vec<u64> = info.pci_functions.iter().map(|f| f.phb_id).collect();
+        assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
     }
 
     #[test]

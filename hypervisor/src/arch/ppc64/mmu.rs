@@ -95,6 +95,9 @@ pub struct MapPlan<'a> {
     pub read_only: &'a [PhysRange],
     /// 4 KiB guard pages to leave unmapped.
     pub guards: &'a [u64],
+    /// Device registers the hypervisor drives itself, mapped caching-inhibited
+    /// and guarded (page-aligned ranges outside RAM).
+    pub io: &'a [PhysRange],
     pub tlb_sets: u32,
 }
 
@@ -164,6 +167,17 @@ pub fn build(plan: &MapPlan) -> Result<(), MapError> {
     }
     for &g in plan.guards {
         tree.unmap(&mut LinearTables, g, PAGE_SIZE)?;
+    }
+    for r in plan.io {
+        tree.map(
+            &mut LinearTables,
+            r.start,
+            r.start,
+            r.end - r.start,
+            PteFlags::READ | PteFlags::WRITE | PteFlags::PRIVILEGED,
+            CacheAttr::NonIdempotentIo,
+            PageSize::Size2M,
+        )?;
     }
 
     let part = LinearTables

@@ -2,6 +2,7 @@
 //!
 //! Token numbers from skiboot's `include/opal-api.h`.
 pub mod call;
+pub mod pci;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,6 +53,29 @@ pub enum OpalError {
 }
 
 impl OpalError {
+    /// The OPAL return code.
+    pub fn code(self) -> i64 {
+        match self {
+            OpalError::Parameter => -1,
+            OpalError::Busy => -2,
+            OpalError::Partial => -3,
+            OpalError::Constrained => -4,
+            OpalError::Closed => -5,
+            OpalError::Hardware => -6,
+            OpalError::Unsupported => -7,
+            OpalError::Permission => -8,
+            OpalError::NoMem => -9,
+            OpalError::Resource => -10,
+            OpalError::Internal => -11,
+            OpalError::BusyEvent => -12,
+            OpalError::HardwareFrozen => -13,
+            OpalError::WrongState => -14,
+            OpalError::AsyncCompletion => -15,
+            OpalError::Empty => -16,
+            OpalError::Other(c) => c,
+        }
+    }
+
     pub fn from_code(rc: i64) -> Result<i64, OpalError> {
         Err(match rc {
             rc if rc >= 0 => return Ok(rc),

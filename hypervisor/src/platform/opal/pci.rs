@@ -1,0 +1,137 @@
+//! OPAL's PCI services: config space and the PHB's PE, MMIO and DMA tables
+//! (skiboot `core/pci-opal.c`; token numbers from `include/opal-api.h`).
+//!
+//! The hypervisor uses them for its own devices only (the virtio console); guests
+//! get no PCI yet.
+
+use super::{call, real};
+use crate::be::Be32;
+use crate::pci::{Bdf, ConfigSpace, PciError, Width};
+
+const OPAL_PCI_CONFIG_READ_BYTE: u64 = 13;
+const OPAL_PCI_CONFIG_READ_HALF_WORD: u64 = 14;
+const OPAL_PCI_CONFIG_READ_WORD: u64 = 15;
+const OPAL_PCI_CONFIG_WRITE_BYTE: u64 = 16;
+const OPAL_PCI_CONFIG_WRITE_HALF_WORD: u64 = 17;
+const OPAL_PCI_CONFIG_WRITE_WORD: u64 = 18;
+const OPAL_PCI_EEH_FREEZE_CLEAR: u64 = 26;
+const OPAL_PCI_MAP_PE_MMIO_WINDOW: u64 = 29;
+const OPAL_PCI_SET_PE: u64 = 31;
+const OPAL_PCI_MAP_PE_DMA_WINDOW_REAL: u64 = 45;
+
+/// `OPAL_PCI_SET_PE` comparisons: the whole bus number, device and function.
+const OPAL_COMPARE_RID_BUS_ALL: u64 = 7;
+const OPAL_COMPARE_RID_DEVICE: u64 = 1;
+const OPAL_COMPARE_RID_FUNCTION: u64 = 1;
+const OPAL_MAP_PE: u64 = 1;
+const OPAL_M32_WINDOW_TYPE: u64 = 1;
+const OPAL_EEH_ACTION_CLEAR_FREEZE_ALL: u64 = 3;
+
+fn phb_call(name: &'static str, token: u64, args: &[u64]) -> Result<(), PciError> {
+    call(token, args)
+        .map(|_| ())
+        .map_err(|e| PciError::Phb(name, e.code()))
+}
+
+/// Config space of one PHB through OPAL.
+pub struct OpalConfig {
+    pub phb_id: u64,
+}
+
+impl ConfigSpace for OpalConfig {
+    fn read(&mut self, bdf: Bdf, offset: u16, width: Width) -> Result<u32, PciError> {
+        let (b, o) = (u64::from(bdf.0), u64::from(offset));
+        let r = match width {
+            Width::Byte => {
+                let mut v = 0u8;
+                call(OPAL_PCI_CONFIG_READ_BYTE, &[self.phb_id, b, o, real(&v)])
+                    .map(|_| u32::from(core::mem::take(&mut v)))
+            }
+            Width::Half => {
+                // OPAL stores a big-endian 16-bit value.
+                let mut v = [0u8; 2];
+                call(
+                    OPAL_PCI_CONFIG_READ_HALF_WORD,
+                    &[self.phb_id, b, o, real(&v)],
+                )
+                .map(|_| u32::from(u16::from_be_bytes(core::mem::take(&mut v))))
+            }
+            Width::Word => {
+                let mut v = Be32::new(0);
+                call(OPAL_PCI_CONFIG_READ_WORD, &[self.phb_id, b, o, real(&v)])
+                    .map(|_| core::mem::take(&mut v).get())
+            }
+        };
+        r.map_err(|e| PciError::Config(e.code()))
+    }
+
+    fn write(&mut self, bdf: Bdf, offset: u16, width: Width, value: u32) -> Result<(), PciError> {
+        let token = match width {
+            Width::Byte => OPAL_PCI_CONFIG_WRITE_BYTE,
+            Width::Half => OPAL_PCI_CONFIG_WRITE_HALF_WORD,
+            Width::Word => OPAL_PCI_CONFIG_WRITE_WORD,
+        };
+        call(
+            token,
+            &[
+                self.phb_id,
+                u64::from(bdf.0),
+                u64::from(offset),
+                u64::from(value),
+            ],
+        )
+        .map(|_| ())
+        .map_err(|e| PciError::Config(e.code()))
+    }
+}
+
+/// Puts one function (matched on bus, device and function) in PE `pe`.
+pub fn set_pe(phb_id: u64, pe: u32, bdf: Bdf) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_SET_PE",
+        OPAL_PCI_SET_PE,
+        &[
+            phb_id,
+            u64::from(pe),
+            u64::from(bdf.0),
+            OPAL_COMPARE_RID_BUS_ALL,
+            OPAL_COMPARE_RID_DEVICE,
+            OPAL_COMPARE_RID_FUNCTION,
+            OPAL_MAP_PE,
+        ],
+    )
+}
+
+/// Routes M32 segment `segment` of the PHB to PE `pe`.
+pub fn map_m32_segment(phb_id: u64, pe: u32, segment: u64) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_MAP_PE_MMIO_WINDOW",
+        OPAL_PCI_MAP_PE_MMIO_WINDOW,
+        &[phb_id, u64::from(pe), OPAL_M32_WINDOW_TYPE, 0, segment],
+    )
+}
+
+/// Opens an untranslated (bypass) DMA window for PE `pe`: PCI addresses
+/// `pci_start..pci_start+size` reach real memory at the same offset.
+pub fn map_dma_bypass(
+    phb_id: u64,
+    pe: u32,
+    window: u64,
+    pci_start: u64,
+    size: u64,
+) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_MAP_PE_DMA_WINDOW_REAL",
+        OPAL_PCI_MAP_PE_DMA_WINDOW_REAL,
+        &[phb_id, u64::from(pe), window, pci_start, size],
+    )
+}
+
+/// Clears any MMIO/DMA freeze of PE `pe`.
+pub fn clear_freeze(phb_id: u64, pe: u32) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_EEH_FREEZE_CLEAR",
+        OPAL_PCI_EEH_FREEZE_CLEAR,
+        &[phb_id, u64::from(pe), OPAL_EEH_ACTION_CLEAR_FREEZE_ALL],
+    )
+}
