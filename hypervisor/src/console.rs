@@ -8,7 +8,7 @@
 //! synchronously.
 //!
 //! The sink is the OPAL console, or a virtio console when the machine has one
-//! ([`set_virtio`]; docs/console.md): 4 KiB per notify instead of one UART
+//! ([`set_virtio`]; docs/console.md): 16 KiB per notify instead of one UART
 //! access per byte. Input always comes from OPAL.
 //!
 //! Lock order: `DRAIN` before `VIRTIO` before `RING`; `RING` is only held for
@@ -59,7 +59,11 @@ impl ByteRing {
     pub fn push(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
         let cap = self.buf.len();
-        let tail = (self.head + self.len) % cap;
+        // No division: this runs on the hcall fast path.
+        let mut tail = self.head + self.len;
+        if tail >= cap {
+            tail -= cap;
+        }
         let first = n.min(cap - tail);
         self.buf[tail..tail + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
@@ -74,7 +78,10 @@ impl ByteRing {
         let first = n.min(cap - self.head);
         out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
-        self.head = (self.head + n) % cap;
+        self.head += n;
+        if self.head >= cap {
+            self.head -= cap;
+        }
         self.len -= n;
         n
     }
@@ -83,7 +90,7 @@ impl ByteRing {
 #[cfg(target_arch = "powerpc64")]
 mod machine {
     use super::ByteRing;
-    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
     use crate::arch::ppc64::{instr, percpu};
     use crate::platform::mmio::MmioRegion;
@@ -92,12 +99,29 @@ mod machine {
 
     static RING: spin::Mutex<Option<ByteRing>> = spin::Mutex::new(None);
     /// Held by whoever copies the ring to OPAL, so chunks go out in order.
-    static DRAIN: spin::Mutex<()> = spin::Mutex::new(());
+    /// The buffer one drain step copies through (too big for a stack).
+    static DRAIN: spin::Mutex<[u8; CHUNK]> = spin::Mutex::new([0; CHUNK]);
     /// PIR + 1 of the idle thread that drains (0: none, write synchronously).
     static DRAINER: AtomicU64 = AtomicU64::new(0);
 
     /// The virtio console, when output goes there.
     static VIRTIO: spin::Mutex<Option<VirtioConsole<MmioRegion>>> = spin::Mutex::new(None);
+
+    /// Bytes in the ring, mirrored under its lock so the drainer can watch it
+    /// without taking the lock from producers.
+    static QUEUED: AtomicUsize = AtomicUsize::new(0);
+    /// The drainer is awake (in [`serve`]) and will see what is queued without
+    /// a doorbell. Producers push, then (after a full barrier) send a doorbell
+    /// only if this is false; the drainer clears it, then (after a full
+    /// barrier) looks at the ring once more, so no output is left behind.
+    static DRAINER_AWAKE: AtomicBool = AtomicBool::new(false);
+
+    /// How long the drainer lets output gather before sending less than a
+    /// buffer, and how long it stays awake once the ring is empty (microseconds).
+    const BATCH_US: u64 = 1000;
+    const LINGER_US: u64 = 200;
+    /// Longest the drainer serves output before returning to its other idle work.
+    const SERVE_US: u64 = 10_000;
 
     /// One virtio buffer; OPAL takes as much per call.
     const CHUNK: usize = crate::virtio::queue::SLOT;
@@ -133,22 +157,23 @@ mod machine {
     /// Queues bytes for the console.
     pub fn write(mut bytes: &[u8]) {
         loop {
-            let (queued, was_empty) = {
+            let queued = {
                 let mut r = RING.lock();
                 let Some(ring) = r.as_mut() else {
                     drop(r);
                     opal::console_write(0, bytes);
                     return;
                 };
-                let was_empty = ring.is_empty();
-                (ring.push(bytes), was_empty)
+                let n = ring.push(bytes);
+                QUEUED.store(ring.len(), Ordering::Relaxed);
+                n
             };
             bytes = &bytes[queued..];
             let me = percpu::current().map(|p| p.pir);
             match drainer() {
                 Some(d) if Some(d) != me => {
-                    if was_empty && queued > 0 {
-                        instr::msgsnd_hyp(d);
+                    if queued > 0 {
+                        wake(d);
                     }
                     if bytes.is_empty() {
                         throttle();
@@ -202,24 +227,21 @@ mod machine {
         if percpu::current().map(|p| p.pir) == Some(d) {
             return false;
         }
-        let was_empty = {
+        {
             let mut r = RING.lock();
             let Some(ring) = r.as_mut() else { return false };
             if ring.free() < need || ring.len() + need > HIGH_WATER {
                 return false;
             }
-            let was_empty = ring.is_empty();
             let mut room = need;
             fill(&mut |b: &[u8]| {
                 // `need` is the caller's bound; never queue beyond it.
                 let n = b.len().min(room);
                 room -= ring.push(&b[..n]);
             });
-            was_empty
-        };
-        if was_empty {
-            instr::msgsnd_hyp(d);
+            QUEUED.store(ring.len(), Ordering::Relaxed);
         }
+        wake(d);
         true
     }
 
@@ -287,13 +309,70 @@ mod machine {
         }
     }
 
+    /// After queuing: rings the drainer's doorbell unless it is awake.
+    fn wake(drainer: u32) {
+        fence(Ordering::SeqCst);
+        if !DRAINER_AWAKE.load(Ordering::Relaxed) {
+            instr::msgsnd_hyp(drainer);
+        }
+    }
+
+    /// The drainer's idle work: drains in batches (a buffer's worth, or what
+    /// gathered in `BATCH_US`) and stays awake `LINGER_US` after the ring
+    /// empties, so a guest printing line after line neither rings a doorbell
+    /// per line nor costs a device notify per line. Other threads just drain.
+    pub fn serve() {
+        if !is_drainer() {
+            drain();
+            return;
+        }
+        let us = crate::arch::ppc64::timer::ticks_per_us();
+        let start = instr::mftb();
+        DRAINER_AWAKE.store(true, Ordering::SeqCst);
+        let mut idle_since = start;
+        let mut pending_since: Option<u64> = None;
+        loop {
+            let now = instr::mftb();
+            let queued = QUEUED.load(Ordering::Relaxed);
+            if queued == 0 {
+                pending_since = None;
+                if now.wrapping_sub(idle_since) > LINGER_US * us {
+                    break;
+                }
+            } else {
+                let since = *pending_since.get_or_insert(now);
+                if queued >= CHUNK || now.wrapping_sub(since) >= BATCH_US * us {
+                    drain();
+                    pending_since = None;
+                    idle_since = instr::mftb();
+                }
+            }
+            if now.wrapping_sub(start) > SERVE_US * us {
+                break;
+            }
+            opal::heartbeat();
+            core::hint::spin_loop();
+        }
+        DRAINER_AWAKE.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // Whatever was queued before producers could see the flag clear; later
+        // output rings the doorbell, which wakes the thread from `stop`.
+        drain();
+    }
+
     /// Copies everything queued to the sink.
     pub fn drain() {
-        let Some(_d) = DRAIN.try_lock() else { return };
-        let mut chunk = [0u8; CHUNK];
+        let Some(mut chunk) = DRAIN.try_lock() else {
+            return;
+        };
+        let chunk = &mut *chunk;
         loop {
             let n = match RING.lock().as_mut() {
-                Some(r) => r.pop(&mut chunk),
+                Some(r) => {
+                    let n = r.pop(chunk);
+                    QUEUED.store(r.len(), Ordering::Relaxed);
+                    n
+                }
                 None => 0,
             };
             if n == 0 {

@@ -507,7 +507,7 @@ fn bundle_of(info: &HostInfo) -> Option<&'static [u8]> {
 fn idle_work() {
     crate::partition::vcpu::thread_work();
     crate::partition::lpar::console_tick();
-    crate::console::drain();
+    crate::console::serve();
     crate::console::input::idle_poll();
 }
 

@@ -152,6 +152,31 @@ impl QemuConfig {
     }
 }
 
+/// QEMU arguments for a virtio console behind a PHB whose output goes to the
+/// file `path`: a PHB (`-nodefaults` leaves none) with its root port, a
+/// virtio-serial controller and a console port. The hypervisor finds it at boot
+/// and moves the machine console's output there (docs/console.md); skiboot's
+/// messages and the hypervisor's first lines stay on the UART.
+pub fn virtio_console_args(path: &Path) -> Vec<String> {
+    [
+        "-device",
+        "pnv-phb,chip-id=0,index=0,id=pcie.0",
+        "-device",
+        "pnv-phb-root-port,bus=pcie.0,id=rp0",
+        "-device",
+        "virtio-serial-pci,bus=rp0,id=vserial0,iommu_platform=on",
+        "-chardev",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        format!("file,id=vcon0,path={}", path.display()),
+        "-device".to_string(),
+        "virtconsole,chardev=vcon0".to_string(),
+    ])
+    .collect()
+}
+
 /// How a captured QEMU run ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {

@@ -91,6 +91,11 @@ pub struct Scenario {
     /// What is typed on the console, and when (QEMU's stdin is then a pipe,
     /// otherwise /dev/null).
     pub input: &'static [Input],
+    /// QEMU also gets a virtio console (`qemu::virtio_console_args`, output in
+    /// target/scenarios/<name>.vcon.log): the hypervisor must move the console's
+    /// output there ([`check_virtio_console`]); the checks run on the UART's and
+    /// the virtio console's output together.
+    pub virtio_console: bool,
 }
 
 /// A partition of a Linux scenario.
@@ -310,6 +315,7 @@ const fn boot(
         manifest: None,
         linux: None,
         input: &[],
+        virtio_console: false,
     }
 }
 
@@ -448,6 +454,7 @@ pub const SCENARIOS: &[Scenario] = &[
         manifest: None,
         linux: None,
         input: &[],
+        virtio_console: false,
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -489,6 +496,32 @@ pub const SCENARIOS: &[Scenario] = &[
             "lpar-be-p10",
             Machine::Powernv10,
             "conformance-be",
+            "1G",
+            "4",
+            4,
+            1,
+        )
+    },
+    // The machine console's output on a virtio console behind a PHB
+    // (docs/console.md): the conformance guest's lines must arrive there.
+    Scenario {
+        virtio_console: true,
+        ..lpars(
+            "lpar-vcon-p9",
+            Machine::Powernv9,
+            "conformance",
+            "1G",
+            "4",
+            4,
+            1,
+        )
+    },
+    Scenario {
+        virtio_console: true,
+        ..lpars(
+            "lpar-vcon-p10",
+            Machine::Powernv10,
+            "conformance",
             "1G",
             "4",
             4,
@@ -750,6 +783,32 @@ pub fn boot_time(log: &str) -> Option<(u64, u64)> {
 }
 
 /// Checks a finished scenario; returns every reason it failed (empty: passed).
+/// On the UART when the hypervisor moves its output to the virtio console.
+pub const VIRTIO_SWITCH: &str = "console output continues on the virtio console";
+/// First line on the virtio console.
+pub const VIRTIO_CONSOLE: &str = "PAPRIKA console: virtio at PHB";
+
+/// A scenario with a virtio console: the UART shows the switch, the virtio
+/// console shows the rest (down to the partitions' summary), and the summary is
+/// not on the UART (output moved, not copied).
+pub fn check_virtio_console(serial: &str, vcon: &str) -> Vec<String> {
+    let mut why = Vec::new();
+    if !serial.contains(VIRTIO_SWITCH) {
+        why.push(format!("the UART never showed `{VIRTIO_SWITCH}`"));
+    }
+    for want in [VIRTIO_CONSOLE, PARTITIONS] {
+        if !vcon.contains(want) {
+            why.push(format!("the virtio console never showed `{want}`"));
+        }
+    }
+    if serial.contains(PARTITIONS) {
+        why.push(format!(
+            "`{PARTITIONS}` showed on the UART: output did not stay on the virtio console"
+        ));
+    }
+    why
+}
+
 pub fn check(s: &Scenario, log: &str, outcome: &Outcome) -> Vec<String> {
     let mut why = Vec::new();
 
@@ -1120,6 +1179,24 @@ fn check_boot_markers(s: &Scenario, log: &str, why: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn virtio_console_output_must_move_there() {
+        let serial = format!("skiboot\n{VIRTIO_SWITCH}\n");
+        let vcon = format!("{VIRTIO_CONSOLE} 0 01:00.0\n{PARTITIONS} 1 passed, 0 failed\n");
+        assert!(check_virtio_console(&serial, &vcon).is_empty());
+        // Nothing arrived on the virtio console.
+        assert_eq!(check_virtio_console(&serial, "").len(), 2);
+        // Never switched, and the summary stayed on the UART.
+        let stayed = format!("{PARTITIONS} 1 passed, 0 failed\n");
+        assert_eq!(check_virtio_console(&stayed, &vcon).len(), 2);
+        // Every scenario with a virtio console has partitions whose summary
+        // proves the output moved.
+        for s in SCENARIOS.iter().filter(|s| s.virtio_console) {
+            assert!(s.manifest.is_some() || s.linux.is_some(), "{}", s.name);
+        }
+    }
+
     use super::*;
     use std::os::unix::process::ExitStatusExt;
     use std::process::ExitStatus;

@@ -508,6 +508,7 @@ fn run_scenario(
     }
     let name = format!("scenario-{}", s.name);
     let log_path = scenario_log(s.name);
+    let vcon_path = log_path.with_extension("vcon.log");
     let fail = |why: Vec<String>, log: &str, time: Duration| {
         let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
         println!("\nFAILED: scenario {} ({})", s.name, log_path.display());
@@ -562,7 +563,12 @@ fn run_scenario(
         append: String::new(),
         gdb: false,
         console: Console::Detached,
-        extra: Vec::new(),
+        extra: if s.virtio_console {
+            let _ = std::fs::remove_file(&vcon_path);
+            qemu::virtio_console_args(&vcon_path)
+        } else {
+            Vec::new()
+        },
     };
     let host_start = unix_now();
     let (outcome, typed): (Outcome, usize) =
@@ -578,7 +584,18 @@ fn run_scenario(
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => return fail(vec![e.to_string()], "", outcome.wall),
     };
+    let mut vcon_why = Vec::new();
+    let log = if s.virtio_console {
+        let vcon = std::fs::read(&vcon_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        vcon_why = scenarios::check_virtio_console(&log, &vcon);
+        format!("{log}{vcon}")
+    } else {
+        log
+    };
     let mut why = scenarios::check(&s, &log, &outcome);
+    why.extend(vcon_why);
     if let Some(step) = s.input.get(typed) {
         why.push(format!(
             "typed {typed} of {} console inputs: `{}` never appeared, so {:?} was not typed",

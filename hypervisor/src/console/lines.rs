@@ -89,6 +89,9 @@ impl Lines {
     /// `line`, except that while `who` owns the open line, its bytes continue it
     /// at once.
     pub fn put(&mut self, who: Who, line: &mut VtyLine, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
+        if self.put_whole_line(who, line, bytes, out) {
+            return;
+        }
         for &b in bytes {
             match b {
                 b'\n' => self.finish(who, line, out),
@@ -105,6 +108,40 @@ impl Lines {
         if self.owns(who) {
             self.show(who, line, out);
         }
+    }
+
+    /// The common case in one piece: `bytes` is exactly one line (text and its
+    /// newline, no CR/NUL, shorter than [`LINE`]), nothing of `who`'s waits and
+    /// no line is open. Goes out as a single `out` call (prefix, text,
+    /// newline), as the byte loop would write it; returns false, having done
+    /// nothing, otherwise.
+    fn put_whole_line(
+        &mut self,
+        who: Who,
+        line: &VtyLine,
+        bytes: &[u8],
+        out: &mut dyn FnMut(&[u8]),
+    ) -> bool {
+        let Some((&b'\n', text)) = bytes.split_last() else {
+            return false;
+        };
+        let mut buf = [0u8; 2 * LINE];
+        let total = 1 + who.name.len() + 2 + text.len() + 1;
+        if self.open.is_some()
+            || !line.buf.is_empty()
+            || text.len() >= LINE
+            || total > buf.len()
+            || text.iter().any(|&b| matches!(b, b'\n' | b'\r' | 0))
+        {
+            return false;
+        }
+        let mut at = 0;
+        for piece in [b"[".as_slice(), who.name.as_bytes(), b"] ", text, b"\n"] {
+            buf[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        }
+        out(&buf[..at]);
+        true
     }
 
     /// Shows `who`'s unfinished line now: it continues `who`'s open line, or

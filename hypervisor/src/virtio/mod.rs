@@ -3,7 +3,7 @@
 //! console (see docs/console.md).
 //!
 //! Why: the emulated machine's only console is an LPC UART that QEMU writes to
-//! its host one byte at a time; a virtio console takes a 4 KiB buffer per
+//! its host one byte at a time; a virtio console takes a 16 KiB buffer per
 //! notify. The hypervisor uses it for output when QEMU is given one
 //! (`-device virtio-serial-pci` + `-device virtconsole`); input stays on the
 //! OPAL console.
@@ -522,30 +522,33 @@ mod tests {
             waits += 1;
             true
         });
-        // 16 buffers of 4 KiB hold 20,000 bytes without waiting.
+        // The buffers hold 20,000 bytes without waiting, one notify per buffer.
         assert_eq!(n, text.len());
         assert_eq!(waits, 0);
-        assert_eq!(con.regs.notifies.borrow().len(), 5);
+        assert_eq!(
+            con.regs.notifies.borrow().len(),
+            text.len().div_ceil(queue::SLOT)
+        );
         assert!(con
             .regs
             .notifies
             .borrow()
             .iter()
             .all(|&q| q == CONSOLE_TX_QUEUE));
-        dev.consume(con.queue(), 16, false);
+        dev.consume(con.queue(), queue::QUEUE_SIZE, false);
         assert_eq!(dev.received, text);
     }
 
     #[test]
     fn a_stuck_device_makes_write_all_give_up_through_wait() {
         let mut con = VirtioConsole::init(FakeRegs::new(), fake_layout(), identity, 0).unwrap();
-        let big = std::vec![b'x'; 17 * queue::SLOT];
+        let big = std::vec![b'x'; (queue::QUEUE_SIZE + 1) * queue::SLOT];
         let mut waits = 0;
         let n = con.write_all(&big, &mut || {
             waits += 1;
             waits < 10
         });
-        assert_eq!(n, 16 * queue::SLOT);
+        assert_eq!(n, queue::QUEUE_SIZE * queue::SLOT);
         assert_eq!(waits, 10);
     }
 

@@ -11,9 +11,9 @@ use alloc::boxed::Box;
 use core::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 /// Descriptors in the queue (a power of two, as split queues require).
-pub const QUEUE_SIZE: usize = 16;
+pub const QUEUE_SIZE: usize = 8;
 /// Bytes per buffer slot.
-pub const SLOT: usize = 4096;
+pub const SLOT: usize = 16 << 10;
 
 #[repr(C)]
 #[derive(Default)]
@@ -262,12 +262,13 @@ mod tests {
 
     #[test]
     fn layout_fits_one_page_with_required_alignment() {
-        let q = TxQueue::new(16, identity, 0);
+        let q = TxQueue::new(QUEUE_SIZE as u16, identity, 0);
         let a = q.addrs();
+        let n = QUEUE_SIZE as u64;
         assert_eq!(a.desc % 4096, 0);
-        assert_eq!(a.driver - a.desc, 16 * 16);
+        assert_eq!(a.driver - a.desc, 16 * n);
         assert_eq!(a.device % 4, 0);
-        assert!(a.device + 6 + 8 * 16 <= a.desc + 4096);
+        assert!(a.device + 6 + 8 * n <= a.desc + 4096);
     }
 
     #[test]
