@@ -66,7 +66,10 @@ impl ByteRing {
         }
         let first = n.min(cap - tail);
         self.buf[tail..tail + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
+        // Usually nothing wraps: skip the second (library) copy.
+        if first < n {
+            self.buf[..n - first].copy_from_slice(&data[first..n]);
+        }
         self.len += n;
         n
     }

@@ -30,6 +30,8 @@ pub const LINE: usize = 240;
 pub struct Who<'a> {
     pub id: u32,
     pub name: &'a str,
+    /// `[<name>] `, what [`prefix`] writes, kept whole for the one-line case.
+    pub prefix: &'a str,
 }
 
 /// The console-wide state: whose unfinished line is on the screen, if anyone's.
@@ -110,10 +112,10 @@ impl Lines {
         }
     }
 
-    /// The common case in one piece: `bytes` is exactly one line (text and its
-    /// newline, no CR/NUL, shorter than [`LINE`]), nothing of `who`'s waits and
-    /// no line is open. Goes out as a single `out` call (prefix, text,
-    /// newline), as the byte loop would write it; returns false, having done
+    /// The common case without the byte loop: `bytes` is exactly one line
+    /// (text and its newline, no CR/NUL, shorter than [`LINE`]), nothing of
+    /// `who`'s waits and no line is open. Goes out as the byte loop would write
+    /// it (prefix, then text and newline as given); returns false, having done
     /// nothing, otherwise.
     fn put_whole_line(
         &mut self,
@@ -125,22 +127,15 @@ impl Lines {
         let Some((&b'\n', text)) = bytes.split_last() else {
             return false;
         };
-        let mut buf = [0u8; 2 * LINE];
-        let total = 1 + who.name.len() + 2 + text.len() + 1;
         if self.open.is_some()
             || !line.buf.is_empty()
             || text.len() >= LINE
-            || total > buf.len()
             || text.iter().any(|&b| matches!(b, b'\n' | b'\r' | 0))
         {
             return false;
         }
-        let mut at = 0;
-        for piece in [b"[".as_slice(), who.name.as_bytes(), b"] ", text, b"\n"] {
-            buf[at..at + piece.len()].copy_from_slice(piece);
-            at += piece.len();
-        }
-        out(&buf[..at]);
+        out(who.prefix.as_bytes());
+        out(bytes);
         true
     }
 
@@ -220,8 +215,16 @@ mod tests {
     use alloc::string::String;
     use alloc::vec::Vec;
 
-    const A: Who = Who { id: 1, name: "a" };
-    const B: Who = Who { id: 2, name: "bb" };
+    const A: Who = Who {
+        id: 1,
+        name: "a",
+        prefix: "[a] ",
+    };
+    const B: Who = Who {
+        id: 2,
+        name: "bb",
+        prefix: "[bb] ",
+    };
 
     /// A console with two partitions, collecting what is written.
     struct Console {

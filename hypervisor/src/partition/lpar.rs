@@ -68,6 +68,8 @@ const STOPPED: u8 = 1;
 /// One logical partition.
 pub struct Partition {
     pub name: String,
+    /// `[<name>] `: the prefix of its console lines.
+    pub console_prefix: String,
     pub lpid: u32,
     /// Guest real memory [0, mem_size) is host physical [mem_pa, mem_pa + mem_size).
     pub mem_pa: u64,
@@ -398,6 +400,7 @@ impl Partition {
         Who {
             id: self.lpid,
             name: &self.name,
+            prefix: &self.console_prefix,
         }
     }
 
@@ -793,6 +796,7 @@ fn build_partition(
     info!("PAPRIKA lpar-overhead: {} bytes={}", spec.name, overhead);
     Ok(Partition {
         name: spec.name.clone(),
+        console_prefix: alloc::format!("[{}] ", spec.name),
         lpid,
         mem_pa: pa,
         mem_size: size,
