@@ -56,6 +56,7 @@ impl ByteRing {
     }
 
     /// Appends as much of `data` as fits; returns how much.
+    #[inline]
     pub fn push(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
         let cap = self.buf.len();
@@ -226,6 +227,29 @@ mod machine {
     /// real mode with a guest's partition registers loaded (the hcall fast path).
     /// Returns false, having queued nothing and not called `fill`, otherwise.
     pub fn try_queue(need: usize, fill: impl FnOnce(&mut dyn FnMut(&[u8]))) -> bool {
+        try_queue_with(need, |ring| {
+            let mut room = need;
+            fill(&mut |b: &[u8]| {
+                // `need` is the caller's bound; never queue beyond it.
+                let n = b.len().min(room);
+                room -= ring.push(&b[..n]);
+            });
+        })
+    }
+
+    /// [`try_queue`] of bytes already at hand (e.g. a prefix and a line), with
+    /// no callback in between: the hcall fast path's common case.
+    pub fn try_queue_parts(parts: &[&[u8]]) -> bool {
+        let need = parts.iter().map(|p| p.len()).sum();
+        try_queue_with(need, |ring| {
+            for p in parts {
+                ring.push(p);
+            }
+        })
+    }
+
+    #[inline(always)]
+    fn try_queue_with(need: usize, fill: impl FnOnce(&mut ByteRing)) -> bool {
         let Some(d) = drainer() else { return false };
         if percpu::current().map(|p| p.pir) == Some(d) {
             return false;
@@ -236,12 +260,7 @@ mod machine {
             if ring.free() < need || ring.len() + need > HIGH_WATER {
                 return false;
             }
-            let mut room = need;
-            fill(&mut |b: &[u8]| {
-                // `need` is the caller's bound; never queue beyond it.
-                let n = b.len().min(room);
-                room -= ring.push(&b[..n]);
-            });
+            fill(ring);
             QUEUED.store(ring.len(), Ordering::Relaxed);
         }
         wake(d);

@@ -91,7 +91,9 @@ impl Lines {
     /// `line`, except that while `who` owns the open line, its bytes continue it
     /// at once.
     pub fn put(&mut self, who: Who, line: &mut VtyLine, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
-        if self.put_whole_line(who, line, bytes, out) {
+        if self.is_whole_line(line, bytes) {
+            out(who.prefix.as_bytes());
+            out(bytes);
             return;
         }
         for &b in bytes {
@@ -114,29 +116,16 @@ impl Lines {
 
     /// The common case without the byte loop: `bytes` is exactly one line
     /// (text and its newline, no CR/NUL, shorter than [`LINE`]), nothing of
-    /// `who`'s waits and no line is open. Goes out as the byte loop would write
-    /// it (prefix, then text and newline as given); returns false, having done
-    /// nothing, otherwise.
-    fn put_whole_line(
-        &mut self,
-        who: Who,
-        line: &VtyLine,
-        bytes: &[u8],
-        out: &mut dyn FnMut(&[u8]),
-    ) -> bool {
+    /// `who`'s waits and no line is open. Then [`Self::put`] writes exactly
+    /// `who.prefix` followed by `bytes`, which the caller may queue itself.
+    pub fn is_whole_line(&self, line: &VtyLine, bytes: &[u8]) -> bool {
         let Some((&b'\n', text)) = bytes.split_last() else {
             return false;
         };
-        if self.open.is_some()
-            || !line.buf.is_empty()
-            || text.len() >= LINE
-            || text.iter().any(|&b| matches!(b, b'\n' | b'\r' | 0))
-        {
-            return false;
-        }
-        out(who.prefix.as_bytes());
-        out(bytes);
-        true
+        self.open.is_none()
+            && line.buf.is_empty()
+            && text.len() < LINE
+            && !text.iter().any(|&b| matches!(b, b'\n' | b'\r' | 0))
     }
 
     /// Shows `who`'s unfinished line now: it continues `who`'s open line, or

@@ -387,9 +387,14 @@ impl Partition {
         let _log = crate::log::try_lock(cpu)?;
         let mut state = lines::STATE.try_lock()?;
         let who = self.who();
-        let queued = crate::console::try_queue(need, |push| {
-            state.put(who, &mut line, bytes, push);
-        });
+        let queued = if state.is_whole_line(&line, bytes) {
+            // What `put` would write, without its callbacks.
+            crate::console::try_queue_parts(&[who.prefix.as_bytes(), bytes])
+        } else {
+            crate::console::try_queue(need, |push| {
+                state.put(who, &mut line, bytes, push);
+            })
+        };
         if queued {
             self.note_waiting(&line);
         }
