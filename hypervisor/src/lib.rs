@@ -21,6 +21,9 @@ pub mod papr;
 pub mod partition;
 pub mod xive;
 
+#[cfg(test)]
+mod testutil;
+
 #[cfg(target_arch = "powerpc64")]
 pub mod arch;
 #[cfg(target_arch = "powerpc64")]
