@@ -83,7 +83,9 @@
 //!
 //! # Invariants and locking
 //!
-//! The caller wraps one [`Xive`] per partition in a `spin::Mutex`. Nothing here
+//! The caller keeps one [`Xive`] per partition in a [`SharedXive`]: the model
+//! behind a `spin::Mutex`, plus each vCPU's NSR\[EO\] mirrored in an atomic that
+//! the guest entry path reads without the lock (see `shared`). Nothing here
 //! takes another lock; [`GuestMemory`] implementations must not take this one. For
 //! every presenter `PIPR == ipb_to_pipr(IPB)` and `NSR[EO] == (PIPR < CPPR)`; every
 //! enabled queue's index is below its entry count. No input can make it panic.
@@ -92,6 +94,9 @@
 use alloc::vec::Vec;
 
 use crate::papr::hcall::{self, HcallError, HcallResult};
+
+mod shared;
+pub use shared::SharedXive;
 
 /// log2 of an ESB page (each LISN has a trigger page and a management page).
 pub const ESB_SHIFT: u32 = 16;
@@ -583,8 +588,8 @@ impl Xive {
         })
     }
 
-    /// Whether the vCPU has an external interrupt to take (NSR\[EO\]): checked on
-    /// every guest entry and by H_CEDE.
+    /// Whether the vCPU has an external interrupt to take (NSR\[EO\]). Guest
+    /// entry and H_CEDE read it lock-free, through [`SharedXive::pending`].
     #[inline]
     pub fn pending(&self, vcpu: u32) -> bool {
         self.presenters
