@@ -763,6 +763,27 @@ impl Xive {
         Ok(if fwd { self.route(mem, idx) } else { None })
     }
 
+    /// The presenter a TIMA access by `vcpu` reaches, once the access is checked:
+    /// an existing vCPU, a naturally aligned 1/2/4/8-byte access inside the page,
+    /// and the OS page (the user page is not emulated). In that order of errors.
+    fn tima_presenter(
+        &mut self,
+        vcpu: u32,
+        page: TimaPage,
+        offset: u64,
+        size: u64,
+    ) -> Result<&mut Presenter, XiveError> {
+        let p = self
+            .presenters
+            .get_mut(vcpu as usize)
+            .ok_or(XiveError::NoSuchVcpu)?;
+        check_access(offset, size)?;
+        if page == TimaPage::User {
+            return Err(XiveError::TimaUserPage);
+        }
+        Ok(p)
+    }
+
     /// A load of `size` bytes at `offset` in a TIMA page by `vcpu` (the TIMA shows
     /// the accessing thread's context).
     pub fn tima_load(
@@ -772,14 +793,7 @@ impl Xive {
         offset: u64,
         size: u64,
     ) -> Result<u64, XiveError> {
-        let p = self
-            .presenters
-            .get_mut(vcpu as usize)
-            .ok_or(XiveError::NoSuchVcpu)?;
-        check_access(offset, size)?;
-        if page == TimaPage::User {
-            return Err(XiveError::TimaUserPage);
-        }
+        let p = self.tima_presenter(vcpu, page, offset, size)?;
         let end = offset + size;
         if end <= TM_QW1_OS + 16 {
             // QW0 (user ring) reads as zeros, QW1 is the OS ring.
@@ -808,14 +822,7 @@ impl Xive {
         size: u64,
         value: u64,
     ) -> Result<Option<Kick>, XiveError> {
-        let p = self
-            .presenters
-            .get_mut(vcpu as usize)
-            .ok_or(XiveError::NoSuchVcpu)?;
-        check_access(offset, size)?;
-        if page == TimaPage::User {
-            return Err(XiveError::TimaUserPage);
-        }
+        let p = self.tima_presenter(vcpu, page, offset, size)?;
         match (offset, size) {
             (o, 1) if o == TM_QW1_OS + TM_CPPR => p.set_cppr(value as u8),
             (TM_SPC_SET_OS_PENDING, 1) => {

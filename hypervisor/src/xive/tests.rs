@@ -618,6 +618,24 @@ fn tima_accesses() {
     assert_eq!(x.source_pq(0), Some(0b10));
 }
 
+/// Loads and stores share the TIMA access checks, in one order: the vCPU, the
+/// access's size and alignment, then the page.
+#[test]
+fn tima_checks_are_shared_and_ordered() {
+    let mut x = xive();
+    let cases = [
+        (2, TimaPage::User, 0x11, 3, XiveError::NoSuchVcpu),
+        (0, TimaPage::User, 0x11, 3, XiveError::BadAccess),
+        (0, TimaPage::User, 0x12, 2, XiveError::TimaUserPage),
+        (0, TimaPage::Os, 0xfff8, 16, XiveError::BadAccess),
+    ];
+    for (vcpu, page, offset, size, err) in cases {
+        assert_eq!(x.tima_load(vcpu, page, offset, size), Err(err));
+        assert_eq!(x.tima_store(vcpu, page, offset, size, 0xff), Err(err));
+    }
+    assert_eq!(x.qw1(0).unwrap()[1], 0, "nothing changed");
+}
+
 #[test]
 fn hcall_argument_checks() {
     let mut mem = FakeMem::new();
