@@ -23,6 +23,9 @@ pub mod pci;
 pub mod virtio;
 pub mod xive;
 
+#[cfg(test)]
+mod testutil;
+
 #[cfg(target_arch = "powerpc64")]
 pub mod arch;
 #[cfg(target_arch = "powerpc64")]

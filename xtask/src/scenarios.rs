@@ -345,18 +345,18 @@ pub const fn lpars(
 
 /// Stock Linux (`cargo xtask linux fetch`) in `partitions` on a machine of
 /// `memory` and `smp` (which must hold them), in test mode (`paprika.test=1`,
-/// `paprika.cpus=<vcpus>`) with `append` added to every command line. Passes
-/// when, besides the boot markers, the partition checks of [`lpars`] (with
-/// `PAPRIKA-LINUX userspace reached name=<partition>` as each one's `expect`)
-/// and a clean power-off, every partition's /init reported what [`check_linux`]
-/// wants, and no `Kernel panic`, `Oops` or failed /init check showed.
+/// `paprika.cpus=<vcpus>`). Passes when, besides the boot markers, the
+/// partition checks of [`lpars`] (with `PAPRIKA-LINUX userspace reached
+/// name=<partition>` as each one's `expect`) and a clean power-off, every
+/// partition's /init reported what [`check_linux`] wants, and no `Kernel
+/// panic`, `Oops` or failed /init check showed. [`Scenario::typing`],
+/// [`Scenario::vty_irq`] and [`Scenario::append`] change the boot.
 pub const fn linux(
     name: &'static str,
     machine: Machine,
     memory: &'static str,
     smp: &'static str,
     cpus: u32,
-    append: &'static str,
     partitions: &'static [LinuxLpar],
 ) -> Scenario {
     Scenario {
@@ -365,7 +365,7 @@ pub const fn linux(
         linux: Some(LinuxBoot {
             partitions,
             mode: LinuxMode::Test,
-            append,
+            append: "",
             vty_irq: false,
         }),
         ..boot(name, machine, memory, smp, cpus, 1)
@@ -382,15 +382,67 @@ pub const fn linux_typed(
     cpus: u32,
     partitions: &'static [LinuxLpar],
 ) -> Scenario {
-    Scenario {
-        linux: Some(LinuxBoot {
-            partitions,
-            mode: LinuxMode::TestEcho,
-            append: "",
+    linux(name, machine, memory, smp, cpus, partitions)
+        .typing(LinuxMode::TestEcho, ECHO_INPUT)
+        .vty_irq()
+}
+
+/// Changes to a row of [`SCENARIOS`], each taking and giving the whole row
+/// (the table is a `const`, hence `const fn`s).
+impl Scenario {
+    /// Also wants `expected` on the console.
+    pub const fn expecting(mut self, expected: &'static [&'static str]) -> Self {
+        self.expected = expected;
+        self
+    }
+
+    /// QEMU also gets a virtio console, which must take the console's output
+    /// ([`check_virtio_console`]).
+    pub const fn with_virtio_console(mut self) -> Self {
+        self.virtio_console = true;
+        self
+    }
+
+    /// The Linux partitions run /init in `mode` (`Echo` or `TestEcho`: a shell)
+    /// and the scenario types `input` into the console.
+    pub const fn typing(mut self, mode: LinuxMode, input: &'static [Input]) -> Self {
+        assert!(
+            !matches!(mode, LinuxMode::Test),
+            "test mode has no shell to type into"
+        );
+        self.linux = Some(LinuxBoot {
+            mode,
+            ..self.linux_boot()
+        });
+        self.input = input;
+        self
+    }
+
+    /// The typing ran `grep -w hvc_console /proc/interrupts` (as
+    /// [`ECHO_INPUT`] does): the vty's interrupt must have fired (see
+    /// [`LinuxBoot::vty_irq`]).
+    pub const fn vty_irq(mut self) -> Self {
+        self.linux = Some(LinuxBoot {
             vty_irq: true,
-        }),
-        input: ECHO_INPUT,
-        ..linux(name, machine, memory, smp, cpus, "", partitions)
+            ..self.linux_boot()
+        });
+        self
+    }
+
+    /// `append` goes on every Linux partition's kernel command line.
+    pub const fn append(mut self, append: &'static str) -> Self {
+        self.linux = Some(LinuxBoot {
+            append,
+            ..self.linux_boot()
+        });
+        self
+    }
+
+    const fn linux_boot(&self) -> LinuxBoot {
+        match self.linux {
+            Some(l) => l,
+            None => panic!("not a Linux scenario"),
+        }
     }
 }
 
@@ -478,56 +530,48 @@ pub const SCENARIOS: &[Scenario] = &[
     // The conformance guest built big-endian: passes only if it ran big-endian
     // (its run-time probe of MSR[LE] and memory) and Paprika created the
     // partition as such.
-    Scenario {
-        expected: BIG_ENDIAN_GUEST,
-        ..lpars(
-            "lpar-be-p9",
-            Machine::Powernv9,
-            "conformance-be",
-            "1G",
-            "4",
-            4,
-            1,
-        )
-    },
-    Scenario {
-        expected: BIG_ENDIAN_GUEST,
-        ..lpars(
-            "lpar-be-p10",
-            Machine::Powernv10,
-            "conformance-be",
-            "1G",
-            "4",
-            4,
-            1,
-        )
-    },
+    lpars(
+        "lpar-be-p9",
+        Machine::Powernv9,
+        "conformance-be",
+        "1G",
+        "4",
+        4,
+        1,
+    )
+    .expecting(BIG_ENDIAN_GUEST),
+    lpars(
+        "lpar-be-p10",
+        Machine::Powernv10,
+        "conformance-be",
+        "1G",
+        "4",
+        4,
+        1,
+    )
+    .expecting(BIG_ENDIAN_GUEST),
     // The machine console's output on a virtio console behind a PHB
     // (docs/console.md): the conformance guest's lines must arrive there.
-    Scenario {
-        virtio_console: true,
-        ..lpars(
-            "lpar-vcon-p9",
-            Machine::Powernv9,
-            "conformance",
-            "1G",
-            "4",
-            4,
-            1,
-        )
-    },
-    Scenario {
-        virtio_console: true,
-        ..lpars(
-            "lpar-vcon-p10",
-            Machine::Powernv10,
-            "conformance",
-            "1G",
-            "4",
-            4,
-            1,
-        )
-    },
+    lpars(
+        "lpar-vcon-p9",
+        Machine::Powernv9,
+        "conformance",
+        "1G",
+        "4",
+        4,
+        1,
+    )
+    .with_virtio_console(),
+    lpars(
+        "lpar-vcon-p10",
+        Machine::Powernv10,
+        "conformance",
+        "1G",
+        "4",
+        4,
+        1,
+    )
+    .with_virtio_console(),
     lpars("lpar-smp-p9", Machine::Powernv9, "smp", "1G", "4", 4, 1),
     lpars("lpar-smp-p10", Machine::Powernv10, "smp", "1G", "4", 4, 1),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
@@ -602,110 +646,60 @@ pub const SCENARIOS: &[Scenario] = &[
         "1280M",
         "3",
         3,
-        "",
         LINUX_TWO,
     ),
     // XICS instead of XIVE: the checks, then typing, whose vty interrupt must
     // fire on the XICS source controller.
-    Scenario {
-        linux: Some(LinuxBoot {
-            partitions: LINUX_1CPU,
-            mode: LinuxMode::TestEcho,
-            append: "xive=off",
-            vty_irq: true,
-        }),
-        ..linux_typed(
-            "linux-xive-off-p9",
-            Machine::Powernv9,
-            "1G",
-            "1",
-            1,
-            LINUX_1CPU,
-        )
-    },
+    linux_typed(
+        "linux-xive-off-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .append("xive=off"),
     // A shell on the console: what is typed on QEMU's stdin reaches it.
-    Scenario {
-        linux: Some(LinuxBoot {
-            partitions: LINUX_1CPU,
-            mode: LinuxMode::Echo,
-            append: "",
-            vty_irq: true,
-        }),
-        input: ECHO_INPUT,
-        ..linux(
-            "linux-echo-p9",
-            Machine::Powernv9,
-            "1G",
-            "1",
-            1,
-            "",
-            LINUX_1CPU,
-        )
-    },
+    linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
+        .typing(LinuxMode::Echo, ECHO_INPUT)
+        .vty_irq(),
     // `reboot` in the guest restarts only that partition, with fresh memory and
     // the same images: its second boot reaches the shell again.
-    Scenario {
-        linux: Some(LinuxBoot {
-            partitions: LINUX_1CPU,
-            mode: LinuxMode::Echo,
-            append: "",
-            vty_irq: false,
-        }),
-        input: REBOOT_INPUT,
-        expected: &["PAPRIKA lpar linux: rebooting (boot 2)"],
-        ..linux(
-            "linux-reboot-p9",
-            Machine::Powernv9,
-            "1G",
-            "1",
-            1,
-            "",
-            LINUX_1CPU,
-        )
-    },
+    linux(
+        "linux-reboot-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .typing(LinuxMode::Echo, REBOOT_INPUT)
+    .expecting(&["PAPRIKA lpar linux: rebooting (boot 2)"]),
     // The console router: Ctrl-A c moves typing from one partition to the next.
-    Scenario {
-        linux: Some(LinuxBoot {
-            partitions: LINUX_TWO,
-            mode: LinuxMode::Echo,
-            append: "",
-            vty_irq: false,
-        }),
-        input: SWITCH_INPUT,
-        expected: &[
-            "PAPRIKA console: input -> linux-a",
-            "PAPRIKA console: input -> linux-b",
-        ],
-        ..linux(
-            "linux-console-switch-p9",
-            Machine::Powernv9,
-            "1280M",
-            "3",
-            3,
-            "",
-            LINUX_TWO,
-        )
-    },
+    linux(
+        "linux-console-switch-p9",
+        Machine::Powernv9,
+        "1280M",
+        "3",
+        3,
+        LINUX_TWO,
+    )
+    .typing(LinuxMode::Echo, SWITCH_INPUT)
+    .expecting(&[
+        "PAPRIKA console: input -> linux-a",
+        "PAPRIKA console: input -> linux-b",
+    ]),
     // Ctrl-A x powers the machine off cleanly.
-    Scenario {
-        linux: Some(LinuxBoot {
-            partitions: LINUX_1CPU,
-            mode: LinuxMode::Echo,
-            append: "",
-            vty_irq: false,
-        }),
-        input: QUIT_INPUT,
-        expected: &["PAPRIKA console: Ctrl-A x: stopping every partition"],
-        ..linux(
-            "linux-console-quit-p9",
-            Machine::Powernv9,
-            "1G",
-            "1",
-            1,
-            "",
-            LINUX_1CPU,
-        )
-    },
+    linux(
+        "linux-console-quit-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .typing(LinuxMode::Echo, QUIT_INPUT)
+    .expecting(&["PAPRIKA console: Ctrl-A x: stopping every partition"]),
 ];
 
 /// Checks the `grep -w hvc_console /proc/interrupts` output typed after the

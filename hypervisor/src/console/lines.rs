@@ -201,6 +201,7 @@ fn prefix(who: Who, out: &mut dyn FnMut(&[u8])) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::XorShift;
     use alloc::string::String;
     use alloc::vec::Vec;
 
@@ -408,15 +409,9 @@ mod tests {
     fn random_traffic_keeps_lines_whole_and_text_in_order() {
         let mut c = Console::new();
         let mut sent = [String::new(), String::new()];
-        let mut x = 0x9e37_79b9u32;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x
-        };
+        let mut rng = XorShift::new(0x9e37_79b9);
         for step in 0..20_000 {
-            let r = next();
+            let r = rng.next_u32();
             let who = if r & 1 == 0 { A } else { B };
             match (r >> 1) % 8 {
                 0 => c.show(who),
@@ -426,7 +421,7 @@ mod tests {
                     let n = (r >> 8) as usize % 17;
                     let mut s = String::new();
                     for k in 0..n {
-                        let v = next() % 40;
+                        let v = rng.below(40);
                         s.push(match v {
                             0..=4 => '\n',
                             5 => '\r',

@@ -346,6 +346,7 @@ pub fn load(img: &ElfImage, bytes: &[u8], guest_mem: &mut [u8]) -> Result<(), El
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::XorShift;
     use std::vec;
 
     /// (p_type, vaddr, paddr, file bytes, memsz)
@@ -656,20 +657,6 @@ mod tests {
         );
     }
 
-    /// xorshift64: a tiny deterministic PRNG for the fuzz loops.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// Parses and loads `bytes`; true if it parsed.
     fn try_everything(bytes: &[u8], mem: &mut [u8]) -> bool {
         let Ok(img) = parse(bytes) else {
@@ -700,20 +687,20 @@ mod tests {
         for cut in 0..seed.len() {
             try_everything(&seed[..cut], &mut mem);
         }
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
         let mut parsed = 0;
         for _ in 0..20_000 {
             let mut f = seed.clone();
-            for _ in 0..1 + rng.below(6) {
-                let i = rng.below(f.len());
-                f[i] = match rng.below(4) {
+            for _ in 0..1 + rng.index(6) {
+                let i = rng.index(f.len());
+                f[i] = match rng.index(4) {
                     0 => 0,
                     1 => 0xff,
-                    _ => rng.next() as u8,
+                    _ => rng.next_u64() as u8,
                 };
             }
-            if rng.below(8) == 0 {
-                f.truncate(rng.below(f.len() + 1));
+            if rng.index(8) == 0 {
+                f.truncate(rng.index(f.len() + 1));
             }
             parsed += usize::from(try_everything(&f, &mut mem));
         }
@@ -721,8 +708,8 @@ mod tests {
         assert!(parsed > 1000, "only {parsed} mutants parsed");
         // Pure noise behind a valid identification.
         for _ in 0..5_000 {
-            let len = rng.below(300);
-            let mut f: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let len = rng.index(300);
+            let mut f: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             if len >= 7 {
                 f[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
             }

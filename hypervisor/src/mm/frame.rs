@@ -383,6 +383,7 @@ fn subtract_in_place<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::XorShift;
 
     const K4: u64 = 4 << 10;
     const K64: u64 = 64 << 10;
@@ -743,22 +744,6 @@ mod tests {
         assert_eq!(a.reserved()[0], pr(0, 0x2000));
     }
 
-    /// xorshift64: a tiny deterministic PRNG for the randomised tests.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     /// Model-based random test: a page-granular model of added, reserved,
     /// allocated and leaked pages predicts exactly which pages are free and where
     /// first fit must allocate. Reserved pages must never be allocated.
@@ -769,7 +754,7 @@ mod tests {
         const SPAN: u64 = PAGES as u64 * PAGE_SIZE;
 
         for seed in 1..=24u64 {
-            let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut rng = XorShift::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mut a = FrameAllocator::new();
             let mut added = [false; PAGES];
             let mut reserved = [false; PAGES];
@@ -818,7 +803,7 @@ mod tests {
                     // alloc
                     3..=6 => {
                         let n = 1 + rng.below(16);
-                        let align = [K4, 2 * K4, 4 * K4, K64][rng.below(4) as usize];
+                        let align = [K4, 2 * K4, 4 * K4, K64][rng.index(4)];
                         let free_now = |p: usize| added[p] && !reserved[p] && !owned[p];
                         let expect = (0..PAGES).find(|&p| {
                             let addr = BASE + p as u64 * PAGE_SIZE;
@@ -853,7 +838,7 @@ mod tests {
                         if allocs.is_empty() {
                             continue;
                         }
-                        let i = rng.below(allocs.len() as u64) as usize;
+                        let i = rng.index(allocs.len());
                         let (addr, n) = allocs.swap_remove(i);
                         let p0 = page_of(addr);
                         let pages = p0..p0 + n as usize;
@@ -871,7 +856,7 @@ mod tests {
                     }
                     // double free of a currently free page
                     _ => {
-                        let p = rng.below(PAGES as u64) as usize;
+                        let p = rng.index(PAGES);
                         if added[p] && !reserved[p] && !owned[p] {
                             let addr = BASE + p as u64 * PAGE_SIZE;
                             assert_eq!(a.free(addr, PAGE_SIZE), Err(FrameError::DoubleFree));

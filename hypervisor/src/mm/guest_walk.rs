@@ -270,6 +270,7 @@ mod tests {
     use super::*;
     use crate::be::Be64;
     use crate::mm::radix::{self, CacheAttr, PageSize, PteFlags, RadixTree, TableMemory};
+    use crate::testutil::XorShift;
     use std::cell::Cell;
     use std::collections::HashMap;
 
@@ -512,14 +513,11 @@ mod tests {
         }
         let [d0, _] = radix::process_table_entry(tree.root());
         mem.set(PT.base, d0.get());
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
         for i in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
             let (va, _, size) = maps[i % maps.len()];
             // Mostly inside the mappings, sometimes just past them.
-            let va = va + x % (size + 2 * M2);
+            let va = va + rng.below(size + 2 * M2);
             let want = tree.translate(&mem, va).map(|t| t.pa);
             let got = tr(&mem, 0, 0xc000_0000_0000_0000 | va).ok();
             assert_eq!(got, want, "{va:#x}");

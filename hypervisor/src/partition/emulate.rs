@@ -308,6 +308,7 @@ fn write_update(access: &Access, gprs: &mut [u64; 32], ea: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::XorShift;
 
     /// Every supported instruction with RT/RS = 3, RA = 4 (offset 8 or RB = 5),
     /// encoded by GNU as 2.40 (`-mpower9 -mbig`), so the table checks the opcodes
@@ -502,11 +503,9 @@ mod tests {
     /// No instruction word panics, and whatever decodes has consistent fields.
     #[test]
     fn exhaustive_sample_never_panics() {
-        let mut x: u32 = 0x1234_5678;
+        let mut rng = XorShift::new(0x1234_5678);
         for i in 0..2_000_000u32 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
+            let x = rng.next_u32();
             // Alternate pure noise with every (primary, extended) opcode pair
             // under noisy register fields and Rc.
             let word = if i % 2 == 0 {

@@ -15,7 +15,8 @@
 //! full exit runs as before):
 //! - the thread serves a vCPU whose partition is running, the vCPU is runnable and
 //!   has no XICS or XIVE interrupt to present (so `deliver_external` has nothing
-//!   to do) and its partition no system reset to deliver;
+//!   to do) and its partition no system reset to deliver; all of these are atomics,
+//!   read without taking a lock (`vcpu::external_pending`);
 //! - the call completes without waiting: H_PROD always does; H_PUT_TERM_CHAR when
 //!   its arguments are valid and `Partition::console_put_nowait` can queue the
 //!   output (console locks free - the partition's line, the log lock and the

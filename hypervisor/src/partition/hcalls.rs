@@ -71,8 +71,7 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
 fn xive_hcall(p: &Partition, op: u64, args: &[u64]) -> HcallResult {
     let (result, kick) = p
         .xive
-        .lock()
-        .hcall(&mut super::lpar::GuestRam(p), op, args)
+        .with(|x| x.hcall(&mut super::lpar::GuestRam(p), op, args))
         .unwrap_or((Err(HcallError::Function), None));
     if let Some(k) = kick {
         kick_vcpu(p, k.vcpu);

@@ -18,7 +18,7 @@ use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree,
 use crate::mm::{self, LINEAR_BASE};
 use crate::papr::xics::Xics;
 use crate::papr::{guest_fdt, hcall, rtas};
-use crate::xive::{self, Xive};
+use crate::xive::{self, SharedXive, Xive};
 use crate::{error, info, warn};
 
 /// The vty's unit address, as QEMU's pseries gives it.
@@ -38,7 +38,7 @@ pub const VTY_IRQ: bool = true;
 /// is unconfigured (XIVE: PQ off, ignored; XICS: masked, only kept pending).
 fn vty_input(index: usize) {
     if let Some(p) = partitions().get(index) {
-        let kick = p.xive.lock().trigger(&mut GuestRam(p), VTY_LISN);
+        let kick = p.xive.with(|x| x.trigger(&mut GuestRam(p), VTY_LISN));
         if let Some(k) = kick {
             super::hcalls::kick_vcpu(p, k.vcpu);
         }
@@ -104,8 +104,9 @@ pub struct Partition {
     /// none; read to translate guest effective addresses (MMIO emulation).
     pub proc_tbl: AtomicU64,
     /// The emulated XIVE (exploitation mode) the guest drives through H_INT_*
-    /// and its TIMA/ESB pages (`xive`); lock order: taken last.
-    pub xive: spin::Mutex<Xive>,
+    /// and its TIMA/ESB pages (`xive`), with each vCPU's pending state mirrored
+    /// for the lock-free entry check (`xive::SharedXive`); lock order: taken last.
+    pub xive: SharedXive,
     /// The emulated XICS (`papr::xics`: ICPs and the vty's source) for kernels
     /// that do not use XIVE, driven through `partition::xics`; never held with
     /// another partition lock.
@@ -824,7 +825,7 @@ fn build_partition(
         reboot_requested: AtomicBool::new(false),
         boots: AtomicU32::new(1),
         proc_tbl: AtomicU64::new(0),
-        xive: spin::Mutex::new(xive),
+        xive: SharedXive::new(xive),
         xics: spin::Mutex::new(Xics::new(spec.vcpus, &[VTY_LISN])),
         vty_irq_enabled: AtomicBool::new(false),
         fwnmi_sreset: AtomicU64::new(u64::MAX),
@@ -854,7 +855,7 @@ impl Partition {
             crate::platform::opal::heartbeat();
             core::hint::spin_loop();
         }
-        self.xive.lock().reset();
+        self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
         // load_boot_image scrubs everything it does not load again.
         let loaded = load_boot_image(

@@ -29,7 +29,7 @@ impl GuestRealMemory for Partition {
 /// Emulates the access that faulted at guest real address `gra` if it belongs
 /// to an emulated device; `None` when it does not (the caller reflects it).
 pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Option<Next> {
-    p.xive.lock().classify(gra)?;
+    p.xive.read(|x| x.classify(gra))?;
     let msr = ctx.regs.msr;
     let le = msr & Msr::LE.bits() != 0;
     // PATE dw1 as H_REGISTER_PROC_TBL set it: GR, base, PRTS.
@@ -58,32 +58,29 @@ pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Opti
         }
     };
     let size = u64::from(access.size.bytes());
-    let kick = {
-        let mut x = p.xive.lock();
-        match access.kind {
-            Kind::Store => {
-                let (value, _) = emulate::store_value(&access, &ctx.regs.gpr, le);
-                match x.mmio_store(&mut GuestRam(p), v.id, gra, size, value) {
-                    Ok(k) => k,
-                    Err(_) => {
-                        vcpu::rate_limited_warn(p, "XIVE: store not emulated at", gra);
-                        None
-                    }
+    let kick = p.xive.with(|x| match access.kind {
+        Kind::Store => {
+            let (value, _) = emulate::store_value(&access, &ctx.regs.gpr, le);
+            match x.mmio_store(&mut GuestRam(p), v.id, gra, size, value) {
+                Ok(k) => k,
+                Err(_) => {
+                    vcpu::rate_limited_warn(p, "XIVE: store not emulated at", gra);
+                    None
                 }
             }
-            Kind::Load { .. } => {
-                let (value, k) = match x.mmio_load(&mut GuestRam(p), v.id, gra, size) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        vcpu::rate_limited_warn(p, "XIVE: load not emulated at", gra);
-                        (u64::MAX, None)
-                    }
-                };
-                emulate::complete_load(&access, &mut ctx.regs.gpr, value, le, ctx.regs.hdar);
-                k
-            }
         }
-    };
+        Kind::Load { .. } => {
+            let (value, k) = match x.mmio_load(&mut GuestRam(p), v.id, gra, size) {
+                Ok(r) => r,
+                Err(_) => {
+                    vcpu::rate_limited_warn(p, "XIVE: load not emulated at", gra);
+                    (u64::MAX, None)
+                }
+            };
+            emulate::complete_load(&access, &mut ctx.regs.gpr, value, le, ctx.regs.hdar);
+            k
+        }
+    });
     if access.is_store() {
         emulate::complete_store(&access, &mut ctx.regs.gpr, ctx.regs.hdar);
     }

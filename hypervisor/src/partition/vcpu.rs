@@ -462,9 +462,13 @@ fn release() {
 }
 
 /// An external interrupt waits for the vCPU: from its XICS presentation
-/// controller, or from its XIVE OS ring (exception bit set).
+/// controller, or from its XIVE OS ring (exception bit set). Lock-free: both are
+/// atomics the controllers keep under their locks (`Vcpu::xics_pending`,
+/// `xive::SharedXive::pending`), set before the vCPU is kicked; this runs on
+/// every entry, in H_CEDE's loop and in the hcall fast path.
+#[inline]
 pub fn external_pending(p: &Partition, v: &Vcpu) -> bool {
-    v.xics_pending.load(Ordering::Acquire) || p.xive.lock().pending(v.id)
+    v.xics_pending.load(Ordering::Acquire) || p.xive.pending(v.id)
 }
 
 /// Presents a pending XICS or XIVE interrupt: injects an external interrupt (0x500) when

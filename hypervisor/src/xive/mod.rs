@@ -83,7 +83,9 @@
 //!
 //! # Invariants and locking
 //!
-//! The caller wraps one [`Xive`] per partition in a `spin::Mutex`. Nothing here
+//! The caller keeps one [`Xive`] per partition in a [`SharedXive`]: the model
+//! behind a `spin::Mutex`, plus each vCPU's NSR\[EO\] mirrored in an atomic that
+//! the guest entry path reads without the lock (see `shared`). Nothing here
 //! takes another lock; [`GuestMemory`] implementations must not take this one. For
 //! every presenter `PIPR == ipb_to_pipr(IPB)` and `NSR[EO] == (PIPR < CPPR)`; every
 //! enabled queue's index is below its entry count. No input can make it panic.
@@ -92,6 +94,9 @@
 use alloc::vec::Vec;
 
 use crate::papr::hcall::{self, HcallError, HcallResult};
+
+mod shared;
+pub use shared::SharedXive;
 
 /// log2 of an ESB page (each LISN has a trigger page and a management page).
 pub const ESB_SHIFT: u32 = 16;
@@ -583,8 +588,8 @@ impl Xive {
         })
     }
 
-    /// Whether the vCPU has an external interrupt to take (NSR\[EO\]): checked on
-    /// every guest entry and by H_CEDE.
+    /// Whether the vCPU has an external interrupt to take (NSR\[EO\]). Guest
+    /// entry and H_CEDE read it lock-free, through [`SharedXive::pending`].
     #[inline]
     pub fn pending(&self, vcpu: u32) -> bool {
         self.presenters
@@ -758,6 +763,27 @@ impl Xive {
         Ok(if fwd { self.route(mem, idx) } else { None })
     }
 
+    /// The presenter a TIMA access by `vcpu` reaches, once the access is checked:
+    /// an existing vCPU, a naturally aligned 1/2/4/8-byte access inside the page,
+    /// and the OS page (the user page is not emulated). In that order of errors.
+    fn tima_presenter(
+        &mut self,
+        vcpu: u32,
+        page: TimaPage,
+        offset: u64,
+        size: u64,
+    ) -> Result<&mut Presenter, XiveError> {
+        let p = self
+            .presenters
+            .get_mut(vcpu as usize)
+            .ok_or(XiveError::NoSuchVcpu)?;
+        check_access(offset, size)?;
+        if page == TimaPage::User {
+            return Err(XiveError::TimaUserPage);
+        }
+        Ok(p)
+    }
+
     /// A load of `size` bytes at `offset` in a TIMA page by `vcpu` (the TIMA shows
     /// the accessing thread's context).
     pub fn tima_load(
@@ -767,14 +793,7 @@ impl Xive {
         offset: u64,
         size: u64,
     ) -> Result<u64, XiveError> {
-        let p = self
-            .presenters
-            .get_mut(vcpu as usize)
-            .ok_or(XiveError::NoSuchVcpu)?;
-        check_access(offset, size)?;
-        if page == TimaPage::User {
-            return Err(XiveError::TimaUserPage);
-        }
+        let p = self.tima_presenter(vcpu, page, offset, size)?;
         let end = offset + size;
         if end <= TM_QW1_OS + 16 {
             // QW0 (user ring) reads as zeros, QW1 is the OS ring.
@@ -803,14 +822,7 @@ impl Xive {
         size: u64,
         value: u64,
     ) -> Result<Option<Kick>, XiveError> {
-        let p = self
-            .presenters
-            .get_mut(vcpu as usize)
-            .ok_or(XiveError::NoSuchVcpu)?;
-        check_access(offset, size)?;
-        if page == TimaPage::User {
-            return Err(XiveError::TimaUserPage);
-        }
+        let p = self.tima_presenter(vcpu, page, offset, size)?;
         match (offset, size) {
             (o, 1) if o == TM_QW1_OS + TM_CPPR => p.set_cppr(value as u8),
             (TM_SPC_SET_OS_PENDING, 1) => {

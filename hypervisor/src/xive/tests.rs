@@ -618,6 +618,24 @@ fn tima_accesses() {
     assert_eq!(x.source_pq(0), Some(0b10));
 }
 
+/// Loads and stores share the TIMA access checks, in one order: the vCPU, the
+/// access's size and alignment, then the page.
+#[test]
+fn tima_checks_are_shared_and_ordered() {
+    let mut x = xive();
+    let cases = [
+        (2, TimaPage::User, 0x11, 3, XiveError::NoSuchVcpu),
+        (0, TimaPage::User, 0x11, 3, XiveError::BadAccess),
+        (0, TimaPage::User, 0x12, 2, XiveError::TimaUserPage),
+        (0, TimaPage::Os, 0xfff8, 16, XiveError::BadAccess),
+    ];
+    for (vcpu, page, offset, size, err) in cases {
+        assert_eq!(x.tima_load(vcpu, page, offset, size), Err(err));
+        assert_eq!(x.tima_store(vcpu, page, offset, size, 0xff), Err(err));
+    }
+    assert_eq!(x.qw1(0).unwrap()[1], 0, "nothing changed");
+}
+
 #[test]
 fn hcall_argument_checks() {
     let mut mem = FakeMem::new();
@@ -852,8 +870,8 @@ fn check_invariants(x: &Xive) {
     }
 }
 
-#[test]
-fn fuzz_never_panics() {
+/// One random operation of the fuzz runs; None when it chose to do nothing.
+fn random_op(x: &mut Xive, mem: &mut FakeMem, rng: &mut Rng) -> Option<Option<Kick>> {
     const OPCODES: [u64; 12] = [
         hcall::H_INT_GET_SOURCE_INFO,
         hcall::H_INT_SET_SOURCE_CONFIG,
@@ -868,103 +886,106 @@ fn fuzz_never_panics() {
         hcall::H_INT_RESET,
         hcall::H_CEDE,
     ];
+    let vcpu = rng.below(4) as u32;
+    let size = [1, 2, 4, 8, 3, 16][rng.below(6) as usize];
+    Some(match rng.below(9) {
+        0 => {
+            // Plausible configuration, so that events get delivered.
+            let (t, p) = (rng.below(4), rng.below(8));
+            let (op, args) = match rng.below(3) {
+                0 => {
+                    let qsize = [0, 12, 16, 12, 16, 13][rng.below(6) as usize];
+                    let qpage = FakeMem::BASE + (rng.below(20) << 16);
+                    (
+                        hcall::H_INT_SET_QUEUE_CONFIG,
+                        vec![rng.below(2), t, p, qpage, qsize],
+                    )
+                }
+                1 => {
+                    let lisn =
+                        [0, 1, 3, 5, u64::from(VTY), u64::from(VTY) + 1][rng.below(6) as usize];
+                    let prio = if rng.below(10) == 0 { 0xff } else { p };
+                    (
+                        hcall::H_INT_SET_SOURCE_CONFIG,
+                        vec![rng.below(4), lisn, t, prio, rng.arg()],
+                    )
+                }
+                _ => {
+                    let lisn = [0, 1, 3, u64::from(VTY), u64::from(VTY) + 1][rng.below(5) as usize];
+                    let off = [0, 0x400, 0x800, 0xc00, 0xd00, 0xe00, 0xf00][rng.below(7) as usize];
+                    (hcall::H_INT_ESB, vec![rng.below(2), lisn, off, 0])
+                }
+            };
+            x.hcall(mem, op, &args).unwrap().1
+        }
+        1..=2 => {
+            let op = OPCODES[rng.below(OPCODES.len() as u64) as usize];
+            let args: Vec<u64> = (0..rng.below(7)).map(|_| rng.arg()).collect();
+            if op == hcall::H_INT_RESET && rng.below(50) != 0 {
+                return None;
+            }
+            match x.hcall(mem, op, &args) {
+                Some((_, k)) => k,
+                None => {
+                    assert_eq!(op, hcall::H_CEDE);
+                    None
+                }
+            }
+        }
+        3 => {
+            let gpa = rng.gpa();
+            x.mmio_load(mem, vcpu, gpa, size).ok().and_then(|r| r.1)
+        }
+        4 => {
+            let (gpa, v) = (rng.gpa(), rng.arg());
+            x.mmio_store(mem, vcpu, gpa, size, v).ok().flatten()
+        }
+        5 => x.trigger(mem, rng.arg() as u32),
+        6 => x
+            .set_lsi_level(mem, rng.arg() as u32, rng.below(2) == 0)
+            .ok()
+            .flatten(),
+        7 => {
+            let page = if rng.below(8) == 0 {
+                TimaPage::User
+            } else {
+                TimaPage::Os
+            };
+            let off = [0x11, 0x812, 0x810, 0x10, rng.arg()][rng.below(5) as usize];
+            if rng.below(2) == 0 {
+                x.tima_store(vcpu, page, off, size, rng.arg())
+                    .ok()
+                    .flatten()
+            } else {
+                let _ = x.tima_load(vcpu, page, off, size);
+                None
+            }
+        }
+        _ => {
+            if rng.below(1000) == 0 {
+                x.reset();
+            }
+            let l = rng.arg() as u32;
+            let page = if rng.below(2) == 0 {
+                EsbPage::Mgmt
+            } else {
+                EsbPage::Trigger
+            };
+            let off = rng.arg();
+            x.esb_load(mem, l, page, off).ok().and_then(|r| r.1)
+        }
+    })
+}
+
+#[test]
+fn fuzz_never_panics() {
     let mut mem = FakeMem::new();
     let mut x = Xive::new(3, 4, &[(VTY, false), (VTY + 1, true)]).unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut kicks = 0usize;
     for _ in 0..300_000 {
-        let vcpu = rng.below(4) as u32;
-        let size = [1, 2, 4, 8, 3, 16][rng.below(6) as usize];
-        let kick = match rng.below(9) {
-            0 => {
-                // Plausible configuration, so that events get delivered.
-                let (t, p) = (rng.below(4), rng.below(8));
-                let (op, args) = match rng.below(3) {
-                    0 => {
-                        let qsize = [0, 12, 16, 12, 16, 13][rng.below(6) as usize];
-                        let qpage = FakeMem::BASE + (rng.below(20) << 16);
-                        (
-                            hcall::H_INT_SET_QUEUE_CONFIG,
-                            vec![rng.below(2), t, p, qpage, qsize],
-                        )
-                    }
-                    1 => {
-                        let lisn =
-                            [0, 1, 3, 5, u64::from(VTY), u64::from(VTY) + 1][rng.below(6) as usize];
-                        let prio = if rng.below(10) == 0 { 0xff } else { p };
-                        (
-                            hcall::H_INT_SET_SOURCE_CONFIG,
-                            vec![rng.below(4), lisn, t, prio, rng.arg()],
-                        )
-                    }
-                    _ => {
-                        let lisn =
-                            [0, 1, 3, u64::from(VTY), u64::from(VTY) + 1][rng.below(5) as usize];
-                        let off =
-                            [0, 0x400, 0x800, 0xc00, 0xd00, 0xe00, 0xf00][rng.below(7) as usize];
-                        (hcall::H_INT_ESB, vec![rng.below(2), lisn, off, 0])
-                    }
-                };
-                x.hcall(&mut mem, op, &args).unwrap().1
-            }
-            1..=2 => {
-                let op = OPCODES[rng.below(OPCODES.len() as u64) as usize];
-                let args: Vec<u64> = (0..rng.below(7)).map(|_| rng.arg()).collect();
-                if op == hcall::H_INT_RESET && rng.below(50) != 0 {
-                    continue;
-                }
-                match x.hcall(&mut mem, op, &args) {
-                    Some((_, k)) => k,
-                    None => {
-                        assert_eq!(op, hcall::H_CEDE);
-                        None
-                    }
-                }
-            }
-            3 => {
-                let gpa = rng.gpa();
-                x.mmio_load(&mut mem, vcpu, gpa, size)
-                    .ok()
-                    .and_then(|r| r.1)
-            }
-            4 => {
-                let (gpa, v) = (rng.gpa(), rng.arg());
-                x.mmio_store(&mut mem, vcpu, gpa, size, v).ok().flatten()
-            }
-            5 => x.trigger(&mut mem, rng.arg() as u32),
-            6 => x
-                .set_lsi_level(&mut mem, rng.arg() as u32, rng.below(2) == 0)
-                .ok()
-                .flatten(),
-            7 => {
-                let page = if rng.below(8) == 0 {
-                    TimaPage::User
-                } else {
-                    TimaPage::Os
-                };
-                let off = [0x11, 0x812, 0x810, 0x10, rng.arg()][rng.below(5) as usize];
-                if rng.below(2) == 0 {
-                    x.tima_store(vcpu, page, off, size, rng.arg())
-                        .ok()
-                        .flatten()
-                } else {
-                    let _ = x.tima_load(vcpu, page, off, size);
-                    None
-                }
-            }
-            _ => {
-                if rng.below(1000) == 0 {
-                    x.reset();
-                }
-                let l = rng.arg() as u32;
-                let page = if rng.below(2) == 0 {
-                    EsbPage::Mgmt
-                } else {
-                    EsbPage::Trigger
-                };
-                let off = rng.arg();
-                x.esb_load(&mut mem, l, page, off).ok().and_then(|r| r.1)
-            }
+        let Some(kick) = random_op(&mut x, &mut mem, &mut rng) else {
+            continue;
         };
         if let Some(k) = kick {
             assert!(k.vcpu < x.nr_vcpus());
@@ -975,4 +996,155 @@ fn fuzz_never_panics() {
     }
     assert!(kicks > 100, "the fuzz reached delivery ({kicks} kicks)");
     assert!(mem.writes > 100, "and queue writes ({})", mem.writes);
+}
+
+// ---- SharedXive: the lock-free NSR[EO] mirror ----
+
+/// The mirror equals the model for every vCPU (and says no for one it lacks).
+fn check_mirror(s: &SharedXive) {
+    let n = s.read(Xive::nr_vcpus);
+    for v in 0..n + 2 {
+        assert_eq!(s.pending(v), s.read(|x| x.pending(v)), "vCPU {v}");
+    }
+}
+
+#[test]
+fn mirror_follows_every_presenter_change() {
+    let mut mem = FakeMem::new();
+    let s = SharedXive::new(xive());
+    check_mirror(&s);
+    s.with(|x| {
+        linux_setup_cpu(x, &mut mem, 0, Q0);
+        linux_setup_cpu(x, &mut mem, 1, Q1);
+        x.h_int_set_source_config(SRC_CFG_SET_EISN, 1, 1, 6, 1)
+            .unwrap();
+        x.esb_load(&mut mem, 1, EsbPage::Mgmt, ESB_SET_PQ_00)
+            .unwrap();
+    });
+    assert!(!s.pending(0) && !s.pending(1));
+
+    // An IPI to vCPU 1 (from vCPU 0's trigger-page store): the flag is up once
+    // `with` returns, before the caller acts on the kick.
+    let kick = s.with(|x| x.mmio_store(&mut mem, 0, trig(1), 8, 0).unwrap());
+    assert_eq!(kick, Some(Kick { vcpu: 1 }));
+    assert!(s.pending(1) && !s.pending(0));
+    check_mirror(&s);
+
+    // vCPU 1 acknowledges it: down again.
+    let ack = s.with(|x| x.tima_load(1, TimaPage::Os, TM_SPC_ACK_OS_REG, 2));
+    assert_eq!(ack, Ok(0x8006));
+    assert!(!s.pending(1));
+
+    // A second event while CPPR 6 holds it back stays down; restoring CPPR 0xff
+    // presents it (a change the model reports as a kick of the vCPU itself).
+    s.with(|x| x.mmio_load(&mut mem, 1, mgmt(1) + ESB_SET_PQ_00, 8))
+        .unwrap();
+    assert_eq!(s.with(|x| x.trigger(&mut mem, 1)), None);
+    assert!(!s.pending(1));
+    let k = s.with(|x| x.tima_store(1, TimaPage::Os, TM_QW1_OS + TM_CPPR, 1, 0xff));
+    assert_eq!(k, Ok(Some(Kick { vcpu: 1 })));
+    assert!(s.pending(1));
+    // Raising CPPR withdraws it.
+    s.with(|x| x.tima_store(1, TimaPage::Os, TM_QW1_OS + TM_CPPR, 1, 2))
+        .unwrap();
+    assert!(!s.pending(1));
+    s.with(|x| x.tima_store(1, TimaPage::Os, TM_QW1_OS + TM_CPPR, 1, 0xff))
+        .unwrap();
+    assert!(s.pending(1));
+
+    // H_INT_RESET and a partition reset clear it.
+    let r = s.with(|x| x.hcall(&mut mem, hcall::H_INT_RESET, &[0]));
+    assert_eq!(r, Some((Ok([0; 4]), None)));
+    assert!(!s.pending(1));
+    s.with(|x| x.tima_store(0, TimaPage::Os, TM_SPC_SET_OS_PENDING, 1, 3))
+        .unwrap();
+    assert!(s.pending(0));
+    s.with(Xive::reset);
+    assert!(!s.pending(0));
+    check_mirror(&s);
+}
+
+#[test]
+fn mirror_fuzz_matches_the_model() {
+    let mut mem = FakeMem::new();
+    let s = SharedXive::new(Xive::new(3, 4, &[(VTY, false), (VTY + 1, true)]).unwrap());
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut ups, mut downs) = (0usize, 0usize);
+    let mut before = [false; 3];
+    for _ in 0..200_000 {
+        let Some(kick) = s.with(|x| random_op(x, &mut mem, &mut rng)) else {
+            continue;
+        };
+        if let Some(k) = kick {
+            assert!(s.pending(k.vcpu), "kick of {} with its flag down", k.vcpu);
+        }
+        check_mirror(&s);
+        for (v, was) in (0..).zip(before.iter_mut()) {
+            let now = s.pending(v);
+            ups += usize::from(now && !*was);
+            downs += usize::from(!now && *was);
+            *was = now;
+        }
+    }
+    assert!(
+        ups > 100 && downs > 100,
+        "flags rose {ups} and fell {downs} times"
+    );
+}
+
+/// Two threads as on the machine: a device raises IPIs for vCPU 0 and "kicks"
+/// it (an atomic doorbell) after `with`; the vCPU, woken by the doorbell, must
+/// then see its flag up without the lock, acknowledges, EOIs, and goes on.
+#[test]
+fn mirror_is_up_before_the_kick() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    const ROUNDS: u32 = 20_000;
+    let s = Arc::new(SharedXive::new(xive()));
+    let mem = Arc::new(spin::Mutex::new(FakeMem::new()));
+    s.with(|x| {
+        let m = &mut *mem.lock();
+        x.h_int_set_queue_config(m, 1, 0, 6, Q0, 16).unwrap();
+        x.h_int_set_source_config(SRC_CFG_SET_EISN, 1, 0, 6, 1)
+            .unwrap();
+        x.esb_load(m, 1, EsbPage::Mgmt, ESB_SET_PQ_00).unwrap();
+        x.tima_store(0, TimaPage::Os, TM_QW1_OS + TM_CPPR, 1, 0xff)
+            .unwrap();
+    });
+    let doorbell = Arc::new(AtomicBool::new(false));
+    let taken = Arc::new(AtomicU32::new(0));
+
+    let device = {
+        let (s, mem, doorbell, taken) = (s.clone(), mem.clone(), doorbell.clone(), taken.clone());
+        std::thread::spawn(move || {
+            for i in 0..ROUNDS {
+                // One interrupt in flight at a time, so that each is forwarded.
+                while taken.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                let kick = s.with(|x| x.trigger(&mut *mem.lock(), 1));
+                assert_eq!(kick, Some(Kick { vcpu: 0 }), "round {i}");
+                doorbell.store(true, Ordering::Release);
+            }
+        })
+    };
+    for i in 0..ROUNDS {
+        while !doorbell.swap(false, Ordering::AcqRel) {
+            std::hint::spin_loop();
+        }
+        assert!(s.pending(0), "round {i}: doorbell before the flag");
+        let ack = s.with(|x| x.tima_load(0, TimaPage::Os, TM_SPC_ACK_OS_REG, 2));
+        assert_eq!(ack, Ok(0x8006));
+        assert!(!s.pending(0));
+        let eoi = s.with(|x| {
+            x.esb_load(&mut *mem.lock(), 1, EsbPage::Mgmt, ESB_LOAD_EOI)
+                .unwrap()
+        });
+        assert_eq!(eoi, (0, None));
+        s.with(|x| x.tima_store(0, TimaPage::Os, TM_QW1_OS + TM_CPPR, 1, 0xff))
+            .unwrap();
+        taken.store(i + 1, Ordering::Release);
+    }
+    device.join().unwrap();
 }

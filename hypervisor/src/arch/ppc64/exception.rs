@@ -15,6 +15,8 @@ use crate::fault::{self, InterruptFrame};
 use super::percpu;
 
 global_asm!(
+    crate::save_volatile_macro_asm!("PAPRIKA_EXC_SAVE_VOLATILE"),
+    crate::save_exit_state_macro_asm!("PAPRIKA_EXC_SAVE_EXIT_STATE"),
     r#"
     .section .text.exception, "ax"
     .balign 64
@@ -68,70 +70,8 @@ paprika_exc_fault:
     ld 11, PC_FAULT(13)
 
 1:  subi 11, 11, FR_SIZE
-    std 0, FR_GPR+0*8(11)
-    std 1, FR_GPR+1*8(11)
-    std 2, FR_GPR+2*8(11)
-    std 3, FR_GPR+3*8(11)
-    std 4, FR_GPR+4*8(11)
-    std 5, FR_GPR+5*8(11)
-    std 6, FR_GPR+6*8(11)
-    std 7, FR_GPR+7*8(11)
-    std 8, FR_GPR+8*8(11)
-    std 9, FR_GPR+9*8(11)
-    std 10, FR_GPR+10*8(11)
-    ld 0, PC_R11(13)
-    std 0, FR_GPR+11*8(11)
-    ld 0, PC_R12(13)
-    std 0, FR_GPR+12*8(11)
-    mfspr 0, 305
-    std 0, FR_GPR+13*8(11)
-    std 14, FR_GPR+14*8(11)
-    std 15, FR_GPR+15*8(11)
-    std 16, FR_GPR+16*8(11)
-    std 17, FR_GPR+17*8(11)
-    std 18, FR_GPR+18*8(11)
-    std 19, FR_GPR+19*8(11)
-    std 20, FR_GPR+20*8(11)
-    std 21, FR_GPR+21*8(11)
-    std 22, FR_GPR+22*8(11)
-    std 23, FR_GPR+23*8(11)
-    std 24, FR_GPR+24*8(11)
-    std 25, FR_GPR+25*8(11)
-    std 26, FR_GPR+26*8(11)
-    std 27, FR_GPR+27*8(11)
-    std 28, FR_GPR+28*8(11)
-    std 29, FR_GPR+29*8(11)
-    std 30, FR_GPR+30*8(11)
-    std 31, FR_GPR+31*8(11)
-    ld 0, PC_CR(13)
-    std 0, FR_CR(11)
-    mflr 0
-    std 0, FR_LR(11)
-    mfctr 0
-    std 0, FR_CTR(11)
-    mfxer 0
-    std 0, FR_XER(11)
-    mfspr 0, 26
-    std 0, FR_SRR0(11)
-    mfspr 0, 27
-    std 0, FR_SRR1(11)
-    mfspr 0, 314
-    std 0, FR_HSRR0(11)
-    mfspr 0, 315
-    std 0, FR_HSRR1(11)
-    mfspr 0, 19
-    std 0, FR_DAR(11)
-    mfspr 0, 18
-    std 0, FR_DSISR(11)
-    mfspr 0, 307
-    std 0, FR_HDAR(11)
-    mfspr 0, 306
-    std 0, FR_HDSISR(11)
-    mfspr 0, 816
-    std 0, FR_ASDR(11)
-    mfspr 0, 339
-    std 0, FR_HEIR(11)
-    std 12, FR_VECTOR(11)
+    PAPRIKA_EXC_SAVE_VOLATILE 11, FR_, PC_
+    PAPRIKA_EXC_SAVE_EXIT_STATE 11, FR_
     mfmsr 0
     std 0, FR_MSR(11)
     /* A minimal ELFv2 frame below the saved state, back chain cleared. */

@@ -63,6 +63,8 @@ pub const G_HEIR: usize = offset_of!(GuestRegs, heir);
 const HOST_FRAME: usize = 32 + 8 * 22;
 
 global_asm!(
+    crate::save_volatile_macro_asm!("PAPRIKA_GX_SAVE_VOLATILE"),
+    crate::save_exit_state_macro_asm!("PAPRIKA_GX_SAVE_EXIT_STATE"),
     r#"
     .section .text.exception, "ax"
     .set GX_GPR, {g_gpr}
@@ -186,73 +188,11 @@ paprika_guest_exit:
     beq paprika_hcall_fast_entry
     cmpldi 3, {h_prod}
     beq paprika_hcall_fast_entry
-2:  std 0, GX_GPR+0*8(11)
-    std 1, GX_GPR+1*8(11)
-    std 2, GX_GPR+2*8(11)
-    std 3, GX_GPR+3*8(11)
-    std 4, GX_GPR+4*8(11)
-    std 5, GX_GPR+5*8(11)
-    std 6, GX_GPR+6*8(11)
-    std 7, GX_GPR+7*8(11)
-    std 8, GX_GPR+8*8(11)
-    std 9, GX_GPR+9*8(11)
-    std 10, GX_GPR+10*8(11)
-    ld 0, PCX_R11(13)
-    std 0, GX_GPR+11*8(11)
-    ld 0, PCX_R12(13)
-    std 0, GX_GPR+12*8(11)
-    ld 0, PCX_CR(13)
-    std 0, GX_CR(11)
-    mflr 0
-    std 0, GX_LR(11)
-    mfctr 0
-    std 0, GX_CTR(11)
-    mfxer 0
-    std 0, GX_XER(11)
+2:  PAPRIKA_GX_SAVE_VOLATILE 11, GX_, PCX_
     /* The fast path joins here when it declines: r0-r12, CR, LR, CTR and XER are
        saved, r11 = GuestRegs, r12 = vector, r14-r31 still the guest's. */
 paprika_guest_exit_rest:
-    mfspr 0, 305
-    std 0, GX_GPR+13*8(11)
-    std 14, GX_GPR+14*8(11)
-    std 15, GX_GPR+15*8(11)
-    std 16, GX_GPR+16*8(11)
-    std 17, GX_GPR+17*8(11)
-    std 18, GX_GPR+18*8(11)
-    std 19, GX_GPR+19*8(11)
-    std 20, GX_GPR+20*8(11)
-    std 21, GX_GPR+21*8(11)
-    std 22, GX_GPR+22*8(11)
-    std 23, GX_GPR+23*8(11)
-    std 24, GX_GPR+24*8(11)
-    std 25, GX_GPR+25*8(11)
-    std 26, GX_GPR+26*8(11)
-    std 27, GX_GPR+27*8(11)
-    std 28, GX_GPR+28*8(11)
-    std 29, GX_GPR+29*8(11)
-    std 30, GX_GPR+30*8(11)
-    std 31, GX_GPR+31*8(11)
-    mfspr 0, 26
-    std 0, GX_SRR0(11)
-    mfspr 0, 27
-    std 0, GX_SRR1(11)
-    mfspr 0, 314
-    std 0, GX_HSRR0(11)
-    mfspr 0, 315
-    std 0, GX_HSRR1(11)
-    mfspr 0, 19
-    std 0, GX_DAR(11)
-    mfspr 0, 18
-    std 0, GX_DSISR(11)
-    mfspr 0, 307
-    std 0, GX_HDAR(11)
-    mfspr 0, 306
-    std 0, GX_HDSISR(11)
-    mfspr 0, 816
-    std 0, GX_ASDR(11)
-    mfspr 0, 339
-    std 0, GX_HEIR(11)
-    std 12, GX_VECTOR(11)
+    PAPRIKA_GX_SAVE_EXIT_STATE 11, GX_
     li 0, 0
     std 0, PCX_IN_GUEST(13)
     /* Back to the host stack and MSR, continuing at paprika_guest_return. */
@@ -272,29 +212,7 @@ paprika_guest_exit_rest:
        (r3 = 0; nothing was changed). r14-r31 are the guest's throughout (callee
        saved); no SPR but HSRR0/1 is written. r11 = GuestRegs. */
 paprika_hcall_fast_entry:
-    std 0, GX_GPR+0*8(11)
-    std 1, GX_GPR+1*8(11)
-    std 2, GX_GPR+2*8(11)
-    std 3, GX_GPR+3*8(11)
-    std 4, GX_GPR+4*8(11)
-    std 5, GX_GPR+5*8(11)
-    std 6, GX_GPR+6*8(11)
-    std 7, GX_GPR+7*8(11)
-    std 8, GX_GPR+8*8(11)
-    std 9, GX_GPR+9*8(11)
-    std 10, GX_GPR+10*8(11)
-    ld 0, PCX_R11(13)
-    std 0, GX_GPR+11*8(11)
-    ld 0, PCX_R12(13)
-    std 0, GX_GPR+12*8(11)
-    ld 0, PCX_CR(13)
-    std 0, GX_CR(11)
-    mflr 0
-    std 0, GX_LR(11)
-    mfctr 0
-    std 0, GX_CTR(11)
-    mfxer 0
-    std 0, GX_XER(11)
+    PAPRIKA_GX_SAVE_VOLATILE 11, GX_, PCX_
     /* From here an interrupt (a hypervisor bug) is the hypervisor's, not an exit. */
     li 0, 0
     std 0, PCX_IN_GUEST(13)

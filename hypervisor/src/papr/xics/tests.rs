@@ -1,4 +1,5 @@
 use super::*;
+use crate::testutil::XorShift;
 
 const VTY: u32 = 0x1000;
 
@@ -253,13 +254,7 @@ fn reset_forgets_everything() {
 /// Random operations on random values: no panic, and the invariants hold.
 #[test]
 fn fuzz_never_panics() {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
     let pick = |r: u64| -> u64 {
         match r % 8 {
             0 => 0,
@@ -274,8 +269,12 @@ fn fuzz_never_panics() {
     };
     let mut x = Xics::new(3, &[VTY, 0x1001]);
     for _ in 0..200_000 {
-        let op = rnd() % 11;
-        let (a, b, c) = (pick(rnd()), pick(rnd()), pick(rnd()));
+        let op = rng.below(11);
+        let (a, b, c) = (
+            pick(rng.next_u64()),
+            pick(rng.next_u64()),
+            pick(rng.next_u64()),
+        );
         let server = (a % 5) as u32;
         match op {
             0 => {
