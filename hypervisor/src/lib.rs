@@ -20,6 +20,7 @@ pub mod mm;
 pub mod papr;
 pub mod partition;
 pub mod pci;
+pub mod sync;
 pub mod virtio;
 pub mod xive;
 

@@ -11,7 +11,9 @@
 //! unfinished line that is open on the console.
 //!
 //! Locking: one lock serialises whole lines; `console::lines::STATE` is taken
-//! only under it. The lock records its owner CPU, so the
+//! under it (the hcall fast path also takes it alone, briefly, to queue one
+//! complete vty line when no line is open, which cannot split a log line: each
+//! goes to the console ring in one piece). The lock records its owner CPU, so the
 //! fault path on a CPU that already holds it (a fault while logging) can still print;
 //! a fault on another CPU waits a bounded time and then prints anyway.
 

@@ -47,9 +47,11 @@ struct Open {
     len: usize,
 }
 
-/// The console state, shared by log lines and every partition. Only ever taken
-/// while holding the log's line lock (`log`), so it is never contended except
-/// by the fault path (which uses `try_lock`).
+/// The console state, shared by log lines and every partition. Taken while
+/// holding the log's line lock (`log`), except by the hcall fast path, which
+/// `try_lock`s it alone to queue one whole line when [`Lines::is_whole_line`]
+/// (a complete physical line cannot split anything: log lines go to the ring in
+/// one piece too).
 pub static STATE: spin::Mutex<Lines> = spin::Mutex::new(Lines { open: None });
 
 /// One partition's text not yet on the console.

@@ -42,6 +42,7 @@
 //!   hypervisor fault rather than taken for a guest exit.
 //! - Results are those of `hcalls::dispatch`: r3 = status, r4-r7 = 0 on success;
 //!   the partition's hcall count is incremented.
+use crate::sync::LoadAcquire;
 use core::sync::atomic::Ordering;
 
 use super::hcalls;
@@ -66,7 +67,7 @@ fn serve(regs: *mut GuestRegs) -> Option<()> {
     if !p.is_running()
         || v.state() != VcpuState::Runnable
         || vcpu::external_pending(p, v)
-        || p.sreset_pending.load(Ordering::Acquire) != 0
+        || p.sreset_pending.load_acquire() != 0
     {
         return None;
     }

@@ -1,5 +1,6 @@
 //! LPAR creation: LPID, guest memory, the partition-scoped radix tree and PATE, the
 //! guest image, its device tree and RTAS blob; and partition stop/outcome.
+use crate::sync::LoadAcquire;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -217,7 +218,7 @@ impl core::fmt::Display for CreateError {
 
 impl Partition {
     pub fn is_running(&self) -> bool {
-        self.state.load(Ordering::Acquire) == RUNNING
+        self.state.load_acquire() == RUNNING
     }
 
     pub fn reason(&self) -> Option<StopReason> {
@@ -383,18 +384,27 @@ impl Partition {
         if !self.console {
             return Some(());
         }
-        let need = lines::put_bound(&self.name, bytes);
         let mut line = self.console_line.try_lock()?;
-        let _log = crate::log::try_lock(cpu)?;
-        let mut state = lines::STATE.try_lock()?;
         let who = self.who();
-        let queued = if state.is_whole_line(&line, bytes) {
-            // What `put` would write, without its callbacks.
-            crate::console::try_queue_parts(&[who.prefix.as_bytes(), bytes])
-        } else {
-            crate::console::try_queue(need, |push| {
-                state.put(who, &mut line, bytes, push);
-            })
+        let queued = {
+            // A whole line with nothing open goes out as one physical line: it
+            // cannot split a log line (each is one ring push), so the log's line
+            // lock is not needed, only the line state (see `console::lines`).
+            let state = lines::STATE.try_lock()?;
+            state
+                .is_whole_line(&line, bytes)
+                .then(|| crate::console::try_queue_parts(&[who.prefix.as_bytes(), bytes]))
+        };
+        let queued = match queued {
+            Some(q) => q,
+            None => {
+                let _log = crate::log::try_lock(cpu)?;
+                let mut state = lines::STATE.try_lock()?;
+                let need = lines::put_bound(&self.name, bytes);
+                crate::console::try_queue(need, |push| {
+                    state.put(who, &mut line, bytes, push);
+                })
+            }
         };
         if queued {
             self.note_waiting(&line);

@@ -4,6 +4,7 @@
 //! A vCPU's registers belong to its hardware thread; other threads change its state
 //! only through atomics (start request, prod, stop) followed by a doorbell to that
 //! thread.
+use crate::sync::LoadAcquire;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
@@ -136,7 +137,7 @@ impl Vcpu {
     }
 
     pub fn state(&self) -> VcpuState {
-        if self.state.load(Ordering::Acquire) == VcpuState::Runnable as u8 {
+        if self.state.load_acquire() == VcpuState::Runnable as u8 {
             VcpuState::Runnable
         } else {
             VcpuState::Stopped
@@ -209,8 +210,8 @@ pub fn assign(p: &'static Partition, v: &'static Vcpu) {
 
 /// The partition and vCPU thread `index` serves, if any (for the hcall fast path).
 pub fn assigned_to(index: u32) -> Option<(&'static Partition, &'static Vcpu)> {
-    let v = ASSIGNED.get(index as usize)?.load(Ordering::Acquire);
-    let p = ASSIGNED_LPAR.get(index as usize)?.load(Ordering::Acquire);
+    let v = ASSIGNED.get(index as usize)?.load_acquire();
+    let p = ASSIGNED_LPAR.get(index as usize)?.load_acquire();
     // SAFETY: non-null values come from `assign`, which takes 'static references.
     unsafe { Some((p.as_ref()?, v.as_ref()?)) }
 }
@@ -468,7 +469,7 @@ fn release() {
 /// every entry, in H_CEDE's loop and in the hcall fast path.
 #[inline]
 pub fn external_pending(p: &Partition, v: &Vcpu) -> bool {
-    v.xics_pending.load(Ordering::Acquire) || p.xive.pending(v.id)
+    v.xics_pending.load_acquire() || p.xive.pending(v.id)
 }
 
 /// Presents a pending XICS or XIVE interrupt: injects an external interrupt (0x500) when

@@ -27,6 +27,7 @@
 //! Publishing looks at every presenter (O(vCPUs), as the XICS refresh does): it
 //! runs only with a XIVE operation, never on the entry path, and it cannot miss a
 //! path that changed a presenter.
+use crate::sync::LoadAcquire;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -76,8 +77,6 @@ impl SharedXive {
     /// lock. False for a vCPU the controller does not have.
     #[inline]
     pub fn pending(&self, vcpu: u32) -> bool {
-        self.eo
-            .get(vcpu as usize)
-            .is_some_and(|f| f.load(Ordering::Acquire))
+        self.eo.get(vcpu as usize).is_some_and(|f| f.load_acquire())
     }
 }
