@@ -498,11 +498,9 @@ mod tests {
         let mut r = ByteRing::new(37);
         let mut next_in = 0u8;
         let mut next_out = 0u8;
-        let mut x = 0x1234_5678u32;
+        let mut rng = crate::testutil::XorShift::new(0x1234_5678);
         for _ in 0..10_000 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
+            let x = (rng.next_u64() >> 32) as u32;
             let mut data = [0u8; 20];
             let k = (x % 20) as usize;
             for b in data.iter_mut().take(k) {

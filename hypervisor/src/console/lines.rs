@@ -98,6 +98,17 @@ impl Lines {
             out(bytes);
             return;
         }
+        self.put_bytes(who, line, bytes, out);
+    }
+
+    /// [`Self::put`] a byte at a time (what the whole-line case must equal).
+    fn put_bytes(
+        &mut self,
+        who: Who,
+        line: &mut VtyLine,
+        bytes: &[u8],
+        out: &mut dyn FnMut(&[u8]),
+    ) {
         for &b in bytes {
             match b {
                 b'\n' => self.finish(who, line, out),
@@ -117,7 +128,7 @@ impl Lines {
     }
 
     /// The common case without the byte loop: `bytes` is exactly one line
-    /// (text and its newline, no CR/NUL, shorter than [`LINE`]), nothing of
+    /// (text and its newline, no CR/NUL, not empty, shorter than [`LINE`]), nothing of
     /// `who`'s waits and no line is open. Then [`Self::put`] writes exactly
     /// `who.prefix` followed by `bytes`, which the caller may queue itself.
     pub fn is_whole_line(&self, line: &VtyLine, bytes: &[u8]) -> bool {
@@ -126,6 +137,8 @@ impl Lines {
         };
         self.open.is_none()
             && line.buf.is_empty()
+            // An empty line shows nothing (see `finish`).
+            && !text.is_empty()
             && text.len() < LINE
             && !text.iter().any(|&b| matches!(b, b'\n' | b'\r' | 0))
     }
@@ -204,6 +217,56 @@ fn prefix(who: Who, out: &mut dyn FnMut(&[u8])) {
 mod tests {
     use super::*;
     use crate::testutil::XorShift;
+
+    #[test]
+    fn whole_line_shortcut_writes_what_the_byte_loop_writes() {
+        // Random traffic from two partitions, some of it shown unfinished: the
+        // shortcut must never change a byte of the output.
+        let mut rng = XorShift::new(0x5eed_1234);
+        let (mut fast, mut slow) = (Lines::default(), Lines::default());
+        let (mut lf, mut ls) = (
+            [VtyLine::new(), VtyLine::new()],
+            [VtyLine::new(), VtyLine::new()],
+        );
+        let (mut of, mut os) = (Vec::new(), Vec::new());
+        let alphabet = b"ab \n\r\0x";
+        for _ in 0..20_000 {
+            let who = if rng.next_u64() % 2 == 0 { 0 } else { 1 };
+            let w = [A, B][who];
+            let len = (rng.next_u64() % 20) as usize;
+            let mut bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(rng.next_u64() % alphabet.len() as u64) as usize])
+                .collect();
+            if rng.next_u64() % 2 == 0 {
+                bytes.retain(|&b| b != b'\n' && b != b'\r' && b != 0);
+                bytes.push(b'\n');
+            }
+            fast.put(w, &mut lf[who], &bytes, &mut |b| of.extend_from_slice(b));
+            slow.put_bytes(w, &mut ls[who], &bytes, &mut |b| os.extend_from_slice(b));
+            if rng.next_u64() % 7 == 0 {
+                fast.show(w, &mut lf[who], &mut |b| of.extend_from_slice(b));
+                slow.show(w, &mut ls[who], &mut |b| os.extend_from_slice(b));
+            }
+            if of != os {
+                let at = of
+                    .iter()
+                    .zip(&os)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(of.len().min(os.len()));
+                panic!(
+                    "differ after {:?} from {who}: fast {:?} slow {:?}",
+                    String::from_utf8_lossy(&bytes),
+                    String::from_utf8_lossy(&of[at.saturating_sub(30)..]),
+                    String::from_utf8_lossy(&os[at.saturating_sub(30)..])
+                );
+            }
+        }
+        assert!(Lines::default().is_whole_line(&VtyLine::new(), b"hello\n"));
+        assert!(!Lines::default().is_whole_line(&VtyLine::new(), b"hello"));
+        assert!(!Lines::default().is_whole_line(&VtyLine::new(), b"he\rllo\n"));
+        assert!(!Lines::default().is_whole_line(&VtyLine::new(), b"a\nb\n"));
+        assert!(!Lines::default().is_whole_line(&VtyLine::new(), b"\n"));
+    }
     use alloc::string::String;
     use alloc::vec::Vec;
 
