@@ -536,7 +536,7 @@ mod tests {
     #[test]
     fn allocator_aligns_naturally_and_stays_in_the_window() {
         let w = MmioWindow {
-            cpu: 0x600c0_0000_0000,
+            cpu: 0x0006_00c0_0000_0000,
             pci: 0x8000_0000,
             size: 0x7fff_0000,
         };
@@ -546,7 +546,7 @@ mod tests {
         assert_eq!(a.alloc(0x100_0000).unwrap(), 0x8100_0000);
         assert_eq!(a.alloc(0x8000_0000), Err(PciError::WindowFull));
         assert_eq!(a.alloc(3), Err(PciError::WindowFull));
-        assert_eq!(w.cpu_addr(0x8000_4000), Some(0x600c0_0000_4000));
+        assert_eq!(w.cpu_addr(0x8000_4000), Some(0x0006_00c0_0000_4000));
         assert_eq!(w.cpu_addr(0x7fff_ffff), None);
         assert_eq!(w.cpu_addr(0xffff_0000), None);
     }

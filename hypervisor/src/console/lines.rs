@@ -231,19 +231,23 @@ mod tests {
         let (mut of, mut os) = (Vec::new(), Vec::new());
         let alphabet = b"ab \n\r\0x";
         for _ in 0..20_000 {
-            let who = if rng.next_u64() % 2 == 0 { 0 } else { 1 };
+            let who = if rng.next_u64().is_multiple_of(2) {
+                0
+            } else {
+                1
+            };
             let w = [A, B][who];
             let len = (rng.next_u64() % 20) as usize;
             let mut bytes: Vec<u8> = (0..len)
                 .map(|_| alphabet[(rng.next_u64() % alphabet.len() as u64) as usize])
                 .collect();
-            if rng.next_u64() % 2 == 0 {
+            if rng.next_u64().is_multiple_of(2) {
                 bytes.retain(|&b| b != b'\n' && b != b'\r' && b != 0);
                 bytes.push(b'\n');
             }
             fast.put(w, &mut lf[who], &bytes, &mut |b| of.extend_from_slice(b));
             slow.put_bytes(w, &mut ls[who], &bytes, &mut |b| os.extend_from_slice(b));
-            if rng.next_u64() % 7 == 0 {
+            if rng.next_u64().is_multiple_of(7) {
                 fast.show(w, &mut lf[who], &mut |b| of.extend_from_slice(b));
                 slow.show(w, &mut ls[who], &mut |b| os.extend_from_slice(b));
             }

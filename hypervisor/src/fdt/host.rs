@@ -645,7 +645,7 @@ mod tests {
         assert_eq!(
             rp.m32,
             Some(crate::pci::MmioWindow {
-                cpu: 0x600c0_0000_0000,
+                cpu: 0x0006_00c0_0000_0000,
                 pci: 0x8000_0000,
                 size: 0x7fff_0000
             })

@@ -24,7 +24,7 @@ impl MmioRegion {
 
     fn ptr<T>(&self, off: usize) -> Option<VolatilePtr<'_, T>> {
         let size = core::mem::size_of::<T>();
-        if off % size != 0 || off.checked_add(size)? > self.len {
+        if !off.is_multiple_of(size) || off.checked_add(size)? > self.len {
             return None;
         }
         let p = NonNull::new((self.base + off) as *mut T)?;

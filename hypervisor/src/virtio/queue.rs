@@ -295,8 +295,8 @@ mod tests {
                 off += n;
             }
             sent.extend_from_slice(&data);
-            if x % 4 == 0 {
-                dev.consume(&q, 8, x % 8 == 0);
+            if x.is_multiple_of(4) {
+                dev.consume(&q, 8, x.is_multiple_of(8));
             }
         }
         while dev.consume(&q, 8, false) > 0 {}
