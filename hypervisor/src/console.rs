@@ -23,23 +23,33 @@ pub mod input;
 pub mod lines;
 
 /// `dst.copy_from_slice(src)`, inline for the short pieces of a console line
-/// (a prefix, one hcall's 16 bytes): in 8-byte words, without the call to the
-/// library `memcpy`, which costs more than the copy under emulation.
+/// (a prefix, one hcall's 16 bytes): fixed-size steps without a loop, so the
+/// compiler emits plain loads and stores instead of calls to the library
+/// `memcpy` (a loop would be turned back into one), which cost more than the
+/// copy itself under emulation.
 #[inline(always)]
 fn copy(dst: &mut [u8], src: &[u8]) {
-    if src.len() > 32 || dst.len() != src.len() {
+    let n = src.len();
+    if n > 32 || dst.len() != n {
         dst.copy_from_slice(src);
         return;
     }
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d, s) in (&mut d).zip(&mut s) {
-        let w: [u8; 8] = s.try_into().unwrap_or([0; 8]);
-        d.copy_from_slice(&w);
+    let mut at = 0;
+    macro_rules! step {
+        ($k:literal) => {
+            if n - at >= $k {
+                dst[at..at + $k].copy_from_slice(&src[at..at + $k]);
+                at += $k;
+            }
+        };
     }
-    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = *s;
-    }
+    step!(16);
+    step!(16);
+    step!(8);
+    step!(4);
+    step!(2);
+    step!(1);
+    debug_assert_eq!(at, n);
 }
 
 /// A byte FIFO over a fixed buffer.
@@ -475,6 +485,16 @@ pub use machine::*;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_copies_copy_every_length() {
+        for n in 0..=40usize {
+            let src: alloc::vec::Vec<u8> = (0..n as u8).map(|b| b ^ 0x5a).collect();
+            let mut dst = alloc::vec![0u8; n];
+            copy(&mut dst, &src);
+            assert_eq!(dst, src, "length {n}");
+        }
+    }
 
     #[test]
     fn fifo_order_and_wrap() {
