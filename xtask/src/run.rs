@@ -54,6 +54,12 @@ Options:
   --hypervisor ELF   boot this hypervisor ELF instead of building one
   --hv-append STR    the hypervisor's command line (QEMU -append)
   --gdb              QEMU waits for a debugger on tcp::1234 (-s -S)
+  --virtio-console FILE
+                     give the machine a virtio console behind a PHB whose
+                     output goes to FILE: the hypervisor moves the console's
+                     output there once it is up (bulk writes instead of the
+                     UART's byte at a time; input stays on the terminal;
+                     docs/console.md)
   --bare             the hypervisor alone, no partitions (--append is then
                      the hypervisor's command line)
   -- ARGS...         passed to QEMU as they are (e.g. -- -d int,guest_errors)
@@ -102,6 +108,7 @@ pub fn main(mut args: Args) -> Result<i32> {
     let mut append = args.value("--append")?;
     let hv_append = args.value("--hv-append")?;
     let gdb = args.flag("--gdb");
+    let virtio_console = args.value("--virtio-console")?.map(PathBuf::from);
     let hypervisor = args.value("--hypervisor")?.map(PathBuf::from);
     let manifest = args.value("--manifest")?.map(PathBuf::from);
     let mut kernel = args.value("--kernel")?;
@@ -109,7 +116,12 @@ pub fn main(mut args: Args) -> Result<i32> {
     let vcpus = args.number::<u32>("--vcpus")?;
     let linux = args.flag("--linux");
     let bare = args.flag("--bare");
-    let extra = args.finish()?;
+    let mut extra = args.finish()?;
+    if let Some(path) = &virtio_console {
+        let mut args = qemu::virtio_console_args(path);
+        args.append(&mut extra);
+        extra = args;
+    }
     let terminal = std::io::stdin().is_terminal();
 
     if bare && (linux || manifest.is_some() || kernel.is_some() || initrd.is_some()) {
