@@ -235,21 +235,28 @@ mod machine {
     /// queued must still come out when the machine powers off. Gives up when
     /// nothing moved for two seconds, as `flush` does.
     fn throttle() {
-        let tb_hz = crate::arch::ppc64::timer::ticks_per_us() * 1_000_000;
+        until_done_or_stalled(|| {
+            let left = RING.lock().as_ref().map(|r| r.len()).unwrap_or(0);
+            (left > HIGH_WATER).then(|| {
+                drain();
+                left
+            })
+        });
+    }
+
+    /// Calls `step` until it returns `None` (done), keeping OPAL's heartbeat;
+    /// gives up when what it returns (what is left) stayed the same for
+    /// [`stall_limit`], rather than hang on a wedged console.
+    fn until_done_or_stalled(mut step: impl FnMut() -> Option<usize>) {
         let mut last = usize::MAX;
         let mut since = instr::mftb();
-        loop {
-            let left = RING.lock().as_ref().map(|r| r.len()).unwrap_or(0);
-            if left <= HIGH_WATER {
-                return;
-            }
+        while let Some(left) = step() {
             if left != last {
                 last = left;
                 since = instr::mftb();
-            } else if instr::mftb().wrapping_sub(since) > 2 * tb_hz {
+            } else if instr::mftb().wrapping_sub(since) > stall_limit() {
                 return;
             }
-            drain();
             opal::heartbeat();
             core::hint::spin_loop();
         }
@@ -353,16 +360,11 @@ mod machine {
     fn sink_settle() {
         let mut v = VIRTIO.lock();
         let Some(con) = v.as_mut() else { return };
-        let mut since = instr::mftb();
-        while con.in_flight() > 0 {
-            if con.reclaim() > 0 {
-                since = instr::mftb();
-            } else if instr::mftb().wrapping_sub(since) > stall_limit() {
-                return;
-            }
-            opal::heartbeat();
-            core::hint::spin_loop();
-        }
+        until_done_or_stalled(|| {
+            con.reclaim();
+            let left = con.in_flight();
+            (left > 0).then_some(usize::from(left))
+        });
     }
 
     /// After queuing: rings the drainer's doorbell unless it is awake.
@@ -446,30 +448,21 @@ mod machine {
     /// fault path). Gives up only when nothing moved for two seconds, rather than
     /// hang on a wedged console.
     pub fn flush() {
-        let tb_hz = crate::arch::ppc64::timer::ticks_per_us() * 1_000_000;
-        let mut last = usize::MAX;
-        let mut since = instr::mftb();
-        loop {
+        let mut left = usize::MAX;
+        until_done_or_stalled(|| {
             drain();
-            let left = match RING.try_lock() {
-                Some(r) => r.as_ref().map(|r| r.len()).unwrap_or(0),
-                None => last,
-            };
+            // Another thread holding the ring counts as no progress.
+            if let Some(r) = RING.try_lock() {
+                left = r.as_ref().map(|r| r.len()).unwrap_or(0);
+            }
             if left == 0 {
                 if let Some(_d) = DRAIN.try_lock() {
                     sink_settle();
                 }
-                return;
+                return None;
             }
-            if left != last {
-                last = left;
-                since = instr::mftb();
-            } else if instr::mftb().wrapping_sub(since) > 2 * tb_hz {
-                return;
-            }
-            opal::heartbeat();
-            core::hint::spin_loop();
-        }
+            Some(left)
+        });
     }
 
     /// Whether output is waiting.

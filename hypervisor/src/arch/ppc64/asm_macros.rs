@@ -96,6 +96,42 @@ macro_rules! save_volatile_macro_asm {
     };
 }
 
+/// Defines `NAME base, f`, the inverse of [`save_volatile_macro_asm`]: reloads CR,
+/// LR, CTR and XER (through r0), then r0-r10 and r12 from the structure at
+/// register `base` (offsets `<f>GPR`, `<f>CR`, ...). `base` itself (r11 in every
+/// user) and r13 are left for the caller, which reloads them last.
+#[macro_export]
+macro_rules! restore_volatile_macro_asm {
+    ($name:literal) => {
+        concat!(
+            ".macro ",
+            $name,
+            " base, f\n",
+            "ld 0, \\f\\()CR(\\base)\n",
+            "mtcr 0\n",
+            "ld 0, \\f\\()LR(\\base)\n",
+            "mtlr 0\n",
+            "ld 0, \\f\\()CTR(\\base)\n",
+            "mtctr 0\n",
+            "ld 0, \\f\\()XER(\\base)\n",
+            "mtxer 0\n",
+            "ld 0, \\f\\()GPR+0*8(\\base)\n",
+            "ld 1, \\f\\()GPR+1*8(\\base)\n",
+            "ld 2, \\f\\()GPR+2*8(\\base)\n",
+            "ld 3, \\f\\()GPR+3*8(\\base)\n",
+            "ld 4, \\f\\()GPR+4*8(\\base)\n",
+            "ld 5, \\f\\()GPR+5*8(\\base)\n",
+            "ld 6, \\f\\()GPR+6*8(\\base)\n",
+            "ld 7, \\f\\()GPR+7*8(\\base)\n",
+            "ld 8, \\f\\()GPR+8*8(\\base)\n",
+            "ld 9, \\f\\()GPR+9*8(\\base)\n",
+            "ld 10, \\f\\()GPR+10*8(\\base)\n",
+            "ld 12, \\f\\()GPR+12*8(\\base)\n",
+            ".endm\n"
+        )
+    };
+}
+
 /// Defines `NAME base, f`, the rest of an exit's save after the volatile state
 /// ([`save_volatile_macro_asm`]): r13 (which the vector entry parked in HSPRG1),
 /// r14-r31, SRR0/1, HSRR0/1, DAR, DSISR, HDAR, HDSISR, ASDR, HEIR, and the vector

@@ -17,6 +17,7 @@ use super::percpu;
 global_asm!(
     crate::save_volatile_macro_asm!("PAPRIKA_EXC_SAVE_VOLATILE"),
     crate::save_exit_state_macro_asm!("PAPRIKA_EXC_SAVE_EXIT_STATE"),
+    crate::restore_volatile_macro_asm!("PAPRIKA_EXC_RESTORE_VOLATILE"),
     r#"
     .section .text.exception, "ax"
     .balign 64
@@ -87,26 +88,7 @@ paprika_exc_fault:
 
     /* Restores everything but r11, which points at the frame. */
     .macro PAPRIKA_RESTORE_REGS
-    ld 0, FR_CR(11)
-    mtcr 0
-    ld 0, FR_LR(11)
-    mtlr 0
-    ld 0, FR_CTR(11)
-    mtctr 0
-    ld 0, FR_XER(11)
-    mtxer 0
-    ld 0, FR_GPR+0*8(11)
-    ld 1, FR_GPR+1*8(11)
-    ld 2, FR_GPR+2*8(11)
-    ld 3, FR_GPR+3*8(11)
-    ld 4, FR_GPR+4*8(11)
-    ld 5, FR_GPR+5*8(11)
-    ld 6, FR_GPR+6*8(11)
-    ld 7, FR_GPR+7*8(11)
-    ld 8, FR_GPR+8*8(11)
-    ld 9, FR_GPR+9*8(11)
-    ld 10, FR_GPR+10*8(11)
-    ld 12, FR_GPR+12*8(11)
+    PAPRIKA_EXC_RESTORE_VOLATILE 11, FR_
     ld 13, FR_GPR+13*8(11)
     ld 14, FR_GPR+14*8(11)
     ld 15, FR_GPR+15*8(11)

@@ -65,6 +65,7 @@ const HOST_FRAME: usize = 32 + 8 * 22;
 global_asm!(
     crate::save_volatile_macro_asm!("PAPRIKA_GX_SAVE_VOLATILE"),
     crate::save_exit_state_macro_asm!("PAPRIKA_GX_SAVE_EXIT_STATE"),
+    crate::restore_volatile_macro_asm!("PAPRIKA_GX_RESTORE_VOLATILE"),
     r#"
     .section .text.exception, "ax"
     .set GX_GPR, {g_gpr}
@@ -234,26 +235,7 @@ paprika_hcall_fast_entry:
     mtspr 314, 0
     mfspr 0, 27
     mtspr 315, 0
-    ld 0, GX_CR(11)
-    mtcr 0
-    ld 0, GX_LR(11)
-    mtlr 0
-    ld 0, GX_CTR(11)
-    mtctr 0
-    ld 0, GX_XER(11)
-    mtxer 0
-    ld 0, GX_GPR+0*8(11)
-    ld 1, GX_GPR+1*8(11)
-    ld 2, GX_GPR+2*8(11)
-    ld 3, GX_GPR+3*8(11)
-    ld 4, GX_GPR+4*8(11)
-    ld 5, GX_GPR+5*8(11)
-    ld 6, GX_GPR+6*8(11)
-    ld 7, GX_GPR+7*8(11)
-    ld 8, GX_GPR+8*8(11)
-    ld 9, GX_GPR+9*8(11)
-    ld 10, GX_GPR+10*8(11)
-    ld 12, GX_GPR+12*8(11)
+    PAPRIKA_GX_RESTORE_VOLATILE 11, GX_
     mfspr 13, 305
     ld 11, GX_GPR+11*8(11)
     hrfid
