@@ -620,6 +620,70 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // Facilities and exits a guest can cause (tests/guests/facilities): every
+    // SPR read and written back, msgsndp/DPDES refused with a program
+    // interrupt, DAWR per the POWER9 erratum.
+    lpars("lpar-facilities-p9", Machine::Powernv9, "facilities", "1G", "4", 4, 1),
+    lpars(
+        "lpar-facilities-p10",
+        Machine::Powernv10,
+        "facilities",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    // msgsndp/DPDES towards SMT siblings running another partition and an
+    // idle hypervisor thread (one SMT4 core).
+    lpars(
+        "lpar-facilities-smt-p9",
+        Machine::Powernv9,
+        "facilities-smt",
+        "1G",
+        "4,cores=1,threads=4",
+        4,
+        4,
+    ),
+    lpars(
+        "lpar-facilities-smt-p10",
+        Machine::Powernv10,
+        "facilities-smt",
+        "1G",
+        "4,cores=1,threads=4",
+        4,
+        4,
+    ),
+    // A performance monitor alert left pending by a vCPU that stops itself
+    // (audit finding 1), and FP/VMX/VSX zeroed when it starts again.
+    lpars(
+        "lpar-hostile-pmu-p9",
+        Machine::Powernv9,
+        "hostile-pmu",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-hostile-pmu-p10",
+        Machine::Powernv10,
+        "hostile-pmu",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    // The same alert pending while its partition reboots.
+    lpars(
+        "lpar-hostile-pmu-reboot-p9",
+        Machine::Powernv9,
+        "hostile-pmu-reboot",
+        "1G",
+        "4",
+        4,
+        1,
+    )
+    .expecting(&["PAPRIKA lpar hostile-pmu: rebooting (boot 2)"]),
     // Stock Linux (skipped when `cargo xtask linux fetch` cannot fetch it). The
     // 4-vCPU boots take longest: they go first.
     linux_typed("linux-p9-4cpu", Machine::Powernv9, "1G", "4", 4, LINUX_4CPU),

@@ -127,6 +127,13 @@ fn random() -> HcallResult {
 }
 
 fn set_mode(p: &Partition, mflags: u64, resource: u64, v1: u64, v2: u64) -> HcallResult {
+    // POWER9 before DD2.3 checkstops on a DAWR match of a cache-inhibited access:
+    // no DAWR there, answered before any other check as KVM-HV does.
+    if resource == h::H_SET_MODE_RESOURCE_SET_DAWR0
+        && super::facility::dawr_erratum(crate::arch::ppc64::spr::pvr::read())
+    {
+        return Err(HcallError::P2);
+    }
     match h::decode_set_mode(mflags, resource, v1, v2)? {
         h::SetMode::InterruptEndian(le) => p.interrupt_le.store(le, Ordering::Relaxed),
         h::SetMode::Ail(a) => p.ail.store(a, Ordering::Relaxed),

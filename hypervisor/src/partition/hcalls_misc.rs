@@ -69,6 +69,11 @@ pub fn set_dawr0(dawr: u64, dawrx: u64) {
 
 fn set_xdabr(dabr: u64, dabrx: u64) -> HcallResult {
     let (dawr, dawrx) = m::dabr_to_dawr(dabr, dabrx)?;
+    // The POWER9 DAWR erratum (see `set_mode`): after the argument checks, as
+    // KVM-HV's kvmppc_h_set_xdabr answers it.
+    if super::facility::dawr_erratum(spr::pvr::read()) {
+        return Err(HcallError::Hardware);
+    }
     set_dawr0(dawr, dawrx);
     Ok([0; 4])
 }

@@ -7,6 +7,7 @@
 //! vCPU through its atomics (state, start request, prod) and a doorbell.
 pub mod demand;
 pub mod emulate;
+pub mod facility;
 pub mod manifest;
 
 #[cfg(target_arch = "powerpc64")]

@@ -8,6 +8,7 @@ use crate::sync::LoadAcquire;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use super::facility::{self, HfacAction};
 use super::lpar::{self, Partition, StopReason};
 use crate::arch::ppc64::guest::{self, GuestRegs};
 use crate::arch::ppc64::regs::{Lpcr, Msr};
@@ -243,8 +244,13 @@ pub fn thread_work() {
                 dec_dirty: true,
                 ..Default::default()
             };
-            ctx.sprs.lazy.mmcr0 = MMCR0_FC;
+            // The performance monitor starts frozen, as KVM-HV starts a vCPU.
+            (ctx.sprs.lazy.mmcr0, ctx.sprs.lazy.mmcra) =
+                facility::frozen_pmu(spr::is_isa_v31());
             ctx.lazy_loaded = false;
+            // FP/VMX/VSX live in the thread (the hypervisor never uses them):
+            // a fresh vCPU must not see what the thread ran before.
+            instr::zero_fp_vector_state();
             ctx.vpa = 0;
             ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
             ctx.regs.msr = v.start_msr.load(Ordering::Relaxed);
@@ -309,9 +315,15 @@ fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool) {
             spr::pidr::write(s.pidr);
         }
         instr::isync();
+        // The facilities the partition may use (facility::guest_hfscr); written on
+        // every entry, since a Hypervisor Facility Unavailable interrupt leaves
+        // its cause in HFSCR[IC] and the firmware's value must never apply.
+        spr::hfscr::write(facility::guest_hfscr(spr::is_isa_v31()));
         if !ctx.lazy_loaded {
             load_lazy(&s.lazy);
             ctx.lazy_loaded = true;
+        } else {
+            thaw_pmu(&s.lazy);
         }
         spr::srr0::write(s.srr0);
         spr::srr1::write(s.srr1);
@@ -356,6 +368,47 @@ fn switch_out(ctx: &mut VcpuContext) {
     s.dar = spr::dar::read();
     s.dsisr = spr::dsisr::read();
     s.pidr = spr::pidr::read();
+    if ctx.lazy_loaded {
+        freeze_pmu(&mut s.lazy);
+    }
+}
+
+/// Every exit: saves the guest's MMCR0 and MMCRA and freezes the performance
+/// monitor while the hypervisor holds the thread (KVM-HV's `freeze_pmu`): the
+/// guest's counters do not count hypervisor work, SIAR/SDAR do not sample
+/// hypervisor addresses, and no alert (MMCR0[PMAO]) stays pending into the
+/// hypervisor, where a Performance Monitor interrupt would be taken at 0xf00
+/// the moment it enables interrupts. Written only when different.
+fn freeze_pmu(l: &mut LazySprs) {
+    let (mmcr0, mmcra) = facility::frozen_pmu(spr::is_isa_v31());
+    l.mmcr0 = spr::mmcr0::read();
+    l.mmcra = spr::mmcra::read();
+    // SAFETY: the performance monitor is the guest's; freezing it only stops its
+    // counting and alerts.
+    unsafe {
+        if l.mmcr0 != mmcr0 {
+            spr::mmcr0::write(mmcr0);
+        }
+        if l.mmcra != mmcra {
+            spr::mmcra::write(mmcra);
+        }
+    }
+    instr::isync();
+}
+
+/// Every entry after the first: gives the guest its MMCRA and MMCR0 back (MMCR0,
+/// which may unfreeze the counters, last).
+fn thaw_pmu(l: &LazySprs) {
+    let (mmcr0, mmcra) = facility::frozen_pmu(spr::is_isa_v31());
+    // SAFETY: the guest's own performance monitor values, as `load_lazy` writes.
+    unsafe {
+        if l.mmcra != mmcra {
+            spr::mmcra::write(l.mmcra);
+        }
+        if l.mmcr0 != mmcr0 {
+            spr::mmcr0::write(l.mmcr0);
+        }
+    }
 }
 
 /// Guest-owned registers that neither the hypervisor nor OPAL touch: they stay live
@@ -418,14 +471,11 @@ fn save_lazy(l: &mut LazySprs) {
     l.bescr = spr::bescr::read();
     l.tidr = spr::tidr::read();
     l.vrsave = spr::vrsave::read();
-    // Freeze the counters (MMCR0[FC]) before reading them, so they stop while the
-    // thread goes back to the hypervisor.
-    l.mmcr0 = spr::mmcr0::read();
-    // SAFETY: freezing the performance counters affects only their counting.
-    unsafe { spr::mmcr0::write(l.mmcr0 | MMCR0_FC) };
+    // MMCR0 and MMCRA were saved, and the counters frozen, by the exit's
+    // `freeze_pmu`; the performance monitor stays frozen with no alert pending
+    // while the thread is the hypervisor's.
     l.mmcr1 = spr::mmcr1::read();
     l.mmcr2 = spr::mmcr2::read();
-    l.mmcra = spr::mmcra::read();
     l.pmc = [
         spr::pmc1::read(),
         spr::pmc2::read(),
@@ -444,9 +494,6 @@ fn save_lazy(l: &mut LazySprs) {
     }
 }
 
-/// MMCR0[FC] (bit 32): freeze counters.
-const MMCR0_FC: u64 = 1 << 31;
-
 /// Gives the thread back to the hypervisor: LPID 0, the hypervisor's PID (whose
 /// process-table entry is invalid, so quadrant-0 pointers fault again) and LPCR.
 fn release() {
@@ -460,6 +507,10 @@ fn release() {
         spr::amr::write(0);
         spr::iamr::write(0);
     }
+    // A directed privileged doorbell the guest left pending on this thread (it
+    // cannot send one: HFSCR[MSGP] is clear) would be taken at 0xa00 in the
+    // hypervisor's idle loop.
+    instr::msgclrp();
 }
 
 /// An external interrupt waits for the vCPU: from its XICS presentation
@@ -607,7 +658,7 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
                 ctx.regs.pc,
             );
             rate_limited_warn(p, "  instruction word (HEIR)", ctx.regs.heir);
-            inject(p, ctx, 0x700, 1 << (63 - 44));
+            inject(p, ctx, 0x700, SRR1_PROGRAM_ILLEGAL);
             Next::Resume
         }
         0xe60 => {
@@ -615,6 +666,7 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             Next::Resume
         }
         0x500 | 0xea0 | 0xa00 => Next::Resume,
+        0xf80 => facility_unavailable(p, ctx),
         0x200 => {
             // A machine check while the guest ran: reflect it to the guest.
             inject(p, ctx, 0x200, ctx.regs.srr1);
@@ -631,6 +683,29 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
         ),
     }
 }
+
+/// Hypervisor Facility Unavailable (0xf80): the guest used a facility its HFSCR
+/// does not grant (HFSCR[IC] says which). As KVM-HV: a program interrupt
+/// (illegal instruction) for what is not granted, a retry for what is.
+fn facility_unavailable(p: &Partition, ctx: &mut VcpuContext) -> Next {
+    let hfscr = spr::hfscr::read();
+    let granted = facility::guest_hfscr(spr::is_isa_v31());
+    match facility::hfac_action(hfscr, granted) {
+        HfacAction::Retry => Next::Resume,
+        HfacAction::ProgramIllegal => {
+            rate_limited_warn(
+                p,
+                facility::facility_name(facility::hfac_cause(hfscr)),
+                ctx.regs.pc,
+            );
+            inject(p, ctx, 0x700, SRR1_PROGRAM_ILLEGAL);
+            Next::Resume
+        }
+    }
+}
+
+/// SRR1 bit 44: program interrupt for an illegal instruction.
+const SRR1_PROGRAM_ILLEGAL: u64 = 1 << (63 - 44);
 
 /// HDSISR bit 46: the fault happened while translating the guest's process
 /// table or page tables, not the access itself.

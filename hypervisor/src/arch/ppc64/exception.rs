@@ -187,10 +187,60 @@ extern "C" fn paprika_interrupt(frame: &mut InterruptFrame) -> u64 {
             super::smp::on_hyp_doorbell();
             true
         }
+        // What a guest can leave pending on its thread, taken when the idle
+        // loop opens its MSR[EE] window (smp::idle_loop): none of it is the
+        // hypervisor's failure, so it is cleared and the thread carries on.
+        0xf00 => {
+            // A Performance Monitor alert (MMCR0[PMAO]) the vCPU left behind.
+            freeze_pmu();
+            true
+        }
+        0xa00 => {
+            // A directed privileged doorbell (msgsndp) aimed at this thread.
+            super::instr::msgclrp();
+            true
+        }
+        0xe60 => {
+            let _ = crate::platform::opal::handle_hmi();
+            true
+        }
+        0x500 | 0xea0 => {
+            // An external or virtualization interrupt nobody routed here.
+            unexpected_async(frame.vector);
+            true
+        }
         _ => false,
     };
     if !handled {
         super::fatal::fault(frame);
     }
     u64::from(fault::uses_hsrr(frame.vector))
+}
+
+/// Freezes the performance monitor with no alert pending or enabled (what
+/// `partition::facility::frozen_pmu` prescribes), ending a Performance Monitor
+/// exception.
+fn freeze_pmu() {
+    let (mmcr0, mmcra) = crate::partition::facility::frozen_pmu(super::spr::is_isa_v31());
+    // SAFETY: the hypervisor does not use the performance monitor; freezing it
+    // only stops counting and alerts.
+    unsafe {
+        super::spr::mmcr0::write(mmcr0);
+        super::spr::mmcra::write(mmcra);
+    }
+    super::instr::isync();
+}
+
+/// Notes an external-class interrupt the hypervisor has no handler for (at most
+/// a few lines) and returns to the interrupted context.
+fn unexpected_async(vector: u64) {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static SEEN: AtomicU32 = AtomicU32::new(0);
+    if SEEN.fetch_add(1, Ordering::Relaxed) < 8 {
+        crate::warn!(
+            "unexpected {} interrupt ({:#x}) in the hypervisor, ignored",
+            fault::vector_name(vector),
+            vector
+        );
+    }
 }

@@ -211,6 +211,46 @@ pub fn msgclr_hyp() {
     unsafe { asm!(".long 0x7c0019dc", in("r3") DBELL_TYPE_HYP, options(nostack)) };
 }
 
+/// Clears this thread's pending directed privileged doorbell (`msgclrp`, XO 174,
+/// RB in r3), which a guest's `msgsndp` may have left; only this thread's bit
+/// of DPDES changes.
+pub fn msgclrp() {
+    // SAFETY: clears only this thread's privileged doorbell condition.
+    unsafe { asm!(".long 0x7c00195c", in("r3") DBELL_TYPE_HYP, options(nostack)) };
+}
+
+/// Zeroes this thread's floating-point, vector and VSX state: VSR 0-63 (which
+/// hold FPR 0-31 and VR 0-31), FPSCR and VSCR, so a vCPU starting on this thread
+/// sees none of what ran there before (the hypervisor is soft-float and never
+/// touches them otherwise). Enables MSR[FP|VEC|VSX] around the sequence. The
+/// instructions are encoded by hand since the hypervisor's target has no
+/// floating-point or vector features: `xxlxor vsN,vsN,vsN` (XX3-form, opcode
+/// 60, XO 154, the sixth bit of each register number in TX/AX/BX),
+/// `mtfsf 0xff,f0` and `mtvscr v0`.
+pub fn zero_fp_vector_state() {
+    /// MSR bits 38 (VEC), 40 (VSX) and 50 (FP).
+    const FP_VEC_VSX: u64 = (1 << (63 - 38)) | (1 << (63 - 40)) | (1 << (63 - 50));
+    let msr = mfmsr().bits();
+    // SAFETY: only the FP/vector facility bits of the MSR change, and back; the
+    // registers cleared are no hypervisor state (the hypervisor is soft-float).
+    unsafe {
+        asm!(
+            "mtmsrd {on}",
+            "isync",
+            ".irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63",
+            ".long (60 << 26) | ((\\i & 31) << 21) | ((\\i & 31) << 16) | ((\\i & 31) << 11) | (154 << 3) | ((\\i >> 5) << 2) | ((\\i >> 5) << 1) | (\\i >> 5)",
+            ".endr",
+            ".long 0xfdfe058e",
+            ".long 0x10000644",
+            "mtmsrd {off}",
+            "isync",
+            on = in(reg) msr | FP_VEC_VSX,
+            off = in(reg) msr,
+            options(nostack)
+        )
+    };
+}
+
 /// Zeroes the 128-byte cache block at `addr` (`dcbz`; POWER9 and Power10 blocks
 /// are 128 bytes).
 ///

@@ -116,6 +116,13 @@ spr!(/// Data address watchpoint.
 spr!(/// Completed instruction address breakpoint.
     ciabr = 187);
 spr!(dawrx0 = 188);
+spr!(/// Hypervisor facility status and control: which facilities a guest may
+    /// use; bits 0:7 (IC) say which one a Hypervisor Facility Unavailable
+    /// interrupt was for.
+    hfscr = 190);
+spr!(/// Directed privileged doorbell exception state (one bit per thread of the
+    /// core).
+    dpdes = 176);
 spr!(/// Vector save register.
     vrsave = 256);
 spr!(/// Event-based branch registers.
