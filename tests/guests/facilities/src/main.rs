@@ -34,6 +34,8 @@ mod guest {
 
     /// SRR1 bit 44: program interrupt, illegal instruction.
     const SRR1_ILLEGAL: u64 = 1 << (63 - 44);
+    /// SRR1 bit 45: program interrupt, privileged instruction.
+    const SRR1_PRIVILEGED: u64 = 1 << (63 - 45);
 
     fn on_trap(vector: u64, srr0: &mut u64) -> bool {
         match vector {
@@ -111,14 +113,16 @@ mod guest {
     /// Directed privileged doorbell message type (RB bits 32:36 = 5).
     const DBELL_SERVER: u64 = 5 << 27;
 
-    /// `what` must be refused with a program interrupt, illegal instruction
-    /// (what KVM-HV gives for a facility HFSCR does not grant).
+    /// `insn` must be refused with a program interrupt: illegal instruction
+    /// (what KVM-HV gives for a facility HFSCR does not grant), or privileged
+    /// instruction where the ISA makes it hypervisor-only regardless of HFSCR
+    /// (mtspr DPDES).
     fn expect_refused(name: &str, insn: u32, arg: u64) {
         let (_, t) = run(insn, arg);
         check(
             name,
-            matches!(t, Some((0x700, srr1)) if srr1 & SRR1_ILLEGAL != 0),
-            format_args!("got {:x?} (vector, SRR1), want a program interrupt (illegal)", t),
+            matches!(t, Some((0x700, srr1)) if srr1 & (SRR1_ILLEGAL | SRR1_PRIVILEGED) != 0),
+            format_args!("got {:x?} (vector, SRR1), want a program interrupt", t),
         );
     }
 
