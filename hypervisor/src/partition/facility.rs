@@ -1,5 +1,6 @@
-//! Which processor facilities a partition gets, and what a guest that reaches
-//! for one it does not get receives: the Hypervisor Facility Status and Control
+//! Which processor facilities a partition gets, what a guest that reaches
+//! for one it does not get receives, and the machine check for an access to
+//! a real address outside its memory: the Hypervisor Facility Status and Control
 //! Register (HFSCR) value written on every guest entry, the decision on a
 //! Hypervisor Facility Unavailable exit (0xf80), the performance monitor's
 //! frozen state while the hypervisor holds the thread, and the POWER9 DAWR
@@ -148,9 +149,84 @@ pub const fn dawr_erratum(pvr: u64) -> bool {
     major < 2 || (major == 2 && minor < 3)
 }
 
+/// How a guest reached a real address with nothing behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unassigned {
+    Load,
+    Store,
+    Fetch,
+}
+
+/// The machine check (0x200) a guest gets for an access to a real address
+/// outside its memory (and not an emulated device), as on PowerVM and KVM,
+/// with the registers QEMU sets for an access to unassigned memory on POWER9
+/// and Power10 (target/ppc `ppc_cpu_do_transaction_failed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MachineCheck {
+    /// SRR1 bits 33:36 and 42:47 describing the cause.
+    pub srr1: u64,
+    /// DAR gets the effective address (loads and stores).
+    pub sets_dar: bool,
+    /// DSISR, when the cause sets it (loads).
+    pub dsisr: Option<u64>,
+}
+
+const fn ibm(n: u32) -> u64 {
+    1 << (63 - n)
+}
+
+pub const fn unassigned_access(kind: Unassigned) -> MachineCheck {
+    match kind {
+        // SRR1[42]: a load/store caused it; DSISR[57]: the load's cause.
+        Unassigned::Load => MachineCheck {
+            srr1: ibm(42),
+            sets_dar: true,
+            dsisr: Some(ibm(57)),
+        },
+        Unassigned::Store => MachineCheck {
+            srr1: ibm(36) | ibm(42) | ibm(43) | ibm(45),
+            sets_dar: true,
+            dsisr: None,
+        },
+        // Bit 42 stays clear for fetches.
+        Unassigned::Fetch => MachineCheck {
+            srr1: ibm(36) | ibm(44) | ibm(45),
+            sets_dar: false,
+            dsisr: None,
+        },
+    }
+}
+
+/// DSISR/HDSISR bit 33 (and SRR1/HSRR1 bit 33 for instruction fetches): no
+/// translation was found. Only such a fault is a first touch of guest memory
+/// that mapping the chunk resolves; any other cause on memory that is mapped
+/// would come back at once, forever.
+pub const FAULT_NO_TRANSLATION: u64 = ibm(33);
+/// HDSISR bit 38: the access was a store.
+pub const HDSISR_STORE: u64 = ibm(38);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unassigned_access_bits_as_qemu() {
+        let l = unassigned_access(Unassigned::Load);
+        assert_eq!((l.srr1, l.dsisr), (0x20_0000, Some(0x40)));
+        assert!(l.sets_dar);
+        let s = unassigned_access(Unassigned::Store);
+        assert_eq!(s.srr1, 0x0800_0000 | 0x20_0000 | 0x10_0000 | 0x4_0000);
+        assert_eq!(s.dsisr, None);
+        let f = unassigned_access(Unassigned::Fetch);
+        assert_eq!(f.srr1, 0x0800_0000 | 0x8_0000 | 0x4_0000);
+        assert!(!f.sets_dar);
+        // All inside the SRR1 bits an interrupt sets (33:36, 42:47).
+        for m in [l, s, f] {
+            assert_eq!(m.srr1 & !0x783f_0000, 0);
+        }
+        assert_eq!(FAULT_NO_TRANSLATION, 0x4000_0000);
+        assert_eq!(HDSISR_STORE, 0x0200_0000);
+    }
 
     #[test]
     fn hfscr_grants_what_kvm_does() {

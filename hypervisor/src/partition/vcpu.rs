@@ -611,13 +611,15 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
         }
         0xe00 => {
             // HDSI: the guest touched a guest real address not mapped yet: memory
-            // it uses for the first time (zeroed and mapped now), or beyond its
-            // memory. PAPR: the guest gets a data storage interrupt for the latter.
+            // it uses for the first time (zeroed and mapped now), an emulated
+            // device, or nothing at all.
             let gra = ctx.regs.asdr & !0xfff;
-            if p.demand_fault(gra) {
-                return Next::Resume; // first use: zeroed and mapped (partition::demand)
-            }
             if gra < p.mem_size {
+                // Only "no translation" is a first touch; anything else on its
+                // own memory would fault again at once, forever.
+                if ctx.regs.hdsisr & facility::FAULT_NO_TRANSLATION != 0 && p.demand_fault(gra) {
+                    return Next::Resume; // first use: zeroed and mapped (partition::demand)
+                }
                 return fatal(
                     p,
                     alloc::format!(
@@ -635,18 +637,33 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
                 }
             }
             rate_limited_warn(p, "data access outside partition memory", ctx.regs.hdar);
-            ctx.sprs.dar = ctx.regs.hdar;
-            ctx.sprs.dsisr = ctx.regs.hdsisr;
-            inject(p, ctx, 0x300, 0);
+            let kind = if ctx.regs.hdsisr & facility::HDSISR_STORE != 0 {
+                facility::Unassigned::Store
+            } else {
+                facility::Unassigned::Load
+            };
+            machine_check(p, ctx, kind);
             Next::Resume
         }
         0xe20 => {
-            if p.demand_fault(ctx.regs.asdr & !0xfff) {
+            let gra = ctx.regs.asdr & !0xfff;
+            if gra < p.mem_size
+                && ctx.regs.hsrr1 & facility::FAULT_NO_TRANSLATION != 0
+                && p.demand_fault(gra)
+            {
                 return Next::Resume; // first use: zeroed and mapped (partition::demand)
             }
+            if gra < p.mem_size {
+                return fatal(
+                    p,
+                    alloc::format!(
+                        "unexpected HISI at guest real {gra:#x}, HSRR1 {:#x}",
+                        ctx.regs.hsrr1
+                    ),
+                );
+            }
             rate_limited_warn(p, "instruction fetch outside partition memory", ctx.regs.pc);
-            // ISI with the cause bits HISI reported in HSRR1.
-            inject(p, ctx, 0x400, ctx.regs.hsrr1 & 0x0000_0000_5820_0000);
+            machine_check(p, ctx, facility::Unassigned::Fetch);
             Next::Resume
         }
         0xe40 => {
@@ -702,6 +719,24 @@ fn facility_unavailable(p: &Partition, ctx: &mut VcpuContext) -> Next {
             Next::Resume
         }
     }
+}
+
+/// A machine check (0x200) for an access to a real address with nothing behind
+/// it, as PowerVM and KVM give (QEMU's bits, `facility::unassigned_access`):
+/// SRR0 = the instruction, relocation and MSR[ME] off, AIL does not apply.
+/// Without FWNMI's error log: the guest's 0x200 vector gets it even when it
+/// registered an ibm,nmi-register handler (as QEMU's TCG delivers them).
+fn machine_check(p: &Partition, ctx: &mut VcpuContext, kind: facility::Unassigned) {
+    let mc = facility::unassigned_access(kind);
+    if mc.sets_dar {
+        ctx.sprs.dar = ctx.regs.hdar;
+    }
+    if let Some(d) = mc.dsisr {
+        ctx.sprs.dsisr = d;
+    }
+    inject(p, ctx, 0x200, mc.srr1);
+    ctx.regs.pc = 0x200;
+    ctx.regs.msr &= !(Msr::IR | Msr::DR | Msr::ME).bits();
 }
 
 /// SRR1 bit 44: program interrupt for an illegal instruction.
