@@ -623,7 +623,15 @@ pub const SCENARIOS: &[Scenario] = &[
     // Facilities and exits a guest can cause (tests/guests/facilities): every
     // SPR read and written back, msgsndp/DPDES refused with a program
     // interrupt, DAWR per the POWER9 erratum.
-    lpars("lpar-facilities-p9", Machine::Powernv9, "facilities", "1G", "4", 4, 1),
+    lpars(
+        "lpar-facilities-p9",
+        Machine::Powernv9,
+        "facilities",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
     lpars(
         "lpar-facilities-p10",
         Machine::Powernv10,

@@ -258,11 +258,20 @@ mod tests {
         assert_eq!(hfac_action(with_ic(10), g), HfacAction::ProgramIllegal);
         assert_eq!(hfac_action(with_ic(5), g), HfacAction::ProgramIllegal);
         assert_eq!(hfac_action(with_ic(13), g), HfacAction::ProgramIllegal);
-        assert_eq!(hfac_action(with_ic(13), guest_hfscr(true)), HfacAction::Retry);
+        assert_eq!(
+            hfac_action(with_ic(13), guest_hfscr(true)),
+            HfacAction::Retry
+        );
         assert_eq!(hfac_action(with_ic(3), g), HfacAction::Retry);
         // Causes that name no facility bit (reserved, >= 56) never retry.
-        assert_eq!(hfac_action(with_ic(60), u64::MAX), HfacAction::ProgramIllegal);
-        assert_eq!(hfac_action(with_ic(0xff), u64::MAX), HfacAction::ProgramIllegal);
+        assert_eq!(
+            hfac_action(with_ic(60), u64::MAX),
+            HfacAction::ProgramIllegal
+        );
+        assert_eq!(
+            hfac_action(with_ic(0xff), u64::MAX),
+            HfacAction::ProgramIllegal
+        );
     }
 
     #[test]
@@ -281,11 +290,24 @@ mod tests {
     fn dawr_erratum_by_pvr() {
         // POWER9 DD1.0, DD2.0, DD2.1, DD2.2 (both variants; QEMU's powernv9
         // is power9_v2.2, PVR 0x004e1202): refused.
-        for pvr in [0x004e_0100, 0x004e_1200, 0x004e_0201, 0x004e_0202, 0x004e_1202] {
+        for pvr in [
+            0x004e_0100,
+            0x004e_1200,
+            0x004e_0201,
+            0x004e_0202,
+            0x004e_1202,
+        ] {
             assert!(dawr_erratum(pvr), "{pvr:#x}");
         }
         // POWER9 DD2.3 and later, Power10 (0x0080), POWER8 (0x004d): fine.
-        for pvr in [0x004e_0203, 0x004e_1203, 0x004e_1300, 0x0080_0200, 0x0080_1100, 0x004d_0200] {
+        for pvr in [
+            0x004e_0203,
+            0x004e_1203,
+            0x004e_1300,
+            0x0080_0200,
+            0x0080_1100,
+            0x004d_0200,
+        ] {
             assert!(!dawr_erratum(pvr), "{pvr:#x}");
         }
         // Upper PVR bits above the version are ignored.

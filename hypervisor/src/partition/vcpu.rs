@@ -245,8 +245,7 @@ pub fn thread_work() {
                 ..Default::default()
             };
             // The performance monitor starts frozen, as KVM-HV starts a vCPU.
-            (ctx.sprs.lazy.mmcr0, ctx.sprs.lazy.mmcra) =
-                facility::frozen_pmu(spr::is_isa_v31());
+            (ctx.sprs.lazy.mmcr0, ctx.sprs.lazy.mmcra) = facility::frozen_pmu(spr::is_isa_v31());
             ctx.lazy_loaded = false;
             // FP/VMX/VSX live in the thread (the hypervisor never uses them):
             // a fresh vCPU must not see what the thread ran before.

@@ -259,14 +259,30 @@ mod guest {
         // Watch a doubleword the guest never touches: kernel, read and write.
         let (rc, _) = hcall(H_SET_MODE, &[0, 2, 0x3f_0000, 0x62]);
         let want = if erratum { H_P2 } else { H_SUCCESS };
-        check("set-mode-dawr0", rc == want, format_args!("rc {} want {}", rc, want));
+        check(
+            "set-mode-dawr0",
+            rc == want,
+            format_args!("rc {} want {}", rc, want),
+        );
         let (rc, _) = hcall(H_SET_MODE, &[0, 2, 0, 0]);
-        check("set-mode-dawr0-clear", rc == want, format_args!("rc {} want {}", rc, want));
+        check(
+            "set-mode-dawr0-clear",
+            rc == want,
+            format_args!("rc {} want {}", rc, want),
+        );
         let want = if erratum { H_HARDWARE } else { H_SUCCESS };
         let (rc, _) = hcall(H_SET_DABR, &[0x3f_0000 | 1]);
-        check("set-dabr", rc == want, format_args!("rc {} want {}", rc, want));
+        check(
+            "set-dabr",
+            rc == want,
+            format_args!("rc {} want {}", rc, want),
+        );
         let (rc, _) = hcall(H_SET_DABR, &[0]);
-        check("set-dabr-clear", rc == want, format_args!("rc {} want {}", rc, want));
+        check(
+            "set-dabr-clear",
+            rc == want,
+            format_args!("rc {} want {}", rc, want),
+        );
     }
 
     // ---- role smt ----
@@ -331,14 +347,15 @@ mod guest {
         set_secondary(pmu_secondary);
         for round in 0..2u32 {
             ROUND.store(round, Ordering::Release);
-            let r = rtas_call("start-cpu", &[1, secondary_entry(), stack_top()], 1)
-                .unwrap_or([-99; 8]);
+            let r =
+                rtas_call("start-cpu", &[1, secondary_entry(), stack_top()], 1).unwrap_or([-99; 8]);
             check("start-cpu", r[0] == 0, format_args!("status {}", r[0]));
             let ran = wait_for(10_000_000, || {
                 SECONDARY_DONE.load(Ordering::Acquire) > round
             });
             let stopped = wait_for(10_000_000, || {
-                rtas_call("query-cpu-stopped-state", &[1], 2).is_some_and(|q| q[0] == 0 && q[1] == 0)
+                rtas_call("query-cpu-stopped-state", &[1], 2)
+                    .is_some_and(|q| q[0] == 0 && q[1] == 0)
             });
             check(
                 "secondary-stopped",
@@ -372,12 +389,19 @@ mod guest {
             check("rebooted-after-pmu-alert", true, format_args!(""));
             finish()
         }
-        let r = rtas_call("set-time-of-day", &[MARK_YEAR as u32, 6, 15, 12, 0, 0, 0], 1)
-            .unwrap_or([-99; 8]);
-        check("set-time-of-day", r[0] == 0, format_args!("status {}", r[0]));
+        let r = rtas_call(
+            "set-time-of-day",
+            &[MARK_YEAR as u32, 6, 15, 12, 0, 0, 0],
+            1,
+        )
+        .unwrap_or([-99; 8]);
+        check(
+            "set-time-of-day",
+            r[0] == 0,
+            format_args!("status {}", r[0]),
+        );
         set_secondary(reboot_secondary);
-        let r = rtas_call("start-cpu", &[1, secondary_entry(), stack_top()], 1)
-            .unwrap_or([-99; 8]);
+        let r = rtas_call("start-cpu", &[1, secondary_entry(), stack_top()], 1).unwrap_or([-99; 8]);
         check("start-cpu", r[0] == 0, format_args!("status {}", r[0]));
         let armed = wait_for(10_000_000, || ARMED.load(Ordering::Acquire) == 1);
         check("secondary-armed", armed, format_args!("vCPU 1 never ran"));
