@@ -298,9 +298,82 @@ impl DateTime {
     }
 }
 
+/// Offset in the RTAS area of the FWNMI machine-check buffer (QEMU's
+/// RTAS_ERROR_LOG_OFFSET): the guest's r3 (8 bytes, big-endian), then the RTAS
+/// error log. One buffer for the partition, guarded by the ibm,nmi-interlock
+/// protocol. r3 points at it when the ibm,nmi-register handler is entered
+/// (Linux's `fwnmi_get_savep` restores r3 from its first doubleword).
+pub const FWNMI_MCE_OFFSET: u64 = 0x30;
+
+/// What a machine check reported through FWNMI was caused by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MceCause {
+    /// A load or store: effective address = the data address (DAR).
+    LoadStore,
+    /// An instruction fetch: effective address = the instruction's.
+    Fetch,
+}
+
+/// Bytes of [`mce_error_log`]: the RTAS error log header (8), the version 6
+/// extended header (16) and one machine-check ("MC") section (40).
+pub const MCE_LOG_LEN: usize = 64;
+
+/// The RTAS error log (PAPR/LoPAR 10.3.2, version 6 with an "MC" section) for an
+/// uncorrectable error at a real address with nothing behind it, the layout
+/// QEMU's `spapr_mce_dispatch_elog` writes and Linux's
+/// `pseries_machine_check_realmode` parses: summary = version 6, severity
+/// error-sync, not recovered, extended part present, initiator CPU; extended
+/// header valid, new log, big-endian, PowerPC format, platform event log,
+/// company "IBM"; MC section: error type UE, subtype load/store (3) or
+/// instruction fetch (1) with "effective address provided" (0x40).
+pub fn mce_error_log(cause: MceCause, ea: u64) -> [u8; MCE_LOG_LEN] {
+    const SUMMARY: u32 = 0x0600_0000 // version 6
+        | 0x0060_0000 // severity: error, synchronous
+        | 0x0010_0000 // disposition: not recovered
+        | 0x0004_0000 // optional (extended) part present
+        | 0x0000_1000; // initiator: CPU
+    let mut log = [0u8; MCE_LOG_LEN];
+    log[0..4].copy_from_slice(&SUMMARY.to_be_bytes());
+    log[4..8].copy_from_slice(&((MCE_LOG_LEN - 8) as u32).to_be_bytes());
+    // Version 6 extended header.
+    log[8] = 0x80 | 0x04 | 0x02; // valid, new log, big-endian
+    log[10] = 0x80 | 0x0e; // PowerPC format, platform event log
+    log[20..24].copy_from_slice(&0x4942_4d00u32.to_be_bytes()); // "IBM\0"
+                                                                // "MC" section: id, length, version 1, subtype 0, creator 0.
+    log[24..26].copy_from_slice(&0x4d43u16.to_be_bytes());
+    log[26..28].copy_from_slice(&40u16.to_be_bytes());
+    log[28] = 1;
+    // fru_id, proc_id 0; error type 0 = UE.
+    log[41] = 0x40
+        | match cause {
+            MceCause::LoadStore => 3,
+            MceCause::Fetch => 1,
+        };
+    log[48..56].copy_from_slice(&ea.to_be_bytes());
+    log
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mce_error_log_layout() {
+        let l = mce_error_log(MceCause::LoadStore, 0x0000_0400_0000_0008);
+        assert_eq!(l.len(), 64);
+        assert_eq!(&l[0..8], &[0x06, 0x74, 0x10, 0x00, 0, 0, 0, 56]);
+        assert_eq!(&l[8..12], &[0x86, 0, 0x8e, 0]);
+        assert_eq!(&l[20..24], b"IBM\0");
+        assert_eq!(&l[24..30], &[0x4d, 0x43, 0, 40, 1, 0]);
+        assert_eq!((l[40], l[41]), (0, 0x43));
+        assert_eq!(&l[48..56], &[0, 0, 4, 0, 0, 0, 0, 8]);
+        assert!(l[56..].iter().all(|&b| b == 0));
+        let f = mce_error_log(MceCause::Fetch, 0x1234);
+        assert_eq!(f[41], 0x41);
+        assert_eq!(&f[48..56], &0x1234u64.to_be_bytes());
+        // The buffer (r3 + log) fits before the first FWNMI save area.
+        assert!(FWNMI_MCE_OFFSET + 8 + MCE_LOG_LEN as u64 <= fwnmi_save_offset(0, 2048));
+    }
 
     #[test]
     fn tokens_are_stable_and_reversible() {

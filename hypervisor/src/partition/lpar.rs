@@ -118,6 +118,13 @@ pub struct Partition {
     /// Guest real address of the FWNMI system-reset handler (ibm,nmi-register);
     /// `u64::MAX` when none is registered (system resets go to 0x100).
     pub fwnmi_sreset: AtomicU64,
+    /// Guest real address of the FWNMI machine-check handler (ibm,nmi-register);
+    /// `u64::MAX` when none is registered (machine checks go to 0x200).
+    pub fwnmi_mce: AtomicU64,
+    /// The vCPU (index in `vcpus`) whose FWNMI machine check holds the
+    /// partition's error-log buffer until it calls ibm,nmi-interlock;
+    /// `u64::MAX` when free.
+    pub fwnmi_interlock: AtomicU64,
     /// vCPUs (bit = index in `vcpus`; at most 64) with a system reset to take
     /// (H_SIGNAL_SYS_RESET), delivered on their next entry.
     pub sreset_pending: AtomicU64,
@@ -839,6 +846,8 @@ fn build_partition(
         xics: spin::Mutex::new(Xics::new(spec.vcpus, &[VTY_LISN])),
         vty_irq_enabled: AtomicBool::new(false),
         fwnmi_sreset: AtomicU64::new(u64::MAX),
+        fwnmi_mce: AtomicU64::new(u64::MAX),
+        fwnmi_interlock: AtomicU64::new(u64::MAX),
         sreset_pending: AtomicU64::new(0),
         demand: Demand {
             map: chunks,
@@ -899,6 +908,8 @@ impl Partition {
                 self.ail.store(0, Ordering::Relaxed);
                 self.vty_irq_enabled.store(false, Ordering::Relaxed);
                 self.fwnmi_sreset.store(u64::MAX, Ordering::Relaxed);
+                self.fwnmi_mce.store(u64::MAX, Ordering::Relaxed);
+                self.fwnmi_interlock.store(u64::MAX, Ordering::Relaxed);
                 self.sreset_pending.store(0, Ordering::Relaxed);
                 let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
                 info!("PAPRIKA lpar {}: rebooting (boot {})", self.name, n);

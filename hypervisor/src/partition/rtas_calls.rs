@@ -196,15 +196,29 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
         }
         NmiRegister => match (a.arg(0), a.arg(1)) {
             (Some(sreset), Some(mce)) if r::nmi_addresses_valid(sreset, mce, p.mem_size) => {
-                // The system-reset handler is used by H_SIGNAL_SYS_RESET; machine
-                // checks are reflected at 0x200 (FWNMI machine-check delivery with
-                // an error log is not done).
+                // The system-reset handler is used by H_SIGNAL_SYS_RESET, the
+                // machine-check handler for accesses outside the partition's
+                // memory (partition::vcpu, with an RTAS error log).
                 p.fwnmi_sreset.store(u64::from(sreset), Ordering::Release);
+                p.fwnmi_mce.store(u64::from(mce), Ordering::Release);
                 a.set_status(r::RTAS_SUCCESS);
             }
             _ => a.set_status(r::RTAS_PARAMETER_ERROR),
         },
-        NmiInterlock => a.set_status(r::RTAS_SUCCESS),
+        NmiInterlock => {
+            // Frees the machine-check error-log buffer if this vCPU holds it
+            // (QEMU answers -3 to others; success keeps Linux's call after a
+            // FWNMI system reset, which takes no interlock, quiet).
+            if let Some(i) = p.vcpus.iter().position(|t| core::ptr::eq(&**t, v)) {
+                let _ = p.fwnmi_interlock.compare_exchange(
+                    i as u64,
+                    u64::MAX,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+            a.set_status(r::RTAS_SUCCESS)
+        }
         // The XICS source controller (partition::xics).
         IntOn | IntOff | SetXive | GetXive => super::xics::rtas(p, c, a),
     }

@@ -13,6 +13,7 @@ use super::lpar::{self, Partition, StopReason};
 use crate::arch::ppc64::guest::{self, GuestRegs};
 use crate::arch::ppc64::regs::{Lpcr, Msr};
 use crate::arch::ppc64::{instr, mmu, percpu, smp, spr, timer};
+use crate::papr::rtas;
 use crate::platform::opal;
 use crate::warn;
 
@@ -641,8 +642,7 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             } else {
                 facility::Unassigned::Load
             };
-            machine_check(p, ctx, kind);
-            Next::Resume
+            machine_check(p, v, ctx, kind)
         }
         0xe20 => {
             let gra = ctx.regs.asdr & !0xfff;
@@ -662,8 +662,7 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
                 );
             }
             rate_limited_warn(p, "instruction fetch outside partition memory", ctx.regs.pc);
-            machine_check(p, ctx, facility::Unassigned::Fetch);
-            Next::Resume
+            machine_check(p, v, ctx, facility::Unassigned::Fetch)
         }
         0xe40 => {
             // An instruction the guest may not execute: program interrupt, illegal
@@ -723,9 +722,44 @@ fn facility_unavailable(p: &Partition, ctx: &mut VcpuContext) -> Next {
 /// A machine check (0x200) for an access to a real address with nothing behind
 /// it, as PowerVM and KVM give (QEMU's bits, `facility::unassigned_access`):
 /// SRR0 = the instruction, relocation and MSR[ME] off, AIL does not apply.
-/// Without FWNMI's error log: the guest's 0x200 vector gets it even when it
-/// registered an ibm,nmi-register handler (as QEMU's TCG delivers them).
-fn machine_check(p: &Partition, ctx: &mut VcpuContext, kind: facility::Unassigned) {
+///
+/// With FWNMI registered (ibm,nmi-register), as QEMU/KVM deliver a machine
+/// check then (`spapr_mce_dispatch_elog`): the guest's r3 and an RTAS error log
+/// (`papr::rtas::mce_error_log`) go to the partition's buffer in the RTAS area,
+/// r3 points at it, and the registered handler runs with MSR = ME | SF | LE
+/// (the interrupt endianness); SRR0/1, DAR and DSISR are as above. The buffer is
+/// the vCPU's until it calls ibm,nmi-interlock: another vCPU's machine check
+/// meanwhile is not delivered yet (its access is retried), a second one on the
+/// same vCPU stops the partition (QEMU: "nested machine check").
+fn machine_check(
+    p: &Partition,
+    v: &Vcpu,
+    ctx: &mut VcpuContext,
+    kind: facility::Unassigned,
+) -> Next {
+    let handler = p.fwnmi_mce.load(Ordering::Acquire);
+    let me = p
+        .vcpus
+        .iter()
+        .position(|t| core::ptr::eq(&**t, v))
+        .unwrap_or(0) as u64;
+    let fwnmi = handler != u64::MAX;
+    if fwnmi {
+        match p
+            .fwnmi_interlock
+            .compare_exchange(u64::MAX, me, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {}
+            Err(holder) if holder == me => {
+                return fatal(
+                    p,
+                    alloc::string::String::from("nested machine check before ibm,nmi-interlock"),
+                );
+            }
+            // Another vCPU's log is in the buffer: retry the access later.
+            Err(_) => return Next::Resume,
+        }
+    }
     let mc = facility::unassigned_access(kind);
     if mc.sets_dar {
         ctx.sprs.dar = ctx.regs.hdar;
@@ -736,6 +770,31 @@ fn machine_check(p: &Partition, ctx: &mut VcpuContext, kind: facility::Unassigne
     inject(p, ctx, 0x200, mc.srr1);
     ctx.regs.pc = 0x200;
     ctx.regs.msr &= !(Msr::IR | Msr::DR | Msr::ME).bits();
+    if !fwnmi {
+        return Next::Resume;
+    }
+    let (cause, ea) = match kind {
+        facility::Unassigned::Fetch => (rtas::MceCause::Fetch, ctx.sprs.srr0),
+        _ => (rtas::MceCause::LoadStore, ctx.regs.hdar),
+    };
+    let area = p.rtas.0 + rtas::FWNMI_MCE_OFFSET;
+    let mut buf = [0u8; 8 + rtas::MCE_LOG_LEN];
+    buf[..8].copy_from_slice(&ctx.regs.gpr[3].to_be_bytes());
+    buf[8..].copy_from_slice(&rtas::mce_error_log(cause, ea));
+    let fits = area + buf.len() as u64 <= p.rtas.0 + p.rtas.1;
+    if !fits || p.write_guest(area, &buf).is_none() {
+        // No buffer: the plain 0x200 delivery above stands.
+        p.fwnmi_interlock.store(u64::MAX, Ordering::Release);
+        return Next::Resume;
+    }
+    ctx.regs.gpr[3] = area;
+    ctx.regs.pc = handler;
+    let mut msr = Msr::ME | (Msr::from_bits_retain(ctx.sprs.srr1) & Msr::SF);
+    if p.interrupt_le.load(Ordering::Relaxed) {
+        msr |= Msr::LE;
+    }
+    ctx.regs.msr = msr.bits();
+    Next::Resume
 }
 
 /// SRR1 bit 44: program interrupt for an illegal instruction.
