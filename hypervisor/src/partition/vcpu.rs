@@ -632,8 +632,16 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             // fault came from walking the guest's own tables (HDSISR bit 46).
             if ctx.regs.hdsisr & HDSISR_PRTABLE == 0 {
                 let addr = (ctx.regs.asdr & 0x0fff_ffff_ffff_f000) | (ctx.regs.hdar & 0xfff);
-                if let Some(next) = super::mmio::emulate(p, v, ctx, addr) {
-                    return next;
+                if p.xive.read(|x| x.classify(addr)).is_some() {
+                    if let Some(next) = super::mmio::emulate(p, v, ctx, addr) {
+                        return next;
+                    }
+                    // A device page, but an access the hypervisor does not
+                    // emulate: a data storage interrupt (partition::mmio).
+                    ctx.sprs.dar = ctx.regs.hdar;
+                    ctx.sprs.dsisr = ctx.regs.hdsisr;
+                    inject(p, ctx, 0x300, 0);
+                    return Next::Resume;
                 }
             }
             rate_limited_warn(p, "data access outside partition memory", ctx.regs.hdar);
