@@ -644,7 +644,6 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
                     return Next::Resume;
                 }
             }
-            rate_limited_warn(p, "data access outside partition memory", ctx.regs.hdar);
             let kind = if ctx.regs.hdsisr & facility::HDSISR_STORE != 0 {
                 facility::Unassigned::Store
             } else {
@@ -669,7 +668,6 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
                     ),
                 );
             }
-            rate_limited_warn(p, "instruction fetch outside partition memory", ctx.regs.pc);
             machine_check(p, v, ctx, facility::Unassigned::Fetch)
         }
         0xe40 => {
@@ -767,6 +765,12 @@ fn machine_check(
             // Another vCPU's log is in the buffer: retry the access later.
             Err(_) => return Next::Resume,
         }
+    }
+    match kind {
+        facility::Unassigned::Fetch => {
+            rate_limited_warn(p, "instruction fetch outside partition memory", ctx.regs.pc)
+        }
+        _ => rate_limited_warn(p, "data access outside partition memory", ctx.regs.hdar),
     }
     let mc = facility::unassigned_access(kind);
     if mc.sets_dar {
