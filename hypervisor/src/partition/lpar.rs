@@ -863,6 +863,17 @@ fn build_partition(
         chunks.set_ready(c);
     }
     log_load_times(&spec.name, alloc_map, &times);
+    let n = mem.extents().len();
+    info!(
+        "PAPRIKA lpar-memory: {} {} MiB in {}",
+        spec.name,
+        size >> 20,
+        if n > 1 {
+            alloc::format!("non-contiguous host extents ({n})")
+        } else {
+            String::from("one host extent")
+        }
+    );
     let root = tree.root();
     let table_bytes = tree.table_bytes(&Tables);
 
