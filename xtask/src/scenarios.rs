@@ -610,6 +610,26 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // Entered as pSeries firmware enters a client (big-endian, at kernel-addr),
+    // with 1 GiB of memory that spans host extents on a 1.5 GiB machine.
+    lpars(
+        "lpar-entry-p9",
+        Machine::Powernv9,
+        "entry",
+        LINUX_1G_MACHINE,
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-entry-p10",
+        Machine::Powernv10,
+        "entry",
+        LINUX_1G_MACHINE,
+        "4",
+        4,
+        1,
+    ),
     lpars(
         "lpar-hostile-p9",
         Machine::Powernv9,
