@@ -12,8 +12,12 @@
 //!   contains it (`e_entry - p_vaddr + guest address`), and must land inside the
 //!   loaded image.
 //!
-//! A Linux `vmlinux` fits the first rule: its first segment has `p_vaddr`
+//! A Linux `vmlinux` fits the second rule: its first segment has `p_vaddr`
 //! `0xc000000000000000`, `p_paddr` 0, and `e_entry` points into it.
+//!
+//! [`ElfImage::placed_at`] then moves the image where pSeries firmware loads a
+//! kernel (QEMU's `kernel-addr`, 0x400000), and [`load`] writes it through a
+//! [`GuestSink`] (guest memory need not be one slice: `mm::extent`).
 //!
 //! Everything read from the file is bounds-checked; any malformed input is an
 //! [`ElfError`], never a panic.

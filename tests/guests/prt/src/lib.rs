@@ -1,8 +1,9 @@
 //! Runtime for Paprika's test guests: small `no_std` pSeries programs that the
-//! hypervisor loads into an LPAR and enters directly at `_start` (guest real mode,
-//! MSR = SF|ME|RI, plus LE for a little-endian ELF; r3 = device tree). Linked at
-//! guest real 0 by `tests/guests/guest.ld`: interrupt vectors at 0x100..0x1000,
-//! `_start` at 0x10000.
+//! hypervisor loads into an LPAR and enters directly at `_start` as pSeries
+//! firmware enters a client (guest real mode, MSR = SF|ME, big-endian in either
+//! build; r3 = device tree), loaded at kernel-addr 0x400000. Linked at guest
+//! real 0 by `tests/guests/guest.ld`: interrupt vectors at 0x100..0x1000,
+//! `_start` at 0x10000; the entry copies the image down to 0 and runs there.
 //!
 //! Builds for either byte order (xtask builds some guests big-endian too): what
 //! the hypervisor and firmware define as big-endian is handled as such whatever
