@@ -47,8 +47,7 @@ fn vty_input(index: usize) {
         super::xics::trigger(p, VTY_LISN);
     }
 }
-/// Bytes reserved at the top of guest memory for the RTAS blob.
-const RTAS_SIZE: u64 = 0x1_0000;
+use crate::loader::layout::{self, KERNEL_ADDR, RTAS_SIZE};
 
 /// Why a partition stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -640,11 +639,6 @@ struct Loaded {
 /// them; an image with more loadable segments gets all of its memory zeroed first.
 const MAX_WRITTEN_RANGES: usize = 16;
 
-/// Where a kernel is loaded, as QEMU's pseries `kernel-addr` (its default,
-/// `FW_MAX_SIZE`): above the firmware's 4 MiB, plus the low 28 bits of each
-/// segment's physical address (`elf::ElfImage::placed_at`).
-pub const KERNEL_ADDR: u64 = 0x40_0000;
-
 /// Loads kernel, initrd, RTAS blob and device tree into the memory `mem` of
 /// partition `name`/`lpid`, and zeroes every other byte of it: nothing a
 /// previous owner of the frames left is visible to the guest.
@@ -667,25 +661,13 @@ fn load_boot_image(
         .and_then(|i| i.placed_at(KERNEL_ADDR))
         .map_err(CreateError::Elf)?;
 
-    // Layout as QEMU's pseries: kernel at KERNEL_ADDR + its physical addresses;
-    // initrd after it, 64 KiB aligned with at least 64 KiB between them; RTAS
-    // blob in the top 64 KiB and the device tree below it.
-    if size < 4 * RTAS_SIZE {
-        return Err(CreateError::TooBig("RTAS area"));
-    }
-    let rtas_base = size - RTAS_SIZE;
+    // Layout as QEMU's pseries (`loader::layout`): kernel at KERNEL_ADDR + its
+    // physical addresses; initrd after it; RTAS blob in the top 64 KiB below
+    // 2 GiB and the device tree below it.
+    let l = layout::place(size, image.high, b.initrd.map(|d| d.len() as u64))
+        .map_err(|layout::LayoutError::TooBig(what)| CreateError::TooBig(what))?;
+    let (rtas_base, initrd_range) = (l.rtas_base, l.initrd);
     let rtas_bytes = (rtas::RTAS_BLOB.len() * 4) as u64;
-    let initrd_range = match b.initrd {
-        Some(data) => {
-            let start = (image.high + 0x1_ffff) & !0xffff;
-            let end = start + data.len() as u64;
-            if end > rtas_base - 0x10_0000 {
-                return Err(CreateError::TooBig("initrd"));
-            }
-            Some((start, end))
-        }
-        None => None,
-    };
 
     let t = instr::mftb();
     let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
@@ -719,10 +701,9 @@ fn load_boot_image(
     // The tree reserves its own range, so learn its size first, then build it for
     // its place.
     let probe = guest_fdt::build(&cfg).map_err(|_| CreateError::Fdt)?;
-    let fdt_gra = (rtas_base - probe.len() as u64 - 0x2000) & !0xfff;
-    if fdt_gra <= initrd_range.map(|r| r.1).unwrap_or(image.high) {
-        return Err(CreateError::TooBig("device tree"));
-    }
+    let above = initrd_range.map(|r| r.1).unwrap_or(image.high);
+    let fdt_gra = layout::place_fdt(&l, probe.len() as u64, above)
+        .map_err(|layout::LayoutError::TooBig(what)| CreateError::TooBig(what))?;
     let fdt = guest_fdt::build_at(&cfg, fdt_gra).map_err(|_| CreateError::Fdt)?;
     let fdt_end = fdt_gra + fdt.len() as u64;
     if fdt_end > rtas_base {
