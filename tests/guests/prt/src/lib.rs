@@ -74,6 +74,12 @@ mod rt {
 
     global_asm!(
         ".section .vectors, \"ax\"",
+        // Offset 0, the lowest address of the image: QEMU's pseries firmware
+        // (SLOF, VOF) enters a `-kernel` there (its kernel-addr), whatever
+        // `e_entry` says; Paprika enters at `e_entry`. Either way, and in
+        // either byte order, the guest gets to `_start`.
+        fixup_endian!(),
+        "b _start",
         vector!(0x100),
         vector!(0x200),
         vector!(0x300),
