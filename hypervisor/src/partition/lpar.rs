@@ -13,7 +13,8 @@ use crate::arch::ppc64::regs::{Lpcr, Msr};
 use crate::arch::ppc64::{instr, mmu, smp, spr, timer};
 use crate::be::Be64;
 use crate::console::lines::{self, VtyLine, Who};
-use crate::loader::elf;
+use crate::loader::elf::{self, GuestSink};
+use crate::loader::layout::{self, KERNEL_ADDR, RTAS_SIZE};
 use crate::mm::extent::ExtentMap;
 use crate::mm::frame::PhysRange;
 use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
@@ -47,7 +48,6 @@ fn vty_input(index: usize) {
         super::xics::trigger(p, VTY_LISN);
     }
 }
-use crate::loader::layout::{self, KERNEL_ADDR, RTAS_SIZE};
 
 /// Why a partition stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +183,7 @@ fn zero_guest(mem: &ExtentMap, gra: u64, len: u64) {
 /// runs (creation, reboot).
 struct LoaderSink<'a>(&'a ExtentMap);
 
-impl elf::GuestSink for LoaderSink<'_> {
+impl GuestSink for LoaderSink<'_> {
     fn size(&self) -> u64 {
         self.0.size()
     }
@@ -750,14 +750,14 @@ fn load_boot_image(
     for (i, w) in rtas::RTAS_BLOB.iter().enumerate() {
         // RTAS is entered big-endian (PAPR 7.2.1; Linux clears MSR[LE] to
         // call it), whatever the kernel's endianness.
-        elf::GuestSink::write(&mut sink, rtas_base + i as u64 * 4, &w.to_be_bytes());
+        sink.write(rtas_base + i as u64 * 4, &w.to_be_bytes());
     }
     let t = instr::mftb();
     if let (Some(data), Some((start, _))) = (b.initrd, initrd_range) {
-        elf::GuestSink::write(&mut sink, start, data);
+        sink.write(start, data);
     }
     times.initrd = instr::mftb().wrapping_sub(t);
-    elf::GuestSink::write(&mut sink, fdt_gra, &fdt);
+    sink.write(fdt_gra, &fdt);
     let placed = Placed {
         entry: image.entry,
         big_endian: image.big_endian,
