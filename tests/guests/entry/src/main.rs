@@ -9,6 +9,9 @@
 //!   0 and entered at its entry point there (`entry-address`); the runtime
 //!   (prt) copies the image, vectors included, down to 0 where it is linked, so
 //!   the vectors at 0x100.. take a `trap` (`vectors-at-0x100`).
+//! - Its initrd (the manifest gives it one: another guest's ELF) follows the
+//!   image, 64 KiB aligned at least 64 KiB after its end as QEMU places it
+//!   (`initrd-after-kernel`: /chosen/linux,initrd-start and the bytes there).
 //! - A secondary vCPU started by RTAS start-cpu at an entry of the same kind
 //!   finds MSR = SF|ME, LE clear (`secondary-msr`), whatever the guest set
 //!   with H_SET_MODE.
@@ -72,6 +75,8 @@ mod guest {
     extern "C" {
         fn entry_secondary();
         fn _start();
+        /// The end of the image in memory (BSS and stack included; guest.ld).
+        static __stack_top: u8;
     }
 
     /// QEMU pseries' default kernel-addr.
@@ -112,6 +117,13 @@ mod guest {
         false
     }
     static TRAPS: AtomicU64 = AtomicU64::new(0);
+
+    fn be64(v: Option<&[u8]>) -> Option<u64> {
+        let b = v?.get(..8)?;
+        Some(u64::from_be_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
+    }
 
     fn memory_size(fdt: &'static [u8]) -> u64 {
         fdt_prop(fdt, "/memory", "reg")
@@ -209,6 +221,25 @@ mod guest {
             "vectors-at-0x100",
             TRAPS.load(Ordering::Relaxed) == 1,
             format_args!("{} program interrupts taken", TRAPS.load(Ordering::Relaxed)),
+        );
+
+        // The initrd: where QEMU's pseries puts it, (kernel end + 0x1ffff) &
+        // ~0xffff, with the image's end at KERNEL_ADDR + its memory size.
+        let image_end = KERNEL_ADDR + (&raw const __stack_top) as u64;
+        let want = (image_end + 0x1_ffff) & !0xffff;
+        let start = be64(fdt_prop(fdt, "/chosen", "linux,initrd-start"));
+        let end = be64(fdt_prop(fdt, "/chosen", "linux,initrd-end"));
+        let elf = start.map(|s| {
+            // SAFETY: the initrd the hypervisor loaded into this partition.
+            unsafe { core::ptr::read_volatile(s as *const [u8; 4]) }
+        });
+        check(
+            "initrd-after-kernel",
+            start == Some(want) && end.is_some_and(|e| e > want) && elf == Some(*b"\x7fELF"),
+            format_args!(
+                "initrd {:#x?}..{:#x?} starting {:x?}, want it at {:#x} (image ends at {:#x})",
+                start, end, elf, want, image_end
+            ),
         );
 
         // A secondary, after the guest asked for little-endian interrupts.
