@@ -450,6 +450,14 @@ impl Scenario {
 const LINUX_1CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0])];
 /// One Linux partition with 4 vCPUs on threads 0-3.
 const LINUX_4CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0, 1, 2, 3])];
+/// One Linux partition of 1 GiB, for the machine `xtask run --kernel X
+/// --memory 1G` sizes for it ([`LINUX_1G_MACHINE`]).
+const LINUX_1G: &[LinuxLpar] = &[lpar("linux", "1G", &[0])];
+/// The partition's 1 GiB plus `partitions::MACHINE_OVERHEAD`: no 1 GiB of host
+/// memory is contiguous there (the hypervisor, the boot bundle at 640 MiB and
+/// skiboot at 768 MiB are in the way), so the partition's memory spans host
+/// extents (`mm::extent`).
+const LINUX_1G_MACHINE: &str = "1536M";
 /// Two Linux partitions side by side, sharing kernel and initramfs.
 const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
 
@@ -602,6 +610,26 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // Entered as pSeries firmware enters a client (big-endian, at kernel-addr),
+    // with 1 GiB of memory that spans host extents on a 1.5 GiB machine.
+    lpars(
+        "lpar-entry-p9",
+        Machine::Powernv9,
+        "entry",
+        LINUX_1G_MACHINE,
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-entry-p10",
+        Machine::Powernv10,
+        "entry",
+        LINUX_1G_MACHINE,
+        "4",
+        4,
+        1,
+    ),
     lpars(
         "lpar-hostile-p9",
         Machine::Powernv9,
@@ -704,6 +732,20 @@ pub const SCENARIOS: &[Scenario] = &[
         LINUX_4CPU,
     ),
     linux_typed("linux-p9-1cpu", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU),
+    // A partition larger than any contiguous free host memory: backed by
+    // several host extents, all of it usable by the guest.
+    linux(
+        "linux-1g-p9",
+        Machine::Powernv9,
+        LINUX_1G_MACHINE,
+        "1",
+        1,
+        LINUX_1G,
+    )
+    .expecting(&[
+        "PAPRIKA lpar-memory: linux 1024 MiB in non-contiguous host extents",
+        "K/1048576K available",
+    ]),
     linux_typed(
         "linux-p10-1cpu",
         Machine::Powernv10,
@@ -1261,6 +1303,18 @@ mod tests {
         for s in SCENARIOS.iter().filter(|s| s.virtio_console) {
             assert!(s.manifest.is_some() || s.linux.is_some(), "{}", s.name);
         }
+    }
+
+    /// linux-1g-p9 boots its 1 GiB partition on the machine `xtask run
+    /// --kernel X --memory 1G` makes.
+    #[test]
+    fn linux_1g_machine_is_what_run_sizes() {
+        let src = crate::partitions::from_kernel("k", None, "", 1, 1 << 30).unwrap();
+        let size = crate::partitions::size_machine(&src.manifest, 1, 1, None).unwrap();
+        assert_eq!(size.memory, 1536 << 20);
+        let s = scenario("linux-1g-p9");
+        assert_eq!(s.memory, LINUX_1G_MACHINE);
+        assert_eq!(s.linux.unwrap().partitions, LINUX_1G);
     }
 
     use super::*;

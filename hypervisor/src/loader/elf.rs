@@ -12,8 +12,12 @@
 //!   contains it (`e_entry - p_vaddr + guest address`), and must land inside the
 //!   loaded image.
 //!
-//! A Linux `vmlinux` fits the first rule: its first segment has `p_vaddr`
+//! A Linux `vmlinux` fits the second rule: its first segment has `p_vaddr`
 //! `0xc000000000000000`, `p_paddr` 0, and `e_entry` points into it.
+//!
+//! [`ElfImage::placed_at`] then moves the image where pSeries firmware loads a
+//! kernel (QEMU's `kernel-addr`, 0x400000), and [`load`] writes it through a
+//! [`GuestSink`] (guest memory need not be one slice: `mm::extent`).
 //!
 //! Everything read from the file is bounds-checked; any malformed input is an
 //! [`ElfError`], never a panic.
@@ -269,6 +273,75 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
     })
 }
 
+/// Bits of a physical address QEMU's pseries keeps when it moves a kernel to
+/// `kernel-addr` (`translate_kernel_address` in hw/ppc/spapr.c).
+pub const KERNEL_ADDR_MASK: u64 = 0x0fff_ffff;
+
+impl ElfImage {
+    /// The image moved where pSeries firmware loads a kernel: each segment at
+    /// `kernel_addr + (physical address & 0x0fffffff)`, as QEMU's `-M pseries`
+    /// loads `-kernel` (default `kernel-addr` 0x400000), and the entry point
+    /// moved with the segment that holds it. A Linux `vmlinux` (physical 0)
+    /// lands at `kernel_addr` and copies itself down to 0; an image linked at 0
+    /// finds its vectors missing at 0x100 and must copy them there.
+    pub fn placed_at(&self, kernel_addr: u64) -> Result<ElfImage, ElfError> {
+        let mut segments = Vec::with_capacity(self.segments.len());
+        for (index, s) in self.segments.iter().enumerate() {
+            let guest_addr = kernel_addr
+                .checked_add(s.guest_addr & KERNEL_ADDR_MASK)
+                .ok_or(ElfError::BadSegment { index })?;
+            segments.push(Segment { guest_addr, ..*s });
+        }
+        let (low, high) = extent(&segments)?;
+        let entry = self
+            .segments
+            .iter()
+            .zip(&segments)
+            .find(|(old, _)| {
+                self.entry >= old.guest_addr && self.entry - old.guest_addr < old.mem_size
+            })
+            .map(|(old, new)| new.guest_addr + (self.entry - old.guest_addr))
+            .ok_or(ElfError::BadHeader)?;
+        Ok(ElfImage {
+            big_endian: self.big_endian,
+            entry,
+            segments,
+            low,
+            high,
+        })
+    }
+}
+
+/// Guest memory the loader writes into.
+pub trait GuestSink {
+    /// Bytes of guest memory: guest real `[0, size)`.
+    fn size(&self) -> u64;
+    /// Writes `bytes` at guest real `gra`; the caller has checked that they lie
+    /// inside `[0, size)`.
+    fn write(&mut self, gra: u64, bytes: &[u8]);
+    /// Zeroes `[gra, gra + len)`, checked likewise.
+    fn zero(&mut self, gra: u64, len: u64);
+}
+
+/// Guest memory as one slice (guest real 0 is its first byte).
+impl GuestSink for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn write(&mut self, gra: u64, bytes: &[u8]) {
+        let at = gra as usize;
+        if let Some(d) = self.get_mut(at..at + bytes.len()) {
+            d.copy_from_slice(bytes);
+        }
+    }
+    fn zero(&mut self, gra: u64, len: u64) {
+        let at = gra as usize;
+        if let Some(d) = self.get_mut(at..at + len as usize) {
+            d.fill(0);
+        }
+    }
+}
+
 /// The guest extent `[low, high)` of `segs`, which must not overlap and must not
 /// wrap.
 fn extent(segs: &[Segment]) -> Result<(u64, u64), ElfError> {
@@ -298,14 +371,18 @@ fn extent(segs: &[Segment]) -> Result<(u64, u64), ElfError> {
     Ok((low, high))
 }
 
-/// Copies `img`'s segments from `bytes` into `guest_mem`, which is guest real
-/// memory `[0, guest_mem.len())`, and zeroes each segment's tail beyond its file
+/// Copies `img`'s segments from `bytes` into `guest_mem` (guest real memory
+/// `[0, guest_mem.size())`), and zeroes each segment's tail beyond its file
 /// bytes (`.bss`). Nothing outside the segments is touched. `img` is re-checked
 /// against `bytes` and `guest_mem`, so a hand-made or stale image cannot write out
 /// of bounds; on error nothing has been written.
-pub fn load(img: &ElfImage, bytes: &[u8], guest_mem: &mut [u8]) -> Result<(), ElfError> {
+pub fn load(
+    img: &ElfImage,
+    bytes: &[u8],
+    guest_mem: &mut (impl GuestSink + ?Sized),
+) -> Result<(), ElfError> {
     let (_, high) = extent(&img.segments)?;
-    let have = guest_mem.len() as u64;
+    let have = guest_mem.size();
     if high > have {
         return Err(ElfError::TooBig { need: high, have });
     }
@@ -323,22 +400,14 @@ pub fn load(img: &ElfImage, bytes: &[u8], guest_mem: &mut [u8]) -> Result<(), El
             .checked_add(fsz)
             .and_then(|end| bytes.get(off..end))
             .ok_or(bad)?;
-        // `high <= guest_mem.len()`, so these fit in usize.
-        let start = to_usize(s.guest_addr)?;
-        let end = to_usize(s.guest_addr.saturating_add(s.mem_size))?;
-        plan.push((src, start, end));
+        plan.push((src, s.guest_addr, s.mem_size));
     }
-    for (src, start, end) in plan {
-        let dst = guest_mem
-            .get_mut(start..end)
-            .ok_or(ElfError::TooBig { need: high, have })?;
-        // file_size <= mem_size was checked, so `n` is all of `src`.
-        let n = src.len().min(dst.len());
-        let (file_part, bss) = dst.split_at_mut(n);
-        if let Some(s) = src.get(..n) {
-            file_part.copy_from_slice(s);
-        }
-        bss.fill(0);
+    for (src, start, mem_size) in plan {
+        // `start + mem_size <= high <= size` (extent checked it does not wrap), and
+        // file_size <= mem_size was checked, so `src` fits.
+        guest_mem.write(start, src);
+        let n = src.len() as u64;
+        guest_mem.zero(start + n, mem_size - n);
     }
     Ok(())
 }
@@ -420,7 +489,7 @@ mod tests {
             assert_eq!(img.segments[1].guest_addr, 0x1000);
 
             let mut mem = vec![0xeeu8; 0x2000];
-            load(&img, &f, &mut mem).unwrap();
+            load(&img, &f, &mut mem[..]).unwrap();
             assert!(mem[..0x40].iter().all(|&b| b == 0x11));
             assert!(mem[0x40..0x100].iter().all(|&b| b == 0), "bss zeroed");
             assert!(
@@ -431,6 +500,69 @@ mod tests {
             assert!(mem[0x1020..0x1080].iter().all(|&b| b == 0));
             assert!(mem[0x1080..].iter().all(|&b| b == 0xee), "tail untouched");
         }
+    }
+
+    /// QEMU pseries placement: kernel-addr + (physical & 0x0fffffff).
+    #[test]
+    fn placed_at_kernel_addr_as_pseries_does() {
+        const KA: u64 = 0x40_0000;
+        // vmlinux: physical 0 (from p_vaddr), entry at its first byte.
+        let f = build(
+            false,
+            EM_PPC64,
+            KBASE,
+            &[(PT_LOAD, KBASE, 0, &[1; 0x40], 0x100)],
+        );
+        let img = parse(&f).unwrap().placed_at(KA).unwrap();
+        assert_eq!((img.entry, img.low, img.high), (KA, KA, KA + 0x100));
+        // A program linked at 0 with its entry at 0x10000 (the test guests).
+        let f = build(
+            false,
+            EM_PPC64,
+            0x1_0000,
+            &[(PT_LOAD, 0, 0, &[2; 0x20], 0x2_0000)],
+        );
+        let img = parse(&f).unwrap().placed_at(KA).unwrap();
+        assert_eq!(img.segments[0].guest_addr, KA);
+        assert_eq!(img.entry, KA + 0x1_0000);
+        // Physical addresses keep only their low 28 bits; segments keep their
+        // distance; the entry moves with its own segment.
+        let f = build(
+            true,
+            EM_PPC64,
+            KBASE + 0x2000_1010,
+            &[
+                (
+                    PT_LOAD,
+                    KBASE + 0x2000_0000,
+                    0x2000_0000,
+                    &[3; 0x10],
+                    0x1000,
+                ),
+                (
+                    PT_LOAD,
+                    KBASE + 0x2000_1000,
+                    0x2000_1000,
+                    &[4; 0x10],
+                    0x1000,
+                ),
+            ],
+        );
+        let img = parse(&f).unwrap().placed_at(KA).unwrap();
+        assert_eq!(img.segments[0].guest_addr, KA);
+        assert_eq!(img.segments[1].guest_addr, KA + 0x1000);
+        assert_eq!(img.entry, KA + 0x1010);
+        let mut mem = vec![0xeeu8; 0x40_3000];
+        load(&img, &f, &mut mem[..]).unwrap();
+        assert!(
+            mem[..KA as usize].iter().all(|&b| b == 0xee),
+            "below kernel-addr untouched"
+        );
+        assert_eq!(mem[KA as usize], 3);
+        assert_eq!(mem[KA as usize + 0x1000], 4);
+        // Overflow of the target address is an error, not a wrap.
+        let f = build(false, EM_PPC64, 0, &[(PT_LOAD, 0, 0, &[2; 0x20], 0x100)]);
+        assert!(parse(&f).unwrap().placed_at(u64::MAX - 0x10).is_err());
     }
 
     #[test]
@@ -616,7 +748,7 @@ mod tests {
         let img = parse(&f).unwrap();
         let mut mem = vec![0u8; 0x1fff];
         assert_eq!(
-            load(&img, &f, &mut mem),
+            load(&img, &f, &mut mem[..]),
             Err(ElfError::TooBig {
                 need: 0x2000,
                 have: 0x1fff
@@ -624,35 +756,35 @@ mod tests {
         );
         assert!(mem.iter().all(|&b| b == 0), "nothing written on error");
         let mut mem = vec![0u8; 0x2000];
-        load(&img, &f, &mut mem).unwrap();
+        load(&img, &f, &mut mem[..]).unwrap();
         assert_eq!(&mem[0x1000..0x1008], &[7; 8]);
 
         // An image that does not match the bytes it is loaded from.
         let mut wrong = img.clone();
         wrong.segments[0].file_offset = f.len() as u64;
         assert_eq!(
-            load(&wrong, &f, &mut mem),
+            load(&wrong, &f, &mut mem[..]),
             Err(ElfError::BadSegment { index: 0 })
         );
         let mut wrong = img.clone();
         wrong.segments[0].file_size = 0x2000;
         assert_eq!(
-            load(&wrong, &f, &mut mem),
+            load(&wrong, &f, &mut mem[..]),
             Err(ElfError::BadSegment { index: 0 })
         );
         let mut wrong = img.clone();
         wrong.segments.push(wrong.segments[0]);
-        assert_eq!(load(&wrong, &f, &mut mem), Err(ElfError::Overlap));
+        assert_eq!(load(&wrong, &f, &mut mem[..]), Err(ElfError::Overlap));
         let mut wrong = img.clone();
         wrong.segments[0].guest_addr = u64::MAX;
         assert_eq!(
-            load(&wrong, &f, &mut mem),
+            load(&wrong, &f, &mut mem[..]),
             Err(ElfError::BadSegment { index: 0 })
         );
         let mut wrong = img;
         wrong.segments.clear();
         assert_eq!(
-            load(&wrong, &f, &mut mem),
+            load(&wrong, &f, &mut mem[..]),
             Err(ElfError::NoLoadableSegments)
         );
     }

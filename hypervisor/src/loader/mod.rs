@@ -1,2 +1,3 @@
 //! Loading guest kernel images into partition memory.
 pub mod elf;
+pub mod layout;

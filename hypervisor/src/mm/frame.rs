@@ -252,6 +252,47 @@ impl FrameAllocator {
         result
     }
 
+    /// Allocates the largest `align`-aligned run of whole `align` units that one
+    /// free range holds, at most `max` bytes: `(base, len)`. With several
+    /// equally large runs the lowest is taken; a range that holds all of `max`
+    /// is taken first-fit. For guest memory that need not be contiguous
+    /// (`mm::extent`): fewer, larger pieces.
+    ///
+    /// `align` as for [`Self::alloc`]; `max` must hold at least one `align`
+    /// unit ([`FrameError::BadRange`]). [`FrameError::Exhausted`] when no free
+    /// range holds an aligned unit.
+    pub fn alloc_largest(&mut self, max: u64, align: u64) -> Result<(u64, u64), FrameError> {
+        if !align.is_power_of_two() || align < PAGE_SIZE {
+            return Err(FrameError::BadAlignment);
+        }
+        let max = align_down(max, align);
+        if max == 0 {
+            return Err(FrameError::BadRange);
+        }
+        let mut best: Option<(u64, u64)> = None;
+        for e in &self.free {
+            let Some(base) = align_up(e.start, align) else {
+                break;
+            };
+            let end = align_down(e.end, align);
+            if end <= base {
+                continue;
+            }
+            let len = (end - base).min(max);
+            if best.is_none_or(|(_, l)| len > l) {
+                best = Some((base, len));
+                if len == max {
+                    break;
+                }
+            }
+        }
+        let (base, len) = best.ok_or(FrameError::Exhausted)?;
+        let mut free = self.free.clone();
+        subtract_in_place(&mut free, PhysRange::new(base, base + len))?;
+        self.free = free;
+        Ok((base, len))
+    }
+
     /// Allocates `n` contiguous pages aligned to [`PAGE_SIZE`].
     pub fn alloc_pages(&mut self, n: u64) -> Result<u64, FrameError> {
         let size = n.checked_mul(PAGE_SIZE).ok_or(FrameError::Exhausted)?;
@@ -562,6 +603,32 @@ mod tests {
             assert_eq!(a.alloc(align, align), Err(FrameError::Exhausted));
             check_invariants(&a);
         }
+    }
+
+    #[test]
+    fn alloc_largest_takes_the_biggest_aligned_run() {
+        let mut a = FrameAllocator::new();
+        // [1M, 4M): one aligned 2 MiB unit; [20M + 4K, 27M): two units from
+        // 22M; [40M, 44M): two units, higher.
+        const M: u64 = 1 << 20;
+        a.add_free(pr(M, 4 * M)).unwrap();
+        a.add_free(pr(20 * M + K4, 27 * M)).unwrap();
+        a.add_free(pr(40 * M, 44 * M)).unwrap();
+        // Largest first; equal sizes: the lower one.
+        assert_eq!(a.alloc_largest(100 * M, M2), Ok((22 * M, 4 * M)));
+        assert_eq!(a.alloc_largest(100 * M, M2), Ok((40 * M, 4 * M)));
+        assert_eq!(a.alloc_largest(100 * M, M2), Ok((2 * M, 2 * M)));
+        assert_eq!(a.alloc_largest(100 * M2, M2), Err(FrameError::Exhausted));
+        check_invariants(&a);
+        // A range that holds all of `max` is taken first-fit, and only `max`.
+        let mut b = FrameAllocator::new();
+        b.add_free(pr(0, 4 * M2)).unwrap();
+        b.add_free(pr(8 * M2, 16 * M2)).unwrap();
+        assert_eq!(b.alloc_largest(3 * M2 + K4, M2), Ok((0, 3 * M2)));
+        assert_eq!(b.ranges(), &[pr(3 * M2, 4 * M2), pr(8 * M2, 16 * M2)]);
+        assert_eq!(b.alloc_largest(K4, M2), Err(FrameError::BadRange));
+        assert_eq!(b.alloc_largest(M2, 3 * K4), Err(FrameError::BadAlignment));
+        check_invariants(&b);
     }
 
     #[test]

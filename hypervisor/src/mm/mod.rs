@@ -3,6 +3,7 @@
 //! The hypervisor addresses all RAM through the linear map at
 //! [`LINEAR_BASE`] + physical. In real mode (interrupt entry, OPAL calls) the top four
 //! address bits are ignored, so linear addresses work with translation on and off.
+pub mod extent;
 pub mod frame;
 pub mod guest_walk;
 pub mod radix;
@@ -21,6 +22,11 @@ pub static FRAMES: spin::Mutex<FrameAllocator> = spin::Mutex::new(FrameAllocator
 
 pub fn alloc_frames(size: u64, align: u64) -> Result<u64, FrameError> {
     FRAMES.lock().alloc(size, align)
+}
+
+/// Guest memory of `size` bytes, in host-contiguous extents (`extent::allocate`).
+pub fn alloc_guest_memory(size: u64) -> Result<extent::ExtentMap, FrameError> {
+    extent::allocate(&mut FRAMES.lock(), size)
 }
 
 pub fn free_frames(pa: u64, size: u64) {

@@ -13,7 +13,9 @@ use crate::arch::ppc64::regs::{Lpcr, Msr};
 use crate::arch::ppc64::{instr, mmu, smp, spr, timer};
 use crate::be::Be64;
 use crate::console::lines::{self, VtyLine, Who};
-use crate::loader::elf;
+use crate::loader::elf::{self, GuestSink};
+use crate::loader::layout::{self, KERNEL_ADDR, RTAS_SIZE};
+use crate::mm::extent::ExtentMap;
 use crate::mm::frame::PhysRange;
 use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
 use crate::mm::{self, LINEAR_BASE};
@@ -46,8 +48,6 @@ fn vty_input(index: usize) {
         super::xics::trigger(p, VTY_LISN);
     }
 }
-/// Bytes reserved at the top of guest memory for the RTAS blob.
-const RTAS_SIZE: u64 = 0x1_0000;
 
 /// Why a partition stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,8 +72,10 @@ pub struct Partition {
     /// `[<name>] `: the prefix of its console lines.
     pub console_prefix: String,
     pub lpid: u32,
-    /// Guest real memory [0, mem_size) is host physical [mem_pa, mem_pa + mem_size).
-    pub mem_pa: u64,
+    /// Guest real memory [0, mem_size), backed by host-contiguous extents
+    /// (`mm::extent`): not one block, so a partition fits around the holes in
+    /// host memory.
+    pub mem: ExtentMap,
     pub mem_size: u64,
     pub vcpus: Vec<Box<Vcpu>>,
     pub console: bool,
@@ -141,7 +143,7 @@ impl xive::GuestMemory for GuestRam<'_> {
     }
 
     fn contains(&self, gpa: u64, len: u64) -> bool {
-        self.0.host_addr(gpa, len).is_some()
+        self.0.contains(gpa, len)
     }
 }
 
@@ -153,20 +155,64 @@ struct Demand {
     tree: spin::Mutex<RadixTree>,
 }
 
-/// Maps guest real `r` of a partition whose memory starts at host `pa`; a range
-/// mapped already is fine.
-fn map_chunk(tree: &mut RadixTree, pa: u64, r: PhysRange) -> Result<(), MapError> {
-    match tree.map(
-        &mut Tables,
-        r.start,
-        pa + r.start,
-        r.end - r.start,
-        PteFlags::READ | PteFlags::WRITE | PteFlags::EXEC,
-        CacheAttr::Normal,
-        PageSize::Size2M,
-    ) {
-        Ok(()) | Err(MapError::AlreadyMapped) => Ok(()),
-        Err(e) => Err(e),
+/// Maps guest real `r` of a partition with memory `mem` (a chunk lies in one
+/// extent, but any range works); a range mapped already is fine.
+fn map_chunk(tree: &mut RadixTree, mem: &ExtentMap, r: PhysRange) -> Result<(), MapError> {
+    let pieces = mem
+        .pieces(r.start, r.end - r.start)
+        .ok_or(MapError::OutOfRange)?;
+    for piece in pieces {
+        match tree.map(
+            &mut Tables,
+            piece.gra,
+            piece.pa,
+            piece.len,
+            PteFlags::READ | PteFlags::WRITE | PteFlags::EXEC,
+            CacheAttr::Normal,
+            PageSize::Size2M,
+        ) {
+            Ok(()) | Err(MapError::AlreadyMapped) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Zeroes guest real `[gra, gra + len)` of memory `mem` (inside it).
+fn zero_guest(mem: &ExtentMap, gra: u64, len: u64) {
+    for piece in mem.pieces(gra, len).into_iter().flatten() {
+        mm::zero_phys(piece.pa, piece.len);
+    }
+}
+
+/// The loader's view of a partition's memory (`elf::GuestSink`), written
+/// piece by piece across extents. Used only while no vCPU of the partition
+/// runs (creation, reboot).
+struct LoaderSink<'a>(&'a ExtentMap);
+
+impl GuestSink for LoaderSink<'_> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    fn write(&mut self, gra: u64, bytes: &[u8]) {
+        for piece in self.0.pieces(gra, bytes.len() as u64).into_iter().flatten() {
+            let from = piece.offset as usize;
+            let src = &bytes[from..from + piece.len as usize];
+            // SAFETY: the piece lies in this partition's frames, reached through
+            // the linear map; no vCPU runs while the loader writes (see above).
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    src.as_ptr(),
+                    (LINEAR_BASE | piece.pa) as *mut u8,
+                    src.len(),
+                )
+            };
+        }
+    }
+
+    fn zero(&mut self, gra: u64, len: u64) {
+        zero_guest(self.0, gra, len);
     }
 }
 
@@ -233,12 +279,39 @@ impl Partition {
     }
 
     /// Host linear address of guest real `gra` if `[gra, gra+len)` lies in the
-    /// partition's memory. Chunks of it not used yet are zeroed (and mapped for
-    /// the guest) first, so the hypervisor never shows the guest stale bytes.
+    /// partition's memory and in one host extent (as any naturally aligned
+    /// access up to 2 MiB does). Chunks of it not used yet are zeroed (and mapped
+    /// for the guest) first, so the hypervisor never shows the guest stale bytes.
     pub fn host_addr(&self, gra: u64, len: u64) -> Option<u64> {
         let end = gra.checked_add(len)?;
-        (end <= self.mem_size && self.prepare(gra, len))
-            .then_some(LINEAR_BASE | (self.mem_pa + gra))
+        if end > self.mem_size || !self.prepare(gra, len) {
+            return None;
+        }
+        self.mem.contiguous(gra, len).map(|pa| LINEAR_BASE | pa)
+    }
+
+    /// Calls `f(host linear address, offset in the range, length)` for each
+    /// host-contiguous piece of `[gra, gra + len)`, after preparing it as
+    /// `host_addr` does; `None` (and no call) if any byte lies outside the
+    /// partition's memory.
+    fn for_pieces(&self, gra: u64, len: u64, mut f: impl FnMut(u64, usize, usize)) -> Option<()> {
+        let end = gra.checked_add(len)?;
+        if end > self.mem_size || !self.prepare(gra, len) {
+            return None;
+        }
+        for piece in self.mem.pieces(gra, len)? {
+            f(
+                LINEAR_BASE | piece.pa,
+                piece.offset as usize,
+                piece.len as usize,
+            );
+        }
+        Some(())
+    }
+
+    /// Whether `[gra, gra + len)` is the partition's memory (prepared for use).
+    pub fn contains(&self, gra: u64, len: u64) -> bool {
+        self.for_pieces(gra, len, |_, _, _| {}).is_some()
     }
 
     /// Zeroes and maps every chunk of `[gra, gra + len)` that is not ready; false
@@ -257,8 +330,8 @@ impl Partition {
             return true;
         }
         let r = d.map.range(c);
-        mm::zero_phys(self.mem_pa + r.start, r.end - r.start);
-        if map_chunk(&mut tree, self.mem_pa, r).is_err() {
+        zero_guest(&self.mem, r.start, r.end - r.start);
+        if map_chunk(&mut tree, &self.mem, r).is_err() {
             return false;
         }
         // Invalid to valid: no invalidation needed, only ordering before the
@@ -277,12 +350,14 @@ impl Partition {
 
     /// Copies guest memory out; `None` if any byte lies outside the partition.
     pub fn read_guest(&self, gra: u64, out: &mut [u8]) -> Option<()> {
-        let src = self.host_addr(gra, out.len() as u64)?;
-        // SAFETY: the range was checked to lie inside this partition's memory, which
-        // the hypervisor maps for its whole life; guests may race with us, which is
-        // harmless for byte copies.
-        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, out.as_mut_ptr(), out.len()) };
-        Some(())
+        let dst = out.as_mut_ptr();
+        self.for_pieces(gra, out.len() as u64, |src, off, n| {
+            // SAFETY: each piece was checked to lie inside this partition's
+            // memory, which the hypervisor maps for its whole life, and `off + n`
+            // inside `out`; guests may race with us, which is harmless for byte
+            // copies.
+            unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst.add(off), n) };
+        })
     }
 
     /// Stores a big-endian word as one aligned 32-bit store, so a vCPU polling
@@ -298,17 +373,18 @@ impl Partition {
     }
 
     pub fn write_guest(&self, gra: u64, data: &[u8]) -> Option<()> {
-        let dst = self.host_addr(gra, data.len() as u64)?;
-        // SAFETY: as for `read_guest`.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
-        Some(())
+        let src = data.as_ptr();
+        self.for_pieces(gra, data.len() as u64, |dst, off, n| {
+            // SAFETY: as for `read_guest`.
+            unsafe { core::ptr::copy_nonoverlapping(src.add(off), dst as *mut u8, n) };
+        })
     }
 
     pub fn fill_guest(&self, gra: u64, len: u64, byte: u8) -> Option<()> {
-        let dst = self.host_addr(gra, len)?;
-        // SAFETY: as for `read_guest`.
-        unsafe { core::ptr::write_bytes(dst as *mut u8, byte, len as usize) };
-        Some(())
+        self.for_pieces(gra, len, |dst, _, n| {
+            // SAFETY: as for `read_guest`.
+            unsafe { core::ptr::write_bytes(dst as *mut u8, byte, n) };
+        })
     }
 
     /// LPCR for this partition's vCPUs: radix guest with a process table (HR, UPRT,
@@ -513,12 +589,18 @@ fn all_stopped() {
     }
 }
 
-/// Guest memory alignment: 1 GiB pages for big partitions, 2 MiB otherwise.
-fn mem_align(size: u64) -> u64 {
-    if size >= 1 << 30 && size.is_multiple_of(1 << 30) {
-        1 << 30
-    } else {
-        2 << 20
+/// Displays a partition's host extents: `0xPA+SIZE, ...`.
+struct HostExtents<'a>(&'a ExtentMap);
+
+impl core::fmt::Display for HostExtents<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, e) in self.0.extents().iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{:#x}+{}M", e.pa, e.len >> 20)?;
+        }
+        Ok(())
     }
 }
 
@@ -564,8 +646,8 @@ struct Loaded {
 /// them; an image with more loadable segments gets all of its memory zeroed first.
 const MAX_WRITTEN_RANGES: usize = 16;
 
-/// Loads kernel, initrd, RTAS blob and device tree into the memory of partition
-/// `name`/`lpid` at host `pa`, and zeroes every other byte of it: nothing a
+/// Loads kernel, initrd, RTAS blob and device tree into the memory `mem` of
+/// partition `name`/`lpid`, and zeroes every other byte of it: nothing a
 /// previous owner of the frames left is visible to the guest.
 ///
 /// The layout is computed first, so the zeroing can skip what is written next
@@ -575,33 +657,24 @@ const MAX_WRITTEN_RANGES: usize = 16;
 fn load_boot_image(
     name: &str,
     lpid: u32,
-    pa: u64,
-    size: u64,
+    mem: &ExtentMap,
     b: &BootImage,
     chunks: &ChunkMap,
     lazy: bool,
 ) -> Result<Loaded, CreateError> {
     let mut times = LoadTimes::default();
-    let image = elf::parse(b.kernel).map_err(CreateError::Elf)?;
+    let size = mem.size();
+    let image = elf::parse(b.kernel)
+        .and_then(|i| i.placed_at(KERNEL_ADDR))
+        .map_err(CreateError::Elf)?;
 
-    // Layout: kernel at its load address; initrd 1 MiB above its end; RTAS blob in
-    // the top 64 KiB and the device tree below it.
-    if size < 4 * RTAS_SIZE {
-        return Err(CreateError::TooBig("RTAS area"));
-    }
-    let rtas_base = size - RTAS_SIZE;
+    // Layout as QEMU's pseries (`loader::layout`): kernel at KERNEL_ADDR + its
+    // physical addresses; initrd after it; RTAS blob in the top 64 KiB below
+    // 2 GiB and the device tree below it.
+    let l = layout::place(size, image.high, b.initrd.map(|d| d.len() as u64))
+        .map_err(|layout::LayoutError::TooBig(what)| CreateError::TooBig(what))?;
+    let (rtas_base, initrd_range) = (l.rtas_base, l.initrd);
     let rtas_bytes = (rtas::RTAS_BLOB.len() * 4) as u64;
-    let initrd_range = match b.initrd {
-        Some(data) => {
-            let start = (image.high + 0x10_0000 + 0xffff) & !0xffff;
-            let end = start + data.len() as u64;
-            if end > rtas_base - 0x10_0000 {
-                return Err(CreateError::TooBig("initrd"));
-            }
-            Some((start, end))
-        }
-        None => None,
-    };
 
     let t = instr::mftb();
     let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
@@ -635,10 +708,9 @@ fn load_boot_image(
     // The tree reserves its own range, so learn its size first, then build it for
     // its place.
     let probe = guest_fdt::build(&cfg).map_err(|_| CreateError::Fdt)?;
-    let fdt_gra = (rtas_base - probe.len() as u64 - 0x2000) & !0xfff;
-    if fdt_gra <= initrd_range.map(|r| r.1).unwrap_or(image.high) {
-        return Err(CreateError::TooBig("device tree"));
-    }
+    let above = initrd_range.map(|r| r.1).unwrap_or(image.high);
+    let fdt_gra = layout::place_fdt(&l, probe.len() as u64, above)
+        .map_err(|layout::LayoutError::TooBig(what)| CreateError::TooBig(what))?;
     let fdt = guest_fdt::build_at(&cfg, fdt_gra).map_err(|_| CreateError::Fdt)?;
     let fdt_end = fdt_gra + fdt.len() as u64;
     if fdt_end > rtas_base {
@@ -671,32 +743,28 @@ fn load_boot_image(
     }
     let plan = demand::plan(chunks, &written, lazy);
     for r in &plan.zero {
-        mm::zero_phys(pa + r.start, r.end - r.start);
+        zero_guest(mem, r.start, r.end - r.start);
     }
     times.zero = instr::mftb().wrapping_sub(t);
 
-    // SAFETY: no vCPU of this partition runs while its image is (re)loaded (at
-    // creation, or on reboot after every vCPU left the guest), so this is the only
-    // reference to the memory.
-    let mem =
-        unsafe { core::slice::from_raw_parts_mut((LINEAR_BASE | pa) as *mut u8, size as usize) };
+    // No vCPU of this partition runs while its image is (re)loaded (at creation,
+    // or on reboot after every vCPU left the guest).
+    let mut sink = LoaderSink(mem);
     let t = instr::mftb();
     // Every segment's whole [p_vaddr, + p_memsz) is written: file bytes, then zeroes.
-    elf::load(&image, b.kernel, mem).map_err(CreateError::Elf)?;
+    elf::load(&image, b.kernel, &mut sink).map_err(CreateError::Elf)?;
     times.kernel = instr::mftb().wrapping_sub(t);
     for (i, w) in rtas::RTAS_BLOB.iter().enumerate() {
-        let at = (rtas_base as usize) + i * 4;
         // RTAS is entered big-endian (PAPR 7.2.1; Linux clears MSR[LE] to
         // call it), whatever the kernel's endianness.
-        let bytes = w.to_be_bytes();
-        mem[at..at + 4].copy_from_slice(&bytes);
+        sink.write(rtas_base + i as u64 * 4, &w.to_be_bytes());
     }
     let t = instr::mftb();
-    if let (Some(data), Some((start, end))) = (b.initrd, initrd_range) {
-        mem[start as usize..end as usize].copy_from_slice(data);
+    if let (Some(data), Some((start, _))) = (b.initrd, initrd_range) {
+        sink.write(start, data);
     }
     times.initrd = instr::mftb().wrapping_sub(t);
-    mem[fdt_gra as usize..fdt_end as usize].copy_from_slice(&fdt);
+    sink.write(fdt_gra, &fdt);
     let placed = Placed {
         entry: image.entry,
         big_endian: image.big_endian,
@@ -766,10 +834,10 @@ fn build_partition(
 
     // Memory; load_boot_image zeroes what it does not fill before the guest runs.
     let t = instr::mftb();
-    let pa = mm::alloc_frames(size, mem_align(size)).map_err(CreateError::Memory)?;
+    let mem = mm::alloc_guest_memory(size).map_err(CreateError::Memory)?;
 
-    // Partition-scoped tree: guest real 0.. -> host pa.., 2 MiB pages, each
-    // mapped once its chunk is zeroed or loaded (`demand`).
+    // Partition-scoped tree: guest real 0.. -> the host extents, 2 MiB pages,
+    // each mapped once its chunk is zeroed or loaded (`demand`).
     let mut tree = RadixTree::new(&mut Tables).map_err(CreateError::Map)?;
     let chunks = ChunkMap::new(size);
     let alloc_map = instr::mftb().wrapping_sub(t);
@@ -777,12 +845,23 @@ fn build_partition(
         placed,
         eager,
         times,
-    } = load_boot_image(&spec.name, lpid, pa, size, &boot, &chunks, true)?;
+    } = load_boot_image(&spec.name, lpid, &mem, &boot, &chunks, true)?;
     for c in eager {
-        map_chunk(&mut tree, pa, chunks.range(c)).map_err(CreateError::Map)?;
+        map_chunk(&mut tree, &mem, chunks.range(c)).map_err(CreateError::Map)?;
         chunks.set_ready(c);
     }
     log_load_times(&spec.name, alloc_map, &times);
+    let n = mem.extents().len();
+    info!(
+        "PAPRIKA lpar-memory: {} {} MiB in {}",
+        spec.name,
+        size >> 20,
+        if n > 1 {
+            alloc::format!("non-contiguous host extents ({n})")
+        } else {
+            String::from("one host extent")
+        }
+    );
     let root = tree.root();
     let table_bytes = tree.table_bytes(&Tables);
 
@@ -795,11 +874,11 @@ fn build_partition(
         vcpus.push(Box::new(Vcpu::new(i as u32, cpu)));
     }
     info!(
-        "lpar {} (LPID {}): {} MiB at host {:#x}, {} vCPU(s) on threads {:?}, kernel {} entry {:#x} ({}-endian), fdt at {:#x}{}",
+        "lpar {} (LPID {}): {} MiB at host {}, {} vCPU(s) on threads {:?}, kernel {} entry {:#x} ({}-endian), fdt at {:#x}{}",
         spec.name,
         lpid,
         size >> 20,
-        pa,
+        HostExtents(&mem),
         spec.vcpus,
         spec.cpus.as_slice(),
         spec.kernel,
@@ -821,12 +900,14 @@ fn build_partition(
         name: spec.name.clone(),
         console_prefix: alloc::format!("[{}] ", spec.name),
         lpid,
-        mem_pa: pa,
+        mem,
         mem_size: size,
         vcpus,
         console: spec.console,
         console_input,
-        interrupt_le: AtomicBool::new(!placed.big_endian),
+        // Interrupts arrive big-endian until the guest asks otherwise with
+        // H_SET_MODE, as on QEMU's pseries (LPCR[ILE] clear at reset).
+        interrupt_le: AtomicBool::new(false),
         ail: AtomicU8::new(0),
         tod_offset: AtomicI64::new(0),
         console_line: spin::Mutex::new(VtyLine::new()),
@@ -880,8 +961,7 @@ impl Partition {
         let loaded = load_boot_image(
             &self.name,
             self.lpid,
-            self.mem_pa,
-            self.mem_size,
+            &self.mem,
             &self.boot,
             &self.demand.map,
             false,
@@ -890,7 +970,7 @@ impl Partition {
             // Every chunk is zeroed or loaded now; map those still unmapped.
             let mut tree = self.demand.tree.lock();
             for &c in &l.eager {
-                map_chunk(&mut tree, self.mem_pa, self.demand.map.range(c))
+                map_chunk(&mut tree, &self.mem, self.demand.map.range(c))
                     .map_err(CreateError::Map)?;
                 self.demand.map.set_ready(c);
             }
@@ -903,8 +983,7 @@ impl Partition {
                 // Forget the guest's process table and every cached translation.
                 mmu::set_pate_dw1(self.lpid, 0);
                 self.proc_tbl.store(0, Ordering::Release);
-                self.interrupt_le
-                    .store(!placed.big_endian, Ordering::Relaxed);
+                self.interrupt_le.store(false, Ordering::Relaxed);
                 self.ail.store(0, Ordering::Relaxed);
                 self.vty_irq_enabled.store(false, Ordering::Relaxed);
                 self.fwnmi_sreset.store(u64::MAX, Ordering::Relaxed);
@@ -915,7 +994,7 @@ impl Partition {
                 info!("PAPRIKA lpar {}: rebooting (boot {})", self.name, n);
                 self.reboot_requested.store(false, Ordering::Release);
                 if let Some(v0) = self.vcpus.first() {
-                    v0.request_start(placed.entry, initial_msr(placed.big_endian), placed.fdt_gra);
+                    v0.request_start(placed.entry, initial_msr(), placed.fdt_gra);
                 }
             }
             Err(e) => self.stop(StopReason::Fault(alloc::format!("reboot failed: {e}"))),
@@ -965,7 +1044,7 @@ pub fn create_all(
             super::vcpu::assign(p, v);
         }
         if let Some(v0) = p.vcpus.first() {
-            let msr = initial_msr(p.big_endian);
+            let msr = initial_msr();
             info!("PAPRIKA lpar-start: {} vCPU 0 at {:#x}", p.name, p.entry);
             v0.request_start(p.entry, msr, p.fdt_gra);
         }
@@ -976,14 +1055,14 @@ pub fn create_all(
     n
 }
 
-/// MSR a vCPU starts with: 64-bit, machine checks on, real mode, the kernel's
-/// endianness (PAPR start-cpu and direct kernel entry).
-pub fn initial_msr(big_endian: bool) -> u64 {
-    let mut m = Msr::SF | Msr::ME | Msr::RI;
-    if !big_endian {
-        m |= Msr::LE;
-    }
-    m.bits()
+/// MSR a vCPU starts with, the boot vCPU and those RTAS start-cpu starts alike:
+/// 64-bit, machine checks on, real mode, big-endian whatever the kernel's byte
+/// order, as pSeries firmware enters a client program and as QEMU's pseries
+/// starts a CPU (MSR = SF|ME, `rtas_start_cpu` in hw/ppc/spapr_rtas.c). A
+/// little-endian kernel switches itself (Linux's FIXUP_ENDIAN); the interrupt
+/// byte order is LPCR[ILE], which the guest sets with H_SET_MODE.
+pub fn initial_msr() -> u64 {
+    (Msr::SF | Msr::ME).bits()
 }
 
 /// Host register values to restore after a guest exit.

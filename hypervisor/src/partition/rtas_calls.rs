@@ -134,7 +134,7 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
             match p.vcpus.iter().find(|t| t.id == id) {
                 None => a.set_status(r::RTAS_PARAMETER_ERROR),
                 Some(t) => {
-                    let msr = super::lpar::initial_msr(!p.interrupt_le.load(Ordering::Relaxed));
+                    let msr = super::lpar::initial_msr();
                     if t.request_start(u64::from(pc), msr, u64::from(r3)) {
                         a.set_status(r::RTAS_SUCCESS);
                     } else {

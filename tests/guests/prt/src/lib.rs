@@ -1,8 +1,9 @@
 //! Runtime for Paprika's test guests: small `no_std` pSeries programs that the
-//! hypervisor loads into an LPAR and enters directly at `_start` (guest real mode,
-//! MSR = SF|ME|RI, plus LE for a little-endian ELF; r3 = device tree). Linked at
-//! guest real 0 by `tests/guests/guest.ld`: interrupt vectors at 0x100..0x1000,
-//! `_start` at 0x10000.
+//! hypervisor loads into an LPAR and enters directly at `_start` as pSeries
+//! firmware enters a client (guest real mode, MSR = SF|ME, big-endian in either
+//! build; r3 = device tree), loaded at kernel-addr 0x400000. Linked at guest
+//! real 0 by `tests/guests/guest.ld`: interrupt vectors at 0x100..0x1000,
+//! `_start` at 0x10000; the entry copies the image down to 0 and runs there.
 //!
 //! Builds for either byte order (xtask builds some guests big-endian too): what
 //! the hypervisor and firmware define as big-endian is handled as such whatever
@@ -73,6 +74,12 @@ mod rt {
 
     global_asm!(
         ".section .vectors, \"ax\"",
+        // Offset 0, the lowest address of the image: QEMU's pseries firmware
+        // (SLOF, VOF) enters a `-kernel` there (its kernel-addr), whatever
+        // `e_entry` says; Paprika enters at `e_entry`. Either way, and in
+        // either byte order, the guest gets to `_start`.
+        fixup_endian!(),
+        "b _start",
         vector!(0x100),
         vector!(0x200),
         vector!(0x300),
@@ -95,23 +102,91 @@ mod rt {
         vector!(0xf60),
         r#"
         .org 0x1000
+        "#
+    );
+
+    // The entry point (ELF `e_entry`), unless the guest brings its own
+    // (feature `own-start`, for a guest that tests how it is entered).
+    #[cfg(not(feature = "own-start"))]
+    global_asm!(
+        r#"
         .section .text.entry, "ax"
         .globl _start
     _start:
         "#,
         fixup_endian!(),
         r#"
+        /* Entry state for the guest: r4 = MSR at entry unknown (all ones; the
+           fix-up may have changed it), r5 = the address _start was entered at. */
+        bcl 20, 31, 180f
+    180: mflr 5
+        addi 5, 5, _start - 180b
+        li 4, -1
+        b guest_rt_entry
+        "#
+    );
+
+    global_asm!(
+        r#"
+        .text
+        .globl guest_rt_entry
+        /* Common entry (also for a guest's own _start, `own-start` feature):
+           r3 = device tree, r4 = MSR at entry, r5 = entry address; in the
+           build's byte order. pSeries firmware loads the image at kernel-addr
+           (0x400000) + its physical address, not where it is linked (0): copy
+           it there (vectors included) and continue at the link address, as
+           Linux copies itself down to 0. The image must be smaller than the
+           distance, so the copy never overlaps itself. */
+    guest_rt_entry:
+        bcl 20, 31, 181f
+    181: mflr 11
+        ld 12, 7f - 181b(11)
+        subf. 9, 12, 11
+        beq 185f
+        ld 6, 7f + 8 - 181b(11)
+        ld 7, 7f + 16 - 181b(11)
+        add 8, 6, 9
+        mr 10, 6
+    182: cmpld 6, 7
+        bge 183f
+        ld 0, 0(8)
+        std 0, 0(6)
+        addi 6, 6, 8
+        addi 8, 8, 8
+        b 182b
+        /* Make the copied instructions visible to instruction fetch (Book II
+           1.9, "instruction storage"): dcbst, sync, icbi, isync. */
+    183: mr 6, 10
+    184: dcbst 0, 6
+        sync
+        icbi 0, 6
+        addi 6, 6, 128
+        cmpld 6, 7
+        blt 184b
+        sync
+        isync
+        ld 12, 7f + 24 - 181b(11)
+        mtctr 12
+        bctr
+        .balign 8
+    7:  .quad 181b
+        .quad __image_start
+        .quad __image_copy_end
+        .quad 185f
+    185:
+        /* At the link address from here on: TOC, stack, BSS, then
+           guest_rt_start(r3, r4, r5). */
         bcl 20, 31, 1f
     1:  mflr 11
         ld 2, 8f - 1b(11)
         ld 1, 8f + 8 - 1b(11)
-        ld 5, 8f + 16 - 1b(11)
-        ld 6, 8f + 24 - 1b(11)
+        ld 7, 8f + 16 - 1b(11)
+        ld 8, 8f + 24 - 1b(11)
         li 0, 0
-    2:  cmpld 5, 6
+    2:  cmpld 7, 8
         bge 3f
-        std 0, 0(5)
-        addi 5, 5, 8
+        std 0, 0(7)
+        addi 7, 7, 8
         b 2b
     3:  li 0, 0
         stdu 0, -64(1)
@@ -130,7 +205,13 @@ mod rt {
         "#,
         fixup_endian!(),
         r#"
+        li 4, -1
+        b guest_secondary_common
+        /* Common secondary entry: r3 = stack top, r4 = MSR at entry. */
+        .globl guest_secondary_common
+    guest_secondary_common:
         mr 1, 3
+        mr 3, 4
         bcl 20, 31, 5f
     5:  mflr 11
         ld 2, 9f - 5b(11)
@@ -639,8 +720,18 @@ mod rt {
         SECONDARY.store(f as usize, Ordering::Release);
     }
 
+    /// MSR a secondary vCPU was started with, as its entry recorded it (all
+    /// ones when the entry could not tell: prt's own entry fixes up the byte
+    /// order first). Read it in the function given to [`set_secondary`].
+    pub fn secondary_entry_msr() -> u64 {
+        SECONDARY_MSR.load(Ordering::Acquire) as u64
+    }
+
+    static SECONDARY_MSR: AtomicUsize = AtomicUsize::new(usize::MAX);
+
     #[no_mangle]
-    extern "C" fn guest_secondary_start() -> ! {
+    extern "C" fn guest_secondary_start(entry_msr: u64) -> ! {
+        SECONDARY_MSR.store(entry_msr as usize, Ordering::Release);
         let f = SECONDARY.load(Ordering::Acquire);
         if f != 0 {
             // SAFETY: only `set_secondary` stores here, with a `fn() -> !`.
@@ -728,8 +819,37 @@ mod rt {
         fn guest_main(fdt: &'static [u8]) -> !;
     }
 
+    /// How the boot vCPU was entered: its MSR (all ones when the entry could
+    /// not tell) and the address of the first instruction it ran.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct EntryState {
+        pub msr: u64,
+        pub address: u64,
+    }
+
+    static ENTRY_MSR: AtomicUsize = AtomicUsize::new(usize::MAX);
+    static ENTRY_ADDR: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn entry_state() -> EntryState {
+        EntryState {
+            msr: ENTRY_MSR.load(Ordering::Relaxed) as u64,
+            address: ENTRY_ADDR.load(Ordering::Relaxed) as u64,
+        }
+    }
+
+    /// H_SET_MODE resource 4: interrupts in this build's byte order. pSeries
+    /// firmware leaves LPCR[ILE] clear (big-endian interrupts) until the
+    /// client asks, as Linux does early in boot.
+    pub fn set_interrupt_endianness_to_build() {
+        let le = u64::from(cfg!(target_endian = "little"));
+        hcall(0x31c, &[le, 4, 0, 0]);
+    }
+
     #[no_mangle]
-    extern "C" fn guest_rt_start(fdt: u64) -> ! {
+    extern "C" fn guest_rt_start(fdt: u64, entry_msr: u64, entry_addr: u64) -> ! {
+        ENTRY_MSR.store(entry_msr as usize, Ordering::Relaxed);
+        ENTRY_ADDR.store(entry_addr as usize, Ordering::Relaxed);
+        set_interrupt_endianness_to_build();
         if fdt != 0 {
             // SAFETY: the hypervisor passes a device tree; its header bounds it.
             let total =
