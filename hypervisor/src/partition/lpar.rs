@@ -104,6 +104,9 @@ pub struct Partition {
     /// The process-table doubleword of the PATE (H_REGISTER_PROC_TBL), 0 when
     /// none; read to translate guest effective addresses (MMIO emulation).
     pub proc_tbl: AtomicU64,
+    /// LPCR[GTSE]: the guest may tlbie its process-scoped entries (offered before
+    /// any registration; then as H_REGISTER_PROC_TBL's GTSE flag says).
+    pub gtse: AtomicBool,
     /// The emulated XIVE (exploitation mode) the guest drives through H_INT_*
     /// and its TIMA/ESB pages (`xive`), with each vCPU's pending state mirrored
     /// for the lock-free entry check (`xive::SharedXive`); lock order: taken last.
@@ -290,6 +293,46 @@ impl Partition {
         Some(())
     }
 
+    /// Loads the big-endian value of `size` (1, 2, 4 or 8) bytes at naturally
+    /// aligned `gra` with one access of that size, so it is single-copy atomic
+    /// against the guest's own stores (H_LOGICAL_CI_LOAD).
+    pub fn load_guest_be(&self, gra: u64, size: usize) -> Option<u64> {
+        if !gra.is_multiple_of(size as u64) {
+            return None;
+        }
+        let src = self.host_addr(gra, size as u64)?;
+        // SAFETY: inside this partition's memory (checked) and naturally aligned.
+        unsafe {
+            Some(match size {
+                1 => u64::from(core::ptr::read_volatile(src as *const u8)),
+                2 => u64::from(u16::from_be(core::ptr::read_volatile(src as *const u16))),
+                4 => u64::from(u32::from_be(core::ptr::read_volatile(src as *const u32))),
+                8 => u64::from_be(core::ptr::read_volatile(src as *const u64)),
+                _ => return None,
+            })
+        }
+    }
+
+    /// Stores the low `size` (1, 2, 4 or 8) bytes of `value` big-endian at
+    /// naturally aligned `gra` with one access of that size (H_LOGICAL_CI_STORE).
+    pub fn store_guest_be(&self, gra: u64, size: usize, value: u64) -> Option<()> {
+        if !gra.is_multiple_of(size as u64) {
+            return None;
+        }
+        let dst = self.host_addr(gra, size as u64)?;
+        // SAFETY: inside this partition's memory (checked) and naturally aligned.
+        unsafe {
+            match size {
+                1 => core::ptr::write_volatile(dst as *mut u8, value as u8),
+                2 => core::ptr::write_volatile(dst as *mut u16, (value as u16).to_be()),
+                4 => core::ptr::write_volatile(dst as *mut u32, (value as u32).to_be()),
+                8 => core::ptr::write_volatile(dst as *mut u64, value.to_be()),
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+
     pub fn write_guest(&self, gra: u64, data: &[u8]) -> Option<()> {
         let dst = self.host_addr(gra, data.len() as u64)?;
         // SAFETY: as for `read_guest`.
@@ -313,7 +356,8 @@ impl Partition {
         l.remove(
             Lpcr::ILE | Lpcr::AIL | Lpcr::HAIL | Lpcr::LPES | Lpcr::MER | Lpcr::LD | Lpcr::HVICE,
         );
-        l.insert(Lpcr::HR | Lpcr::UPRT | Lpcr::GTSE | Lpcr::HDICE | Lpcr::HEIC | Lpcr::ONL);
+        l.insert(Lpcr::HR | Lpcr::UPRT | Lpcr::HDICE | Lpcr::HEIC | Lpcr::ONL);
+        l.set(Lpcr::GTSE, self.gtse.load(Ordering::Relaxed));
         if self.interrupt_le.load(Ordering::Relaxed) {
             l.insert(Lpcr::ILE);
         }
@@ -835,6 +879,7 @@ fn build_partition(
         reboot_requested: AtomicBool::new(false),
         boots: AtomicU32::new(1),
         proc_tbl: AtomicU64::new(0),
+        gtse: AtomicBool::new(true),
         xive: SharedXive::new(xive),
         xics: spin::Mutex::new(Xics::new(spec.vcpus, &[VTY_LISN])),
         vty_irq_enabled: AtomicBool::new(false),
@@ -867,6 +912,10 @@ impl Partition {
         }
         self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
+        // Registrations name memory that is about to be scrubbed.
+        for v in &self.vcpus {
+            v.vpa.lock().areas = crate::papr::hcall::VpaAreas::default();
+        }
         // load_boot_image scrubs everything it does not load again.
         let loaded = load_boot_image(
             &self.name,
@@ -894,6 +943,7 @@ impl Partition {
                 // Forget the guest's process table and every cached translation.
                 mmu::set_pate_dw1(self.lpid, 0);
                 self.proc_tbl.store(0, Ordering::Release);
+                self.gtse.store(true, Ordering::Release);
                 self.interrupt_le
                     .store(!placed.big_endian, Ordering::Relaxed);
                 self.ail.store(0, Ordering::Relaxed);

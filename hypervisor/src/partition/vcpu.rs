@@ -80,8 +80,16 @@ pub struct VcpuContext {
     pub sprs: GuestSprs,
     /// The lazily switched SPRs are in the hardware.
     pub lazy_loaded: bool,
-    /// Guest real address of the registered VPA (0 = none).
-    pub vpa: u64,
+}
+
+/// A vCPU's registered per-processor areas (H_REGISTER_VPA, which any vCPU of
+/// the partition may call for it) and its dispatch count. Every write to the
+/// VPA happens under this lock and through `Partition::write_guest*`, which
+/// bounds-checks the address again each time.
+#[derive(Clone, Copy, Debug)]
+pub struct VpaState {
+    pub areas: crate::papr::hcall::VpaAreas,
+    pub yield_count: crate::papr::hcall::YieldCount,
 }
 
 pub struct Vcpu {
@@ -105,6 +113,8 @@ pub struct Vcpu {
     active: AtomicBool,
     /// This vCPU asked for system-reboot and performs it once out of the guest.
     pub reboot_owner: AtomicBool,
+    /// VPA, DTL and SLB shadow registration and the dispatch count.
+    pub vpa: spin::Mutex<VpaState>,
     ctx: UnsafeCell<VcpuContext>,
 }
 
@@ -127,11 +137,20 @@ impl Vcpu {
             ceded: AtomicBool::new(false),
             active: AtomicBool::new(false),
             reboot_owner: AtomicBool::new(false),
+            vpa: spin::Mutex::new(VpaState {
+                areas: crate::papr::hcall::VpaAreas {
+                    vpa: 0,
+                    dtl: 0,
+                    dtl_size: 0,
+                    slb: 0,
+                    slb_size: 0,
+                },
+                yield_count: crate::papr::hcall::YieldCount::INITIAL,
+            }),
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
                 sprs: GuestSprs::default(),
                 lazy_loaded: false,
-                vpa: 0,
             }),
         }
     }
@@ -245,7 +264,6 @@ pub fn thread_work() {
             };
             ctx.sprs.lazy.mmcr0 = MMCR0_FC;
             ctx.lazy_loaded = false;
-            ctx.vpa = 0;
             ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
             ctx.regs.msr = v.start_msr.load(Ordering::Relaxed);
             ctx.regs.gpr[3] = v.start_r3.load(Ordering::Relaxed);
@@ -255,7 +273,9 @@ pub fn thread_work() {
             return;
         }
         v.active.store(true, Ordering::Release);
+        set_dispatched(p, v, true);
         run(p, v);
+        set_dispatched(p, v, false);
         let ctx = v.context();
         if ctx.lazy_loaded {
             save_lazy(&mut ctx.sprs.lazy);
@@ -654,6 +674,9 @@ pub fn rate_limited_warn(p: &Partition, what: &str, addr: u64) {
 /// partition stops. Returns at once if any of these already happened.
 pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
     v.ceded.store(true, Ordering::Release);
+    // The processor is given up: the dispatch count goes odd until it returns,
+    // even if it returns at once (PAPR 14.11.3.2, as KVM-HV counts the exit).
+    set_dispatched(p, v, false);
     loop {
         if v.prodded.swap(false, Ordering::AcqRel)
             || external_pending(p, v)
@@ -685,6 +708,31 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         super::lpar::console_tick();
     }
     v.ceded.store(false, Ordering::Release);
+    set_dispatched(p, v, true);
+}
+
+/// Notes that the vCPU was dispatched on its thread (`true`) or left it (H_CEDE,
+/// stop-self, a stopped partition): the VPA dispatch count changes parity and,
+/// with a VPA registered, is written there (big-endian, one aligned store).
+pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool) {
+    let mut s = v.vpa.lock();
+    let next = s.yield_count.with_dispatched(on);
+    if next == s.yield_count {
+        return;
+    }
+    s.yield_count = next;
+    write_yield_count(p, &s);
+}
+
+/// Writes the dispatch count to the registered VPA, if any (caller holds the
+/// vCPU's VPA lock).
+pub fn write_yield_count(p: &Partition, s: &VpaState) {
+    if s.areas.vpa != 0 {
+        let at = s.areas.vpa + crate::papr::hcall::VPA_YIELD_COUNT_OFFSET;
+        if p.write_guest_be32(at, s.yield_count.0).is_none() {
+            rate_limited_warn(p, "VPA no longer inside partition memory", at);
+        }
+    }
 }
 
 /// Stops this vCPU (stop-self).
