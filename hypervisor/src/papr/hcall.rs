@@ -675,7 +675,12 @@ mod tests {
         let ok = Ok(RptInvalidate::Flush);
         // Linux's full flush (H_RPTI_TYPE_ALL = TLB|PWC|PRT = 0xe) and each bit.
         assert_eq!(H_RPTI_TYPE_ALL, 0xe);
-        for t in [H_RPTI_TYPE_ALL, H_RPTI_TYPE_TLB, H_RPTI_TYPE_PWC, H_RPTI_TYPE_PRT] {
+        for t in [
+            H_RPTI_TYPE_ALL,
+            H_RPTI_TYPE_TLB,
+            H_RPTI_TYPE_PWC,
+            H_RPTI_TYPE_PRT,
+        ] {
             assert_eq!(decode_rpt_invalidate(1, 1, t, u64::MAX, 0, u64::MAX), ok);
         }
         // NESTED (partition-scoped, for a nested hypervisor): KVM without nesting.
@@ -776,10 +781,7 @@ mod tests {
             Err(HcallError::Parameter)
         );
         assert_eq!(decode_vpa_flags(0), Err(HcallError::Parameter));
-        assert_eq!(
-            decode_vpa_flags(4 << (63 - 18)),
-            Err(HcallError::Parameter)
-        );
+        assert_eq!(decode_vpa_flags(4 << (63 - 18)), Err(HcallError::Parameter));
     }
 
     #[test]
@@ -790,10 +792,7 @@ mod tests {
         let with_vpa = reg(&none, VpaOp::RegisterVpa, 0x1000).unwrap();
         assert_eq!(with_vpa.vpa, 0x1000);
         // At 0 (QEMU H_HARDWARE), misaligned, too small, crossing 4 KiB, outside.
-        assert_eq!(
-            reg(&none, VpaOp::RegisterVpa, 0),
-            Err(HcallError::Hardware)
-        );
+        assert_eq!(reg(&none, VpaOp::RegisterVpa, 0), Err(HcallError::Hardware));
         assert_eq!(
             reg(&none, VpaOp::RegisterVpa, 0x1008),
             Err(HcallError::Parameter)
@@ -827,10 +826,7 @@ mod tests {
             reg(&none, VpaOp::RegisterDtl, 0x2080),
             Err(HcallError::Parameter)
         );
-        assert_eq!(
-            reg(&none, VpaOp::RegisterDtl, 0),
-            Err(HcallError::Hardware)
-        );
+        assert_eq!(reg(&none, VpaOp::RegisterDtl, 0), Err(HcallError::Hardware));
         let with_dtl = reg(&with_vpa, VpaOp::RegisterDtl, 0x2000).unwrap();
         assert_eq!((with_dtl.dtl, with_dtl.dtl_size), (0x2000, 48 * 3));
         assert_eq!(

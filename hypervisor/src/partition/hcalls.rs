@@ -228,7 +228,11 @@ fn register_vpa(p: &Partition, flags: u64, proc: u64, addr: u64) -> HcallResult 
         let mut b = [0u8; 4];
         let n = width as usize;
         p.read_guest(gra, b.get_mut(..n)?)?;
-        Some(b.get(..n)?.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+        Some(
+            b.get(..n)?
+                .iter()
+                .fold(0u64, |v, &x| (v << 8) | u64::from(x)),
+        )
     })?;
     let newly = op == h::VpaOp::RegisterVpa;
     s.areas = next;
