@@ -14,6 +14,18 @@ mod guest {
     static ALIVE: AtomicU32 = AtomicU32::new(0);
     static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+    /// vCPU 1's VPA, registered by vCPU 0 (H_REGISTER_VPA names the processor).
+    #[repr(C, align(4096))]
+    struct Vpa([u8; 1024]);
+    static mut VPA1: Vpa = Vpa([0; 1024]);
+    const H_REGISTER_VPA: u64 = 0xdc;
+    const H_RESOURCE: i64 = -16;
+
+    fn yield_count(vpa: u64) -> u32 {
+        // SAFETY: our own static, 4-aligned; the hypervisor writes the field.
+        u32::from_be(unsafe { core::ptr::read_volatile((vpa + 0x100) as *const u32) })
+    }
+
     #[repr(C, align(16))]
     struct Stack([u8; 32 * 1024]);
     static mut STACK: Stack = Stack([0; 32 * 1024]);
@@ -77,6 +89,27 @@ mod guest {
             bad[0] == -3,
             format_args!("status {}", bad[0]),
         );
+        // Register a VPA for vCPU 1 from vCPU 0: it is vCPU 1's (a DTL for vCPU 0
+        // still finds no VPA there), and vCPU 1's dispatch count moves with its
+        // H_CEDEs below.
+        let vpa1 = (&raw mut VPA1) as u64;
+        // SAFETY: our own static; size 1024 (big-endian u16 at offset 4).
+        unsafe { core::ptr::write_volatile((vpa1 + 4) as *mut u16, 1024u16.to_be()) };
+        // SAFETY: as above; a DTL of two entries at +0x200 (size: u32 at +4).
+        unsafe { core::ptr::write_volatile((vpa1 + 0x204) as *mut u32, 96u32.to_be()) };
+        let (rc, _) = hcall(H_REGISTER_VPA, &[1 << (63 - 18), 1, vpa1]);
+        check(
+            "vpa-register-other-vcpu",
+            rc == H_SUCCESS,
+            format_args!("returned {}", rc),
+        );
+        let (rc, _) = hcall(H_REGISTER_VPA, &[2 << (63 - 18), 0, vpa1 + 0x200]);
+        check(
+            "vpa-not-on-caller",
+            rc == H_RESOURCE,
+            format_args!("DTL for vCPU 0 returned {} (expected {})", rc, H_RESOURCE),
+        );
+        let count_before = yield_count(vpa1);
         let mut rounds = 0;
         for i in 1..=ROUNDS {
             if !wait_for(|| COUNTER.load(Ordering::Acquire) >= i) {
@@ -101,6 +134,22 @@ mod guest {
             "stop-self",
             stopped,
             format_args!("secondary still running"),
+        );
+        // Odd once stopped; each of its H_CEDEs added 2.
+        let count_after = yield_count(vpa1);
+        check(
+            "vpa-other-vcpu-dispatch-count",
+            count_after % 2 == 1 && count_after.wrapping_sub(count_before) >= 2 * (ROUNDS - 1),
+            format_args!(
+                "vCPU 1's count {} before its H_CEDEs, {} after it stopped",
+                count_before, count_after
+            ),
+        );
+        let (rc, _) = hcall(H_REGISTER_VPA, &[5 << (63 - 18), 1, 0]);
+        check(
+            "vpa-deregister-other-vcpu",
+            rc == H_SUCCESS,
+            format_args!("returned {}", rc),
         );
         crate::xive::checks(fdt, |f| {
             set_secondary(f);
