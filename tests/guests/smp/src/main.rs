@@ -3,6 +3,8 @@
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
 #[cfg(target_arch = "powerpc64")]
+mod toctou;
+#[cfg(target_arch = "powerpc64")]
 mod xive;
 
 #[cfg(target_arch = "powerpc64")]
@@ -152,6 +154,15 @@ mod guest {
             format_args!("returned {}", rc),
         );
         crate::xive::checks(fdt, |f| {
+            set_secondary(f);
+            rtas_call("start-cpu", &[1, secondary_entry(), stack_top], 1).is_some_and(|r| r[0] == 0)
+        });
+        // vCPU 1 stops itself at the end of the XIVE checks.
+        wait_for(|| {
+            let q = rtas_call("query-cpu-stopped-state", &[1], 2).unwrap_or([-99; 8]);
+            q[0] == 0 && q[1] == 0
+        });
+        crate::toctou::checks(|f| {
             set_secondary(f);
             rtas_call("start-cpu", &[1, secondary_entry(), stack_top], 1).is_some_and(|r| r[0] == 0)
         });
