@@ -99,8 +99,15 @@ pub struct Partition {
     pub hcalls: AtomicU64,
     /// What it boots, for system-reboot.
     pub boot: BootImage,
+    /// A vCPU called system-reboot; the first to set it (compare-and-swap) owns
+    /// the reboot, later callers only stop.
     pub reboot_requested: AtomicBool,
     pub boots: AtomicU32,
+    /// Boot epoch: even while the partition runs an image, odd while a reboot
+    /// replaces it (`reboot` bumps it before stopping the vCPUs and after
+    /// loading). vCPU start requests and running vCPUs carry the epoch they
+    /// belong to (`Vcpu::request_start`, `vcpu::thread_work`).
+    pub epoch: AtomicU32,
     /// The process-table doubleword of the PATE (H_REGISTER_PROC_TBL), 0 when
     /// none; read to translate guest effective addresses (MMIO emulation).
     pub proc_tbl: AtomicU64,
@@ -222,6 +229,11 @@ impl core::fmt::Display for CreateError {
 impl Partition {
     pub fn is_running(&self) -> bool {
         self.state.load_acquire() == RUNNING
+    }
+
+    /// The boot epoch now (see the field).
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     pub fn reason(&self) -> Option<StopReason> {
@@ -878,6 +890,7 @@ fn build_partition(
         boot,
         reboot_requested: AtomicBool::new(false),
         boots: AtomicU32::new(1),
+        epoch: AtomicU32::new(0),
         proc_tbl: AtomicU64::new(0),
         gtse: AtomicBool::new(true),
         xive: SharedXive::new(xive),
@@ -898,6 +911,9 @@ impl Partition {
     /// affected. Called on the thread of the vCPU that asked, after it left the
     /// guest.
     pub fn reboot(&self, me: &Vcpu) {
+        // Odd: every start request and running vCPU of the old image is void from
+        // here (sequentially consistent against `vcpu::thread_work`'s `active`).
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         for v in &self.vcpus {
             v.force_stop();
         }
@@ -909,6 +925,11 @@ impl Partition {
         {
             crate::platform::opal::heartbeat();
             core::hint::spin_loop();
+        }
+        // No vCPU is in the guest or an hcall any more, so nothing asks for a start
+        // now; drop what was asked while they left (void anyway: old epoch).
+        for v in &self.vcpus {
+            v.force_stop();
         }
         self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
@@ -953,8 +974,19 @@ impl Partition {
                 let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
                 info!("PAPRIKA lpar {}: rebooting (boot {})", self.name, n);
                 self.reboot_requested.store(false, Ordering::Release);
+                let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(v0) = self.vcpus.first() {
-                    v0.request_start(placed.entry, initial_msr(placed.big_endian), placed.fdt_gra);
+                    // vCPU 0's thread may still be dropping a void start (it shows
+                    // Runnable for a moment before it sees the epoch): retry.
+                    while !v0.request_start(
+                        placed.entry,
+                        initial_msr(placed.big_endian),
+                        placed.fdt_gra,
+                        epoch,
+                    ) {
+                        crate::platform::opal::heartbeat();
+                        core::hint::spin_loop();
+                    }
                 }
             }
             Err(e) => self.stop(StopReason::Fault(alloc::format!("reboot failed: {e}"))),
@@ -1006,7 +1038,7 @@ pub fn create_all(
         if let Some(v0) = p.vcpus.first() {
             let msr = initial_msr(p.big_endian);
             info!("PAPRIKA lpar-start: {} vCPU 0 at {:#x}", p.name, p.entry);
-            v0.request_start(p.entry, msr, p.fdt_gra);
+            v0.request_start(p.entry, msr, p.fdt_gra, p.epoch());
         }
     }
     if n == 0 {

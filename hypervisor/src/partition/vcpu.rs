@@ -80,6 +80,9 @@ pub struct VcpuContext {
     pub sprs: GuestSprs,
     /// The lazily switched SPRs are in the hardware.
     pub lazy_loaded: bool,
+    /// The partition's boot epoch this vCPU was started in
+    /// (`Partition::epoch`); it leaves the guest once the partition's differs.
+    pub epoch: u32,
 }
 
 /// A vCPU's registered per-processor areas (H_REGISTER_VPA, which any vCPU of
@@ -92,16 +95,22 @@ pub struct VpaState {
     pub yield_count: crate::papr::hcall::YieldCount,
 }
 
+/// A start request: where, with which MSR and r3, in which boot epoch.
+#[derive(Clone, Copy, Debug)]
+struct StartRequest {
+    pc: u64,
+    msr: u64,
+    r3: u64,
+    epoch: u32,
+}
+
 pub struct Vcpu {
     pub id: u32,
     /// Logical index of the hardware thread it is pinned to.
     pub thread: u32,
     state: AtomicU8,
-    /// Pending start-cpu: pc, msr, r3 (valid while `start_pending`).
-    start_pc: AtomicU64,
-    start_msr: AtomicU64,
-    start_r3: AtomicU64,
-    start_pending: AtomicBool,
+    /// Pending start (RTAS start-cpu, boot, reboot), taken by the vCPU's thread.
+    start: spin::Mutex<Option<StartRequest>>,
     /// H_PROD arrived (consumed by H_CEDE).
     pub prodded: AtomicBool,
     /// Its XICS presentation controller has an interrupt to present: kept by
@@ -128,10 +137,7 @@ impl Vcpu {
             id,
             thread,
             state: AtomicU8::new(VcpuState::Stopped as u8),
-            start_pc: AtomicU64::new(0),
-            start_msr: AtomicU64::new(0),
-            start_r3: AtomicU64::new(0),
-            start_pending: AtomicBool::new(false),
+            start: spin::Mutex::new(None),
             prodded: AtomicBool::new(false),
             xics_pending: AtomicBool::new(false),
             ceded: AtomicBool::new(false),
@@ -151,6 +157,7 @@ impl Vcpu {
                 regs: GuestRegs::default(),
                 sprs: GuestSprs::default(),
                 lazy_loaded: false,
+                epoch: 0,
             }),
         }
     }
@@ -163,16 +170,18 @@ impl Vcpu {
         }
     }
 
-    /// Asks the vCPU to start at `pc` with `msr` and r3 (RTAS start-cpu, or boot).
-    /// Returns false if it is already running.
-    pub fn request_start(&self, pc: u64, msr: u64, r3: u64) -> bool {
-        if self.state() == VcpuState::Runnable || self.start_pending.load(Ordering::Acquire) {
-            return false;
+    /// Asks the vCPU to start at `pc` with `msr` and r3 (RTAS start-cpu, or boot),
+    /// in the partition's boot `epoch` as the caller read it (`Partition::epoch`):
+    /// the vCPU's thread drops the request if the partition rebooted, or began
+    /// to, since. Returns false if it is already running or asked to start.
+    pub fn request_start(&self, pc: u64, msr: u64, r3: u64, epoch: u32) -> bool {
+        {
+            let mut start = self.start.lock();
+            if self.state() == VcpuState::Runnable || start.is_some() {
+                return false;
+            }
+            *start = Some(StartRequest { pc, msr, r3, epoch });
         }
-        self.start_pc.store(pc, Ordering::Relaxed);
-        self.start_msr.store(msr, Ordering::Relaxed);
-        self.start_r3.store(r3, Ordering::Relaxed);
-        self.start_pending.store(true, Ordering::Release);
         self.kick();
         true
     }
@@ -180,7 +189,7 @@ impl Vcpu {
     /// Stops the vCPU from another thread (partition reboot) and kicks it out of
     /// the guest.
     pub fn force_stop(&self) {
-        self.start_pending.store(false, Ordering::Release);
+        *self.start.lock() = None;
         self.state
             .store(VcpuState::Stopped as u8, Ordering::Release);
         self.kick();
@@ -253,28 +262,44 @@ pub fn thread_work() {
     // Loops so that work this thread creates for itself (a reboot restarting vCPU 0
     // here) runs without waiting for a wake-up.
     while p.is_running() {
-        if v.start_pending.swap(false, Ordering::AcqRel) {
-            let ctx = v.context();
-            ctx.regs = GuestRegs::default();
-            ctx.sprs = GuestSprs {
-                dec: 0x7fff_ffff,
-                dec_tb: instr::mftb(),
-                dec_dirty: true,
-                ..Default::default()
-            };
-            ctx.sprs.lazy.mmcr0 = MMCR0_FC;
-            ctx.lazy_loaded = false;
-            ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
-            ctx.regs.msr = v.start_msr.load(Ordering::Relaxed);
-            ctx.regs.gpr[3] = v.start_r3.load(Ordering::Relaxed);
-            v.state.store(VcpuState::Runnable as u8, Ordering::Release);
+        let start = v.start.lock().take();
+        if let Some(StartRequest { pc, msr, r3, epoch }) = start {
+            // A start asked for before a reboot began (or while it runs) is void:
+            // the image it names is being replaced (audit finding 10).
+            if epoch == p.epoch() && epoch % 2 == 0 {
+                let ctx = v.context();
+                ctx.regs = GuestRegs::default();
+                ctx.sprs = GuestSprs {
+                    dec: 0x7fff_ffff,
+                    dec_tb: instr::mftb(),
+                    dec_dirty: true,
+                    ..Default::default()
+                };
+                ctx.sprs.lazy.mmcr0 = MMCR0_FC;
+                ctx.lazy_loaded = false;
+                ctx.epoch = epoch;
+                ctx.regs.pc = pc;
+                ctx.regs.msr = msr;
+                ctx.regs.gpr[3] = r3;
+                v.state.store(VcpuState::Runnable as u8, Ordering::Release);
+            }
         }
         if v.state() != VcpuState::Runnable {
             return;
         }
-        v.active.store(true, Ordering::Release);
+        // Announce, then check the epoch (both sequentially consistent; the
+        // reboot bumps the epoch, then waits for `active` to clear): either this
+        // thread sees the reboot and does not enter, or the reboot waits for it,
+        // and `run` leaves at the next exit since the epoch differs.
+        v.active.store(true, Ordering::SeqCst);
+        let epoch = v.context().epoch;
+        if p.epoch.load(Ordering::SeqCst) != epoch {
+            v.state.store(VcpuState::Stopped as u8, Ordering::Release);
+            v.active.store(false, Ordering::Release);
+            continue;
+        }
         set_dispatched(p, v, true);
-        run(p, v);
+        run(p, v, epoch);
         set_dispatched(p, v, false);
         let ctx = v.context();
         if ctx.lazy_loaded {
@@ -540,10 +565,13 @@ pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64)
     ctx.regs.msr = new.bits();
 }
 
-fn run(p: &Partition, v: &Vcpu) {
+fn run(p: &Partition, v: &Vcpu, epoch: u32) {
     let ctx = v.context();
     loop {
-        if !p.is_running() || v.state() != VcpuState::Runnable {
+        if !p.is_running()
+            || v.state() != VcpuState::Runnable
+            || p.epoch.load(Ordering::Acquire) != epoch
+        {
             return;
         }
         opal::heartbeat();

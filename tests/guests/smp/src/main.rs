@@ -3,6 +3,8 @@
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
 #[cfg(target_arch = "powerpc64")]
+mod reboot;
+#[cfg(target_arch = "powerpc64")]
 mod toctou;
 #[cfg(target_arch = "powerpc64")]
 mod xive;
@@ -54,8 +56,25 @@ mod guest {
         true
     }
 
+    fn start_vcpu1(f: fn() -> !) -> bool {
+        let stack_top = (&raw mut STACK) as u32 + 32 * 1024 - 64;
+        set_secondary(f);
+        rtas_call("start-cpu", &[1, secondary_entry(), stack_top], 1).is_some_and(|r| r[0] == 0)
+    }
+
     #[no_mangle]
     fn guest_main(fdt: &'static [u8]) -> ! {
+        // After a reboot round (crate::reboot): its checks, then the next round
+        // or the end.
+        let done = crate::reboot::reboots_done();
+        if done > 0 {
+            crate::reboot::after(done);
+            if done < crate::reboot::ROUNDS {
+                let stack_top = (&raw mut STACK) as u32 + 32 * 1024 - 64;
+                crate::reboot::race(done + 1, stack_top, start_vcpu1);
+            }
+            finish()
+        }
         let n = fdt_count_cpus(fdt);
         check(
             "two-vcpus",
@@ -162,11 +181,14 @@ mod guest {
             let q = rtas_call("query-cpu-stopped-state", &[1], 2).unwrap_or([-99; 8]);
             q[0] == 0 && q[1] == 0
         });
-        crate::toctou::checks(|f| {
-            set_secondary(f);
-            rtas_call("start-cpu", &[1, secondary_entry(), stack_top], 1).is_some_and(|r| r[0] == 0)
+        crate::toctou::checks(start_vcpu1);
+        // Wait for the flipper to stop, then the reboot rounds (they end in
+        // `finish` on the last boot).
+        wait_for(|| {
+            let q = rtas_call("query-cpu-stopped-state", &[1], 2).unwrap_or([-99; 8]);
+            q[0] == 0 && q[1] == 0
         });
-        finish()
+        crate::reboot::race(1, stack_top, start_vcpu1)
     }
 }
 
