@@ -266,7 +266,7 @@ pub fn thread_work() {
         if let Some(StartRequest { pc, msr, r3, epoch }) = start {
             // A start asked for before a reboot began (or while it runs) is void:
             // the image it names is being replaced (audit finding 10).
-            if epoch == p.epoch() && epoch % 2 == 0 {
+            if epoch == p.epoch() && epoch.is_multiple_of(2) {
                 let ctx = v.context();
                 ctx.regs = GuestRegs::default();
                 ctx.sprs = GuestSprs {

@@ -99,7 +99,7 @@ fn vpa_checks(mem: u64) {
     let before = yield_count(vpa);
     check(
         "vpa-yield-count-even-while-running",
-        before != 0 && before % 2 == 0,
+        before != 0 && before.is_multiple_of(2),
         format_args!("dispatch count {}", before),
     );
     // H_CEDE gives the processor up: +1 when it leaves, +1 when it is back.
