@@ -3,6 +3,8 @@
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
 #[cfg(target_arch = "powerpc64")]
+mod ci;
+#[cfg(target_arch = "powerpc64")]
 mod reboot;
 #[cfg(target_arch = "powerpc64")]
 mod toctou;
@@ -182,12 +184,17 @@ mod guest {
             q[0] == 0 && q[1] == 0
         });
         crate::toctou::checks(start_vcpu1);
-        // Wait for the flipper to stop, then the reboot rounds (they end in
+        let vcpu1_stopped = || {
+            wait_for(|| {
+                let q = rtas_call("query-cpu-stopped-state", &[1], 2).unwrap_or([-99; 8]);
+                q[0] == 0 && q[1] == 0
+            })
+        };
+        vcpu1_stopped();
+        crate::ci::checks(start_vcpu1);
+        // Wait for the writer to stop, then the reboot rounds (they end in
         // `finish` on the last boot).
-        wait_for(|| {
-            let q = rtas_call("query-cpu-stopped-state", &[1], 2).unwrap_or([-99; 8]);
-            q[0] == 0 && q[1] == 0
-        });
+        vcpu1_stopped();
         crate::reboot::race(1, stack_top, start_vcpu1)
     }
 }
