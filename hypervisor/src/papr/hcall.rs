@@ -513,6 +513,41 @@ pub fn apply_register_vpa(
     Ok(next)
 }
 
+/// VPA offset of the DTL index (Linux `lppaca.dtl_idx`, big-endian u64): how
+/// many DTL entries the hypervisor has written so far.
+pub const VPA_DTL_IDX_OFFSET: u64 = 0x218;
+/// DTL entry `dispatch_reason` KVM-HV writes (7: dispatched after a preemption
+/// or cede, "the virtual processor was dispatched").
+pub const DTL_DISPATCH_REASON: u8 = 7;
+
+/// One dispatch trace log entry (Linux `struct dtl_entry`, 48 bytes,
+/// big-endian): dispatch reason, preempt reason, processor id, the
+/// enqueue-to-dispatch (stolen) time, two more times left 0, the timebase, a
+/// fault address (0) and the guest's SRR0/SRR1 (where it resumes, with which
+/// MSR), as KVM-HV's `__kvmppc_create_dtl_entry` fills it.
+pub fn dtl_entry(processor_id: u16, stolen: u32, timebase: u64, srr0: u64, srr1: u64) -> [u8; 48] {
+    let mut e = [0u8; 48];
+    let mut put = |at: usize, bytes: &[u8]| {
+        if let Some(d) = e.get_mut(at..at + bytes.len()) {
+            d.copy_from_slice(bytes);
+        }
+    };
+    put(0, &[DTL_DISPATCH_REASON, 0]);
+    put(2, &processor_id.to_be_bytes());
+    put(4, &stolen.to_be_bytes());
+    put(16, &timebase.to_be_bytes());
+    put(32, &srr0.to_be_bytes());
+    put(40, &srr1.to_be_bytes());
+    e
+}
+
+/// Where DTL entry number `index` (counting from the registration) goes: the
+/// DTL is a ring of `dtl_size / 48` entries.
+pub fn dtl_slot(areas: &VpaAreas, index: u64) -> Option<u64> {
+    let n = areas.dtl_size / DTL_ENTRY_SIZE;
+    (areas.dtl != 0 && areas.vpa != 0 && n != 0).then(|| areas.dtl + (index % n) * DTL_ENTRY_SIZE)
+}
+
 /// The VPA dispatch (yield) count (PAPR 14.11.3.2; what Linux's paravirt
 /// spinlocks and `vcpu_is_preempted` read): incremented each time the
 /// processor is dispatched and each time it is not, so it is **even while the
@@ -865,5 +900,33 @@ mod tests {
         assert_eq!(ceded.0, run.0 + 1);
         assert_eq!(ceded.with_dispatched(true).0, run.0 + 2);
         assert!(YieldCount(u32::MAX).with_dispatched(true).dispatched());
+    }
+
+    #[test]
+    fn dtl_entries_as_kvm() {
+        let e = dtl_entry(
+            3,
+            0,
+            0x1122_3344_5566_7788,
+            0xc000_0000_0000_1234,
+            0x8000_0000_0000_1033,
+        );
+        assert_eq!(&e[..4], &[7, 0, 0, 3]);
+        assert_eq!(&e[4..16], &[0; 12]);
+        assert_eq!(&e[16..24], &0x1122_3344_5566_7788u64.to_be_bytes());
+        assert_eq!(&e[24..32], &[0; 8]);
+        assert_eq!(&e[32..40], &0xc000_0000_0000_1234u64.to_be_bytes());
+        assert_eq!(&e[40..48], &0x8000_0000_0000_1033u64.to_be_bytes());
+        let mut a = VpaAreas {
+            vpa: 0x1000,
+            dtl: 0x2000,
+            dtl_size: 3 * 48,
+            ..VpaAreas::default()
+        };
+        assert_eq!(dtl_slot(&a, 0), Some(0x2000));
+        assert_eq!(dtl_slot(&a, 2), Some(0x2000 + 96));
+        assert_eq!(dtl_slot(&a, 3), Some(0x2000));
+        a.dtl = 0;
+        assert_eq!(dtl_slot(&a, 0), None);
     }
 }

@@ -235,6 +235,10 @@ fn register_vpa(p: &Partition, flags: u64, proc: u64, addr: u64) -> HcallResult 
         )
     })?;
     let newly = op == h::VpaOp::RegisterVpa;
+    if op == h::VpaOp::RegisterDtl {
+        // A new DTL starts at its first entry (KVM resets dtl_index too).
+        s.dtl_index = 0;
+    }
     s.areas = next;
     if newly {
         // What KVM (init_vpa) and QEMU set on registration: the shared-processor

@@ -93,6 +93,8 @@ pub struct VcpuContext {
 pub struct VpaState {
     pub areas: crate::papr::hcall::VpaAreas,
     pub yield_count: crate::papr::hcall::YieldCount,
+    /// DTL entries written since the DTL was registered (the VPA's `dtl_idx`).
+    pub dtl_index: u64,
 }
 
 /// A start request: where, with which MSR and r3, in which boot epoch.
@@ -152,6 +154,7 @@ impl Vcpu {
                     slb_size: 0,
                 },
                 yield_count: crate::papr::hcall::YieldCount::INITIAL,
+                dtl_index: 0,
             }),
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
@@ -298,9 +301,9 @@ pub fn thread_work() {
             v.active.store(false, Ordering::Release);
             continue;
         }
-        set_dispatched(p, v, true);
+        set_dispatched(p, v, true, v.context());
         run(p, v, epoch);
-        set_dispatched(p, v, false);
+        set_dispatched(p, v, false, v.context());
         let ctx = v.context();
         if ctx.lazy_loaded {
             save_lazy(&mut ctx.sprs.lazy);
@@ -704,7 +707,7 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
     v.ceded.store(true, Ordering::Release);
     // The processor is given up: the dispatch count goes odd until it returns,
     // even if it returns at once (PAPR 14.11.3.2, as KVM-HV counts the exit).
-    set_dispatched(p, v, false);
+    set_dispatched(p, v, false, ctx);
     loop {
         if v.prodded.swap(false, Ordering::AcqRel)
             || external_pending(p, v)
@@ -736,13 +739,16 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         super::lpar::console_tick();
     }
     v.ceded.store(false, Ordering::Release);
-    set_dispatched(p, v, true);
+    set_dispatched(p, v, true, ctx);
 }
 
 /// Notes that the vCPU was dispatched on its thread (`true`) or left it (H_CEDE,
 /// stop-self, a stopped partition): the VPA dispatch count changes parity and,
-/// with a VPA registered, is written there (big-endian, one aligned store).
-pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool) {
+/// with a VPA registered, is written there (big-endian, one aligned store). On
+/// a dispatch with a DTL registered, a DTL entry records it (as KVM-HV's
+/// `kvmppc_create_dtl_entry`), with `ctx`'s PC and MSR.
+pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool, ctx: &VcpuContext) {
+    use crate::papr::hcall as h;
     let mut s = v.vpa.lock();
     let next = s.yield_count.with_dispatched(on);
     if next == s.yield_count {
@@ -750,6 +756,28 @@ pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool) {
     }
     s.yield_count = next;
     write_yield_count(p, &s);
+    if !on {
+        return;
+    }
+    if let Some(at) = h::dtl_slot(&s.areas, s.dtl_index) {
+        // Dedicated processors: no time is stolen (0), as KVM reports for a
+        // vCPU that was not preempted.
+        // Processor id: the hardware thread's PIR, as KVM reports the physical
+        // thread.
+        let pir = smp::cpus().get(v.thread as usize).map_or(0, |c| c.pir);
+        let e = h::dtl_entry(pir as u16, 0, instr::mftb(), ctx.regs.pc, ctx.regs.msr);
+        if p.write_guest(at, &e).is_none() {
+            rate_limited_warn(p, "DTL no longer inside partition memory", at);
+            return;
+        }
+        s.dtl_index += 1;
+        // The entry before the index that publishes it.
+        core::sync::atomic::fence(Ordering::Release);
+        let idx = s.areas.vpa + h::VPA_DTL_IDX_OFFSET;
+        if p.store_guest_be(idx, 8, s.dtl_index).is_none() {
+            rate_limited_warn(p, "VPA no longer inside partition memory", idx);
+        }
+    }
 }
 
 /// Writes the dispatch count to the registered VPA, if any (caller holds the

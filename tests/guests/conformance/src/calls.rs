@@ -56,6 +56,16 @@ fn yield_count(vpa: u64) -> u32 {
     u32::from_be(unsafe { core::ptr::read_volatile((vpa + 0x100) as *const u32) })
 }
 
+fn be64_at(gra: u64) -> u64 {
+    // SAFETY: inside our own static, 8-aligned; the hypervisor writes it.
+    u64::from_be(unsafe { core::ptr::read_volatile(gra as *const u64) })
+}
+
+/// The VPA's DTL index (Linux `lppaca.dtl_idx`, 0x218).
+fn dtl_idx(vpa: u64) -> u64 {
+    be64_at(vpa + 0x218)
+}
+
 fn expect(name: &str, got: i64, want: i64) {
     check(
         name,
@@ -121,6 +131,25 @@ fn vpa_checks(mem: u64) {
         "vpa-register-slb",
         hcall(H_REGISTER_VPA, &[REG_SLB, 0, slb]).0,
         H_SUCCESS,
+    );
+    // A dispatch after H_CEDE writes a DTL entry (as KVM-HV): reason 7, the
+    // timebase, where the vCPU resumes; the VPA's dtl_idx counts it.
+    let idx0 = dtl_idx(vpa);
+    let tb0 = mftb();
+    expect("dtl-prod-self", hcall(H_PROD, &[0]).0, H_SUCCESS);
+    expect("dtl-cede", hcall(H_CEDE, &[]).0, H_SUCCESS);
+    set_ee(false);
+    let idx1 = dtl_idx(vpa);
+    let reason = get_u8(dtl);
+    let tb = be64_at(dtl + 16);
+    let srr0 = be64_at(dtl + 32);
+    check(
+        "dtl-entry-on-dispatch",
+        idx0 == 0 && idx1 == 1 && reason == 7 && tb >= tb0 && tb <= mftb() && srr0 != 0,
+        format_args!(
+            "dtl_idx {} -> {}, reason {}, timebase {:#x} (cede at {:#x}), srr0 {:#x}",
+            idx0, idx1, reason, tb, tb0, srr0
+        ),
     );
     // The VPA stays while the DTL or SLB shadow is registered (H_RESOURCE).
     expect(
