@@ -301,7 +301,6 @@ pub fn thread_work() {
             v.active.store(false, Ordering::Release);
             continue;
         }
-        set_dispatched(p, v, true, v.context());
         run(p, v, epoch);
         set_dispatched(p, v, false, v.context());
         let ctx = v.context();
@@ -582,6 +581,9 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         crate::console::input::poll_due();
         super::lpar::console_tick();
         let mer = deliver_external(p, v, ctx);
+        // Dispatched again (the VPA's count goes even; a DTL entry with where it
+        // resumes), as KVM-HV counts every entry.
+        set_dispatched(p, v, true, ctx);
         switch_in(p, ctx, mer);
         // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
         // clear in the MSR we enter with, and `switch_in` loaded the guest SPRs.
@@ -593,6 +595,12 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         let (pc, msr) = exit_pc_msr(&ctx.regs);
         ctx.regs.pc = pc;
         ctx.regs.msr = msr;
+        // Every full exit takes the thread away from the vCPU for as long as the
+        // hypervisor needs (demand-zeroing a chunk, a console wait, an RTAS
+        // call, H_CEDE): the VPA's count goes odd until the next entry, as KVM-HV
+        // counts every exit. (The hcall fast path, which never leaves real mode
+        // on the exit vector, does not count.)
+        set_dispatched(p, v, false, ctx);
         match handle_exit(p, v, ctx, vector) {
             Next::Resume => {}
             Next::Leave => return,
@@ -705,9 +713,6 @@ pub fn rate_limited_warn(p: &Partition, what: &str, addr: u64) {
 /// partition stops. Returns at once if any of these already happened.
 pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
     v.ceded.store(true, Ordering::Release);
-    // The processor is given up: the dispatch count goes odd until it returns,
-    // even if it returns at once (PAPR 14.11.3.2, as KVM-HV counts the exit).
-    set_dispatched(p, v, false, ctx);
     loop {
         if v.prodded.swap(false, Ordering::AcqRel)
             || external_pending(p, v)
@@ -739,11 +744,11 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         super::lpar::console_tick();
     }
     v.ceded.store(false, Ordering::Release);
-    set_dispatched(p, v, true, ctx);
 }
 
-/// Notes that the vCPU was dispatched on its thread (`true`) or left it (H_CEDE,
-/// stop-self, a stopped partition): the VPA dispatch count changes parity and,
+/// Notes that the vCPU was dispatched on its thread (`true`: entering the guest)
+/// or left it (`false`: any full exit - an hcall such as H_CEDE, a fault, the
+/// time slice - and when it stops): the VPA dispatch count changes parity and,
 /// with a VPA registered, is written there (big-endian, one aligned store). On
 /// a dispatch with a DTL registered, a DTL entry records it (as KVM-HV's
 /// `kvmppc_create_dtl_entry`), with `ctx`'s PC and MSR.

@@ -112,15 +112,24 @@ fn vpa_checks(mem: u64) {
         before != 0 && before.is_multiple_of(2),
         format_args!("dispatch count {}", before),
     );
-    // H_CEDE gives the processor up: +1 when it leaves, +1 when it is back.
-    expect("vpa-prod-self", hcall(H_PROD, &[0]).0, H_SUCCESS);
-    expect("vpa-cede", hcall(H_CEDE, &[]).0, H_SUCCESS);
-    set_ee(false);
-    let after = yield_count(vpa);
+    // H_CEDE gives the processor up: +1 when the vCPU leaves it, +1 when it is
+    // back. Every full exit counts the same way (KVM-HV), so a time-slice exit
+    // between the reads adds 2 more: retry a few times for exactly 2.
+    let mut deltas = [0u32; 3];
+    for d in deltas.iter_mut() {
+        hcall(H_PROD, &[0]);
+        let b = yield_count(vpa);
+        hcall(H_CEDE, &[]);
+        set_ee(false);
+        *d = yield_count(vpa).wrapping_sub(b);
+        if *d == 2 {
+            break;
+        }
+    }
     check(
         "vpa-yield-count-cede",
-        after == before.wrapping_add(2),
-        format_args!("dispatch count {} before H_CEDE, {} after", before, after),
+        deltas.contains(&2) && deltas.iter().all(|d| d.is_multiple_of(2)),
+        format_args!("dispatch count changes across H_CEDE: {:?}", deltas),
     );
     expect(
         "vpa-register-dtl",
@@ -132,20 +141,22 @@ fn vpa_checks(mem: u64) {
         hcall(H_REGISTER_VPA, &[REG_SLB, 0, slb]).0,
         H_SUCCESS,
     );
-    // A dispatch after H_CEDE writes a DTL entry (as KVM-HV): reason 7, the
-    // timebase, where the vCPU resumes; the VPA's dtl_idx counts it.
+    // Every dispatch (each entry after an exit, as KVM-HV) writes a DTL entry:
+    // reason 7, the timebase, where the vCPU resumes; the VPA's dtl_idx counts
+    // them and the DTL (4 entries here) is a ring.
     let idx0 = dtl_idx(vpa);
     let tb0 = mftb();
     expect("dtl-prod-self", hcall(H_PROD, &[0]).0, H_SUCCESS);
     expect("dtl-cede", hcall(H_CEDE, &[]).0, H_SUCCESS);
     set_ee(false);
     let idx1 = dtl_idx(vpa);
-    let reason = get_u8(dtl);
-    let tb = be64_at(dtl + 16);
-    let srr0 = be64_at(dtl + 32);
+    let last = dtl + (idx1.wrapping_sub(1) % 4) * 48;
+    let reason = get_u8(last);
+    let tb = be64_at(last + 16);
+    let srr0 = be64_at(last + 32);
     check(
         "dtl-entry-on-dispatch",
-        idx0 == 0 && idx1 == 1 && reason == 7 && tb >= tb0 && tb <= mftb() && srr0 != 0,
+        idx1 > idx0 && reason == 7 && tb >= tb0 && tb <= mftb() && srr0 != 0,
         format_args!(
             "dtl_idx {} -> {}, reason {}, timebase {:#x} (cede at {:#x}), srr0 {:#x}",
             idx0, idx1, reason, tb, tb0, srr0
