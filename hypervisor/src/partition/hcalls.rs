@@ -57,7 +57,7 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
         Err(e) => {
             ctx.regs.gpr[3] = e.code() as u64;
             if e == HcallError::Function {
-                vcpu::rate_limited_warn(p, "unimplemented hcall", op);
+                vcpu::rate_limited_warn(p, "hcall not offered (H_FUNCTION)", op);
             }
         }
     }
