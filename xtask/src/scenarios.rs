@@ -390,6 +390,12 @@ pub const fn linux_typed(
 /// Changes to a row of [`SCENARIOS`], each taking and giving the whole row
 /// (the table is a `const`, hence `const fn`s).
 impl Scenario {
+    /// Fails on any of `forbidden` (instead of the default list).
+    pub const fn forbidding(mut self, forbidden: &'static [&'static str]) -> Self {
+        self.forbidden = forbidden;
+        self
+    }
+
     /// Also wants `expected` on the console.
     pub const fn expecting(mut self, expected: &'static [&'static str]) -> Self {
         self.expected = expected;
@@ -468,6 +474,17 @@ const BIG_ENDIAN_GUEST: &[&str] = &[
     "[conformance-be] GUEST-ENDIAN big (MSR[LE]=0, memory big-endian, built big-endian)",
     "[conformance-be] GUEST-PASS endianness",
     "(big-endian), fdt at",
+];
+
+/// guest-smp's reboot rounds (tests/guests/smp/src/reboot.rs): the fourth reboot
+/// happened, no fifth (two vCPUs asking at once load the image once).
+const SMP_REBOOTS: &[&str] = &["PAPRIKA lpar smp: rebooting (boot 5)"];
+const SMP_REBOOTS_FORBIDDEN: &[&str] = &[
+    "PAPRIKA FAULT",
+    "panicked",
+    POWER_OFF_FAIL,
+    GUEST_FAIL,
+    "PAPRIKA lpar smp: rebooting (boot 6)",
 ];
 
 pub const SCENARIOS: &[Scenario] = &[
@@ -580,8 +597,14 @@ pub const SCENARIOS: &[Scenario] = &[
         1,
     )
     .with_virtio_console(),
-    lpars("lpar-smp-p9", Machine::Powernv9, "smp", "1G", "4", 4, 1),
-    lpars("lpar-smp-p10", Machine::Powernv10, "smp", "1G", "4", 4, 1),
+    // guest-smp ends with 4 reboot rounds (start-cpu racing system-reboot,
+    // two concurrent system-reboots): exactly 4 reboots.
+    lpars("lpar-smp-p9", Machine::Powernv9, "smp", "1G", "4", 4, 1)
+        .expecting(SMP_REBOOTS)
+        .forbidding(SMP_REBOOTS_FORBIDDEN),
+    lpars("lpar-smp-p10", Machine::Powernv10, "smp", "1G", "4", 4, 1)
+        .expecting(SMP_REBOOTS)
+        .forbidding(SMP_REBOOTS_FORBIDDEN),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
     lpars(
         "lpar-timer-p10",

@@ -20,6 +20,9 @@ pub enum HcallError {
     BadMode = -5,
     PteNotFound = -6,
     NotFound = -9,
+    /// H_RESOURCE (-16): a prerequisite resource is missing (a DTL or SLB shadow
+    /// without a VPA; a VPA still carrying one).
+    Resource = -16,
     Constrained = -13,
     State = -17,
     P2 = -55,
@@ -230,6 +233,9 @@ pub fn decode_register_proc_tbl(
     table_size: u64,
     guest_mem: u64,
 ) -> Result<ProcTable, HcallError> {
+    // Flag and operation errors are H_PARAMETER; argument errors name the
+    // argument (H_P2 base, H_P3 page size, H_P4 table size), in that order, as
+    // QEMU's h_register_process_table answers.
     if flags & !(PROC_TABLE_OP_MASK | PROC_TABLE_TYPE_MASK | PROC_TABLE_GTSE) != 0 {
         return Err(HcallError::Parameter);
     }
@@ -242,18 +248,66 @@ pub fn decode_register_proc_tbl(
         // Hash page tables are not offered (the device tree announces radix only).
         return Err(HcallError::Parameter);
     }
-    if page_size != 0 || table_size > 24 {
-        return Err(HcallError::Parameter);
+    // QEMU: a 4 KiB-aligned base below 2^60. Paprika also wants the table
+    // aligned to its own size (the PATE's PRTB field) and inside the
+    // partition's memory; both are the base's fault, so H_P2 too.
+    if !base.is_multiple_of(4096) || base >> 60 != 0 {
+        return Err(HcallError::P2);
+    }
+    if page_size != 0 {
+        return Err(HcallError::P3);
+    }
+    if table_size > 24 {
+        return Err(HcallError::P4);
     }
     let bytes = 1u64 << (12 + table_size);
     if !base.is_multiple_of(bytes) || base.checked_add(bytes).is_none_or(|end| end > guest_mem) {
-        return Err(HcallError::Parameter);
+        return Err(HcallError::P2);
     }
     Ok(ProcTable::Radix {
         base,
         size_field: table_size,
         gtse: flags & PROC_TABLE_GTSE != 0,
     })
+}
+
+/// H_RPT_INVALIDATE type bits (Linux `hvcall.h` H_RPTI_TYPE_*).
+pub const H_RPTI_TYPE_NESTED: u64 = 0x1;
+pub const H_RPTI_TYPE_TLB: u64 = 0x2;
+pub const H_RPTI_TYPE_PWC: u64 = 0x4;
+/// Process table entries (PRT; "PAT" in older headers).
+pub const H_RPTI_TYPE_PRT: u64 = 0x8;
+pub const H_RPTI_TYPE_ALL: u64 = H_RPTI_TYPE_TLB | H_RPTI_TYPE_PWC | H_RPTI_TYPE_PRT;
+
+/// A checked H_RPT_INVALIDATE(pid, target, type, page_sizes, start, end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RptInvalidate {
+    /// Process-scoped translations of the partition: flush them.
+    Flush,
+}
+
+/// Checks H_RPT_INVALIDATE's arguments as KVM-HV (`kvmppc_h_rpt_invalidate`)
+/// does for a radix guest that is not a nested hypervisor: a range ending
+/// before it starts is H_P5 (checked first), a NESTED (partition-scoped)
+/// request is H_FUNCTION (KVM without nesting). Everything else succeeds: KVM
+/// flushes what the type, PID, page-size and range bits name and ignores bits
+/// it does not know; Paprika flushes the whole LPID, which covers any of them
+/// (a process-scoped request can only name the partition's own translations).
+pub fn decode_rpt_invalidate(
+    _pid: u64,
+    _target: u64,
+    kind: u64,
+    _page_sizes: u64,
+    start: u64,
+    end: u64,
+) -> Result<RptInvalidate, HcallError> {
+    if end < start {
+        return Err(HcallError::P5);
+    }
+    if kind & H_RPTI_TYPE_NESTED != 0 {
+        return Err(HcallError::Function);
+    }
+    Ok(RptInvalidate::Flush)
 }
 
 /// H_PAGE_INIT flags (PAPR: H_ZERO_PAGE, H_COPY_PAGE, cache hints).
@@ -297,7 +351,31 @@ pub fn decode_page_init(
     }
 }
 
-/// H_REGISTER_VPA subfunctions (flags bits 16:18) and the VPA itself: PAPR 14.11.3.
+/// What H_PAGE_INIT does to the instruction cache after initialising the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageCache {
+    Nothing,
+    /// H_ICACHE_INVALIDATE: drop the page's instruction cache lines (icbi).
+    Invalidate,
+    /// H_ICACHE_SYNCHRONIZE: write the data cache back, then invalidate the
+    /// instruction cache (dcbst; sync; icbi; isync), so stores to the page are
+    /// seen by instruction fetch (Book II 1.6, "instruction storage").
+    Synchronize,
+}
+
+/// The cache work H_PAGE_INIT `flags` ask for (SYNCHRONIZE includes INVALIDATE).
+pub const fn page_init_cache(flags: u64) -> PageCache {
+    if flags & H_ICACHE_SYNCHRONIZE != 0 {
+        PageCache::Synchronize
+    } else if flags & H_ICACHE_INVALIDATE != 0 {
+        PageCache::Invalidate
+    } else {
+        PageCache::Nothing
+    }
+}
+
+/// H_REGISTER_VPA subfunctions: flags bits 16:18 (PAPR 14.11.3.2), the rest of
+/// `flags` zero. QEMU compares the whole value, so does Paprika.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VpaOp {
     RegisterVpa,
@@ -308,27 +386,194 @@ pub enum VpaOp {
     DeregisterDtl,
 }
 
-pub fn decode_register_vpa(flags: u64, addr: u64, guest_mem: u64) -> Result<VpaOp, HcallError> {
-    let op = match (flags >> (63 - 18)) & 7 {
-        1 => VpaOp::RegisterVpa,
-        2 => VpaOp::RegisterDtl,
-        3 => VpaOp::RegisterSlb,
-        5 => VpaOp::DeregisterVpa,
-        6 => VpaOp::DeregisterDtl,
-        7 => VpaOp::DeregisterSlb,
+pub const H_VPA_REG_VPA: u64 = 1 << (63 - 18);
+pub const H_VPA_REG_DTL: u64 = 2 << (63 - 18);
+pub const H_VPA_REG_SLB: u64 = 3 << (63 - 18);
+pub const H_VPA_DEREG_VPA: u64 = 5 << (63 - 18);
+pub const H_VPA_DEREG_DTL: u64 = 6 << (63 - 18);
+pub const H_VPA_DEREG_SLB: u64 = 7 << (63 - 18);
+
+/// The VPA (Linux `struct lppaca`): its size (big-endian u16) at offset 4, the
+/// status byte whose 0x02 bit says "shared processor" at 9, and the dispatch
+/// (yield) count (big-endian u32) at 0x100.
+pub const VPA_SIZE_OFFSET: u64 = 4;
+pub const VPA_STATUS_OFFSET: u64 = 9;
+pub const VPA_STATUS_SHARED_PROC: u8 = 0x02;
+pub const VPA_YIELD_COUNT_OFFSET: u64 = 0x100;
+/// Smallest VPA a guest may register (KVM's and QEMU's `sizeof(lppaca)`).
+pub const VPA_MIN_SIZE: u64 = 640;
+/// A DTL entry (`struct dtl_entry`): the smallest DTL, and its size unit.
+pub const DTL_ENTRY_SIZE: u64 = 48;
+/// Smallest SLB shadow buffer (QEMU: its two header words).
+pub const SLB_SHADOW_MIN_SIZE: u64 = 8;
+
+pub fn decode_vpa_flags(flags: u64) -> Result<VpaOp, HcallError> {
+    Ok(match flags {
+        H_VPA_REG_VPA => VpaOp::RegisterVpa,
+        H_VPA_REG_DTL => VpaOp::RegisterDtl,
+        H_VPA_REG_SLB => VpaOp::RegisterSlb,
+        H_VPA_DEREG_VPA => VpaOp::DeregisterVpa,
+        H_VPA_DEREG_DTL => VpaOp::DeregisterDtl,
+        H_VPA_DEREG_SLB => VpaOp::DeregisterSlb,
         _ => return Err(HcallError::Parameter),
-    };
-    if matches!(
-        op,
-        VpaOp::RegisterVpa | VpaOp::RegisterDtl | VpaOp::RegisterSlb
-    ) {
-        // The area must be cache-line aligned and inside guest memory; its size is
-        // read from it by the caller.
-        if !addr.is_multiple_of(128) || addr.checked_add(1024).is_none_or(|e| e > guest_mem) {
+    })
+}
+
+/// The per-processor areas a vCPU has registered (guest real addresses, 0 =
+/// none; sizes as the guest gave them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VpaAreas {
+    pub vpa: u64,
+    pub dtl: u64,
+    pub dtl_size: u64,
+    pub slb: u64,
+    pub slb_size: u64,
+}
+
+/// Applies H_REGISTER_VPA `op` with area `addr` to `areas`, reading an area's
+/// size field through `read_size(gra, bytes)` (a big-endian 2-byte VPA size or a
+/// 4-byte DTL/SLB size; `None` outside guest memory). The checks, in order:
+/// - address 0: H_HARDWARE (QEMU "can't cope with ... at logical 0");
+/// - not 128-byte (cache line) aligned: H_PARAMETER (KVM, QEMU for the VPA);
+/// - the size field outside memory, or the area `[addr, addr + size)` not inside
+///   the partition's memory: H_PARAMETER;
+/// - VPA smaller than 640 bytes or crossing a 4 KiB boundary: H_PARAMETER;
+/// - DTL smaller than one 48-byte entry: H_PARAMETER (its size is rounded down
+///   to whole entries, as KVM does); SLB shadow smaller than 8 bytes or crossing
+///   4 KiB: H_PARAMETER (QEMU);
+/// - DTL or SLB shadow without a registered VPA: H_RESOURCE;
+/// - deregistering the VPA while a DTL or SLB shadow is registered: H_RESOURCE.
+pub fn apply_register_vpa(
+    areas: &VpaAreas,
+    op: VpaOp,
+    addr: u64,
+    guest_mem: u64,
+    read_size: impl Fn(u64, u64) -> Option<u64>,
+) -> Result<VpaAreas, HcallError> {
+    let mut next = *areas;
+    let size_of = |width: u64| -> Result<u64, HcallError> {
+        if addr == 0 {
+            return Err(HcallError::Hardware);
+        }
+        if !addr.is_multiple_of(128) {
             return Err(HcallError::Parameter);
         }
+        let size = read_size(addr + VPA_SIZE_OFFSET, width).ok_or(HcallError::Parameter)?;
+        if addr.checked_add(size).is_none_or(|e| e > guest_mem) {
+            return Err(HcallError::Parameter);
+        }
+        Ok(size)
+    };
+    let crosses_4k = |size: u64| addr / 4096 != (addr + size.max(1) - 1) / 4096;
+    match op {
+        VpaOp::RegisterVpa => {
+            let size = size_of(2)?;
+            if size < VPA_MIN_SIZE || crosses_4k(size) {
+                return Err(HcallError::Parameter);
+            }
+            next.vpa = addr;
+        }
+        VpaOp::RegisterDtl => {
+            let size = size_of(4)?;
+            if size < DTL_ENTRY_SIZE {
+                return Err(HcallError::Parameter);
+            }
+            if areas.vpa == 0 {
+                return Err(HcallError::Resource);
+            }
+            next.dtl = addr;
+            next.dtl_size = size - size % DTL_ENTRY_SIZE;
+        }
+        VpaOp::RegisterSlb => {
+            let size = size_of(4)?;
+            if size < SLB_SHADOW_MIN_SIZE || crosses_4k(size) {
+                return Err(HcallError::Parameter);
+            }
+            if areas.vpa == 0 {
+                return Err(HcallError::Resource);
+            }
+            next.slb = addr;
+            next.slb_size = size;
+        }
+        VpaOp::DeregisterVpa => {
+            if areas.dtl != 0 || areas.slb != 0 {
+                return Err(HcallError::Resource);
+            }
+            next.vpa = 0;
+        }
+        VpaOp::DeregisterDtl => {
+            next.dtl = 0;
+            next.dtl_size = 0;
+        }
+        VpaOp::DeregisterSlb => {
+            next.slb = 0;
+            next.slb_size = 0;
+        }
     }
-    Ok(op)
+    Ok(next)
+}
+
+/// VPA offset of the DTL index (Linux `lppaca.dtl_idx`, big-endian u64): how
+/// many DTL entries the hypervisor has written so far.
+pub const VPA_DTL_IDX_OFFSET: u64 = 0x218;
+/// DTL entry `dispatch_reason` KVM-HV writes (7: dispatched after a preemption
+/// or cede, "the virtual processor was dispatched").
+pub const DTL_DISPATCH_REASON: u8 = 7;
+
+/// One dispatch trace log entry (Linux `struct dtl_entry`, 48 bytes,
+/// big-endian): dispatch reason, preempt reason, processor id, the
+/// enqueue-to-dispatch (stolen) time, two more times left 0, the timebase, a
+/// fault address (0) and the guest's SRR0/SRR1 (where it resumes, with which
+/// MSR), as KVM-HV's `__kvmppc_create_dtl_entry` fills it.
+pub fn dtl_entry(processor_id: u16, stolen: u32, timebase: u64, srr0: u64, srr1: u64) -> [u8; 48] {
+    let mut e = [0u8; 48];
+    let mut put = |at: usize, bytes: &[u8]| {
+        if let Some(d) = e.get_mut(at..at + bytes.len()) {
+            d.copy_from_slice(bytes);
+        }
+    };
+    put(0, &[DTL_DISPATCH_REASON, 0]);
+    put(2, &processor_id.to_be_bytes());
+    put(4, &stolen.to_be_bytes());
+    put(16, &timebase.to_be_bytes());
+    put(32, &srr0.to_be_bytes());
+    put(40, &srr1.to_be_bytes());
+    e
+}
+
+/// Where DTL entry number `index` (counting from the registration) goes: the
+/// DTL is a ring of `dtl_size / 48` entries.
+pub fn dtl_slot(areas: &VpaAreas, index: u64) -> Option<u64> {
+    let n = areas.dtl_size / DTL_ENTRY_SIZE;
+    (areas.dtl != 0 && areas.vpa != 0 && n != 0).then(|| areas.dtl + (index % n) * DTL_ENTRY_SIZE)
+}
+
+/// The VPA dispatch (yield) count (PAPR 14.11.3.2; what Linux's paravirt
+/// spinlocks and `vcpu_is_preempted` read): incremented each time the
+/// processor is dispatched and each time it is not, so it is **even while the
+/// vCPU runs** and odd while it is ceded, stopped or preempted (Linux
+/// `lib/locks.c`: "(yield_count & 1) == 0: virtual cpu is currently running";
+/// KVM-HV increments it on every guest entry and exit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct YieldCount(pub u32);
+
+impl YieldCount {
+    /// A vCPU that never ran: not dispatched.
+    pub const INITIAL: YieldCount = YieldCount(1);
+
+    pub const fn dispatched(self) -> bool {
+        self.0 & 1 == 0
+    }
+
+    /// The count after the vCPU is dispatched (`true`) or leaves its processor
+    /// (`false`); unchanged when it already is in that state.
+    pub const fn with_dispatched(self, on: bool) -> YieldCount {
+        if self.dispatched() == on {
+            self
+        } else {
+            YieldCount(self.0.wrapping_add(1))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -395,14 +640,9 @@ mod tests {
     #[test]
     fn proc_tbl_checks() {
         let mem = 256 << 20;
+        let new = PROC_TABLE_NEW | PROC_TABLE_RADIX;
         assert_eq!(
-            decode_register_proc_tbl(
-                PROC_TABLE_NEW | PROC_TABLE_RADIX | PROC_TABLE_GTSE,
-                0x10000,
-                0,
-                4,
-                mem
-            ),
+            decode_register_proc_tbl(new | PROC_TABLE_GTSE, 0x10000, 0, 4, mem),
             Ok(ProcTable::Radix {
                 base: 0x10000,
                 size_field: 4,
@@ -410,12 +650,46 @@ mod tests {
             })
         );
         assert_eq!(
-            decode_register_proc_tbl(PROC_TABLE_NEW | PROC_TABLE_RADIX, 0x1000, 0, 4, mem),
-            Err(HcallError::Parameter)
+            decode_register_proc_tbl(new, 0x10000, 0, 4, mem),
+            Ok(ProcTable::Radix {
+                base: 0x10000,
+                size_field: 4,
+                gtse: false
+            })
+        );
+        // QEMU's codes: H_P2 for the base, H_P3 page size, H_P4 table size.
+        assert_eq!(
+            decode_register_proc_tbl(new, 0x1000, 0, 4, mem),
+            Err(HcallError::P2)
         );
         assert_eq!(
-            decode_register_proc_tbl(PROC_TABLE_NEW | PROC_TABLE_RADIX, mem, 0, 0, mem),
-            Err(HcallError::Parameter)
+            decode_register_proc_tbl(new, 0x10800, 0, 0, mem),
+            Err(HcallError::P2)
+        );
+        assert_eq!(
+            decode_register_proc_tbl(new, 1 << 60, 0, 0, mem),
+            Err(HcallError::P2)
+        );
+        assert_eq!(
+            decode_register_proc_tbl(new, mem, 0, 0, mem),
+            Err(HcallError::P2)
+        );
+        assert_eq!(
+            decode_register_proc_tbl(new, 0x10000, 1, 0, mem),
+            Err(HcallError::P3)
+        );
+        assert_eq!(
+            decode_register_proc_tbl(new, 0x10000, 0, 25, mem),
+            Err(HcallError::P4)
+        );
+        // Base checked before page size, page size before table size.
+        assert_eq!(
+            decode_register_proc_tbl(new, 0x800, 1, 25, mem),
+            Err(HcallError::P2)
+        );
+        assert_eq!(
+            decode_register_proc_tbl(new, 0x1000, 1, 25, mem),
+            Err(HcallError::P3)
         );
         assert_eq!(
             decode_register_proc_tbl(PROC_TABLE_NEW, 0x10000, 0, 0, mem),
@@ -429,6 +703,37 @@ mod tests {
             decode_register_proc_tbl(1 << 40, 0, 0, 0, mem),
             Err(HcallError::Parameter)
         );
+    }
+
+    #[test]
+    fn rpt_invalidate_types_as_linux() {
+        let ok = Ok(RptInvalidate::Flush);
+        // Linux's full flush (H_RPTI_TYPE_ALL = TLB|PWC|PRT = 0xe) and each bit.
+        assert_eq!(H_RPTI_TYPE_ALL, 0xe);
+        for t in [
+            H_RPTI_TYPE_ALL,
+            H_RPTI_TYPE_TLB,
+            H_RPTI_TYPE_PWC,
+            H_RPTI_TYPE_PRT,
+        ] {
+            assert_eq!(decode_rpt_invalidate(1, 1, t, u64::MAX, 0, u64::MAX), ok);
+        }
+        // NESTED (partition-scoped, for a nested hypervisor): KVM without nesting.
+        assert_eq!(
+            decode_rpt_invalidate(1, 1, H_RPTI_TYPE_NESTED, u64::MAX, 0, u64::MAX),
+            Err(HcallError::Function)
+        );
+        assert_eq!(
+            decode_rpt_invalidate(1, 1, H_RPTI_TYPE_NESTED | H_RPTI_TYPE_TLB, 1, 0, 0),
+            Err(HcallError::Function)
+        );
+        // A range ending before its start: H_P5, checked first (KVM).
+        assert_eq!(
+            decode_rpt_invalidate(1, 1, H_RPTI_TYPE_NESTED, 1, 0x2000, 0x1000),
+            Err(HcallError::P5)
+        );
+        // Other bits are not checked by KVM: PID, target, page sizes.
+        assert_eq!(decode_rpt_invalidate(u64::MAX, 7, 0x2, 0x1, 5, 5), ok);
     }
 
     #[test]
@@ -454,20 +759,174 @@ mod tests {
             decode_page_init(1, 0x2000, 0, mem),
             Err(HcallError::Parameter)
         );
-        assert_eq!(
-            decode_register_vpa(1 << (63 - 18), 0x1000, mem),
-            Ok(VpaOp::RegisterVpa)
-        );
-        assert_eq!(
-            decode_register_vpa(1 << (63 - 18), 0x1001, mem),
-            Err(HcallError::Parameter)
-        );
-        assert_eq!(
-            decode_register_vpa(0, 0x1000, mem),
-            Err(HcallError::Parameter)
-        );
         assert!(valid_opcode(0x58));
         assert!(!valid_opcode(0x59));
         assert!(!valid_opcode(0x1_0000_0000));
+    }
+
+    #[test]
+    fn page_init_cache_work() {
+        assert_eq!(page_init_cache(H_ZERO_PAGE), PageCache::Nothing);
+        assert_eq!(
+            page_init_cache(H_COPY_PAGE | H_ICACHE_INVALIDATE),
+            PageCache::Invalidate
+        );
+        assert_eq!(
+            page_init_cache(H_COPY_PAGE | H_ICACHE_SYNCHRONIZE),
+            PageCache::Synchronize
+        );
+        assert_eq!(
+            page_init_cache(H_ICACHE_SYNCHRONIZE | H_ICACHE_INVALIDATE),
+            PageCache::Synchronize
+        );
+        // PAPR bit numbers: INVALIDATE bit 40, SYNCHRONIZE bit 41.
+        assert_eq!(H_ICACHE_INVALIDATE, 0x0000_0000_0080_0000);
+        assert_eq!(H_ICACHE_SYNCHRONIZE, 0x0000_0000_0040_0000);
+    }
+
+    /// Guest memory for the VPA tests: a VPA size (u16) at 0x1004, DTL and SLB
+    /// sizes (u32) at 0x2004 / 0x3004, as big-endian fields.
+    fn sizes(gra: u64, width: u64) -> Option<u64> {
+        match (gra, width) {
+            (0x1004, 2) | (0x1f04, 2) => Some(640),
+            (0x1084, 2) => Some(639),
+            (0x2004, 4) => Some(48 * 3 + 7),
+            (0x2084, 4) => Some(47),
+            (0x3004, 4) => Some(0x100),
+            (0x3f84, 4) => Some(0x100),
+            (0x3084, 4) => Some(4),
+            (0xff004, 2) => Some(0x2000),
+            _ => Some(1024),
+        }
+    }
+
+    #[test]
+    fn vpa_flags_compared_whole() {
+        assert_eq!(decode_vpa_flags(H_VPA_REG_VPA), Ok(VpaOp::RegisterVpa));
+        assert_eq!(decode_vpa_flags(H_VPA_DEREG_SLB), Ok(VpaOp::DeregisterSlb));
+        assert_eq!(H_VPA_REG_VPA, 0x0000_2000_0000_0000);
+        assert_eq!(H_VPA_DEREG_DTL, 0x0000_c000_0000_0000);
+        // Bits outside 16:18, and the unused values 0 and 4.
+        assert_eq!(
+            decode_vpa_flags(H_VPA_REG_VPA | 1),
+            Err(HcallError::Parameter)
+        );
+        assert_eq!(
+            decode_vpa_flags(H_VPA_REG_VPA | 1 << 63),
+            Err(HcallError::Parameter)
+        );
+        assert_eq!(decode_vpa_flags(0), Err(HcallError::Parameter));
+        assert_eq!(decode_vpa_flags(4 << (63 - 18)), Err(HcallError::Parameter));
+    }
+
+    #[test]
+    fn vpa_registration_rules() {
+        let mem = 1 << 20;
+        let none = VpaAreas::default();
+        let reg = |a: &VpaAreas, op, addr| apply_register_vpa(a, op, addr, mem, sizes);
+        let with_vpa = reg(&none, VpaOp::RegisterVpa, 0x1000).unwrap();
+        assert_eq!(with_vpa.vpa, 0x1000);
+        // At 0 (QEMU H_HARDWARE), misaligned, too small, crossing 4 KiB, outside.
+        assert_eq!(reg(&none, VpaOp::RegisterVpa, 0), Err(HcallError::Hardware));
+        assert_eq!(
+            reg(&none, VpaOp::RegisterVpa, 0x1008),
+            Err(HcallError::Parameter)
+        );
+        assert_eq!(
+            reg(&none, VpaOp::RegisterVpa, 0x1080),
+            Err(HcallError::Parameter)
+        );
+        assert_eq!(
+            reg(&none, VpaOp::RegisterVpa, 0x1f00),
+            Err(HcallError::Parameter)
+        );
+        assert_eq!(
+            reg(&none, VpaOp::RegisterVpa, 0xff000),
+            Err(HcallError::Parameter)
+        );
+        assert_eq!(
+            apply_register_vpa(&none, VpaOp::RegisterVpa, 0x1000, 0x1100, sizes),
+            Err(HcallError::Parameter)
+        );
+        // DTL / SLB shadow need a VPA (H_RESOURCE), after the size checks.
+        assert_eq!(
+            reg(&none, VpaOp::RegisterDtl, 0x2000),
+            Err(HcallError::Resource)
+        );
+        assert_eq!(
+            reg(&none, VpaOp::RegisterSlb, 0x3000),
+            Err(HcallError::Resource)
+        );
+        assert_eq!(
+            reg(&none, VpaOp::RegisterDtl, 0x2080),
+            Err(HcallError::Parameter)
+        );
+        assert_eq!(reg(&none, VpaOp::RegisterDtl, 0), Err(HcallError::Hardware));
+        let with_dtl = reg(&with_vpa, VpaOp::RegisterDtl, 0x2000).unwrap();
+        assert_eq!((with_dtl.dtl, with_dtl.dtl_size), (0x2000, 48 * 3));
+        assert_eq!(
+            reg(&with_vpa, VpaOp::RegisterSlb, 0x3080),
+            Err(HcallError::Parameter)
+        );
+        assert_eq!(
+            reg(&with_vpa, VpaOp::RegisterSlb, 0x3f80),
+            Err(HcallError::Parameter)
+        );
+        let with_slb = reg(&with_vpa, VpaOp::RegisterSlb, 0x3000).unwrap();
+        assert_eq!((with_slb.slb, with_slb.slb_size), (0x3000, 0x100));
+        // The VPA stays while a DTL or SLB shadow needs it.
+        assert_eq!(
+            reg(&with_dtl, VpaOp::DeregisterVpa, 0),
+            Err(HcallError::Resource)
+        );
+        assert_eq!(
+            reg(&with_slb, VpaOp::DeregisterVpa, 0),
+            Err(HcallError::Resource)
+        );
+        let no_dtl = reg(&with_dtl, VpaOp::DeregisterDtl, 0).unwrap();
+        assert_eq!(no_dtl, with_vpa);
+        assert_eq!(reg(&no_dtl, VpaOp::DeregisterVpa, 0), Ok(none));
+    }
+
+    #[test]
+    fn yield_count_even_while_dispatched() {
+        let c = YieldCount::INITIAL;
+        assert!(!c.dispatched());
+        let run = c.with_dispatched(true);
+        assert!(run.dispatched());
+        assert_eq!(run.0 % 2, 0);
+        assert_eq!(run.with_dispatched(true), run);
+        let ceded = run.with_dispatched(false);
+        assert_eq!(ceded.0, run.0 + 1);
+        assert_eq!(ceded.with_dispatched(true).0, run.0 + 2);
+        assert!(YieldCount(u32::MAX).with_dispatched(true).dispatched());
+    }
+
+    #[test]
+    fn dtl_entries_as_kvm() {
+        let e = dtl_entry(
+            3,
+            0,
+            0x1122_3344_5566_7788,
+            0xc000_0000_0000_1234,
+            0x8000_0000_0000_1033,
+        );
+        assert_eq!(&e[..4], &[7, 0, 0, 3]);
+        assert_eq!(&e[4..16], &[0; 12]);
+        assert_eq!(&e[16..24], &0x1122_3344_5566_7788u64.to_be_bytes());
+        assert_eq!(&e[24..32], &[0; 8]);
+        assert_eq!(&e[32..40], &0xc000_0000_0000_1234u64.to_be_bytes());
+        assert_eq!(&e[40..48], &0x8000_0000_0000_1033u64.to_be_bytes());
+        let mut a = VpaAreas {
+            vpa: 0x1000,
+            dtl: 0x2000,
+            dtl_size: 3 * 48,
+            ..VpaAreas::default()
+        };
+        assert_eq!(dtl_slot(&a, 0), Some(0x2000));
+        assert_eq!(dtl_slot(&a, 2), Some(0x2000 + 96));
+        assert_eq!(dtl_slot(&a, 3), Some(0x2000));
+        a.dtl = 0;
+        assert_eq!(dtl_slot(&a, 0), None);
     }
 }

@@ -237,6 +237,83 @@ pub fn decode(insn: u32) -> Result<Access, DecodeError> {
     })
 }
 
+/// DSISR/HDSISR bit 38 (Book III 7.5.3): the access was a store.
+pub const DSISR_ISSTORE: u64 = 0x0200_0000;
+/// MSR bits the checks below look at (Book III 4.2.1): SF (bit 0), PR (bit 49).
+const MSR_SF: u64 = 1 << 63;
+const MSR_PR: u64 = 1 << 14;
+
+/// Why a decoded access is not emulated although it decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The instruction fetched after the fault is a load where HDSISR says the
+    /// faulting access stored, or the reverse: the word changed between the
+    /// access and the fetch (another vCPU rewrote it). The guest gets the data
+    /// storage interrupt the access would get on unbacked storage; it retries.
+    DirectionMismatch,
+    /// A caching-inhibited form (`l*cix`/`st*cix`) is hypervisor privileged: the
+    /// guest cannot have executed it (it would have taken a hypervisor emulation
+    /// assistance interrupt, or a privileged-instruction program interrupt in
+    /// problem state, before any storage access), so the word changed as above.
+    /// The guest gets the program interrupt hardware gives it for the
+    /// instruction now there.
+    HypervisorPrivileged,
+}
+
+/// Cross-checks a decoded `access` against the HDSI it is meant to explain:
+/// HDSISR's store bit must agree with the instruction's direction, and the
+/// instruction must be one the guest can execute (Power ISA v3.0B Book III 7.5.3;
+/// the caching-inhibited forms are hypervisor privileged, Book III 4.4.1).
+///
+/// The instruction is re-read from guest memory after the fault (HEIR is not
+/// set for HDSI on POWER9, nor by QEMU for HDSI on Power10), so another vCPU
+/// can change it in between (KVM has the same window). With this check the
+/// emulated access always has the faulting access's address (HDAR/ASDR) and
+/// direction; what a rewrite can still change (width, register, update form,
+/// byte order) is what the guest could have asked for itself at that address.
+pub fn check_against_fault(access: &Access, hdsisr: u64) -> Result<(), Refusal> {
+    if access.cache_inhibited {
+        return Err(Refusal::HypervisorPrivileged);
+    }
+    if access.is_store() != (hdsisr & DSISR_ISSTORE != 0) {
+        return Err(Refusal::DirectionMismatch);
+    }
+    Ok(())
+}
+
+/// SRR1 bits (Book III 7.5.9) of the program interrupt hardware gives a guest
+/// for a hypervisor-privileged instruction: privileged instruction (bit 45) in
+/// problem state, otherwise the illegal-instruction type KVM reflects a
+/// hypervisor emulation assistance interrupt as (bit 44).
+pub const fn privileged_program_srr1(msr: u64) -> u64 {
+    if msr & MSR_PR != 0 {
+        1 << (63 - 45)
+    } else {
+        1 << (63 - 44)
+    }
+}
+
+/// The address of the next instruction: `pc + 4`, wrapping at 2^32 in 32-bit
+/// mode (MSR[SF] = 0; Book I 1.9.1 "instruction address computation"), where
+/// the high 32 bits of the address are then 0.
+pub const fn next_pc(pc: u64, msr: u64) -> u64 {
+    let next = pc.wrapping_add(4);
+    if msr & MSR_SF == 0 {
+        next & 0xffff_ffff
+    } else {
+        next
+    }
+}
+
+/// The address an instruction is fetched from at `pc` (the same wrap).
+pub const fn fetch_address(pc: u64, msr: u64) -> u64 {
+    if msr & MSR_SF == 0 {
+        pc & 0xffff_ffff
+    } else {
+        pc
+    }
+}
+
 const LOAD: Kind = Kind::Load { sign_extend: false };
 const LOAD_S: Kind = Kind::Load { sign_extend: true };
 const STORE: Kind = Kind::Store;
@@ -708,5 +785,52 @@ mod tests {
         let mut g = [0; 32];
         complete_load(&a, &mut g, 1, false, 2);
         let _ = store_value(&a, &g, false);
+    }
+
+    #[test]
+    fn fault_cross_checks() {
+        let lbz = decode(0x8864_0008).unwrap();
+        let stb = decode(0x9864_0008).unwrap();
+        let lbzcix = decode(0x7c64_2eaa).unwrap();
+        let stbcix = decode(0x7c64_2faa).unwrap();
+        assert!(lbzcix.cache_inhibited && stbcix.cache_inhibited);
+        assert_eq!(check_against_fault(&lbz, 0), Ok(()));
+        assert_eq!(check_against_fault(&stb, DSISR_ISSTORE), Ok(()));
+        // The word changed between the access and the fetch.
+        assert_eq!(
+            check_against_fault(&stb, 0),
+            Err(Refusal::DirectionMismatch)
+        );
+        assert_eq!(
+            check_against_fault(&lbz, DSISR_ISSTORE),
+            Err(Refusal::DirectionMismatch)
+        );
+        // Other HDSISR bits do not matter.
+        assert_eq!(check_against_fault(&lbz, 0x4000_0000), Ok(()));
+        // Hypervisor-privileged forms are never emulated, whatever the direction.
+        assert_eq!(
+            check_against_fault(&lbzcix, 0),
+            Err(Refusal::HypervisorPrivileged)
+        );
+        assert_eq!(
+            check_against_fault(&stbcix, DSISR_ISSTORE),
+            Err(Refusal::HypervisorPrivileged)
+        );
+        assert_eq!(privileged_program_srr1(MSR_PR), 0x4_0000);
+        assert_eq!(privileged_program_srr1(MSR_SF), 0x8_0000);
+    }
+
+    #[test]
+    fn pc_wraps_in_32_bit_mode() {
+        assert_eq!(next_pc(0x1000, MSR_SF), 0x1004);
+        assert_eq!(next_pc(0xffff_fffc, MSR_SF), 0x1_0000_0000);
+        assert_eq!(next_pc(0xffff_fffc, 0), 0);
+        assert_eq!(next_pc(0xffff_fffc, MSR_PR), 0);
+        assert_eq!(next_pc(u64::MAX - 3, MSR_SF), 0);
+        assert_eq!(fetch_address(0xc000_0000_0000_1000, 0), 0x1000);
+        assert_eq!(
+            fetch_address(0xc000_0000_0000_1000, MSR_SF),
+            0xc000_0000_0000_1000
+        );
     }
 }

@@ -35,8 +35,8 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
         h::H_CONFER => confer(p, g[4]),
         h::H_GET_CPU_CHARACTERISTICS => cpu_characteristics(),
         h::H_PAGE_INIT => page_init(p, g[4], g[5], g[6]),
-        h::H_REGISTER_VPA => register_vpa(p, ctx, g[4], g[5], g[6]),
-        h::H_RPT_INVALIDATE => rpt_invalidate(p, g[4], g[5], g[6], g[7]),
+        h::H_REGISTER_VPA => register_vpa(p, g[4], g[5], g[6]),
+        h::H_RPT_INVALIDATE => rpt_invalidate(p, &g[4..10]),
         h::H_LOGICAL_CI_LOAD => ci_load(p, g[4], g[5]),
         h::H_LOGICAL_CI_STORE => ci_store(p, g[4], g[5], g[6]),
         op if (h::H_INT_GET_SOURCE_INFO..=h::H_INT_RESET).contains(&op) => {
@@ -57,7 +57,7 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
         Err(e) => {
             ctx.regs.gpr[3] = e.code() as u64;
             if e == HcallError::Function {
-                vcpu::rate_limited_warn(p, "unimplemented hcall", op);
+                vcpu::rate_limited_warn(p, "hcall not offered (H_FUNCTION)", op);
             }
         }
     }
@@ -150,13 +150,22 @@ fn register_proc_tbl(
     page_size: u64,
     table_size: u64,
 ) -> HcallResult {
-    let dw1 = match h::decode_register_proc_tbl(flags, base, page_size, table_size, p.mem_size)? {
-        h::ProcTable::Deregister => 0,
-        // dw1: guest radix (GR), process table base, PRTS (Book III 5.7.6.2).
-        h::ProcTable::Radix {
-            base, size_field, ..
-        } => (1 << 63) | base | size_field,
-    };
+    let (dw1, gtse) =
+        match h::decode_register_proc_tbl(flags, base, page_size, table_size, p.mem_size)? {
+            // Back to the state before any registration (GTSE as offered).
+            h::ProcTable::Deregister => (0, true),
+            // dw1: guest radix (GR), process table base, PRTS (Book III 5.7.6.2).
+            h::ProcTable::Radix {
+                base,
+                size_field,
+                gtse,
+            } => ((1 << 63) | base | size_field, gtse),
+        };
+    // LPCR[GTSE] follows the guest's choice (as QEMU sets it from the flag): without
+    // it, the guest's tlbie/tlbiel of process-scoped entries trap to the
+    // hypervisor (emulation assist, reflected as a program interrupt) and it must
+    // use H_RPT_INVALIDATE. Each vCPU loads it on its next entry.
+    p.gtse.store(gtse, Ordering::Release);
     crate::arch::ppc64::mmu::set_pate_dw1(p.lpid, dw1);
     p.proc_tbl.store(dw1, Ordering::Release);
     super::lpar::flush_lpid(p.lpid);
@@ -203,49 +212,61 @@ fn page_init(p: &Partition, flags: u64, dst: u64, src: u64) -> HcallResult {
         }
         h::PageInit::Nothing => {}
     }
-    Ok([0; 4])
-}
-
-fn register_vpa(
-    p: &Partition,
-    ctx: &mut VcpuContext,
-    flags: u64,
-    proc: u64,
-    addr: u64,
-) -> HcallResult {
-    let op = h::decode_register_vpa(flags, addr, p.mem_size)?;
-    if vcpu_by_id(p, proc).is_none() {
-        return Err(HcallError::Parameter);
-    }
-    match op {
-        h::VpaOp::RegisterVpa => {
-            // The VPA's size is a big-endian u16 at offset 4 (PAPR 14.11.3.10).
-            let mut sz = [0u8; 2];
-            p.read_guest(addr + 4, &mut sz)
-                .ok_or(HcallError::Parameter)?;
-            let size = u16::from_be_bytes(sz);
-            if size < 640 {
-                return Err(HcallError::Parameter);
-            }
-            ctx.vpa = addr;
-        }
-        h::VpaOp::DeregisterVpa => ctx.vpa = 0,
-        // DTL and SLB shadow areas are accepted and not used (radix, dedicated CPUs).
-        _ => {}
+    // The page may now hold instructions the guest will run (PAPR H_PAGE_INIT
+    // H_ICACHE_*): write it back and/or drop stale instruction cache lines, as
+    // KVM's QEMU does with dcbst/icbi over the page.
+    let page = || p.host_addr(dst, 4096).ok_or(HcallError::Parameter);
+    match h::page_init_cache(flags) {
+        h::PageCache::Synchronize => instr::sync_icache_range(page()?, 4096),
+        h::PageCache::Invalidate => instr::invalidate_icache_range(page()?, 4096),
+        h::PageCache::Nothing => {}
     }
     Ok([0; 4])
 }
 
-fn rpt_invalidate(p: &Partition, _pid: u64, target: u64, kind: u64, _sizes: u64) -> HcallResult {
-    // Types: TLB 1, PWC 2, PAT 4; targets: CPU 1, CPUs 2, ... Only the partition's
-    // own translations can be named, so flushing all of the LPID is always correct.
-    if kind & !0x7 != 0 || kind == 0 {
-        return Err(HcallError::P3);
+/// H_REGISTER_VPA(flags, proc, addr) for the vCPU `proc` names (any vCPU of the
+/// partition may register areas for another, PAPR 14.11.3.2); checks and codes in
+/// `papr::hcall::apply_register_vpa`.
+fn register_vpa(p: &Partition, flags: u64, proc: u64, addr: u64) -> HcallResult {
+    let target = vcpu_by_id(p, proc).ok_or(HcallError::Parameter)?;
+    let op = h::decode_vpa_flags(flags)?;
+    let mut s = target.vpa.lock();
+    let next = h::apply_register_vpa(&s.areas, op, addr, p.mem_size, |gra, width| {
+        let mut b = [0u8; 4];
+        let n = width as usize;
+        p.read_guest(gra, b.get_mut(..n)?)?;
+        Some(
+            b.get(..n)?
+                .iter()
+                .fold(0u64, |v, &x| (v << 8) | u64::from(x)),
+        )
+    })?;
+    let newly = op == h::VpaOp::RegisterVpa;
+    if op == h::VpaOp::RegisterDtl {
+        // A new DTL starts at its first entry (KVM resets dtl_index too).
+        s.dtl_index = 0;
     }
-    if target & !0x7 != 0 || target == 0 {
-        return Err(HcallError::P2);
+    s.areas = next;
+    if newly {
+        // What KVM (init_vpa) and QEMU set on registration: the shared-processor
+        // bit of the status byte; then the current dispatch count.
+        let at = addr + h::VPA_STATUS_OFFSET;
+        let mut b = [0u8; 1];
+        p.read_guest(at, &mut b).ok_or(HcallError::Parameter)?;
+        p.write_guest(at, &[b[0] | h::VPA_STATUS_SHARED_PROC])
+            .ok_or(HcallError::Parameter)?;
+        vcpu::write_yield_count(p, &s);
     }
-    super::lpar::flush_lpid(p.lpid);
+    Ok([0; 4])
+}
+
+fn rpt_invalidate(p: &Partition, a: &[u64]) -> HcallResult {
+    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
+    match h::decode_rpt_invalidate(arg(0), arg(1), arg(2), arg(3), arg(4), arg(5))? {
+        // Only the partition's own translations can be named, so flushing all of
+        // the LPID is always correct.
+        h::RptInvalidate::Flush => super::lpar::flush_lpid(p.lpid),
+    }
     Ok([0; 4])
 }
 
@@ -262,10 +283,10 @@ pub(super) fn ci_load(p: &Partition, size: u64, addr: u64) -> HcallResult {
     if !addr.is_multiple_of(n as u64) {
         return Err(HcallError::Parameter);
     }
-    let mut b = [0u8; 8];
-    p.read_guest(addr, &mut b[8 - n..])
-        .ok_or(HcallError::Parameter)?;
-    Ok([u64::from_be_bytes(b), 0, 0, 0])
+    // One access of the given size (single-copy atomic, as the guest's own
+    // cache-inhibited load would be), big-endian as QEMU's ld*_phys.
+    let v = p.load_guest_be(addr, n).ok_or(HcallError::Parameter)?;
+    Ok([v, 0, 0, 0])
 }
 
 pub(super) fn ci_store(p: &Partition, size: u64, addr: u64, val: u64) -> HcallResult {
@@ -273,8 +294,7 @@ pub(super) fn ci_store(p: &Partition, size: u64, addr: u64, val: u64) -> HcallRe
     if !addr.is_multiple_of(n as u64) {
         return Err(HcallError::Parameter);
     }
-    let b = val.to_be_bytes();
-    p.write_guest(addr, &b[8 - n..])
+    p.store_guest_be(addr, n, val)
         .ok_or(HcallError::Parameter)?;
     Ok([0; 4])
 }

@@ -101,11 +101,21 @@ pub struct Partition {
     pub hcalls: AtomicU64,
     /// What it boots, for system-reboot.
     pub boot: BootImage,
+    /// A vCPU called system-reboot; the first to set it (compare-and-swap) owns
+    /// the reboot, later callers only stop.
     pub reboot_requested: AtomicBool,
     pub boots: AtomicU32,
+    /// Boot epoch: even while the partition runs an image, odd while a reboot
+    /// replaces it (`reboot` bumps it before stopping the vCPUs and after
+    /// loading). vCPU start requests and running vCPUs carry the epoch they
+    /// belong to (`Vcpu::request_start`, `vcpu::thread_work`).
+    pub epoch: AtomicU32,
     /// The process-table doubleword of the PATE (H_REGISTER_PROC_TBL), 0 when
     /// none; read to translate guest effective addresses (MMIO emulation).
     pub proc_tbl: AtomicU64,
+    /// LPCR[GTSE]: the guest may tlbie its process-scoped entries (offered before
+    /// any registration; then as H_REGISTER_PROC_TBL's GTSE flag says).
+    pub gtse: AtomicBool,
     /// The emulated XIVE (exploitation mode) the guest drives through H_INT_*
     /// and its TIMA/ESB pages (`xive`), with each vCPU's pending state mirrored
     /// for the lock-free entry check (`xive::SharedXive`); lock order: taken last.
@@ -274,6 +284,11 @@ impl Partition {
         self.state.load_acquire() == RUNNING
     }
 
+    /// The boot epoch now (see the field).
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
     pub fn reason(&self) -> Option<StopReason> {
         self.reason.lock().clone()
     }
@@ -372,6 +387,46 @@ impl Partition {
         Some(())
     }
 
+    /// Loads the big-endian value of `size` (1, 2, 4 or 8) bytes at naturally
+    /// aligned `gra` with one access of that size, so it is single-copy atomic
+    /// against the guest's own stores (H_LOGICAL_CI_LOAD).
+    pub fn load_guest_be(&self, gra: u64, size: usize) -> Option<u64> {
+        if !gra.is_multiple_of(size as u64) {
+            return None;
+        }
+        let src = self.host_addr(gra, size as u64)?;
+        // SAFETY: inside this partition's memory (checked) and naturally aligned.
+        unsafe {
+            Some(match size {
+                1 => u64::from(core::ptr::read_volatile(src as *const u8)),
+                2 => u64::from(u16::from_be(core::ptr::read_volatile(src as *const u16))),
+                4 => u64::from(u32::from_be(core::ptr::read_volatile(src as *const u32))),
+                8 => u64::from_be(core::ptr::read_volatile(src as *const u64)),
+                _ => return None,
+            })
+        }
+    }
+
+    /// Stores the low `size` (1, 2, 4 or 8) bytes of `value` big-endian at
+    /// naturally aligned `gra` with one access of that size (H_LOGICAL_CI_STORE).
+    pub fn store_guest_be(&self, gra: u64, size: usize, value: u64) -> Option<()> {
+        if !gra.is_multiple_of(size as u64) {
+            return None;
+        }
+        let dst = self.host_addr(gra, size as u64)?;
+        // SAFETY: inside this partition's memory (checked) and naturally aligned.
+        unsafe {
+            match size {
+                1 => core::ptr::write_volatile(dst as *mut u8, value as u8),
+                2 => core::ptr::write_volatile(dst as *mut u16, (value as u16).to_be()),
+                4 => core::ptr::write_volatile(dst as *mut u32, (value as u32).to_be()),
+                8 => core::ptr::write_volatile(dst as *mut u64, value.to_be()),
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+
     pub fn write_guest(&self, gra: u64, data: &[u8]) -> Option<()> {
         let src = data.as_ptr();
         self.for_pieces(gra, data.len() as u64, |dst, off, n| {
@@ -396,7 +451,8 @@ impl Partition {
         l.remove(
             Lpcr::ILE | Lpcr::AIL | Lpcr::HAIL | Lpcr::LPES | Lpcr::MER | Lpcr::LD | Lpcr::HVICE,
         );
-        l.insert(Lpcr::HR | Lpcr::UPRT | Lpcr::GTSE | Lpcr::HDICE | Lpcr::HEIC | Lpcr::ONL);
+        l.insert(Lpcr::HR | Lpcr::UPRT | Lpcr::HDICE | Lpcr::HEIC | Lpcr::ONL);
+        l.set(Lpcr::GTSE, self.gtse.load(Ordering::Relaxed));
         if self.interrupt_le.load(Ordering::Relaxed) {
             l.insert(Lpcr::ILE);
         }
@@ -922,7 +978,9 @@ fn build_partition(
         boot,
         reboot_requested: AtomicBool::new(false),
         boots: AtomicU32::new(1),
+        epoch: AtomicU32::new(0),
         proc_tbl: AtomicU64::new(0),
+        gtse: AtomicBool::new(true),
         xive: SharedXive::new(xive),
         xics: spin::Mutex::new(Xics::new(spec.vcpus, &[VTY_LISN])),
         vty_irq_enabled: AtomicBool::new(false),
@@ -943,6 +1001,9 @@ impl Partition {
     /// affected. Called on the thread of the vCPU that asked, after it left the
     /// guest.
     pub fn reboot(&self, me: &Vcpu) {
+        // Odd: every start request and running vCPU of the old image is void from
+        // here (sequentially consistent against `vcpu::thread_work`'s `active`).
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         for v in &self.vcpus {
             v.force_stop();
         }
@@ -955,8 +1016,17 @@ impl Partition {
             crate::platform::opal::heartbeat();
             core::hint::spin_loop();
         }
+        // No vCPU is in the guest or an hcall any more, so nothing asks for a start
+        // now; drop what was asked while they left (void anyway: old epoch).
+        for v in &self.vcpus {
+            v.force_stop();
+        }
         self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
+        // Registrations name memory that is about to be scrubbed.
+        for v in &self.vcpus {
+            v.vpa.lock().areas = crate::papr::hcall::VpaAreas::default();
+        }
         // load_boot_image scrubs everything it does not load again.
         let loaded = load_boot_image(
             &self.name,
@@ -983,6 +1053,7 @@ impl Partition {
                 // Forget the guest's process table and every cached translation.
                 mmu::set_pate_dw1(self.lpid, 0);
                 self.proc_tbl.store(0, Ordering::Release);
+                self.gtse.store(true, Ordering::Release);
                 self.interrupt_le.store(false, Ordering::Relaxed);
                 self.ail.store(0, Ordering::Relaxed);
                 self.vty_irq_enabled.store(false, Ordering::Relaxed);
@@ -993,8 +1064,19 @@ impl Partition {
                 let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
                 info!("PAPRIKA lpar {}: rebooting (boot {})", self.name, n);
                 self.reboot_requested.store(false, Ordering::Release);
+                let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(v0) = self.vcpus.first() {
-                    v0.request_start(placed.entry, initial_msr(), placed.fdt_gra);
+                    // vCPU 0's thread may still be dropping a void start (it shows
+                    // Runnable for a moment before it sees the epoch): retry.
+                    while !v0.request_start(
+                        placed.entry,
+                        initial_msr(),
+                        placed.fdt_gra,
+                        epoch,
+                    ) {
+                        crate::platform::opal::heartbeat();
+                        core::hint::spin_loop();
+                    }
                 }
             }
             Err(e) => self.stop(StopReason::Fault(alloc::format!("reboot failed: {e}"))),
@@ -1046,7 +1128,7 @@ pub fn create_all(
         if let Some(v0) = p.vcpus.first() {
             let msr = initial_msr();
             info!("PAPRIKA lpar-start: {} vCPU 0 at {:#x}", p.name, p.entry);
-            v0.request_start(p.entry, msr, p.fdt_gra);
+            v0.request_start(p.entry, msr, p.fdt_gra, p.epoch());
         }
     }
     if n == 0 {

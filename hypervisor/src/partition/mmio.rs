@@ -4,11 +4,17 @@
 //!
 //! On such an HDSI the hypervisor fetches the faulting instruction from guest
 //! memory (translating HSRR0 through the guest's own radix tree, since HEIR is
-//! not architected for HDSI on POWER9), decodes it (`emulate`), performs the
-//! access on the partition's XIVE model and steps the guest past it. Anything
-//! it cannot emulate gets the guest a data storage interrupt, as an access to
-//! unbacked storage does on PowerVM, plus a rate-limited warning.
-use super::emulate::{self, Kind};
+//! not architected for HDSI on POWER9 and QEMU does not set it for HDSI on
+//! Power10), decodes it (`emulate`), checks it against the fault (HDSISR's
+//! store bit must match its direction, and no hypervisor-privileged `l*cix`/
+//! `st*cix`: `emulate::check_against_fault`, which also says what the re-fetch
+//! window still allows), performs the access on the partition's XIVE model at
+//! the faulting address and steps the guest past it (wrapping at 2^32 when
+//! MSR[SF] = 0). Anything it cannot emulate gets the guest a data storage
+//! interrupt, as an access to unbacked storage does on PowerVM, plus a
+//! rate-limited warning; a `l*cix`/`st*cix` gets the program interrupt hardware
+//! would give.
+use super::emulate::{self, Kind, Refusal};
 use super::hcalls::kick_vcpu;
 use super::lpar::{GuestRam, Partition};
 use super::vcpu::{self, Next, Vcpu, VcpuContext};
@@ -38,8 +44,8 @@ pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Opti
         base: dw1 & 0x0fff_ffff_ffff_f000,
         prts: (dw1 & 0x1f) as u8,
     });
-    let insn = match guest_walk::fetch_instruction(p, table, ctx.sprs.pidr as u32, ctx.regs.pc, msr)
-    {
+    let pc = emulate::fetch_address(ctx.regs.pc, msr);
+    let insn = match guest_walk::fetch_instruction(p, table, ctx.sprs.pidr as u32, pc, msr) {
         Ok(i) => i,
         Err(_) => {
             vcpu::rate_limited_warn(p, "MMIO: cannot fetch the instruction at", ctx.regs.pc);
@@ -57,6 +63,26 @@ pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Opti
             return None;
         }
     };
+    match emulate::check_against_fault(&access, ctx.regs.hdsisr) {
+        Ok(()) => {}
+        Err(Refusal::DirectionMismatch) => {
+            vcpu::rate_limited_warn(
+                p,
+                "MMIO: instruction changed under the access (HDSISR direction), pc",
+                ctx.regs.pc,
+            );
+            return None;
+        }
+        Err(Refusal::HypervisorPrivileged) => {
+            vcpu::rate_limited_warn(
+                p,
+                "MMIO: hypervisor-privileged l*cix/st*cix at",
+                ctx.regs.pc,
+            );
+            vcpu::inject(p, ctx, 0x700, emulate::privileged_program_srr1(msr));
+            return Some(Next::Resume);
+        }
+    }
     let size = u64::from(access.size.bytes());
     let kick = p.xive.with(|x| match access.kind {
         Kind::Store => {
@@ -89,6 +115,6 @@ pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Opti
             kick_vcpu(p, k.vcpu);
         }
     }
-    ctx.regs.pc = ctx.regs.pc.wrapping_add(4);
+    ctx.regs.pc = emulate::next_pc(ctx.regs.pc, msr);
     Some(Next::Resume)
 }

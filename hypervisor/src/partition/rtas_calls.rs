@@ -115,9 +115,15 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
         SystemReboot => {
             // Restarts this partition only, with fresh memory: the vCPU leaves the
             // guest and performs the reboot from its thread (`vcpu::thread_work`).
+            // One owner even when several vCPUs ask at once: the image is loaded
+            // once (audit finding 10); the others just stop.
             a.set_status(r::RTAS_SUCCESS);
-            v.reboot_owner.store(true, Ordering::Release);
-            p.reboot_requested.store(true, Ordering::Release);
+            if p.reboot_requested
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                v.reboot_owner.store(true, Ordering::Release);
+            }
             vcpu::stop_self(v);
             return Next::Leave;
         }
@@ -135,7 +141,7 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
                 None => a.set_status(r::RTAS_PARAMETER_ERROR),
                 Some(t) => {
                     let msr = super::lpar::initial_msr();
-                    if t.request_start(u64::from(pc), msr, u64::from(r3)) {
+                    if t.request_start(u64::from(pc), msr, u64::from(r3), p.epoch()) {
                         a.set_status(r::RTAS_SUCCESS);
                     } else {
                         a.set_status(r::RTAS_HARDWARE_ERROR);

@@ -82,8 +82,30 @@ pub struct VcpuContext {
     pub sprs: GuestSprs,
     /// The lazily switched SPRs are in the hardware.
     pub lazy_loaded: bool,
-    /// Guest real address of the registered VPA (0 = none).
-    pub vpa: u64,
+    /// The partition's boot epoch this vCPU was started in
+    /// (`Partition::epoch`); it leaves the guest once the partition's differs.
+    pub epoch: u32,
+}
+
+/// A vCPU's registered per-processor areas (H_REGISTER_VPA, which any vCPU of
+/// the partition may call for it) and its dispatch count. Every write to the
+/// VPA happens under this lock and through `Partition::write_guest*`, which
+/// bounds-checks the address again each time.
+#[derive(Clone, Copy, Debug)]
+pub struct VpaState {
+    pub areas: crate::papr::hcall::VpaAreas,
+    pub yield_count: crate::papr::hcall::YieldCount,
+    /// DTL entries written since the DTL was registered (the VPA's `dtl_idx`).
+    pub dtl_index: u64,
+}
+
+/// A start request: where, with which MSR and r3, in which boot epoch.
+#[derive(Clone, Copy, Debug)]
+struct StartRequest {
+    pc: u64,
+    msr: u64,
+    r3: u64,
+    epoch: u32,
 }
 
 pub struct Vcpu {
@@ -91,11 +113,8 @@ pub struct Vcpu {
     /// Logical index of the hardware thread it is pinned to.
     pub thread: u32,
     state: AtomicU8,
-    /// Pending start-cpu: pc, msr, r3 (valid while `start_pending`).
-    start_pc: AtomicU64,
-    start_msr: AtomicU64,
-    start_r3: AtomicU64,
-    start_pending: AtomicBool,
+    /// Pending start (RTAS start-cpu, boot, reboot), taken by the vCPU's thread.
+    start: spin::Mutex<Option<StartRequest>>,
     /// H_PROD arrived (consumed by H_CEDE).
     pub prodded: AtomicBool,
     /// Its XICS presentation controller has an interrupt to present: kept by
@@ -107,6 +126,8 @@ pub struct Vcpu {
     active: AtomicBool,
     /// This vCPU asked for system-reboot and performs it once out of the guest.
     pub reboot_owner: AtomicBool,
+    /// VPA, DTL and SLB shadow registration and the dispatch count.
+    pub vpa: spin::Mutex<VpaState>,
     ctx: UnsafeCell<VcpuContext>,
 }
 
@@ -120,20 +141,28 @@ impl Vcpu {
             id,
             thread,
             state: AtomicU8::new(VcpuState::Stopped as u8),
-            start_pc: AtomicU64::new(0),
-            start_msr: AtomicU64::new(0),
-            start_r3: AtomicU64::new(0),
-            start_pending: AtomicBool::new(false),
+            start: spin::Mutex::new(None),
             prodded: AtomicBool::new(false),
             xics_pending: AtomicBool::new(false),
             ceded: AtomicBool::new(false),
             active: AtomicBool::new(false),
             reboot_owner: AtomicBool::new(false),
+            vpa: spin::Mutex::new(VpaState {
+                areas: crate::papr::hcall::VpaAreas {
+                    vpa: 0,
+                    dtl: 0,
+                    dtl_size: 0,
+                    slb: 0,
+                    slb_size: 0,
+                },
+                yield_count: crate::papr::hcall::YieldCount::INITIAL,
+                dtl_index: 0,
+            }),
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
                 sprs: GuestSprs::default(),
                 lazy_loaded: false,
-                vpa: 0,
+                epoch: 0,
             }),
         }
     }
@@ -146,16 +175,18 @@ impl Vcpu {
         }
     }
 
-    /// Asks the vCPU to start at `pc` with `msr` and r3 (RTAS start-cpu, or boot).
-    /// Returns false if it is already running.
-    pub fn request_start(&self, pc: u64, msr: u64, r3: u64) -> bool {
-        if self.state() == VcpuState::Runnable || self.start_pending.load(Ordering::Acquire) {
-            return false;
+    /// Asks the vCPU to start at `pc` with `msr` and r3 (RTAS start-cpu, or boot),
+    /// in the partition's boot `epoch` as the caller read it (`Partition::epoch`):
+    /// the vCPU's thread drops the request if the partition rebooted, or began
+    /// to, since. Returns false if it is already running or asked to start.
+    pub fn request_start(&self, pc: u64, msr: u64, r3: u64, epoch: u32) -> bool {
+        {
+            let mut start = self.start.lock();
+            if self.state() == VcpuState::Runnable || start.is_some() {
+                return false;
+            }
+            *start = Some(StartRequest { pc, msr, r3, epoch });
         }
-        self.start_pc.store(pc, Ordering::Relaxed);
-        self.start_msr.store(msr, Ordering::Relaxed);
-        self.start_r3.store(r3, Ordering::Relaxed);
-        self.start_pending.store(true, Ordering::Release);
         self.kick();
         true
     }
@@ -163,7 +194,7 @@ impl Vcpu {
     /// Stops the vCPU from another thread (partition reboot) and kicks it out of
     /// the guest.
     pub fn force_stop(&self) {
-        self.start_pending.store(false, Ordering::Release);
+        *self.start.lock() = None;
         self.state
             .store(VcpuState::Stopped as u8, Ordering::Release);
         self.kick();
@@ -236,32 +267,49 @@ pub fn thread_work() {
     // Loops so that work this thread creates for itself (a reboot restarting vCPU 0
     // here) runs without waiting for a wake-up.
     while p.is_running() {
-        if v.start_pending.swap(false, Ordering::AcqRel) {
-            let ctx = v.context();
-            ctx.regs = GuestRegs::default();
-            ctx.sprs = GuestSprs {
-                dec: 0x7fff_ffff,
-                dec_tb: instr::mftb(),
-                dec_dirty: true,
-                ..Default::default()
-            };
-            // The performance monitor starts frozen, as KVM-HV starts a vCPU.
-            (ctx.sprs.lazy.mmcr0, ctx.sprs.lazy.mmcra) = facility::frozen_pmu(spr::is_isa_v31());
-            ctx.lazy_loaded = false;
-            // FP/VMX/VSX live in the thread (the hypervisor never uses them):
-            // a fresh vCPU must not see what the thread ran before.
-            instr::zero_fp_vector_state();
-            ctx.vpa = 0;
-            ctx.regs.pc = v.start_pc.load(Ordering::Relaxed);
-            ctx.regs.msr = v.start_msr.load(Ordering::Relaxed);
-            ctx.regs.gpr[3] = v.start_r3.load(Ordering::Relaxed);
-            v.state.store(VcpuState::Runnable as u8, Ordering::Release);
+        let start = v.start.lock().take();
+        if let Some(StartRequest { pc, msr, r3, epoch }) = start {
+            // A start asked for before a reboot began (or while it runs) is void:
+            // the image it names is being replaced (audit finding 10).
+            if epoch == p.epoch() && epoch.is_multiple_of(2) {
+                let ctx = v.context();
+                ctx.regs = GuestRegs::default();
+                ctx.sprs = GuestSprs {
+                    dec: 0x7fff_ffff,
+                    dec_tb: instr::mftb(),
+                    dec_dirty: true,
+                    ..Default::default()
+                };
+                // The performance monitor starts frozen, as KVM-HV starts a vCPU.
+                (ctx.sprs.lazy.mmcr0, ctx.sprs.lazy.mmcra) =
+                    facility::frozen_pmu(spr::is_isa_v31());
+                ctx.lazy_loaded = false;
+                // FP/VMX/VSX live in the thread (the hypervisor never uses them):
+                // a fresh vCPU must not see what the thread ran before.
+                instr::zero_fp_vector_state();
+                ctx.epoch = epoch;
+                ctx.regs.pc = pc;
+                ctx.regs.msr = msr;
+                ctx.regs.gpr[3] = r3;
+                v.state.store(VcpuState::Runnable as u8, Ordering::Release);
+            }
         }
         if v.state() != VcpuState::Runnable {
             return;
         }
-        v.active.store(true, Ordering::Release);
-        run(p, v);
+        // Announce, then check the epoch (both sequentially consistent; the
+        // reboot bumps the epoch, then waits for `active` to clear): either this
+        // thread sees the reboot and does not enter, or the reboot waits for it,
+        // and `run` leaves at the next exit since the epoch differs.
+        v.active.store(true, Ordering::SeqCst);
+        let epoch = v.context().epoch;
+        if p.epoch.load(Ordering::SeqCst) != epoch {
+            v.state.store(VcpuState::Stopped as u8, Ordering::Release);
+            v.active.store(false, Ordering::Release);
+            continue;
+        }
+        run(p, v, epoch);
+        set_dispatched(p, v, false, v.context());
         let ctx = v.context();
         if ctx.lazy_loaded {
             save_lazy(&mut ctx.sprs.lazy);
@@ -571,10 +619,13 @@ pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64)
     ctx.regs.msr = new.bits();
 }
 
-fn run(p: &Partition, v: &Vcpu) {
+fn run(p: &Partition, v: &Vcpu, epoch: u32) {
     let ctx = v.context();
     loop {
-        if !p.is_running() || v.state() != VcpuState::Runnable {
+        if !p.is_running()
+            || v.state() != VcpuState::Runnable
+            || p.epoch.load(Ordering::Acquire) != epoch
+        {
             return;
         }
         opal::heartbeat();
@@ -582,6 +633,9 @@ fn run(p: &Partition, v: &Vcpu) {
         crate::console::input::poll_due();
         super::lpar::console_tick();
         let mer = deliver_external(p, v, ctx);
+        // Dispatched again (the VPA's count goes even; a DTL entry with where it
+        // resumes), as KVM-HV counts every entry.
+        set_dispatched(p, v, true, ctx);
         switch_in(p, ctx, mer);
         // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
         // clear in the MSR we enter with, and `switch_in` loaded the guest SPRs.
@@ -593,6 +647,12 @@ fn run(p: &Partition, v: &Vcpu) {
         let (pc, msr) = exit_pc_msr(&ctx.regs);
         ctx.regs.pc = pc;
         ctx.regs.msr = msr;
+        // Every full exit takes the thread away from the vCPU for as long as the
+        // hypervisor needs (demand-zeroing a chunk, a console wait, an RTAS
+        // call, H_CEDE): the VPA's count goes odd until the next entry, as KVM-HV
+        // counts every exit. (The hcall fast path, which never leaves real mode
+        // on the exit vector, does not count.)
+        set_dispatched(p, v, false, ctx);
         match handle_exit(p, v, ctx, vector) {
             Next::Resume => {}
             Next::Leave => return,
@@ -865,6 +925,56 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         super::lpar::console_tick();
     }
     v.ceded.store(false, Ordering::Release);
+}
+
+/// Notes that the vCPU was dispatched on its thread (`true`: entering the guest)
+/// or left it (`false`: any full exit - an hcall such as H_CEDE, a fault, the
+/// time slice - and when it stops): the VPA dispatch count changes parity and,
+/// with a VPA registered, is written there (big-endian, one aligned store). On
+/// a dispatch with a DTL registered, a DTL entry records it (as KVM-HV's
+/// `kvmppc_create_dtl_entry`), with `ctx`'s PC and MSR.
+pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool, ctx: &VcpuContext) {
+    use crate::papr::hcall as h;
+    let mut s = v.vpa.lock();
+    let next = s.yield_count.with_dispatched(on);
+    if next == s.yield_count {
+        return;
+    }
+    s.yield_count = next;
+    write_yield_count(p, &s);
+    if !on {
+        return;
+    }
+    if let Some(at) = h::dtl_slot(&s.areas, s.dtl_index) {
+        // Dedicated processors: no time is stolen (0), as KVM reports for a
+        // vCPU that was not preempted.
+        // Processor id: the hardware thread's PIR, as KVM reports the physical
+        // thread.
+        let pir = smp::cpus().get(v.thread as usize).map_or(0, |c| c.pir);
+        let e = h::dtl_entry(pir as u16, 0, instr::mftb(), ctx.regs.pc, ctx.regs.msr);
+        if p.write_guest(at, &e).is_none() {
+            rate_limited_warn(p, "DTL no longer inside partition memory", at);
+            return;
+        }
+        s.dtl_index += 1;
+        // The entry before the index that publishes it.
+        core::sync::atomic::fence(Ordering::Release);
+        let idx = s.areas.vpa + h::VPA_DTL_IDX_OFFSET;
+        if p.store_guest_be(idx, 8, s.dtl_index).is_none() {
+            rate_limited_warn(p, "VPA no longer inside partition memory", idx);
+        }
+    }
+}
+
+/// Writes the dispatch count to the registered VPA, if any (caller holds the
+/// vCPU's VPA lock).
+pub fn write_yield_count(p: &Partition, s: &VpaState) {
+    if s.areas.vpa != 0 {
+        let at = s.areas.vpa + crate::papr::hcall::VPA_YIELD_COUNT_OFFSET;
+        if p.write_guest_be32(at, s.yield_count.0).is_none() {
+            rate_limited_warn(p, "VPA no longer inside partition memory", at);
+        }
+    }
 }
 
 /// Stops this vCPU (stop-self).

@@ -286,3 +286,34 @@ pub fn stop_lite() {
         asm!("sync", "stop", options(nostack));
     }
 }
+
+/// Makes stores to `[addr, addr + len)` visible to instruction fetch: `dcbst`
+/// each line, `sync`, `icbi` each line, `sync; isync` (Book II 1.6.2,
+/// "Instruction Storage"). `addr` is a hypervisor (linear map) address.
+pub fn sync_icache_range(addr: u64, len: u64) {
+    let mut a = addr & !(CACHE_LINE - 1);
+    while a < addr.saturating_add(len) {
+        // SAFETY: dcbst writes a cache line back; it never changes memory contents
+        // and the caller names mapped memory.
+        unsafe { asm!("dcbst 0, {0}", in(reg_nonzero) a, options(nostack, preserves_flags)) };
+        a += CACHE_LINE;
+    }
+    sync();
+    invalidate_icache_range(addr, len);
+}
+
+/// Drops `[addr, addr + len)` from the instruction cache: `icbi` each line, then
+/// `sync; isync`.
+pub fn invalidate_icache_range(addr: u64, len: u64) {
+    let mut a = addr & !(CACHE_LINE - 1);
+    while a < addr.saturating_add(len) {
+        // SAFETY: icbi only invalidates instruction cache blocks.
+        unsafe { asm!("icbi 0, {0}", in(reg_nonzero) a, options(nostack, preserves_flags)) };
+        a += CACHE_LINE;
+    }
+    sync();
+    isync();
+}
+
+/// Data and instruction cache block size on POWER9 and Power10.
+const CACHE_LINE: u64 = 128;

@@ -4,6 +4,8 @@
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
 #[cfg(target_arch = "powerpc64")]
+mod calls;
+#[cfg(target_arch = "powerpc64")]
 mod xics;
 #[cfg(target_arch = "powerpc64")]
 mod xive;
@@ -20,21 +22,15 @@ mod guest {
     const H_CEDE: u64 = 0xe0;
     const H_PROD: u64 = 0xe8;
     const H_CONFER: u64 = 0xe4;
-    const H_REGISTER_VPA: u64 = 0xdc;
     const H_PAGE_INIT: u64 = 0x2c;
     const H_LOGICAL_CI_LOAD: u64 = 0x3c;
     const H_LOGICAL_CI_STORE: u64 = 0x40;
-    const H_RPT_INVALIDATE: u64 = 0x448;
-    const H_REGISTER_PROC_TBL: u64 = 0x37c;
     const H_ZERO_PAGE: u64 = 1 << (63 - 48);
     const VTY: u64 = 0x7100_0000;
 
     #[repr(C, align(4096))]
     struct Page([u8; 4096]);
     static mut PAGE: Page = Page([0xaa; 4096]);
-    #[repr(C, align(4096))]
-    struct Vpa([u8; 1024]);
-    static mut VPA: Vpa = Vpa([0; 1024]);
 
     static EXTERNALS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
@@ -230,39 +226,8 @@ mod guest {
         expect("confer-all", hcall(H_CONFER, &[u64::MAX, 0]).0, H_SUCCESS);
         expect("confer-bad-vcpu", hcall(H_CONFER, &[999, 0]).0, H_PARAMETER);
 
-        // H_REGISTER_VPA: size at offset 4.
-        let vpa = (&raw mut VPA) as u64;
-        // SAFETY: our own static.
-        unsafe {
-            let v = &raw mut VPA;
-            (*v).0[4] = 0x04;
-            (*v).0[5] = 0x00;
-        }
-        expect(
-            "register-vpa",
-            hcall(H_REGISTER_VPA, &[1 << (63 - 18), 0, vpa]).0,
-            H_SUCCESS,
-        );
-        expect(
-            "register-vpa-misaligned",
-            hcall(H_REGISTER_VPA, &[1 << (63 - 18), 0, vpa + 8]).0,
-            H_PARAMETER,
-        );
-        expect(
-            "register-vpa-outside",
-            hcall(H_REGISTER_VPA, &[1 << (63 - 18), 0, mem + 0x1000]).0,
-            H_PARAMETER,
-        );
-        expect(
-            "register-vpa-bad-cpu",
-            hcall(H_REGISTER_VPA, &[1 << (63 - 18), 77, vpa]).0,
-            H_PARAMETER,
-        );
-        expect(
-            "deregister-vpa",
-            hcall(H_REGISTER_VPA, &[5 << (63 - 18), 0, 0]).0,
-            H_SUCCESS,
-        );
+        // VPA, H_RPT_INVALIDATE, H_REGISTER_PROC_TBL, H_PAGE_INIT cache flags.
+        crate::calls::checks(mem);
 
         // H_PAGE_INIT zeroes a page; outside memory is refused.
         let page = (&raw mut PAGE) as u64;
@@ -312,28 +277,6 @@ mod guest {
         expect(
             "ci-load-bad-size",
             hcall(H_LOGICAL_CI_LOAD, &[9, page]).0,
-            H_PARAMETER,
-        );
-
-        expect(
-            "rpt-invalidate",
-            hcall(H_RPT_INVALIDATE, &[0, 1, 1, 0, 0, u64::MAX]).0,
-            H_SUCCESS,
-        );
-        expect(
-            "rpt-invalidate-bad-type",
-            hcall(H_RPT_INVALIDATE, &[0, 1, 0x80, 0, 0, 0]).0,
-            H_P3,
-        );
-        // Hash page tables are not offered.
-        expect(
-            "register-proc-tbl-hash",
-            hcall(H_REGISTER_PROC_TBL, &[0x18, 0, 0, 0]).0,
-            H_PARAMETER,
-        );
-        expect(
-            "register-proc-tbl-outside",
-            hcall(H_REGISTER_PROC_TBL, &[0x1c, mem, 0, 0]).0,
             H_PARAMETER,
         );
 
