@@ -230,8 +230,10 @@ impl Partition {
     /// the guest) first, so the hypervisor never shows the guest stale bytes.
     pub fn host_addr(&self, gra: u64, len: u64) -> Option<u64> {
         let end = gra.checked_add(len)?;
-        (end <= self.mem_size && self.prepare(gra, len))
-            .then_some(LINEAR_BASE | (self.mem_pa + gra))
+        // `then`, not `then_some`: the address must not be computed for a `gra`
+        // outside memory, where `mem_pa + gra` can overflow (a panic in debug
+        // builds: any guest passing e.g. u64::MAX - 7 to a load hcall).
+        (end <= self.mem_size && self.prepare(gra, len)).then(|| LINEAR_BASE | (self.mem_pa + gra))
     }
 
     /// Zeroes and maps every chunk of `[gra, gra + len)` that is not ready; false

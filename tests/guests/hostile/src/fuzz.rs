@@ -224,8 +224,15 @@ impl<'a> Fuzz<'a> {
 
     fn bad_vcpu(&mut self) -> u64 {
         let n = u64::from(self.env.nvcpus);
-        self.rng
-            .pick(&[n, n + 1, 64, 4096, u64::from(u32::MAX) - 1, 1 << 32, u64::MAX - 2])
+        self.rng.pick(&[
+            n,
+            n + 1,
+            64,
+            4096,
+            u64::from(u32::MAX) - 1,
+            1 << 32,
+            u64::MAX - 2,
+        ])
     }
 
     fn lisn(&mut self) -> u64 {
@@ -239,8 +246,16 @@ impl<'a> Fuzz<'a> {
 
     fn bad_lisn(&mut self) -> u64 {
         let n = u64::from(self.env.nvcpus);
-        self.rng
-            .pick(&[n, n + 1, 0xfff, 0x1001, 0x2000, 1 << 32, u64::MAX, 0x8000_0000])
+        self.rng.pick(&[
+            n,
+            n + 1,
+            0xfff,
+            0x1001,
+            0x2000,
+            1 << 32,
+            u64::MAX,
+            0x8000_0000,
+        ])
     }
 
     fn prio(&mut self) -> u64 {
@@ -597,7 +612,11 @@ impl<'a> Fuzz<'a> {
             for i in 0..size {
                 let want = (val >> (8 * (size - 1 - i))) as u8;
                 if peek_u8(addr + i) != want {
-                    self.report(op, &[size, addr, val], format_args!("byte {} not stored", i));
+                    self.report(
+                        op,
+                        &[size, addr, val],
+                        format_args!("byte {} not stored", i),
+                    );
                     break;
                 }
             }
@@ -1013,7 +1032,11 @@ impl<'a> Fuzz<'a> {
                     }
                     4 if qsize != 0 => {
                         a[3] = match self.rng.below(3) {
-                            0 => a[3] + self.rng.pick(&[4, 0x800, 0x1000 * (qsize == 16) as u64 + 8]),
+                            0 => {
+                                a[3] + self
+                                    .rng
+                                    .pick(&[4, 0x800, 0x1000 * (qsize == 16) as u64 + 8])
+                            }
                             1 => self.bad_addr() & !0xffff,
                             _ => self.env.mem - (1 << qsize) / 2,
                         };
@@ -1059,7 +1082,8 @@ impl<'a> Fuzz<'a> {
                 let mut a = [
                     self.rng.below(2),
                     self.lisn(),
-                    self.rng.pick(&[0x0, 0x400, 0x800, 0xc00, 0xd00, 0xe00, 0xf00])
+                    self.rng
+                        .pick(&[0x0, 0x400, 0x800, 0xc00, 0xd00, 0xe00, 0xf00])
                         + self.rng.below(2) * self.rng.below(0x1_0000),
                     self.rng.next(),
                 ];
@@ -1116,7 +1140,9 @@ impl<'a> Fuzz<'a> {
                 Want::Is(H_PARAM)
             }
             2 => {
-                a_count = self.rng.pick(&[0x8000_0001, 1 << 40, u64::MAX, 0x8000_0000]);
+                a_count = self
+                    .rng
+                    .pick(&[0x8000_0001, 1 << 40, u64::MAX, 0x8000_0000]);
                 if a_count == 0x8000_0000 && esize == 0 && self.env.in_mem(dst, 0x8000_0000) {
                     a_count = u64::MAX;
                 }
@@ -1187,7 +1213,9 @@ impl<'a> Fuzz<'a> {
                 Want::Is(H_PARAM)
             }
             3 => {
-                size = self.rng.pick(&[0, 39, (1 << 20) + 1, 0xffff_ffff, self.env.mem]);
+                size = self
+                    .rng
+                    .pick(&[0, 39, (1 << 20) + 1, 0xffff_ffff, self.env.mem]);
                 Want::Is(H_PARAM)
             }
             _ => {
@@ -1233,7 +1261,12 @@ impl<'a> Fuzz<'a> {
             (0x460, H_FUNC),
             (0xef10, H_FUNC),
         ]);
-        let a = [self.rng.next(), self.rng.next(), self.rng.next(), self.rng.next()];
+        let a = [
+            self.rng.next(),
+            self.rng.next(),
+            self.rng.next(),
+            self.rng.next(),
+        ];
         self.call(op, &a, Want::Is(want));
     }
 
@@ -1248,8 +1281,8 @@ impl<'a> Fuzz<'a> {
             2 => 0xf000 + self.rng.below(0x210),
             3 => self.rng.pick(&[
                 0x3c, 0x44, 0x4c, 0x50, 0x54, 0x64, 0x68, 0x6c, 0x70, 0x74, 0xe4, 0xe8, 0x104,
-                0x1c8, 0x2ec, 0x2fc, 0x300, 0x37c, 0x3a8, 0x3ac, 0x3b0, 0x3b4, 0x3bc, 0x3c0,
-                0x3c4, 0x3c8, 0x3cc, 0x3d0, 0x448, 0xf003,
+                0x1c8, 0x2ec, 0x2fc, 0x300, 0x37c, 0x3a8, 0x3ac, 0x3b0, 0x3b4, 0x3bc, 0x3c0, 0x3c4,
+                0x3c8, 0x3cc, 0x3d0, 0x448, 0xf003,
             ]),
             _ => self.rng.next(),
         };

@@ -279,11 +279,7 @@ mod guest {
         for _ in 0..200 {
             f.one();
         }
-        let (loads, faults) = if e.on(Class::Mmu) {
-            f.mmu(300)
-        } else {
-            (0, 0)
-        };
+        let (loads, faults) = if e.on(Class::Mmu) { f.mmu(300) } else { (0, 0) };
         let elapsed = mftb().wrapping_sub(t0) / 512_000;
         let calls = fuzz::CALLS.load(Ordering::Relaxed);
         let mism = fuzz::MISMATCHES.load(Ordering::Relaxed);
@@ -314,7 +310,10 @@ mod guest {
         check(
             "hcall-oracle",
             mism == 0,
-            format_args!("{} calls answered or acted wrongly (see GUEST-FAIL oracle lines)", mism),
+            format_args!(
+                "{} calls answered or acted wrongly (see GUEST-FAIL oracle lines)",
+                mism
+            ),
         );
         let mut traps = [0u64; 12];
         for (k, t) in traps.iter_mut().enumerate() {

@@ -103,17 +103,28 @@ impl Fuzz<'_> {
                 };
                 let next = match self.rng.below(6) {
                     0 => self.rng.next(),
-                    1 => PTE_V | (self.env.mem + (self.rng.below(1 << 20) << 12)) | self.rng.below(32),
+                    1 => {
+                        PTE_V
+                            | (self.env.mem + (self.rng.below(1 << 20) << 12))
+                            | self.rng.below(32)
+                    }
                     2 => PTE_V | ((1u64 << 52) - 0x1000) | 5,
                     3 => PTE_V | root | 13,
                     4 => PTE_V | PTE_L | ((self.rng.below(self.env.mem) & !0xfff) | PTE_BITS),
-                    _ => PTE_V | (garbage.start + (self.rng.below(garbage.len() >> 12) << 12)) | (5 + self.rng.below(12)),
+                    _ => {
+                        PTE_V
+                            | (garbage.start + (self.rng.below(garbage.len() >> 12) << 12))
+                            | (5 + self.rng.below(12))
+                    }
                 };
                 put(target, next);
                 if kind == 1 {
                     // Entries for other PIDs with random roots.
                     let pid = 1 + self.rng.below(255);
-                    put(prtb + 16 * pid, RTS52 | (self.rng.next() & 0x0fff_ffff_ffff_f000) | self.rng.below(32));
+                    put(
+                        prtb + 16 * pid,
+                        RTS52 | (self.rng.next() & 0x0fff_ffff_ffff_f000) | self.rng.below(32),
+                    );
                 }
             }
             if kind == 2 {
@@ -145,7 +156,8 @@ impl Fuzz<'_> {
                 if chunk + off + 8 <= canary.end && self.intact(prtb, root, l2, l3, chunk) {
                     self.call(0x37c, &[0x18 | 0x4 | 0x1, prtb, 0, 0], Want::Is(0));
                     let mut got = 0;
-                    let faulted = trap::may_fault(|| got = load_translated(0xc000_0000_0000_0000 + off));
+                    let faulted =
+                        trap::may_fault(|| got = load_translated(0xc000_0000_0000_0000 + off));
                     loads += 1;
                     let want = pattern(self.env.seed, chunk + off);
                     if faulted || got != want {

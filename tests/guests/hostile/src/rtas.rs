@@ -27,7 +27,9 @@ impl Fuzz<'_> {
         let (buf, inside) = match self.rng.below(10) {
             0 => {
                 // Straddling the end of memory (or just inside it).
-                let k = self.rng.pick(&[0u64, 1, 4, 8, 11, 12, 13, 16, 20, 40, 64, 100, 140, 141]);
+                let k = self
+                    .rng
+                    .pick(&[0u64, 1, 4, 8, 11, 12, 13, 16, 20, 40, 64, 100, 140, 141]);
                 (e.mem - k.min(e.mem), false)
             }
             1 => (
@@ -145,7 +147,11 @@ impl Fuzz<'_> {
             }
             "start-cpu" => {
                 // Only vCPU 0 (always running: hardware error) or a bad id.
-                args[0] = if valid { 0 } else { n + self.rng.below(8) as u32 };
+                args[0] = if valid {
+                    0
+                } else {
+                    n + self.rng.below(8) as u32
+                };
             }
             _ => {}
         }
@@ -253,13 +259,21 @@ impl Fuzz<'_> {
                 write(o, poison ^ o as u8);
             }
         }
-        let want = if hwant == 0 { Want::Is(0) } else { Want::Is(hwant) };
+        let want = if hwant == 0 {
+            Want::Is(0)
+        } else {
+            Want::Is(hwant)
+        };
         let _ = self.call(0xf000, &[buf], want);
         if !inside {
             return;
         }
         let rets_at = 12 + 4 * nargs as u64;
-        let rets_end = if parses { rets_at + 4 * nret as u64 } else { rets_at };
+        let rets_end = if parses {
+            rets_at + 4 * nret as u64
+        } else {
+            rets_at
+        };
         let read32 = |o: u64| {
             let mut v = 0u32;
             for i in 0..4 {

@@ -41,17 +41,17 @@ macro_rules! sprs {
 }
 
 sprs!(
-    13, 17, 18, 19, 22, 26, 27, 28, 48, 61, 144, 152, 153, 157, 159, 256, 272, 273, 274, 275,
-    815, 823, 896, 784, 785, 786, 787, 788, 789, 790, 791, 792, 795, 796, 797, 798, 752, 753,
-    754, 176, 93, 128, 129, 130, 180, 187, 188, 190, 304, 305, 310, 313, 314, 315, 318, 319,
-    336, 464, 804, 805, 806, 855, 1023,
+    13, 17, 18, 19, 22, 26, 27, 28, 48, 61, 144, 152, 153, 157, 159, 256, 272, 273, 274, 275, 815,
+    823, 896, 784, 785, 786, 787, 788, 789, 790, 791, 792, 795, 796, 797, 798, 752, 753, 754, 176,
+    93, 128, 129, 130, 180, 187, 188, 190, 304, 305, 310, 313, 314, 315, 318, 319, 336, 464, 804,
+    805, 806, 855, 1023,
 );
 
 /// Supervisor SPRs the guest owns: AMR, DSCR, DSISR, DAR, DEC, SRR0/1, CFAR,
 /// PIDR, IAMR, TIDR, CTRL, FSCR, UAMOR, PSPB, VRSAVE, SPRG0-3, TAR, PSSCR, PPR.
 const GUEST: &[u32] = &[
-    13, 17, 18, 19, 22, 26, 27, 28, 48, 61, 144, 152, 153, 157, 159, 256, 272, 273, 274, 275,
-    815, 823, 896,
+    13, 17, 18, 19, 22, 26, 27, 28, 48, 61, 144, 152, 153, 157, 159, 256, 272, 273, 274, 275, 815,
+    823, 896,
 ];
 /// SIER, MMCR2, MMCRA, PMC1-6, MMCR0, SIAR, SDAR, MMCR1; Power10 SIER2, SIER3, MMCR3.
 const PMU: &[u32] = &[
@@ -61,8 +61,8 @@ const PMU: &[u32] = &[
 /// AMOR, TFHAR/TFIAR/TEXASR, DAWR0, CIABR, DAWRX0, HFSCR, HSPRG0/1, HDEC, HRMOR,
 /// HSRR0/1, LPCR, LPIDR, HMER, PTCR, EBBHR/EBBRR/BESCR, PSSCR (hypervisor), PIR.
 const HV: &[u32] = &[
-    93, 128, 129, 130, 180, 187, 188, 190, 304, 305, 310, 313, 314, 315, 318, 319, 336, 464,
-    804, 805, 806, 855, 1023,
+    93, 128, 129, 130, 180, 187, 188, 190, 304, 305, 310, 313, 314, 315, 318, 319, 336, 464, 804,
+    805, 806, 855, 1023,
 ];
 
 /// SPRs whose value must survive an exit, with the bits that are implemented:
@@ -135,7 +135,10 @@ impl Fuzz<'_> {
     fn hv_write_took(&mut self, n: u32, v: u64) {
         // Facility SPRs (TM, EBB) may legitimately be granted to the guest;
         // hypervisor ones never.
-        let hv_only = matches!(n, 93 | 190 | 304 | 305 | 310 | 313 | 314 | 315 | 318 | 319 | 336 | 464 | 855 | 1023);
+        let hv_only = matches!(
+            n,
+            93 | 190 | 304 | 305 | 310 | 313 | 314 | 315 | 318 | 319 | 336 | 464 | 855 | 1023
+        );
         if !hv_only {
             return;
         }

@@ -54,7 +54,9 @@ mod guest {
             let v = w.strip_prefix(key.as_bytes())?;
             let mut n: u64 = 0;
             for &c in v {
-                n = n.checked_mul(10)?.checked_add(u64::from((c as char).to_digit(10)?))?;
+                n = n
+                    .checked_mul(10)?
+                    .checked_add(u64::from((c as char).to_digit(10)?))?;
             }
             (!v.is_empty()).then_some(n)
         })
@@ -126,7 +128,11 @@ mod guest {
             total += dt;
             worst = worst.max(dt);
             if rc != H_SUCCESS {
-                check("console-call", false, format_args!("H_PUT_TERM_CHAR: {}", rc));
+                check(
+                    "console-call",
+                    false,
+                    format_args!("H_PUT_TERM_CHAR: {}", rc),
+                );
             }
             // Re-check 256 KiB of the pattern every call (the whole region every
             // few seconds).
@@ -148,7 +154,10 @@ mod guest {
         check(
             "memory-intact",
             bad == 0 && early_bad == 0,
-            format_args!("{} words changed at the end, {} seen while running", bad, early_bad),
+            format_args!(
+                "{} words changed at the end, {} seen while running",
+                bad, early_bad
+            ),
         );
         check(
             "checksum",
