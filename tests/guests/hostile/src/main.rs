@@ -307,6 +307,7 @@ mod guest {
             calls >= e.calls,
             format_args!("{} of {} calls", calls, e.calls),
         );
+        fuzz::print_by_op();
         check(
             "hcall-oracle",
             mism == 0,
