@@ -39,6 +39,9 @@ pub enum Class {
     Smp,
     /// Bursts of console output (bounded).
     Console,
+    /// A console flood from both vCPUs (audit finding 4: the neighbour's own
+    /// console calls must not wait for it).
+    Flood,
     /// Exact codes where a hypervisor fix is pending (H_REGISTER_VPA flags and
     /// 4 KiB crossing, H_RPT_INVALIDATE types, H_REGISTER_PROC_TBL codes: audit
     /// findings 11-13). Off: those calls need only answer a PAPR status.
@@ -58,6 +61,7 @@ pub const CLASSES: &[(&str, Class)] = &[
     ("mmu", Class::Mmu),
     ("smp", Class::Smp),
     ("console", Class::Console),
+    ("flood", Class::Flood),
     ("strict", Class::Strict),
 ];
 

@@ -237,7 +237,7 @@ impl<'a> Fuzz<'a> {
             6 => {
                 // Straddling a page boundary.
                 let q = e.halves[self.cpu].quiet;
-                q.start + 0x1000 - self.rng.below(len.max(2).min(0x1000))
+                q.start + 0x1000 - self.rng.below(len.clamp(2, 0x1000))
             }
             _ => self.rng.below(e.mem - len.max(8)),
         };
@@ -1220,7 +1220,7 @@ impl<'a> Fuzz<'a> {
                     src += 1;
                 } else if len > 8 {
                     // Straddling the end of memory.
-                    src = self.env.mem - (len / 2) & !((1 << esize) - 1);
+                    src = (self.env.mem - (len / 2)) & !((1 << esize) - 1);
                 } else {
                     src = self.bad_addr() & !7;
                     if src <= self.env.mem {
@@ -1320,6 +1320,29 @@ impl<'a> Fuzz<'a> {
             self.rng.next(),
         ];
         self.call(op, &a, Want::Is(want));
+    }
+
+    /// `lines` console lines of 16 bytes as fast as the hypervisor takes them
+    /// (H_BUSY retried); returns the time base ticks it took.
+    pub fn flood(&mut self, lines: u32) -> u64 {
+        let t0 = mftb();
+        let hi = u64::from_be_bytes(*b"hostile ");
+        for i in 0..lines {
+            let lo = u64::from_be_bytes([
+                b'f',
+                b'0' + self.cpu as u8,
+                b' ',
+                b'0' + (i / 1000 % 10) as u8,
+                b'0' + (i / 100 % 10) as u8,
+                b'0' + (i / 10 % 10) as u8,
+                b'0' + (i % 10) as u8,
+                b'\n',
+            ]);
+            while hcall(0x58, &[0, 16, hi, lo]).0 == H_BUSY {}
+            self.calls += 1;
+            CALLS.fetch_add(1, Ordering::Relaxed);
+        }
+        mftb().wrapping_sub(t0)
     }
 
     /// A random opcode with random arguments: unknown ones must be H_FUNCTION;
