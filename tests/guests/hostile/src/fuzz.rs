@@ -750,12 +750,15 @@ impl<'a> Fuzz<'a> {
         let m = self.mutate(4);
         let want = match (m, sub) {
             (1, _) => {
-                flags = if self.rng.chance(1, 2) {
-                    self.rng.pick(&[0u64, 4]) << (63 - 18)
+                if self.rng.chance(1, 2) {
+                    flags = self.rng.pick(&[0u64, 4]) << (63 - 18);
+                    Want::Is(H_PARAM)
                 } else {
-                    flags | (1 << self.rng.pick(&[0u64, 8, 40, 47, 63]))
-                };
-                Want::Is(H_PARAM)
+                    // A bit outside the subfunction: QEMU compares the whole
+                    // value (H_PARAMETER), KVM decodes the subfunction only.
+                    flags |= 1 << self.rng.pick(&[0u64, 8, 40, 47, 63]);
+                    Want::OneOf(&[H_PARAM, 0, H_RESOURCE])
+                }
             }
             (2, _) => {
                 proc = self.bad_vcpu();
@@ -937,14 +940,16 @@ impl<'a> Fuzz<'a> {
             }
             _ => Want::Is(0),
         };
-        let a = [
-            pid,
-            target,
-            kind,
-            self.rng.next(),
-            self.rng.next(),
-            self.rng.next(),
-        ];
+        // Page sizes (4K 1, 64K 2, 2M 4, 1G 8, all -1) and a range: valid ones,
+        // so only the mutated field decides.
+        let sizes = self.rng.pick(&[1u64, 2, 4, 8, 0xf, u64::MAX]);
+        let (start, end) = if self.rng.chance(1, 2) {
+            (0, u64::MAX)
+        } else {
+            let s = self.rng.below(1 << 40) & !0xffff;
+            (s, s + 0x1_0000)
+        };
+        let a = [pid, target, kind, sizes, start, end];
         self.call(0x448, &a, want);
     }
 

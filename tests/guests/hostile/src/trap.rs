@@ -106,16 +106,21 @@ fn on_trap(vector: u64, srr0: &mut u64) -> bool {
         0xf00 => {
             count(8);
             // Freeze the counters and clear the alert (MMCR0 = FC).
-            // SAFETY: the guest's own performance monitor.
-            unsafe { asm!("mtspr 795, {0}", in(reg) 0x8000_0000u64, options(nostack)) };
+            may_fault(|| {
+                // SAFETY: the guest's own performance monitor.
+                unsafe { asm!("mtspr 795, {0}", in(reg) 0x8000_0000u64, options(nostack)) }
+            });
             true
         }
         0xa00 => {
             count(9);
-            // A directed privileged doorbell can only arrive if msgsndp worked.
-            // SAFETY: clears this thread's doorbell (msgclrp, RB = type 5).
-            // (`msgclrp r5`, encoded.)
-            unsafe { asm!(".long 0x7c00295c", in("r5") 5u64 << 27, options(nostack)) };
+            // A directed privileged doorbell: clear it (a hypervisor that
+            // emulates the doorbell may trap msgclrp too: skipped).
+            may_fault(|| {
+                // SAFETY: clears this thread's doorbell (`msgclrp r5`, RB = type
+                // 5, encoded).
+                unsafe { asm!(".long 0x7c00295c", in("r5") 5u64 << 27, options(nostack)) }
+            });
             true
         }
         _ => false,
