@@ -170,8 +170,9 @@ mod guest {
             format_args!("worst H_PUT_TERM_CHAR {} us > {} us", worst_us, max_us),
         );
         println!(
-            "GUEST-FIGURES corrupt_words={} worst_console_us={} mean_console_us={} console_calls={} busy={}",
-            bad + early_bad,
+            "GUEST-FIGURES corrupt_words={} corrupt_seen_running={} worst_console_us={} mean_console_us={} console_calls={} busy={}",
+            bad,
+            early_bad,
             worst_us,
             mean_us,
             calls,
