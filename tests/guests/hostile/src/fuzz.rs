@@ -247,11 +247,11 @@ impl<'a> Fuzz<'a> {
     /// A destination this vCPU may let the hypervisor write `len` bytes to.
     fn dst_ok(&mut self, len: u64, align: u64) -> u64 {
         let e = self.env;
-        // The top area minus its last page, whose end is vCPU 0's for RTAS
-        // buffers straddling the end of memory.
+        // The top area; vCPU 1 not its last page, whose end is vCPU 0's for
+        // RTAS buffers straddling the end of memory.
         let top = Region {
             start: e.top.start,
-            end: e.top.end - 0x1000,
+            end: e.top.end - if self.cpu == 0 { 0 } else { 0x1000 },
         };
         let r = if self.rng.chance(3, 4) {
             e.halves[self.cpu].quiet
@@ -406,7 +406,8 @@ impl<'a> Fuzz<'a> {
                         b'\n',
                     ]);
                 }
-                Want::Is(0)
+                // H_BUSY: a console that throttles a flooding partition.
+                Want::OneOf(&[0, 1])
             }
         };
         self.call(0x58, &[term, len, hi, lo], want);
@@ -499,6 +500,12 @@ impl<'a> Fuzz<'a> {
             2 => return,
             _ => Want::Is(crate::fuzz::H_P2),
         };
+        if res == 4 && m == 0 && ALONE.load(Ordering::Acquire) && self.rng.chance(1, 4) {
+            // Big-endian interrupts and straight back, while the other vCPU is
+            // stopped (the setting is the partition's): nothing can interrupt
+            // between the two calls (MSR[EE] off, no system reset pending).
+            self.call(0x31c, &[0, 4, 0, 0], Want::Is(0));
+        }
         self.call(0x31c, &a, want);
     }
 
