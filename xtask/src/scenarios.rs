@@ -474,6 +474,12 @@ const BIG_ENDIAN_GUEST: &[&str] = &[
 
 /// The hostile guest stops before its neighbour (their runs overlap).
 const HOSTILE_ORDER: &[(&str, &str)] = &[("hostile", "neighbour")];
+/// The hostile guest ends its attack with a system-reboot, and its second boot
+/// finds its memory scrubbed.
+const HOSTILE_EXPECT: &[&str] = &[
+    "PAPRIKA lpar hostile: rebooting (boot 2)",
+    "[hostile] GUEST-PASS reboot-scrubbed",
+];
 
 pub const SCENARIOS: &[Scenario] = &[
     boot("boot-p9-1t", Machine::Powernv9, "1G", "1", 1, 1),
@@ -627,7 +633,8 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     )
-    .stopping_before(HOSTILE_ORDER),
+    .stopping_before(HOSTILE_ORDER)
+    .expecting(HOSTILE_EXPECT),
     // The hostile guest's attack, watched by its neighbour (tests/guests/README.md):
     // the neighbour must outlive it, so their runs overlapped.
     lpars(
@@ -639,7 +646,8 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     )
-    .stopping_before(HOSTILE_ORDER),
+    .stopping_before(HOSTILE_ORDER)
+    .expecting(HOSTILE_EXPECT),
     // Stock Linux (skipped when `cargo xtask linux fetch` cannot fetch it). The
     // 4-vCPU boots take longest: they go first.
     linux_typed("linux-p9-4cpu", Machine::Powernv9, "1G", "4", 4, LINUX_4CPU),

@@ -39,6 +39,9 @@ pub enum Class {
     Smp,
     /// Bursts of console output (bounded).
     Console,
+    /// After the attack, system-reboot: the second boot must find every byte
+    /// it dirtied zero again and the interrupt controllers reset.
+    Reboot,
     /// A console flood from both vCPUs (audit finding 4: the neighbour's own
     /// console calls must not wait for it).
     Flood,
@@ -61,6 +64,7 @@ pub const CLASSES: &[(&str, Class)] = &[
     ("mmu", Class::Mmu),
     ("smp", Class::Smp),
     ("console", Class::Console),
+    ("reboot", Class::Reboot),
     ("flood", Class::Flood),
     ("strict", Class::Strict),
 ];

@@ -196,10 +196,12 @@ mod guest {
         ENV.store(e as *const Env as *mut Env, Ordering::Release);
         trap::TIMA_OS.store(e.tima_os, Ordering::Relaxed);
         trap::install();
-        println!(
-            "GUEST-SEED {} (replay: --append paprika.seed={})",
-            e.seed, e.seed
-        );
+        if rtas_call_token(e.token("get-time-of-day"), &[], 8)[1] < 2100 {
+            println!(
+                "GUEST-SEED {} (replay: --append paprika.seed={})",
+                e.seed, e.seed
+            );
+        }
         let mut off = [0u8; 128];
         let mut n = 0;
         for (i, (name, _)) in CLASSES.iter().enumerate() {
@@ -223,6 +225,12 @@ mod guest {
             e.zero.end,
             core::str::from_utf8(&off[..n]).unwrap_or("?")
         );
+        // The second boot (after the system-reboot at the end of the first):
+        // its time of day was moved 80 years ahead before the reboot.
+        let tod = rtas_call_token(e.token("get-time-of-day"), &[], 8);
+        if tod[0] == 0 && tod[1] >= 2100 {
+            second_boot(e, tod)
+        }
         let t0 = mftb();
         let vectors = checksum(0x100, 0x1000);
         let tree = checksum(e.fdt.start, e.fdt.end);
@@ -286,6 +294,7 @@ mod guest {
             rounds_ok &= V1_ROUNDS.load(Ordering::Acquire) == 2;
         }
         fuzz::ALONE.store(true, Ordering::Release);
+        let mut all_ok = rounds_ok;
         check(
             "second-vcpu-rounds",
             rounds_ok,
@@ -311,6 +320,8 @@ mod guest {
             format_args!("{} words changed, first at {:#x}", bad, first),
         );
         let (bad0, first0) = fuzz::verify(e.zero, 0, true);
+        let intact = checksum(0x100, 0x1000) == vectors && checksum(e.fdt.start, e.fdt.end) == tree;
+        all_ok &= bad == 0 && bad0 == 0 && intact && calls >= e.calls && mism == 0;
         check(
             "demand-zero",
             bad0 == 0,
@@ -318,7 +329,7 @@ mod guest {
         );
         check(
             "vectors-and-tree-intact",
-            checksum(0x100, 0x1000) == vectors && checksum(e.fdt.start, e.fdt.end) == tree,
+            intact,
             format_args!("its interrupt vectors or device tree changed"),
         );
         check(
@@ -353,6 +364,98 @@ mod guest {
             faults,
             elapsed / 1000,
             e.seed
+        );
+        if all_ok && e.on(Class::Reboot) {
+            // Move the partition's clock 80 years ahead (the one thing a reboot
+            // keeps), so the second boot knows it is one.
+            let t = rtas_call_token(e.token("get-time-of-day"), &[], 8);
+            let ahead = [t[1] + 80, t[2], t[3], t[4], t[5], t[6], 0].map(|v| v as u32);
+            let r = crate::rtas::call(e, "set-time-of-day", &ahead, 1);
+            if t[0] == 0 && r == 0 {
+                println!("hostile: system-reboot; the second boot must find its memory scrubbed");
+                crate::rtas::call(e, "system-reboot", &[], 1);
+            }
+            check(
+                "system-reboot",
+                false,
+                format_args!(
+                    "get-time-of-day {}, set-time-of-day {}, or reboot returned",
+                    t[0], r
+                ),
+            );
+        }
+        finish()
+    }
+
+    /// The second boot: every byte the first one dirtied (scratch, demand-zero
+    /// region, canary, the RTAS area past its blob) reads zero, the XIVE and
+    /// XICS are back in their reset state, vCPU 1 is stopped; then its clock is
+    /// put back.
+    fn second_boot(e: &'static Env, tod: [i32; 8]) -> ! {
+        println!("hostile: second boot (after system-reboot)");
+        let back = [tod[1] - 80, tod[2], tod[3], tod[4], tod[5], tod[6], 0].map(|v| v as u32);
+        let r = crate::rtas::call(e, "set-time-of-day", &back, 1);
+        check(
+            "clock-restored",
+            r == 0,
+            format_args!("set-time-of-day: {}", r),
+        );
+        let dirtied = crate::env::Region {
+            start: e.halves[0].rtas.start,
+            end: e.canary.end,
+        };
+        let (bad, first) = fuzz::verify(dirtied, 0, true);
+        let top = crate::env::Region {
+            start: e.top.start + 0x1000,
+            end: e.top.end,
+        };
+        let (bad_top, first_top) = fuzz::verify(top, 0, true);
+        check(
+            "reboot-scrubbed",
+            bad == 0 && bad_top == 0,
+            format_args!(
+                "{} words not zero, first at {:#x}; {} in the RTAS area, first at {:#x}",
+                bad, first, bad_top, first_top
+            ),
+        );
+        let mut f = Fuzz::new(e, 0);
+        let n = u64::from(e.nvcpus);
+        let mut xive_reset = true;
+        for lisn in (0..n).chain(core::iter::once(0x1000)) {
+            let cfg = f.call(0x3b0, &[0, lisn], fuzz::Want::Is(0));
+            xive_reset &= cfg.is_some_and(|c| c[1] == 0xff);
+        }
+        for target in 0..n {
+            for prio in 0..7 {
+                let q = f.call(0x3bc, &[0, target, prio], fuzz::Want::Is(0));
+                xive_reset &= q.is_some_and(|q| q[2] == 0);
+            }
+        }
+        check(
+            "reboot-xive-reset",
+            xive_reset,
+            format_args!("a source unmasked or a queue enabled after the reboot"),
+        );
+        let mut xics_reset = true;
+        for server in 0..n {
+            let p = f.call(0x70, &[server], fuzz::Want::Is(0));
+            xics_reset &= p.is_some_and(|p| p[0] == 0 && p[1] == 0xff);
+        }
+        check(
+            "reboot-xics-reset",
+            xics_reset,
+            format_args!("an ICP not at CPPR 0 / MFRR 0xff after the reboot"),
+        );
+        let q = rtas_call_token(e.token("query-cpu-stopped-state"), &[1], 2);
+        check(
+            "reboot-secondary-stopped",
+            e.nvcpus < 2 || (q[0] == 0 && q[1] == 0),
+            format_args!("vCPU 1: status {} state {}", q[0], q[1]),
+        );
+        check(
+            "reboot-oracle",
+            fuzz::MISMATCHES.load(Ordering::Relaxed) == 0,
+            format_args!("XIVE/XICS queries answered wrongly"),
         );
         finish()
     }
