@@ -476,9 +476,12 @@ const BIG_ENDIAN_GUEST: &[&str] = &[
 const HOSTILE_ORDER: &[(&str, &str)] = &[("hostile", "neighbour")];
 /// The hostile guest ends its attack with a system-reboot, and its second boot
 /// finds its memory scrubbed.
+/// And the neighbour's one load beyond its memory is still logged after the
+/// hostile guest's thousands of warnings (audit finding 6).
 const HOSTILE_EXPECT: &[&str] = &[
     "PAPRIKA lpar hostile: rebooting (boot 2)",
     "[hostile] GUEST-PASS reboot-scrubbed",
+    "lpar neighbour: data access outside partition memory",
 ];
 
 pub const SCENARIOS: &[Scenario] = &[

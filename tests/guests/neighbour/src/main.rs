@@ -6,7 +6,9 @@
 //! to its console, timing each H_PUT_TERM_CHAR with the time base and sleeping
 //! in H_CEDE between them; every few seconds it re-checks part of the pattern.
 //! At the end the whole pattern and its checksum must be intact and the worst
-//! console call below `paprika.max_us=N` (default 500000).
+//! console call below `paprika.max_us=N` (default 500000); then one load
+//! beyond its memory must fault, and the scenario wants the hypervisor's
+//! warning naming this partition, however many the hostile one caused.
 //!
 //! `GUEST-FIGURES corrupt_words=<n> worst_console_us=<n> ...` goes into the
 //! scenario's summary.
@@ -62,9 +64,19 @@ mod guest {
         })
     }
 
-    fn on_trap(vector: u64, _srr0: &mut u64) -> bool {
+    static PROBE_FAULTS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+    fn on_trap(vector: u64, srr0: &mut u64) -> bool {
         if vector == 0x900 {
             set_dec(0x7fff_ffff);
+            return true;
+        }
+        // The one load beyond its memory (a DSI, or a machine check as on
+        // PowerVM/KVM): skipped.
+        if (vector == 0x300 || vector == 0x200)
+            && PROBE_FAULTS.fetch_add(1, core::sync::atomic::Ordering::AcqRel) == 0
+        {
+            *srr0 += 4;
             return true;
         }
         false
@@ -148,6 +160,21 @@ mod guest {
                 set_ee(false);
             }
         }
+        if calls % 4 != 0 {
+            put_bytes(b"\n");
+        }
+        // One load beyond its memory, long after the hostile guest's own
+        // thousands of refused calls: the hypervisor must still log it, naming
+        // this partition (audit finding 6: one global warning budget let any
+        // partition silence every other's; the scenario wants the line).
+        // SAFETY: outside this partition's memory on purpose: it faults, and
+        // the trap handler skips it.
+        let _ = unsafe { core::ptr::read_volatile((mem + 0x1000) as *const u64) };
+        check(
+            "outside-load-faults",
+            PROBE_FAULTS.load(core::sync::atomic::Ordering::Acquire) == 1,
+            format_args!("a load beyond memory did not fault"),
+        );
         let (bad, sum2) = scan(start, end);
         let worst_us = worst / (TB_HZ / 1_000_000);
         let mean_us = total / calls.max(1) / (TB_HZ / 1_000_000);
