@@ -783,8 +783,12 @@ impl<'a> Fuzz<'a> {
                 }
                 if sub == 1 {
                     Want::Is(H_PARAM)
-                } else {
+                } else if addr >= self.env.mem {
                     Want::OneOf(&[H_PARAM, H_RESOURCE])
+                } else {
+                    // DTL and SLB shadow areas have no alignment or 4 KiB rule
+                    // (QEMU checks their size and that a VPA is registered).
+                    Want::OneOf(&[0, H_RESOURCE, H_PARAM])
                 }
             }
             (4, 1) => {
