@@ -106,6 +106,23 @@ pub fn from_kernel(
 }
 
 impl Source {
+    /// Adds `extra` to every partition's command line (`run --manifest ...
+    /// --append`, `test --append`: e.g. `paprika.seed=N` to replay a test
+    /// guest's run); the result is validated as a manifest again.
+    pub fn append_cmdline(&mut self, extra: &str) -> Result<()> {
+        let extra = extra.trim();
+        if extra.is_empty() {
+            return Ok(());
+        }
+        let mut m = self.manifest.clone();
+        for p in &mut m.partitions {
+            p.cmdline = format!("{} {extra}", p.cmdline).trim().to_string();
+        }
+        self.manifest = manifest::parse(&m.to_toml())
+            .map_err(|e| usage!("--append {extra:?}: {}: {e}", self.origin))?;
+        Ok(())
+    }
+
     /// Whether some image is a test guest.
     pub fn uses_guests(&self) -> bool {
         images(&self.manifest).any(|(_, _, path)| path.starts_with(GUEST_PREFIX))
@@ -397,6 +414,27 @@ pub fn describe(m: &Manifest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn append_goes_on_every_command_line() {
+        let mut src = from_kernel("k", None, "a=1", 1, 256 << 20).unwrap();
+        src.manifest.partitions.push(manifest::PartitionSpec {
+            name: "two".into(),
+            cmdline: String::new(),
+            cpus: vec![1],
+            ..src.manifest.partitions[0].clone()
+        });
+        src.append_cmdline(" paprika.seed=7 ").unwrap();
+        let lines: Vec<&str> = src
+            .manifest
+            .partitions
+            .iter()
+            .map(|p| p.cmdline.as_str())
+            .collect();
+        assert_eq!(lines, ["a=1 paprika.seed=7", "paprika.seed=7"]);
+        src.append_cmdline("").unwrap();
+        assert_eq!(src.manifest.partitions[1].cmdline, "paprika.seed=7");
+    }
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("xtask-{tag}-{}", std::process::id()));

@@ -70,7 +70,9 @@ Partitions:
                      test guest (target/guests/<package>.elf, built first)
   --kernel PATH      run one partition, `lpar1`, booting PATH (console on)
   --initrd PATH      ... with this initrd
-  --append STR       ... with this command line (Linux: added to it)
+  --append STR       ... with this command line (Linux: added to it); with
+                     --manifest, added to every partition's command line
+                     (e.g. paprika.seed=N replays a test guest's run)
   --vcpus N          ... with N vCPUs on hardware threads 0..N-1 (default 1)
   --memory SIZE      ... with this much memory (default 256M); the machine gets
                      512M more (at least 1G)
@@ -200,12 +202,6 @@ pub fn main(mut args: Args) -> Result<i32> {
                 return Err(usage!("{option} goes with --kernel"));
             }
         }
-        if manifest.is_some() && append.is_some() {
-            return Err(usage!(
-                "--append is the command line of --kernel's partition; a manifest sets \
-                 `cmdline` per partition (--hv-append sets the hypervisor's)"
-            ));
-        }
     }
 
     for (path, option) in [(&kernel, "--kernel"), (&initrd, "--initrd")] {
@@ -216,7 +212,11 @@ pub fn main(mut args: Args) -> Result<i32> {
 
     // The partitions, checked before anything is built.
     let source = match (&manifest, &kernel) {
-        (Some(path), _) => Some(partitions::load(path)?),
+        (Some(path), _) => {
+            let mut src = partitions::load(path)?;
+            src.append_cmdline(append.as_deref().unwrap_or(""))?;
+            Some(src)
+        }
         (None, Some(kernel)) => Some(partitions::from_kernel(
             kernel,
             initrd.as_deref(),

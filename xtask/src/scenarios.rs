@@ -96,6 +96,9 @@ pub struct Scenario {
     /// output there ([`check_virtio_console`]); the checks run on the UART's and
     /// the virtio console's output together.
     pub virtio_console: bool,
+    /// Partitions that must stop before another one, as (first, second): their
+    /// runs overlapped (the second partition watched the first one's whole run).
+    pub stops_before: &'static [(&'static str, &'static str)],
 }
 
 /// A partition of a Linux scenario.
@@ -316,6 +319,7 @@ const fn boot(
         linux: None,
         input: &[],
         virtio_console: false,
+        stops_before: &[],
     }
 }
 
@@ -399,6 +403,12 @@ impl Scenario {
     /// Also wants `expected` on the console.
     pub const fn expecting(mut self, expected: &'static [&'static str]) -> Self {
         self.expected = expected;
+        self
+    }
+
+    /// Partition `first` must stop before `second` ([`Scenario::stops_before`]).
+    pub const fn stopping_before(mut self, order: &'static [(&'static str, &'static str)]) -> Self {
+        self.stops_before = order;
         self
     }
 
@@ -486,6 +496,17 @@ const SMP_REBOOTS_FORBIDDEN: &[&str] = &[
     GUEST_FAIL,
     "PAPRIKA lpar smp: rebooting (boot 6)",
 ];
+/// The hostile guest stops before its neighbour (their runs overlap).
+const HOSTILE_ORDER: &[(&str, &str)] = &[("hostile", "neighbour")];
+/// The hostile guest ends its attack with a system-reboot, and its second boot
+/// finds its memory scrubbed.
+/// And the neighbour's one load beyond its memory is still logged after the
+/// hostile guest's thousands of warnings (audit finding 6).
+const HOSTILE_EXPECT: &[&str] = &[
+    "PAPRIKA lpar hostile: rebooting (boot 2)",
+    "[hostile] GUEST-PASS reboot-scrubbed",
+    "lpar neighbour: data access outside partition memory",
+];
 
 pub const SCENARIOS: &[Scenario] = &[
     boot("boot-p9-1t", Machine::Powernv9, "1G", "1", 1, 1),
@@ -532,6 +553,7 @@ pub const SCENARIOS: &[Scenario] = &[
         linux: None,
         input: &[],
         virtio_console: false,
+        stops_before: &[],
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -653,24 +675,34 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // The hostile guest's attack, watched by its neighbour (tests/guests/README.md):
+    // the neighbour must outlive it, so their runs overlapped. SMT4: both
+    // partitions and the hypervisor's idle boot thread share core 0, so what
+    // reaches sibling threads (doorbells, audit finding 3) reaches them.
     lpars(
         "lpar-hostile-p9",
         Machine::Powernv9,
         "hostile",
         "1G",
-        "4",
+        "8,cores=2,threads=4",
+        8,
         4,
-        1,
-    ),
+    )
+    .stopping_before(HOSTILE_ORDER)
+    .expecting(HOSTILE_EXPECT),
+    // The hostile guest's attack, watched by its neighbour (tests/guests/README.md):
+    // the neighbour must outlive it, so their runs overlapped.
     lpars(
         "lpar-hostile-p10",
         Machine::Powernv10,
         "hostile",
         "1G",
-        "4",
+        "8,cores=2,threads=4",
+        8,
         4,
-        1,
-    ),
+    )
+    .stopping_before(HOSTILE_ORDER)
+    .expecting(HOSTILE_EXPECT),
     // Facilities and exits a guest can cause (tests/guests/facilities): every
     // SPR read and written back, msgsndp/DPDES refused with a program
     // interrupt, DAWR per the POWER9 erratum.
@@ -1039,6 +1071,55 @@ pub fn check_partitions(m: &Manifest, log: &str) -> Vec<String> {
     why
 }
 
+/// [`Scenario::stops_before`]: each first partition's stop line comes before
+/// the second's.
+pub fn check_order(s: &Scenario, log: &str) -> Vec<String> {
+    let line_of = |name: &str| {
+        let stopped = format!("{LPAR}{name}: stopped");
+        log.lines().position(|l| l.contains(&stopped))
+    };
+    let mut why = Vec::new();
+    for (first, second) in s.stops_before {
+        if let (Some(a), Some(b)) = (line_of(first), line_of(second)) {
+            if a > b {
+                why.push(format!(
+                    "partition {second} stopped before {first}: their runs did not overlap \
+                     (raise {second}'s run time)"
+                ));
+            }
+        }
+    }
+    why
+}
+
+/// `GUEST-SEED <n>` of a test guest (the hostile guest's): how to replay a run.
+pub fn guest_seed(log: &str) -> Option<u64> {
+    log.lines().find_map(|l| {
+        let rest = &l[l.find("] GUEST-SEED ")? + "] GUEST-SEED ".len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The figures test guests print (`[<name>] GUEST-FIGURES k=v ...`), as
+/// `<name>: k=v ...` for the summary.
+pub fn guest_figures(log: &str) -> String {
+    let mut out = Vec::new();
+    for l in log.lines() {
+        let Some(at) = l.find("] GUEST-FIGURES ") else {
+            continue;
+        };
+        let Some(open) = l[..at].rfind('[') else {
+            continue;
+        };
+        let name = &l[open + 1..at];
+        out.push(format!(
+            "{name}: {}",
+            l[at + "] GUEST-FIGURES ".len()..].trim()
+        ));
+    }
+    out.join("; ")
+}
+
 /// `PAPRIKA partitions: <n> passed, 0 failed`.
 fn check_all_passed(n: usize, log: &str, why: &mut Vec<String>) {
     let want = format!("{PARTITIONS} {n} passed, 0 failed");
@@ -1343,6 +1424,31 @@ mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
     use std::process::ExitStatus;
+
+    #[test]
+    fn seed_figures_and_order() {
+        let log = "[hostile] GUEST-SEED 1234 (replay: --append paprika.seed=1234)\n\
+                   [hostile] GUEST-FIGURES calls=1000000 mismatches=0\n\
+                   PAPRIKA lpar hostile: stopped (power-off)\n\
+                   [neighbour] GUEST-FIGURES corrupt_words=0 worst_console_us=80\n\
+                   PAPRIKA lpar neighbour: stopped (power-off)\n";
+        assert_eq!(guest_seed(log), Some(1234));
+        assert_eq!(guest_seed("no seed"), None);
+        assert_eq!(
+            guest_figures(log),
+            "hostile: calls=1000000 mismatches=0; neighbour: corrupt_words=0 worst_console_us=80"
+        );
+        let s = SCENARIOS
+            .iter()
+            .find(|s| s.name == "lpar-hostile-p9")
+            .unwrap();
+        assert!(check_order(s, log).is_empty());
+        let swapped = log.replace("lpar hostile: stopped", "lpar X").replace(
+            "lpar neighbour: stopped (power-off)\n",
+            "lpar neighbour: stopped (power-off)\nPAPRIKA lpar hostile: stopped\n",
+        );
+        assert_eq!(check_order(s, &swapped).len(), 1);
+    }
 
     fn exited(code: i32) -> Outcome {
         Outcome {

@@ -66,6 +66,10 @@ Options:
   --jobs N           scenarios run in parallel (default: number of CPUs)
   --timeout SECS     per-scenario timeout instead of each scenario's own
                      (60 s; 120 s with partitions; 180 s for Linux)
+  --append STR       added to the command line of every partition of the
+                     manifest scenarios, e.g. `--only lpar-hostile-p9 --append
+                     paprika.seed=N` replays the hostile guest's run N (a failing
+                     run prints the command)
 ";
 
 /// The help text with the scenario table filled in.
@@ -170,6 +174,7 @@ struct Options {
     no_build: bool,
     jobs: usize,
     timeout: Option<Duration>,
+    append: Option<String>,
 }
 
 pub fn main(mut args: Args) -> Result<i32> {
@@ -180,6 +185,7 @@ pub fn main(mut args: Args) -> Result<i32> {
     let no_build = args.flag("--no-build");
     let jobs = args.number::<usize>("--jobs")?;
     let timeout = args.number::<u64>("--timeout")?;
+    let append = args.value("--append")?;
     args.finish_no_rest()?;
     if host_only && qemu_only {
         return Err(usage!("--host-only and --qemu-only exclude each other"));
@@ -195,6 +201,7 @@ pub fn main(mut args: Args) -> Result<i32> {
         no_build,
         jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         timeout: timeout.map(Duration::from_secs),
+        append,
     };
 
     let selected: Vec<Scenario> = SCENARIOS
@@ -476,7 +483,7 @@ fn run_scenarios(
             scope.spawn(|| loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = queue.get(n) else { break };
-                let row = run_scenario(&selected[i], opts.timeout, linux, &print);
+                let row = run_scenario(&selected[i], opts, linux, &print);
                 rows.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(row);
             });
         }
@@ -496,14 +503,9 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn run_scenario(
-    s: &Scenario,
-    timeout: Option<Duration>,
-    linux: Option<&Linux>,
-    print: &Mutex<()>,
-) -> Row {
+fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mutex<()>) -> Row {
     let mut s = s.clone();
-    if let Some(t) = timeout {
+    if let Some(t) = opts.timeout {
         s.timeout = t;
     }
     let name = format!("scenario-{}", s.name);
@@ -514,6 +516,12 @@ fn run_scenario(
         println!("\nFAILED: scenario {} ({})", s.name, log_path.display());
         for w in &why {
             println!("  - {w}");
+        }
+        if let Some(seed) = scenarios::guest_seed(log) {
+            println!(
+                "  replay this run: cargo xtask test --only {} --append paprika.seed={seed}",
+                s.name
+            );
         }
         println!("--- last 60 lines of the console ---");
         print!("{}", qemu::tail(log, 60));
@@ -550,7 +558,12 @@ fn run_scenario(
         }
         (None, _) => s.manifest_path(),
     };
-    let lpars = match prepare_partitions(&s, manifest_path, memory_bytes, print) {
+    let append = if s.linux.is_none() {
+        opts.append.as_deref()
+    } else {
+        None
+    };
+    let lpars = match prepare_partitions(&s, manifest_path, memory_bytes, append, print) {
         Ok(lpars) => lpars,
         Err(e) => return fail(vec![e], "", Duration::ZERO),
     };
@@ -611,7 +624,11 @@ fn run_scenario(
             why.extend(linux_why);
             note = linux_note;
         }
-        (None, Some((manifest, _))) => why.extend(scenarios::check_partitions(manifest, &log)),
+        (None, Some((manifest, _))) => {
+            why.extend(scenarios::check_partitions(manifest, &log));
+            why.extend(scenarios::check_order(&s, &log));
+            note = scenarios::guest_figures(&log);
+        }
         (None, None) => {}
     }
     if !why.is_empty() {
@@ -669,12 +686,16 @@ fn prepare_partitions(
     s: &Scenario,
     path: Option<PathBuf>,
     memory: u64,
+    append: Option<&str>,
     print: &Mutex<()>,
 ) -> Result<Option<(Manifest, PathBuf)>, String> {
     let Some(path) = path else {
         return Ok(None);
     };
-    let source = partitions::load(&path).map_err(|e| e.to_string())?;
+    let mut source = partitions::load(&path).map_err(|e| e.to_string())?;
+    if let Some(extra) = append {
+        source.append_cmdline(extra).map_err(|e| e.to_string())?;
+    }
     scenarios::check_scenario_manifest(&source.manifest, memory, s.cpus)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let plan = source.resolve().map_err(|e| e.to_string())?;
