@@ -1068,12 +1068,7 @@ impl Partition {
                 if let Some(v0) = self.vcpus.first() {
                     // vCPU 0's thread may still be dropping a void start (it shows
                     // Runnable for a moment before it sees the epoch): retry.
-                    while !v0.request_start(
-                        placed.entry,
-                        initial_msr(),
-                        placed.fdt_gra,
-                        epoch,
-                    ) {
+                    while !v0.request_start(placed.entry, initial_msr(), placed.fdt_gra, epoch) {
                         crate::platform::opal::heartbeat();
                         core::hint::spin_loop();
                     }
