@@ -128,6 +128,8 @@ pub struct Env {
     pub zero: Region,
     pub canary: Region,
     pub top: Region,
+    /// End of the image as linked (`__stack_top`).
+    pub image_end: u64,
     pub seed: u64,
     pub calls: u64,
     pub off: u32,
@@ -258,6 +260,7 @@ impl Env {
                 start: mem - TOP_LEN,
                 end: mem,
             },
+            image_end: img_end,
             seed,
             calls,
             off,

@@ -938,27 +938,35 @@ impl<'a> Fuzz<'a> {
 
     fn rpt_invalidate(&mut self) {
         // Types (Linux hvcall.h): NESTED 1, TLB 2, PWC 4, PRT 8; target CMMU 1.
+        // Codes as KVM-HV (docs/partitions.md): end < start H_P5 first, then
+        // NESTED H_FUNCTION (no nesting offered); other bits and the target
+        // are not checked there either, so they flush.
         let pid = self.rng.below(1 << 20);
         let (mut target, mut kind) = (1u64, self.rng.pick(&[2u64, 4, 8, 6, 0xa, 0xc, 0xe]));
-        let want = match self.mutate(2) {
-            1 => {
-                target = self.rng.pick(&[0, 0x100, 1 << 40, u64::MAX]);
-                Want::Is(crate::fuzz::H_P2)
-            }
-            2 => {
-                kind = self.rng.pick(&[0u64, 0x10, 0x1e, 1 << 40, u64::MAX]);
-                Want::Is(crate::fuzz::H_P3)
-            }
-            _ => Want::Is(0),
-        };
-        // Page sizes (4K 1, 64K 2, 2M 4, 1G 8, all -1) and a range: valid ones,
-        // so only the mutated field decides.
+        // Page sizes (4K 1, 64K 2, 2M 4, 1G 8, all -1) and a range.
         let sizes = self.rng.pick(&[1u64, 2, 4, 8, 0xf, u64::MAX]);
-        let (start, end) = if self.rng.chance(1, 2) {
+        let (mut start, mut end) = if self.rng.chance(1, 2) {
             (0, u64::MAX)
         } else {
             let s = self.rng.below(1 << 40) & !0xffff;
             (s, s + 0x1_0000)
+        };
+        match self.mutate(3) {
+            1 => target = self.rng.pick(&[0, 0x100, 1 << 40, u64::MAX]),
+            2 => {
+                kind = self
+                    .rng
+                    .pick(&[0u64, 1, 0x10, 0x1e, 0xf, 1 << 40, u64::MAX])
+            }
+            3 => (start, end) = (end, start.wrapping_sub(1)),
+            _ => {}
+        }
+        let want = if end < start {
+            Want::Is(crate::fuzz::H_P5)
+        } else if kind & 1 != 0 {
+            Want::Is(H_FUNC)
+        } else {
+            Want::Is(0)
         };
         let a = [pid, target, kind, sizes, start, end];
         self.call(0x448, &a, want);

@@ -391,6 +391,9 @@ mod guest {
     /// region, canary, the RTAS area past its blob) reads zero, the XIVE and
     /// XICS are back in their reset state, vCPU 1 is stopped; then its clock is
     /// put back.
+    /// Where the hypervisor loads the image (QEMU pseries' kernel-addr).
+    const KERNEL_ADDR: u64 = 0x40_0000;
+
     fn second_boot(e: &'static Env, tod: [i32; 8]) -> ! {
         println!("hostile: second boot (after system-reboot)");
         let back = [tod[1] - 80, tod[2], tod[3], tod[4], tod[5], tod[6], 0].map(|v| v as u32);
@@ -400,11 +403,24 @@ mod guest {
             r == 0,
             format_args!("set-time-of-day: {}", r),
         );
-        let dirtied = crate::env::Region {
-            start: e.halves[0].rtas.start,
-            end: e.canary.end,
-        };
-        let (bad, first) = fuzz::verify(dirtied, 0, true);
+        // The loader put the image back at kernel-addr (0x400000, where
+        // pSeries firmware loads a client) before the copy down to 0: those
+        // bytes are the image, not leftovers.
+        let (load_start, load_end) = (KERNEL_ADDR, KERNEL_ADDR + e.image_end);
+        let (mut bad, mut first) = (0u64, 0u64);
+        for (start, end) in [
+            (e.halves[0].rtas.start, load_start.min(e.canary.end)),
+            (load_end.max(e.halves[0].rtas.start), e.canary.end),
+        ] {
+            if start >= end {
+                continue;
+            }
+            let (b, f) = fuzz::verify(crate::env::Region { start, end }, 0, true);
+            if bad == 0 {
+                first = f;
+            }
+            bad += b;
+        }
         let top = crate::env::Region {
             start: e.top.start + 0x1000,
             end: e.top.end,
