@@ -150,16 +150,39 @@ impl Default for LineBuf {
     }
 }
 
-impl Write for LineBuf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+impl LineBuf {
+    fn push_raw(&mut self, s: &[u8]) {
         // Keep room for the newline / truncation marker.
         let room = LINE_MAX - 4 - self.len.min(LINE_MAX - 4);
         let n = s.len().min(room);
         if n < s.len() {
             self.truncated = true;
         }
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
         self.len += n;
+    }
+}
+
+/// A log line is one line whatever its arguments hold (a guest's text, say):
+/// control characters are written inert, C0 and DEL in caret notation (`^J`,
+/// `^[`), C1 (U+0080-U+009F) as `\u{9b}`, so nothing can end the line early,
+/// start a forged one or reach the terminal as a command (`console::lines`
+/// does the same for partitions' console text).
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(at) = rest.find(|c: char| c.is_control() && c != '\t') {
+            self.push_raw(&rest.as_bytes()[..at]);
+            let c = rest[at..].chars().next().unwrap_or(' ');
+            let code = c as u32;
+            if code < 0x20 || code == 0x7f {
+                self.push_raw(&[b'^', (code as u8) ^ 0x40]);
+            } else {
+                let _ = write!(self, "\\u{{{code:x}}}");
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.push_raw(rest.as_bytes());
         Ok(())
     }
 }
@@ -353,6 +376,27 @@ mod tests {
         );
         assert!(s.len() <= LINE_MAX);
         assert!(s.ends_with("...\n"));
+    }
+
+    #[test]
+    fn arguments_cannot_break_or_forge_lines() {
+        let msg = "x\nPAPRIKA partitions: 2 passed, 0 failed\r\x1b[2K\u{9b}\x7f\tok";
+        let s = line(
+            Level::Info,
+            0,
+            Context { cpu: 1, lpid: None },
+            format_args!("PAPRIKA lpar a: stopped (os-term: {msg})"),
+        );
+        assert_eq!(
+            s,
+            "[    0.000000] cpu 1/hv INFO  PAPRIKA lpar a: stopped (os-term: \
+             x^JPAPRIKA partitions: 2 passed, 0 failed^M^[[2K\\u{9b}^?\tok)\n"
+        );
+        assert_eq!(s.matches('\n').count(), 1);
+        // Long escaped text is still cut with the marker.
+        let long = "\x1b".repeat(1000);
+        let s = line(Level::Info, 0, Context { cpu: 1, lpid: None }, format_args!("{long}"));
+        assert!(s.len() <= LINE_MAX && s.ends_with("...\n"), "{s}");
     }
 
     #[test]

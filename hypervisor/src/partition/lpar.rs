@@ -336,7 +336,8 @@ impl Partition {
         self.flush_console();
         let how = match &reason {
             StopReason::PowerOff => String::from("power-off"),
-            StopReason::OsTerm(m) => alloc::format!("os-term: {m}"),
+            // The guest's text, quoted and escaped: one line, nothing it can forge.
+            StopReason::OsTerm(m) => alloc::format!("os-term: \"{}\"", m.escape_debug()),
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
@@ -391,9 +392,13 @@ impl Partition {
             // cannot split a log line (each is one ring push), so the log's line
             // lock is not needed, only the line state (see `console::lines`).
             let state = lines::STATE.try_lock()?;
-            state
-                .is_whole_line(&line, bytes)
-                .then(|| crate::console::try_queue_parts(&[who.prefix.as_bytes(), bytes]))
+            state.is_whole_line(&line, bytes).then(|| {
+                let q = crate::console::try_queue_parts(&[who.prefix.as_bytes(), bytes]);
+                if q {
+                    lines::Lines::whole_line_sent(&mut line);
+                }
+                q
+            })
         };
         let queued = match queued {
             Some(q) => q,
