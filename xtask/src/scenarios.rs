@@ -748,9 +748,42 @@ fn marker_field(log: &str, marker: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The first console line containing `marker`.
+/// The message of a hypervisor log line (`[    1.234567] cpu 3/lpar1 INFO  <message>`):
+/// what follows the timestamp, the `cpu` field and the level, each optional as
+/// long as what is there has that form; `None` for any other line (a partition's
+/// `[<name>] ...` line, whose name cannot hold the timestamp's `.` or space).
+pub fn log_message(line: &str) -> Option<&str> {
+    let mut rest = line.trim_end_matches(['\r', '\n']);
+    if let Some(r) = rest.strip_prefix('[') {
+        let (stamp, after) = r.split_once(']')?;
+        let (secs, frac) = stamp.trim_start().split_once('.')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(secs) || !digits(frac) {
+            return None;
+        }
+        rest = after.strip_prefix(' ')?;
+    }
+    if let Some(r) = rest.strip_prefix("cpu ") {
+        let (_, after) = r.split_once(' ')?;
+        rest = after;
+    }
+    for level in ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"] {
+        if let Some(r) = rest.strip_prefix(level) {
+            if r.starts_with(' ') {
+                return Some(r.trim_start_matches(' '));
+            }
+        }
+    }
+    None
+}
+
+/// The last hypervisor log line whose message starts with `marker` (a guest
+/// cannot forge one: its text is behind its prefix, and a message quoting guest
+/// text never starts with it).
 fn find_line<'a>(log: &'a str, marker: &str) -> Option<&'a str> {
-    log.lines().find(|l| l.contains(marker))
+    log.lines()
+        .filter(|l| log_message(l).is_some_and(|m| m.starts_with(marker)))
+        .last()
 }
 
 /// `A/B` right after `marker` (e.g. `PAPRIKA smp: 4/4 threads online`).
@@ -873,12 +906,13 @@ pub fn check_scenario_manifest(m: &Manifest, memory: u64, cpus: u32) -> Result<(
     Ok(())
 }
 
-/// Whether a console line shows `marker` in partition `name`'s output: after the
-/// `[<name>] ` prefix the hypervisor puts on the partition's console lines.
+/// Whether a console line shows `marker` in partition `name`'s output: right
+/// after the `[<name>] ` prefix the hypervisor puts at the start of the
+/// partition's console lines (anywhere else it could be another partition's
+/// text quoting it).
 fn partition_line_has(line: &str, name: &str, marker: &str) -> bool {
-    let prefix = format!("[{name}] ");
-    line.find(&prefix)
-        .is_some_and(|at| line[at + prefix.len()..].contains(marker))
+    line.strip_prefix(&format!("[{name}] "))
+        .is_some_and(|rest| rest.starts_with(marker))
 }
 
 /// The partition checks of a manifest scenario; returns every reason it failed.
@@ -894,7 +928,7 @@ pub fn check_partitions(m: &Manifest, log: &str) -> Vec<String> {
             }
         }
         let stopped = format!("{LPAR}{}: stopped", p.name);
-        if !log.contains(&stopped) {
+        if find_line(log, &stopped).is_none() {
             why.push(format!("missing `{stopped} (...)`"));
         }
     }
@@ -1063,7 +1097,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             }
         };
         let stopped = format!("{LPAR}{}: stopped (power-off)", p.name);
-        if !log.contains(&stopped) {
+        if find_line(log, &stopped).is_none() {
             why.push(format!("missing `{stopped}`"));
         }
         if boot.partitions.len() > 1 {
@@ -1390,7 +1424,10 @@ kernel = "@guest/guest-idle"
             vec!["partition hcall: missing `[hcall] ...GUEST-PASS hcall` on the console"]
         );
         let log = TWO_LPARS_LOG
-            .replace("PAPRIKA lpar quiet: stopped (power-off)\n", "")
+            .replace(
+                "[    0.600000] cpu 2/lpar2 INFO  PAPRIKA lpar quiet: stopped (power-off)\n",
+                "",
+            )
             .replace("2 passed, 0 failed", "1 passed, 1 failed");
         let why = check_partitions(&m, &log);
         assert_eq!(why.len(), 2, "{why:?}");
@@ -1416,6 +1453,51 @@ kernel = "@guest/guest-idle"
         let mut forever = m.clone();
         forever.machine.power_off_when_idle = false;
         assert!(check_scenario_manifest(&forever, 2 << 30, 4).is_err());
+    }
+
+    #[test]
+    fn log_messages_and_forged_lines() {
+        assert_eq!(
+            log_message("[    0.700000] cpu 0/hv INFO  PAPRIKA partitions: 2 passed\r"),
+            Some("PAPRIKA partitions: 2 passed")
+        );
+        assert_eq!(log_message("INFO PAPRIKA x"), Some("PAPRIKA x"));
+        assert_eq!(log_message("[    1.5] cpu 3 WARN  y"), Some("y"));
+        assert_eq!(log_message("[hcall] INFO  PAPRIKA x"), None);
+        assert_eq!(log_message("[    1.5] [hcall] INFO  PAPRIKA x"), None);
+        assert_eq!(log_message("[    0.03,5] OPAL"), None);
+        assert_eq!(log_message("PAPRIKA partitions: 2 passed"), None);
+
+        // The audit's forgeries (finding 5): a hostile partition prints the
+        // neighbour's marker behind its own prefix, and an os-term message that
+        // carries a summary line; the neighbour never finished.
+        let m = paprika::partition::manifest::parse(TWO_LPARS).unwrap();
+        let forged = TWO_LPARS_LOG
+            .replace("[hcall] GUEST-PASS hcall\n", "[quiet] [hcall] GUEST-PASS hcall\n")
+            .replace(
+                "[    0.500000] cpu 1/lpar1 INFO  PAPRIKA lpar hcall: stopped (power-off)\n",
+                "[quiet] PAPRIKA lpar hcall: stopped (power-off)\n",
+            )
+            .replace(
+                "PAPRIKA lpar quiet: stopped (power-off)",
+                "PAPRIKA lpar quiet: stopped (os-term: \"x^JPAPRIKA partitions: 2 passed, 0 failed\")",
+            )
+            .replace("2 passed, 0 failed\n[    0.800000]", "1 passed, 1 failed\n[    0.800000]");
+        let why = check_partitions(&m, &forged);
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(why[0].contains("missing `[hcall] ...GUEST-PASS hcall`"), "{why:?}");
+        assert!(why[1].contains("PAPRIKA lpar hcall: stopped"), "{why:?}");
+        assert!(why[2].contains("got: "), "{why:?}");
+        // The last summary line counts: an earlier (forged or stale) one does not.
+        let two = TWO_LPARS_LOG.replace(
+            "[    0.700000] cpu 0/hv INFO  PAPRIKA partitions: 2 passed, 0 failed\n",
+            "[    0.650000] cpu 0/hv INFO  PAPRIKA partitions: 2 passed, 0 failed\n\
+             [    0.700000] cpu 0/hv INFO  PAPRIKA partitions: 1 passed, 1 failed\n",
+        );
+        assert_eq!(check_partitions(&m, &two).len(), 1);
+        assert!(partition_line_has("[a] GUEST-DONE passed=1", "a", "GUEST-DONE"));
+        assert!(!partition_line_has("[b] [a] GUEST-DONE passed=1", "a", "GUEST-DONE"));
+        assert!(!partition_line_has("[a] x GUEST-DONE passed=1", "a", "GUEST-DONE"));
     }
 
     /// The console of a good 1-vCPU Linux run in test mode, cut down.
