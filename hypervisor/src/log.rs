@@ -18,7 +18,7 @@
 //! a fault on another CPU waits a bounded time and then prints anyway.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::console;
 
@@ -307,6 +307,72 @@ pub fn with_console<R>(
     Some(f(&mut state, &mut |bytes| (b.write)(bytes)))
 }
 
+/// A warning budget (e.g. one per partition, so one misbehaving guest cannot
+/// silence the warnings about another): at most `burst` lines per `period`
+/// (any time unit, the caller's `now`), refilled whole once a period has passed
+/// since the last refill. Lock-free; races only blur the count by a line or two.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicU32,
+    /// Start of the current period, in the caller's unit.
+    since: AtomicU64,
+    /// Lines refused since the last refill.
+    suppressed: AtomicU32,
+}
+
+/// What [`Budget::allow`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allow {
+    /// Log the line.
+    Yes,
+    /// Log the line, after saying that `n` lines were suppressed in the
+    /// previous period.
+    AfterSuppressed(u32),
+    /// Over budget: drop it.
+    No,
+}
+
+impl Budget {
+    pub const fn new() -> Self {
+        Budget {
+            used: AtomicU32::new(0),
+            since: AtomicU64::new(0),
+            suppressed: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether one more line may be logged at `now`.
+    pub fn allow(&self, now: u64, burst: u32, period: u64) -> Allow {
+        let since = self.since.load(Ordering::Relaxed);
+        let mut dropped = 0;
+        if now.wrapping_sub(since) >= period
+            && self
+                .since
+                .compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Relaxed);
+            dropped = self.suppressed.swap(0, Ordering::Relaxed);
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < burst {
+            if dropped > 0 {
+                Allow::AfterSuppressed(dropped)
+            } else {
+                Allow::Yes
+            }
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            Allow::No
+        }
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[macro_export]
 macro_rules! error {
     ($($arg:tt)*) => { $crate::log::log($crate::log::Level::Error, format_args!($($arg)*)) };
@@ -397,6 +463,25 @@ mod tests {
         let long = "\x1b".repeat(1000);
         let s = line(Level::Info, 0, Context { cpu: 1, lpid: None }, format_args!("{long}"));
         assert!(s.len() <= LINE_MAX && s.ends_with("...\n"), "{s}");
+    }
+
+    #[test]
+    fn budgets_refill_per_period_and_count_what_they_drop() {
+        let a = Budget::new();
+        let b = Budget::new();
+        // 40 lines from one owner: 32 pass, the rest are counted.
+        let passed = (0..40)
+            .filter(|&i| a.allow(i, 32, 10_000) != Allow::No)
+            .count();
+        assert_eq!(passed, 32);
+        // Another owner's budget is untouched.
+        assert_eq!(b.allow(50, 32, 10_000), Allow::Yes);
+        // Still the same period: nothing.
+        assert_eq!(a.allow(9_999, 32, 10_000), Allow::No);
+        // A period later the budget is back, and the first line says how many
+        // were dropped (8 + the one just above).
+        assert_eq!(a.allow(10_000, 32, 10_000), Allow::AfterSuppressed(9));
+        assert_eq!(a.allow(10_001, 32, 10_000), Allow::Yes);
     }
 
     #[test]

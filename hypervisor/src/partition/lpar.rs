@@ -123,6 +123,8 @@ pub struct Partition {
     pub sreset_pending: AtomicU64,
     /// Memory zeroed on first use (`demand`).
     demand: Demand,
+    /// This partition's warnings (`vcpu::rate_limited_warn`).
+    pub warn_budget: crate::log::Budget,
 }
 
 /// A partition's memory as the XIVE model sees it (event queues).
@@ -849,6 +851,7 @@ fn build_partition(
             map: chunks,
             tree: spin::Mutex::new(tree),
         },
+        warn_budget: crate::log::Budget::new(),
     })
 }
 

@@ -641,14 +641,28 @@ fn fatal(p: &Partition, why: alloc::string::String) -> Next {
     Next::Leave
 }
 
-/// Guests misbehaving is not a hypervisor error: a warning, at most a few per
-/// partition.
+/// Guests misbehaving is not a hypervisor error: a warning, at most
+/// [`WARN_BURST`] per partition every [`WARN_PERIOD_US`] (each partition has its
+/// own budget, `Partition::warn_budget`, so one guest cannot silence the
+/// warnings about another); the first warning of a new period says how many
+/// were suppressed.
 pub fn rate_limited_warn(p: &Partition, what: &str, addr: u64) {
-    static WARNED: AtomicU64 = AtomicU64::new(0);
-    if WARNED.fetch_add(1, Ordering::Relaxed) < 32 {
-        warn!("lpar {}: {} at {:#x}", p.name, what, addr);
+    use crate::log::Allow;
+    let now = instr::mftb();
+    match p
+        .warn_budget
+        .allow(now, WARN_BURST, timer::us_to_ticks(WARN_PERIOD_US))
+    {
+        Allow::No => return,
+        Allow::AfterSuppressed(n) => warn!("lpar {}: {} warning(s) suppressed", p.name, n),
+        Allow::Yes => {}
     }
+    warn!("lpar {}: {} at {:#x}", p.name, what, addr);
 }
+
+/// Warnings per partition per period (see [`rate_limited_warn`]).
+pub const WARN_BURST: u32 = 32;
+pub const WARN_PERIOD_US: u64 = 10_000_000;
 
 /// Waits (H_CEDE) until the vCPU is prodded, its decrementer expires, or the
 /// partition stops. Returns at once if any of these already happened.
