@@ -10,6 +10,11 @@
 //! ([`with_console`], `console::lines`): a log line first ends a partition's
 //! unfinished line that is open on the console.
 //!
+//! Nothing waits for the console under the line lock: the backend's `write`
+//! only queues, and `settle` (which may wait for a slow console) runs after the
+//! lock is released, so one partition's output cannot hold up another's or the
+//! hypervisor's log (audit finding 4).
+//!
 //! Locking: one lock serialises whole lines; `console::lines::STATE` is taken
 //! under it (the hcall fast path also takes it alone, briefly, to queue one
 //! complete vty line when no line is open, which cannot split a log line: each
@@ -71,6 +76,10 @@ pub struct Backend {
     pub write: fn(&[u8]),
     /// Write bytes to the console at once, after whatever is queued (fault path).
     pub write_direct: fn(&[u8]),
+    /// Called after `write`s once the line lock is released: may wait for the
+    /// console (`write` itself must never wait, the lock being shared by every
+    /// partition's console output; audit finding 4).
+    pub settle: fn(),
     /// Microseconds since boot.
     pub now_us: fn() -> u64,
     /// The current context.
@@ -278,7 +287,7 @@ fn emit(level: Level, args: fmt::Arguments, force: bool) {
     let ctx = (b.context)();
     let mut line = LineBuf::new();
     format_line(&mut line, level, (b.now_us)(), ctx, args);
-    let _guard = lock(ctx.cpu, force);
+    let guard = lock(ctx.cpu, force);
     let write = if force { b.write_direct } else { b.write };
     // A partition's unfinished line may be open on the console: end it first.
     // The fault path may hold the line lock without owning it, so it does not
@@ -292,6 +301,10 @@ fn emit(level: Level, args: fmt::Arguments, force: bool) {
         state.interrupt(&mut |bytes| write(bytes));
     }
     write(line.as_bytes());
+    drop(guard);
+    if !force {
+        (b.settle)();
+    }
 }
 
 /// Runs `f` under the line lock with the console's line state
@@ -302,9 +315,13 @@ pub fn with_console<R>(
 ) -> Option<R> {
     let b = backend()?;
     let ctx = (b.context)();
-    let _guard = lock(ctx.cpu, false);
-    let mut state = console::lines::STATE.lock();
-    Some(f(&mut state, &mut |bytes| (b.write)(bytes)))
+    let r = {
+        let _guard = lock(ctx.cpu, false);
+        let mut state = console::lines::STATE.lock();
+        f(&mut state, &mut |bytes| (b.write)(bytes))
+    };
+    (b.settle)();
+    Some(r)
 }
 
 /// A warning budget (e.g. one per partition, so one misbehaving guest cannot

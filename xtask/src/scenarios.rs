@@ -96,6 +96,9 @@ pub struct Scenario {
     /// output there ([`check_virtio_console`]); the checks run on the UART's and
     /// the virtio console's output together.
     pub virtio_console: bool,
+    /// Partitions of the manifest that must fail (os-term, a fault): the
+    /// summary must count exactly these as failed ([`Scenario::failing`]).
+    pub failing: &'static [&'static str],
 }
 
 /// A partition of a Linux scenario.
@@ -316,6 +319,7 @@ const fn boot(
         linux: None,
         input: &[],
         virtio_console: false,
+        failing: &[],
     }
 }
 
@@ -396,6 +400,29 @@ impl Scenario {
         self
     }
 
+    /// Partitions `names` must fail (the summary counts them as failed), so
+    /// the machine powers off with a failure (QEMU exits non-zero); `expected`
+    /// must show on the console and `forbidden` must not, besides the
+    /// hypervisor's fault report, a panic and `GUEST-FAIL`.
+    pub const fn failing(
+        mut self,
+        names: &'static [&'static str],
+        expected: &'static [&'static str],
+        forbidden: &'static [&'static str],
+    ) -> Self {
+        self.failing = names;
+        self.expect_success = false;
+        self.expected = expected;
+        self.forbidden = forbidden;
+        self
+    }
+
+    /// Types `input` on the console (each after its marker showed).
+    pub const fn typing_keys(mut self, input: &'static [Input]) -> Self {
+        self.input = input;
+        self
+    }
+
     /// QEMU also gets a virtio console, which must take the console's output
     /// ([`check_virtio_console`]).
     pub const fn with_virtio_console(mut self) -> Self {
@@ -462,6 +489,46 @@ const BIG_ENDIAN_GUEST: &[&str] = &[
     "(big-endian), fdt at",
 ];
 
+/// What lpar-console-p9 must show: the injected sequences inert behind the
+/// hostile prefix, the os-term message quoted on its one line, the hostile
+/// partition throttled, the neighbour's warning, the power-off failure (the
+/// hostile partition fails on purpose).
+const CONSOLE_ABUSE_EXPECTED: &[&str] = &[
+    "[hostile] ^[[1A^[[2K[neighbour] GUEST-DONE passed=9 failed=0",
+    "[hostile] ^[[6n^[]0;title^G",
+    "PAPRIKA lpar hostile: stopped (os-term: \"x\\nPAPRIKA partitions: 2 passed, 0 failed\")",
+    "[neighbour] GUEST-PASS console-latency",
+    "lpar neighbour: unimplemented hcall at 0x7fc",
+    "warning(s) suppressed",
+    POWER_OFF_FAIL,
+];
+/// An ESC byte anywhere means a guest reached the terminal.
+const CONSOLE_ABUSE_FORBIDDEN: &[&str] = &["PAPRIKA FAULT", "panicked", GUEST_FAIL, "\x1b"];
+
+/// Ctrl-A d once the partition waits for it.
+const DUMP_INPUT: &[Input] = &[Input {
+    after: "[dump] GUEST-WAIT dump",
+    send: "\x01d",
+}];
+/// Each vCPU's line of the dump (docs/debugging.md).
+const DUMP_EXPECTED: &[&str] = &[
+    "PAPRIKA console: Ctrl-A d: vCPU dump",
+    "PAPRIKA dump: dump vCPU 0 running pc=0x",
+    "PAPRIKA dump: dump vCPU 1 running pc=0x",
+    " msr=0x8000000000001003 lr=0x",
+    " last-exit=0x",
+];
+
+const HOOKS_EXPECTED: &[&str] = &[
+    "[rtc-neighbour] GUEST-PASS rtc-latency",
+    "PAPRIKA lpar rtc-neighbour: stopped (fault: test hook",
+    "PAPRIKA dump: rtc-neighbour vCPU 0 stopped pc=0x",
+    "PAPRIKA dump: rtc-neighbour vCPU 1 ",
+    " last-exit=0xc00 (System Call) hcall=0xf3fc",
+    POWER_OFF_FAIL,
+];
+const HOOKS_FORBIDDEN: &[&str] = &["PAPRIKA FAULT", "panicked", GUEST_FAIL];
+
 pub const SCENARIOS: &[Scenario] = &[
     boot("boot-p9-1t", Machine::Powernv9, "1G", "1", 1, 1),
     boot("boot-p9-4t", Machine::Powernv9, "2G", "4", 4, 1),
@@ -507,6 +574,7 @@ pub const SCENARIOS: &[Scenario] = &[
         linux: None,
         input: &[],
         virtio_console: false,
+        failing: &[],
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -620,6 +688,31 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // Console and log abuse (audit findings 4-6, tests/manifests/console.toml):
+    // the hostile partition's escape sequences show inert, its forged lines
+    // fool neither the log nor these checks, it is throttled while its
+    // neighbour's H_PUT_TERM_CHAR stays fast, and the neighbour's warning is
+    // logged although the hostile one used up its own.
+    lpars("lpar-console-p9", Machine::Powernv9, "console", "1G", "4", 4, 1).failing(
+        &["hostile"],
+        CONSOLE_ABUSE_EXPECTED,
+        CONSOLE_ABUSE_FORBIDDEN,
+    ),
+    // Ctrl-A d dumps each vCPU of each partition (tests/manifests/dump.toml).
+    lpars("lpar-dump-p9", Machine::Powernv9, "dump", "1G", "3", 3, 1)
+        .typing_keys(DUMP_INPUT)
+        .expecting(DUMP_EXPECTED),
+    // A test-hooks build: the RTC fails (OPAL busy) under a partition looping
+    // get-time-of-day while its neighbour times one call; then the neighbour
+    // stops with a fault, whose report dumps its vCPUs (tests/manifests/hooks.toml).
+    Scenario {
+        features: &["test-hooks"],
+        ..lpars("lpar-hooks-p9", Machine::Powernv9, "hooks", "1G", "4", 4, 1).failing(
+            &["rtc-neighbour"],
+            HOOKS_EXPECTED,
+            HOOKS_FORBIDDEN,
+        )
+    },
     // Stock Linux (skipped when `cargo xtask linux fetch` cannot fetch it). The
     // 4-vCPU boots take longest: they go first.
     linux_typed("linux-p9-4cpu", Machine::Powernv9, "1G", "4", 4, LINUX_4CPU),
@@ -917,6 +1010,12 @@ fn partition_line_has(line: &str, name: &str, marker: &str) -> bool {
 
 /// The partition checks of a manifest scenario; returns every reason it failed.
 pub fn check_partitions(m: &Manifest, log: &str) -> Vec<String> {
+    check_partitions_failing(m, log, &[])
+}
+
+/// [`check_partitions`] of a scenario whose partitions `failing` must fail:
+/// the summary must say so.
+pub fn check_partitions_failing(m: &Manifest, log: &str, failing: &[&str]) -> Vec<String> {
     let mut why = Vec::new();
     for p in &m.partitions {
         if let Some(marker) = &p.expect {
@@ -932,13 +1031,19 @@ pub fn check_partitions(m: &Manifest, log: &str) -> Vec<String> {
             why.push(format!("missing `{stopped} (...)`"));
         }
     }
-    check_all_passed(m.partitions.len(), log, &mut why);
+    let failed = failing.len();
+    check_summary(m.partitions.len() - failed, failed, log, &mut why);
     why
 }
 
 /// `PAPRIKA partitions: <n> passed, 0 failed`.
 fn check_all_passed(n: usize, log: &str, why: &mut Vec<String>) {
-    let want = format!("{PARTITIONS} {n} passed, 0 failed");
+    check_summary(n, 0, log, why)
+}
+
+/// `PAPRIKA partitions: <passed> passed, <failed> failed`, the last summary.
+fn check_summary(passed: usize, failed: usize, log: &str, why: &mut Vec<String>) {
+    let want = format!("{PARTITIONS} {passed} passed, {failed} failed");
     match find_line(log, PARTITIONS) {
         None => why.push(format!("missing `{want}`")),
         Some(line) if line.contains(&want) => {}
@@ -1363,7 +1468,10 @@ ERROR PAPRIKA power-off: failure
                     s.name
                 );
             } else {
-                assert!(s.input.is_empty(), "{}", s.name);
+                assert!(s.input.is_empty() || s.manifest.is_some(), "{}", s.name);
+            }
+            if s.manifest.is_some() {
+                assert_eq!(s.failing.is_empty(), s.expect_success, "{}", s.name);
             }
             // A manifest scenario's file exists, is valid and fits its machine.
             if let Some(path) = s.manifest_path() {

@@ -611,7 +611,9 @@ fn run_scenario(
             why.extend(linux_why);
             note = linux_note;
         }
-        (None, Some((manifest, _))) => why.extend(scenarios::check_partitions(manifest, &log)),
+        (None, Some((manifest, _))) => why.extend(scenarios::check_partitions_failing(
+            manifest, &log, s.failing,
+        )),
         (None, None) => {}
     }
     if !why.is_empty() {

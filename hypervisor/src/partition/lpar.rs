@@ -125,7 +125,33 @@ pub struct Partition {
     demand: Demand,
     /// This partition's warnings (`vcpu::rate_limited_warn`).
     pub warn_budget: crate::log::Budget,
+    /// Its share of the console's output (`console::Share`) and what it did
+    /// with it.
+    console_share: spin::Mutex<crate::console::Share>,
+    pub console_stats: ConsoleStats,
 }
+
+/// A partition's console output, for the summary line at its stop.
+#[derive(Debug, Default)]
+pub struct ConsoleStats {
+    /// Bytes it sent (H_PUT_TERM_CHAR).
+    pub bytes: AtomicU64,
+    /// Times it was beyond its share and waited for the console.
+    pub throttled: AtomicU64,
+    /// Timebase ticks spent waiting so.
+    pub throttled_ticks: AtomicU64,
+    /// Bytes dropped: the console took nothing for two seconds while it waited,
+    /// or it stopped meanwhile.
+    pub dropped: AtomicU64,
+}
+
+/// A partition's console share (`console::Share`): bytes a second, and at once.
+/// The emulated UART drains some tens of KiB a second; a guest within these
+/// never waits for it, one beyond waits until the ring is down to
+/// `CONSOLE_SHARE_LOW`.
+const CONSOLE_SHARE_RATE: u64 = 4 << 10;
+const CONSOLE_SHARE_BURST: u64 = 16 << 10;
+const CONSOLE_SHARE_LOW: usize = 16 << 10;
 
 /// A partition's memory as the XIVE model sees it (event queues).
 pub struct GuestRam<'a>(pub &'a Partition);
@@ -343,6 +369,15 @@ impl Partition {
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        let c = &self.console_stats;
+        info!(
+            "PAPRIKA lpar-console: {} bytes={} throttled={} throttled_ms={} dropped={}",
+            self.name,
+            c.bytes.load(Ordering::Relaxed),
+            c.throttled.load(Ordering::Relaxed),
+            c.throttled_ticks.load(Ordering::Relaxed) / timer::us_to_ticks(1000).max(1),
+            c.dropped.load(Ordering::Relaxed)
+        );
         let m = &self.demand.map;
         info!(
             "lpar {}: {} of {} memory chunks (2 MiB) were used and zeroed",
@@ -374,6 +409,12 @@ impl Partition {
         if !self.console {
             return;
         }
+        if !self.console_admit(bytes.len()) {
+            self.console_stats
+                .dropped
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            return;
+        }
         let mut line = self.console_line.lock();
         crate::log::with_console(|state, out| state.put(self.who(), &mut line, bytes, out));
         self.note_waiting(&line);
@@ -386,6 +427,11 @@ impl Partition {
     pub fn console_put_nowait(&self, bytes: &[u8], cpu: u32) -> Option<()> {
         if !self.console {
             return Some(());
+        }
+        if !self.within_share(bytes.len())?
+            && crate::console::queued() > CONSOLE_SHARE_LOW
+        {
+            return None;
         }
         let mut line = self.console_line.try_lock()?;
         let who = self.who();
@@ -417,6 +463,48 @@ impl Partition {
             self.note_waiting(&line);
         }
         queued.then_some(())
+    }
+
+    /// Takes `n` bytes of the partition's console share; `None` if its lock is
+    /// busy.
+    fn within_share(&self, n: usize) -> Option<bool> {
+        let hz = timer::ticks_per_us() * 1_000_000;
+        let mut share = self.console_share.try_lock()?;
+        self.console_stats
+            .bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Some(share.take(
+            instr::mftb(),
+            n,
+            hz,
+            CONSOLE_SHARE_RATE,
+            CONSOLE_SHARE_BURST,
+        ))
+    }
+
+    /// Whether `n` more bytes of console output may be queued now: within the
+    /// partition's share, or the console's ring is down to
+    /// `CONSOLE_SHARE_LOW`. Otherwise waits for that, on this vCPU's thread with
+    /// no lock held, so only this partition waits (audit finding 4). False when
+    /// the console took nothing for two seconds or the partition stopped
+    /// meanwhile: the caller drops the bytes.
+    fn console_admit(&self, n: usize) -> bool {
+        let within = loop {
+            if let Some(w) = self.within_share(n) {
+                break w;
+            }
+            core::hint::spin_loop();
+        };
+        if within || crate::console::queued() <= CONSOLE_SHARE_LOW {
+            return true;
+        }
+        let t = instr::mftb();
+        let s = &self.console_stats;
+        s.throttled.fetch_add(1, Ordering::Relaxed);
+        let ok = crate::console::wait_below(CONSOLE_SHARE_LOW, &|| self.is_running());
+        s.throttled_ticks
+            .fetch_add(instr::mftb().wrapping_sub(t), Ordering::Relaxed);
+        ok
     }
 
     fn who(&self) -> Who<'_> {
@@ -852,6 +940,8 @@ fn build_partition(
             tree: spin::Mutex::new(tree),
         },
         warn_budget: crate::log::Budget::new(),
+        console_share: spin::Mutex::new(crate::console::Share::new()),
+        console_stats: ConsoleStats::default(),
     })
 }
 
