@@ -515,7 +515,7 @@ const DUMP_EXPECTED: &[&str] = &[
     "PAPRIKA console: Ctrl-A d: vCPU dump",
     "PAPRIKA dump: dump vCPU 0 running pc=0x",
     "PAPRIKA dump: dump vCPU 1 running pc=0x",
-    " msr=0x8000000000001003 lr=0x",
+    " msr=0x8000000000001003 (SF|RI|LE) lr=0x",
     " last-exit=0x",
 ];
 

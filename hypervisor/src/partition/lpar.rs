@@ -37,14 +37,50 @@ pub const VTY_IRQ: bool = true;
 /// driver then reads it with H_GET_TERM_CHAR. The source fires in both
 /// controllers: the kernel configured only the one it uses; the other's source
 /// is unconfigured (XIVE: PQ off, ignored; XICS: masked, only kept pending).
+///
+/// Routing runs on whichever thread polled the console, often a vCPU of another
+/// partition: it only try-locks the target's XIVE and XICS, and a busy one is
+/// retried later (`vty_input_retry`, from `console_tick`) rather than waited
+/// for (audit finding 8).
 fn vty_input(index: usize) {
-    if let Some(p) = partitions().get(index) {
-        let kick = p.xive.with(|x| x.trigger(&mut GuestRam(p), VTY_LISN));
-        if let Some(k) = kick {
-            super::hcalls::kick_vcpu(p, k.vcpu);
+    VTY_XIVE.run(index, &mut vty_xive);
+    VTY_XICS.run(index, &mut vty_xics);
+}
+
+static VTY_XIVE: crate::console::input::Deferred = crate::console::input::Deferred::new();
+static VTY_XICS: crate::console::input::Deferred = crate::console::input::Deferred::new();
+
+fn vty_xive(index: usize) -> bool {
+    let Some(p) = partitions().get(index) else {
+        return true;
+    };
+    match p
+        .xive
+        .try_with(|x| x.trigger(&mut GuestRam(p), VTY_LISN))
+    {
+        None => false,
+        Some(kick) => {
+            if let Some(k) = kick {
+                super::hcalls::kick_vcpu(p, k.vcpu);
+            }
+            true
         }
-        super::xics::trigger(p, VTY_LISN);
     }
+}
+
+fn vty_xics(index: usize) -> bool {
+    partitions().get(index).is_none_or(|p| {
+        super::xics::try_with_xics(p, |x| {
+            let _ = x.trigger(VTY_LISN);
+        })
+        .is_some()
+    })
+}
+
+/// Delivers the vty interrupts `vty_input` had to defer.
+fn vty_input_retry() {
+    VTY_XIVE.retry(&mut vty_xive);
+    VTY_XICS.retry(&mut vty_xics);
 }
 /// Bytes reserved at the top of guest memory for the RTAS blob.
 const RTAS_SIZE: u64 = 0x1_0000;
@@ -369,6 +405,9 @@ impl Partition {
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        if matches!(reason, StopReason::Fault(_)) {
+            super::vcpu::dump(self);
+        }
         let c = &self.console_stats;
         info!(
             "PAPRIKA lpar-console: {} bytes={} throttled={} throttled_ms={} dropped={}",
@@ -565,6 +604,7 @@ const SHOW_SILENT_US: u64 = 200_000;
 /// loads); called by the idle threads and by vCPU threads, both at least every
 /// `console::input::POLL_US`.
 pub fn console_tick() {
+    vty_input_retry();
     let Some(p) = crate::console::input::target().and_then(|i| partitions().get(i)) else {
         return;
     };

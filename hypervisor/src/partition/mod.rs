@@ -8,6 +8,8 @@
 pub mod demand;
 pub mod emulate;
 pub mod manifest;
+pub mod host_clock;
+pub mod snapshot;
 
 #[cfg(target_arch = "powerpc64")]
 pub mod hcall_fast;

@@ -105,6 +105,8 @@ pub struct Vcpu {
     active: AtomicBool,
     /// This vCPU asked for system-reboot and performs it once out of the guest.
     pub reboot_owner: AtomicBool,
+    /// Its registers as of its last full exit, for the debug dumps.
+    pub snapshot: super::snapshot::Snapshot,
     ctx: UnsafeCell<VcpuContext>,
 }
 
@@ -127,6 +129,7 @@ impl Vcpu {
             ceded: AtomicBool::new(false),
             active: AtomicBool::new(false),
             reboot_owner: AtomicBool::new(false),
+            snapshot: super::snapshot::Snapshot::new(),
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
                 sprs: GuestSprs::default(),
@@ -542,6 +545,14 @@ fn run(p: &Partition, v: &Vcpu) {
         let (pc, msr) = exit_pc_msr(&ctx.regs);
         ctx.regs.pc = pc;
         ctx.regs.msr = msr;
+        let r = &ctx.regs;
+        let detail = match vector {
+            0xe00 | 0xe20 => r.asdr,
+            0xe40 => r.heir,
+            _ => 0,
+        };
+        v.snapshot
+            .publish(pc, msr, r.lr, vector, r.gpr[3], detail);
         match handle_exit(p, v, ctx, vector) {
             Next::Resume => {}
             Next::Leave => return,
@@ -699,6 +710,33 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         super::lpar::console_tick();
     }
     v.ceded.store(false, Ordering::Release);
+}
+
+/// Logs one `PAPRIKA dump:` line per vCPU of `p` (Ctrl-A d, a partition
+/// fault): state, PC, MSR, LR and last exit, from each vCPU's snapshot (lock-free,
+/// from any thread; docs/debugging.md).
+pub fn dump(p: &Partition) {
+    use super::snapshot::{self, State};
+    for v in &p.vcpus {
+        let state = if !p.is_running() || v.state() != VcpuState::Runnable {
+            State::Stopped
+        } else if v.ceded.load(Ordering::Acquire) {
+            State::Ceded
+        } else {
+            State::Running
+        };
+        let r = v.snapshot.read();
+        let mut line = heapless::String::<320>::new();
+        let _ = snapshot::format_line(
+            &mut line,
+            &p.name,
+            v.id,
+            state,
+            &r,
+            crate::fault::vector_name,
+        );
+        crate::info!("PAPRIKA dump: {}", line);
+    }
 }
 
 /// Stops this vCPU (stop-self).
