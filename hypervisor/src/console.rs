@@ -509,11 +509,11 @@ mod machine {
     /// again after letting go of `DRAIN`).
     pub fn drain() {
         loop {
-            let Some(mut chunk) = DRAIN.try_lock() else {
+            let Some(mut guard) = DRAIN.try_lock() else {
                 return;
             };
             DRAIN_OWNER.store(my_id(), Ordering::Relaxed);
-            let chunk = &mut *chunk;
+            let chunk = &mut *guard;
             loop {
                 let n = match RING.lock().as_mut() {
                     Some(r) => {
@@ -529,7 +529,7 @@ mod machine {
                 sink_write(&chunk[..n]);
             }
             DRAIN_OWNER.store(0, Ordering::Relaxed);
-            drop(chunk);
+            drop(guard);
             fence(Ordering::SeqCst);
             if QUEUED.load(Ordering::Relaxed) == 0 {
                 return;
