@@ -478,7 +478,12 @@ mod tests {
         assert_eq!(s.matches('\n').count(), 1);
         // Long escaped text is still cut with the marker.
         let long = "\x1b".repeat(1000);
-        let s = line(Level::Info, 0, Context { cpu: 1, lpid: None }, format_args!("{long}"));
+        let s = line(
+            Level::Info,
+            0,
+            Context { cpu: 1, lpid: None },
+            format_args!("{long}"),
+        );
         assert!(s.len() <= LINE_MAX && s.ends_with("...\n"), "{s}");
     }
 

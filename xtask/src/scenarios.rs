@@ -693,7 +693,16 @@ pub const SCENARIOS: &[Scenario] = &[
     // fool neither the log nor these checks, it is throttled while its
     // neighbour's H_PUT_TERM_CHAR stays fast, and the neighbour's warning is
     // logged although the hostile one used up its own.
-    lpars("lpar-console-p9", Machine::Powernv9, "console", "1G", "4", 4, 1).failing(
+    lpars(
+        "lpar-console-p9",
+        Machine::Powernv9,
+        "console",
+        "1G",
+        "4",
+        4,
+        1,
+    )
+    .failing(
         &["hostile"],
         CONSOLE_ABUSE_EXPECTED,
         CONSOLE_ABUSE_FORBIDDEN,
@@ -875,8 +884,7 @@ pub fn log_message(line: &str) -> Option<&str> {
 /// text never starts with it).
 fn find_line<'a>(log: &'a str, marker: &str) -> Option<&'a str> {
     log.lines()
-        .filter(|l| log_message(l).is_some_and(|m| m.starts_with(marker)))
-        .last()
+        .rfind(|l| log_message(l).is_some_and(|m| m.starts_with(marker)))
 }
 
 /// `A/B` right after `marker` (e.g. `PAPRIKA smp: 4/4 threads online`).
@@ -1594,7 +1602,10 @@ kernel = "@guest/guest-idle"
             .replace("2 passed, 0 failed\n[    0.800000]", "1 passed, 1 failed\n[    0.800000]");
         let why = check_partitions(&m, &forged);
         assert_eq!(why.len(), 3, "{why:?}");
-        assert!(why[0].contains("missing `[hcall] ...GUEST-PASS hcall`"), "{why:?}");
+        assert!(
+            why[0].contains("missing `[hcall] ...GUEST-PASS hcall`"),
+            "{why:?}"
+        );
         assert!(why[1].contains("PAPRIKA lpar hcall: stopped"), "{why:?}");
         assert!(why[2].contains("got: "), "{why:?}");
         // The last summary line counts: an earlier (forged or stale) one does not.
@@ -1604,9 +1615,21 @@ kernel = "@guest/guest-idle"
              [    0.700000] cpu 0/hv INFO  PAPRIKA partitions: 1 passed, 1 failed\n",
         );
         assert_eq!(check_partitions(&m, &two).len(), 1);
-        assert!(partition_line_has("[a] GUEST-DONE passed=1", "a", "GUEST-DONE"));
-        assert!(!partition_line_has("[b] [a] GUEST-DONE passed=1", "a", "GUEST-DONE"));
-        assert!(!partition_line_has("[a] x GUEST-DONE passed=1", "a", "GUEST-DONE"));
+        assert!(partition_line_has(
+            "[a] GUEST-DONE passed=1",
+            "a",
+            "GUEST-DONE"
+        ));
+        assert!(!partition_line_has(
+            "[b] [a] GUEST-DONE passed=1",
+            "a",
+            "GUEST-DONE"
+        ));
+        assert!(!partition_line_has(
+            "[a] x GUEST-DONE passed=1",
+            "a",
+            "GUEST-DONE"
+        ));
     }
 
     /// The console of a good 1-vCPU Linux run in test mode, cut down.

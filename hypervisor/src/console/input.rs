@@ -670,7 +670,12 @@ mod tests {
         r.feed(b"a\x01hb\x01qc\x01d\x01x", &|_| true, &mut |e| ev.push(e));
         assert_eq!(
             ev,
-            vec![Event::Help, Event::Unknown(b'q'), Event::Dump, Event::PowerOff]
+            vec![
+                Event::Help,
+                Event::Unknown(b'q'),
+                Event::Dump,
+                Event::PowerOff
+            ]
         );
         assert_eq!(read_all(&mut r, 0), b"abc");
     }

@@ -100,7 +100,12 @@ pub fn render(b: u8, prev: u8) -> ([u8; RENDER_MAX], usize) {
         // before it is 0xC3-0xF4, or it follows another continuation byte.
         0x80..=0x9f if matches!(prev, 0x80..=0xbf | 0xc3..=0xf4) => ([b, 0, 0, 0], 1),
         0x80..=0x9f => (
-            [b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]],
+            [
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
             4,
         ),
         // C0 controls and DEL in caret notation: ^@ .. ^_, ^?.
@@ -119,8 +124,7 @@ fn plain(b: u8) -> bool {
 /// line, which costs at most a newline ending someone else's open line, the
 /// prefix, the text and its newline; a continued open line costs less.
 pub fn put_bound(name: &str, bytes: &[u8]) -> usize {
-    let lines =
-        bytes.iter().filter(|&&b| b == b'\n').count() + bytes.len() * RENDER_MAX / LINE + 1;
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + bytes.len() * RENDER_MAX / LINE + 1;
     lines * line_bound(name)
 }
 
@@ -546,9 +550,12 @@ mod tests {
         // U+00C2 is C3 82 in the expectation; the guest sent the lone lead byte C2.
         let at = want.windows(2).position(|w| w == [0xc3, 0x82]).unwrap();
         want.splice(at..at + 2, [0xc2]);
-        assert_eq!(String::from_utf8_lossy(&c.out), String::from_utf8_lossy(&want));
+        assert_eq!(
+            String::from_utf8_lossy(&c.out),
+            String::from_utf8_lossy(&want)
+        );
         // No byte that starts a terminal sequence reaches the console.
-        assert!(!c.out.iter().any(|&b| b == 0x1b));
+        assert!(!c.out.contains(&0x1b));
         // The same when the bytes come one hcall at a time, across a shown line.
         let mut d = Console::new();
         for &b in b"\x1b[1A\xc2" {

@@ -54,10 +54,7 @@ fn vty_xive(index: usize) -> bool {
     let Some(p) = partitions().get(index) else {
         return true;
     };
-    match p
-        .xive
-        .try_with(|x| x.trigger(&mut GuestRam(p), VTY_LISN))
-    {
+    match p.xive.try_with(|x| x.trigger(&mut GuestRam(p), VTY_LISN)) {
         None => false,
         Some(kick) => {
             if let Some(k) = kick {
@@ -467,9 +464,7 @@ impl Partition {
         if !self.console {
             return Some(());
         }
-        if !self.within_share(bytes.len())?
-            && crate::console::queued() > CONSOLE_SHARE_LOW
-        {
+        if !self.within_share(bytes.len())? && crate::console::queued() > CONSOLE_SHARE_LOW {
             return None;
         }
         let mut line = self.console_line.try_lock()?;

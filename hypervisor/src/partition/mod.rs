@@ -7,8 +7,8 @@
 //! vCPU through its atomics (state, start request, prod) and a doorbell.
 pub mod demand;
 pub mod emulate;
-pub mod manifest;
 pub mod host_clock;
+pub mod manifest;
 pub mod snapshot;
 
 #[cfg(target_arch = "powerpc64")]

@@ -86,7 +86,7 @@ impl Snapshot {
                 exits: s1 / 2,
             };
             fence(Ordering::Acquire);
-            if s1 % 2 == 0 && self.seq.load(Ordering::Relaxed) == s1 {
+            if s1.is_multiple_of(2) && self.seq.load(Ordering::Relaxed) == s1 {
                 break;
             }
             core::hint::spin_loop();
@@ -230,7 +230,10 @@ mod tests {
         };
         let mut s = String::new();
         format_line(&mut s, "a", 0, State::Ceded, &hdsi, name).unwrap();
-        assert!(s.contains(" ceded ") && s.contains("addr=0x40000000"), "{s}");
+        assert!(
+            s.contains(" ceded ") && s.contains("addr=0x40000000"),
+            "{s}"
+        );
     }
 
     #[test]

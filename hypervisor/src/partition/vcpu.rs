@@ -551,8 +551,7 @@ fn run(p: &Partition, v: &Vcpu) {
             0xe40 => r.heir,
             _ => 0,
         };
-        v.snapshot
-            .publish(pc, msr, r.lr, vector, r.gpr[3], detail);
+        v.snapshot.publish(pc, msr, r.lr, vector, r.gpr[3], detail);
         match handle_exit(p, v, ctx, vector) {
             Next::Resume => {}
             Next::Leave => return,

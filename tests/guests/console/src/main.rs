@@ -105,7 +105,11 @@ mod guest {
         for cpu in 1..n {
             let stack = (&raw mut STACKS) as u32 + cpu * 16 * 1024 - 64;
             let r = rtas_call("start-cpu", &[cpu, secondary_entry(), stack], 1).unwrap_or([-99; 8]);
-            check("start-cpu", r[0] == 0, format_args!("vCPU {} status {}", cpu, r[0]));
+            check(
+                "start-cpu",
+                r[0] == 0,
+                format_args!("vCPU {} status {}", cpu, r[0]),
+            );
         }
         n
     }
@@ -168,7 +172,10 @@ mod guest {
         check(
             "console-latency",
             worst_us <= bound,
-            format_args!("worst H_PUT_TERM_CHAR took {} us, bound {} us", worst_us, bound),
+            format_args!(
+                "worst H_PUT_TERM_CHAR took {} us, bound {} us",
+                worst_us, bound
+            ),
         );
         // Something the hypervisor warns about (its budget is this partition's).
         let rc = hcall(UNIMPLEMENTED, &[]).0;
