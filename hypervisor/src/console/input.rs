@@ -249,9 +249,9 @@ impl Deferred {
     }
 
     /// Tries `attempt(index)` (which must not wait; false: busy); remembers
-    /// `index` when it did not go through.
+    /// `index` when it did not go through (only indices below 64 can be).
     pub fn run(&self, index: usize, attempt: &mut dyn FnMut(usize) -> bool) {
-        if index < 64 && !attempt(index) {
+        if !attempt(index) && index < 64 {
             self.bits
                 .fetch_or(1 << index, core::sync::atomic::Ordering::AcqRel);
         }

@@ -70,6 +70,8 @@ pub struct VtyLine {
     /// The partition's previous byte (as sent), for [`render`]: whether a byte
     /// 0x80-0x9f continues a UTF-8 character.
     prev: u8,
+    /// Bytes the partition sent so far (counted by the caller, [`Self::count`]).
+    sent: u64,
 }
 
 impl VtyLine {
@@ -77,7 +79,19 @@ impl VtyLine {
         VtyLine {
             buf: heapless::Vec::new(),
             prev: 0,
+            sent: 0,
         }
+    }
+
+    /// Counts `n` more bytes sent by the partition (for its statistics; kept
+    /// here because every writer holds this line's lock anyway).
+    pub fn count(&mut self, n: usize) {
+        self.sent = self.sent.wrapping_add(n as u64);
+    }
+
+    /// Bytes counted by [`Self::count`].
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Whether some text waits to be shown.
