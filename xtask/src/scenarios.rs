@@ -206,15 +206,20 @@ pub const SWITCH_INPUT: &[Input] = &[
     },
 ];
 
-/// Typing a command, then Ctrl-A x: the hypervisor stops the partition and
-/// powers the machine off (exit status 0).
+/// Typing a command, Ctrl-A d (the vCPU dump), then Ctrl-A x: the hypervisor
+/// stops the partition and powers the machine off (exit status 0).
 pub const QUIT_INPUT: &[Input] = &[
     Input {
         after: linux::ECHO_MARKER,
         send: "echo typed-$((6*7))\n",
     },
+    // Ctrl-A d first: the dump of Linux's vCPU (docs/debugging.md).
     Input {
         after: ECHO_OUTPUT,
+        send: "\x01d",
+    },
+    Input {
+        after: "PAPRIKA dump: linux vCPU 0 ",
         send: "\x01x",
     },
 ];
@@ -801,7 +806,13 @@ pub const SCENARIOS: &[Scenario] = &[
         LINUX_1CPU,
     )
     .typing(LinuxMode::Echo, QUIT_INPUT)
-    .expecting(&["PAPRIKA console: Ctrl-A x: stopping every partition"]),
+    .expecting(&[
+        "PAPRIKA console: Ctrl-A x: stopping every partition",
+        "PAPRIKA console: Ctrl-A d: vCPU dump",
+        // Linux's vCPU, in its kernel (translated, little-endian).
+        "PAPRIKA dump: linux vCPU 0 ",
+        " pc=0xc000",
+    ]),
 ];
 
 /// Checks the `grep -w hvc_console /proc/interrupts` output typed after the
