@@ -415,6 +415,8 @@ mod machine {
         let Some(con) = v.as_mut() else {
             drop(v);
             opal::console_write(0, bytes);
+            #[cfg(feature = "test-hooks")]
+            slow_uart(bytes.len());
             return;
         };
         // One chunk needs one buffer, so this waits for one to come back at most.
@@ -435,6 +437,21 @@ mod machine {
         crate::warn!(
             "virtio console stopped taking output ({state:?}); console output back on OPAL"
         );
+    }
+
+    /// A `test-hooks` build's OPAL console drains like a real BMC UART at
+    /// 115200 baud (11520 bytes a second; the emulated one is much faster), so
+    /// the scenarios see what a slow console does to everyone else
+    /// (lpar-console-p9).
+    #[cfg(feature = "test-hooks")]
+    fn slow_uart(bytes: usize) {
+        let until = instr::mftb().wrapping_add(crate::arch::ppc64::timer::us_to_ticks(
+            bytes as u64 * 1_000_000 / 11_520,
+        ));
+        while instr::mftb() < until {
+            opal::heartbeat();
+            core::hint::spin_loop();
+        }
     }
 
     /// Waits (two seconds at most without progress) until the virtio console has
