@@ -480,7 +480,11 @@ mod machine {
     /// per line nor costs a device notify per line. Other threads just drain.
     pub fn serve() {
         if !is_drainer() {
-            drain();
+            // Only when nobody else is the drainer: an idle thread about to run
+            // its vCPU must not spend seconds feeding a slow console.
+            if drainer().is_none() {
+                drain();
+            }
             return;
         }
         let us = crate::arch::ppc64::timer::ticks_per_us();
@@ -524,14 +528,19 @@ mod machine {
     /// Copies everything queued to the sink, unless another thread is at it
     /// (which then also takes what this thread queued: it looks at the ring
     /// again after letting go of `DRAIN`).
+    ///
+    /// At most what was queued when it started, plus one chunk: producers that
+    /// keep up with the sink cannot keep a thread draining for ever (whatever
+    /// they add later is theirs to get moving, `settle`, or the drainer's).
     pub fn drain() {
+        let mut budget = QUEUED.load(Ordering::Relaxed) + CHUNK;
         loop {
             let Some(mut guard) = DRAIN.try_lock() else {
                 return;
             };
             DRAIN_OWNER.store(my_id(), Ordering::Relaxed);
             let chunk = &mut *guard;
-            loop {
+            while budget > 0 {
                 let n = match RING.lock().as_mut() {
                     Some(r) => {
                         let n = r.pop(chunk);
@@ -543,12 +552,13 @@ mod machine {
                 if n == 0 {
                     break;
                 }
+                budget = budget.saturating_sub(n);
                 sink_write(&chunk[..n]);
             }
             DRAIN_OWNER.store(0, Ordering::Relaxed);
             drop(guard);
             fence(Ordering::SeqCst);
-            if QUEUED.load(Ordering::Relaxed) == 0 {
+            if budget == 0 || QUEUED.load(Ordering::Relaxed) == 0 {
                 return;
             }
         }
