@@ -122,6 +122,49 @@ impl ByteRing {
     }
 }
 
+/// A partition's share of the console's output (a token bucket): `burst`
+/// bytes at once, `rate` bytes a second after that. A partition within its
+/// share may fill the ring up to the high-water mark; one beyond it waits (its
+/// own vCPU, holding no lock) until the ring is down to a low mark, so a
+/// flooding guest gets the console's bandwidth that others leave, not more,
+/// and never delays anyone else's output (audit finding 4; docs/console.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Share {
+    /// Bytes of credit, times `hz` (so refills need no division per tick).
+    credit: u64,
+    /// Time (caller's unit, `hz` per second) of the last refill.
+    last: u64,
+}
+
+impl Share {
+    pub const fn new() -> Self {
+        Share { credit: 0, last: 0 }
+    }
+
+    /// Takes `n` bytes of credit at `now` (`hz` ticks a second), refilled at
+    /// `rate` bytes a second up to `burst`. False, leaving the credit at 0,
+    /// when there was not enough: the caller is beyond its share.
+    pub fn take(&mut self, now: u64, n: usize, hz: u64, rate: u64, burst: u64) -> bool {
+        let cap = burst.saturating_mul(hz);
+        if self.last == 0 {
+            // First use: a full bucket.
+            self.credit = cap;
+        } else {
+            let elapsed = now.saturating_sub(self.last).min(cap / rate.max(1));
+            self.credit = self.credit.saturating_add(elapsed * rate).min(cap);
+        }
+        self.last = now.max(1);
+        let want = (n as u64).saturating_mul(hz);
+        if self.credit >= want {
+            self.credit -= want;
+            true
+        } else {
+            self.credit = 0;
+            false
+        }
+    }
+}
+
 #[cfg(target_arch = "powerpc64")]
 mod machine {
     use super::ByteRing;
@@ -192,56 +235,95 @@ mod machine {
         }
     }
 
-    /// Queues bytes for the console.
-    pub fn write(mut bytes: &[u8]) {
-        loop {
-            let queued = {
-                let mut r = RING.lock();
-                let Some(ring) = r.as_mut() else {
-                    drop(r);
-                    opal::console_write(0, bytes);
-                    return;
-                };
-                let n = ring.push(bytes);
-                QUEUED.store(ring.len(), Ordering::Relaxed);
-                n
-            };
-            bytes = &bytes[queued..];
-            let me = percpu::current().map(|p| p.pir);
-            match drainer() {
-                Some(d) if Some(d) != me => {
-                    if queued > 0 {
-                        wake(d);
-                    }
-                    if bytes.is_empty() {
-                        throttle();
-                        return;
-                    }
-                    // Ring full: help drain.
-                    drain();
-                }
-                _ => {
-                    drain();
-                    if bytes.is_empty() {
-                        return;
-                    }
-                }
-            }
+    /// Bytes lost because the ring was full (it holds megabytes: only a sink
+    /// that stopped taking output fills it).
+    static LOST: AtomicUsize = AtomicUsize::new(0);
+
+    /// Queues bytes for the console. Never waits: this runs under the log's
+    /// line lock (`log`), which every partition's console output and every log
+    /// line takes, so waiting here for the (slow) sink would stall them all
+    /// (audit finding 4). What does not fit in the ring is dropped and
+    /// counted; [`settle`], called once the lock is released, wakes the
+    /// drainer or drains, and keeps producers from running far ahead.
+    pub fn write(bytes: &[u8]) {
+        let mut r = RING.lock();
+        let Some(ring) = r.as_mut() else {
+            drop(r);
+            // Before the heap: straight to OPAL (one thread runs).
+            opal::console_write(0, bytes);
+            return;
+        };
+        let n = ring.push(bytes);
+        QUEUED.store(ring.len(), Ordering::Relaxed);
+        drop(r);
+        if n < bytes.len() {
+            LOST.fetch_add(bytes.len() - n, Ordering::Relaxed);
         }
     }
 
-    /// Waits (helping to drain) while more than `HIGH_WATER` bytes are queued, so a
-    /// producer faster than the console cannot run seconds ahead of it: what is
-    /// queued must still come out when the machine powers off. Gives up when
-    /// nothing moved for two seconds, as `flush` does.
-    fn throttle() {
+    /// After [`write`]s, with no lock held: wakes the drainer (or drains, when
+    /// there is none or this is it), then waits, helping to drain, while more
+    /// than `HIGH_WATER` bytes are queued, so a producer faster than the
+    /// console cannot run seconds ahead of it (what is queued must still come
+    /// out when the machine powers off). Gives up when nothing moved for two
+    /// seconds, as `flush` does.
+    pub fn settle() {
+        kick();
+        // A log line from the drain itself (a failing sink) must not wait for it.
+        if DRAIN_OWNER.load(Ordering::Relaxed) == my_id() {
+            return;
+        }
+        wait_below(HIGH_WATER, &|| true);
+    }
+
+    /// PIR + 1 of the thread holding `DRAIN` (0: none).
+    static DRAIN_OWNER: AtomicU64 = AtomicU64::new(0);
+
+    fn my_id() -> u64 {
+        percpu::current().map_or(u64::MAX, |p| u64::from(p.pir) + 1)
+    }
+
+    /// Gets what is queued moving: the drainer's doorbell, or a drain on this
+    /// thread when there is no other drainer.
+    fn kick() {
+        if QUEUED.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let me = percpu::current().map(|p| p.pir);
+        match drainer() {
+            Some(d) if Some(d) != me => wake(d),
+            _ => drain(),
+        }
+    }
+
+    /// Bytes queued now.
+    pub fn queued() -> usize {
+        QUEUED.load(Ordering::Relaxed)
+    }
+
+    /// Waits, helping to drain, until at most `limit` bytes are queued, while
+    /// `go_on` holds. False when it gave up: the sink made no progress for two
+    /// seconds, or `go_on` turned false.
+    pub fn wait_below(limit: usize, go_on: &dyn Fn() -> bool) -> bool {
+        let mut ok = true;
         until_done_or_stalled(|| {
-            let left = RING.lock().as_ref().map(|r| r.len()).unwrap_or(0);
-            (left > HIGH_WATER).then(|| {
-                drain();
-                left
-            })
+            let left = QUEUED.load(Ordering::Relaxed);
+            if left <= limit {
+                return None;
+            }
+            if !go_on() {
+                ok = false;
+                return None;
+            }
+            kick();
+            Some(left)
         });
+        ok && QUEUED.load(Ordering::Relaxed) <= limit
+    }
+
+    /// Bytes dropped because the ring was full, since boot.
+    pub fn lost() -> usize {
+        LOST.load(Ordering::Relaxed)
     }
 
     /// Calls `step` until it returns `None` (done), keeping OPAL's heartbeat;
@@ -333,6 +415,8 @@ mod machine {
         let Some(con) = v.as_mut() else {
             drop(v);
             opal::console_write(0, bytes);
+            #[cfg(feature = "test-hooks")]
+            slow_uart(bytes.len());
             return;
         };
         // One chunk needs one buffer, so this waits for one to come back at most.
@@ -353,6 +437,21 @@ mod machine {
         crate::warn!(
             "virtio console stopped taking output ({state:?}); console output back on OPAL"
         );
+    }
+
+    /// A `test-hooks` build's OPAL console drains like a real BMC UART at
+    /// 115200 baud (11520 bytes a second; the emulated one is much faster), so
+    /// the scenarios see what a slow console does to everyone else
+    /// (lpar-console-p9).
+    #[cfg(feature = "test-hooks")]
+    fn slow_uart(bytes: usize) {
+        let until = instr::mftb().wrapping_add(crate::arch::ppc64::timer::us_to_ticks(
+            bytes as u64 * 1_000_000 / 11_520,
+        ));
+        while instr::mftb() < until {
+            opal::heartbeat();
+            core::hint::spin_loop();
+        }
     }
 
     /// Waits (two seconds at most without progress) until the virtio console has
@@ -381,7 +480,11 @@ mod machine {
     /// per line nor costs a device notify per line. Other threads just drain.
     pub fn serve() {
         if !is_drainer() {
-            drain();
+            // Only when nobody else is the drainer: an idle thread about to run
+            // its vCPU must not spend seconds feeding a slow console.
+            if drainer().is_none() {
+                drain();
+            }
             return;
         }
         let us = crate::arch::ppc64::timer::ticks_per_us();
@@ -422,25 +525,42 @@ mod machine {
         drain();
     }
 
-    /// Copies everything queued to the sink.
+    /// Copies everything queued to the sink, unless another thread is at it
+    /// (which then also takes what this thread queued: it looks at the ring
+    /// again after letting go of `DRAIN`).
+    ///
+    /// At most what was queued when it started, plus one chunk: producers that
+    /// keep up with the sink cannot keep a thread draining for ever (whatever
+    /// they add later is theirs to get moving, `settle`, or the drainer's).
     pub fn drain() {
-        let Some(mut chunk) = DRAIN.try_lock() else {
-            return;
-        };
-        let chunk = &mut *chunk;
+        let mut budget = QUEUED.load(Ordering::Relaxed) + CHUNK;
         loop {
-            let n = match RING.lock().as_mut() {
-                Some(r) => {
-                    let n = r.pop(chunk);
-                    QUEUED.store(r.len(), Ordering::Relaxed);
-                    n
-                }
-                None => 0,
+            let Some(mut guard) = DRAIN.try_lock() else {
+                return;
             };
-            if n == 0 {
+            DRAIN_OWNER.store(my_id(), Ordering::Relaxed);
+            let chunk = &mut *guard;
+            while budget > 0 {
+                let n = match RING.lock().as_mut() {
+                    Some(r) => {
+                        let n = r.pop(chunk);
+                        QUEUED.store(r.len(), Ordering::Relaxed);
+                        n
+                    }
+                    None => 0,
+                };
+                if n == 0 {
+                    break;
+                }
+                budget = budget.saturating_sub(n);
+                sink_write(&chunk[..n]);
+            }
+            DRAIN_OWNER.store(0, Ordering::Relaxed);
+            drop(guard);
+            fence(Ordering::SeqCst);
+            if budget == 0 || QUEUED.load(Ordering::Relaxed) == 0 {
                 return;
             }
-            sink_write(&chunk[..n]);
         }
     }
 
@@ -486,6 +606,31 @@ mod tests {
             let mut dst = alloc::vec![0u8; n];
             copy(&mut dst, &src);
             assert_eq!(dst, src, "length {n}");
+        }
+    }
+
+    #[test]
+    fn share_gives_a_burst_then_its_rate() {
+        // 1000 ticks a second, 100 bytes a second, 300 at once.
+        let (hz, rate, burst) = (1000, 100, 300);
+        let mut s = Share::new();
+        assert!(s.take(1, 200, hz, rate, burst));
+        assert!(s.take(1, 100, hz, rate, burst));
+        // The burst is spent: beyond the share, and the credit is gone.
+        assert!(!s.take(1, 1, hz, rate, burst));
+        // 100 ms later: 10 bytes of credit.
+        assert!(!s.take(101, 11, hz, rate, burst));
+        assert!(s.take(201, 10, hz, rate, burst));
+        // A long pause refills no more than the burst.
+        assert!(!s.take(1_000_000, 301, hz, rate, burst));
+        assert!(s.take(2_000_000, 300, hz, rate, burst));
+        // A steady sender at its rate stays within it.
+        let mut s = Share::new();
+        let mut now = 10;
+        assert!(s.take(now, 300, hz, rate, burst));
+        for _ in 0..100 {
+            now += 100;
+            assert!(s.take(now, 10, hz, rate, burst));
         }
     }
 

@@ -86,6 +86,7 @@ static LOG_BACKEND: log::Backend = log::Backend {
         crate::console::flush();
         opal::console_write(0, b)
     },
+    settle: crate::console::settle,
     now_us: timer::uptime_us,
     context: || {
         let cpu = percpu::cpu_index();

@@ -10,6 +10,11 @@
 //! ([`with_console`], `console::lines`): a log line first ends a partition's
 //! unfinished line that is open on the console.
 //!
+//! Nothing waits for the console under the line lock: the backend's `write`
+//! only queues, and `settle` (which may wait for a slow console) runs after the
+//! lock is released, so one partition's output cannot hold up another's or the
+//! hypervisor's log (audit finding 4).
+//!
 //! Locking: one lock serialises whole lines; `console::lines::STATE` is taken
 //! under it (the hcall fast path also takes it alone, briefly, to queue one
 //! complete vty line when no line is open, which cannot split a log line: each
@@ -18,7 +23,7 @@
 //! a fault on another CPU waits a bounded time and then prints anyway.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::console;
 
@@ -71,6 +76,10 @@ pub struct Backend {
     pub write: fn(&[u8]),
     /// Write bytes to the console at once, after whatever is queued (fault path).
     pub write_direct: fn(&[u8]),
+    /// Called after `write`s once the line lock is released: may wait for the
+    /// console (`write` itself must never wait, the lock being shared by every
+    /// partition's console output; audit finding 4).
+    pub settle: fn(),
     /// Microseconds since boot.
     pub now_us: fn() -> u64,
     /// The current context.
@@ -150,16 +159,39 @@ impl Default for LineBuf {
     }
 }
 
-impl Write for LineBuf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+impl LineBuf {
+    fn push_raw(&mut self, s: &[u8]) {
         // Keep room for the newline / truncation marker.
         let room = LINE_MAX - 4 - self.len.min(LINE_MAX - 4);
         let n = s.len().min(room);
         if n < s.len() {
             self.truncated = true;
         }
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
         self.len += n;
+    }
+}
+
+/// A log line is one line whatever its arguments hold (a guest's text, say):
+/// control characters are written inert, C0 and DEL in caret notation (`^J`,
+/// `^[`), C1 (U+0080-U+009F) as `\u{9b}`, so nothing can end the line early,
+/// start a forged one or reach the terminal as a command (`console::lines`
+/// does the same for partitions' console text).
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(at) = rest.find(|c: char| c.is_control() && c != '\t') {
+            self.push_raw(&rest.as_bytes()[..at]);
+            let c = rest[at..].chars().next().unwrap_or(' ');
+            let code = c as u32;
+            if code < 0x20 || code == 0x7f {
+                self.push_raw(&[b'^', (code as u8) ^ 0x40]);
+            } else {
+                let _ = write!(self, "\\u{{{code:x}}}");
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.push_raw(rest.as_bytes());
         Ok(())
     }
 }
@@ -255,7 +287,7 @@ fn emit(level: Level, args: fmt::Arguments, force: bool) {
     let ctx = (b.context)();
     let mut line = LineBuf::new();
     format_line(&mut line, level, (b.now_us)(), ctx, args);
-    let _guard = lock(ctx.cpu, force);
+    let guard = lock(ctx.cpu, force);
     let write = if force { b.write_direct } else { b.write };
     // A partition's unfinished line may be open on the console: end it first.
     // The fault path may hold the line lock without owning it, so it does not
@@ -269,6 +301,10 @@ fn emit(level: Level, args: fmt::Arguments, force: bool) {
         state.interrupt(&mut |bytes| write(bytes));
     }
     write(line.as_bytes());
+    drop(guard);
+    if !force {
+        (b.settle)();
+    }
 }
 
 /// Runs `f` under the line lock with the console's line state
@@ -279,9 +315,79 @@ pub fn with_console<R>(
 ) -> Option<R> {
     let b = backend()?;
     let ctx = (b.context)();
-    let _guard = lock(ctx.cpu, false);
-    let mut state = console::lines::STATE.lock();
-    Some(f(&mut state, &mut |bytes| (b.write)(bytes)))
+    let r = {
+        let _guard = lock(ctx.cpu, false);
+        let mut state = console::lines::STATE.lock();
+        f(&mut state, &mut |bytes| (b.write)(bytes))
+    };
+    (b.settle)();
+    Some(r)
+}
+
+/// A warning budget (e.g. one per partition, so one misbehaving guest cannot
+/// silence the warnings about another): at most `burst` lines per `period`
+/// (any time unit, the caller's `now`), refilled whole once a period has passed
+/// since the last refill. Lock-free; races only blur the count by a line or two.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicU32,
+    /// Start of the current period, in the caller's unit.
+    since: AtomicU64,
+    /// Lines refused since the last refill.
+    suppressed: AtomicU32,
+}
+
+/// What [`Budget::allow`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allow {
+    /// Log the line.
+    Yes,
+    /// Log the line, after saying that `n` lines were suppressed in the
+    /// previous period.
+    AfterSuppressed(u32),
+    /// Over budget: drop it.
+    No,
+}
+
+impl Budget {
+    pub const fn new() -> Self {
+        Budget {
+            used: AtomicU32::new(0),
+            since: AtomicU64::new(0),
+            suppressed: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether one more line may be logged at `now`.
+    pub fn allow(&self, now: u64, burst: u32, period: u64) -> Allow {
+        let since = self.since.load(Ordering::Relaxed);
+        let mut dropped = 0;
+        if now.wrapping_sub(since) >= period
+            && self
+                .since
+                .compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Relaxed);
+            dropped = self.suppressed.swap(0, Ordering::Relaxed);
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < burst {
+            if dropped > 0 {
+                Allow::AfterSuppressed(dropped)
+            } else {
+                Allow::Yes
+            }
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            Allow::No
+        }
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[macro_export]
@@ -353,6 +459,51 @@ mod tests {
         );
         assert!(s.len() <= LINE_MAX);
         assert!(s.ends_with("...\n"));
+    }
+
+    #[test]
+    fn arguments_cannot_break_or_forge_lines() {
+        let msg = "x\nPAPRIKA partitions: 2 passed, 0 failed\r\x1b[2K\u{9b}\x7f\tok";
+        let s = line(
+            Level::Info,
+            0,
+            Context { cpu: 1, lpid: None },
+            format_args!("PAPRIKA lpar a: stopped (os-term: {msg})"),
+        );
+        assert_eq!(
+            s,
+            "[    0.000000] cpu 1/hv INFO  PAPRIKA lpar a: stopped (os-term: \
+             x^JPAPRIKA partitions: 2 passed, 0 failed^M^[[2K\\u{9b}^?\tok)\n"
+        );
+        assert_eq!(s.matches('\n').count(), 1);
+        // Long escaped text is still cut with the marker.
+        let long = "\x1b".repeat(1000);
+        let s = line(
+            Level::Info,
+            0,
+            Context { cpu: 1, lpid: None },
+            format_args!("{long}"),
+        );
+        assert!(s.len() <= LINE_MAX && s.ends_with("...\n"), "{s}");
+    }
+
+    #[test]
+    fn budgets_refill_per_period_and_count_what_they_drop() {
+        let a = Budget::new();
+        let b = Budget::new();
+        // 40 lines from one owner: 32 pass, the rest are counted.
+        let passed = (0..40)
+            .filter(|&i| a.allow(i, 32, 10_000) != Allow::No)
+            .count();
+        assert_eq!(passed, 32);
+        // Another owner's budget is untouched.
+        assert_eq!(b.allow(50, 32, 10_000), Allow::Yes);
+        // Still the same period: nothing.
+        assert_eq!(a.allow(9_999, 32, 10_000), Allow::No);
+        // A period later the budget is back, and the first line says how many
+        // were dropped (8 + the one just above).
+        assert_eq!(a.allow(10_000, 32, 10_000), Allow::AfterSuppressed(9));
+        assert_eq!(a.allow(10_001, 32, 10_000), Allow::Yes);
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct Scenario {
     /// Partitions that must stop before another one, as (first, second): their
     /// runs overlapped (the second partition watched the first one's whole run).
     pub stops_before: &'static [(&'static str, &'static str)],
+    /// Partitions of the manifest that must fail (os-term, a fault): the
+    /// summary must count exactly these as failed ([`Scenario::failing`]).
+    pub failing: &'static [&'static str],
 }
 
 /// A partition of a Linux scenario.
@@ -206,15 +209,20 @@ pub const SWITCH_INPUT: &[Input] = &[
     },
 ];
 
-/// Typing a command, then Ctrl-A x: the hypervisor stops the partition and
-/// powers the machine off (exit status 0).
+/// Typing a command, Ctrl-A d (the vCPU dump), then Ctrl-A x: the hypervisor
+/// stops the partition and powers the machine off (exit status 0).
 pub const QUIT_INPUT: &[Input] = &[
     Input {
         after: linux::ECHO_MARKER,
         send: "echo typed-$((6*7))\n",
     },
+    // Ctrl-A d first: the dump of Linux's vCPU (docs/debugging.md).
     Input {
         after: ECHO_OUTPUT,
+        send: "\x01d",
+    },
+    Input {
+        after: "PAPRIKA dump: linux vCPU 0 ",
         send: "\x01x",
     },
 ];
@@ -320,6 +328,7 @@ const fn boot(
         input: &[],
         virtio_console: false,
         stops_before: &[],
+        failing: &[],
     }
 }
 
@@ -409,6 +418,29 @@ impl Scenario {
     /// Partition `first` must stop before `second` ([`Scenario::stops_before`]).
     pub const fn stopping_before(mut self, order: &'static [(&'static str, &'static str)]) -> Self {
         self.stops_before = order;
+        self
+    }
+
+    /// Partitions `names` must fail (the summary counts them as failed), so
+    /// the machine powers off with a failure (QEMU exits non-zero); `expected`
+    /// must show on the console and `forbidden` must not, besides the
+    /// hypervisor's fault report, a panic and `GUEST-FAIL`.
+    pub const fn failing(
+        mut self,
+        names: &'static [&'static str],
+        expected: &'static [&'static str],
+        forbidden: &'static [&'static str],
+    ) -> Self {
+        self.failing = names;
+        self.expect_success = false;
+        self.expected = expected;
+        self.forbidden = forbidden;
+        self
+    }
+
+    /// Types `input` on the console (each after its marker showed).
+    pub const fn typing_keys(mut self, input: &'static [Input]) -> Self {
+        self.input = input;
         self
     }
 
@@ -508,6 +540,46 @@ const HOSTILE_EXPECT: &[&str] = &[
     "lpar neighbour: data access outside partition memory",
 ];
 
+/// What lpar-console-p9 must show: the injected sequences inert behind the
+/// hostile prefix, the os-term message quoted on its one line, the hostile
+/// partition throttled, the neighbour's warning, the power-off failure (the
+/// hostile partition fails on purpose).
+const CONSOLE_ABUSE_EXPECTED: &[&str] = &[
+    "[hostile] ^[[1A^[[2K[neighbour] GUEST-DONE passed=9 failed=0",
+    "[hostile] ^[[6n^[]0;title^G",
+    "PAPRIKA lpar hostile: stopped (os-term: \"x\\nPAPRIKA partitions: 2 passed, 0 failed\")",
+    "[neighbour] GUEST-PASS console-latency",
+    "lpar neighbour: hcall not offered (H_FUNCTION) at 0x7fc",
+    "PAPRIKA lpar-console: hostile bytes=",
+    POWER_OFF_FAIL,
+];
+/// An ESC byte anywhere means a guest reached the terminal.
+const CONSOLE_ABUSE_FORBIDDEN: &[&str] = &["PAPRIKA FAULT", "panicked", GUEST_FAIL, "\x1b"];
+
+/// Ctrl-A d once the partition waits for it.
+const DUMP_INPUT: &[Input] = &[Input {
+    after: "[dump] GUEST-WAIT dump",
+    send: "\x01d",
+}];
+/// Each vCPU's line of the dump (docs/debugging.md).
+const DUMP_EXPECTED: &[&str] = &[
+    "PAPRIKA console: Ctrl-A d: vCPU dump",
+    "PAPRIKA dump: dump vCPU 0 running pc=0x",
+    "PAPRIKA dump: dump vCPU 1 running pc=0x",
+    " msr=0x8000000000001003 (SF|RI|LE) lr=0x",
+    " last-exit=0x",
+];
+
+const HOOKS_EXPECTED: &[&str] = &[
+    "[rtc-neighbour] GUEST-PASS rtc-latency",
+    "PAPRIKA lpar rtc-neighbour: stopped (fault: test hook",
+    "PAPRIKA dump: rtc-neighbour vCPU 0 stopped pc=0x",
+    "PAPRIKA dump: rtc-neighbour vCPU 1 ",
+    " last-exit=0xc00 (System Call) hcall=0xf3fc",
+    POWER_OFF_FAIL,
+];
+const HOOKS_FORBIDDEN: &[&str] = &["PAPRIKA FAULT", "panicked", GUEST_FAIL];
+
 pub const SCENARIOS: &[Scenario] = &[
     boot("boot-p9-1t", Machine::Powernv9, "1G", "1", 1, 1),
     boot("boot-p9-4t", Machine::Powernv9, "2G", "4", 4, 1),
@@ -554,6 +626,7 @@ pub const SCENARIOS: &[Scenario] = &[
         input: &[],
         virtio_console: false,
         stops_before: &[],
+        failing: &[],
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -775,6 +848,45 @@ pub const SCENARIOS: &[Scenario] = &[
         1,
     )
     .expecting(&["PAPRIKA lpar hostile-pmu: rebooting (boot 2)"]),
+    // Console and log abuse (audit findings 4-6, tests/manifests/console.toml):
+    // the hostile partition's escape sequences show inert, its forged lines
+    // fool neither the log nor these checks, it is throttled while its
+    // neighbour's H_PUT_TERM_CHAR stays fast, and the neighbour's warning is
+    // logged although the hostile one used up its own. A test-hooks build,
+    // whose OPAL console drains at 115200 baud as a real BMC UART does (the
+    // emulated one is much faster).
+    Scenario {
+        features: &["test-hooks"],
+        ..lpars(
+            "lpar-console-p9",
+            Machine::Powernv9,
+            "console",
+            "1G",
+            "4",
+            4,
+            1,
+        )
+        .failing(
+            &["hostile"],
+            CONSOLE_ABUSE_EXPECTED,
+            CONSOLE_ABUSE_FORBIDDEN,
+        )
+    },
+    // Ctrl-A d dumps each vCPU of each partition (tests/manifests/dump.toml).
+    lpars("lpar-dump-p9", Machine::Powernv9, "dump", "1G", "3", 3, 1)
+        .typing_keys(DUMP_INPUT)
+        .expecting(DUMP_EXPECTED),
+    // A test-hooks build: the RTC fails (OPAL busy) under a partition looping
+    // get-time-of-day while its neighbour times one call; then the neighbour
+    // stops with a fault, whose report dumps its vCPUs (tests/manifests/hooks.toml).
+    Scenario {
+        features: &["test-hooks"],
+        ..lpars("lpar-hooks-p9", Machine::Powernv9, "hooks", "1G", "4", 4, 1).failing(
+            &["rtc-neighbour"],
+            HOOKS_EXPECTED,
+            HOOKS_FORBIDDEN,
+        )
+    },
     // Stock Linux (skipped when `cargo xtask linux fetch` cannot fetch it). The
     // 4-vCPU boots take longest: they go first.
     linux_typed("linux-p9-4cpu", Machine::Powernv9, "1G", "4", 4, LINUX_4CPU),
@@ -868,7 +980,13 @@ pub const SCENARIOS: &[Scenario] = &[
         LINUX_1CPU,
     )
     .typing(LinuxMode::Echo, QUIT_INPUT)
-    .expecting(&["PAPRIKA console: Ctrl-A x: stopping every partition"]),
+    .expecting(&[
+        "PAPRIKA console: Ctrl-A x: stopping every partition",
+        "PAPRIKA console: Ctrl-A d: vCPU dump",
+        // Linux's vCPU, in its kernel (translated, little-endian).
+        "PAPRIKA dump: linux vCPU 0 ",
+        " pc=0xc000",
+    ]),
 ];
 
 /// Checks the `grep -w hvc_console /proc/interrupts` output typed after the
@@ -917,9 +1035,41 @@ fn marker_field(log: &str, marker: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The first console line containing `marker`.
+/// The message of a hypervisor log line (`[    1.234567] cpu 3/lpar1 INFO  <message>`):
+/// what follows the timestamp, the `cpu` field and the level, each optional as
+/// long as what is there has that form; `None` for any other line (a partition's
+/// `[<name>] ...` line, whose name cannot hold the timestamp's `.` or space).
+pub fn log_message(line: &str) -> Option<&str> {
+    let mut rest = line.trim_end_matches(['\r', '\n']);
+    if let Some(r) = rest.strip_prefix('[') {
+        let (stamp, after) = r.split_once(']')?;
+        let (secs, frac) = stamp.trim_start().split_once('.')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(secs) || !digits(frac) {
+            return None;
+        }
+        rest = after.strip_prefix(' ')?;
+    }
+    if let Some(r) = rest.strip_prefix("cpu ") {
+        let (_, after) = r.split_once(' ')?;
+        rest = after;
+    }
+    for level in ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"] {
+        if let Some(r) = rest.strip_prefix(level) {
+            if r.starts_with(' ') {
+                return Some(r.trim_start_matches(' '));
+            }
+        }
+    }
+    None
+}
+
+/// The last hypervisor log line whose message starts with `marker` (a guest
+/// cannot forge one: its text is behind its prefix, and a message quoting guest
+/// text never starts with it).
 fn find_line<'a>(log: &'a str, marker: &str) -> Option<&'a str> {
-    log.lines().find(|l| l.contains(marker))
+    log.lines()
+        .rfind(|l| log_message(l).is_some_and(|m| m.starts_with(marker)))
 }
 
 /// `A/B` right after `marker` (e.g. `PAPRIKA smp: 4/4 threads online`).
@@ -1042,16 +1192,24 @@ pub fn check_scenario_manifest(m: &Manifest, memory: u64, cpus: u32) -> Result<(
     Ok(())
 }
 
-/// Whether a console line shows `marker` in partition `name`'s output: after the
-/// `[<name>] ` prefix the hypervisor puts on the partition's console lines.
+/// Whether a console line shows `marker` in partition `name`'s output: right
+/// after the `[<name>] ` prefix the hypervisor puts at the start of the
+/// partition's console lines (anywhere else it could be another partition's
+/// text quoting it).
 fn partition_line_has(line: &str, name: &str, marker: &str) -> bool {
-    let prefix = format!("[{name}] ");
-    line.find(&prefix)
-        .is_some_and(|at| line[at + prefix.len()..].contains(marker))
+    line.strip_prefix(&format!("[{name}] "))
+        .is_some_and(|rest| rest.starts_with(marker))
 }
 
 /// The partition checks of a manifest scenario; returns every reason it failed.
+#[cfg(test)]
 pub fn check_partitions(m: &Manifest, log: &str) -> Vec<String> {
+    check_partitions_failing(m, log, &[])
+}
+
+/// [`check_partitions`] of a scenario whose partitions `failing` must fail:
+/// the summary must say so.
+pub fn check_partitions_failing(m: &Manifest, log: &str, failing: &[&str]) -> Vec<String> {
     let mut why = Vec::new();
     for p in &m.partitions {
         if let Some(marker) = &p.expect {
@@ -1063,11 +1221,12 @@ pub fn check_partitions(m: &Manifest, log: &str) -> Vec<String> {
             }
         }
         let stopped = format!("{LPAR}{}: stopped", p.name);
-        if !log.contains(&stopped) {
+        if find_line(log, &stopped).is_none() {
             why.push(format!("missing `{stopped} (...)`"));
         }
     }
-    check_all_passed(m.partitions.len(), log, &mut why);
+    let failed = failing.len();
+    check_summary(m.partitions.len() - failed, failed, log, &mut why);
     why
 }
 
@@ -1122,7 +1281,12 @@ pub fn guest_figures(log: &str) -> String {
 
 /// `PAPRIKA partitions: <n> passed, 0 failed`.
 fn check_all_passed(n: usize, log: &str, why: &mut Vec<String>) {
-    let want = format!("{PARTITIONS} {n} passed, 0 failed");
+    check_summary(n, 0, log, why)
+}
+
+/// `PAPRIKA partitions: <passed> passed, <failed> failed`, the last summary.
+fn check_summary(passed: usize, failed: usize, log: &str, why: &mut Vec<String>) {
+    let want = format!("{PARTITIONS} {passed} passed, {failed} failed");
     match find_line(log, PARTITIONS) {
         None => why.push(format!("missing `{want}`")),
         Some(line) if line.contains(&want) => {}
@@ -1281,7 +1445,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             }
         };
         let stopped = format!("{LPAR}{}: stopped (power-off)", p.name);
-        if !log.contains(&stopped) {
+        if find_line(log, &stopped).is_none() {
             why.push(format!("missing `{stopped}`"));
         }
         if boot.partitions.len() > 1 {
@@ -1584,7 +1748,10 @@ ERROR PAPRIKA power-off: failure
                     s.name
                 );
             } else {
-                assert!(s.input.is_empty(), "{}", s.name);
+                assert!(s.input.is_empty() || s.manifest.is_some(), "{}", s.name);
+            }
+            if s.manifest.is_some() {
+                assert_eq!(s.failing.is_empty(), s.expect_success, "{}", s.name);
             }
             // A manifest scenario's file exists, is valid and fits its machine.
             if let Some(path) = s.manifest_path() {
@@ -1645,7 +1812,10 @@ kernel = "@guest/guest-idle"
             vec!["partition hcall: missing `[hcall] ...GUEST-PASS hcall` on the console"]
         );
         let log = TWO_LPARS_LOG
-            .replace("PAPRIKA lpar quiet: stopped (power-off)\n", "")
+            .replace(
+                "[    0.600000] cpu 2/lpar2 INFO  PAPRIKA lpar quiet: stopped (power-off)\n",
+                "",
+            )
             .replace("2 passed, 0 failed", "1 passed, 1 failed");
         let why = check_partitions(&m, &log);
         assert_eq!(why.len(), 2, "{why:?}");
@@ -1671,6 +1841,66 @@ kernel = "@guest/guest-idle"
         let mut forever = m.clone();
         forever.machine.power_off_when_idle = false;
         assert!(check_scenario_manifest(&forever, 2 << 30, 4).is_err());
+    }
+
+    #[test]
+    fn log_messages_and_forged_lines() {
+        assert_eq!(
+            log_message("[    0.700000] cpu 0/hv INFO  PAPRIKA partitions: 2 passed\r"),
+            Some("PAPRIKA partitions: 2 passed")
+        );
+        assert_eq!(log_message("INFO PAPRIKA x"), Some("PAPRIKA x"));
+        assert_eq!(log_message("[    1.5] cpu 3 WARN  y"), Some("y"));
+        assert_eq!(log_message("[hcall] INFO  PAPRIKA x"), None);
+        assert_eq!(log_message("[    1.5] [hcall] INFO  PAPRIKA x"), None);
+        assert_eq!(log_message("[    0.03,5] OPAL"), None);
+        assert_eq!(log_message("PAPRIKA partitions: 2 passed"), None);
+
+        // The audit's forgeries (finding 5): a hostile partition prints the
+        // neighbour's marker behind its own prefix, and an os-term message that
+        // carries a summary line; the neighbour never finished.
+        let m = paprika::partition::manifest::parse(TWO_LPARS).unwrap();
+        let forged = TWO_LPARS_LOG
+            .replace("[hcall] GUEST-PASS hcall\n", "[quiet] [hcall] GUEST-PASS hcall\n")
+            .replace(
+                "[    0.500000] cpu 1/lpar1 INFO  PAPRIKA lpar hcall: stopped (power-off)\n",
+                "[quiet] PAPRIKA lpar hcall: stopped (power-off)\n",
+            )
+            .replace(
+                "PAPRIKA lpar quiet: stopped (power-off)",
+                "PAPRIKA lpar quiet: stopped (os-term: \"x^JPAPRIKA partitions: 2 passed, 0 failed\")",
+            )
+            .replace("2 passed, 0 failed\n[    0.800000]", "1 passed, 1 failed\n[    0.800000]");
+        let why = check_partitions(&m, &forged);
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(
+            why[0].contains("missing `[hcall] ...GUEST-PASS hcall`"),
+            "{why:?}"
+        );
+        assert!(why[1].contains("PAPRIKA lpar hcall: stopped"), "{why:?}");
+        assert!(why[2].contains("got: "), "{why:?}");
+        // The last summary line counts: an earlier (forged or stale) one does not.
+        let two = TWO_LPARS_LOG.replace(
+            "[    0.700000] cpu 0/hv INFO  PAPRIKA partitions: 2 passed, 0 failed\n",
+            "[    0.650000] cpu 0/hv INFO  PAPRIKA partitions: 2 passed, 0 failed\n\
+             [    0.700000] cpu 0/hv INFO  PAPRIKA partitions: 1 passed, 1 failed\n",
+        );
+        assert_eq!(check_partitions(&m, &two).len(), 1);
+        assert!(partition_line_has(
+            "[a] GUEST-DONE passed=1",
+            "a",
+            "GUEST-DONE"
+        ));
+        assert!(!partition_line_has(
+            "[b] [a] GUEST-DONE passed=1",
+            "a",
+            "GUEST-DONE"
+        ));
+        assert!(!partition_line_has(
+            "[a] x GUEST-DONE passed=1",
+            "a",
+            "GUEST-DONE"
+        ));
     }
 
     /// The console of a good 1-vCPU Linux run in test mode, cut down.

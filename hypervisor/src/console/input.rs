@@ -10,6 +10,7 @@
 //! | --- | --- |
 //! | Ctrl-A c (or n) | input goes to the next running partition with a console |
 //! | Ctrl-A x | stops every partition and powers the machine off (status 0) |
+//! | Ctrl-A d | dumps every partition's vCPUs: state, PC, MSR, LR, last exit |
 //! | Ctrl-A h (or ?) | prints this help |
 //! | Ctrl-A Ctrl-A | one literal Ctrl-A (0x01) for the target |
 //! | Ctrl-A other | ignored (both bytes dropped) |
@@ -53,6 +54,8 @@ pub enum Key {
     Quit,
     /// Ctrl-A h / ?: help.
     Help,
+    /// Ctrl-A d: dump the vCPUs.
+    Dump,
     /// Ctrl-A followed by a key that means nothing.
     Unknown(u8),
 }
@@ -79,6 +82,7 @@ impl Escape {
             b'c' | b'C' | b'n' | b'N' => Key::Next,
             b'x' | b'X' => Key::Quit,
             b'h' | b'H' | b'?' => Key::Help,
+            b'd' | b'D' => Key::Dump,
             other => Key::Unknown(other),
         })
     }
@@ -99,6 +103,7 @@ pub enum Event {
     },
     PowerOff,
     Help,
+    Dump,
     Unknown(u8),
 }
 
@@ -194,6 +199,7 @@ impl Router {
                 }
                 Some(Key::Quit) => event(Event::PowerOff),
                 Some(Key::Help) => event(Event::Help),
+                Some(Key::Dump) => event(Event::Dump),
                 Some(Key::Unknown(k)) => event(Event::Unknown(k)),
             }
         }
@@ -225,10 +231,57 @@ impl Router {
     }
 }
 
+/// Work for partitions (by index, below 64) that could not be done at once
+/// because it needs a lock of theirs that was busy, kept for a retry: console
+/// input routing runs on whichever thread polled (often a vCPU of another
+/// partition), which must not spin on the target partition's interrupt
+/// controller locks (audit finding 8). Lock-free.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    bits: core::sync::atomic::AtomicU64,
+}
+
+impl Deferred {
+    pub const fn new() -> Self {
+        Deferred {
+            bits: core::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Tries `attempt(index)` (which must not wait; false: busy); remembers
+    /// `index` when it did not go through (only indices below 64 can be).
+    pub fn run(&self, index: usize, attempt: &mut dyn FnMut(usize) -> bool) {
+        if !attempt(index) && index < 64 {
+            self.bits
+                .fetch_or(1 << index, core::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// Tries again everything remembered (cheap when nothing is).
+    pub fn retry(&self, attempt: &mut dyn FnMut(usize) -> bool) {
+        use core::sync::atomic::Ordering;
+        if self.bits.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut bits = self.bits.swap(0, Ordering::AcqRel);
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            self.run(i, attempt);
+        }
+    }
+
+    /// Whether work for `index` waits.
+    pub fn waiting(&self, index: usize) -> bool {
+        index < 64 && self.bits.load(core::sync::atomic::Ordering::Acquire) & (1 << index) != 0
+    }
+}
+
 /// The help text of Ctrl-A h, one line per entry.
 pub const HELP: &[&str] = &[
     "Ctrl-A c   input to the next partition (also Ctrl-A n)",
     "Ctrl-A x   stop every partition and power the machine off",
+    "Ctrl-A d   dump every vCPU: state, PC, MSR, LR, last exit",
     "Ctrl-A h   this help",
     "Ctrl-A Ctrl-A   send Ctrl-A to the partition",
 ];
@@ -476,6 +529,12 @@ mod machine {
                     }
                 }
                 Event::Unknown(_) => {}
+                Event::Dump => {
+                    info!("PAPRIKA console: Ctrl-A d: vCPU dump");
+                    for p in lpar::partitions() {
+                        crate::partition::vcpu::dump(p);
+                    }
+                }
                 Event::PowerOff => power_off(),
             }
         }
@@ -518,6 +577,7 @@ mod tests {
         assert_eq!(keys(b"\x01x"), vec![Key::Quit]);
         assert_eq!(keys(b"\x01X"), vec![Key::Quit]);
         assert_eq!(keys(b"\x01h\x01?"), vec![Key::Help, Key::Help]);
+        assert_eq!(keys(b"\x01d\x01D"), vec![Key::Dump, Key::Dump]);
         assert_eq!(keys(b"\x01\x01a"), vec![Key::Byte(1), Key::Byte(b'a')]);
         assert_eq!(keys(b"\x01zq"), vec![Key::Unknown(b'z'), Key::Byte(b'q')]);
         // A prefix split across reads waits for its key.
@@ -607,9 +667,48 @@ mod tests {
     fn commands_are_reported_in_order() {
         let mut r = Router::new(1, Some(0), 64);
         let mut ev = Vec::new();
-        r.feed(b"a\x01hb\x01qc\x01x", &|_| true, &mut |e| ev.push(e));
-        assert_eq!(ev, vec![Event::Help, Event::Unknown(b'q'), Event::PowerOff]);
+        r.feed(b"a\x01hb\x01qc\x01d\x01x", &|_| true, &mut |e| ev.push(e));
+        assert_eq!(
+            ev,
+            vec![
+                Event::Help,
+                Event::Unknown(b'q'),
+                Event::Dump,
+                Event::PowerOff
+            ]
+        );
         assert_eq!(read_all(&mut r, 0), b"abc");
+    }
+
+    #[test]
+    fn busy_targets_are_deferred_not_waited_for() {
+        let d = Deferred::new();
+        let mut busy = [false, true, false];
+        let mut done = vec![];
+        // Partition 1's lock is busy: nothing waits, it is remembered.
+        for i in 0..3 {
+            d.run(i, &mut |i| {
+                if busy[i] {
+                    return false;
+                }
+                done.push(i);
+                true
+            });
+        }
+        assert_eq!(done, vec![0, 2]);
+        assert!(d.waiting(1) && !d.waiting(0));
+        // Still busy: kept.
+        d.retry(&mut |i| !busy[i]);
+        assert!(d.waiting(1));
+        busy[1] = false;
+        d.retry(&mut |i| {
+            done.push(i);
+            !busy[i]
+        });
+        assert_eq!(done, vec![0, 2, 1]);
+        assert!(!d.waiting(1));
+        // Nothing waits: retry does nothing.
+        d.retry(&mut |_| panic!("nothing to retry"));
     }
 
     #[test]

@@ -15,6 +15,15 @@
 //! there, as if a newline had come. CR and NUL are dropped (the prefix would
 //! otherwise be overwritten on a terminal).
 //!
+//! Guests' text is made inert ([`render`]): a partition must not be able to move
+//! the operator's cursor (and so overwrite another partition's or the
+//! hypervisor's lines), query the terminal (whose reply would be typed into
+//! whichever partition takes input) or set its title or clipboard. Every C0
+//! control except TAB and newline, and DEL, is shown in caret notation (`ESC` as
+//! `^[`, backspace as `^H`); a C1 control sent raw (0x80-0x9f not continuing a
+//! UTF-8 character, including U+0080-U+009F encoded as `C2 xx`) as `\xNN`.
+//! Other bytes, UTF-8 text included, pass unchanged.
+//!
 //! When to show an unfinished line is the caller's policy (the hypervisor shows
 //! only the input partition's, once the partition is quiet); this module only
 //! keeps the physical lines straight. It is pure logic: output goes to the
@@ -58,13 +67,31 @@ pub static STATE: spin::Mutex<Lines> = spin::Mutex::new(Lines { open: None });
 #[derive(Debug, Default)]
 pub struct VtyLine {
     buf: heapless::Vec<u8, LINE>,
+    /// The partition's previous byte (as sent), for [`render`]: whether a byte
+    /// 0x80-0x9f continues a UTF-8 character.
+    prev: u8,
+    /// Bytes the partition sent so far (counted by the caller, [`Self::count`]).
+    sent: u64,
 }
 
 impl VtyLine {
     pub const fn new() -> Self {
         VtyLine {
             buf: heapless::Vec::new(),
+            prev: 0,
+            sent: 0,
         }
+    }
+
+    /// Counts `n` more bytes sent by the partition (for its statistics; kept
+    /// here because every writer holds this line's lock anyway).
+    pub fn count(&mut self, n: usize) {
+        self.sent = self.sent.wrapping_add(n as u64);
+    }
+
+    /// Bytes counted by [`Self::count`].
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Whether some text waits to be shown.
@@ -73,12 +100,45 @@ impl VtyLine {
     }
 }
 
+/// Most bytes one byte of guest text takes once rendered (`\xNN`).
+pub const RENDER_MAX: usize = 4;
+
+/// How guest byte `b` is shown, `prev` being the byte the guest sent before it:
+/// itself, or an inert spelling of a control character (see the module doc).
+/// Returns the bytes and how many of them are used.
+pub fn render(b: u8, prev: u8) -> ([u8; RENDER_MAX], usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'\t' | 0x20..=0x7e | 0xa0..=0xff => ([b, 0, 0, 0], 1),
+        // A UTF-8 continuation byte of a character above U+009F: the lead byte
+        // before it is 0xC3-0xF4, or it follows another continuation byte.
+        0x80..=0x9f if matches!(prev, 0x80..=0xbf | 0xc3..=0xf4) => ([b, 0, 0, 0], 1),
+        0x80..=0x9f => (
+            [
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            4,
+        ),
+        // C0 controls and DEL in caret notation: ^@ .. ^_, ^?.
+        _ => ([b'^', b ^ 0x40, 0, 0], 2),
+    }
+}
+
+/// Whether `b` is shown as itself whatever came before it (the whole-line fast
+/// path takes only such text).
+fn plain(b: u8) -> bool {
+    matches!(b, b'\t' | 0x20..=0x7e | 0xa0..=0xff)
+}
+
 /// Most bytes one [`Lines::put`] of `bytes` can write for a partition named
 /// `name`: each newline, and each [`LINE`] bytes without one, can complete a
 /// line, which costs at most a newline ending someone else's open line, the
 /// prefix, the text and its newline; a continued open line costs less.
 pub fn put_bound(name: &str, bytes: &[u8]) -> usize {
-    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + bytes.len() / LINE + 1;
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + bytes.len() * RENDER_MAX / LINE + 1;
     lines * line_bound(name)
 }
 
@@ -96,6 +156,7 @@ impl Lines {
         if self.is_whole_line(line, bytes) {
             out(who.prefix.as_bytes());
             out(bytes);
+            Self::whole_line_sent(line);
             return;
         }
         self.put_bytes(who, line, bytes, out);
@@ -114,13 +175,15 @@ impl Lines {
                 b'\n' => self.finish(who, line, out),
                 b'\r' | 0 => {}
                 _ => {
-                    if self.used(who) + line.buf.len() >= LINE {
+                    let (shown, n) = render(b, line.prev);
+                    if self.used(who) + line.buf.len() + n > LINE {
                         self.finish(who, line, out);
                     }
                     // Cannot fail: the check above leaves room.
-                    let _ = line.buf.push(b);
+                    let _ = line.buf.extend_from_slice(&shown[..n]);
                 }
             }
+            line.prev = b;
         }
         if self.owns(who) {
             self.show(who, line, out);
@@ -128,9 +191,11 @@ impl Lines {
     }
 
     /// The common case without the byte loop: `bytes` is exactly one line
-    /// (text and its newline, no CR/NUL, not empty, shorter than [`LINE`]), nothing of
+    /// (text and its newline, not empty, shorter than [`LINE`], only bytes shown
+    /// as themselves whatever precedes them: no control character), nothing of
     /// `who`'s waits and no line is open. Then [`Self::put`] writes exactly
-    /// `who.prefix` followed by `bytes`, which the caller may queue itself.
+    /// `who.prefix` followed by `bytes`, which the caller may queue itself (and
+    /// then calls [`Self::whole_line_sent`]).
     pub fn is_whole_line(&self, line: &VtyLine, bytes: &[u8]) -> bool {
         let Some((&b'\n', text)) = bytes.split_last() else {
             return false;
@@ -140,7 +205,13 @@ impl Lines {
             // An empty line shows nothing (see `finish`).
             && !text.is_empty()
             && text.len() < LINE
-            && !text.iter().any(|&b| matches!(b, b'\n' | b'\r' | 0))
+            && text.iter().all(|&b| plain(b))
+    }
+
+    /// After the caller queued a whole line itself ([`Self::is_whole_line`]):
+    /// keeps `line` as [`Self::put`] would have left it.
+    pub fn whole_line_sent(line: &mut VtyLine) {
+        line.prev = b'\n';
     }
 
     /// Shows `who`'s unfinished line now: it continues `who`'s open line, or
@@ -229,7 +300,7 @@ mod tests {
             [VtyLine::new(), VtyLine::new()],
         );
         let (mut of, mut os) = (Vec::new(), Vec::new());
-        let alphabet = b"ab \n\r\0x";
+        let alphabet = b"ab \n\r\0x\x1b\x08\x7f\x85\x9b\xc2\xc3\xe2\xa9\t";
         for _ in 0..20_000 {
             let who = if rng.next_u64().is_multiple_of(2) {
                 0
@@ -243,6 +314,9 @@ mod tests {
                 .collect();
             if rng.next_u64().is_multiple_of(2) {
                 bytes.retain(|&b| b != b'\n' && b != b'\r' && b != 0);
+                if rng.next_u64().is_multiple_of(2) {
+                    bytes.retain(|&b| plain(b));
+                }
                 bytes.push(b'\n');
             }
             fast.put(w, &mut lf[who], &bytes, &mut |b| of.extend_from_slice(b));
@@ -469,6 +543,71 @@ mod tests {
         c.put(A, "\rc\0d\r");
         c.put(A, "\r\n");
         assert_eq!(c.text(), "[a] abcd\n");
+    }
+
+    #[test]
+    fn control_characters_are_inert() {
+        // The audit's injection: cursor up, erase line and a forged line of
+        // another partition; a cursor-position query; a raw CSI (C1).
+        let mut c = Console::new();
+        c.put(A, "\x1b[1A\x1b[2K[bb] GUEST-DONE passed=9 failed=0\n");
+        {
+            let (lines, line, mut out) = c.parts(A);
+            lines.put(A, line, b"\x1b[6n\x07\x08\x7f\x9b31m\n", &mut out);
+        }
+        c.put(A, "caf\u{e9} \u{20ac} \u{9b}x\ttab\n");
+        let want = "[a] ^[[1A^[[2K[bb] GUEST-DONE passed=9 failed=0\n\
+             [a] ^[[6n^G^H^?\\x9b31m\n\
+             [a] caf\u{e9} \u{20ac} @\\x9bx\ttab\n"
+            .replace('@', "\u{c2}");
+        let mut want = want.into_bytes();
+        // U+00C2 is C3 82 in the expectation; the guest sent the lone lead byte C2.
+        let at = want.windows(2).position(|w| w == [0xc3, 0x82]).unwrap();
+        want.splice(at..at + 2, [0xc2]);
+        assert_eq!(
+            String::from_utf8_lossy(&c.out),
+            String::from_utf8_lossy(&want)
+        );
+        // No byte that starts a terminal sequence reaches the console.
+        assert!(!c.out.contains(&0x1b));
+        // The same when the bytes come one hcall at a time, across a shown line.
+        let mut d = Console::new();
+        for &b in b"\x1b[1A\xc2" {
+            let (lines, line, mut out) = d.parts(A);
+            lines.put(A, line, &[b], &mut out);
+        }
+        d.show(A);
+        {
+            let (lines, line, mut out) = d.parts(A);
+            lines.put(A, line, &[0x9b, b'\n'], &mut out);
+        }
+        assert_eq!(d.out, b"[a] ^[[1A\xc2\\x9b\n");
+    }
+
+    #[test]
+    fn render_table() {
+        assert_eq!(render(0x1b, 0), ([b'^', b'[', 0, 0], 2));
+        assert_eq!(render(0x7f, 0).0[..2], *b"^?");
+        assert_eq!(render(0x00, 0).0[..2], *b"^@");
+        assert_eq!(render(b'\t', 0), ([b'\t', 0, 0, 0], 1));
+        assert_eq!(render(0x9b, b'a'), (*b"\\x9b", 4));
+        assert_eq!(render(0x9b, 0xc2), (*b"\\x9b", 4));
+        assert_eq!(render(0x82, 0xe2).1, 1);
+        assert_eq!(render(0x85, 0xc3).1, 1);
+        assert_eq!(render(0xc2, 0).1, 1);
+        for b in 0..=255u8 {
+            for prev in [0u8, b'a', 0xc2, 0xc3, 0xe2, 0x80, 0xff] {
+                let (r, n) = render(b, prev);
+                assert!(n <= RENDER_MAX);
+                // Inert: no C0 (but TAB), DEL or raw C1 unless continuing UTF-8.
+                for &x in &r[..n] {
+                    assert!(x == b'\t' || x >= 0x20 && x != 0x7f, "{b:#x}");
+                }
+                if plain(b) {
+                    assert_eq!((r[0], n), (b, 1));
+                }
+            }
+        }
     }
 
     /// Random traffic from two partitions, with shows and log lines: every

@@ -42,6 +42,15 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
         op if (h::H_INT_GET_SOURCE_INFO..=h::H_INT_RESET).contains(&op) => {
             xive_hcall(p, op, &g[4..10])
         }
+        // The test-hooks build's hcall that stops the caller's partition with a
+        // fault, for the partition-fault report's scenario (lpar-hooks-p9).
+        #[cfg(feature = "test-hooks")]
+        0xf3fc => {
+            p.stop(super::lpar::StopReason::Fault(alloc::string::String::from(
+                "test hook (hcall 0xf3fc)",
+            )));
+            return Next::Leave;
+        }
         h::H_RTAS => match super::rtas_calls::call(p, v, ctx, g[4]) {
             Ok(Next::Leave) => return Next::Leave,
             Ok(Next::Resume) => Ok([0; 4]),

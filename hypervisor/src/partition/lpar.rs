@@ -39,14 +39,47 @@ pub const VTY_IRQ: bool = true;
 /// driver then reads it with H_GET_TERM_CHAR. The source fires in both
 /// controllers: the kernel configured only the one it uses; the other's source
 /// is unconfigured (XIVE: PQ off, ignored; XICS: masked, only kept pending).
+///
+/// Routing runs on whichever thread polled the console, often a vCPU of another
+/// partition: it only try-locks the target's XIVE and XICS, and a busy one is
+/// retried later (`vty_input_retry`, from `console_tick`) rather than waited
+/// for (audit finding 8).
 fn vty_input(index: usize) {
-    if let Some(p) = partitions().get(index) {
-        let kick = p.xive.with(|x| x.trigger(&mut GuestRam(p), VTY_LISN));
-        if let Some(k) = kick {
-            super::hcalls::kick_vcpu(p, k.vcpu);
+    VTY_XIVE.run(index, &mut vty_xive);
+    VTY_XICS.run(index, &mut vty_xics);
+}
+
+static VTY_XIVE: crate::console::input::Deferred = crate::console::input::Deferred::new();
+static VTY_XICS: crate::console::input::Deferred = crate::console::input::Deferred::new();
+
+fn vty_xive(index: usize) -> bool {
+    let Some(p) = partitions().get(index) else {
+        return true;
+    };
+    match p.xive.try_with(|x| x.trigger(&mut GuestRam(p), VTY_LISN)) {
+        None => false,
+        Some(kick) => {
+            if let Some(k) = kick {
+                super::hcalls::kick_vcpu(p, k.vcpu);
+            }
+            true
         }
-        super::xics::trigger(p, VTY_LISN);
     }
+}
+
+fn vty_xics(index: usize) -> bool {
+    partitions().get(index).is_none_or(|p| {
+        super::xics::try_with_xics(p, |x| {
+            let _ = x.trigger(VTY_LISN);
+        })
+        .is_some()
+    })
+}
+
+/// Delivers the vty interrupts `vty_input` had to defer.
+fn vty_input_retry() {
+    VTY_XIVE.retry(&mut vty_xive);
+    VTY_XICS.retry(&mut vty_xics);
 }
 
 /// Why a partition stopped.
@@ -142,7 +175,44 @@ pub struct Partition {
     pub sreset_pending: AtomicU64,
     /// Memory zeroed on first use (`demand`).
     demand: Demand,
+    /// This partition's warnings (`vcpu::rate_limited_warn`).
+    pub warn_budget: crate::log::Budget,
+    /// Its share of the console's output (`console::Share`) and what it did
+    /// with it.
+    console_share: spin::Mutex<crate::console::Share>,
+    pub console_stats: ConsoleStats,
 }
+
+/// A partition's console output, for the summary line at its stop (the bytes
+/// it sent are counted in its `VtyLine`).
+#[derive(Debug, Default)]
+pub struct ConsoleStats {
+    /// Times it was beyond its share and waited for the console.
+    pub throttled: AtomicU64,
+    /// Timebase ticks spent waiting so.
+    pub throttled_ticks: AtomicU64,
+    /// Bytes dropped: the console took nothing for two seconds while it waited,
+    /// or it stopped meanwhile.
+    pub dropped: AtomicU64,
+}
+
+/// A partition's console share (`console::Share`): bytes a second, and at once.
+/// The emulated UART drains some tens of KiB a second; a guest within these
+/// never waits for it, one beyond waits while more than `CONSOLE_SHARE_LOW` are
+/// queued: 16 KiB below the 64 KiB high-water mark at which everyone waits
+/// (`console::settle`), so others' lines and the hypervisor's log always find
+/// room, while a busy guest on a fast sink (a virtio console, drained in 16 KiB
+/// batches) hardly ever waits.
+///
+/// Shares are only consulted while more than `CONSOLE_SHARE_MID` bytes are
+/// queued: below that the console keeps up and nobody needs protecting, and
+/// the hcall fast path pays one atomic load. (A partition's credit refills
+/// meanwhile, so one that pushes the queue past the mark gets at most a burst
+/// beyond it before it waits at `CONSOLE_SHARE_LOW`.)
+const CONSOLE_SHARE_RATE: u64 = 4 << 10;
+const CONSOLE_SHARE_BURST: u64 = 16 << 10;
+const CONSOLE_SHARE_MID: usize = 32 << 10;
+const CONSOLE_SHARE_LOW: usize = 48 << 10;
 
 /// A partition's memory as the XIVE model sees it (event queues).
 pub struct GuestRam<'a>(pub &'a Partition);
@@ -475,10 +545,24 @@ impl Partition {
         self.flush_console();
         let how = match &reason {
             StopReason::PowerOff => String::from("power-off"),
-            StopReason::OsTerm(m) => alloc::format!("os-term: {m}"),
+            // The guest's text, quoted and escaped: one line, nothing it can forge.
+            StopReason::OsTerm(m) => alloc::format!("os-term: \"{}\"", m.escape_debug()),
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        if matches!(reason, StopReason::Fault(_)) {
+            super::vcpu::dump(self);
+        }
+        let c = &self.console_stats;
+        let sent = self.console_line.lock().sent();
+        info!(
+            "PAPRIKA lpar-console: {} bytes={} throttled={} throttled_ms={} dropped={}",
+            self.name,
+            sent,
+            c.throttled.load(Ordering::Relaxed),
+            c.throttled_ticks.load(Ordering::Relaxed) / timer::us_to_ticks(1000).max(1),
+            c.dropped.load(Ordering::Relaxed)
+        );
         let m = &self.demand.map;
         info!(
             "lpar {}: {} of {} memory chunks (2 MiB) were used and zeroed",
@@ -510,7 +594,14 @@ impl Partition {
         if !self.console {
             return;
         }
+        if !self.console_admit(bytes.len()) {
+            self.console_stats
+                .dropped
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            return;
+        }
         let mut line = self.console_line.lock();
+        line.count(bytes.len());
         crate::log::with_console(|state, out| state.put(self.who(), &mut line, bytes, out));
         self.note_waiting(&line);
     }
@@ -523,6 +614,13 @@ impl Partition {
         if !self.console {
             return Some(());
         }
+        let queued = crate::console::queued();
+        if queued > CONSOLE_SHARE_MID
+            && !self.within_share(bytes.len())?
+            && queued > CONSOLE_SHARE_LOW
+        {
+            return None;
+        }
         let mut line = self.console_line.try_lock()?;
         let who = self.who();
         let queued = {
@@ -530,9 +628,13 @@ impl Partition {
             // cannot split a log line (each is one ring push), so the log's line
             // lock is not needed, only the line state (see `console::lines`).
             let state = lines::STATE.try_lock()?;
-            state
-                .is_whole_line(&line, bytes)
-                .then(|| crate::console::try_queue_parts(&[who.prefix.as_bytes(), bytes]))
+            state.is_whole_line(&line, bytes).then(|| {
+                let q = crate::console::try_queue_parts(&[who.prefix.as_bytes(), bytes]);
+                if q {
+                    lines::Lines::whole_line_sent(&mut line);
+                }
+                q
+            })
         };
         let queued = match queued {
             Some(q) => q,
@@ -546,9 +648,52 @@ impl Partition {
             }
         };
         if queued {
+            line.count(bytes.len());
             self.note_waiting(&line);
         }
         queued.then_some(())
+    }
+
+    /// Takes `n` bytes of the partition's console share; `None` if its lock is
+    /// busy.
+    fn within_share(&self, n: usize) -> Option<bool> {
+        let hz = timer::ticks_per_us() * 1_000_000;
+        let mut share = self.console_share.try_lock()?;
+        Some(share.take(
+            instr::mftb(),
+            n,
+            hz,
+            CONSOLE_SHARE_RATE,
+            CONSOLE_SHARE_BURST,
+        ))
+    }
+
+    /// Whether `n` more bytes of console output may be queued now: within the
+    /// partition's share, or the console's ring is down to
+    /// `CONSOLE_SHARE_LOW`. Otherwise waits for that, on this vCPU's thread with
+    /// no lock held, so only this partition waits (audit finding 4). False when
+    /// the console took nothing for two seconds or the partition stopped
+    /// meanwhile: the caller drops the bytes.
+    fn console_admit(&self, n: usize) -> bool {
+        if crate::console::queued() <= CONSOLE_SHARE_MID {
+            return true;
+        }
+        let within = loop {
+            if let Some(w) = self.within_share(n) {
+                break w;
+            }
+            core::hint::spin_loop();
+        };
+        if within || crate::console::queued() <= CONSOLE_SHARE_LOW {
+            return true;
+        }
+        let t = instr::mftb();
+        let s = &self.console_stats;
+        s.throttled.fetch_add(1, Ordering::Relaxed);
+        let ok = crate::console::wait_below(CONSOLE_SHARE_LOW, &|| self.is_running());
+        s.throttled_ticks
+            .fetch_add(instr::mftb().wrapping_sub(t), Ordering::Relaxed);
+        ok
     }
 
     fn who(&self) -> Who<'_> {
@@ -609,6 +754,7 @@ const SHOW_SILENT_US: u64 = 200_000;
 /// loads); called by the idle threads and by vCPU threads, both at least every
 /// `console::input::POLL_US`.
 pub fn console_tick() {
+    vty_input_retry();
     let Some(p) = crate::console::input::target().and_then(|i| partitions().get(i)) else {
         return;
     };
@@ -992,6 +1138,9 @@ fn build_partition(
             map: chunks,
             tree: spin::Mutex::new(tree),
         },
+        warn_budget: crate::log::Budget::new(),
+        console_share: spin::Mutex::new(crate::console::Share::new()),
+        console_stats: ConsoleStats::default(),
     })
 }
 

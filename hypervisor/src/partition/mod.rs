@@ -2,13 +2,18 @@
 //! themselves with their vCPUs.
 //!
 //! Lock order: a partition's `console_line` lock, then the log lock, then
-//! `console::lines::STATE`, then the console ring. vCPU registers are
+//! `console::lines::STATE`, then the console ring. A partition's console share
+//! (`lpar::Partition::console_admit`) is taken alone, and nothing waits for the
+//! console while holding any of these (`console::settle`). Console input
+//! routing only try-locks a partition's XIVE and XICS (`lpar::vty_input`). vCPU registers are
 //! only touched by the hardware thread the vCPU is pinned to; other threads talk to a
 //! vCPU through its atomics (state, start request, prod) and a doorbell.
 pub mod demand;
 pub mod emulate;
 pub mod facility;
+pub mod host_clock;
 pub mod manifest;
+pub mod snapshot;
 
 #[cfg(target_arch = "powerpc64")]
 pub mod hcall_fast;

@@ -1,6 +1,7 @@
 //! RTAS calls (PAPR chapter 7) reached through H_RTAS.
 use core::sync::atomic::Ordering;
 
+use super::host_clock::{HostClock, Query};
 use super::lpar::{Partition, StopReason};
 use super::vcpu::{self, Next, Vcpu, VcpuContext, VcpuState};
 use crate::arch::ppc64::{instr, timer};
@@ -31,21 +32,29 @@ pub fn call(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, buf: u64) -> Result<
     Ok(next)
 }
 
-/// The host's wall clock: one RTC reading (Unix seconds) and the timebase when it
-/// was taken. The RTC is read once; afterwards the time is that reading plus the
-/// timebase ticks since. Under QEMU the RTC sits behind the emulated BMC, and each
-/// OPAL_RTC_READ is an IPMI round trip of a few hundred milliseconds that Linux
-/// would wait for at every get-time-of-day (twice at boot).
-static HOST_CLOCK: spin::Mutex<Option<(i64, u64)>> = spin::Mutex::new(None);
+/// The host's wall clock (`host_clock`): the lock is held only to decide and
+/// to record, never across OPAL.
+static HOST_CLOCK: spin::Mutex<HostClock> = spin::Mutex::new(HostClock::new());
+
+fn tb_hz() -> u64 {
+    timer::ticks_per_us().max(1) * 1_000_000
+}
 
 /// Starts the host RTC reading early (OPAL answers it asynchronously), so the
 /// first get-time-of-day of a guest finds the reply waiting.
 pub fn prime_host_clock() {
+    if HOST_CLOCK.lock().query(instr::mftb(), tb_hz()) != Query::Read {
+        return;
+    }
+    let reading = opal::rtc_read_start()
+        .ok()
+        .map(|t| (to_unix(t), instr::mftb()));
+    // Not an error yet: the reply may still come; the first get-time-of-day
+    // reads again (with a back-off only if that fails too).
     let mut c = HOST_CLOCK.lock();
-    if c.is_none() {
-        if let Ok(t) = opal::rtc_read_start() {
-            *c = Some((to_unix(t), instr::mftb()));
-        }
+    match reading {
+        Some(r) => c.record(Some(r), instr::mftb(), tb_hz()),
+        None => *c = HostClock::new(),
     }
 }
 
@@ -53,17 +62,28 @@ fn to_unix((ymd, hms): (u32, u64)) -> i64 {
     r::from_opal_bcd(ymd, hms).to_unix()
 }
 
-/// The host's time now, in Unix seconds.
+/// The host's time now, in Unix seconds; `None` at once while another caller
+/// reads the RTC or after a failed read (back-off), never waiting for another
+/// caller's OPAL retries (audit finding 7).
 fn host_unix() -> Option<i64> {
-    let (unix, tb) = {
-        let mut c = HOST_CLOCK.lock();
-        if c.is_none() {
-            *c = Some((to_unix(opal::rtc_read().ok()?), instr::mftb()));
-        }
-        (*c)?
-    };
-    let hz = timer::ticks_per_us().max(1) * 1_000_000;
-    Some(unix + (instr::mftb().wrapping_sub(tb) / hz) as i64)
+    let hz = tb_hz();
+    match HOST_CLOCK.lock().query(instr::mftb(), hz) {
+        Query::Known(t) => return Some(t),
+        Query::Unavailable => return None,
+        Query::Read => {}
+    }
+    let reading = opal::rtc_read().ok().map(|t| (to_unix(t), instr::mftb()));
+    let mut c = HOST_CLOCK.lock();
+    c.record(reading, instr::mftb(), hz);
+    if reading.is_none() {
+        drop(c);
+        crate::warn!("host RTC read failed; get-time-of-day fails until a retry succeeds");
+        return None;
+    }
+    match c.query(instr::mftb(), hz) {
+        Query::Known(t) => Some(t),
+        _ => None,
+    }
 }
 
 fn now_unix(p: &Partition) -> Option<i64> {

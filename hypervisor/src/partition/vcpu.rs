@@ -128,6 +128,8 @@ pub struct Vcpu {
     pub reboot_owner: AtomicBool,
     /// VPA, DTL and SLB shadow registration and the dispatch count.
     pub vpa: spin::Mutex<VpaState>,
+    /// Its registers as of its last full exit, for the debug dumps.
+    pub snapshot: super::snapshot::Snapshot,
     ctx: UnsafeCell<VcpuContext>,
 }
 
@@ -158,6 +160,7 @@ impl Vcpu {
                 yield_count: crate::papr::hcall::YieldCount::INITIAL,
                 dtl_index: 0,
             }),
+            snapshot: super::snapshot::Snapshot::new(),
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
                 sprs: GuestSprs::default(),
@@ -653,6 +656,13 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         // counts every exit. (The hcall fast path, which never leaves real mode
         // on the exit vector, does not count.)
         set_dispatched(p, v, false, ctx);
+        let r = &ctx.regs;
+        let detail = match vector {
+            0xe00 | 0xe20 => r.asdr,
+            0xe40 => r.heir,
+            _ => 0,
+        };
+        v.snapshot.publish(pc, msr, r.lr, vector, r.gpr[3], detail);
         match handle_exit(p, v, ctx, vector) {
             Next::Resume => {}
             Next::Leave => return,
@@ -881,14 +891,28 @@ fn fatal(p: &Partition, why: alloc::string::String) -> Next {
     Next::Leave
 }
 
-/// Guests misbehaving is not a hypervisor error: a warning, at most a few per
-/// partition.
+/// Guests misbehaving is not a hypervisor error: a warning, at most
+/// [`WARN_BURST`] per partition every [`WARN_PERIOD_US`] (each partition has its
+/// own budget, `Partition::warn_budget`, so one guest cannot silence the
+/// warnings about another); the first warning of a new period says how many
+/// were suppressed.
 pub fn rate_limited_warn(p: &Partition, what: &str, addr: u64) {
-    static WARNED: AtomicU64 = AtomicU64::new(0);
-    if WARNED.fetch_add(1, Ordering::Relaxed) < 32 {
-        warn!("lpar {}: {} at {:#x}", p.name, what, addr);
+    use crate::log::Allow;
+    let now = instr::mftb();
+    match p
+        .warn_budget
+        .allow(now, WARN_BURST, timer::us_to_ticks(WARN_PERIOD_US))
+    {
+        Allow::No => return,
+        Allow::AfterSuppressed(n) => warn!("lpar {}: {} warning(s) suppressed", p.name, n),
+        Allow::Yes => {}
     }
+    warn!("lpar {}: {} at {:#x}", p.name, what, addr);
 }
+
+/// Warnings per partition per period (see [`rate_limited_warn`]).
+pub const WARN_BURST: u32 = 32;
+pub const WARN_PERIOD_US: u64 = 10_000_000;
 
 /// Waits (H_CEDE) until the vCPU is prodded, its decrementer expires, or the
 /// partition stops. Returns at once if any of these already happened.
@@ -974,6 +998,33 @@ pub fn write_yield_count(p: &Partition, s: &VpaState) {
         if p.write_guest_be32(at, s.yield_count.0).is_none() {
             rate_limited_warn(p, "VPA no longer inside partition memory", at);
         }
+    }
+}
+
+/// Logs one `PAPRIKA dump:` line per vCPU of `p` (Ctrl-A d, a partition
+/// fault): state, PC, MSR, LR and last exit, from each vCPU's snapshot (lock-free,
+/// from any thread; docs/debugging.md).
+pub fn dump(p: &Partition) {
+    use super::snapshot::{self, State};
+    for v in &p.vcpus {
+        let state = if !p.is_running() || v.state() != VcpuState::Runnable {
+            State::Stopped
+        } else if v.ceded.load(Ordering::Acquire) {
+            State::Ceded
+        } else {
+            State::Running
+        };
+        let r = v.snapshot.read();
+        let mut line = heapless::String::<320>::new();
+        let _ = snapshot::format_line(
+            &mut line,
+            &p.name,
+            v.id,
+            state,
+            &r,
+            crate::fault::vector_name,
+        );
+        crate::info!("PAPRIKA dump: {}", line);
     }
 }
 

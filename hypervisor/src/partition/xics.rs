@@ -22,7 +22,19 @@ use crate::papr::xics::{Xics, XicsError};
 /// those whose interrupt just became due (the caller's own thread is not kicked:
 /// it checks on its next entry).
 pub fn with_xics<R>(p: &Partition, f: impl FnOnce(&mut Xics) -> R) -> R {
-    let mut x = p.xics.lock();
+    publish(p, p.xics.lock(), f)
+}
+
+/// [`with_xics`] only if the lock is free now (`None` otherwise).
+pub fn try_with_xics<R>(p: &Partition, f: impl FnOnce(&mut Xics) -> R) -> Option<R> {
+    Some(publish(p, p.xics.try_lock()?, f))
+}
+
+fn publish<R>(
+    p: &Partition,
+    mut x: spin::MutexGuard<'_, Xics>,
+    f: impl FnOnce(&mut Xics) -> R,
+) -> R {
     let result = f(&mut x);
     for v in &p.vcpus {
         let now = x.pending(v.id);

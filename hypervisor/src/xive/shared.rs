@@ -55,7 +55,19 @@ impl SharedXive {
     /// NSR\[EO\] before releasing it. Kicks `f` returns must be acted on after
     /// this returns (the flags are set by then).
     pub fn with<R>(&self, f: impl FnOnce(&mut Xive) -> R) -> R {
-        let mut x = self.model.lock();
+        let x = self.model.lock();
+        self.finish(x, f)
+    }
+
+    /// [`Self::with`] only if the lock is free now (`None` otherwise): for
+    /// threads that must not wait on another partition's lock (console input
+    /// routing).
+    pub fn try_with<R>(&self, f: impl FnOnce(&mut Xive) -> R) -> Option<R> {
+        let x = self.model.try_lock()?;
+        Some(self.finish(x, f))
+    }
+
+    fn finish<R>(&self, mut x: spin::MutexGuard<'_, Xive>, f: impl FnOnce(&mut Xive) -> R) -> R {
         let r = f(&mut x);
         for (v, flag) in (0..).zip(self.eo.iter()) {
             let now = x.pending(v);

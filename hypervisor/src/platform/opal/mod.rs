@@ -205,6 +205,15 @@ pub fn start_cpu(pir: u32, entry: u64) -> Result<(), OpalError> {
     call(OPAL_START_CPU, &[u64::from(pir), entry]).map(|_| ())
 }
 
+/// OPAL_RTC_READ into `ymd`/`hms`. A `test-hooks` build's RTC is always busy
+/// (the back-off of `partition::host_clock` under test).
+fn rtc_call(ymd: &crate::be::Be32, hms: &Be64) -> Result<i64, OpalError> {
+    if cfg!(feature = "test-hooks") {
+        return Err(OpalError::Busy);
+    }
+    call(OPAL_RTC_READ, &[real(ymd), real(hms)])
+}
+
 /// Reads the RTC: (`yyyymmdd` BCD, `hhmmss` BCD in the top half of the second word).
 pub fn rtc_read() -> Result<(u32, u64), OpalError> {
     // The RTC sits behind the BMC: OPAL answers BUSY until the reply arrives, which
@@ -214,7 +223,7 @@ pub fn rtc_read() -> Result<(u32, u64), OpalError> {
     loop {
         let mut ymd = crate::be::Be32::new(0);
         let mut hms = Be64::new(0);
-        match call(OPAL_RTC_READ, &[real(&ymd), real(&hms)]) {
+        match rtc_call(&ymd, &hms) {
             Ok(_) => {
                 return Ok((
                     core::mem::take(&mut ymd).get(),
@@ -236,7 +245,7 @@ pub fn rtc_read() -> Result<(u32, u64), OpalError> {
 pub fn rtc_read_start() -> Result<(u32, u64), OpalError> {
     let mut ymd = crate::be::Be32::new(0);
     let mut hms = Be64::new(0);
-    call(OPAL_RTC_READ, &[real(&ymd), real(&hms)])?;
+    rtc_call(&ymd, &hms)?;
     Ok((
         core::mem::take(&mut ymd).get(),
         core::mem::take(&mut hms).get(),
