@@ -6,7 +6,7 @@
 //! thread.
 use crate::sync::LoadAcquire;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, Ordering};
 
 use super::facility::{self, HfacAction};
 use super::lpar::{self, Partition, StopReason};
