@@ -117,13 +117,14 @@ impl State {
 }
 
 /// The MSR bits a reader of the dump wants spelled out (Power ISA Book III
-/// 4.2.1): SF, HV, EE, PR, IR, DR, RI, LE.
+/// 4.2.1): SF, HV, EE, PR, ME, IR, DR, RI, LE.
 fn msr_flags(msr: u64, out: &mut dyn Write) -> fmt::Result {
-    const BITS: [(u64, &str); 8] = [
+    const BITS: [(u64, &str); 9] = [
         (1 << 63, "SF"),
         (1 << 60, "HV"),
         (1 << 15, "EE"),
         (1 << 14, "PR"),
+        (1 << 12, "ME"),
         (1 << 5, "IR"),
         (1 << 4, "DR"),
         (1 << 1, "RI"),
@@ -216,7 +217,7 @@ mod tests {
         assert_eq!(
             s,
             "a vCPU 1 running pc=0x0000000000010040 msr=0x8000000000001033 \
-             (SF|IR|DR|RI|LE) lr=0x0000000000010010 last-exit=0xc00 (System Call) \
+             (SF|ME|IR|DR|RI|LE) lr=0x0000000000010010 last-exit=0xc00 (System Call) \
              hcall=0xf3fc exits=7"
         );
         let mut s = String::new();
