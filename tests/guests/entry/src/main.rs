@@ -97,17 +97,6 @@ mod guest {
         stop_self()
     }
 
-    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
-        let start = mftb();
-        while !cond() {
-            if mftb().wrapping_sub(start) > 512_000_000 * 10 {
-                return false;
-            }
-            core::hint::spin_loop();
-        }
-        true
-    }
-
     fn trap_handler(vector: u64, srr0: &mut u64) -> bool {
         if vector == 0x700 {
             TRAPS.fetch_add(1, Ordering::Relaxed);
@@ -251,7 +240,7 @@ mod guest {
             1,
         )
         .unwrap_or([-99; 8]);
-        let ran = r[0] == 0 && wait_for(|| SECONDARY_MSR.load(Ordering::Acquire) != 0);
+        let ran = r[0] == 0 && wait_for(10_000_000, || SECONDARY_MSR.load(Ordering::Acquire) != 0);
         let msr = SECONDARY_MSR.load(Ordering::Acquire) & !2;
         check(
             "secondary-msr",

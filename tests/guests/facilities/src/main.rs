@@ -176,17 +176,6 @@ mod guest {
         }
     }
 
-    fn wait_for(us: u64, mut cond: impl FnMut() -> bool) -> bool {
-        let start = mftb();
-        while !cond() {
-            if mftb().wrapping_sub(start) > us * 512 {
-                return false;
-            }
-            core::hint::spin_loop();
-        }
-        true
-    }
-
     fn spin_us(us: u64) {
         let _ = wait_for(us, || false);
     }

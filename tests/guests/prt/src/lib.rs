@@ -391,6 +391,19 @@ mod rt {
         v
     }
 
+    /// Spins until `cond` holds (true) or `us` microseconds of time base
+    /// (512 MHz, as on POWER9/Power10) passed (false).
+    pub fn wait_for(us: u64, mut cond: impl FnMut() -> bool) -> bool {
+        let start = mftb();
+        while !cond() {
+            if mftb().wrapping_sub(start) > us * 512 {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
+    }
+
     pub fn mfspr_srr0() -> u64 {
         let v: u64;
         // SAFETY: reads SRR0.

@@ -47,17 +47,6 @@ mod guest {
         stop_self()
     }
 
-    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
-        let start = mftb();
-        while !cond() {
-            if mftb().wrapping_sub(start) > 512_000_000 * 10 {
-                return false;
-            }
-            core::hint::spin_loop();
-        }
-        true
-    }
-
     fn start_vcpu1(f: fn() -> !) -> bool {
         let stack_top = (&raw mut STACK) as u32 + 32 * 1024 - 64;
         set_secondary(f);
@@ -95,7 +84,7 @@ mod guest {
         check("start-cpu", r[0] == 0, format_args!("status {}", r[0]));
         check(
             "secondary-alive",
-            wait_for(|| ALIVE.load(Ordering::Acquire) == 1),
+            wait_for(10_000_000, || ALIVE.load(Ordering::Acquire) == 1),
             format_args!("secondary never ran"),
         );
         let again =
@@ -135,7 +124,7 @@ mod guest {
         let count_before = yield_count(vpa1);
         let mut rounds = 0;
         for i in 1..=ROUNDS {
-            if !wait_for(|| COUNTER.load(Ordering::Acquire) >= i) {
+            if !wait_for(10_000_000, || COUNTER.load(Ordering::Acquire) >= i) {
                 break;
             }
             let (rc, _) = hcall(0xe8, &[1]);
@@ -149,7 +138,7 @@ mod guest {
             rounds == ROUNDS,
             format_args!("{} of {} rounds", rounds, ROUNDS),
         );
-        let stopped = wait_for(|| {
+        let stopped = wait_for(10_000_000, || {
             let q = rtas_call("query-cpu-stopped-state", &[1], 2).unwrap_or([-99; 8]);
             q[0] == 0 && q[1] == 0
         });
@@ -179,13 +168,13 @@ mod guest {
             rtas_call("start-cpu", &[1, secondary_entry(), stack_top], 1).is_some_and(|r| r[0] == 0)
         });
         // vCPU 1 stops itself at the end of the XIVE checks.
-        wait_for(|| {
+        wait_for(10_000_000, || {
             let q = rtas_call("query-cpu-stopped-state", &[1], 2).unwrap_or([-99; 8]);
             q[0] == 0 && q[1] == 0
         });
         crate::toctou::checks(start_vcpu1);
         let vcpu1_stopped = || {
-            wait_for(|| {
+            wait_for(10_000_000, || {
                 let q = rtas_call("query-cpu-stopped-state", &[1], 2).unwrap_or([-99; 8]);
                 q[0] == 0 && q[1] == 0
             })
