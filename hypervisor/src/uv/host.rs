@@ -84,3 +84,21 @@ pub fn partition_stopped(
     let r2 = set_pate(route, table, uv, lpid, 0, 0);
     r1.and(r2)
 }
+
+/// Why a partition whose manifest says `secure = true` is not started on this
+/// machine, or `None` if it may start. Paprika cannot host secure VMs yet (no
+/// UV_RETURN entry path), so with an ultravisor the partition is refused too,
+/// with its own reason.
+pub fn secure_refusal(secure: bool, ultravisor: bool) -> Option<&'static str> {
+    match (secure, ultravisor) {
+        (false, _) => None,
+        (true, false) => Some(
+            "secure = true needs a PEF ultravisor and this machine has none \
+             (no ibm,ultravisor node in the host device tree)",
+        ),
+        (true, true) => Some(
+            "secure = true: an ultravisor is present, but this Paprika build cannot \
+             run secure VMs yet (docs/pef.md)",
+        ),
+    }
+}

@@ -19,7 +19,7 @@ use crate::papr::hcall as h;
 pub const SECURE_MEM_BIT: u64 = 1 << 48;
 /// What a page paged out of a secure SVM looks like to the hypervisor
 /// (the model's "encryption").
-pub const ENCRYPT: u64 = 0x5eC0_5eC0_5eC0_5eC0;
+pub const ENCRYPT: u64 = 0x5ec0_5ec0_5ec0_5ec0;
 const MAX_LPID: u32 = 4095;
 
 /// A rule the hypervisor broke, as the model saw it.

@@ -543,14 +543,14 @@ fn pate_route_with_and_without_uv() {
     assert!(!PateRoute::for_host(true).writes_ptcr());
     let mut t = Table::default();
     let mut uv = model();
-    host::set_pate(PateRoute::Direct, &mut t, Some(&mut uv), 0, 0x8000_1, 0x2).unwrap();
+    host::set_pate(PateRoute::Direct, &mut t, Some(&mut uv), 0, 0x8_0001, 0x2).unwrap();
     assert!(uv.calls.is_empty(), "no ucall without an ultravisor");
     host::set_pate(
         PateRoute::Ultravisor,
         &mut t,
         Some(&mut uv),
         0,
-        0x8000_1,
+        0x8_0001,
         0x2,
     )
     .unwrap();
@@ -559,18 +559,18 @@ fn pate_route_with_and_without_uv() {
         &mut t,
         Some(&mut uv),
         5,
-        0x9000_1,
+        0x9_0001,
         0x3,
     )
     .unwrap();
     assert_eq!(
         uv.calls,
         [
-            Call::WritePate(0, 0x8000_1, 0x2),
-            Call::WritePate(5, 0x9000_1, 0x3)
+            Call::WritePate(0, 0x8_0001, 0x2),
+            Call::WritePate(5, 0x9_0001, 0x3)
         ]
     );
-    assert_eq!(uv.pate[&5], (0x9000_1, 0x3));
+    assert_eq!(uv.pate[&5], (0x9_0001, 0x3));
     assert_eq!(t.0.len(), 3, "the hypervisor keeps its own copy either way");
     let e = host::set_pate(PateRoute::Ultravisor, &mut t, None, 0, 1, 2).unwrap_err();
     assert_eq!(e.ucall, UV_WRITE_PATE);
@@ -610,4 +610,16 @@ fn svm_pate_keeps_the_uv_tree() {
         (0xaaaa_0000, 0x2),
         "dw0 of an SVM is the UV's own"
     );
+}
+
+#[test]
+fn secure_partitions_refused_with_a_reason() {
+    assert_eq!(host::secure_refusal(false, false), None);
+    assert_eq!(host::secure_refusal(false, true), None);
+    assert!(host::secure_refusal(true, false)
+        .unwrap()
+        .contains("no ibm,ultravisor node"));
+    assert!(host::secure_refusal(true, true)
+        .unwrap()
+        .contains("cannot run secure VMs yet"));
 }
