@@ -164,13 +164,7 @@ fn page_in_and_out_codes() {
         -4
     );
     assert_eq!(
-        call(
-            &mut v,
-            &mut uv,
-            true,
-            h::H_SVM_PAGE_IN,
-            &[u64::MAX & !0xffff, 0, 16]
-        ),
+        call(&mut v, &mut uv, true, h::H_SVM_PAGE_IN, &[!0xffff, 0, 16]),
         -4
     );
     assert_eq!(
