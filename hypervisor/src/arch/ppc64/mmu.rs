@@ -17,10 +17,10 @@ use super::percpu::PerCpu;
 use super::regs::{Lpcr, Msr};
 use super::spr;
 use crate::be::Be64;
+use crate::error;
 use crate::mm::frame::{PhysRange, PAGE_SIZE};
 use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
 use crate::mm::{self as mm, LINEAR_BASE};
-use crate::error;
 
 /// PTCR value every thread loads, and the LPCR bits they share.
 static PTCR_VALUE: AtomicU64 = AtomicU64::new(0);
