@@ -67,6 +67,21 @@ pub fn set_pate(
     }
 }
 
+/// The hypervisor's own entry (LPID 0) at MMU bring-up: stored in its table and,
+/// with an ultravisor, handed to it. Returns whether the thread then loads PTCR
+/// itself (only without an ultravisor; with one, PTCR is the UV's and a write
+/// would trap).
+pub fn install_hypervisor_pate(
+    route: PateRoute,
+    table: &mut dyn PateStore,
+    uv: Option<&mut dyn Ultravisor>,
+    dw0: u64,
+    dw1: u64,
+) -> Result<bool, UcallFailed> {
+    set_pate(route, table, uv, 0, dw0, dw1)?;
+    Ok(route.writes_ptcr())
+}
+
 /// A partition stops for good or reboots: its secure state (if any) is torn
 /// down (UV_UNREGISTER_MEM_SLOT, UV_SVM_TERMINATE) and its partition-table entry
 /// cleared (through the UV when there is one). Every step is attempted.

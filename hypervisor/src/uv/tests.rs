@@ -617,3 +617,26 @@ fn secure_partitions_refused_with_a_reason() {
         .unwrap()
         .contains("cannot run secure VMs yet"));
 }
+
+/// the boot plan of the hypervisor's own entry. Without an ultravisor: the
+/// table entry and a PTCR write, no ucall. With one (`ibm,ultravisor` in the
+/// host tree): exactly UV_WRITE_PATE(0, dw0, dw1) and no PTCR write.
+#[test]
+fn hypervisor_pate_at_boot() {
+    let (dw0, dw1) = (0x8000_0000_0123_4005, 0x0000_0000_0456_7000);
+    let mut t = Table::default();
+    let mut uv = model();
+    let ptcr =
+        host::install_hypervisor_pate(PateRoute::for_host(false), &mut t, Some(&mut uv), dw0, dw1);
+    assert_eq!(ptcr, Ok(true));
+    assert!(uv.calls.is_empty());
+    assert_eq!(t.0, [(0, dw0, dw1)]);
+
+    let mut t = Table::default();
+    let ptcr =
+        host::install_hypervisor_pate(PateRoute::for_host(true), &mut t, Some(&mut uv), dw0, dw1);
+    assert_eq!(ptcr, Ok(false), "PTCR is the ultravisor's");
+    assert_eq!(uv.calls, [Call::WritePate(0, dw0, dw1)]);
+    assert_eq!(uv.pate[&0], (dw0, dw1));
+    assert_eq!(t.0, [(0, dw0, dw1)], "and the hypervisor keeps its copy");
+}

@@ -10,7 +10,7 @@
 //! hypervisor state) names the same tree. PIDR is set to 1, whose process-table
 //! entry is invalid, so quadrant-0 addresses, i.e. null and small wild pointers,
 //! fault instead of aliasing low memory.
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::instr;
 use super::percpu::PerCpu;
@@ -27,6 +27,8 @@ static PTCR_VALUE: AtomicU64 = AtomicU64::new(0);
 static TLB_SETS: AtomicU64 = AtomicU64::new(128);
 /// Physical address of the partition table (LPID-indexed, 16 bytes per entry).
 static PARTITION_TABLE: AtomicU64 = AtomicU64::new(0);
+/// Whether threads load PTCR themselves (no ultravisor; `build` decides).
+static WRITE_PTCR: AtomicBool = AtomicBool::new(true);
 
 /// Partition table size: 2^(12+PATS) bytes; PATS = 4 gives 4096 LPIDs (POWER9's
 /// 12-bit LPID space).
@@ -191,18 +193,22 @@ pub fn build(plan: &MapPlan) -> Result<(), MapError> {
     LinearTables.write(proc, p0);
     LinearTables.write(proc + 8, p1);
     let [d0, d1] = radix::pate(tree.root(), proc, PRTS);
-    LinearTables.write(part, d0);
-    LinearTables.write(part + 8, d1);
     PARTITION_TABLE.store(part, Ordering::Relaxed);
     PTCR_VALUE.store(radix::ptcr(part, PATS), Ordering::Release);
     // With an ultravisor the table above is only the hypervisor's copy: the UV
     // owns the one the hardware walks, and LPID 0's entry goes there too.
-    if let Some(mut u) = super::ucall::Ucall::get() {
-        use crate::uv::Ultravisor;
-        if u.write_pate(0, d0.get(), d1.get()).is_err() {
-            return Err(MapError::NoMemory);
-        }
-    }
+    let route = crate::uv::host::PateRoute::for_host(super::ucall::present());
+    let mut uc = super::ucall::Ucall::get();
+    let uv = uc.as_mut().map(|u| u as &mut dyn crate::uv::Ultravisor);
+    let writes_ptcr = crate::uv::host::install_hypervisor_pate(
+        route,
+        &mut HvPartitionTable,
+        uv,
+        d0.get(),
+        d1.get(),
+    )
+    .map_err(|_| MapError::NoMemory)?;
+    WRITE_PTCR.store(writes_ptcr, Ordering::Release);
     TLB_SETS.store(u64::from(plan.tlb_sets.max(1)), Ordering::Relaxed);
     // The tree lives as long as the hypervisor; its root is in the tables above.
     let _ = tree;
@@ -241,7 +247,7 @@ pub fn enable_this_thread(pc: &PerCpu) {
         instr::ptesync();
         // With an ultravisor PTCR is its register (a write traps, HEAI): it
         // loaded its own table, which has LPID 0's entry (`build`).
-        if crate::uv::host::PateRoute::for_host(super::ucall::present()).writes_ptcr() {
+        if WRITE_PTCR.load(Ordering::Acquire) {
             spr::ptcr::write(ptcr);
         }
         spr::lpcr::write(lpcr.bits());
