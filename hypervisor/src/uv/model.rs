@@ -58,7 +58,7 @@ enum UvPage {
 #[derive(Debug, Default)]
 struct Svm {
     secure: bool,
-    slot: Option<(u16, u64, u64)>,
+    slots: BTreeMap<u16, (u64, u64)>,
     pages: BTreeMap<u64, UvPage>,
     share_pending: BTreeSet<u64>,
 }
@@ -88,8 +88,12 @@ impl ModelUv {
         self.svms.contains_key(&lpid)
     }
 
-    pub fn slot(&self, lpid: u32) -> Option<(u16, u64, u64)> {
-        self.svms.get(&lpid).and_then(|s| s.slot)
+    /// The registered slots of `lpid`: (id, start gpa, bytes).
+    pub fn slots(&self, lpid: u32) -> Vec<(u16, u64, u64)> {
+        self.svms
+            .get(&lpid)
+            .map(|s| s.slots.iter().map(|(&id, &(a, n))| (id, a, n)).collect())
+            .unwrap_or_default()
     }
 
     fn svm(&mut self, ucall: u64, lpid: u32) -> Result<&mut Svm, UvError> {
@@ -113,10 +117,11 @@ impl ModelUv {
     }
 
     fn check_gpa(svm: &Svm, gpa: u64) -> Result<u64, UvError> {
-        let Some((_, start, len)) = svm.slot else {
-            return Err(UvError::P3);
-        };
-        if !gpa.is_multiple_of(SVM_PAGE_SIZE) || gpa < start || gpa - start >= len {
+        let inside = svm
+            .slots
+            .values()
+            .any(|&(start, len)| gpa >= start && gpa - start < len);
+        if !gpa.is_multiple_of(SVM_PAGE_SIZE) || !inside {
             return Err(UvError::P3);
         }
         Ok(gpa >> SVM_PAGE_SHIFT)
@@ -271,22 +276,24 @@ impl Ultravisor for ModelUv {
         if flags != 0 {
             return Err(UvError::P4);
         }
-        if s.slot.is_some() {
+        if s.slots.contains_key(&slot) {
             return Err(UvError::P5);
         }
-        s.slot = Some((slot, start_gpa, nbytes));
+        let end = start_gpa.checked_add(nbytes).ok_or(UvError::P3)?;
+        if s.slots.values().any(|&(a, n)| start_gpa < a + n && a < end) {
+            // Overlaps a registered slot.
+            return Err(UvError::P2);
+        }
+        s.slots.insert(slot, (start_gpa, nbytes));
         Ok(())
     }
 
     fn unregister_mem_slot(&mut self, lpid: u32, slot: u16) -> Result<(), UvError> {
         self.calls.push(Call::UnregisterMemSlot(lpid, slot));
         let s = self.svm(super::UV_UNREGISTER_MEM_SLOT, lpid)?;
-        match s.slot {
-            Some((id, ..)) if id == slot => {
-                s.slot = None;
-                Ok(())
-            }
-            _ => Err(UvError::P2),
+        match s.slots.remove(&slot) {
+            Some(_) => Ok(()),
+            None => Err(UvError::P2),
         }
     }
 

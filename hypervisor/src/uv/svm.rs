@@ -8,7 +8,7 @@
 //! | call | before INIT_START | during init | after INIT_DONE |
 //! | --- | --- | --- | --- |
 //! | any but ABORT with SRR1[S] = 0 | H_UNSUPPORTED | H_UNSUPPORTED | H_UNSUPPORTED |
-//! | INIT_START | registers the memory slot; H_AUTHORITY if the manifest did not allow `secure` | H_STATE (Paprika; KVM re-registers) | H_STATE (Paprika) |
+//! | INIT_START | registers one memory slot per host extent (a refused one undoes the others, H_PARAMETER); H_AUTHORITY if the manifest did not allow `secure` | H_STATE (Paprika; KVM re-registers) | H_STATE (Paprika) |
 //! | PAGE_IN / PAGE_OUT | H_UNSUPPORTED | UV_PAGE_IN / UV_PAGE_OUT | same |
 //! | INIT_DONE | H_UNSUPPORTED | pages in every page still normal, H_STATE if one fails | H_STATE (Paprika; KVM: success) |
 //! | INIT_ABORT | H_UNSUPPORTED | pages out, UV_SVM_TERMINATE, then **H_PARAMETER** (what the guest's UV_ESM returns) | H_STATE |
@@ -19,16 +19,17 @@
 //! unaligned gpa down; Paprika refuses it); paging in a page already secure →
 //! H_PARAMETER (as KVM); paging out a page that is not secure is a no-op success (as KVM).
 //!
-//! A Paprika partition has one contiguous memory block from guest real 0, so it
-//! is one memory slot (id 0) and the hypervisor page of `gpa` is `host_base + gpa`.
+//! A Paprika partition's memory is a list of host extents from guest real 0
+//! (`mm::extent`); each extent is one UV memory slot (id = its index, as KVM
+//! registers each memslot), and the hypervisor page of `gpa` is the extent
+//! map's translation of it.
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::mm::extent::ExtentMap;
+
 use super::{Ultravisor, UvError, SVM_PAGE_SHIFT, SVM_PAGE_SIZE};
 use crate::papr::hcall::{self as h, HcallError, HcallResult};
-
-/// The one memory slot of a partition.
-pub const SLOT_ID: u16 = 0;
 
 /// Where a partition is in the secure-VM protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,15 +57,14 @@ pub enum PageState {
 }
 
 /// How a partition's memory is laid out, and whether it may become secure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SvmConfig {
     pub lpid: u32,
     /// The manifest's `secure = true` (QEMU's `confidential-guest-support=pef`).
     pub secure_allowed: bool,
-    /// Host real address of guest real 0.
-    pub host_base: u64,
-    /// Bytes of partition memory (a multiple of 64 KiB).
-    pub mem_bytes: u64,
+    /// Guest real 0.. and the host extents behind it (2 MiB aligned, so every
+    /// 64 KiB page lies in one extent).
+    pub memory: ExtentMap,
 }
 
 /// Why the hypervisor itself failed a step (not the guest's fault): the UV
@@ -85,7 +85,7 @@ pub struct SecureVm {
 
 impl SecureVm {
     pub fn new(cfg: SvmConfig) -> SecureVm {
-        let n = (cfg.mem_bytes >> SVM_PAGE_SHIFT) as usize;
+        let n = (cfg.memory.size() >> SVM_PAGE_SHIFT) as usize;
         SecureVm {
             cfg,
             phase: Phase::Normal,
@@ -117,7 +117,7 @@ impl SecureVm {
         let Some(end) = gpa.checked_add(len.max(1)) else {
             return false;
         };
-        if end > self.cfg.mem_bytes {
+        if end > self.cfg.memory.size() {
             return false;
         }
         let first = (gpa >> SVM_PAGE_SHIFT) as usize;
@@ -129,14 +129,16 @@ impl SecureVm {
         })
     }
 
+    /// The hypervisor's page behind `gpa` (inside memory: every caller
+    /// checked; 0, which the UV refuses, otherwise).
     fn hv_page(&self, gpa: u64) -> u64 {
-        self.cfg.host_base + gpa
+        self.cfg.memory.translate(gpa).unwrap_or(0)
     }
 
     /// The page index of a guest-supplied gpa: inside the partition and aligned,
     /// else H_PARAMETER.
     fn index(&self, gpa: u64) -> Result<usize, HcallError> {
-        if !gpa.is_multiple_of(SVM_PAGE_SIZE) || gpa >= self.cfg.mem_bytes {
+        if !gpa.is_multiple_of(SVM_PAGE_SIZE) || gpa >= self.cfg.memory.size() {
             return Err(HcallError::Parameter);
         }
         Ok((gpa >> SVM_PAGE_SHIFT) as usize)
@@ -179,8 +181,21 @@ impl SecureVm {
         if !self.cfg.secure_allowed {
             return Err(HcallError::Authority);
         }
-        uv.register_mem_slot(self.cfg.lpid, 0, self.cfg.mem_bytes, 0, SLOT_ID)
-            .map_err(|_| HcallError::Parameter)?;
+        // One slot per host extent; if the UV refuses one, the ones already
+        // registered are dropped again (as KVM undoes its memslots).
+        let lpid = self.cfg.lpid;
+        let extents = self.cfg.memory.extents();
+        for (i, e) in extents.iter().enumerate() {
+            if uv
+                .register_mem_slot(lpid, e.gra, e.len, 0, i as u16)
+                .is_err()
+            {
+                for j in 0..i {
+                    let _ = uv.unregister_mem_slot(lpid, j as u16);
+                }
+                return Err(HcallError::Parameter);
+            }
+        }
         self.phase = Phase::Initialising;
         self.pages.fill(PageState::Normal);
         Ok([0; 4])
@@ -315,7 +330,7 @@ impl SecureVm {
     }
 
     /// The partition stops or reboots: secure pages are dropped without paging
-    /// out (their contents die with the SVM), the memory slot is unregistered and
+    /// out (their contents die with the SVM), every memory slot is unregistered and
     /// the UV destroys the SVM. Nothing to do for a normal partition. Every step
     /// is attempted; the first failure is returned.
     pub fn terminate(&mut self, uv: &mut dyn Ultravisor) -> Result<(), UcallFailed> {
@@ -323,12 +338,16 @@ impl SecureVm {
             return Ok(());
         }
         let lpid = self.cfg.lpid;
-        let r1 = uv
-            .unregister_mem_slot(lpid, SLOT_ID)
-            .map_err(|error| UcallFailed {
-                ucall: super::UV_UNREGISTER_MEM_SLOT,
-                error,
-            });
+        let mut r1 = Ok(());
+        for i in 0..self.cfg.memory.extents().len() {
+            let r = uv
+                .unregister_mem_slot(lpid, i as u16)
+                .map_err(|error| UcallFailed {
+                    ucall: super::UV_UNREGISTER_MEM_SLOT,
+                    error,
+                });
+            r1 = r1.and(r);
+        }
         let r2 = uv.svm_terminate(lpid).map_err(|error| UcallFailed {
             ucall: super::UV_SVM_TERMINATE,
             error,

@@ -3,12 +3,16 @@ use super::host::{self, PateRoute, PateStore};
 use super::model::{Call, ModelUv, Violation, ENCRYPT, SECURE_MEM_BIT};
 use super::svm::{self, PageState, Phase, SecureVm, SvmConfig};
 use super::*;
+use crate::mm::extent::ExtentMap;
 use crate::papr::hcall::{self as h, HcallError};
 
 /// Host real address of guest real 0: deliberately not 0, so "gpa == host
-/// address" mistakes fail.
-const BASE: u64 = 0x4_1230_0000;
-const MEM: u64 = 16 * SVM_PAGE_SIZE;
+/// address" mistakes fail; the second 2 MiB of the partition lie elsewhere
+/// (below the first), so "one contiguous block" mistakes fail too.
+const BASE: u64 = 0x4_1220_0000;
+const BASE2: u64 = 0x2_0000_0000;
+const EXTENT: u64 = 2 << 20;
+const MEM: u64 = 2 * EXTENT;
 const LPID: u32 = 3;
 const P: u64 = SVM_PAGE_SIZE;
 
@@ -16,16 +20,24 @@ fn vm(secure_allowed: bool) -> SecureVm {
     SecureVm::new(SvmConfig {
         lpid: LPID,
         secure_allowed,
-        host_base: BASE,
-        mem_bytes: MEM,
+        memory: ExtentMap::new(&[(BASE, EXTENT), (BASE2, EXTENT)]).unwrap(),
     })
+}
+
+/// The hypervisor's page behind `gpa`.
+fn hpa(gpa: u64) -> u64 {
+    if gpa < EXTENT {
+        BASE + gpa
+    } else {
+        BASE2 + gpa - EXTENT
+    }
 }
 
 /// A model whose hypervisor memory holds tag `0x100 + page` in every page.
 fn model() -> ModelUv {
     let mut uv = ModelUv::new();
     for i in 0..MEM / P {
-        uv.hv_mem.insert(BASE + i * P, 0x100 + i);
+        uv.hv_mem.insert(hpa(i * P), 0x100 + i);
     }
     uv
 }
@@ -54,16 +66,21 @@ fn esm_makes_every_page_secure_with_its_contents() {
     assert_eq!(uv.esm(&mut v, &[0, 3 * P]), 0);
     assert_eq!(v.phase(), Phase::Secure);
     assert!(uv.is_svm(LPID));
-    assert_eq!(uv.slot(LPID), Some((svm::SLOT_ID, 0, MEM)));
+    assert_eq!(uv.slots(LPID), [(0, 0, EXTENT), (1, EXTENT, EXTENT)]);
     for i in 0..MEM / P {
         assert_eq!(v.page(i * P), Some(PageState::Secure));
         assert_eq!(uv.guest_read(LPID, i * P), Some(0x100 + i), "page {i}");
     }
     // Registration first, the early pages in the UV's order, then the rest.
-    assert_eq!(uv.calls[0], Call::RegisterMemSlot(LPID, 0, MEM, 0));
-    assert_eq!(uv.calls[1], Call::PageIn(LPID, BASE, 0));
-    assert_eq!(uv.calls[2], Call::PageIn(LPID, BASE + 3 * P, 3 * P));
-    assert_eq!(uv.calls.len(), 1 + 16);
+    assert_eq!(uv.calls[0], Call::RegisterMemSlot(LPID, 0, EXTENT, 0));
+    assert_eq!(uv.calls[1], Call::RegisterMemSlot(LPID, EXTENT, EXTENT, 1));
+    assert_eq!(uv.calls[2], Call::PageIn(LPID, BASE, 0));
+    assert_eq!(uv.calls[3], Call::PageIn(LPID, BASE + 3 * P, 3 * P));
+    assert_eq!(uv.calls.len(), 2 + (MEM / P) as usize);
+    // A page of the second extent came from the second host run.
+    assert!(uv
+        .calls
+        .contains(&Call::PageIn(LPID, BASE2 + P, EXTENT + P)));
     assert!(uv.violations.is_empty(), "{:?}", uv.violations);
 }
 
@@ -351,7 +368,8 @@ fn terminate_order_and_reboot() {
     assert_eq!(
         uv.calls,
         [
-            Call::UnregisterMemSlot(LPID, svm::SLOT_ID),
+            Call::UnregisterMemSlot(LPID, 0),
+            Call::UnregisterMemSlot(LPID, 1),
             Call::SvmTerminate(LPID),
             Call::WritePate(LPID, 0, 0)
         ]
@@ -403,7 +421,17 @@ fn model_reports_secure_address_and_bad_ucalls() {
     let mut uv = model();
     uv.begin_for_test(LPID);
     assert_eq!(uv.register_mem_slot(LPID, 0, MEM, 0, 0), Ok(()));
-    assert_eq!(uv.register_mem_slot(LPID, 0, MEM, 0, 1), Err(UvError::P5));
+    assert_eq!(uv.register_mem_slot(LPID, MEM, P, 0, 0), Err(UvError::P5));
+    assert_eq!(
+        uv.register_mem_slot(LPID, MEM - P, 2 * P, 0, 1),
+        Err(UvError::P2)
+    );
+    assert_eq!(uv.register_mem_slot(LPID, 8, P, 0, 1), Err(UvError::P2));
+    assert_eq!(
+        uv.register_mem_slot(LPID, MEM, P + 8, 0, 1),
+        Err(UvError::P3)
+    );
+    assert_eq!(uv.register_mem_slot(LPID, MEM, P, 2, 1), Err(UvError::P4));
     assert_eq!(
         uv.page_in(LPID, SECURE_MEM_BIT | 0x10000, 0, 0, 16),
         Err(UvError::P2)
@@ -445,6 +473,7 @@ fn random_sequences_keep_hypervisor_and_uv_in_agreement() {
         seed ^= seed << 17;
         seed
     };
+    let (mut seen, mut shared) = ([0usize; 3], 0usize);
     for _round in 0..200 {
         let (mut v, mut uv) = (vm(true), model());
         uv.begin_for_test(LPID);
@@ -487,8 +516,19 @@ fn random_sequences_keep_hypervisor_and_uv_in_agreement() {
                 "{:?} after {op:#x}",
                 uv.violations
             );
+            seen[match v.phase() {
+                Phase::Normal => 0,
+                Phase::Initialising => 1,
+                Phase::Secure => 2,
+            }] += 1;
+            shared += (0..MEM / P)
+                .filter(|&i| v.page(i * P) == Some(PageState::Shared))
+                .count();
         }
     }
+    // The sequences reach every phase and shared pages (the test is not vacuous).
+    assert!(seen.iter().all(|&n| n > 100), "{seen:?}");
+    assert!(shared > 100, "{shared}");
 }
 
 #[test]
@@ -639,4 +679,31 @@ fn hypervisor_pate_at_boot() {
     assert_eq!(uv.calls, [Call::WritePate(0, dw0, dw1)]);
     assert_eq!(uv.pate[&0], (dw0, dw1));
     assert_eq!(t.0, [(0, dw0, dw1)], "and the hypervisor keeps its copy");
+}
+
+#[test]
+fn refused_slot_undoes_the_others() {
+    let (mut v, mut uv) = (vm(true), model());
+    uv.begin_for_test(LPID);
+    // Slot id 1 is taken already: the hypervisor's second registration fails.
+    assert_eq!(uv.register_mem_slot(LPID, 1 << 40, P, 0, 1), Ok(()));
+    uv.calls.clear();
+    assert_eq!(
+        call(&mut v, &mut uv, true, h::H_SVM_INIT_START, &[]),
+        HcallError::Parameter.code()
+    );
+    assert_eq!(
+        uv.calls,
+        [
+            Call::RegisterMemSlot(LPID, 0, EXTENT, 0),
+            Call::RegisterMemSlot(LPID, EXTENT, EXTENT, 1),
+            Call::UnregisterMemSlot(LPID, 0),
+        ]
+    );
+    assert_eq!(v.phase(), Phase::Normal);
+    assert_eq!(
+        uv.slots(LPID),
+        [(1, 1 << 40, P)],
+        "only the UV's own slot is left"
+    );
 }
