@@ -393,6 +393,9 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
         io: &io,
         tlb_sets: info.tlb_sets.unwrap_or(128),
     };
+    // Before the tables: with an ultravisor, partition-table entries go through
+    // it and PTCR is not written (docs/pef.md).
+    crate::arch::ppc64::ucall::set_present(info.ultravisor);
     mmu::build(&plan)?;
     mmu::flush_all();
     // SAFETY: the boot thread's final per-CPU data, allocated above for ever.

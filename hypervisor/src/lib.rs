@@ -21,6 +21,7 @@ pub mod papr;
 pub mod partition;
 pub mod pci;
 pub mod sync;
+pub mod uv;
 pub mod virtio;
 pub mod xive;
 

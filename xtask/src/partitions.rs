@@ -61,6 +61,20 @@ pub fn load(path: &Path) -> Result<Source> {
     })
 }
 
+/// Refuses a manifest with a `secure = true` partition: PEF secure VMs need an
+/// ultravisor, and QEMU's powernv machines (the only machines xtask runs) have
+/// none (docs/pef.md). Exit status 2, naming the partition.
+pub fn refuse_secure(m: &Manifest, origin: &str) -> Result<()> {
+    match m.partitions.iter().find(|p| p.secure) {
+        None => Ok(()),
+        Some(p) => Err(invalid!(
+            "{origin}: partition {}: secure = true needs a PEF ultravisor, and QEMU's \
+             powernv machines have none (docs/pef.md); remove it to run here",
+            p.name
+        )),
+    }
+}
+
 /// The one-partition manifest of `run --kernel`: partition `lpar1` with `vcpus`
 /// vCPUs on hardware threads 0..vcpus, `memory` bytes, console on.
 pub fn from_kernel(
@@ -82,6 +96,7 @@ pub fn from_kernel(
             cmdline: cmdline.to_string(),
             console: true,
             expect: None,
+            secure: false,
         }],
     };
     // The parser is the one judge of what is valid: give it the text.
@@ -414,6 +429,25 @@ pub fn describe(m: &Manifest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secure_partition_is_refused() {
+        let mut src = from_kernel("k", None, "", 1, 256 << 20).unwrap();
+        assert!(refuse_secure(&src.manifest, "m.toml").is_ok());
+        src.manifest.partitions.push(manifest::PartitionSpec {
+            name: "pef".into(),
+            cpus: vec![1],
+            secure: true,
+            ..src.manifest.partitions[0].clone()
+        });
+        let e = refuse_secure(&src.manifest, "m.toml").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.contains("m.toml: partition pef: secure = true needs a PEF ultravisor"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn append_goes_on_every_command_line() {

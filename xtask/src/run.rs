@@ -214,6 +214,7 @@ pub fn main(mut args: Args) -> Result<i32> {
     let source = match (&manifest, &kernel) {
         (Some(path), _) => {
             let mut src = partitions::load(path)?;
+            partitions::refuse_secure(&src.manifest, &src.origin)?;
             src.append_cmdline(append.as_deref().unwrap_or(""))?;
             Some(src)
         }

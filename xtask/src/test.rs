@@ -701,6 +701,9 @@ fn prepare_partitions(
     if let Some(extra) = append {
         source.append_cmdline(extra).map_err(|e| e.to_string())?;
     }
+    if !s.secure_refused {
+        partitions::refuse_secure(&source.manifest, &source.origin).map_err(|e| e.to_string())?;
+    }
     scenarios::check_scenario_manifest(&source.manifest, memory, s.cpus)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let plan = source.resolve().map_err(|e| e.to_string())?;

@@ -20,6 +20,9 @@ pub enum HcallError {
     BadMode = -5,
     PteNotFound = -6,
     NotFound = -9,
+    /// H_AUTHORITY (-10): the caller is not allowed this (KVM: H_SVM_INIT_START in
+    /// a partition whose VMM did not allow secure execution).
+    Authority = -10,
     /// H_RESOURCE (-16): a prerequisite resource is missing (a DTL or SLB shadow
     /// without a VPA; a VPA still carrying one).
     Resource = -16,
@@ -34,6 +37,9 @@ pub enum HcallError {
     P8 = -61,
     P9 = -62,
     NoMem = -64,
+    /// H_UNSUPPORTED (-67): the call exists but not in this state or context (KVM:
+    /// H_SVM_* from a caller with SRR1[S] = 0, or before H_SVM_INIT_START).
+    Unsupported = -67,
     UnsupportedFlag = -256,
 }
 
@@ -84,6 +90,18 @@ pub const H_INT_ESB: u64 = 0x3c8;
 pub const H_INT_SYNC: u64 = 0x3cc;
 pub const H_INT_RESET: u64 = 0x3d0;
 pub const H_RTAS: u64 = 0xf000;
+
+/// Secure-VM hcalls (Linux `hvcall.h`): issued by the ultravisor on behalf of a
+/// secure guest (reflected, SRR1[S] = 1); `crate::uv::svm` handles them.
+pub const H_SVM_PAGE_IN: u64 = 0xef00;
+pub const H_SVM_PAGE_OUT: u64 = 0xef04;
+pub const H_SVM_INIT_START: u64 = 0xef08;
+pub const H_SVM_INIT_DONE: u64 = 0xef0c;
+/// H_TPM_COMM: the TPM proxy a secure guest's ESM uses (QEMU `spapr_tpm_proxy`).
+pub const H_TPM_COMM: u64 = 0xef10;
+pub const H_SVM_INIT_ABORT: u64 = 0xef14;
+/// H_SVM_PAGE_IN flag: share the page (the guest's UV_SHARE_PAGE).
+pub const H_PAGE_IN_SHARED: u64 = 0x1;
 
 /// `ibm,hypertas-functions` strings for what Paprika implements (PAPR 14.5.1 table
 /// of function sets), so a guest knows exactly which calls to use.

@@ -51,6 +51,16 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
             )));
             return Next::Leave;
         }
+        // No partition here can be in secure state (Paprika runs no SVM): the
+        // H_SVM_* calls are answered as KVM-HV answers them without an
+        // ultravisor (docs/pef.md).
+        op if crate::uv::svm::hcall_without_uv(op).is_some() => {
+            let e = crate::uv::svm::hcall_without_uv(op).unwrap_or(HcallError::Function);
+            if e != HcallError::Function {
+                vcpu::rate_limited_warn(p, "secure-VM hcall refused, no ultravisor (opcode)", op);
+            }
+            Err(e)
+        }
         h::H_RTAS => match super::rtas_calls::call(p, v, ctx, g[4]) {
             Ok(Next::Leave) => return Next::Leave,
             Ok(Next::Resume) => Ok([0; 4]),

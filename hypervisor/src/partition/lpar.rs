@@ -1247,6 +1247,12 @@ pub fn create_all(
     let mut parts = Vec::new();
     let mut failed = 0;
     for (i, spec) in manifest.partitions.iter().enumerate() {
+        if let Some(why) = crate::uv::host::secure_refusal(spec.secure, info.ultravisor) {
+            // A configuration the machine cannot honour: that partition only.
+            error!("PAPRIKA lpar-refused: {}: {}", spec.name, why);
+            failed += 1;
+            continue;
+        }
         let is_input = input.as_deref() == Some(spec.name.as_str());
         match build_partition(i, spec, is_input, bundle, info) {
             Ok(p) => parts.push(p),

@@ -87,6 +87,10 @@ pub struct PartitionSpec {
     /// Test-harness hint: a marker the guest prints on success. The hypervisor
     /// ignores it.
     pub expect: Option<String>,
+    /// The partition may become a PEF secure VM (UV_ESM), as QEMU's
+    /// `confidential-guest-support=pef` (default false). Needs an ultravisor:
+    /// refused by xtask and at boot on a machine without one (docs/pef.md).
+    pub secure: bool,
 }
 
 impl Manifest {
@@ -137,6 +141,9 @@ impl Manifest {
             s.push_str(&format!("console = {}\n", p.console));
             if let Some(e) = &p.expect {
                 s.push_str(&format!("expect = {}\n", quote(e)));
+            }
+            if p.secure {
+                s.push_str("secure = true\n");
             }
         }
         s
@@ -768,6 +775,7 @@ struct Builder {
     cmdline: String,
     console: Option<bool>,
     expect: Option<String>,
+    secure: bool,
 }
 
 impl Builder {
@@ -821,6 +829,7 @@ impl Builder {
             "cmdline" => self.cmdline = want_str(v)?.to_string(),
             "console" => self.console = Some(want_bool(v)?),
             "expect" => self.expect = Some(want_path(v)?),
+            "secure" => self.secure = want_bool(v)?,
             _ => return Err(ErrorKind::UnknownKey),
         }
         Ok(())
@@ -869,6 +878,7 @@ fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
             cmdline: b.cmdline,
             console: b.console.unwrap_or(true),
             expect: b.expect,
+            secure: b.secure,
         },
         name_line,
         cpus_line,
@@ -1057,6 +1067,7 @@ kernel = "guest-hcall.elf"
                     cmdline: r#"console=hvc0 msg="hi" path=C:\x # not a comment"#.into(),
                     console: true,
                     expect: Some("GUEST-PASS".into()),
+                    secure: false,
                 },
                 PartitionSpec {
                     name: "hcall-test".into(),
@@ -1068,6 +1079,7 @@ kernel = "guest-hcall.elf"
                     cmdline: String::new(),
                     console: true,
                     expect: None,
+                    secure: false,
                 },
             ]
         );
@@ -1518,10 +1530,21 @@ kernel = "guest-hcall.elf"
     }
 
     #[test]
+    fn secure_flag() {
+        assert!(!parse(&one("")).unwrap().partitions[0].secure);
+        assert!(!parse(&one("secure = false")).unwrap().partitions[0].secure);
+        assert!(parse(&one("secure = true")).unwrap().partitions[0].secure);
+        let e = parse(&one("secure = \"yes\"")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("secure"));
+        assert!(e.to_string().contains("true or false"), "{e}");
+    }
+
+    #[test]
     fn to_toml_round_trips() {
         for text in [
             EXAMPLE.to_string(),
             one("console = false\ninitrd = \"a \\\"b\\\"\""),
+            one("secure = true"),
         ] {
             let m = parse(&text).unwrap();
             let again = parse(&m.to_toml()).unwrap();

@@ -10,13 +10,14 @@
 //! hypervisor state) names the same tree. PIDR is set to 1, whose process-table
 //! entry is invalid, so quadrant-0 addresses, i.e. null and small wild pointers,
 //! fault instead of aliasing low memory.
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::instr;
 use super::percpu::PerCpu;
 use super::regs::{Lpcr, Msr};
 use super::spr;
 use crate::be::Be64;
+use crate::error;
 use crate::mm::frame::{PhysRange, PAGE_SIZE};
 use crate::mm::radix::{self, CacheAttr, MapError, PageSize, PteFlags, RadixTree, TableMemory};
 use crate::mm::{self as mm, LINEAR_BASE};
@@ -26,6 +27,8 @@ static PTCR_VALUE: AtomicU64 = AtomicU64::new(0);
 static TLB_SETS: AtomicU64 = AtomicU64::new(128);
 /// Physical address of the partition table (LPID-indexed, 16 bytes per entry).
 static PARTITION_TABLE: AtomicU64 = AtomicU64::new(0);
+/// Whether threads load PTCR themselves (no ultravisor; `build` decides).
+static WRITE_PTCR: AtomicBool = AtomicBool::new(true);
 
 /// Partition table size: 2^(12+PATS) bytes; PATS = 4 gives 4096 LPIDs (POWER9's
 /// 12-bit LPID space).
@@ -190,10 +193,22 @@ pub fn build(plan: &MapPlan) -> Result<(), MapError> {
     LinearTables.write(proc, p0);
     LinearTables.write(proc + 8, p1);
     let [d0, d1] = radix::pate(tree.root(), proc, PRTS);
-    LinearTables.write(part, d0);
-    LinearTables.write(part + 8, d1);
     PARTITION_TABLE.store(part, Ordering::Relaxed);
     PTCR_VALUE.store(radix::ptcr(part, PATS), Ordering::Release);
+    // With an ultravisor the table above is only the hypervisor's copy: the UV
+    // owns the one the hardware walks, and LPID 0's entry goes there too.
+    let route = crate::uv::host::PateRoute::for_host(super::ucall::present());
+    let mut uc = super::ucall::Ucall::get();
+    let uv = uc.as_mut().map(|u| u as &mut dyn crate::uv::Ultravisor);
+    let writes_ptcr = crate::uv::host::install_hypervisor_pate(
+        route,
+        &mut HvPartitionTable,
+        uv,
+        d0.get(),
+        d1.get(),
+    )
+    .map_err(|_| MapError::NoMemory)?;
+    WRITE_PTCR.store(writes_ptcr, Ordering::Release);
     TLB_SETS.store(u64::from(plan.tlb_sets.max(1)), Ordering::Relaxed);
     // The tree lives as long as the hypervisor; its root is in the tables above.
     let _ = tree;
@@ -230,7 +245,11 @@ pub fn enable_this_thread(pc: &PerCpu) {
     // visible (ptesync) by `build`; LPID 0 and PID 1 are the hypervisor's.
     unsafe {
         instr::ptesync();
-        spr::ptcr::write(ptcr);
+        // With an ultravisor PTCR is its register (a write traps, HEAI): it
+        // loaded its own table, which has LPID 0's entry (`build`).
+        if WRITE_PTCR.load(Ordering::Acquire) {
+            spr::ptcr::write(ptcr);
+        }
         spr::lpcr::write(lpcr.bits());
         instr::isync();
         spr::lpidr::write(0);
@@ -258,19 +277,38 @@ fn pate_addr(lpid: u32) -> Option<u64> {
     (base != 0 && u64::from(lpid) < max).then(|| base + 16 * u64::from(lpid))
 }
 
-/// Writes partition-table entry `lpid` (both doublewords) and flushes the LPID.
-pub fn set_pate(lpid: u32, dw0: u64, dw1: u64) {
-    if let Some(at) = pate_addr(lpid) {
-        LinearTables.write(at, Be64::new(dw0));
-        LinearTables.write(at + 8, Be64::new(dw1));
-        instr::tlbie_lpid(lpid);
+/// The hypervisor's partition table, as `uv::host` stores into it.
+struct HvPartitionTable;
+
+impl crate::uv::host::PateStore for HvPartitionTable {
+    fn store(&mut self, lpid: u32, dw0: u64, dw1: u64) {
+        if let Some(at) = pate_addr(lpid) {
+            LinearTables.write(at, Be64::new(dw0));
+            LinearTables.write(at + 8, Be64::new(dw1));
+        }
     }
+}
+
+/// Writes partition-table entry `lpid` (both doublewords) and flushes the LPID:
+/// into the hypervisor's table, and with an ultravisor through UV_WRITE_PATE
+/// (`uv::host::set_pate`).
+pub fn set_pate(lpid: u32, dw0: u64, dw1: u64) {
+    if pate_addr(lpid).is_none() {
+        return;
+    }
+    let route = crate::uv::host::PateRoute::for_host(super::ucall::present());
+    let mut uc = super::ucall::Ucall::get();
+    let uv = uc.as_mut().map(|u| u as &mut dyn crate::uv::Ultravisor);
+    if let Err(e) = crate::uv::host::set_pate(route, &mut HvPartitionTable, uv, lpid, dw0, dw1) {
+        error!("UV_WRITE_PATE of LPID {} refused: {:?}", lpid, e.error);
+    }
+    instr::tlbie_lpid(lpid);
 }
 
 /// Rewrites only the process-table doubleword of `lpid`'s entry.
 pub fn set_pate_dw1(lpid: u32, dw1: u64) {
     if let Some(at) = pate_addr(lpid) {
-        LinearTables.write(at + 8, Be64::new(dw1));
-        instr::tlbie_lpid(lpid);
+        let dw0 = LinearTables.read(at).get();
+        set_pate(lpid, dw0, dw1);
     }
 }

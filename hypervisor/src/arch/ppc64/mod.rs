@@ -11,6 +11,7 @@ pub mod regs;
 pub mod smp;
 pub mod spr;
 pub mod timer;
+pub mod ucall;
 
 /// Current stack pointer (r1).
 #[inline(always)]

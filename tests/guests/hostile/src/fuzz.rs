@@ -29,6 +29,7 @@ pub const H_P4: i64 = -57;
 pub const H_P5: i64 = -58;
 pub const H_UNSUP_FLAG: i64 = -256;
 pub const H_NOT_AVAILABLE: i64 = 3;
+pub const H_UNSUPPORTED: i64 = -67;
 
 /// What an hcall must answer.
 #[derive(Clone, Copy, Debug)]
@@ -145,6 +146,11 @@ pub fn implemented(op: u64) -> bool {
             | 0xf003
             | 0x36c
             | 0x370
+            | 0xef00
+            | 0xef04
+            | 0xef08
+            | 0xef0c
+            | 0xef14
     ) || (0x3a8..=0x3d0).contains(&op)
 }
 
@@ -1336,6 +1342,13 @@ impl<'a> Fuzz<'a> {
             (0xf804, H_FUNC),
             (0x460, H_FUNC),
             (0xef10, H_FUNC),
+            // H_SVM_*: H_UNSUPPORTED from a caller not in secure state, as
+            // KVM-HV (docs/pef.md), whatever the arguments.
+            (0xef00, H_UNSUPPORTED),
+            (0xef04, H_UNSUPPORTED),
+            (0xef08, H_UNSUPPORTED),
+            (0xef0c, H_UNSUPPORTED),
+            (0xef14, H_UNSUPPORTED),
         ]);
         let a = [
             self.rng.next(),

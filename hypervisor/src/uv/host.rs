@@ -1,0 +1,119 @@
+//! What an ultravisor changes for the hypervisor itself (PEF-NESTED-HASH.md §A.3
+//! "What changes for a hypervisor on a UV machine"; Linux `set_ptcr_when_no_uv`,
+//! `mmu_partition_table_set_entry`).
+//!
+//! With an ultravisor, PTCR is ultravisor-privileged for writing (a write is a
+//! Hypervisor Emulation Assistance interrupt) and the UV owns the partition table
+//! the hardware uses: every partition-table entry, LPID 0's included, goes through
+//! UV_WRITE_PATE. The hypervisor keeps its own normal-memory copy. Without one,
+//! the hypervisor writes PTCR once and the entries directly.
+use super::svm::{SecureVm, UcallFailed};
+use super::{Ultravisor, UV_WRITE_PATE};
+
+/// How partition-table entries reach the hardware on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PateRoute {
+    /// No ultravisor: write PTCR, store entries into the table.
+    Direct,
+    /// `ibm,ultravisor` present: never write PTCR; UV_WRITE_PATE every entry.
+    Ultravisor,
+}
+
+impl PateRoute {
+    /// From the host device tree's `ibm,ultravisor` (fdt::host `ultravisor`).
+    pub fn for_host(ultravisor: bool) -> PateRoute {
+        if ultravisor {
+            PateRoute::Ultravisor
+        } else {
+            PateRoute::Direct
+        }
+    }
+
+    /// Whether the hypervisor may `mtspr PTCR`.
+    pub fn writes_ptcr(self) -> bool {
+        self == PateRoute::Direct
+    }
+}
+
+/// Something that stores a partition-table entry in the hypervisor's own table
+/// (memory the hardware walks when there is no ultravisor).
+pub trait PateStore {
+    fn store(&mut self, lpid: u32, dw0: u64, dw1: u64);
+}
+
+/// Sets the partition-table entry of `lpid`: into the hypervisor's table always
+/// (its copy), and through UV_WRITE_PATE when an ultravisor owns the real one.
+pub fn set_pate(
+    route: PateRoute,
+    table: &mut dyn PateStore,
+    uv: Option<&mut dyn Ultravisor>,
+    lpid: u32,
+    dw0: u64,
+    dw1: u64,
+) -> Result<(), UcallFailed> {
+    table.store(lpid, dw0, dw1);
+    match (route, uv) {
+        (PateRoute::Direct, _) => Ok(()),
+        (PateRoute::Ultravisor, Some(uv)) => {
+            uv.write_pate(lpid, dw0, dw1).map_err(|error| UcallFailed {
+                ucall: UV_WRITE_PATE,
+                error,
+            })
+        }
+        (PateRoute::Ultravisor, None) => Err(UcallFailed {
+            ucall: UV_WRITE_PATE,
+            error: super::UvError::Function,
+        }),
+    }
+}
+
+/// The hypervisor's own entry (LPID 0) at MMU bring-up: stored in its table and,
+/// with an ultravisor, handed to it. Returns whether the thread then loads PTCR
+/// itself (only without an ultravisor; with one, PTCR is the UV's and a write
+/// would trap).
+pub fn install_hypervisor_pate(
+    route: PateRoute,
+    table: &mut dyn PateStore,
+    uv: Option<&mut dyn Ultravisor>,
+    dw0: u64,
+    dw1: u64,
+) -> Result<bool, UcallFailed> {
+    set_pate(route, table, uv, 0, dw0, dw1)?;
+    Ok(route.writes_ptcr())
+}
+
+/// A partition stops for good or reboots: its secure state (if any) is torn
+/// down (UV_UNREGISTER_MEM_SLOT, UV_SVM_TERMINATE) and its partition-table entry
+/// cleared (through the UV when there is one). Every step is attempted.
+pub fn partition_stopped(
+    route: PateRoute,
+    table: &mut dyn PateStore,
+    mut uv: Option<&mut dyn Ultravisor>,
+    svm: Option<&mut SecureVm>,
+    lpid: u32,
+) -> Result<(), UcallFailed> {
+    let r1 = match (svm, uv.as_deref_mut()) {
+        (Some(s), Some(u)) => s.terminate(u),
+        _ => Ok(()),
+    };
+    let r2 = set_pate(route, table, uv, lpid, 0, 0);
+    r1.and(r2)
+}
+
+/// Why a partition whose manifest says `secure = true` is not started on this
+/// machine, or `None` if it may start. Paprika cannot host secure VMs yet (no
+/// UV_RETURN entry path), so with an ultravisor the partition is refused too,
+/// with its own reason.
+pub fn secure_refusal(secure: bool, ultravisor: bool) -> Option<&'static str> {
+    match (secure, ultravisor) {
+        (false, _) => None,
+        (true, false) => Some(
+            "secure = true needs a PEF ultravisor and this machine has none \
+             (no ibm,ultravisor node in the host device tree)",
+        ),
+        (true, true) => Some(
+            "secure = true: an ultravisor is present, but this Paprika build cannot \
+             run secure VMs yet (docs/pef.md)",
+        ),
+    }
+}
