@@ -756,7 +756,16 @@ impl<'a> Fuzz<'a> {
         let sub = self.rng.pick(&[1u64, 1, 1, 2, 3, 5, 6, 7]);
         let mut flags = sub << (63 - 18);
         let mut proc = self.vcpu();
-        let page = misc.start + (self.rng.below(misc.len() / 0x1000)) * 0x1000;
+        // VPAs in the first half of the pages, DTLs and SLB shadows in the
+        // second: the hypervisor writes a DTL entry at every dispatch of the
+        // vCPU it belongs to (the other vCPU, racing), which must not land on
+        // the size field of a VPA this call registers.
+        let pages = (misc.len() / 0x1000).max(2);
+        let page = if sub == 1 {
+            misc.start + self.rng.below(pages / 2) * 0x1000
+        } else {
+            misc.start + (pages / 2 + self.rng.below(pages - pages / 2)) * 0x1000
+        };
         let off = self.rng.below(28) * 128; // up to 3456: 640 bytes fit in the page
         let mut addr = page + off;
         let mut size: u64 = 640 + self.rng.below((0x1000 - off - 640) / 8 + 1) * 8;
