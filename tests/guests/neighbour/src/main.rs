@@ -1,7 +1,7 @@
 //! The partition next to the hostile guest (`tests/manifests/hostile.toml`):
 //! what another partition's attack must not change. It fills most of its
 //! memory with a pattern and keeps a checksum of it, then for a fixed time
-//! (`paprika.secs=N`, default 40 s; longer than the hostile guest's run, which
+//! (`paprika.secs=N`, default 70 s; longer than the hostile guest's run, which
 //! the scenario checks by the order of the two partitions' stop lines) writes
 //! to its console, timing each H_PUT_TERM_CHAR with the time base and sleeping
 //! in H_CEDE between them; every few seconds it re-checks part of the pattern.
@@ -86,7 +86,7 @@ mod guest {
     fn guest_main(fdt: &'static [u8]) -> ! {
         set_trap_handler(on_trap);
         let args = fdt_prop(fdt, "/chosen", "bootargs").unwrap_or(&[]);
-        let secs = arg(args, "paprika.secs=").unwrap_or(40);
+        let secs = arg(args, "paprika.secs=").unwrap_or(70);
         let max_us = arg(args, "paprika.max_us=").unwrap_or(500_000);
         let mem = fdt_prop(fdt, "/memory", "reg")
             .and_then(|r| r.get(8..16))
