@@ -53,24 +53,46 @@ fn copy(dst: &mut [u8], src: &[u8]) {
 }
 
 /// A byte FIFO over a fixed buffer.
+///
+/// The buffer is reserved whole but initialised only as the first pass through
+/// it writes (`buf.len()` grows to `cap`, then stays): the console's ring is
+/// megabytes, and zeroing it at boot cost tens of milliseconds under emulation
+/// (host page faults on untouched RAM) before any thread came online.
 #[derive(Debug)]
 pub struct ByteRing {
+    /// Bytes written so far; `buf.len() == cap` once the tail has wrapped.
+    /// Until then the tail is always `buf.len()`.
     buf: Vec<u8>,
+    cap: usize,
     head: usize,
     len: usize,
 }
 
 impl ByteRing {
     pub fn new(capacity: usize) -> Self {
+        let cap = capacity.max(1);
         ByteRing {
-            buf: alloc::vec![0; capacity.max(1)],
+            buf: Vec::with_capacity(cap),
+            cap,
             head: 0,
             len: 0,
         }
     }
 
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.cap
+    }
+
+    /// Writes `src` at `pos`: over bytes written before, and past them (the
+    /// first pass) by extending `buf` within its reserved capacity.
+    #[inline]
+    fn write_at(&mut self, pos: usize, src: &[u8]) {
+        debug_assert!(pos <= self.buf.len() && pos + src.len() <= self.cap);
+        let have = self.buf.len().saturating_sub(pos).min(src.len());
+        copy(&mut self.buf[pos..pos + have], &src[..have]);
+        if have < src.len() {
+            self.buf.extend_from_slice(&src[have..]);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -82,24 +104,24 @@ impl ByteRing {
     }
 
     pub fn free(&self) -> usize {
-        self.buf.len() - self.len
+        self.cap - self.len
     }
 
     /// Appends as much of `data` as fits; returns how much.
     #[inline]
     pub fn push(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
-        let cap = self.buf.len();
+        let cap = self.cap;
         // No division: this runs on the hcall fast path.
         let mut tail = self.head + self.len;
         if tail >= cap {
             tail -= cap;
         }
         let first = n.min(cap - tail);
-        copy(&mut self.buf[tail..tail + first], &data[..first]);
+        self.write_at(tail, &data[..first]);
         // Usually nothing wraps: skip the second copy.
         if first < n {
-            copy(&mut self.buf[..n - first], &data[first..n]);
+            self.write_at(0, &data[first..n]);
         }
         self.len += n;
         n
@@ -109,7 +131,7 @@ impl ByteRing {
     /// (Draining copies kilobytes: the library copy is right there.)
     pub fn pop(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.len);
-        let cap = self.buf.len();
+        let cap = self.cap;
         let first = n.min(cap - self.head);
         out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
@@ -649,6 +671,31 @@ mod tests {
         assert_eq!(&all[..n], b"efghijkl");
         assert!(r.is_empty());
         assert_eq!(r.pop(&mut all), 0);
+    }
+
+    /// A big ring initialises nothing when created, and only what the first
+    /// pass through it writes (boot time: the console's ring is megabytes).
+    #[test]
+    fn buffer_initialised_only_as_written() {
+        let mut r = ByteRing::new(4 << 20);
+        assert_eq!(r.capacity(), 4 << 20);
+        assert_eq!(r.free(), 4 << 20);
+        assert_eq!(r.buf.len(), 0);
+        assert_eq!(r.push(b"hello"), 5);
+        assert_eq!(r.buf.len(), 5);
+        let mut out = [0u8; 5];
+        assert_eq!(r.pop(&mut out), 5);
+        assert_eq!(&out, b"hello");
+        assert_eq!(r.buf.len(), 5);
+        // Around the end: the first pass completes, then bytes are reused.
+        let mut r = ByteRing::new(8);
+        assert_eq!(r.push(b"abc"), 3);
+        assert_eq!(r.pop(&mut [0u8; 3]), 3);
+        assert_eq!(r.push(b"defghij"), 7);
+        assert_eq!(r.buf.len(), 8);
+        let mut all = [0u8; 8];
+        let n = r.pop(&mut all);
+        assert_eq!(&all[..n], b"defghij");
     }
 
     #[test]
