@@ -302,7 +302,11 @@ pub fn report(paprika: &Measured, pseries: Option<&Measured>) -> Vec<String> {
         lines.push(format!("lpar.memory_overhead_bytes: {bytes}"));
         lines.push(format!(
             "lpar.memory_overhead_target_met: {}   (target: < {OVERHEAD_TARGET_BYTES} bytes)",
-            if bytes < OVERHEAD_TARGET_BYTES { "yes" } else { "no" }
+            if bytes < OVERHEAD_TARGET_BYTES {
+                "yes"
+            } else {
+                "no"
+            }
         ));
     }
     if let Some(s) = pseries {
