@@ -55,13 +55,12 @@ fn copy(dst: &mut [u8], src: &[u8]) {
 /// A byte FIFO over a fixed buffer.
 ///
 /// The buffer is reserved whole but initialised only as the first pass through
-/// it writes (`buf.len()` grows to `cap`, then stays): the console's ring is
-/// megabytes, and zeroing it at boot cost tens of milliseconds under emulation
-/// (host page faults on untouched RAM) before any thread came online.
+/// it reaches each part, [`ByteRing::GROW`] bytes at a time: the console's ring
+/// is megabytes, and zeroing it at boot cost tens of milliseconds under
+/// emulation (host page faults on untouched RAM) before any thread came online.
 #[derive(Debug)]
 pub struct ByteRing {
-    /// Bytes written so far; `buf.len() == cap` once the tail has wrapped.
-    /// Until then the tail is always `buf.len()`.
+    /// The initialised part; grows to `cap` during the first pass, then stays.
     buf: Vec<u8>,
     cap: usize,
     head: usize,
@@ -69,6 +68,10 @@ pub struct ByteRing {
 }
 
 impl ByteRing {
+    /// Bytes initialised at a time as the first pass reaches them: pushes stay
+    /// the short fixed-step copies of the hot path, not one `memcpy` each.
+    pub const GROW: usize = 64 << 10;
+
     pub fn new(capacity: usize) -> Self {
         let cap = capacity.max(1);
         ByteRing {
@@ -83,16 +86,21 @@ impl ByteRing {
         self.cap
     }
 
-    /// Writes `src` at `pos`: over bytes written before, and past them (the
-    /// first pass) by extending `buf` within its reserved capacity.
+    /// Writes `src` at `pos` (`pos + src.len() <= cap`), first initialising the
+    /// buffer up to there if the first pass has not reached it.
     #[inline]
     fn write_at(&mut self, pos: usize, src: &[u8]) {
-        debug_assert!(pos <= self.buf.len() && pos + src.len() <= self.cap);
-        let have = self.buf.len().saturating_sub(pos).min(src.len());
-        copy(&mut self.buf[pos..pos + have], &src[..have]);
-        if have < src.len() {
-            self.buf.extend_from_slice(&src[have..]);
+        let end = pos + src.len();
+        if end > self.buf.len() {
+            self.grow_to(end);
         }
+        copy(&mut self.buf[pos..end], src);
+    }
+
+    #[cold]
+    fn grow_to(&mut self, end: usize) {
+        let want = end.max(self.buf.len() + Self::GROW).min(self.cap);
+        self.buf.resize(want, 0);
     }
 
     pub fn len(&self) -> usize {
@@ -697,11 +705,16 @@ mod tests {
         assert_eq!(r.free(), 4 << 20);
         assert_eq!(r.buf.len(), 0);
         assert_eq!(r.push(b"hello"), 5);
-        assert_eq!(r.buf.len(), 5);
+        assert_eq!(r.buf.len(), ByteRing::GROW);
         let mut out = [0u8; 5];
         assert_eq!(r.pop(&mut out), 5);
         assert_eq!(&out, b"hello");
-        assert_eq!(r.buf.len(), 5);
+        assert_eq!(r.buf.len(), ByteRing::GROW);
+        // A push across the initialised part's end initialises the next step.
+        let big = [7u8; 40 << 10];
+        assert_eq!(r.push(&big), big.len());
+        assert_eq!(r.push(&big), big.len());
+        assert_eq!(r.buf.len(), 2 * ByteRing::GROW);
         // Around the end: the first pass completes, then bytes are reused.
         let mut r = ByteRing::new(8);
         assert_eq!(r.push(b"abc"), 3);
