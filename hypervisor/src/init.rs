@@ -322,6 +322,8 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
     unsafe { mm::heap::init(LINEAR_BASE | heap, heap_size as usize) };
     info!("heap: {} MiB at {:#x}", heap_size >> 20, heap);
     crate::console::init((heap_size as usize / 4).min(4 << 20));
+    // Log lines wait in the ring until every thread is online (boot time).
+    crate::console::hold_output(true);
 
     // Per-thread data and stacks.
     let my_pir = spr::pir::read() as u32;
@@ -455,6 +457,7 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
         core::hint::spin_loop();
     }
     let tb_online = instr::mftb();
+    crate::console::hold_output(false);
     let online = smp::online_count();
     info!("PAPRIKA smp: {}/{} threads online", online, cpus.len());
     let ticks = tb_online - tb_entry;

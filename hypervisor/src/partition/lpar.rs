@@ -1094,10 +1094,22 @@ fn build_partition(
     );
     let xive = Xive::new(spec.vcpus, spec.vcpus, &[(VTY_LISN, false)])
         .map_err(|_| CreateError::TooBig("XIVE sources"))?;
-    let overhead = table_bytes
-        + core::mem::size_of::<Partition>() as u64
+    // The root table is 64 KiB whatever the partition's size: POWER9 and Power10
+    // walk only 52-bit partition-scoped trees with a 13-bit root (their user
+    // manuals' supported radix configurations; QEMU checks the same), and a guest
+    // can reach every root entry (any guest real address below 2^52), so the
+    // unused entries must stay invalid and cannot hold anything else.
+    let structs = core::mem::size_of::<Partition>() as u64
         + spec.vcpus as u64 * core::mem::size_of::<Vcpu>() as u64;
-    info!("PAPRIKA lpar-overhead: {} bytes={}", spec.name, overhead);
+    let overhead = table_bytes + structs;
+    info!(
+        "PAPRIKA lpar-overhead: {} bytes={} root={} dirs={} structs={}",
+        spec.name,
+        overhead,
+        radix::ROOT_TABLE_BYTES,
+        table_bytes - radix::ROOT_TABLE_BYTES,
+        structs
+    );
     Ok(Partition {
         name: spec.name.clone(),
         console_prefix: alloc::format!("[{}] ", spec.name),
