@@ -260,7 +260,9 @@ impl Deferred {
     /// Tries again everything remembered (cheap when nothing is).
     pub fn retry(&self, attempt: &mut dyn FnMut(usize) -> bool) {
         use core::sync::atomic::Ordering;
-        if self.bits.load(Ordering::Acquire) == 0 {
+        // The early-out needs no ordering (the swap below orders what it
+        // takes), and every full exit runs it: no isync there.
+        if self.bits.load(Ordering::Relaxed) == 0 {
             return;
         }
         let mut bits = self.bits.swap(0, Ordering::AcqRel);

@@ -625,10 +625,7 @@ pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64)
 fn run(p: &Partition, v: &Vcpu, epoch: u32) {
     let ctx = v.context();
     loop {
-        if !p.is_running()
-            || v.state() != VcpuState::Runnable
-            || p.epoch.load(Ordering::Acquire) != epoch
-        {
+        if !p.is_running() || v.state() != VcpuState::Runnable || p.epoch.load_acquire() != epoch {
             return;
         }
         opal::heartbeat();
