@@ -117,3 +117,96 @@ pub fn secure_refusal(secure: bool, ultravisor: bool) -> Option<&'static str> {
         ),
     }
 }
+
+/// SPR numbers of the registers an ultravisor owns for writing (the open-power
+/// UV's `uv_restricted_spr_write`; Linux `powernv/idle.c` for LDBAR/IMC).
+pub const SPR_DAWR0: u32 = 180;
+pub const SPR_CIABR: u32 = 187;
+pub const SPR_DAWRX0: u32 = 188;
+pub const SPR_IMC: u32 = 799;
+pub const SPR_LDBAR: u32 = 850;
+
+/// How the hypervisor reaches one of its registers on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SprAccess {
+    /// `mtspr`/`mfspr` (no ultravisor, or a register it does not own).
+    Direct,
+    /// UV_RESTRICTED_SPR_WRITE / UV_RESTRICTED_SPR_READ: the debug registers
+    /// (CIABR, DAWR0, DAWRX0), which the UV may keep for itself (SMFCTRL[D]).
+    Ucall,
+    /// Not touched at all: the trace and in-memory-collection registers (LDBAR,
+    /// IMC), which Linux skips on a UV machine (a write would trap).
+    Skip,
+}
+
+/// The route of SPR `spr` with or without an ultravisor.
+pub fn spr_route(ultravisor: bool, spr: u32) -> SprAccess {
+    match (ultravisor, spr) {
+        (false, _) => SprAccess::Direct,
+        (true, SPR_CIABR | SPR_DAWR0 | SPR_DAWRX0) => SprAccess::Ucall,
+        (true, SPR_LDBAR | SPR_IMC) => SprAccess::Skip,
+        (true, _) => SprAccess::Direct,
+    }
+}
+
+/// Writes the guest's debug registers (CIABR, DAWR0, DAWRX0, in that order)
+/// when a vCPU's lazy registers are loaded: `direct(spr, value)` without an
+/// ultravisor, UV_RESTRICTED_SPR_WRITE with one. Every write is attempted; the
+/// first refusal is returned.
+pub fn write_debug_sprs(
+    uv: Option<&mut dyn Ultravisor>,
+    values: [(u32, u64); 3],
+    mut direct: impl FnMut(u32, u64),
+) -> Result<(), UcallFailed> {
+    let Some(uv) = uv else {
+        for (spr, v) in values {
+            direct(spr, v);
+        }
+        return Ok(());
+    };
+    let mut r = Ok(());
+    for (spr, v) in values {
+        match spr_route(true, spr) {
+            SprAccess::Direct => direct(spr, v),
+            SprAccess::Skip => {}
+            SprAccess::Ucall => {
+                let e = uv
+                    .restricted_spr_write(spr, v)
+                    .map_err(|error| UcallFailed {
+                        ucall: super::UV_RESTRICTED_SPR_WRITE,
+                        error,
+                    });
+                r = r.and(e);
+            }
+        }
+    }
+    r
+}
+
+/// Reads registers `sprs` back when the vCPU's lazy registers are saved:
+/// `direct(spr)` without an ultravisor, UV_RESTRICTED_SPR_READ with one (0 for
+/// a register the UV refuses to read).
+pub fn read_debug_sprs<const N: usize>(
+    uv: Option<&mut dyn Ultravisor>,
+    sprs: [u32; N],
+    mut direct: impl FnMut(u32) -> u64,
+) -> [u64; N] {
+    let mut out = [0; N];
+    match uv {
+        None => {
+            for (o, spr) in out.iter_mut().zip(sprs) {
+                *o = direct(spr);
+            }
+        }
+        Some(uv) => {
+            for (o, spr) in out.iter_mut().zip(sprs) {
+                *o = match spr_route(true, spr) {
+                    SprAccess::Direct => direct(spr),
+                    SprAccess::Skip => 0,
+                    SprAccess::Ucall => uv.restricted_spr_read(spr).unwrap_or(0),
+                };
+            }
+        }
+    }
+    out
+}

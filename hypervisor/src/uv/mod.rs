@@ -16,17 +16,24 @@
 //! - [`svm::SecureVm`]: one partition's secure-VM state (H_SVM_INIT_START/DONE/ABORT,
 //!   H_SVM_PAGE_IN/OUT, page states normal/secure/shared, termination).
 //! - [`host`]: what changes for the hypervisor itself when an ultravisor exists
-//!   (partition-table entries through UV_WRITE_PATE, no PTCR writes).
+//!   (partition-table entries through UV_WRITE_PATE, no PTCR writes, the
+//!   ultravisor-owned debug and trace registers).
+//! - [`partition::PartitionUv`]: the state every partition carries, as the
+//!   partition code drives it (hcall routing, UV_RETURN or `hrfid`, guest memory
+//!   access, teardown at stop and reboot).
 //! - [`UvReturn`]: the register frame of UV_RETURN.
 //!
 //! Invariant: after H_SVM_INIT_DONE the hypervisor touches a secure partition's
 //! memory only in pages the partition shared ([`svm::SecureVm::hv_may_access`]).
 
 pub mod host;
+pub mod partition;
 pub mod svm;
 
 #[cfg(test)]
 pub mod model;
+#[cfg(test)]
+mod partition_tests;
 #[cfg(test)]
 mod tests;
 
@@ -137,6 +144,11 @@ pub trait Ultravisor {
     fn page_inval(&mut self, lpid: u32, gpa: u64, shift: u32) -> Result<(), UvError>;
     /// UV_SVM_TERMINATE(r4 lpid): the SVM's secure state is destroyed.
     fn svm_terminate(&mut self, lpid: u32) -> Result<(), UvError>;
+    /// UV_RESTRICTED_SPR_WRITE(r4 SPR number, r5 value): a register the
+    /// ultravisor owns (CIABR, DAWR0, DAWRX0; [`host::spr_route`]).
+    fn restricted_spr_write(&mut self, spr: u32, value: u64) -> Result<(), UvError>;
+    /// UV_RESTRICTED_SPR_READ(r4 SPR number): its value (r4 out).
+    fn restricted_spr_read(&mut self, spr: u32) -> Result<u64, UvError>;
 }
 
 /// The registers of UV_RETURN, the `sc 2` that resumes a secure guest after the

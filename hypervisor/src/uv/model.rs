@@ -47,6 +47,8 @@ pub enum Call {
     PageOut(u32, u64, u64),
     PageInval(u32, u64),
     SvmTerminate(u32),
+    RestrictedSprWrite(u32, u64),
+    RestrictedSprRead(u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +74,8 @@ pub struct ModelUv {
     pub pate: BTreeMap<u32, (u64, u64)>,
     /// The hypervisor's memory, one tag per 64 KiB page by host real address.
     pub hv_mem: BTreeMap<u64, u64>,
+    /// The ultravisor-owned registers the hypervisor wrote through it.
+    pub restricted_sprs: BTreeMap<u32, u64>,
     svms: BTreeMap<u32, Svm>,
 }
 
@@ -139,23 +143,28 @@ impl ModelUv {
     /// `early` pages (the UV faulting the kernel in), H_SVM_INIT_DONE; on a
     /// failure after START, H_SVM_INIT_ABORT (reflected with SRR1[S] = 0). The
     /// result is what the guest's `sc 2` returns: 0 (it is secure) or an hcall code.
-    pub fn esm(&mut self, hv: &mut SecureVm, early: &[u64]) -> i64 {
-        let lpid = hv.config().lpid;
+    pub fn esm(&mut self, hv: &mut impl Hv, early: &[u64]) -> i64 {
+        let lpid = hv.lpid();
+        if self.svms.contains_key(&lpid) {
+            // Already (becoming) an SVM: the UV refuses without asking the
+            // hypervisor anything.
+            return UvError::State.code();
+        }
         self.svms.insert(lpid, Svm::default());
-        let rc = code(hv.hcall(self, true, h::H_SVM_INIT_START, &[]));
+        let rc = hv.reflect(self, true, h::H_SVM_INIT_START, &[]);
         if rc != 0 {
             self.svms.remove(&lpid);
             return rc;
         }
         for &gpa in early {
-            let rc = code(hv.hcall(self, true, h::H_SVM_PAGE_IN, &[gpa, 0, 16]));
+            let rc = hv.reflect(self, true, h::H_SVM_PAGE_IN, &[gpa, 0, 16]);
             if rc != 0 {
-                return code(hv.hcall(self, false, h::H_SVM_INIT_ABORT, &[]));
+                return hv.reflect(self, false, h::H_SVM_INIT_ABORT, &[]);
             }
         }
-        let rc = code(hv.hcall(self, true, h::H_SVM_INIT_DONE, &[]));
+        let rc = hv.reflect(self, true, h::H_SVM_INIT_DONE, &[]);
         if rc != 0 {
-            return code(hv.hcall(self, false, h::H_SVM_INIT_ABORT, &[]));
+            return hv.reflect(self, false, h::H_SVM_INIT_ABORT, &[]);
         }
         self.svms.get_mut(&lpid).expect("created above").secure = true;
         0
@@ -163,17 +172,17 @@ impl ModelUv {
 
     /// The SVM's UV_SHARE_PAGE of one page: the UV asks the hypervisor for it
     /// with H_SVM_PAGE_IN(H_PAGE_IN_SHARED).
-    pub fn share(&mut self, hv: &mut SecureVm, gpa: u64) -> i64 {
-        let lpid = hv.config().lpid;
+    pub fn share(&mut self, hv: &mut impl Hv, gpa: u64) -> i64 {
+        let lpid = hv.lpid();
         if let Some(s) = self.svms.get_mut(&lpid) {
             s.share_pending.insert(gpa >> SVM_PAGE_SHIFT);
         }
-        let rc = code(hv.hcall(
+        let rc = hv.reflect(
             self,
             true,
             h::H_SVM_PAGE_IN,
             &[gpa, h::H_PAGE_IN_SHARED, 16],
-        ));
+        );
         if let Some(s) = self.svms.get_mut(&lpid) {
             s.share_pending.remove(&(gpa >> SVM_PAGE_SHIFT));
         }
@@ -181,13 +190,13 @@ impl ModelUv {
     }
 
     /// The SVM's UV_UNSHARE_PAGE: the page goes back to secure memory.
-    pub fn unshare(&mut self, hv: &mut SecureVm, gpa: u64) -> i64 {
-        code(hv.hcall(self, true, h::H_SVM_PAGE_IN, &[gpa, 0, 16]))
+    pub fn unshare(&mut self, hv: &mut impl Hv, gpa: u64) -> i64 {
+        hv.reflect(self, true, h::H_SVM_PAGE_IN, &[gpa, 0, 16])
     }
 
     /// The UV evicting a secure page to the hypervisor (H_SVM_PAGE_OUT).
-    pub fn evict(&mut self, hv: &mut SecureVm, gpa: u64) -> i64 {
-        code(hv.hcall(self, true, h::H_SVM_PAGE_OUT, &[gpa, 0, 16]))
+    pub fn evict(&mut self, hv: &mut impl Hv, gpa: u64) -> i64 {
+        hv.reflect(self, true, h::H_SVM_PAGE_OUT, &[gpa, 0, 16])
     }
 
     /// What the SVM reads at `gpa`: its secure copy, or the shared hypervisor
@@ -231,7 +240,26 @@ impl ModelUv {
     }
 }
 
-fn code(r: Option<crate::papr::hcall::HcallResult>) -> i64 {
+/// The hypervisor as the model UV reaches it: an H_SVM_* hcall reflected with
+/// SRR1[S] = `secure`, answered with its return code (what UV_RETURN's r0
+/// carries back).
+pub trait Hv {
+    fn lpid(&self) -> u32;
+    fn reflect(&mut self, uv: &mut ModelUv, secure: bool, op: u64, args: &[u64]) -> i64;
+}
+
+/// The secure-VM state machine alone.
+impl Hv for SecureVm {
+    fn lpid(&self) -> u32 {
+        self.config().lpid
+    }
+
+    fn reflect(&mut self, uv: &mut ModelUv, secure: bool, op: u64, args: &[u64]) -> i64 {
+        code(self.hcall(uv, secure, op, args))
+    }
+}
+
+pub fn code(r: Option<crate::papr::hcall::HcallResult>) -> i64 {
     match r {
         Some(Ok(_)) => 0,
         Some(Err(e)) => e.code(),
@@ -379,5 +407,28 @@ impl Ultravisor for ModelUv {
         self.svm(super::UV_SVM_TERMINATE, lpid)?;
         self.svms.remove(&lpid);
         Ok(())
+    }
+
+    fn restricted_spr_write(&mut self, spr: u32, value: u64) -> Result<(), UvError> {
+        self.calls.push(Call::RestrictedSprWrite(spr, value));
+        // The open-power UV's list: DAWR0, DAWRX0, CIABR (and LDBAR, IMC,
+        // which the hypervisor must skip, not ask for).
+        match spr {
+            super::host::SPR_DAWR0 | super::host::SPR_DAWRX0 | super::host::SPR_CIABR => {
+                self.restricted_sprs.insert(spr, value);
+                Ok(())
+            }
+            _ => Err(UvError::Parameter),
+        }
+    }
+
+    fn restricted_spr_read(&mut self, spr: u32) -> Result<u64, UvError> {
+        self.calls.push(Call::RestrictedSprRead(spr));
+        match spr {
+            super::host::SPR_DAWR0 | super::host::SPR_DAWRX0 | super::host::SPR_CIABR => {
+                Ok(self.restricted_sprs.get(&spr).copied().unwrap_or(0))
+            }
+            _ => Err(UvError::Parameter),
+        }
     }
 }

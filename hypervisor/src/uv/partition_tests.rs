@@ -1,0 +1,448 @@
+//! A partition's whole PEF life against the model ultravisor, through
+//! `PartitionUv`: the object `partition::lpar` holds and calls from its hcall
+//! dispatch, vCPU entry, guest-memory accessors, reboot and stop.
+use super::host::{self, PateStore, SprAccess};
+use super::model::{code, Call, Hv, ModelUv, Violation};
+use super::partition::{PartitionUv, Resume, MSR_S};
+use super::svm::{PageState, Phase};
+use super::*;
+use crate::mm::extent::ExtentMap;
+use crate::papr::hcall::{self as h, HcallError};
+
+const BASE: u64 = 0x4_1220_0000;
+const BASE2: u64 = 0x2_0000_0000;
+const EXTENT: u64 = 2 << 20;
+const MEM: u64 = 2 * EXTENT;
+const LPID: u32 = 5;
+const P: u64 = SVM_PAGE_SIZE;
+/// SRR1 of a reflected hcall: 64-bit, kernel, relocation on, S as given.
+const MSR: u64 = 0x8000_0000_0000_1033;
+
+fn memory() -> ExtentMap {
+    ExtentMap::new(&[(BASE, EXTENT), (BASE2, EXTENT)]).unwrap()
+}
+
+fn hpa(gpa: u64) -> u64 {
+    if gpa < EXTENT {
+        BASE + gpa
+    } else {
+        BASE2 + gpa - EXTENT
+    }
+}
+
+fn model() -> ModelUv {
+    let mut uv = ModelUv::new();
+    for i in 0..MEM / P {
+        uv.hv_mem.insert(hpa(i * P), 0x100 + i);
+    }
+    uv
+}
+
+#[derive(Default)]
+struct Table(Vec<(u32, u64, u64)>);
+
+impl PateStore for Table {
+    fn store(&mut self, lpid: u32, dw0: u64, dw1: u64) {
+        self.0.push((lpid, dw0, dw1));
+    }
+}
+
+/// vCPU `vcpu` of the partition as the UV reaches it: each reflected hcall
+/// makes the exit the hypervisor sees (SRR1 with S as the UV sets it), asks how
+/// the vCPU will be resumed, as `vcpu::run` does before handling, then
+/// dispatches it as `hcalls::dispatch` does.
+struct Vcpu<'a> {
+    p: &'a PartitionUv,
+    vcpu: u32,
+    resumes: Vec<Resume>,
+}
+
+impl<'a> Vcpu<'a> {
+    fn new(p: &'a PartitionUv, vcpu: u32) -> Self {
+        Vcpu {
+            p,
+            vcpu,
+            resumes: Vec::new(),
+        }
+    }
+}
+
+impl Hv for Vcpu<'_> {
+    fn lpid(&self) -> u32 {
+        LPID
+    }
+
+    fn reflect(&mut self, uv: &mut ModelUv, secure: bool, op: u64, args: &[u64]) -> i64 {
+        let msr = if secure { MSR | MSR_S } else { MSR };
+        self.resumes.push(self.p.resume(self.vcpu, 0xc00, msr, op));
+        code(self.p.hcall(Some(uv), self.vcpu, msr, op, args))
+    }
+}
+
+/// The partition's own `sc 1` (not reflected: S clear) of `op`.
+fn direct(p: &PartitionUv, uv: &mut ModelUv, vcpu: u32, op: u64, args: &[u64]) -> (i64, Resume) {
+    let resume = p.resume(vcpu, 0xc00, MSR, op);
+    (code(p.hcall(Some(uv), vcpu, MSR, op, args)), resume)
+}
+
+/// create → UV_ESM → page-in/out/share → reboot → UV_ESM again → stop, with
+/// every ucall in order and no rule of the UV broken.
+#[test]
+fn whole_partition_lifecycle() {
+    let mut uv = model();
+    let mut table = Table::default();
+    // Creation with an ultravisor present: state attached, no ucall yet (the UV
+    // has no SVM state for the LPID before the guest's UV_ESM; slots are
+    // registered at H_SVM_INIT_START, as KVM-HV does).
+    let p = PartitionUv::new(LPID, true, &memory(), true);
+    assert!(p.with_ultravisor());
+    assert_eq!(p.phase(), Phase::Normal);
+    assert!(uv.calls.is_empty());
+    assert!(
+        p.hv_may_access(0, MEM),
+        "a normal partition is all the hypervisor's"
+    );
+    // A normal exit of the still-normal partition: hrfid.
+    assert_eq!(p.resume(0, 0x980, MSR, 0), Resume::Hrfid);
+
+    // UV_ESM on vCPU 0: every reflected call returns through UV_RETURN.
+    let mut v0 = Vcpu::new(&p, 0);
+    assert_eq!(uv.esm(&mut v0, &[0, 3 * P, EXTENT + P]), 0);
+    assert!(
+        v0.resumes.iter().all(|&r| r == Resume::UvReturn),
+        "{:?}",
+        v0.resumes
+    );
+    assert_eq!(v0.resumes.len(), 5, "START, 3 PAGE_IN, DONE");
+    assert_eq!(p.phase(), Phase::Secure);
+    assert_eq!(uv.slots(LPID), [(0, 0, EXTENT), (1, EXTENT, EXTENT)]);
+    assert_eq!(uv.calls[0], Call::RegisterMemSlot(LPID, 0, EXTENT, 0));
+    assert_eq!(uv.calls[1], Call::RegisterMemSlot(LPID, EXTENT, EXTENT, 1));
+    assert_eq!(uv.calls[4], Call::PageIn(LPID, BASE2 + P, EXTENT + P));
+    // The hypervisor keeps out of secure memory (hcall buffers, console...).
+    assert!(!p.hv_may_access(0x4000, 8));
+    // Every exit of the secure VM arrives reflected (S set) and goes back
+    // through UV_RETURN: HDEC, an external interrupt, an hcall.
+    for vector in [0x980, 0x500, 0xc00] {
+        assert_eq!(
+            p.resume(1, vector, MSR | MSR_S, h::H_CEDE),
+            Resume::UvReturn
+        );
+    }
+
+    // The SVM shares a page for its hcall buffers (swiotlb), the UV evicts one,
+    // pages it back, and the SVM unshares its buffer.
+    let mut v1 = Vcpu::new(&p, 1);
+    assert_eq!(uv.share(&mut v1, 6 * P), 0);
+    assert!(p.hv_may_access(6 * P + 0x10, 0x100));
+    uv.hv_touch(LPID, 6 * P + 0x10);
+    assert_eq!(uv.evict(&mut v1, 7 * P), 0);
+    assert_eq!(p.with_svm(|s| s.page(7 * P)), Some(Some(PageState::Normal)));
+    assert!(
+        !p.hv_may_access(7 * P, 1),
+        "an evicted page is still the SVM's"
+    );
+    assert_eq!(uv.unshare(&mut v1, 7 * P), 0);
+    assert_eq!(uv.unshare(&mut v1, 6 * P), 0);
+    assert!(!p.hv_may_access(6 * P, 1));
+    assert!(v1.resumes.iter().all(|&r| r == Resume::UvReturn));
+
+    // system-reboot: after the vCPUs stopped and before memory is scrubbed.
+    uv.calls.clear();
+    assert_eq!(p.release(&mut table, Some(&mut uv)), Ok(()));
+    assert_eq!(
+        uv.calls,
+        [
+            Call::UnregisterMemSlot(LPID, 0),
+            Call::UnregisterMemSlot(LPID, 1),
+            Call::SvmTerminate(LPID),
+            Call::WritePate(LPID, 0, 0),
+        ]
+    );
+    assert_eq!(table.0, [(LPID, 0, 0)]);
+    assert!(!uv.knows(LPID));
+    assert_eq!(p.phase(), Phase::Normal);
+    assert!(
+        p.hv_may_access(0, MEM),
+        "the scrub may touch everything again"
+    );
+    assert_eq!(p.resume(0, 0xc00, MSR, h::H_CEDE), Resume::Hrfid);
+    p.restarted();
+
+    // The new boot goes secure again, then the partition stops (power-off):
+    // the stop path and the last vCPU leaving both ask; the teardown runs once.
+    let mut v0 = Vcpu::new(&p, 0);
+    assert_eq!(uv.esm(&mut v0, &[]), 0);
+    uv.calls.clear();
+    assert_eq!(p.release(&mut table, Some(&mut uv)), Ok(()));
+    assert_eq!(p.release(&mut table, Some(&mut uv)), Ok(()));
+    assert_eq!(
+        uv.calls,
+        [
+            Call::UnregisterMemSlot(LPID, 0),
+            Call::UnregisterMemSlot(LPID, 1),
+            Call::SvmTerminate(LPID),
+            Call::WritePate(LPID, 0, 0),
+        ]
+    );
+    assert!(uv.violations.is_empty(), "{:?}", uv.violations);
+}
+
+/// Registering the partition's memory when it is created (before UV_ESM) is
+/// what the UV refuses: it has no SVM state for the LPID yet. This is why
+/// `PartitionUv` registers at H_SVM_INIT_START.
+#[test]
+fn registration_before_esm_is_refused_by_the_uv() {
+    let mut uv = model();
+    assert_eq!(
+        uv.register_mem_slot(LPID, 0, EXTENT, 0, 0),
+        Err(UvError::Parameter)
+    );
+    assert_eq!(
+        uv.violations,
+        [Violation::NotAnSvm {
+            ucall: UV_REGISTER_MEM_SLOT,
+            lpid: LPID
+        }]
+    );
+}
+
+#[test]
+fn without_ultravisor_nothing_changes() {
+    let p = PartitionUv::new(LPID, false, &memory(), false);
+    let mut uv = model();
+    assert!(!p.with_ultravisor());
+    for op in [
+        h::H_SVM_INIT_START,
+        h::H_SVM_INIT_DONE,
+        h::H_SVM_INIT_ABORT,
+        h::H_SVM_PAGE_IN,
+        h::H_SVM_PAGE_OUT,
+    ] {
+        // Even a (forged) S bit: there is no ultravisor to have reflected it.
+        let r = p.hcall(None, 0, MSR | MSR_S, op, &[0, 0, 16]);
+        assert_eq!(r, Some(Err(HcallError::Unsupported)), "{op:#x}");
+        assert_eq!(p.resume(0, 0xc00, MSR | MSR_S, op), Resume::Hrfid);
+    }
+    assert_eq!(
+        p.hcall(None, 0, MSR, h::H_TPM_COMM, &[]),
+        Some(Err(HcallError::Function))
+    );
+    assert_eq!(p.hcall(None, 0, MSR, h::H_CEDE, &[]), None);
+    assert!(p.hv_may_access(0, MEM));
+    // Stop: only the hypervisor's own table entry is cleared, no ucall.
+    let mut table = Table::default();
+    assert_eq!(p.release(&mut table, Some(&mut uv)), Ok(()));
+    assert_eq!(table.0, [(LPID, 0, 0)]);
+    assert!(uv.calls.is_empty());
+}
+
+/// A partition (not the UV) making the UV's calls with `sc 1`: refused, no
+/// ucall, resumed with hrfid.
+#[test]
+fn partition_cannot_pretend_to_be_the_uv() {
+    let p = PartitionUv::new(LPID, true, &memory(), true);
+    let mut uv = model();
+    uv.begin_for_test(LPID);
+    for op in [
+        h::H_SVM_INIT_START,
+        h::H_SVM_PAGE_IN,
+        h::H_SVM_PAGE_OUT,
+        h::H_SVM_INIT_DONE,
+        h::H_SVM_INIT_ABORT,
+    ] {
+        assert_eq!(
+            direct(&p, &mut uv, 0, op, &[0, 0, 16]),
+            (-67, Resume::Hrfid)
+        );
+    }
+    assert!(uv.calls.is_empty());
+    assert_eq!(p.phase(), Phase::Normal);
+}
+
+/// While vCPU 0 is in UV_ESM, vCPU 1 calls H_SVM_INIT_ABORT itself (S clear,
+/// as the UV's own abort): refused and resumed with hrfid; the UV's abort on
+/// vCPU 0 still works and goes back through UV_RETURN, once.
+#[test]
+fn abort_only_from_the_vcpu_in_esm() {
+    let p = PartitionUv::new(LPID, true, &memory(), true);
+    let mut uv = model();
+    let mut v0 = Vcpu::new(&p, 0);
+    uv.begin_for_test(LPID);
+    assert_eq!(v0.reflect(&mut uv, true, h::H_SVM_INIT_START, &[]), 0);
+    assert_eq!(v0.reflect(&mut uv, true, h::H_SVM_PAGE_IN, &[P, 0, 16]), 0);
+    let before = uv.calls.len();
+    assert_eq!(
+        direct(&p, &mut uv, 1, h::H_SVM_INIT_ABORT, &[]),
+        (-67, Resume::Hrfid)
+    );
+    assert_eq!(uv.calls.len(), before);
+    assert_eq!(p.phase(), Phase::Initialising);
+    // The UV's abort (S clear, from vCPU 0).
+    assert_eq!(
+        v0.reflect(&mut uv, false, h::H_SVM_INIT_ABORT, &[]),
+        HcallError::Parameter.code()
+    );
+    assert_eq!(v0.resumes.last(), Some(&Resume::UvReturn));
+    assert_eq!(p.phase(), Phase::Normal);
+    assert!(p.hv_may_access(0, MEM));
+    // After it, vCPU 0's plain exits are hrfid again, and another abort is
+    // refused.
+    assert_eq!(
+        direct(&p, &mut uv, 0, h::H_SVM_INIT_ABORT, &[]),
+        (-67, Resume::Hrfid)
+    );
+    assert!(uv.violations.is_empty(), "{:?}", uv.violations);
+}
+
+/// A partition without `secure = true` (allowed to run on a UV machine) tries
+/// UV_ESM: H_AUTHORITY, returned through UV_RETURN (the UV made the call),
+/// no ucall.
+#[test]
+fn esm_of_a_partition_not_allowed_secure() {
+    let p = PartitionUv::new(LPID, false, &memory(), true);
+    let mut uv = model();
+    let mut v0 = Vcpu::new(&p, 0);
+    assert_eq!(uv.esm(&mut v0, &[]), HcallError::Authority.code());
+    assert_eq!(v0.resumes, [Resume::UvReturn]);
+    assert!(uv.calls.is_empty());
+    assert_eq!(p.phase(), Phase::Normal);
+}
+
+/// The partition stops (a fault on another vCPU) while vCPU 0 is half-way
+/// through UV_ESM: everything registered is unregistered, the UV forgets the
+/// SVM, the entry is cleared; late reflected calls then find a normal
+/// partition.
+#[test]
+fn stop_during_initialisation() {
+    let p = PartitionUv::new(LPID, true, &memory(), true);
+    let mut uv = model();
+    let mut v0 = Vcpu::new(&p, 0);
+    uv.begin_for_test(LPID);
+    assert_eq!(v0.reflect(&mut uv, true, h::H_SVM_INIT_START, &[]), 0);
+    assert_eq!(v0.reflect(&mut uv, true, h::H_SVM_PAGE_IN, &[0, 0, 16]), 0);
+    uv.calls.clear();
+    let mut table = Table::default();
+    assert_eq!(p.release(&mut table, Some(&mut uv)), Ok(()));
+    assert_eq!(
+        uv.calls,
+        [
+            Call::UnregisterMemSlot(LPID, 0),
+            Call::UnregisterMemSlot(LPID, 1),
+            Call::SvmTerminate(LPID),
+            Call::WritePate(LPID, 0, 0),
+        ]
+    );
+    assert!(p.hv_may_access(0, MEM));
+    assert_eq!(
+        v0.reflect(&mut uv, true, h::H_SVM_PAGE_IN, &[P, 0, 16]),
+        -67,
+        "nothing started any more"
+    );
+    assert_eq!(v0.reflect(&mut uv, false, h::H_SVM_INIT_ABORT, &[]), -67);
+    assert!(uv.violations.is_empty(), "{:?}", uv.violations);
+}
+
+/// Random reflected and direct calls from three vCPUs, with reboots: the
+/// hypervisor never touches what the UV holds secure, never breaks a UV rule,
+/// answers every reflected call through UV_RETURN and every direct one with
+/// hrfid.
+#[test]
+fn random_partition_sequences() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let ops = [
+        h::H_SVM_INIT_START,
+        h::H_SVM_INIT_DONE,
+        h::H_SVM_INIT_ABORT,
+        h::H_SVM_PAGE_IN,
+        h::H_SVM_PAGE_OUT,
+    ];
+    let mut secure_seen = 0;
+    for _round in 0..100 {
+        let p = PartitionUv::new(LPID, true, &memory(), true);
+        let mut uv = model();
+        let mut table = Table::default();
+        for _ in 0..80 {
+            let vcpu = (rnd() % 3) as u32;
+            let gpa = (rnd() % (MEM / P + 1)) * P;
+            let op = ops[(rnd() % 5) as usize];
+            match rnd() % 10 {
+                0 => {
+                    let mut v = Vcpu::new(&p, vcpu);
+                    uv.esm(&mut v, &[gpa]);
+                    assert!(v.resumes.iter().all(|&r| r == Resume::UvReturn));
+                }
+                1 if uv.knows(LPID) => {
+                    uv.share(&mut Vcpu::new(&p, vcpu), gpa);
+                }
+                2 => {
+                    let (_, r) = direct(&p, &mut uv, vcpu, op, &[gpa, 0, 16]);
+                    assert_eq!(r, Resume::Hrfid, "a direct call never UV_RETURNs");
+                }
+                3 => {
+                    let _ = p.release(&mut table, Some(&mut uv));
+                    p.restarted();
+                }
+                _ if uv.knows(LPID) => {
+                    let mut v = Vcpu::new(&p, vcpu);
+                    // H_PAGE_IN_SHARED only through `share` (the UV means it).
+                    let flags = [0, 0, 2, 4][(rnd() % 4) as usize];
+                    v.reflect(&mut uv, op != h::H_SVM_INIT_ABORT, op, &[gpa, flags, 16]);
+                }
+                _ => {}
+            }
+            if p.phase() == Phase::Secure {
+                secure_seen += 1;
+            }
+            for i in 0..MEM / P {
+                if p.hv_may_access(i * P, P) {
+                    uv.hv_touch(LPID, i * P);
+                }
+            }
+            assert!(uv.violations.is_empty(), "{:?}", uv.violations);
+        }
+    }
+    assert!(secure_seen > 100, "{secure_seen}");
+}
+
+#[test]
+fn debug_registers_go_through_the_uv() {
+    let vals = [
+        (host::SPR_CIABR, 0x1000 | 2),
+        (host::SPR_DAWR0, 0x2000),
+        (host::SPR_DAWRX0, 0x46),
+    ];
+    // Without an ultravisor: mtspr, in order.
+    let mut direct_writes = Vec::new();
+    host::write_debug_sprs(None, vals, |s, v| direct_writes.push((s, v))).unwrap();
+    assert_eq!(direct_writes, vals);
+    // With one: UV_RESTRICTED_SPR_WRITE each, never mtspr.
+    let mut uv = model();
+    let mut direct_writes = Vec::new();
+    host::write_debug_sprs(Some(&mut uv), vals, |s, v| direct_writes.push((s, v))).unwrap();
+    assert!(direct_writes.is_empty());
+    assert_eq!(uv.calls, vals.map(|(s, v)| Call::RestrictedSprWrite(s, v)));
+    let sprs = vals.map(|(s, _)| s);
+    let back = host::read_debug_sprs(Some(&mut uv), sprs, |_| panic!("mfspr with a UV"));
+    assert_eq!(back, vals.map(|(_, v)| v));
+    assert_eq!(
+        host::read_debug_sprs(None, sprs, u64::from),
+        sprs.map(u64::from)
+    );
+    // Trace and IMC registers are skipped with a UV, ordinary ones are direct.
+    assert_eq!(host::spr_route(true, host::SPR_LDBAR), SprAccess::Skip);
+    assert_eq!(host::spr_route(true, host::SPR_IMC), SprAccess::Skip);
+    assert_eq!(host::spr_route(false, host::SPR_LDBAR), SprAccess::Direct);
+    assert_eq!(host::spr_route(true, 0x1f), SprAccess::Direct);
+    assert_eq!(host::spr_route(true, host::SPR_CIABR), SprAccess::Ucall);
+    assert_eq!(
+        uv.restricted_spr_write(host::SPR_LDBAR, 1),
+        Err(UvError::Parameter)
+    );
+}
