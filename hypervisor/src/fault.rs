@@ -96,6 +96,8 @@ pub const fn vector_name(vector: u64) -> &'static str {
         0xf60 => "Facility Unavailable",
         0xf80 => "Hypervisor Facility Unavailable",
         0x1500 => "Soft Patch",
+        // Not an interrupt: `arch::ppc64::guest::enter_uv`'s UV_RETURN came back.
+        0xf11c => "UV_RETURN refused by the ultravisor",
         0x1600 => "Reserved 0x1600",
         0x1700 => "Reserved 0x1700",
         _ => "Unknown",

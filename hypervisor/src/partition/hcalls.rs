@@ -51,15 +51,10 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
             )));
             return Next::Leave;
         }
-        // No partition here can be in secure state (Paprika runs no SVM): the
-        // H_SVM_* calls are answered as KVM-HV answers them without an
-        // ultravisor (docs/pef.md).
+        // H_SVM_*, H_TPM_COMM: the secure-VM state machine with an ultravisor,
+        // KVM-HV's no-UV answers without (docs/pef.md).
         op if crate::uv::svm::hcall_without_uv(op).is_some() => {
-            let e = crate::uv::svm::hcall_without_uv(op).unwrap_or(HcallError::Function);
-            if e != HcallError::Function {
-                vcpu::rate_limited_warn(p, "secure-VM hcall refused, no ultravisor (opcode)", op);
-            }
-            Err(e)
+            super::pef::hcall(p, v, ctx, op).unwrap_or(Err(HcallError::Function))
         }
         h::H_RTAS => match super::rtas_calls::call(p, v, ctx, g[4]) {
             Ok(Next::Leave) => return Next::Leave,

@@ -52,19 +52,18 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, op: u64) -> Hcal
 /// vCPU's thread serves it (always, during its hcalls) the hardware holds the
 /// guest's value; it is saved with the others when the thread stops serving it.
 pub fn set_ciabr(ciabr: u64) {
-    // SAFETY: CIABR with PRIV != hypervisor (checked by `decode_set_mode`) matches
-    // only guest instructions.
-    unsafe { spr::ciabr::write(ciabr) };
+    // CIABR with PRIV != hypervisor (checked by `decode_set_mode`) matches only
+    // guest instructions; through the ultravisor when there is one.
+    crate::arch::ppc64::ucall::write_debug(&[(crate::uv::host::SPR_CIABR, ciabr)]);
 }
 
 /// H_SET_MODE DAWR0 (and H_SET_DABR/XDABR): as `set_ciabr`.
 pub fn set_dawr0(dawr: u64, dawrx: u64) {
-    // SAFETY: DAWRX without the hypervisor privilege bit (checked by the callers'
-    // decoders) matches only guest accesses.
-    unsafe {
-        spr::dawr0::write(dawr);
-        spr::dawrx0::write(dawrx);
-    }
+    // DAWRX without the hypervisor privilege bit (checked by the callers'
+    // decoders) matches only guest accesses; through the ultravisor when there
+    // is one.
+    use crate::uv::host::{SPR_DAWR0, SPR_DAWRX0};
+    crate::arch::ppc64::ucall::write_debug(&[(SPR_DAWR0, dawr), (SPR_DAWRX0, dawrx)]);
 }
 
 fn set_xdabr(dabr: u64, dabrx: u64) -> HcallResult {

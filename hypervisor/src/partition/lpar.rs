@@ -181,6 +181,8 @@ pub struct Partition {
     /// with it.
     console_share: spin::Mutex<crate::console::Share>,
     pub console_stats: ConsoleStats,
+    /// PEF: its secure-VM state when an ultravisor is present (`partition::pef`).
+    pub uv: crate::uv::partition::PartitionUv,
 }
 
 /// A partition's console output, for the summary line at its stop (the bytes
@@ -369,7 +371,7 @@ impl Partition {
     /// for the guest) first, so the hypervisor never shows the guest stale bytes.
     pub fn host_addr(&self, gra: u64, len: u64) -> Option<u64> {
         let end = gra.checked_add(len)?;
-        if end > self.mem_size || !self.prepare(gra, len) {
+        if end > self.mem_size || !self.uv.hv_may_access(gra, len) || !self.prepare(gra, len) {
             return None;
         }
         self.mem.contiguous(gra, len).map(|pa| LINEAR_BASE | pa)
@@ -381,7 +383,7 @@ impl Partition {
     /// partition's memory.
     fn for_pieces(&self, gra: u64, len: u64, mut f: impl FnMut(u64, usize, usize)) -> Option<()> {
         let end = gra.checked_add(len)?;
-        if end > self.mem_size || !self.prepare(gra, len) {
+        if end > self.mem_size || !self.uv.hv_may_access(gra, len) || !self.prepare(gra, len) {
             return None;
         }
         for piece in self.mem.pieces(gra, len)? {
@@ -573,6 +575,9 @@ impl Partition {
         for v in &self.vcpus {
             v.kick();
         }
+        // No vCPU in the guest (else the last to leave does it): PEF teardown
+        // and the partition-table entry.
+        super::pef::release_if_idle(self);
         if RUNNING_COUNT.fetch_sub(1, Ordering::AcqRel) == 1 {
             all_stopped();
         }
@@ -1094,6 +1099,7 @@ fn build_partition(
     );
     let xive = Xive::new(spec.vcpus, spec.vcpus, &[(VTY_LISN, false)])
         .map_err(|_| CreateError::TooBig("XIVE sources"))?;
+    let uv = crate::uv::partition::PartitionUv::new(lpid, spec.secure, &mem, info.ultravisor);
     // The root table is 64 KiB whatever the partition's size: POWER9 and Power10
     // walk only 52-bit partition-scoped trees with a 13-bit root (their user
     // manuals' supported radix configurations; QEMU checks the same), and a guest
@@ -1153,6 +1159,7 @@ fn build_partition(
         warn_budget: crate::log::Budget::new(),
         console_share: spin::Mutex::new(crate::console::Share::new()),
         console_stats: ConsoleStats::default(),
+        uv,
     })
 }
 
@@ -1182,6 +1189,9 @@ impl Partition {
         for v in &self.vcpus {
             v.force_stop();
         }
+        // Before the scrub touches its memory: the ultravisor gives up the
+        // secure VM (if it became one) and the partition-table entry is cleared.
+        super::pef::release(self);
         self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
         // Registrations name memory that is about to be scrubbed.
@@ -1211,8 +1221,11 @@ impl Partition {
         match loaded {
             Ok(Loaded { placed, times, .. }) => {
                 log_load_times(&self.name, 0, &times);
-                // Forget the guest's process table and every cached translation.
-                mmu::set_pate_dw1(self.lpid, 0);
+                // Forget the guest's process table and every cached translation:
+                // the entry again, as at creation (`pef::release` cleared it).
+                let root = self.demand.tree.lock().root();
+                mmu::set_pate(self.lpid, radix::radix_root_dw0(root) | radix::PATE_HR, 0);
+                self.uv.restarted();
                 self.proc_tbl.store(0, Ordering::Release);
                 self.gtse.store(true, Ordering::Release);
                 self.interrupt_le.store(false, Ordering::Relaxed);

@@ -320,6 +320,7 @@ pub fn thread_work() {
         }
         release();
         v.active.store(false, Ordering::Release);
+        super::pef::release_if_idle(p);
         if p.is_running()
             && p.reboot_requested.load(Ordering::Acquire)
             && v.reboot_owner.swap(false, Ordering::AcqRel)
@@ -475,9 +476,7 @@ fn load_lazy(l: &LazySprs) {
         spr::dscr::write(l.dscr);
         spr::fscr::write(l.fscr);
         spr::pspb::write(l.pspb);
-        spr::ciabr::write(l.ciabr);
-        spr::dawr0::write(l.dawr0);
-        spr::dawrx0::write(l.dawrx0);
+        crate::arch::ppc64::ucall::write_debug_sprs(l.ciabr, l.dawr0, l.dawrx0);
         spr::tar::write(l.tar);
         spr::ebbhr::write(l.ebbhr);
         spr::ebbrr::write(l.ebbrr);
@@ -513,9 +512,7 @@ fn save_lazy(l: &mut LazySprs) {
     l.dscr = spr::dscr::read();
     l.fscr = spr::fscr::read();
     l.pspb = spr::pspb::read();
-    l.ciabr = spr::ciabr::read();
-    l.dawr0 = spr::dawr0::read();
-    l.dawrx0 = spr::dawrx0::read();
+    (l.ciabr, l.dawr0, l.dawrx0) = crate::arch::ppc64::ucall::read_debug_sprs();
     l.tar = spr::tar::read();
     l.ebbhr = spr::ebbhr::read();
     l.ebbrr = spr::ebbrr::read();
@@ -624,6 +621,8 @@ pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64)
 
 fn run(p: &Partition, v: &Vcpu, epoch: u32) {
     let ctx = v.context();
+    // PEF: the last exit was reflected by the ultravisor, which alone resumes.
+    let mut via_uv = false;
     loop {
         if !p.is_running() || v.state() != VcpuState::Runnable || p.epoch.load_acquire() != epoch {
             return;
@@ -641,7 +640,11 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         // clear in the MSR we enter with, and `switch_in` loaded the guest SPRs.
         let vector = unsafe {
             ctx.regs.msr &= !(Msr::HV | Msr::S).bits();
-            guest::enter(&mut ctx.regs)
+            if via_uv {
+                guest::enter_uv(&mut ctx.regs)
+            } else {
+                guest::enter(&mut ctx.regs)
+            }
         };
         switch_out(ctx);
         let (pc, msr) = exit_pc_msr(&ctx.regs);
@@ -660,6 +663,7 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
             _ => 0,
         };
         v.snapshot.publish(pc, msr, r.lr, vector, r.gpr[3], detail);
+        via_uv = super::pef::resume_via_uv(p, v, ctx, vector);
         match handle_exit(p, v, ctx, vector) {
             Next::Resume => {}
             Next::Leave => return,

@@ -149,23 +149,23 @@ pub fn spr_route(ultravisor: bool, spr: u32) -> SprAccess {
     }
 }
 
-/// Writes the guest's debug registers (CIABR, DAWR0, DAWRX0, in that order)
-/// when a vCPU's lazy registers are loaded: `direct(spr, value)` without an
+/// Writes guest debug registers (CIABR, DAWR0, DAWRX0; `values` in order) when
+/// a vCPU's lazy registers are loaded or H_SET_MODE sets them: `direct(spr, value)` without an
 /// ultravisor, UV_RESTRICTED_SPR_WRITE with one. Every write is attempted; the
 /// first refusal is returned.
 pub fn write_debug_sprs(
     uv: Option<&mut dyn Ultravisor>,
-    values: [(u32, u64); 3],
+    values: &[(u32, u64)],
     mut direct: impl FnMut(u32, u64),
 ) -> Result<(), UcallFailed> {
     let Some(uv) = uv else {
-        for (spr, v) in values {
+        for &(spr, v) in values {
             direct(spr, v);
         }
         return Ok(());
     };
     let mut r = Ok(());
-    for (spr, v) in values {
+    for &(spr, v) in values {
         match spr_route(true, spr) {
             SprAccess::Direct => direct(spr, v),
             SprAccess::Skip => {}

@@ -420,12 +420,12 @@ fn debug_registers_go_through_the_uv() {
     ];
     // Without an ultravisor: mtspr, in order.
     let mut direct_writes = Vec::new();
-    host::write_debug_sprs(None, vals, |s, v| direct_writes.push((s, v))).unwrap();
+    host::write_debug_sprs(None, &vals, |s, v| direct_writes.push((s, v))).unwrap();
     assert_eq!(direct_writes, vals);
     // With one: UV_RESTRICTED_SPR_WRITE each, never mtspr.
     let mut uv = model();
     let mut direct_writes = Vec::new();
-    host::write_debug_sprs(Some(&mut uv), vals, |s, v| direct_writes.push((s, v))).unwrap();
+    host::write_debug_sprs(Some(&mut uv), &vals, |s, v| direct_writes.push((s, v))).unwrap();
     assert!(direct_writes.is_empty());
     assert_eq!(uv.calls, vals.map(|(s, v)| Call::RestrictedSprWrite(s, v)));
     let sprs = vals.map(|(s, _)| s);

@@ -278,7 +278,7 @@ fn pate_addr(lpid: u32) -> Option<u64> {
 }
 
 /// The hypervisor's partition table, as `uv::host` stores into it.
-struct HvPartitionTable;
+pub struct HvPartitionTable;
 
 impl crate::uv::host::PateStore for HvPartitionTable {
     fn store(&mut self, lpid: u32, dw0: u64, dw1: u64) {

@@ -51,6 +51,75 @@ fn ucall(op: u64, a: [u64; 6]) -> i64 {
     r3 as i64
 }
 
+/// One ultracall returning a value in r4 (UV_RESTRICTED_SPR_READ): (r3, r4).
+fn ucall_ret1(op: u64, a0: u64) -> (i64, u64) {
+    let (r3, r4): (u64, u64);
+    // SAFETY: as `ucall`.
+    unsafe {
+        asm!("sc 2",
+            inlateout("r3") op => r3,
+            inlateout("r4") a0 => r4,
+            out("r5") _, out("r6") _, out("r7") _, out("r8") _, out("r9") _,
+            out("r10") _, out("r11") _, out("r12") _, out("r0") _,
+            out("ctr") _, out("xer") _,
+            out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
+            options(nostack));
+    }
+    (r3 as i64, r4)
+}
+
+/// The guest's debug registers as a vCPU's lazy registers are loaded:
+/// `mtspr` without an ultravisor, UV_RESTRICTED_SPR_WRITE with one
+/// (`uv::host::write_debug_sprs`).
+pub fn write_debug_sprs(ciabr: u64, dawr0: u64, dawrx0: u64) {
+    use crate::uv::host;
+    write_debug(&[
+        (host::SPR_CIABR, ciabr),
+        (host::SPR_DAWR0, dawr0),
+        (host::SPR_DAWRX0, dawrx0),
+    ]);
+}
+
+/// Writes guest debug registers `values` ((SPR number, value): CIABR, DAWR0,
+/// DAWRX0 only), through the ultravisor when there is one.
+pub fn write_debug(values: &[(u32, u64)]) {
+    use crate::uv::host;
+    let mut uc = Ucall::get();
+    let uv = uc.as_mut().map(|u| u as &mut dyn Ultravisor);
+    let r = host::write_debug_sprs(uv, values, |spr, v| {
+        // SAFETY: guest-owned watchpoints; they match guest addresses only
+        // (the values were checked by H_SET_MODE, as KVM-HV checks them).
+        unsafe {
+            match spr {
+                host::SPR_CIABR => super::spr::ciabr::write(v),
+                host::SPR_DAWR0 => super::spr::dawr0::write(v),
+                _ => super::spr::dawrx0::write(v),
+            }
+        }
+    });
+    if let Err(e) = r {
+        crate::warn!("UV_RESTRICTED_SPR_WRITE refused: {:?}", e.error);
+    }
+}
+
+/// The guest's debug registers as a vCPU's lazy registers are saved: (CIABR,
+/// DAWR0, DAWRX0), through the ultravisor when there is one.
+pub fn read_debug_sprs() -> (u64, u64, u64) {
+    use crate::uv::host;
+    let mut uc = Ucall::get();
+    let uv = uc.as_mut().map(|u| u as &mut dyn Ultravisor);
+    let [c, d, x] = host::read_debug_sprs(
+        uv,
+        [host::SPR_CIABR, host::SPR_DAWR0, host::SPR_DAWRX0],
+        |spr| match spr {
+            host::SPR_CIABR => super::spr::ciabr::read(),
+            host::SPR_DAWR0 => super::spr::dawr0::read(),
+            _ => super::spr::dawrx0::read(),
+        },
+    );
+    (c, d, x)
+}
+
 fn status(rc: i64) -> Result<(), UvError> {
     // An undocumented status is treated as a refusal of the arguments.
     UvError::from_code(rc).unwrap_or(Err(UvError::Parameter))
@@ -132,5 +201,17 @@ impl Ultravisor for Ucall {
             uv::UV_SVM_TERMINATE,
             [u64::from(lpid), 0, 0, 0, 0, 0],
         ))
+    }
+
+    fn restricted_spr_write(&mut self, spr: u32, value: u64) -> Result<(), UvError> {
+        status(ucall(
+            uv::UV_RESTRICTED_SPR_WRITE,
+            [u64::from(spr), value, 0, 0, 0, 0],
+        ))
+    }
+
+    fn restricted_spr_read(&mut self, spr: u32) -> Result<u64, UvError> {
+        let (rc, value) = ucall_ret1(uv::UV_RESTRICTED_SPR_READ, u64::from(spr));
+        status(rc).map(|()| value)
     }
 }

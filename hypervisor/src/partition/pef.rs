@@ -1,0 +1,70 @@
+//! A partition's PEF glue: `uv::partition::PartitionUv` (portable, tested
+//! against the model ultravisor) called with this machine's ultravisor
+//! (`arch::ppc64::ucall`, present only with `ibm,ultravisor`) and partition
+//! table (`arch::ppc64::mmu`). Without an ultravisor every path here is the
+//! no-UV one (docs/pef.md).
+use core::sync::atomic::{fence, Ordering};
+
+use super::lpar::Partition;
+use super::vcpu::{self, Vcpu, VcpuContext};
+use crate::arch::ppc64::{mmu, ucall::Ucall};
+use crate::error;
+use crate::papr::hcall::{HcallError, HcallResult};
+use crate::uv::partition::Resume;
+use crate::uv::Ultravisor;
+
+/// H_SVM_* and H_TPM_COMM of vCPU `v` (`None` for any other opcode): to the
+/// secure-VM state machine with an ultravisor, KVM-HV's no-UV answers without.
+pub fn hcall(p: &Partition, v: &Vcpu, ctx: &VcpuContext, op: u64) -> Option<HcallResult> {
+    let g = &ctx.regs.gpr;
+    let mut uc = Ucall::get();
+    let uv = uc.as_mut().map(|u| u as &mut dyn Ultravisor);
+    let r = p.uv.hcall(uv, v.id, ctx.regs.msr, op, &g[4..7])?;
+    if let Err(e) = r {
+        if e != HcallError::Function {
+            vcpu::rate_limited_warn(p, "secure-VM hcall refused (opcode)", op);
+            vcpu::rate_limited_warn(p, "  PAPR code", e.code() as u64);
+        }
+    }
+    Some(r)
+}
+
+/// Whether vCPU `v` goes back through UV_RETURN after the exit in `ctx` (at
+/// `vector`, before it is handled): only with an ultravisor, for exits it
+/// reflected.
+pub fn resume_via_uv(p: &Partition, v: &Vcpu, ctx: &VcpuContext, vector: u64) -> bool {
+    p.uv.resume(v.id, vector, ctx.regs.msr, ctx.regs.gpr[3]) == Resume::UvReturn
+}
+
+/// Tears the partition's PEF state down and clears its partition-table entry
+/// (every UV_UNREGISTER_MEM_SLOT, UV_SVM_TERMINATE, then UV_WRITE_PATE(lpid,
+/// 0, 0) with an ultravisor; the entry alone without), then flushes the LPID.
+/// Called with none of its vCPUs in the guest; runs once per stop.
+pub fn release(p: &Partition) {
+    let mut uc = Ucall::get();
+    let uv = uc.as_mut().map(|u| u as &mut dyn Ultravisor);
+    if let Err(e) = p.uv.release(&mut mmu::HvPartitionTable, uv) {
+        error!(
+            "lpar {}: ultravisor refused ucall {:#x} at teardown: {:?}",
+            p.name, e.ucall, e.error
+        );
+    }
+    super::lpar::flush_lpid(p.lpid);
+}
+
+/// A stopped partition's last vCPU left the guest (or none was in it when it
+/// stopped): release its PEF state and entry. Safe to call from every vCPU
+/// thread that leaves and from `stop`; only the first caller that finds all
+/// vCPUs out does the work.
+pub fn release_if_idle(p: &Partition) {
+    if p.is_running() {
+        return;
+    }
+    // Order this thread's `active = false` before reading the others' (two
+    // leaving at once must not both see the other still active).
+    fence(Ordering::SeqCst);
+    if p.vcpus.iter().any(|v| v.is_active()) {
+        return;
+    }
+    release(p);
+}
