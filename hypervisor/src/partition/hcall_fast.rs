@@ -17,6 +17,9 @@
 //!   has no XICS or XIVE interrupt to present (so `deliver_external` has nothing
 //!   to do) and its partition no system reset to deliver; all of these are atomics,
 //!   read without taking a lock (`vcpu::external_pending`);
+//! - the call was not reflected by an ultravisor (SRR1[S] clear; read only when
+//!   one is present): a secure VM's hcalls are answered through UV_RETURN, which
+//!   only the full path does (`guest::enter_uv`);
 //! - the call completes without waiting: H_PROD always does; H_PUT_TERM_CHAR when
 //!   its arguments are valid and `Partition::console_put_nowait` can queue the
 //!   output (console locks free - the partition's line, the log lock and the
@@ -68,6 +71,8 @@ fn serve(regs: *mut GuestRegs) -> Option<()> {
         || v.state() != VcpuState::Runnable
         || vcpu::external_pending(p, v)
         || p.sreset_pending.load_acquire() != 0
+        || (p.uv.with_ultravisor()
+            && crate::arch::ppc64::spr::srr1::read() & crate::uv::partition::MSR_S != 0)
     {
         return None;
     }
