@@ -1100,6 +1100,9 @@ fn build_partition(
     let xive = Xive::new(spec.vcpus, spec.vcpus, &[(VTY_LISN, false)])
         .map_err(|_| CreateError::TooBig("XIVE sources"))?;
     let uv = crate::uv::partition::PartitionUv::new(lpid, spec.secure, &mem, info.ultravisor);
+    if spec.secure {
+        warn!("PAPRIKA lpar-pef: {}: may become a secure VM (UV_ESM); this path has never run on a PEF machine (docs/pef.md)", spec.name);
+    }
     // The root table is 64 KiB whatever the partition's size: POWER9 and Power10
     // walk only 52-bit partition-scoped trees with a 13-bit root (their user
     // manuals' supported radix configurations; QEMU checks the same), and a guest

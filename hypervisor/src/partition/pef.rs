@@ -5,6 +5,7 @@
 //! no-UV one (docs/pef.md).
 use core::sync::atomic::{fence, Ordering};
 
+use super::demand::CHUNK;
 use super::lpar::Partition;
 use super::vcpu::{self, Vcpu, VcpuContext};
 use crate::arch::ppc64::{mmu, ucall::Ucall};
@@ -19,7 +20,16 @@ pub fn hcall(p: &Partition, v: &Vcpu, ctx: &VcpuContext, op: u64) -> Option<Hcal
     let g = &ctx.regs.gpr;
     let mut uc = Ucall::get();
     let uv = uc.as_mut().map(|u| u as &mut dyn Ultravisor);
-    let r = p.uv.hcall(uv, v.id, ctx.regs.msr, op, &g[4..7])?;
+    // Memory handed to the UV holds the partition's own bytes: chunks not used
+    // yet are zeroed (and mapped) first, as on a first touch.
+    let mut prepare = |gpa: u64, len: u64| {
+        let first = gpa & !(CHUNK - 1);
+        (first..gpa.saturating_add(len))
+            .step_by(CHUNK as usize)
+            .all(|c| p.demand_fault(c))
+    };
+    let r =
+        p.uv.hcall(uv, v.id, ctx.regs.msr, op, &g[4..7], &mut prepare)?;
     if let Err(e) = r {
         if e != HcallError::Function {
             vcpu::rate_limited_warn(p, "secure-VM hcall refused (opcode)", op);

@@ -101,20 +101,15 @@ pub fn partition_stopped(
 }
 
 /// Why a partition whose manifest says `secure = true` is not started on this
-/// machine, or `None` if it may start. Paprika cannot host secure VMs yet (no
-/// UV_RETURN entry path), so with an ultravisor the partition is refused too,
-/// with its own reason.
+/// machine, or `None` if it may start: it needs an ultravisor. With one, the
+/// partition starts and may become a secure VM (`uv::partition`).
 pub fn secure_refusal(secure: bool, ultravisor: bool) -> Option<&'static str> {
     match (secure, ultravisor) {
-        (false, _) => None,
         (true, false) => Some(
             "secure = true needs a PEF ultravisor and this machine has none \
              (no ibm,ultravisor node in the host device tree)",
         ),
-        (true, true) => Some(
-            "secure = true: an ultravisor is present, but this Paprika build cannot \
-             run secure VMs yet (docs/pef.md)",
-        ),
+        _ => None,
     }
 }
 

@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::host::{self, PateRoute, PateStore};
 use super::svm::{self, Phase, SecureVm, SvmConfig, UcallFailed};
-use super::Ultravisor;
+use super::{Ultravisor, SVM_PAGE_SIZE};
 use crate::mm::extent::ExtentMap;
 use crate::papr::hcall::{self as h, HcallError, HcallResult};
 
@@ -103,6 +103,12 @@ impl PartitionUv {
     /// INIT_ABORT, which the UV reflects with the guest's pre-ESM SRR1 (S clear)
     /// and which Paprika accepts only from the vCPU that started the
     /// initialisation. Without one: KVM-HV's no-UV answers.
+    ///
+    /// `prepare(gpa, len)` makes the hypervisor's pages of a guest range hold
+    /// the partition's own contents (zeroing memory not used yet, `demand`)
+    /// before they are handed to the UV by UV_PAGE_IN: the one page of a
+    /// PAGE_IN, the whole partition at INIT_DONE. Without it the UV would copy
+    /// stale host memory into the secure VM. It failing is H_NO_MEM.
     pub fn hcall(
         &self,
         uv: Option<&mut dyn Ultravisor>,
@@ -110,6 +116,7 @@ impl PartitionUv {
         exit_msr: u64,
         op: u64,
         args: &[u64],
+        prepare: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Option<HcallResult> {
         let fallback = svm::hcall_without_uv(op)?;
         let (Some(state), Some(uv)) = (self.svm.as_ref(), uv) else {
@@ -126,6 +133,23 @@ impl PartitionUv {
             return Some(Err(HcallError::Unsupported));
         }
         let before = s.phase();
+        let size = s.config().memory.size();
+        let range = match op {
+            h::H_SVM_PAGE_IN => args
+                .first()
+                .map(|&gpa| gpa & !(SVM_PAGE_SIZE - 1))
+                .filter(|&gpa| gpa < size)
+                .map(|gpa| (gpa, SVM_PAGE_SIZE)),
+            h::H_SVM_INIT_DONE => Some((0, size)),
+            _ => None,
+        };
+        // Only for a call the state machine will act on (secure caller, past
+        // INIT_START); the others are refused without touching memory.
+        if let Some((gpa, len)) = range {
+            if secure && before != Phase::Normal && !prepare(gpa, len) {
+                return Some(Err(HcallError::NoMem));
+            }
+        }
         let r = s.hcall(uv, secure, op, args)?;
         let after = s.phase();
         if before == Phase::Normal && after == Phase::Initialising {

@@ -55,6 +55,8 @@ struct Vcpu<'a> {
     p: &'a PartitionUv,
     vcpu: u32,
     resumes: Vec<Resume>,
+    /// How many ranges the hypervisor prepared for the UV.
+    prepared: usize,
 }
 
 impl<'a> Vcpu<'a> {
@@ -63,6 +65,7 @@ impl<'a> Vcpu<'a> {
             p,
             vcpu,
             resumes: Vec::new(),
+            prepared: 0,
         }
     }
 }
@@ -75,14 +78,36 @@ impl Hv for Vcpu<'_> {
     fn reflect(&mut self, uv: &mut ModelUv, secure: bool, op: u64, args: &[u64]) -> i64 {
         let msr = if secure { MSR | MSR_S } else { MSR };
         self.resumes.push(self.p.resume(self.vcpu, 0xc00, msr, op));
-        code(self.p.hcall(Some(uv), self.vcpu, msr, op, args))
+        let start = uv.calls.len();
+        let mut prepared = Vec::new();
+        let r = self
+            .p
+            .hcall(Some(&mut *uv), self.vcpu, msr, op, args, &mut |g, n| {
+                prepared.push((g, n));
+                true
+            });
+        // Every page the UV took in this call was prepared (holds the
+        // partition's own contents) by it.
+        for c in &uv.calls[start..] {
+            if let Call::PageIn(_, _, gpa) = *c {
+                assert!(
+                    prepared.iter().any(|&(g, n)| gpa >= g && gpa - g < n),
+                    "UV_PAGE_IN of unprepared {gpa:#x}"
+                );
+            }
+        }
+        self.prepared += prepared.len();
+        code(r)
     }
 }
 
 /// The partition's own `sc 1` (not reflected: S clear) of `op`.
 fn direct(p: &PartitionUv, uv: &mut ModelUv, vcpu: u32, op: u64, args: &[u64]) -> (i64, Resume) {
     let resume = p.resume(vcpu, 0xc00, MSR, op);
-    (code(p.hcall(Some(uv), vcpu, MSR, op, args)), resume)
+    let r = p.hcall(Some(uv), vcpu, MSR, op, args, &mut |_, _| {
+        panic!("memory prepared for a refused call")
+    });
+    (code(r), resume)
 }
 
 /// create → UV_ESM → page-in/out/share → reboot → UV_ESM again → stop, with
@@ -114,6 +139,7 @@ fn whole_partition_lifecycle() {
         v0.resumes
     );
     assert_eq!(v0.resumes.len(), 5, "START, 3 PAGE_IN, DONE");
+    assert_eq!(v0.prepared, 4, "3 PAGE_IN, DONE");
     assert_eq!(p.phase(), Phase::Secure);
     assert_eq!(uv.slots(LPID), [(0, 0, EXTENT), (1, EXTENT, EXTENT)]);
     assert_eq!(uv.calls[0], Call::RegisterMemSlot(LPID, 0, EXTENT, 0));
@@ -220,15 +246,18 @@ fn without_ultravisor_nothing_changes() {
         h::H_SVM_PAGE_OUT,
     ] {
         // Even a (forged) S bit: there is no ultravisor to have reflected it.
-        let r = p.hcall(None, 0, MSR | MSR_S, op, &[0, 0, 16]);
+        let r = p.hcall(None, 0, MSR | MSR_S, op, &[0, 0, 16], &mut |_, _| true);
         assert_eq!(r, Some(Err(HcallError::Unsupported)), "{op:#x}");
         assert_eq!(p.resume(0, 0xc00, MSR | MSR_S, op), Resume::Hrfid);
     }
     assert_eq!(
-        p.hcall(None, 0, MSR, h::H_TPM_COMM, &[]),
+        p.hcall(None, 0, MSR, h::H_TPM_COMM, &[], &mut |_, _| true),
         Some(Err(HcallError::Function))
     );
-    assert_eq!(p.hcall(None, 0, MSR, h::H_CEDE, &[]), None);
+    assert_eq!(
+        p.hcall(None, 0, MSR, h::H_CEDE, &[], &mut |_, _| true),
+        None
+    );
     assert!(p.hv_may_access(0, MEM));
     // Stop: only the hypervisor's own table entry is cleared, no ucall.
     let mut table = Table::default();
@@ -445,4 +474,38 @@ fn debug_registers_go_through_the_uv() {
         uv.restricted_spr_write(host::SPR_LDBAR, 1),
         Err(UvError::Parameter)
     );
+}
+
+/// The hypervisor cannot prepare a page (no memory for a table): H_NO_MEM and
+/// nothing handed to the UV.
+#[test]
+fn unprepared_memory_is_never_paged_in() {
+    let p = PartitionUv::new(LPID, true, &memory(), true);
+    let mut uv = model();
+    let mut v0 = Vcpu::new(&p, 0);
+    uv.begin_for_test(LPID);
+    assert_eq!(v0.reflect(&mut uv, true, h::H_SVM_INIT_START, &[]), 0);
+    let n = uv.calls.len();
+    let mut fail = |_, _| false;
+    for op in [h::H_SVM_PAGE_IN, h::H_SVM_INIT_DONE] {
+        let r = p.hcall(Some(&mut uv), 0, MSR | MSR_S, op, &[P, 0, 16], &mut fail);
+        assert_eq!(r, Some(Err(HcallError::NoMem)), "{op:#x}");
+    }
+    assert_eq!(uv.calls.len(), n);
+    assert_eq!(p.phase(), Phase::Initialising);
+    // INIT_DONE prepares the whole partition, once.
+    let mut asked = Vec::new();
+    let r = p.hcall(
+        Some(&mut uv),
+        0,
+        MSR | MSR_S,
+        h::H_SVM_INIT_DONE,
+        &[],
+        &mut |g, n| {
+            asked.push((g, n));
+            true
+        },
+    );
+    assert_eq!(r, Some(Ok([0; 4])));
+    assert_eq!(asked, [(0, MEM)]);
 }
