@@ -180,4 +180,21 @@ impl UvReturn {
             r31: cookie,
         }
     }
+
+    /// The frame `arch::ppc64::guest::enter_uv` makes from a vCPU's GPRs and
+    /// the SRR1 it enters with: r0 = its r3 (where `hcalls::dispatch` put the
+    /// status), r2 = `srr1`, r3 = UV_RETURN, r4-r12 = its r4-r12 (the outputs
+    /// of an hcall), r31 = its r31 (the cookie, never written by the
+    /// hypervisor). The assembly follows this exactly.
+    pub fn from_vcpu(gpr: &[u64; 32], srr1: u64) -> UvReturn {
+        let mut r4_r12 = [0u64; 9];
+        r4_r12.copy_from_slice(&gpr[4..13]);
+        UvReturn {
+            r0: gpr[3],
+            r2: srr1,
+            r3: UV_RETURN,
+            r4_r12,
+            r31: gpr[31],
+        }
+    }
 }

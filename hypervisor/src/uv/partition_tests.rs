@@ -509,3 +509,26 @@ fn unprepared_memory_is_never_paged_in() {
     assert_eq!(r, Some(Ok([0; 4])));
     assert_eq!(asked, [(0, MEM)]);
 }
+
+/// The registers `guest::enter_uv` hands the UV after `hcalls::dispatch`
+/// answered a reflected hcall (status in r3, outputs in r4-r7, r8-r12 as the
+/// UV left them) are the UV_RETURN frame of that hcall, with the cookie
+/// untouched in r31.
+#[test]
+fn uv_return_frame_from_vcpu_registers() {
+    let cookie = 0x1234_5678_9abc_def0;
+    let srr1 = MSR | MSR_S;
+    let mut gpr = [0u64; 32];
+    for (i, g) in gpr.iter_mut().enumerate() {
+        *g = 0x1000 + i as u64;
+    }
+    gpr[31] = cookie;
+    // What dispatch writes for a result of H_PARAMETER / outputs [1, 2, 3, 4].
+    gpr[3] = HcallError::Parameter.code() as u64;
+    gpr[4..8].copy_from_slice(&[1, 2, 3, 4]);
+    let outputs = [1, 2, 3, 4, 0x1008, 0x1009, 0x100a, 0x100b, 0x100c];
+    assert_eq!(
+        UvReturn::from_vcpu(&gpr, srr1),
+        UvReturn::for_hcall(HcallError::Parameter.code(), &outputs, srr1, cookie)
+    );
+}
