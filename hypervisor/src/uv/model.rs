@@ -411,8 +411,9 @@ impl Ultravisor for ModelUv {
 
     fn restricted_spr_write(&mut self, spr: u32, value: u64) -> Result<(), UvError> {
         self.calls.push(Call::RestrictedSprWrite(spr, value));
-        // The open-power UV's list: DAWR0, DAWRX0, CIABR (and LDBAR, IMC,
-        // which the hypervisor must skip, not ask for).
+        // The open-power UV's list: DAWR0, DAWRX0, CIABR, and LDBAR and IMC,
+        // which the model refuses: a hypervisor on a UV machine skips them
+        // (as Linux does), so a test notices one that asks.
         match spr {
             super::host::SPR_DAWR0 | super::host::SPR_DAWRX0 | super::host::SPR_CIABR => {
                 self.restricted_sprs.insert(spr, value);

@@ -215,8 +215,9 @@ fn whole_partition_lifecycle() {
 }
 
 /// Registering the partition's memory when it is created (before UV_ESM) is
-/// what the UV refuses: it has no SVM state for the LPID yet. This is why
-/// `PartitionUv` registers at H_SVM_INIT_START.
+/// what the UV cannot take: it has no SVM state for the LPID yet (the
+/// open-power UV dereferences its NULL `get_svm`; the model refuses it). This
+/// is why `PartitionUv` registers at H_SVM_INIT_START.
 #[test]
 fn registration_before_esm_is_refused_by_the_uv() {
     let mut uv = model();
