@@ -147,7 +147,8 @@ pub trait Ultravisor {
     /// UV_RESTRICTED_SPR_WRITE(r4 SPR number, r5 value): a register the
     /// ultravisor owns (CIABR, DAWR0, DAWRX0; [`host::spr_route`]).
     fn restricted_spr_write(&mut self, spr: u32, value: u64) -> Result<(), UvError>;
-    /// UV_RESTRICTED_SPR_READ(r4 SPR number): its value (r4 out).
+    /// UV_RESTRICTED_SPR_READ(r4 SPR number): its value (in r5 on return, as the
+    /// open-power UV's `uv_restricted_spr_read` stores it).
     fn restricted_spr_read(&mut self, spr: u32) -> Result<u64, UvError>;
 }
 

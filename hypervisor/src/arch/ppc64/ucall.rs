@@ -51,21 +51,22 @@ fn ucall(op: u64, a: [u64; 6]) -> i64 {
     r3 as i64
 }
 
-/// One ultracall returning a value in r4 (UV_RESTRICTED_SPR_READ): (r3, r4).
+/// One ultracall returning a value in r5 (UV_RESTRICTED_SPR_READ: the
+/// open-power UV stores the register into the caller's r5): (r3, r5).
 fn ucall_ret1(op: u64, a0: u64) -> (i64, u64) {
-    let (r3, r4): (u64, u64);
+    let (r3, r5): (u64, u64);
     // SAFETY: as `ucall`.
     unsafe {
         asm!("sc 2",
             inlateout("r3") op => r3,
-            inlateout("r4") a0 => r4,
-            out("r5") _, out("r6") _, out("r7") _, out("r8") _, out("r9") _,
+            inlateout("r4") a0 => _,
+            out("r5") r5, out("r6") _, out("r7") _, out("r8") _, out("r9") _,
             out("r10") _, out("r11") _, out("r12") _, out("r0") _,
             out("ctr") _, out("xer") _,
             out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
             options(nostack));
     }
-    (r3 as i64, r4)
+    (r3 as i64, r5)
 }
 
 /// The guest's debug registers as a vCPU's lazy registers are loaded:
