@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{LinuxArgs, LinuxCommand};
 use crate::cmd::Cmd;
 use crate::error::{failed, Context, Result};
+use crate::progress::println;
 use crate::{partitions, repo_root};
 
 /// The long description of `cargo xtask linux --help` (the options are listed by
@@ -107,6 +108,9 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
     let debs = top.join("debs");
     std::fs::create_dir_all(&debs).context(|| format!("creating {}", debs.display()))?;
 
+    // Stages: the packages, unpacking them, the kernel, the initramfs.
+    let progress = crate::progress::Progress::new("linux fetch", 4);
+    progress.set_message("packages (apt)");
     let cached_kernel = newest_deb(&debs, is_kernel_package)?;
     let cached_busybox = newest_deb(&debs, |n| n == BUSYBOX)?;
     let (kernel_deb, busybox_deb) = match (cached_kernel, cached_busybox) {
@@ -121,10 +125,14 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
         _ => download(&debs)?,
     };
 
+    progress.inc();
+    progress.set_message("unpacking (dpkg-deb)");
     let extract = top.join("extract");
     let kernel_root = extract_deb(&kernel_deb, &extract)?;
     let busybox_root = extract_deb(&busybox_deb, &extract)?;
 
+    progress.inc();
+    progress.set_message("the kernel");
     // The kernel.
     let (image, release) = find_kernel_image(&kernel_root)?;
     let data = std::fs::read(&image).context(|| format!("reading {}", image.display()))?;
@@ -169,6 +177,8 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
         }
     }
 
+    progress.inc();
+    progress.set_message("the initramfs");
     // busybox and the initramfs.
     let busybox_path = ["bin/busybox", "usr/bin/busybox"]
         .iter()

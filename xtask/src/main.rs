@@ -14,6 +14,7 @@ mod linux;
 mod linux_bench;
 mod lpar_bench;
 mod partitions;
+mod progress;
 mod qemu;
 mod run;
 mod scenarios;

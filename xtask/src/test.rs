@@ -11,6 +11,7 @@ use crate::build::{self, BuildOpts, Profile};
 use crate::cli::TestArgs;
 use crate::error::{failed, usage, Context, Result};
 use crate::linux::{self, Linux};
+use crate::progress::{println, Progress};
 use crate::qemu::{self, Console, Outcome, QemuConfig};
 use crate::scenarios::{self, HostClock, Scenario, SCENARIOS};
 use crate::{guests, partitions, repo_root, setup};
@@ -466,16 +467,29 @@ fn run_scenarios(
             selected.len() - queue.len()
         );
     }
+    let progress = Progress::new("scenarios", queue.len());
+    // The scenarios running now, for the progress display.
+    let running: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+    let show = |change: &dyn Fn(&mut Vec<&'static str>)| {
+        let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut r);
+        progress.set_message(r.join(" "));
+    };
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = queue.get(n) else { break };
+                let name = selected[i].name;
+                show(&|r| r.push(name));
                 let row = run_scenario(&selected[i], opts, linux, &print);
+                show(&|r| r.retain(|&x| x != name));
+                progress.inc();
                 rows.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(row);
             });
         }
     });
+    drop(progress);
     Ok(rows
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
@@ -512,12 +526,12 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
             );
         }
         println!("--- last 60 lines of the console ---");
-        print!("{}", qemu::tail(log, 60));
+        println!("{}", qemu::tail(log, 60).trim_end_matches('\n'));
         let stderr = std::fs::read(qemu::stderr_log(&log_path)).unwrap_or_default();
         let stderr = String::from_utf8_lossy(&stderr);
         if !stderr.trim().is_empty() {
             println!("--- QEMU's stderr (last 20 lines) ---");
-            print!("{}", qemu::tail(&stderr, 20));
+            println!("{}", qemu::tail(&stderr, 20).trim_end_matches('\n'));
         }
         println!("--- end of {} ---", s.name);
         Row {
