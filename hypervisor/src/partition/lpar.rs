@@ -354,6 +354,13 @@ impl Partition {
         self.state.load_acquire() == RUNNING
     }
 
+    /// `is_running` with a relaxed load (the hcall fast path fences once after
+    /// all its checks).
+    #[inline(always)]
+    pub(crate) fn is_running_relaxed(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == RUNNING
+    }
+
     /// The boot epoch now (see the field).
     pub fn epoch(&self) -> u32 {
         self.epoch.load(Ordering::SeqCst)
