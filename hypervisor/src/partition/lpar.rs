@@ -557,6 +557,14 @@ impl Partition {
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        for v in self.vcpus.iter() {
+            info!(
+                "PAPRIKA lpar-exits: {} vcpu={} {}",
+                self.name,
+                v.id,
+                v.exits.line(crate::arch::ppc64::timer::ticks_per_us())
+            );
+        }
         if matches!(reason, StopReason::Fault(_)) {
             super::vcpu::dump(self);
         }

@@ -130,6 +130,8 @@ pub struct Vcpu {
     pub vpa: spin::Mutex<VpaState>,
     /// Its registers as of its last full exit, for the debug dumps.
     pub snapshot: super::snapshot::Snapshot,
+    /// Full exits by kind and the time spent on them (`PAPRIKA lpar-exits:`).
+    pub exits: super::exit_stats::ExitStats,
     ctx: UnsafeCell<VcpuContext>,
 }
 
@@ -149,6 +151,7 @@ impl Vcpu {
             ceded: AtomicBool::new(false),
             active: AtomicBool::new(false),
             reboot_owner: AtomicBool::new(false),
+            exits: super::exit_stats::ExitStats::new(),
             vpa: spin::Mutex::new(VpaState {
                 areas: crate::papr::hcall::VpaAreas {
                     vpa: 0,
@@ -670,7 +673,10 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
             _ => 0,
         };
         v.snapshot.publish(pc, msr, r.lr, vector, r.gpr[3], detail);
-        match handle_exit(p, v, ctx, vector) {
+        let (kind, t0) = (super::exit_stats::kind(vector, r.gpr[3]), instr::mftb());
+        let next = handle_exit(p, v, ctx, vector);
+        v.exits.record(kind, instr::mftb().wrapping_sub(t0));
+        match next {
             Next::Resume => {}
             Next::Leave => return,
         }
