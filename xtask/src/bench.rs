@@ -40,6 +40,11 @@ Prints `name: value` lines:
                                             the 64 KiB partition-scoped root table
                                             POWER9/Power10 require counts)
   lpar.put_term_char16_target_met: yes|no   (target: Paprika <= pseries)
+  lpar.hcall_null_instructions: N           hypervisor instructions of one H_PROD:
+                                            guest-bench alone on powernv9 -smp 1
+                                            under QEMU -icount shift=0
+                                            (target/bench/lpar-icount.vcon.log)
+  lpar.hcall_null_instructions_target_met: yes|no (target: < 150)
   linux.qemu_to_userspace_ms: paprika=N pseries=N ratio=R
                                             Debian's kernel (`linux fetch`) from
                                             QEMU start to its userspace marker:
@@ -47,6 +52,11 @@ Prints `name: value` lines:
                                             (512M, 1 vCPU) vs -M pseries -m 512M
                                             with SLOF (target/bench/linux-*.log)
   linux.qemu_to_userspace_target_met: yes|no (target: Paprika < pseries)
+  linux.smp4_qemu_to_userspace_ms: N        the same partition with 4 vCPUs on
+                                            powernv9 -smp 4
+                                            (target/bench/linux-paprika-smp4.log)
+  linux.smp4_vs_smp1_ratio: R               4-vCPU time / 1-vCPU time
+  linux.smp4_vs_smp1_target_met: yes|no     (target: <= 1.3)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
 QEMU, in C: see docs/benchmarks.md before reading much into it.";
