@@ -3,18 +3,17 @@
 
 use std::time::Duration;
 
-use crate::args::Args;
 use crate::build::{self, BuildOpts, Profile};
-use crate::error::{failed, usage, Context, Result};
-use crate::lpar_bench::{self, DEFAULT_TIMEOUT as LPAR_TIMEOUT};
+use crate::cli::BenchArgs;
+use crate::error::{failed, Context, Result};
+use crate::lpar_bench;
 use crate::qemu::{self, Console, Machine, QemuConfig};
 use crate::scenarios::{self, BOOT_TIME};
 use crate::{elf, guests, repo_root, setup};
 
-pub const HELP: &str = "\
-cargo xtask bench [--machine M]... [--timeout SECS] [--no-build]
-                  [--skip-lpar] [--skip-linux] [--skip-pseries] [--lpar-timeout SECS]
-
+/// The long description of `cargo xtask bench --help` (the options are listed by
+/// clap from `cli::BenchArgs`).
+pub const ABOUT: &str = "\
 Builds the release image and boots it once per machine (-smp 4, -m 2G),
 console in target/bench/<machine>.log. Then the partition benchmark: the
 guest-bench guest (tests/guests/bench) times hcalls in a Paprika partition
@@ -41,6 +40,11 @@ Prints `name: value` lines:
                                             the 64 KiB partition-scoped root table
                                             POWER9/Power10 require counts)
   lpar.put_term_char16_target_met: yes|no   (target: Paprika <= pseries)
+  lpar.hcall_null_instructions: N           hypervisor instructions of one H_PROD:
+                                            guest-bench alone on powernv9 -smp 1
+                                            under QEMU -icount shift=0
+                                            (target/bench/lpar-icount.vcon.log)
+  lpar.hcall_null_instructions_target_met: yes|no (target: < 150)
   linux.qemu_to_userspace_ms: paprika=N pseries=N ratio=R
                                             Debian's kernel (`linux fetch`) from
                                             QEMU start to its userspace marker:
@@ -48,43 +52,30 @@ Prints `name: value` lines:
                                             (512M, 1 vCPU) vs -M pseries -m 512M
                                             with SLOF (target/bench/linux-*.log)
   linux.qemu_to_userspace_target_met: yes|no (target: Paprika < pseries)
+  linux.smp4_qemu_to_userspace_ms: N        the same partition with 4 vCPUs on
+                                            powernv9 -smp 4
+                                            (target/bench/linux-paprika-smp4.log)
+  linux.smp4_vs_smp1_ratio: R               4-vCPU time / 1-vCPU time
+  linux.smp4_vs_smp1_target_met: yes|no     (target: <= 1.3)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
-QEMU, in C: see docs/benchmarks.md before reading much into it.
-
-Options:
-  --machine M         powernv9 or powernv10; repeat for both (default: both)
-  --timeout SECS      per-boot timeout (default 120)
-  --no-build          use the release image and guests earlier builds left in
-                      target/power and target/guests
-  --skip-lpar         no partition benchmark
-  --skip-linux        no Linux boot benchmark
-  --skip-pseries      partition and Linux benchmarks without the pseries reference
-  --lpar-timeout SECS timeout of each partition benchmark run (default 300)
-";
+QEMU, in C: see docs/benchmarks.md before reading much into it.";
 
 const SMP: &str = "4";
 const MEMORY: u64 = 2 << 30;
 
-pub fn main(mut args: Args) -> Result<i32> {
-    let machines = args
-        .values("--machine")?
-        .iter()
-        .map(|m| Machine::parse(m))
-        .collect::<Result<Vec<_>>>()?;
-    let timeout = Duration::from_secs(args.number::<u64>("--timeout")?.unwrap_or(120));
-    let no_build = args.flag("--no-build");
-    let skip_lpar = args.flag("--skip-lpar");
-    let skip_linux = args.flag("--skip-linux");
-    let skip_pseries = args.flag("--skip-pseries");
-    let lpar_timeout = args
-        .number::<u64>("--lpar-timeout")?
-        .map(Duration::from_secs)
-        .unwrap_or(LPAR_TIMEOUT);
-    args.finish_no_rest()?;
-    if timeout.is_zero() || lpar_timeout.is_zero() {
-        return Err(usage!("--timeout and --lpar-timeout must be at least 1"));
-    }
+pub fn main(args: BenchArgs) -> Result<i32> {
+    let BenchArgs {
+        machine: machines,
+        timeout,
+        no_build,
+        skip_lpar,
+        skip_linux,
+        skip_pseries,
+        lpar_timeout,
+    } = args;
+    let timeout = Duration::from_secs(timeout);
+    let lpar_timeout = Duration::from_secs(lpar_timeout);
     let machines = if machines.is_empty() {
         Machine::ALL.to_vec()
     } else {

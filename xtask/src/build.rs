@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::args::Args;
+use crate::cli::BuildArgs;
 use crate::cmd::Cmd;
 use crate::error::{failed, Result};
 use crate::{guests, repo_root, setup};
 
-pub const HELP: &str = "\
-cargo xtask build [--release] [--features LIST] [--guests]
-
+/// The long description of `cargo xtask build --help` (the options are listed by
+/// clap from `cli::BuildArgs`).
+pub const ABOUT: &str = "\
 Cross-builds the hypervisor image (crate paprika-boot, bin `paprika`) for
 .cargo/powerpc64le-paprika.json with Debian's /usr/bin/cargo and /usr/bin/rustc,
 building core and alloc from source (-Zbuild-std), linked with linker.ld.
@@ -23,14 +23,7 @@ target with the same flags but linked with tests/guests/guest.ld (cargo target
 dir target/power-guests), copied to target/guests/<package>.elf. Manifests
 name them `@guest/<package>` (docs/manifest.md). guest-conformance is also
 built big-endian (.cargo/powerpc64-paprika-guest.json, linked with -EB, cargo
-target dir target/power-guests-be) into target/guests/guest-conformance-be.elf.
-
-Options:
-  --release          optimised build (the `release` profile; default: `dev`)
-  --features LIST    cargo features of paprika-boot, comma separated
-                     (e.g. fault-test)
-  --guests           also build the test guests (with --release: release guests)
-";
+target dir target/power-guests-be) into target/guests/guest-conformance-be.elf.";
 
 pub const TARGET_NAME: &str = "powerpc64le-paprika";
 pub const BOOT_PACKAGE: &str = "paprika-boot";
@@ -119,11 +112,10 @@ pub fn split_features(list: &[String]) -> Vec<String> {
         .collect()
 }
 
-pub fn main(mut args: Args) -> Result<i32> {
-    let release = args.flag("--release");
-    let features = split_features(&args.values("--features")?);
-    let with_guests = args.flag("--guests");
-    args.finish_no_rest()?;
+pub fn main(args: BuildArgs) -> Result<i32> {
+    let release = args.release;
+    let features = split_features(&args.features);
+    let with_guests = args.guests;
     setup::ensure_tools()?;
     let profile = if release {
         Profile::Release

@@ -120,7 +120,7 @@ impl Cmd {
 
     /// Prints `$ <command>` on stdout.
     pub fn echo(&self) {
-        println!("$ {}", self.display());
+        crate::progress::println_line(format!("$ {}", self.display()));
     }
 
     /// The std command, without printing anything.
@@ -144,8 +144,8 @@ impl Cmd {
     /// Prints and runs with inherited stdio; returns the exit status.
     pub fn status(&self) -> Result<ExitStatus> {
         self.echo();
-        self.command()
-            .status()
+        // It writes to the terminal: no progress bar meanwhile.
+        crate::progress::suspend(|| self.command().status())
             .map_err(|e| failed!("cannot start `{}`: {e}", self.program))
     }
 

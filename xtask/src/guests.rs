@@ -323,7 +323,10 @@ pub fn build_all(profile: Profile) -> Result<Option<Vec<PathBuf>>> {
     let out_dir = output_dir();
     std::fs::create_dir_all(&out_dir).context(|| format!("creating {}", out_dir.display()))?;
     let mut elfs = Vec::new();
-    for (g, endian) in builds(&guests) {
+    let all = builds(&guests);
+    let progress = crate::progress::Progress::new("guests", all.len());
+    for (g, endian) in all {
+        progress.set_message(endian.guest_name(&g.package));
         let bin = g.bin.as_deref().unwrap_or(BIN);
         cargo("build", g, profile, endian)
             .args(["--bin", bin])
@@ -342,7 +345,8 @@ pub fn build_all(profile: Profile) -> Result<Option<Vec<PathBuf>>> {
             )
         })?;
         let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-        println!("built guest {} ({size} bytes)", dest.display());
+        crate::progress::println_line(format!("built guest {} ({size} bytes)", dest.display()));
+        progress.inc();
         elfs.push(dest);
     }
     Ok(Some(elfs))

@@ -12,14 +12,15 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::args::Args;
+use crate::cli::{LinuxArgs, LinuxCommand};
 use crate::cmd::Cmd;
-use crate::error::{failed, usage, Context, Result};
+use crate::error::{failed, Context, Result};
+use crate::progress::println;
 use crate::{partitions, repo_root};
 
-pub const HELP: &str = "\
-cargo xtask linux fetch [--refresh]
-
+/// The long description of `cargo xtask linux --help` (the options are listed by
+/// clap from `cli::LinuxArgs`).
+pub const ABOUT: &str = "\
 Fetches Debian 12's stock ppc64el kernel and busybox and builds an initramfs
 from them, all cached under target/linux/ (see docs/linux.md):
 
@@ -38,12 +39,7 @@ from them, all cached under target/linux/ (see docs/linux.md):
      `paprika.echo=1` it says so before the shell (for `cargo xtask test`,
      which types into it); `paprika.name=NAME` tags its marker lines.
 
-`cargo xtask run --linux` does this first, then boots the kernel in one LPAR.
-
-Options:
-  --refresh    ask apt again for the current kernel and busybox packages even
-               when some are cached (downloads them when they changed)
-";
+`cargo xtask run --linux` does this first, then boots the kernel in one LPAR.";
 
 /// The kernel's metapackage: it depends on the current ABI's image package.
 const KERNEL_META: &str = "linux-image-powerpc64le";
@@ -65,12 +61,9 @@ pub struct Linux {
     pub release: String,
 }
 
-pub fn main(mut args: Args) -> Result<i32> {
-    let sub = args.subcommand();
-    let refresh = args.flag("--refresh");
-    args.finish_no_rest()?;
-    match sub.as_deref() {
-        Some("fetch") => {
+pub fn main(args: LinuxArgs) -> Result<i32> {
+    match args.command {
+        Some(LinuxCommand::Fetch { refresh }) => {
             let l = fetch(refresh)?;
             println!(
                 "Linux {}: {} and {}; boot it with `cargo xtask run --linux`",
@@ -81,10 +74,9 @@ pub fn main(mut args: Args) -> Result<i32> {
             Ok(0)
         }
         None => {
-            print!("{HELP}");
+            crate::cli::print_help_of("linux")?;
             Ok(0)
         }
-        Some(other) => Err(usage!("`linux {other}`: unknown; `linux fetch` is the one")),
     }
 }
 
@@ -110,12 +102,15 @@ pub fn cmdline(append: Option<&str>) -> String {
     }
 }
 
-/// Fetches (when not cached), extracts and builds everything; see HELP.
+/// Fetches (when not cached), extracts and builds everything; see ABOUT.
 pub fn fetch(refresh: bool) -> Result<Linux> {
     let top = dir();
     let debs = top.join("debs");
     std::fs::create_dir_all(&debs).context(|| format!("creating {}", debs.display()))?;
 
+    // Stages: the packages, unpacking them, the kernel, the initramfs.
+    let progress = crate::progress::Progress::new("linux fetch", 4);
+    progress.set_message("packages (apt)");
     let cached_kernel = newest_deb(&debs, is_kernel_package)?;
     let cached_busybox = newest_deb(&debs, |n| n == BUSYBOX)?;
     let (kernel_deb, busybox_deb) = match (cached_kernel, cached_busybox) {
@@ -130,10 +125,14 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
         _ => download(&debs)?,
     };
 
+    progress.inc();
+    progress.set_message("unpacking (dpkg-deb)");
     let extract = top.join("extract");
     let kernel_root = extract_deb(&kernel_deb, &extract)?;
     let busybox_root = extract_deb(&busybox_deb, &extract)?;
 
+    progress.inc();
+    progress.set_message("the kernel");
     // The kernel.
     let (image, release) = find_kernel_image(&kernel_root)?;
     let data = std::fs::read(&image).context(|| format!("reading {}", image.display()))?;
@@ -178,6 +177,8 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
         }
     }
 
+    progress.inc();
+    progress.set_message("the initramfs");
     // busybox and the initramfs.
     let busybox_path = ["bin/busybox", "usr/bin/busybox"]
         .iter()

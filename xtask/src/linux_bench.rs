@@ -27,20 +27,51 @@ fn bench_path(file: &str) -> PathBuf {
 /// thread makes the guest slower under TCG even when it idles in `stop`: each
 /// global `tlbie` the guest issues (Linux's code patching does tens of thousands
 /// at boot) makes QEMU flush the TLBs of all its vCPUs, waking the idle ones.
-pub fn manifest(vmlinux: &Path, initramfs: &Path) -> String {
+///
+/// With `vcpus` > 1 the same partition with vCPUs on threads 0..vcpus-1
+/// (`-smp vcpus`): the SMP run of the 4-vCPU / 1-vCPU ratio.
+pub fn manifest_smp(vmlinux: &Path, initramfs: &Path, vcpus: u32) -> String {
+    let cpus: Vec<String> = (0..vcpus).map(|c| c.to_string()).collect();
     format!(
         "# Written by `cargo xtask bench` (docs/benchmarks.md).\n\
          [[partition]]\n\
          name = \"linux\"\n\
          memory = \"512M\"\n\
-         vcpus = 1\n\
-         cpus = [0]\n\
+         vcpus = {vcpus}\n\
+         cpus = [{}]\n\
          kernel = \"{}\"\n\
          initrd = \"{}\"\n\
          cmdline = \"{CMDLINE}\"\n",
+        cpus.join(", "),
         vmlinux.display(),
         initramfs.display()
     )
+}
+
+/// vCPUs of the SMP run.
+pub const SMP_VCPUS: u32 = 4;
+/// Issue 16's target: a 4-vCPU boot at most 1.3 times a 1-vCPU boot.
+pub const SMP_RATIO_TARGET: f64 = 1.3;
+
+/// The lines of the SMP run: its time and its ratio to the 1-vCPU run.
+pub fn smp_report(one: Duration, four: Duration) -> Vec<String> {
+    let (a, b) = (one.as_millis(), four.as_millis());
+    let ratio = b as f64 / (a.max(1)) as f64;
+    vec![
+        format!("linux.smp{SMP_VCPUS}_qemu_to_userspace_ms: {b}"),
+        format!(
+            "linux.smp{SMP_VCPUS}_vs_smp1_ratio: {ratio:.2}   ({SMP_VCPUS} vCPUs on -smp \
+             {SMP_VCPUS} / 1 vCPU on -smp 1)"
+        ),
+        format!(
+            "linux.smp{SMP_VCPUS}_vs_smp1_target_met: {}   (target: <= {SMP_RATIO_TARGET})",
+            if ratio <= SMP_RATIO_TARGET {
+                "yes"
+            } else {
+                "no"
+            }
+        ),
+    ]
 }
 
 /// Formats the side-by-side lines.
@@ -75,17 +106,27 @@ fn until_marker(cmd: &Cmd, log: &Path, timeout: Duration, what: &str) -> Result<
     Ok(outcome.wall)
 }
 
-/// Runs both boots; `hypervisor` is the release image.
-pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<String>> {
-    let linux = linux::fetch(false)?;
-    let manifest_path = bench_path("linux-bench.toml");
+/// Boots Linux in a Paprika partition of `vcpus` vCPUs (manifest
+/// target/bench/<files.0>.toml, console target/bench/<files.1>.log); QEMU start
+/// to the userspace marker.
+fn boot_paprika(
+    hypervisor: &Path,
+    linux: &linux::Linux,
+    vcpus: u32,
+    files: (&str, &str),
+    timeout: Duration,
+) -> Result<Duration> {
+    let manifest_path = bench_path(&format!("{}.toml", files.0));
     if let Some(dir) = manifest_path.parent() {
         std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(&manifest_path, manifest(&linux.vmlinux, &linux.initramfs))
-        .context(|| format!("writing {}", manifest_path.display()))?;
+    std::fs::write(
+        &manifest_path,
+        manifest_smp(&linux.vmlinux, &linux.initramfs, vcpus),
+    )
+    .context(|| format!("writing {}", manifest_path.display()))?;
     let src = partitions::load(&manifest_path)?;
-    let size = partitions::size_machine(&src.manifest, 1, 1, None)?;
+    let size = partitions::size_machine(&src.manifest, vcpus, 1, None)?;
     let plan = src.resolve()?;
     let bundle = partitions::bundle_path(&src.name);
     partitions::write_bundle(&plan, &bundle)?;
@@ -100,11 +141,30 @@ pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<St
         console: Console::Detached,
         extra: Vec::new(),
     };
-    let paprika = until_marker(
+    until_marker(
         &cfg.command(),
-        &bench_path("linux-paprika.log"),
+        &bench_path(&format!("{}.log", files.1)),
         timeout,
-        "Paprika",
+        &format!("Paprika, {vcpus} vCPU(s)"),
+    )
+}
+
+/// Runs the boots; `hypervisor` is the release image.
+pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<String>> {
+    let linux = linux::fetch(false)?;
+    let paprika = boot_paprika(
+        hypervisor,
+        &linux,
+        1,
+        ("linux-bench", "linux-paprika"),
+        timeout,
+    )?;
+    let smp = boot_paprika(
+        hypervisor,
+        &linux,
+        SMP_VCPUS,
+        ("linux-bench-smp4", "linux-paprika-smp4"),
+        timeout,
     )?;
     let reference = if pseries {
         let cmd = Cmd::new(QEMU)
@@ -132,7 +192,9 @@ pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<St
     } else {
         None
     };
-    Ok(report(paprika, reference))
+    let mut lines = report(paprika, reference);
+    lines.extend(smp_report(paprika, smp));
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -162,8 +224,26 @@ mod tests {
     }
 
     #[test]
+    fn smp_ratio() {
+        let l = smp_report(Duration::from_millis(3000), Duration::from_millis(8700));
+        assert_eq!(l[0], "linux.smp4_qemu_to_userspace_ms: 8700");
+        assert!(
+            l[1].starts_with("linux.smp4_vs_smp1_ratio: 2.90 "),
+            "{}",
+            l[1]
+        );
+        assert!(l[2].starts_with("linux.smp4_vs_smp1_target_met: no "));
+        let l = smp_report(Duration::from_millis(3000), Duration::from_millis(3900));
+        assert!(l[2].starts_with("linux.smp4_vs_smp1_target_met: yes "));
+        let m = manifest_smp(Path::new("/k/v"), Path::new("/k/i"), 4);
+        let parsed = paprika::partition::manifest::parse(&m).unwrap();
+        assert_eq!(parsed.partitions[0].cpus, [0, 1, 2, 3]);
+        assert_eq!(parsed.partitions[0].vcpus, 4);
+    }
+
+    #[test]
     fn manifest_parses() {
-        let m = manifest(Path::new("/k/vmlinux"), Path::new("/k/initramfs.cpio"));
+        let m = manifest_smp(Path::new("/k/vmlinux"), Path::new("/k/initramfs.cpio"), 1);
         let parsed = paprika::partition::manifest::parse(&m).unwrap();
         assert_eq!(parsed.partitions[0].kernel, "/k/vmlinux");
         assert_eq!(parsed.partitions[0].cmdline, CMDLINE);

@@ -49,6 +49,25 @@ console = true
 /// Threads of the Paprika run's machine.
 const SMP: u32 = 4;
 
+/// The manifest of the instruction-counting run (target/bench/lpar-icount.toml):
+/// the partition on thread 0 of a one-thread machine, so that QEMU's
+/// instruction counter counts this partition's thread only.
+const ICOUNT_MANIFEST: &str = "\
+# Written by `cargo xtask bench`: the null hcall's instruction count (docs/benchmarks.md).
+[[partition]]
+name = \"bench\"
+memory = \"64M\"
+vcpus = 1
+cpus = [0]
+kernel = \"@guest/guest-bench\"
+console = true
+";
+/// QEMU's deterministic instruction counter: the virtual clock, and so the
+/// timebase the guest reads, advances 2^0 ns per instruction executed.
+const ICOUNT_ARGS: [&str; 2] = ["-icount", "shift=0"];
+/// Issue 16's target for `lpar.hcall_null_instructions`.
+pub const HCALL_INSTRUCTIONS_TARGET: f64 = 150.0;
+
 /// Which of the two runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Env {
@@ -117,6 +136,11 @@ pub struct Figures {
     pub done: bool,
     /// Paprika's per-LPAR overhead for partition [`PARTITION`].
     pub overhead_bytes: Option<u64>,
+    /// Calls per round, and the fastest round's ticks of null hcalls and of the
+    /// same loop around a `nop`.
+    pub round_calls: Option<u64>,
+    pub hcall_null_round_ticks: Option<u64>,
+    pub nop_round_ticks: Option<u64>,
 }
 
 impl Figures {
@@ -132,6 +156,9 @@ impl Figures {
                     "iterations" => &mut self.iterations,
                     "hcall_null_ticks" => &mut self.hcall_null_ticks,
                     "put_term_char16_ticks" => &mut self.put_term_char16_ticks,
+                    "round_calls" => &mut self.round_calls,
+                    "hcall_null_round_ticks" => &mut self.hcall_null_round_ticks,
+                    "nop_round_ticks" => &mut self.nop_round_ticks,
                     _ => return,
                 };
                 slot.get_or_insert(v);
@@ -187,6 +214,42 @@ impl Figures {
         }
         Ok(m)
     }
+}
+
+impl Figures {
+    /// The instructions one null hcall costs beyond the guest's own loop, when
+    /// the run was under `-icount shift=0` (one timebase tick is then
+    /// 1e9 / tb_hz instructions): (fastest round of hcalls - fastest round of
+    /// the same loop with `nop` for `sc 1`) / calls per round. The `sc 1` and
+    /// the `nop` cancel, so this is the hypervisor's share: interrupt vector
+    /// to `hrfid`.
+    pub fn hcall_null_instructions(&self) -> Option<f64> {
+        let (tb_hz, calls) = (self.tb_hz?, self.round_calls?);
+        let (hcall, nop) = (self.hcall_null_round_ticks?, self.nop_round_ticks?);
+        if tb_hz == 0 || calls == 0 {
+            return None;
+        }
+        let ticks = hcall.saturating_sub(nop) as f64;
+        Some(ticks * 1e9 / tb_hz as f64 / calls as f64)
+    }
+}
+
+/// The lines of the instruction count.
+pub fn instruction_lines(instructions: f64) -> Vec<String> {
+    vec![
+        format!(
+            "lpar.hcall_null_instructions: {instructions:.0}   (QEMU -icount, hypervisor's \
+             share of one H_PROD)"
+        ),
+        format!(
+            "lpar.hcall_null_instructions_target_met: {}   (target: < {HCALL_INSTRUCTIONS_TARGET})",
+            if instructions < HCALL_INSTRUCTIONS_TARGET {
+                "yes"
+            } else {
+                "no"
+            }
+        ),
+    ]
 }
 
 /// The figures of a complete run.
@@ -348,52 +411,103 @@ pub fn run(opts: &Opts) -> Result<Vec<String>> {
     } else {
         None
     };
-    Ok(report(&paprika, pseries.as_ref()))
+    let instructions = run_icount(opts)?;
+    let mut lines = report(&paprika, pseries.as_ref());
+    lines.extend(instruction_lines(instructions));
+    Ok(lines)
+}
+
+/// The guest once more, alone on a one-thread machine under QEMU `-icount
+/// shift=0`: the null hcall's instruction count.
+fn run_icount(opts: &Opts) -> Result<f64> {
+    let runner = Runner {
+        manifest_file: "lpar-icount.toml",
+        manifest: ICOUNT_MANIFEST,
+        smp: 1,
+        extra: &ICOUNT_ARGS,
+        log: "lpar-icount",
+    };
+    let (_, figures) = runner.run(opts)?;
+    figures.hcall_null_instructions().ok_or_else(|| {
+        failed!(
+            "lpar benchmark, icount run: no `BENCH round_calls`, `hcall_null_round_ticks` \
+             or `nop_round_ticks` in target/bench/lpar-icount.vcon.log"
+        )
+    })
+}
+
+/// One boot of the guest in a Paprika partition.
+struct Runner {
+    manifest_file: &'static str,
+    manifest: &'static str,
+    smp: u32,
+    extra: &'static [&'static str],
+    /// target/bench/<log>.log (serial) and <log>.vcon.log (virtio console).
+    log: &'static str,
 }
 
 /// Boots the guest in a partition, the way `run --manifest` does: a manifest
 /// file, checked and sized, a boot bundle, QEMU powernv9 with `-initrd`.
 fn run_paprika(opts: &Opts) -> Result<Measured> {
-    let manifest = bench_path("lpar-bench.toml");
-    if let Some(dir) = manifest.parent() {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    let runner = Runner {
+        manifest_file: "lpar-bench.toml",
+        manifest: MANIFEST,
+        smp: SMP,
+        extra: &[],
+        log: "lpar-paprika",
+    };
+    Ok(runner.run(opts)?.0)
+}
+
+impl Runner {
+    /// The run's measured figures and all the figures its console held.
+    fn run(&self, opts: &Opts) -> Result<(Measured, Figures)> {
+        let manifest = bench_path(self.manifest_file);
+        if let Some(dir) = manifest.parent() {
+            std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&manifest, self.manifest)
+            .context(|| format!("writing {}", manifest.display()))?;
+        let src = partitions::load(&manifest)?;
+        let size = partitions::size_machine(&src.manifest, self.smp, 1, None)?;
+        let plan = src.resolve()?;
+        print!("{}", partitions::describe(&src.manifest));
+        let bundle = partitions::bundle_path(&src.name);
+        partitions::write_bundle(&plan, &bundle)?;
+        // The hypervisor's console output (the guest's lines included) goes to a
+        // virtio console, as pseries' vty goes to its chardev: one host write per
+        // buffer instead of one UART access per byte (docs/benchmarks.md).
+        let vcon = bench_path(&format!("{}.vcon.log", self.log));
+        let _ = std::fs::remove_file(&vcon);
+        let cfg = QemuConfig {
+            machine: Machine::Powernv9,
+            memory_bytes: size.memory,
+            smp: qemu::smp_arg(size.cpus, 1)?,
+            kernel: opts.hypervisor.clone(),
+            initrd: Some(bundle),
+            append: String::new(),
+            gdb: false,
+            console: Console::Detached,
+            extra: qemu::virtio_console_args(&vcon)
+                .into_iter()
+                .chain(self.extra.iter().map(|a| a.to_string()))
+                .collect(),
+        };
+        let serial = bench_path(&format!("{}.log", self.log));
+        let outcome = qemu::run_captured(&cfg.command(), &serial, opts.timeout)?;
+        let log = if vcon.is_file() { vcon } else { serial };
+        let scan = read_log(&log)?;
+        let problem = match outcome.status {
+            None => Some(outcome.describe(opts.timeout)),
+            Some(_) if outcome.code() != Some(0) => Some(format!(
+                "QEMU ended with {}, expected exit status 0 (the guest powers off)",
+                outcome.describe(opts.timeout)
+            )),
+            Some(_) => None,
+        };
+        let measured = check(Env::Paprika, &log, &scan, problem)?;
+        Ok((measured, scan.figures))
     }
-    std::fs::write(&manifest, MANIFEST).context(|| format!("writing {}", manifest.display()))?;
-    let src = partitions::load(&manifest)?;
-    let size = partitions::size_machine(&src.manifest, SMP, 1, None)?;
-    let plan = src.resolve()?;
-    print!("{}", partitions::describe(&src.manifest));
-    let bundle = partitions::bundle_path(&src.name);
-    partitions::write_bundle(&plan, &bundle)?;
-    // The hypervisor's console output (the guest's lines included) goes to a
-    // virtio console, as pseries' vty goes to its chardev: one host write per
-    // buffer instead of one UART access per byte (docs/benchmarks.md).
-    let vcon = bench_path("lpar-paprika.vcon.log");
-    let _ = std::fs::remove_file(&vcon);
-    let cfg = QemuConfig {
-        machine: Machine::Powernv9,
-        memory_bytes: size.memory,
-        smp: qemu::smp_arg(size.cpus, 1)?,
-        kernel: opts.hypervisor.clone(),
-        initrd: Some(bundle),
-        append: String::new(),
-        gdb: false,
-        console: Console::Detached,
-        extra: qemu::virtio_console_args(&vcon),
-    };
-    let serial = bench_path("lpar-paprika.log");
-    let outcome = qemu::run_captured(&cfg.command(), &serial, opts.timeout)?;
-    let log = if vcon.is_file() { vcon } else { serial };
-    let scan = read_log(&log)?;
-    let problem = match outcome.status {
-        None => Some(outcome.describe(opts.timeout)),
-        Some(_) if outcome.code() != Some(0) => Some(format!(
-            "QEMU ended with {}, expected exit status 0 (the guest powers off)",
-            outcome.describe(opts.timeout)
-        )),
-        Some(_) => None,
-    };
-    check(Env::Paprika, &log, &scan, problem)
 }
 
 /// Boots the guest under `qemu-system-ppc64 -M pseries` (SLOF loads it) and stops
@@ -562,8 +676,12 @@ BENCH-DONE
                 put_term_char16_ticks: Some(3665),
                 done: true,
                 overhead_bytes: Some(74888),
+                round_calls: None,
+                hcall_null_round_ticks: None,
+                nop_round_ticks: None,
             }
         );
+        assert_eq!(s.figures.hcall_null_instructions(), None);
         assert_eq!(
             s.tail,
             "[bench] BENCH-DONE\n\
@@ -735,6 +853,42 @@ BENCH-DONE
             "QEMU ended with exit status 1 before `BENCH-DONE`"
         );
         assert_eq!(problem_until(&exited, true, t), None);
+    }
+
+    #[test]
+    fn instruction_count() {
+        let mut f = Figures::default();
+        for l in [
+            "[bench] BENCH tb_hz=512000000",
+            "[bench] BENCH round_calls=20000",
+            "[bench] BENCH hcall_null_round_ticks=1536000",
+            "[bench] BENCH nop_round_ticks=102400",
+        ] {
+            f.feed(l);
+        }
+        // (1536000 - 102400) ticks of 1/0.512 instructions over 20000 calls.
+        let n = f.hcall_null_instructions().unwrap();
+        assert!((n - 140.0).abs() < 1e-9, "{n}");
+        assert_eq!(
+            instruction_lines(n),
+            [
+                "lpar.hcall_null_instructions: 140   (QEMU -icount, hypervisor's share of one \
+                 H_PROD)",
+                "lpar.hcall_null_instructions_target_met: yes   (target: < 150)"
+            ]
+        );
+        assert!(instruction_lines(150.0)[1].contains(": no "));
+        f.round_calls = Some(0);
+        assert_eq!(f.hcall_null_instructions(), None);
+    }
+
+    #[test]
+    fn icount_manifest_is_valid() {
+        let m = paprika::partition::manifest::parse(ICOUNT_MANIFEST).unwrap();
+        assert_eq!(m.partitions[0].cpus, [0]);
+        assert_eq!(m.partitions[0].name, PARTITION);
+        let size = partitions::size_machine(&m, 1, 1, None).unwrap();
+        assert_eq!(size.cpus, 1);
     }
 
     #[test]

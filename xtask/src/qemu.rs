@@ -356,12 +356,12 @@ fn run_inner(
             .collect();
         format!("\n  stdin: {}", steps.join("; "))
     };
-    println!(
+    crate::progress::println_line(format!(
         "$ {} >{} 2>{}{typing}",
         cmd.display(),
         log.display(),
         err_path.display()
-    );
+    ));
     let start = Instant::now();
     let stdin = if script.is_empty() {
         Stdio::null()

@@ -2,19 +2,19 @@
 //! without partitions.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::args::Args;
 use crate::build::{self, BuildOpts, Profile};
+use crate::cli::RunArgs;
 use crate::error::{failed, usage, Result};
 use crate::linux;
 use crate::partitions;
-use crate::qemu::{self, Console, Machine, QemuConfig};
+use crate::qemu::{self, Console, QemuConfig};
 use crate::{guests, setup};
 
-pub const HELP: &str = "\
-cargo xtask run [options] [-- QEMU ARGS...]
-
+/// The long description of `cargo xtask run --help` (the options are listed by
+/// clap from `cli::RunArgs`).
+pub const ABOUT: &str = "\
 Builds the hypervisor, then boots it with skiboot under
 `qemu-system-ppc64 -M powernv9|powernv10` in the foreground, console on this
 terminal. Exits with QEMU's exit status: 0 when the hypervisor powered the
@@ -39,51 +39,7 @@ router, docs/linux.md \"Interactive console\"):
   Ctrl-A h       help;  Ctrl-A Ctrl-A sends Ctrl-A
 QEMU's own console multiplexer uses Ctrl-] instead (-echr 0x1d): Ctrl-] x
 kills QEMU, Ctrl-] c switches to its monitor and back. Without a terminal on
-stdin the console goes to stdout only and stdin is not read.
-
-Options:
-  --machine M        powernv9 (default) or powernv10
-  --smp N            hardware threads in total (default 4); with partitions at
-                     least the highest `cpus` entry + 1
-  --threads T        threads per core (default 1): -smp N,cores=N/T,threads=T
-  --memory SIZE      RAM, e.g. 1G, 1536M (default 2G); with --manifest at least
-                     the partitions' memory + 512M (the default); with --kernel
-                     or Linux the partition's memory (see below)
-  --release          boot a release build
-  --features LIST    cargo features of the build (e.g. fault-test)
-  --hypervisor ELF   boot this hypervisor ELF instead of building one
-  --hv-append STR    the hypervisor's command line (QEMU -append)
-  --gdb              QEMU waits for a debugger on tcp::1234 (-s -S)
-  --virtio-console FILE
-                     give the machine a virtio console behind a PHB whose
-                     output goes to FILE: the hypervisor moves the console's
-                     output there once it is up (bulk writes instead of the
-                     UART's byte at a time; input stays on the terminal;
-                     docs/console.md)
-  --bare             the hypervisor alone, no partitions (--append is then
-                     the hypervisor's command line)
-  -- ARGS...         passed to QEMU as they are (e.g. -- -d int,guest_errors)
-
-Partitions:
-  --manifest FILE    run the partitions FILE describes; kernel and initrd paths
-                     are relative to FILE's directory, `@guest/<package>` is a
-                     test guest (target/guests/<package>.elf, built first)
-  --kernel PATH      run one partition, `lpar1`, booting PATH (console on)
-  --initrd PATH      ... with this initrd
-  --append STR       ... with this command line (Linux: added to it); with
-                     --manifest, added to every partition's command line
-                     (e.g. paprika.seed=N replays a test guest's run)
-  --vcpus N          ... with N vCPUs on hardware threads 0..N-1 (default 1)
-  --memory SIZE      ... with this much memory (default 256M); the machine gets
-                     512M more (at least 1G)
-  --linux            fetch Debian 12's ppc64el kernel and a busybox initramfs
-                     (`cargo xtask linux fetch`, cached in target/linux/) and
-                     boot them as --kernel and --initrd with the command line
-                     `console=hvc0 <--append>` (default memory 512M);
-                     `--append paprika.test=1` checks and powers off
-                     (docs/linux.md); the default without --manifest, --kernel
-                     or --bare, except that it then also fails softly
-";
+stdin the console goes to stdout only and stdin is not read.";
 
 /// Added to the default bundle's command line when stdin is not a terminal: the
 /// checks of /init, then power-off.
@@ -97,28 +53,28 @@ fn default_bundle(bare: bool, manifest: bool, kernel: bool, initrd: bool, vcpus:
 /// Partition memory of `run --kernel` without `--memory`.
 const DEFAULT_PARTITION_MEMORY: u64 = 256 << 20;
 
-pub fn main(mut args: Args) -> Result<i32> {
-    let machine = Machine::parse(&args.value("--machine")?.unwrap_or("powernv9".into()))?;
-    let smp_n = args.number::<u32>("--smp")?;
-    let threads = args.number::<u32>("--threads")?.unwrap_or(1);
-    let memory = args
-        .value("--memory")?
-        .map(|m| qemu::parse_size(&m))
-        .transpose()?;
-    let release = args.flag("--release");
-    let features = build::split_features(&args.values("--features")?);
-    let mut append = args.value("--append")?;
-    let hv_append = args.value("--hv-append")?;
-    let gdb = args.flag("--gdb");
-    let virtio_console = args.value("--virtio-console")?.map(PathBuf::from);
-    let hypervisor = args.value("--hypervisor")?.map(PathBuf::from);
-    let manifest = args.value("--manifest")?.map(PathBuf::from);
-    let mut kernel = args.value("--kernel")?;
-    let mut initrd = args.value("--initrd")?;
-    let vcpus = args.number::<u32>("--vcpus")?;
-    let linux = args.flag("--linux");
-    let bare = args.flag("--bare");
-    let mut extra = args.finish()?;
+pub fn main(args: RunArgs) -> Result<i32> {
+    let RunArgs {
+        machine,
+        smp: smp_n,
+        threads,
+        memory,
+        release,
+        features,
+        hypervisor,
+        hv_append,
+        gdb,
+        virtio_console,
+        bare,
+        manifest,
+        mut kernel,
+        mut initrd,
+        mut append,
+        vcpus,
+        linux,
+        qemu_args: mut extra,
+    } = args;
+    let features = build::split_features(&features);
     if let Some(path) = &virtio_console {
         let mut args = qemu::virtio_console_args(path);
         args.append(&mut extra);

@@ -3,13 +3,13 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::args::Args;
+use crate::cli::SetupArgs;
 use crate::cmd::Cmd;
 use crate::error::{failed, Context, Result};
 
-pub const HELP: &str = "\
-cargo xtask setup [--check]
-
+/// The long description of `cargo xtask setup --help` (the options are listed by
+/// clap from `cli::SetupArgs`).
+pub const ABOUT: &str = "\
 Checks that the tools Paprika needs are installed and, when some are missing,
 installs them with apt-get (Debian 12 'bookworm', as root):
 
@@ -24,11 +24,7 @@ To get QEMU from bookworm-backports it writes
 /etc/apt/sources.list.d/paprika-backports.sources, using the mirror that the
 machine's apt sources already use for 'bookworm', unless backports is already
 enabled. Does nothing (and says \"all tools present\") when everything is there.
-`build`, `run`, `test` and `bench` run this check first.
-
-Options:
-  --check    only check; list what is missing and exit 1 if anything is
-";
+`build`, `run`, `test` and `bench` run this check first.";
 
 /// Where the backports source is written.
 const BACKPORTS_FILE: &str = "/etc/apt/sources.list.d/paprika-backports.sources";
@@ -47,9 +43,8 @@ pub struct Missing {
     pub reason: String,
 }
 
-pub fn main(mut args: Args) -> Result<i32> {
-    let check_only = args.flag("--check");
-    args.finish_no_rest()?;
+pub fn main(args: SetupArgs) -> Result<i32> {
+    let check_only = args.check;
     let missing = find_missing()?;
     if missing.is_empty() {
         println!("all tools present");

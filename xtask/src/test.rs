@@ -7,17 +7,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use paprika::partition::manifest::Manifest;
 
-use crate::args::Args;
 use crate::build::{self, BuildOpts, Profile};
+use crate::cli::TestArgs;
 use crate::error::{failed, usage, Context, Result};
 use crate::linux::{self, Linux};
+use crate::progress::{println, Progress};
 use crate::qemu::{self, Console, Outcome, QemuConfig};
 use crate::scenarios::{self, HostClock, Scenario, SCENARIOS};
 use crate::{guests, partitions, repo_root, setup};
 
-pub const HELP: &str = "\
-cargo xtask test [options]
-
+/// The long description of `cargo xtask test --help` (the options are listed by
+/// clap from `cli::TestArgs`).
+pub const ABOUT: &str = "\
 Runs, in order, stopping at the first failure, then prints a summary table:
   fmt             cargo fmt --all -- --check
   clippy-host     cargo clippy --workspace --exclude paprika-boot --all-targets -- -D warnings
@@ -56,28 +57,11 @@ Runs, in order, stopping at the first failure, then prints a summary table:
                   does so in two partitions with Ctrl-A c between them,
                   linux-console-quit ends with Ctrl-A x (docs/linux.md)
 
-Host steps use target/host, POWER builds target/power (Debian's toolchain).
+Host steps use target/host, POWER builds target/power (Debian's toolchain).";
 
-Scenarios:
-{SCENARIOS}
-Options:
-  --only SUBSTR      run only the scenarios whose name contains SUBSTR
-  --no-qemu          skip the QEMU scenarios
-  --host-only        only fmt, host clippy and host unit tests
-  --qemu-only        only the builds the scenarios need and the scenarios
-  --no-build         skip the POWER builds; boot the images an earlier build left
-  --jobs N           scenarios run in parallel (default: number of CPUs)
-  --timeout SECS     per-scenario timeout instead of each scenario's own
-                     (60 s; 120 s with partitions; 180 s for Linux)
-  --append STR       added to the command line of every partition of the
-                     manifest scenarios, e.g. `--only lpar-hostile-p9 --append
-                     paprika.seed=N` replays the hostile guest's run N (a failing
-                     run prints the command)
-";
-
-/// The help text with the scenario table filled in.
-pub fn help() -> String {
-    let mut table = String::new();
+/// The scenario table that ends `cargo xtask test --help`.
+pub fn scenario_table() -> String {
+    let mut table = String::from("Scenarios:\n");
     for s in SCENARIOS {
         let features = if s.features.is_empty() {
             String::new()
@@ -102,7 +86,7 @@ pub fn help() -> String {
             s.smp
         ));
     }
-    HELP.replace("{SCENARIOS}", &table)
+    table
 }
 
 /// ` linux: <partition>@<threads> ... [echo] [+append]` for the scenario table.
@@ -180,16 +164,18 @@ struct Options {
     append: Option<String>,
 }
 
-pub fn main(mut args: Args) -> Result<i32> {
-    let only = args.value("--only")?;
-    let no_qemu = args.flag("--no-qemu");
-    let host_only = args.flag("--host-only");
-    let qemu_only = args.flag("--qemu-only");
-    let no_build = args.flag("--no-build");
-    let jobs = args.number::<usize>("--jobs")?;
-    let timeout = args.number::<u64>("--timeout")?;
-    let append = args.value("--append")?;
-    args.finish_no_rest()?;
+pub fn main(args: TestArgs) -> Result<i32> {
+    let TestArgs {
+        only,
+        no_qemu,
+        host_only,
+        qemu_only,
+        no_build,
+        jobs,
+        timeout,
+        append,
+    } = args;
+    let jobs = jobs.map(|j| usize::try_from(j).unwrap_or(usize::MAX));
     if host_only && qemu_only {
         return Err(usage!("--host-only and --qemu-only exclude each other"));
     }
@@ -481,16 +467,29 @@ fn run_scenarios(
             selected.len() - queue.len()
         );
     }
+    let progress = Progress::new("scenarios", queue.len());
+    // The scenarios running now, for the progress display.
+    let running: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+    let show = |change: &dyn Fn(&mut Vec<&'static str>)| {
+        let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut r);
+        progress.set_message(r.join(" "));
+    };
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = queue.get(n) else { break };
+                let name = selected[i].name;
+                show(&|r| r.push(name));
                 let row = run_scenario(&selected[i], opts, linux, &print);
+                show(&|r| r.retain(|&x| x != name));
+                progress.inc();
                 rows.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(row);
             });
         }
     });
+    drop(progress);
     Ok(rows
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
@@ -527,12 +526,12 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
             );
         }
         println!("--- last 60 lines of the console ---");
-        print!("{}", qemu::tail(log, 60));
+        println!("{}", qemu::tail(log, 60).trim_end_matches('\n'));
         let stderr = std::fs::read(qemu::stderr_log(&log_path)).unwrap_or_default();
         let stderr = String::from_utf8_lossy(&stderr);
         if !stderr.trim().is_empty() {
             println!("--- QEMU's stderr (last 20 lines) ---");
-            print!("{}", qemu::tail(&stderr, 20));
+            println!("{}", qemu::tail(&stderr, 20).trim_end_matches('\n'));
         }
         println!("--- end of {} ---", s.name);
         Row {
@@ -748,11 +747,10 @@ mod tests {
 
     #[test]
     fn help_lists_every_scenario() {
-        let h = help();
+        let h = scenario_table();
         for s in SCENARIOS {
             assert!(h.contains(s.name));
         }
-        assert!(!h.contains("{SCENARIOS}"));
     }
 
     #[test]

@@ -356,6 +356,13 @@ impl Partition {
         self.state.load_acquire() == RUNNING
     }
 
+    /// `is_running` with a relaxed load (the hcall fast path fences once after
+    /// all its checks).
+    #[inline(always)]
+    pub(crate) fn is_running_relaxed(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == RUNNING
+    }
+
     /// The boot epoch now (see the field).
     pub fn epoch(&self) -> u32 {
         self.epoch.load(Ordering::SeqCst)
@@ -552,6 +559,14 @@ impl Partition {
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        for v in self.vcpus.iter() {
+            info!(
+                "PAPRIKA lpar-exits: {} vcpu={} {}",
+                self.name,
+                v.id,
+                v.exits.line(crate::arch::ppc64::timer::ticks_per_us())
+            );
+        }
         if matches!(reason, StopReason::Fault(_)) {
             super::vcpu::dump(self);
         }

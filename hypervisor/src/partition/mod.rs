@@ -10,6 +10,7 @@
 //! vCPU through its atomics (state, start request, prod) and a doorbell.
 pub mod demand;
 pub mod emulate;
+pub mod exit_stats;
 pub mod facility;
 pub mod host_clock;
 pub mod manifest;

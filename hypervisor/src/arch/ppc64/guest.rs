@@ -65,7 +65,6 @@ const HOST_FRAME: usize = 32 + 8 * 22;
 global_asm!(
     crate::save_volatile_macro_asm!("PAPRIKA_GX_SAVE_VOLATILE"),
     crate::save_exit_state_macro_asm!("PAPRIKA_GX_SAVE_EXIT_STATE"),
-    crate::restore_volatile_macro_asm!("PAPRIKA_GX_RESTORE_VOLATILE"),
     r#"
     .section .text.exception, "ax"
     .set GX_GPR, {g_gpr}
@@ -185,9 +184,9 @@ paprika_guest_exit:
     /* hcall fast path: `sc 1` (0xc00) with a hot opcode in r3 (see hcall_fast). */
     cmpdi 12, 0xc00
     bne 2f
-    cmpldi 3, {h_put_term_char}
-    beq paprika_hcall_fast_entry
     cmpldi 3, {h_prod}
+    beq paprika_hcall_fast_entry
+    cmpldi 3, {h_put_term_char}
     beq paprika_hcall_fast_entry
 2:  PAPRIKA_GX_SAVE_VOLATILE 11, GX_, PCX_
     /* The fast path joins here when it declines: r0-r12, CR, LR, CTR and XER are
@@ -207,27 +206,46 @@ paprika_guest_exit_rest:
 
     /* hcall fast path, still in real mode with the guest's LPIDR, LPCR and PIDR
        loaded (real-mode accesses do not use them). Saves what the ELFv2 ABI lets
-       the callee clobber (r0-r12, CR, LR, CTR, XER; r1/r2 are replaced), calls
-       `paprika_hcall_fast` on the host stack below the frame `paprika_guest_enter`
-       left, and either resumes the guest at once (r3 = 1) or joins the full exit
-       (r3 = 0; nothing was changed). r14-r31 are the guest's throughout (callee
-       saved); no SPR but HSRR0/1 is written. r11 = GuestRegs. */
+       the callee clobber (r0-r10, LR, CTR, XER; r1/r2 are replaced; the guest's
+       r11, r12 and CR stay in PerCpu's spill slots, which only a fatal
+       hypervisor fault could overwrite meanwhile), calls `paprika_hcall_fast`
+       on the host stack below the frame `paprika_guest_enter` left, and either
+       resumes the guest at once with H_SUCCESS and r4-r7 = 0 (r3 = 1) or copies
+       r11, r12 and CR to GuestRegs and joins the full exit (r3 = 0; nothing was
+       changed). r14-r31 are the guest's throughout (callee saved); no SPR but
+       HSRR0/1 is written. Kept short: `cargo xtask bench` counts this path's
+       instructions (lpar.hcall_null_instructions). r11 = GuestRegs. */
 paprika_hcall_fast_entry:
-    PAPRIKA_GX_SAVE_VOLATILE 11, GX_, PCX_
+    std 0, GX_GPR+0*8(11)
+    std 1, GX_GPR+1*8(11)
+    std 2, GX_GPR+2*8(11)
+    std 3, GX_GPR+3*8(11)
+    std 4, GX_GPR+4*8(11)
+    std 5, GX_GPR+5*8(11)
+    std 6, GX_GPR+6*8(11)
+    std 7, GX_GPR+7*8(11)
+    std 8, GX_GPR+8*8(11)
+    std 9, GX_GPR+9*8(11)
+    std 10, GX_GPR+10*8(11)
+    mflr 0
+    std 0, GX_LR(11)
+    mfctr 0
+    std 0, GX_CTR(11)
+    mfxer 0
+    std 0, GX_XER(11)
     /* From here an interrupt (a hypervisor bug) is the hypervisor's, not an exit. */
     li 0, 0
     std 0, PCX_IN_GUEST(13)
     ld 1, PCX_HOST_SP(13)
-    li 0, 0
     stdu 0, -64(1)
     ld 2, PCX_TOC(13)
     mr 3, 11
+    mr 4, 13
     bl paprika_hcall_fast
     nop
     ld 11, PCX_VCPU(13)
-    li 12, 0xc00
     cmpdi 3, 0
-    beq paprika_guest_exit_rest
+    beq 3f
     /* Handled: back to the guest where `sc` left it (SRR0/1). */
     li 0, 1
     std 0, PCX_IN_GUEST(13)
@@ -235,10 +253,39 @@ paprika_hcall_fast_entry:
     mtspr 314, 0
     mfspr 0, 27
     mtspr 315, 0
-    PAPRIKA_GX_RESTORE_VOLATILE 11, GX_
+    ld 0, GX_LR(11)
+    mtlr 0
+    ld 0, GX_CTR(11)
+    mtctr 0
+    ld 0, GX_XER(11)
+    mtxer 0
+    ld 0, PCX_CR(13)
+    mtcr 0
+    ld 0, GX_GPR+0*8(11)
+    ld 1, GX_GPR+1*8(11)
+    ld 2, GX_GPR+2*8(11)
+    li 3, 0
+    li 4, 0
+    li 5, 0
+    li 6, 0
+    li 7, 0
+    ld 8, GX_GPR+8*8(11)
+    ld 9, GX_GPR+9*8(11)
+    ld 10, GX_GPR+10*8(11)
+    ld 12, PCX_R12(13)
+    ld 11, PCX_R11(13)
     mfspr 13, 305
-    ld 11, GX_GPR+11*8(11)
     hrfid
+    /* Declined: complete the volatile save as PAPRIKA_GX_SAVE_VOLATILE would
+       have, then the full exit. */
+3:  ld 0, PCX_R11(13)
+    std 0, GX_GPR+11*8(11)
+    ld 0, PCX_R12(13)
+    std 0, GX_GPR+12*8(11)
+    ld 0, PCX_CR(13)
+    std 0, GX_CR(11)
+    li 12, 0xc00
+    b paprika_guest_exit_rest
 
     .globl paprika_guest_return
 paprika_guest_return:

@@ -10,7 +10,11 @@
 //! `BENCH env=paprika|pseries`, `BENCH tb_hz=<n>`,
 //! `BENCH hcall_null_ticks=<n>` (H_PROD of itself, the cheapest call both
 //! implement), `BENCH put_term_char16_ticks=<n>` (H_PUT_TERM_CHAR with 16 bytes),
-//! averages over `BENCH iterations=<n>` calls, then `BENCH-DONE`. Under Paprika it
+//! averages over `BENCH iterations=<n>` calls; for counting instructions (xtask
+//! runs it once under QEMU `-icount shift=0`, where a tick is a fixed number of
+//! instructions) `BENCH hcall_null_round_ticks=<n>` and `BENCH nop_round_ticks=<n>`,
+//! the fastest round of `BENCH round_calls=<n>` null hcalls and of the same loop
+//! with a `nop` in place of `sc 1`; then `BENCH-DONE`. Under Paprika it
 //! then powers off with RTAS; under pseries it spins (xtask stops QEMU).
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
@@ -86,6 +90,24 @@ mod guest {
     /// much less than an average over all the calls.
     const ROUNDS: u64 = 5;
     const WARMUP: u64 = 1_000;
+
+    /// The same instructions as `hcall` around a `nop` instead of `sc 1`: the
+    /// guest's own share of a null hcall loop.
+    #[inline(always)]
+    fn no_call(op: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
+        let ret: u64;
+        // SAFETY: a `nop` with the operands and clobbers of `hcall`.
+        unsafe {
+            asm!("nop",
+                inlateout("r3") op => ret,
+                inlateout("r4") a => _, inlateout("r5") b => _,
+                inlateout("r6") c => _, inlateout("r7") d => _,
+                out("r0") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                out("ctr") _, out("xer") _, out("cr0") _,
+                options(nostack));
+        }
+        ret as i64
+    }
 
     #[inline(always)]
     fn hcall(op: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
@@ -211,19 +233,26 @@ mod guest {
 
     static mut RTAS_BUF: [u32; 16] = [0; 16];
 
+    /// Calls per round.
+    const PER_ROUND: u64 = ITERATIONS / ROUNDS;
+
     /// Runs `call` ITERATIONS times in ROUNDS rounds; the fastest round's
-    /// average, in time-base ticks per call.
-    fn best_round(mut call: impl FnMut()) -> u64 {
-        let per_round = ITERATIONS / ROUNDS;
+    /// time-base ticks.
+    fn best_round_total(mut call: impl FnMut()) -> u64 {
         let mut best = u64::MAX;
         for _ in 0..ROUNDS {
             let t0 = mftb();
-            for _ in 0..per_round {
+            for _ in 0..PER_ROUND {
                 call();
             }
-            best = best.min((mftb() - t0) / per_round);
+            best = best.min(mftb() - t0);
         }
         best
+    }
+
+    /// The fastest round's average, in time-base ticks per call.
+    fn best_round(call: impl FnMut()) -> u64 {
+        best_round_total(call) / PER_ROUND
     }
 
     #[no_mangle]
@@ -252,10 +281,16 @@ mod guest {
         for _ in 0..WARMUP {
             hcall(H_PROD, 0, 0, 0, 0);
         }
-        let hcall_null = best_round(|| {
+        let hcall_null_round = best_round_total(|| {
             hcall(H_PROD, 0, 0, 0, 0);
         });
-        line(b"hcall_null_ticks", hcall_null);
+        line(b"hcall_null_ticks", hcall_null_round / PER_ROUND);
+        let nop_round = best_round_total(|| {
+            no_call(H_PROD, 0, 0, 0, 0);
+        });
+        line(b"round_calls", PER_ROUND);
+        line(b"hcall_null_round_ticks", hcall_null_round);
+        line(b"nop_round_ticks", nop_round);
 
         // 15 visible characters and a newline per call, so the console shows lines.
         let msg = *b"paprika-bench.\n";
