@@ -277,6 +277,7 @@ impl LinuxBoot {
                 console: true,
                 expect: Some(userspace_marker(p.name)),
                 secure: false,
+                nested: false,
             });
         }
         let m = Manifest {
@@ -798,6 +799,27 @@ pub const SCENARIOS: &[Scenario] = &[
     // sc 2 and sc 1, H_SVM_*, H_TPM_COMM refused; a neighbour runs meanwhile.
     lpars("lpar-pef-p9", Machine::Powernv9, "pef", "1G", "4", 4, 1),
     lpars("lpar-pef-p10", Machine::Powernv10, "pef", "1G", "4", 4, 1),
+    // Nested virtualization (tests/guests/nested): an L1 test hypervisor runs
+    // an L2 with H_ENTER_NESTED, handles its exits, and is refused bad tables
+    // and guest-state buffers.
+    lpars(
+        "lpar-nested-p9",
+        Machine::Powernv9,
+        "nested",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-nested-p10",
+        Machine::Powernv10,
+        "nested",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
     // A manifest with a `secure = true` partition, past xtask's refusal: the
     // hypervisor refuses that partition at boot and runs the other one.
     lpars(

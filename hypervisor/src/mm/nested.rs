@@ -8,12 +8,13 @@
 //! no shadow translation exits to the L0 (HDSI/HISI), which walks the L1's tree
 //! here ([`translate_l2`]), checks the access against the L1's permissions, sets
 //! the L1's reference/change bits as the hardware would, and inserts a shadow
-//! leaf ([`shadow_leaf`]). What the L1's tree refuses is reflected to the L1 as
+//! leaf ([`shadow_leaf`]), writable only once the L1's leaf has C. What the L1's tree refuses is reflected to the L1 as
 //! the HDSI/HISI it would have taken itself, with the cause bits KVM gives
 //! ([`NestedFault::dsisr`]). As in KVM (`book3s_hv_nested.c`
 //! `__kvmhv_nested_page_fault`): permissions are the L1's (the L1's own memory is
-//! fully accessible to it), R is set in the shadow leaf, C only when the access
-//! is a store; a later first store faults again (HDSISR "set R/C") and sets C.
+//! fully accessible to it); R is set in the L1's leaf on the first access, C on
+//! the first store, which a read-only shadow leaf makes fault to the L0 (KVM
+//! leaves C clear in its shadow leaf to the same effect).
 //!
 //! Portable: the L1's memory is reached through [`GuestRealMemory`].
 use super::guest_walk::{self, GuestRealMemory, Leaf, ProcessTable, WalkError};
@@ -156,10 +157,9 @@ pub struct ShadowLeaf {
     pub l2_gra: u64,
     pub l1_gra: u64,
     pub size: u64,
-    /// Permissions: the L1's (read, write, execute).
+    /// Permissions: the L1's (read, write, execute), write only once the L1's
+    /// leaf has C.
     pub flags: PteFlags,
-    /// C (changed) may be set: the L1's leaf has C and the access is a store.
-    pub changed: bool,
 }
 
 /// Largest shadow leaf: the L0 maps the L1's memory in 2 MiB chunks, each in
@@ -168,14 +168,19 @@ pub const SHADOW_MAX: PageSize = PageSize::Size2M;
 
 /// The shadow leaf for L2 address `l2_gra` translated by `leaf` (after
 /// [`rc_update`]: `pte` is what the L1's tree holds now).
-pub fn shadow_leaf(l2_gra: u64, leaf: &L1Leaf, pte: u64, access: Access) -> ShadowLeaf {
+pub fn shadow_leaf(l2_gra: u64, leaf: &L1Leaf, pte: u64) -> ShadowLeaf {
     let shift = u32::from(leaf.page_shift).min(SHADOW_MAX.shift());
     let size = 1u64 << shift;
     let mut flags = PteFlags::empty();
     if leaf.may_read() {
         flags |= PteFlags::READ;
     }
-    if leaf.may_write() {
+    // Stores only once the L1's leaf records a change: until then the shadow
+    // leaf is read-only, and the first store faults to the L0, which sets C in
+    // the L1's leaf ([`rc_update`]) and maps the page writable. (The shadow
+    // leaves themselves always carry R and C, so the hardware never has to
+    // update them.)
+    if leaf.may_write() && pte & PTE_C != 0 {
         flags |= PteFlags::WRITE;
     }
     if leaf.may_execute() {
@@ -186,7 +191,6 @@ pub fn shadow_leaf(l2_gra: u64, leaf: &L1Leaf, pte: u64, access: Access) -> Shad
         l1_gra: leaf.l1_gra & !(size - 1),
         size,
         flags,
-        changed: pte & PTE_C != 0 && matches!(access, Access::Store),
     }
 }
 
@@ -393,8 +397,8 @@ mod tests {
         assert_eq!(l.pte & (PTE_R | PTE_C), 0);
         let after_load = rc_update(&l, Access::Load).unwrap();
         assert_eq!(after_load & (PTE_R | PTE_C), PTE_R);
-        let s = shadow_leaf(0x5000, &l, after_load, Access::Load);
-        assert!(!s.changed, "a load never grants C");
+        let s = shadow_leaf(0x5000, &l, after_load);
+        assert_eq!(s.flags, PteFlags::READ, "no store before C is set");
         // First store: C set in the L1's leaf, and the shadow leaf may have it.
         m.words.borrow_mut().insert(l.pte_addr, after_load);
         let l = translate_l2(&m, dw0, 0x5008, Access::Store).unwrap();
@@ -403,21 +407,21 @@ mod tests {
         m.words.borrow_mut().insert(l.pte_addr, after_store);
         let l = translate_l2(&m, dw0, 0x5008, Access::Store).unwrap();
         assert_eq!(rc_update(&l, Access::Store), None);
-        assert!(shadow_leaf(0x5008, &l, l.pte, Access::Store).changed);
+        assert_eq!(shadow_leaf(0x5008, &l, l.pte).flags, RW);
     }
 
     #[test]
     fn shadow_leaf_sizes() {
         let (m, dw0) = setup();
         let l = translate_l2(&m, dw0, 0x1234, Access::Load).unwrap();
-        let s = shadow_leaf(0x1234, &l, l.pte, Access::Load);
+        let s = shadow_leaf(0x1234, &l, l.pte | PTE_C);
         assert_eq!(
             (s.l2_gra, s.l1_gra, s.size),
             (0x1000, 16 * MB + 0x1000, 0x1000)
         );
         assert_eq!(s.flags, RW);
         let l = translate_l2(&m, dw0, 9 * MB, Access::Load).unwrap();
-        let s = shadow_leaf(9 * MB, &l, l.pte, Access::Load);
+        let s = shadow_leaf(9 * MB, &l, l.pte | PTE_C);
         assert_eq!((s.l2_gra, s.l1_gra, s.size), (8 * MB, 32 * MB, 2 * MB));
         assert_eq!(s.flags, RW | PteFlags::EXEC);
     }
@@ -440,7 +444,7 @@ mod tests {
         let a = (1 << 30) + 5 * MB + 0x123;
         let l = translate_l2(&m, dw0, a, Access::Load).unwrap();
         assert_eq!(l.page_shift, 30);
-        let s = shadow_leaf(a, &l, l.pte, Access::Load);
+        let s = shadow_leaf(a, &l, l.pte);
         assert_eq!(s.size, 2 * MB);
         assert_eq!(s.l2_gra, (1 << 30) + 4 * MB);
         assert_eq!(s.l1_gra, (2 << 30) + 4 * MB);

@@ -352,7 +352,9 @@ pub fn decode_ptcr(ptcr: u64, mem_size: u64) -> Result<Option<L1PartitionTable>,
         base: ptcr & PTCR_BASE_MASK,
         pats: pats as u8,
     };
-    if t.base % t.bytes() != 0 || t.base.checked_add(t.bytes()).is_none_or(|e| e > mem_size) {
+    if !t.base.is_multiple_of(t.bytes())
+        || t.base.checked_add(t.bytes()).is_none_or(|e| e > mem_size)
+    {
         return Err(HcallError::Parameter);
     }
     Ok(Some(t))

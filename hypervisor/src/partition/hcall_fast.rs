@@ -61,6 +61,10 @@ extern "C" fn paprika_hcall_fast(regs: *mut GuestRegs) -> u64 {
 
 fn serve(regs: *mut GuestRegs) -> Option<()> {
     let me = percpu::current()?;
+    // An L2's `sc 1` is for its L1 (H_ENTER_NESTED returns it), never served here.
+    if super::nested::in_l2(me.index) {
+        return None;
+    }
     let (p, v) = vcpu::assigned_to(me.index)?;
     // Anything the full entry path would deliver first: an XICS or XIVE
     // interrupt, a system reset (H_SIGNAL_SYS_RESET).

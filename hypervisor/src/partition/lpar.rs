@@ -181,6 +181,9 @@ pub struct Partition {
     /// with it.
     console_share: spin::Mutex<crate::console::Share>,
     pub console_stats: ConsoleStats,
+    /// Nested virtualization (manifest `nested`): the L1's partition table and
+    /// its L2s' shadow state (`partition::nested`).
+    pub nested: super::nested::Nested,
 }
 
 /// A partition's console output, for the summary line at its stop (the bytes
@@ -1153,6 +1156,7 @@ fn build_partition(
         warn_budget: crate::log::Budget::new(),
         console_share: spin::Mutex::new(crate::console::Share::new()),
         console_stats: ConsoleStats::default(),
+        nested: super::nested::Nested::new(spec.nested),
     })
 }
 
@@ -1184,6 +1188,7 @@ impl Partition {
         }
         self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
+        self.nested.reset();
         // Registrations name memory that is about to be scrubbed.
         for v in &self.vcpus {
             v.vpa.lock().areas = crate::papr::hcall::VpaAreas::default();
