@@ -277,7 +277,8 @@ impl LinuxBoot {
                 console: true,
                 expect: Some(userspace_marker(p.name)),
                 secure: false,
-                nested: false,
+                // Nested virtualization where the scenario loads KVM-HV.
+                nested: self.append.contains("paprika.kvm=1"),
             });
         }
         let m = Manifest {
@@ -995,6 +996,12 @@ pub const SCENARIOS: &[Scenario] = &[
         LINUX_1CPU,
     )
     .append("xive=off"),
+    // Nested virtualization: Debian's kvm-hv loads in a `nested = true`
+    // partition (without nesting it fails: "Parent hypervisor does not support
+    // nesting").
+    linux("linux-kvm-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
+        .append("paprika.kvm=1")
+        .expecting(&["PAPRIKA-LINUX check kvm-hv-loads: ok"]),
     // A shell on the console: what is typed on QEMU's stdin reaches it.
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)
