@@ -821,6 +821,16 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // The same L1 built big-endian: its structures travel big-endian.
+    lpars(
+        "lpar-nested-be-p9",
+        Machine::Powernv9,
+        "nested-be",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
     // A manifest with a `secure = true` partition, past xtask's refusal: the
     // hypervisor refuses that partition at boot and runs the other one.
     lpars(
