@@ -583,9 +583,11 @@ pub enum L2Exit {
 pub const fn classify_exit(vector: u64) -> L2Exit {
     match vector {
         // HDEC (the L1's deadline is checked by the caller), hypervisor
-        // doorbell, hypervisor virtualization and external interrupts (routed
-        // to the hypervisor, LPES = 0), HMI.
-        0x980 | 0xe80 | 0xea0 | 0x500 | 0xe60 | 0xa00 => L2Exit::L0,
+        // doorbell, hypervisor virtualization interrupt, HMI.
+        0x980 | 0xe80 | 0xea0 | 0xe60 | 0xa00 => L2Exit::L0,
+        // An external interrupt (routed to the hypervisor, LPES = 0) goes to
+        // the L1, as KVM returns it: it is how the L2's LPCR[MER], which the
+        // L1 sets when it has an interrupt for the L2, reaches the L1.
         0xe00 | 0xe20 => L2Exit::PageFault,
         // hcalls, machine checks, emulation assists, facility unavailable and
         // anything else: the L1's to handle.
@@ -995,6 +997,7 @@ mod tests {
         assert_eq!(classify_exit(0xe20), L2Exit::PageFault);
         assert_eq!(classify_exit(0x980), L2Exit::L0);
         assert_eq!(classify_exit(0xe80), L2Exit::L0);
+        assert_eq!(classify_exit(0x500), L2Exit::ToL1(0x500));
         assert_eq!(classify_exit(0xe40), L2Exit::ToL1(0xe40));
         assert_eq!(classify_exit(0x200), L2Exit::ToL1(0x200));
         assert_eq!(l2_hdec(100, 50, 1000), None);
