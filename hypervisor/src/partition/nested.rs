@@ -22,7 +22,7 @@
 //! Lock order: a partition's `nested` lock is taken alone (never while holding
 //! another partition lock), and never across the L2's run.
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::lpar::{self, Partition};
 use super::vcpu::{self, Vcpu, VcpuContext};
@@ -45,16 +45,24 @@ const L2_SLICE_US: u64 = 10_000;
 /// Shadow LPIDs of every partition.
 static SHADOW_LPIDS: spin::Mutex<n::ShadowLpids> = spin::Mutex::new(n::ShadowLpids::new());
 
-/// Per hardware thread: an L2 runs on it (the hcall fast path must then decline:
-/// the `sc 1` is the L2's, for its L1).
-static IN_L2: [AtomicBool; smp::MAX_CPUS] = [const { AtomicBool::new(false) }; smp::MAX_CPUS];
+/// Per hardware thread: the shadow LPID of the L2 it is about to run or runs, 0
+/// when none. The hcall fast path declines then (the `sc 1` is the L2's, for
+/// its L1), and a shadow LPID is given back to the shared pool only once no
+/// thread holds it: a thread still running a dropped L2 keeps that LPID in
+/// LPIDR until its next exit, and must never find another partition's tree
+/// behind it ([`NestedState::reap`]).
+static IN_L2: [AtomicU32; smp::MAX_CPUS] = [const { AtomicU32::new(0) }; smp::MAX_CPUS];
 
 /// True while thread `index` runs an L2.
 pub fn in_l2(index: u32) -> bool {
     IN_L2
         .get(index as usize)
-        .is_some_and(|f| f.load(Ordering::Relaxed))
+        .is_some_and(|f| f.load(Ordering::Relaxed) != 0)
 }
+
+/// At most this many L2s per partition (each holds a shadow LPID and a 64 KiB
+/// root table): beyond, H_ENTER_NESTED of a new one answers H_RESOURCE.
+pub const MAX_L2_PER_PARTITION: usize = 64;
 
 /// One L2 of a partition.
 struct L2Guest {
@@ -68,10 +76,13 @@ struct L2Guest {
 }
 
 impl L2Guest {
-    fn drop_tables(self) {
+    /// Drops the shadow tree (no thread can walk it once its PATE is cleared
+    /// and the LPID flushed) and returns the shadow LPID, which the caller
+    /// retires until no thread holds it.
+    fn drop_tables(self) -> u32 {
         mmu::set_pate(self.shadow_lpid, 0, 0);
         self.tree.destroy(&mut LinearTables);
-        SHADOW_LPIDS.lock().free(self.shadow_lpid);
+        self.shadow_lpid
     }
 
     /// Drops every shadow leaf (a fresh, empty tree) and flushes the LPID.
@@ -114,13 +125,32 @@ fn unmap_overlapping(tree: &mut RadixTree, start: u64, end: u64) {
 struct NestedState {
     table: Option<L1PartitionTable>,
     guests: Vec<L2Guest>,
+    /// Shadow LPIDs of dropped L2s that a thread may still hold.
+    retired: Vec<u32>,
 }
 
 impl NestedState {
     fn drop_all(&mut self) {
         for g in self.guests.drain(..) {
-            g.drop_tables();
+            let lpid = g.drop_tables();
+            self.retired.push(lpid);
         }
+        self.reap();
+    }
+
+    /// Gives back the retired shadow LPIDs no thread holds any more. Pairs
+    /// with `run_l2`, which publishes its shadow LPID in `IN_L2` and then
+    /// checks under this lock that the L2 still exists (both sequentially
+    /// consistent): either it sees the L2 gone, or this sees its LPID held.
+    fn reap(&mut self) {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        self.retired.retain(|&lpid| {
+            let held = IN_L2.iter().any(|t| t.load(Ordering::SeqCst) == lpid);
+            if !held {
+                SHADOW_LPIDS.lock().free(lpid);
+            }
+            held
+        });
     }
 
     fn guest(&mut self, l1_lpid: u32) -> Option<&mut L2Guest> {
@@ -210,7 +240,11 @@ fn tlb_invalidate(p: &Partition, instr_: u64, rs: u64, rb: u64) -> HcallResult {
     match what {
         n::TlbInvalidate::Page { lpid, addr, shift } => {
             if let Some(g) = s.guest(lpid) {
-                g.flush_range(addr, addr + (1u64 << shift));
+                if 1u64 << shift > n::RPT_RANGE_CEILING {
+                    g.flush_all()?;
+                } else {
+                    g.flush_range(addr, addr + (1u64 << shift));
+                }
             }
         }
         n::TlbInvalidate::Lpid { lpid, .. } => {
@@ -302,6 +336,7 @@ fn l1_pate(p: &Partition, t: &L1PartitionTable, l1_lpid: u32) -> Result<(u64, u6
 /// L1's entry; returns the shadow LPID and the L1's dw0.
 fn prepare_l2(p: &Partition, l1_lpid: u32) -> Result<(u32, u64), HcallError> {
     let mut s = p.nested.state.lock();
+    s.reap();
     let t = s.table.ok_or(HcallError::NotAvailable)?;
     let (dw0, dw1) = l1_pate(p, &t, l1_lpid)?;
     if let Some(g) = s.guest(l1_lpid) {
@@ -314,6 +349,9 @@ fn prepare_l2(p: &Partition, l1_lpid: u32) -> Result<(u32, u64), HcallError> {
             mmu::set_pate_dw1(g.shadow_lpid, dw1);
         }
         return Ok((g.shadow_lpid, dw0));
+    }
+    if s.guests.len() >= MAX_L2_PER_PARTITION {
+        return Err(HcallError::Resource);
     }
     let shadow_lpid = SHADOW_LPIDS.lock().alloc().ok_or(HcallError::Resource)?;
     let tree = match RadixTree::new(&mut LinearTables) {
@@ -436,7 +474,22 @@ fn run_l2(
             break n::TRAP_HDEC;
         };
         if let Some(i) = me {
-            IN_L2[i].store(true, Ordering::Relaxed);
+            IN_L2[i].store(shadow_lpid, Ordering::SeqCst);
+        }
+        // The L2 must still exist now that this thread holds its LPID (see
+        // `NestedState::reap`): another vCPU of the L1 may have dropped it.
+        let alive = p
+            .nested
+            .state
+            .lock()
+            .guests
+            .iter()
+            .any(|x| x.shadow_lpid == shadow_lpid);
+        if !alive {
+            if let Some(i) = me {
+                IN_L2[i].store(0, Ordering::SeqCst);
+            }
+            break n::TRAP_NONE;
         }
         // SAFETY: the shadow PATE maps only memory of this partition (every
         // shadow leaf points into the L1's memory, `fault`); the L2 runs with
@@ -464,7 +517,7 @@ fn run_l2(
             guest::enter(&mut g)
         };
         if let Some(i) = me {
-            IN_L2[i].store(false, Ordering::Relaxed);
+            IN_L2[i].store(0, Ordering::SeqCst);
         }
         hv.srr0 = spr::srr0::read();
         hv.srr1 = spr::srr1::read();

@@ -550,6 +550,24 @@ mod guest {
             format_args!("trap {:#x}", t),
         );
 
+        // Many L2s (the same tree under other LPIDs): at most 64 per
+        // partition, then H_RESOURCE (-16); the first ones run.
+        let (mut ran, mut refused, mut other) = (0, 0, 0);
+        for lpid in 3..80u64 {
+            set_pate(lpid, ROOT);
+            match run_at(lpid as u32, HCALL, 0, 0, 512_000_000).0 {
+                0xc00 => ran += 1,
+                -16 => refused += 1,
+                _ => other += 1,
+            }
+        }
+        // L2s 1 and 2 exist already: 62 more fit.
+        check(
+            "l2-count-limit",
+            ran == 62 && refused == 77 - 62 && other == 0,
+            format_args!("ran {} refused {} other {}", ran, refused, other),
+        );
+
         // Deregistering: H_ENTER_NESTED is not available any more.
         let rc = hcall(H_SET_PARTITION_TABLE, &[0]).0;
         let (t, _, _) = run(HCALL, 0, 0);
