@@ -45,6 +45,14 @@ Prints `name: value` lines:
                                             under QEMU -icount shift=0
                                             (target/bench/lpar-icount.vcon.log)
   lpar.hcall_null_instructions_target_met: yes|no (target: < 150)
+  nested.hcall_ticks: l1=N l2=N ratio=R     nested virtualization (guest-nested in a
+  nested.hcall_us: l1=F l2=F ratio=R        `nested = true` partition, powernv9,
+                                            console target/bench/nested.log): an
+                                            hcall of the L1 (H_PROD of itself) vs
+                                            an hcall of its L2 as the L1 handles
+                                            it (back from H_ENTER_NESTED as trap
+                                            0xc00, entered again); skipped with
+                                            --skip-lpar
   linux.qemu_to_userspace_ms: paprika=N pseries=N ratio=R
                                             Debian's kernel (`linux fetch`) from
                                             QEMU start to its userspace marker:
@@ -165,6 +173,15 @@ pub fn main(args: BenchArgs) -> Result<i32> {
             timeout: lpar_timeout,
         };
         match lpar_bench::run(&opts) {
+            Ok(lines) => results.extend(lines),
+            Err(e) => {
+                print_results(&results);
+                return Err(e);
+            }
+        }
+    }
+    if !skip_lpar {
+        match crate::nested_bench::run(&elf_path, lpar_timeout) {
             Ok(lines) => results.extend(lines),
             Err(e) => {
                 print_results(&results);

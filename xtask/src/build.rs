@@ -21,9 +21,10 @@ With --guests, then also builds the test guests: every crate directly under
 tests/guests/ whose package is named `guest-*` and has a binary, for the same
 target with the same flags but linked with tests/guests/guest.ld (cargo target
 dir target/power-guests), copied to target/guests/<package>.elf. Manifests
-name them `@guest/<package>` (docs/manifest.md). guest-conformance is also
-built big-endian (.cargo/powerpc64-paprika-guest.json, linked with -EB, cargo
-target dir target/power-guests-be) into target/guests/guest-conformance-be.elf.";
+name them `@guest/<package>` (docs/manifest.md). guest-conformance and
+guest-nested are also built big-endian (.cargo/powerpc64-paprika-guest.json,
+linked with -EB, cargo target dir target/power-guests-be) into
+target/guests/<package>-be.elf.";
 
 pub const TARGET_NAME: &str = "powerpc64le-paprika";
 pub const BOOT_PACKAGE: &str = "paprika-boot";

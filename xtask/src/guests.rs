@@ -29,7 +29,7 @@ pub const NO_GUESTS: &str = "no guests yet: tests/guests/ does not exist";
 /// Package names of guests start with this.
 pub const PACKAGE_PREFIX: &str = "guest-";
 /// Guests that are also built big-endian, as `<package>-be`.
-pub const BIG_ENDIAN_GUESTS: &[&str] = &["guest-conformance"];
+pub const BIG_ENDIAN_GUESTS: &[&str] = &["guest-conformance", "guest-nested"];
 /// The target spec (.cargo/<name>.json) of big-endian guests.
 pub const BE_TARGET_NAME: &str = "powerpc64-paprika-guest";
 

@@ -194,7 +194,9 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
             classify(&busybox).describe()
         ));
     }
-    let archive = write_newc(&initramfs_entries(busybox));
+    let mut entries = initramfs_entries(busybox);
+    entries.extend(kvm_module_entries(&kernel_root, &release));
+    let archive = write_newc(&entries);
     let initramfs = top.join("initramfs.cpio");
     write_if_changed(&initramfs, &archive)?;
     println!(
@@ -768,6 +770,14 @@ case "$cmdline" in
     check date date
     # After 2020-09-13: the clock was set (from RTAS get-time-of-day), not 1970.
     check clock-set [ "$(date +%s)" -gt 1600000000 ]
+    # paprika.kvm=1: KVM-HV loads (the partition offers nested virtualization).
+    case "$cmdline" in
+    *" paprika.kvm=1 "*)
+        check kvm-hv-loads sh -c 'insmod /lib/modules/kvm.ko && insmod /lib/modules/kvm-hv.ko'
+        check dev-kvm [ -c /dev/kvm ]
+        dmesg | grep -i 'kvm'
+        ;;
+    esac
     # paprika.cpus=N: N processors online.
     for word in $cmdline; do
         case "$word" in
@@ -855,6 +865,35 @@ const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
 const S_IFLNK: u32 = 0o120_000;
 const S_IFCHR: u32 = 0o020_000;
+
+/// KVM-HV's modules from the kernel package (`lib/modules/kvm.ko`,
+/// `lib/modules/kvm-hv.ko`), which /init loads with `paprika.kvm=1` (nested
+/// virtualization, docs/partitions.md); none when the package has none.
+fn kvm_module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
+    let dir = kernel_root
+        .join("lib/modules")
+        .join(release)
+        .join("kernel/arch/powerpc/kvm");
+    let mut e = Vec::new();
+    for name in ["kvm.ko", "kvm-hv.ko"] {
+        if let Ok(data) = std::fs::read(dir.join(name)) {
+            if e.is_empty() {
+                for d in ["lib", "lib/modules"] {
+                    e.push(Entry::Dir {
+                        path: d.into(),
+                        mode: 0o755,
+                    });
+                }
+            }
+            e.push(Entry::File {
+                path: format!("lib/modules/{name}"),
+                mode: 0o644,
+                data,
+            });
+        }
+    }
+    e
+}
 
 /// What goes into initramfs.cpio, parents before children.
 pub fn initramfs_entries(busybox: Vec<u8>) -> Vec<Entry> {

@@ -277,6 +277,8 @@ impl LinuxBoot {
                 console: true,
                 expect: Some(userspace_marker(p.name)),
                 secure: false,
+                // Nested virtualization where the scenario loads KVM-HV.
+                nested: self.append.contains("paprika.kvm=1"),
             });
         }
         let m = Manifest {
@@ -798,6 +800,37 @@ pub const SCENARIOS: &[Scenario] = &[
     // sc 2 and sc 1, H_SVM_*, H_TPM_COMM refused; a neighbour runs meanwhile.
     lpars("lpar-pef-p9", Machine::Powernv9, "pef", "1G", "4", 4, 1),
     lpars("lpar-pef-p10", Machine::Powernv10, "pef", "1G", "4", 4, 1),
+    // Nested virtualization (tests/guests/nested): an L1 test hypervisor runs
+    // an L2 with H_ENTER_NESTED, handles its exits, and is refused bad tables
+    // and guest-state buffers.
+    lpars(
+        "lpar-nested-p9",
+        Machine::Powernv9,
+        "nested",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    lpars(
+        "lpar-nested-p10",
+        Machine::Powernv10,
+        "nested",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
+    // The same L1 built big-endian: its structures travel big-endian.
+    lpars(
+        "lpar-nested-be-p9",
+        Machine::Powernv9,
+        "nested-be",
+        "1G",
+        "4",
+        4,
+        1,
+    ),
     // A manifest with a `secure = true` partition, past xtask's refusal: the
     // hypervisor refuses that partition at boot and runs the other one.
     lpars(
@@ -973,6 +1006,12 @@ pub const SCENARIOS: &[Scenario] = &[
         LINUX_1CPU,
     )
     .append("xive=off"),
+    // Nested virtualization: Debian's kvm-hv loads in a `nested = true`
+    // partition (without nesting it fails: "Parent hypervisor does not support
+    // nesting").
+    linux("linux-kvm-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
+        .append("paprika.kvm=1")
+        .expecting(&["PAPRIKA-LINUX check kvm-hv-loads: ok"]),
     // A shell on the console: what is typed on QEMU's stdin reaches it.
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)

@@ -30,7 +30,8 @@ Runs, in order, stopping at the first failure, then prints a summary table:
   build-*         POWER builds: debug, release, and debug with each scenario's
                   features (e.g. fault-test, into target/power-fault)
   build-guests    the test guests (cargo xtask build --guests), into
-                  target/guests/, and guest-conformance-be (big-endian); skipped
+                  target/guests/, and guest-conformance-be and guest-nested-be
+                  (big-endian); skipped
                   while tests/guests/ does not exist
   linux-fetch     cargo xtask linux fetch: Debian's kernel and busybox, cached
                   in target/linux/ (the first run downloads ~40 MB with apt).

@@ -122,6 +122,8 @@ pub struct Leaf {
     pub page_shift: u8,
     /// The leaf entry itself (native value), for attribute or permission checks.
     pub pte: u64,
+    /// Guest real address of the leaf entry (to set its R/C bits).
+    pub pte_addr: u64,
 }
 
 /// Translates the guest effective address `ea`.
@@ -172,12 +174,21 @@ pub fn walk(
     if dw0 == 0 {
         return Err(WalkError::EmptyProcessEntry);
     }
+    walk_tree(mem, dw0, ea & QUADRANT_OFFSET_MASK)
+}
 
+/// Walks one radix tree for the tree address `va`: `root` is a table-entry
+/// doubleword holding RTS (bits 1:2 and 56:58), the root's base (RPDB, bits
+/// 4:55) and its index bits (RPDS, bits 59:63), as in a process-table entry
+/// dw0 or a partition-table entry dw0 (whose HR bit 0 is ignored here). Used for
+/// the process-scoped walk above and for a nested hypervisor's partition-scoped
+/// trees (`mm::nested`).
+pub fn walk_tree(mem: &impl GuestRealMemory, root: u64, va: u64) -> Result<Leaf, WalkError> {
+    let dw0 = root;
     // RTS = RTS1 (ISA bits 1:2) || RTS2 (bits 56:58); the tree translates
     // RTS + 31 bits (at most 62, so the shift below is in range).
     let rts = (((dw0 >> 61) & 3) << 3) | ((dw0 >> 5) & 7);
     let tree_bits = rts + 31;
-    let va = ea & QUADRANT_OFFSET_MASK;
     if va >> tree_bits != 0 {
         return Err(WalkError::AddressTooLarge);
     }
@@ -211,6 +222,7 @@ pub fn walk(
                 gra,
                 page_shift: shift as u8,
                 pte,
+                pte_addr: entry,
             });
         }
         table = pte & NLB_MASK;

@@ -71,6 +71,10 @@ extern "C" fn paprika_hcall_fast(regs: *mut GuestRegs, me: &'static percpu::PerC
 /// the exit path.
 #[inline(always)]
 fn serve(regs: *mut GuestRegs, me: &percpu::PerCpu) -> Option<()> {
+    // An L2's `sc 1` is for its L1 (H_ENTER_NESTED returns it), never served here.
+    if super::nested::in_l2(me.index) {
+        return None;
+    }
     let (p, v) = vcpu::assigned_to(me.index)?;
     // Anything the full entry path would deliver first: an XICS or XIVE
     // interrupt, a system reset (H_SIGNAL_SYS_RESET). Relaxed loads, then one

@@ -56,6 +56,17 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
         op if crate::uv::svm::hcall_without_uv(op).is_some() => {
             super::pef::hcall(p, v, ctx, op).unwrap_or(Err(HcallError::Function))
         }
+        // Nested virtualization (partitions with `nested = true` only).
+        op if super::nested::handles(p, op) => match super::nested::dispatch(p, v, ctx, op) {
+            super::nested::Outcome::Status(r) => r,
+            super::nested::Outcome::Trap(trap) => {
+                ctx.regs.gpr[3] = trap;
+                if !p.is_running() || v.state() != vcpu::VcpuState::Runnable {
+                    return Next::Leave;
+                }
+                return Next::Resume;
+            }
+        },
         h::H_RTAS => match super::rtas_calls::call(p, v, ctx, g[4]) {
             Ok(Next::Leave) => return Next::Leave,
             Ok(Next::Resume) => Ok([0; 4]),
@@ -275,6 +286,9 @@ fn register_vpa(p: &Partition, flags: u64, proc: u64, addr: u64) -> HcallResult 
 }
 
 fn rpt_invalidate(p: &Partition, a: &[u64]) -> HcallResult {
+    if let Some(r) = super::nested::rpt_invalidate_nested(p, a) {
+        return r;
+    }
     let arg = |i: usize| a.get(i).copied().unwrap_or(0);
     match h::decode_rpt_invalidate(arg(0), arg(1), arg(2), arg(3), arg(4), arg(5))? {
         // Only the partition's own translations can be named, so flushing all of

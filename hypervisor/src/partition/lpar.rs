@@ -183,6 +183,9 @@ pub struct Partition {
     pub console_stats: ConsoleStats,
     /// PEF: its secure-VM state when an ultravisor is present (`partition::pef`).
     pub uv: crate::uv::partition::PartitionUv,
+    /// Nested virtualization (manifest `nested`): the L1's partition table and
+    /// its L2s' shadow state (`partition::nested`).
+    pub nested: super::nested::Nested,
 }
 
 /// A partition's console output, for the summary line at its stop (the bytes
@@ -1178,6 +1181,7 @@ fn build_partition(
         console_share: spin::Mutex::new(crate::console::Share::new()),
         console_stats: ConsoleStats::default(),
         uv,
+        nested: super::nested::Nested::new(spec.nested),
     })
 }
 
@@ -1212,6 +1216,7 @@ impl Partition {
         super::pef::release(self);
         self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
+        self.nested.reset();
         // Registrations name memory that is about to be scrubbed.
         for v in &self.vcpus {
             v.vpa.lock().areas = crate::papr::hcall::VpaAreas::default();

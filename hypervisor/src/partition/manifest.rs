@@ -91,6 +91,11 @@ pub struct PartitionSpec {
     /// `confidential-guest-support=pef` (default false). Needs an ultravisor:
     /// refused by xtask and at boot on a machine without one (docs/pef.md).
     pub secure: bool,
+    /// The partition may run its own guests with KVM-HV's nested API v1
+    /// (H_SET_PARTITION_TABLE, H_ENTER_NESTED, ...; docs/partitions.md,
+    /// "Nested virtualization"). Default false: the calls answer H_FUNCTION,
+    /// so a kernel sees no nesting (Linux's kvm-hv does not load).
+    pub nested: bool,
 }
 
 impl Manifest {
@@ -144,6 +149,9 @@ impl Manifest {
             }
             if p.secure {
                 s.push_str("secure = true\n");
+            }
+            if p.nested {
+                s.push_str("nested = true\n");
             }
         }
         s
@@ -776,6 +784,7 @@ struct Builder {
     console: Option<bool>,
     expect: Option<String>,
     secure: bool,
+    nested: bool,
 }
 
 impl Builder {
@@ -830,6 +839,7 @@ impl Builder {
             "console" => self.console = Some(want_bool(v)?),
             "expect" => self.expect = Some(want_path(v)?),
             "secure" => self.secure = want_bool(v)?,
+            "nested" => self.nested = want_bool(v)?,
             _ => return Err(ErrorKind::UnknownKey),
         }
         Ok(())
@@ -879,6 +889,7 @@ fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
             console: b.console.unwrap_or(true),
             expect: b.expect,
             secure: b.secure,
+            nested: b.nested,
         },
         name_line,
         cpus_line,
@@ -1068,6 +1079,7 @@ kernel = "guest-hcall.elf"
                     console: true,
                     expect: Some("GUEST-PASS".into()),
                     secure: false,
+                    nested: false,
                 },
                 PartitionSpec {
                     name: "hcall-test".into(),
@@ -1080,6 +1092,7 @@ kernel = "guest-hcall.elf"
                     console: true,
                     expect: None,
                     secure: false,
+                    nested: false,
                 },
             ]
         );
@@ -1527,6 +1540,14 @@ kernel = "guest-hcall.elf"
             Some("console_input"),
             ErrorKind::NoConsole("a".into()),
         );
+    }
+
+    #[test]
+    fn nested_flag() {
+        assert!(!parse(&one("")).unwrap().partitions[0].nested);
+        assert!(parse(&one("nested = true")).unwrap().partitions[0].nested);
+        let e = parse(&one("nested = 1")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("nested"));
     }
 
     #[test]
