@@ -6,6 +6,7 @@
 pub mod extent;
 pub mod frame;
 pub mod guest_walk;
+pub mod hpt;
 pub mod radix;
 
 #[cfg(target_arch = "powerpc64")]

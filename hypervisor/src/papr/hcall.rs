@@ -18,8 +18,10 @@ pub enum HcallError {
     Privilege = -3,
     Parameter = -4,
     BadMode = -5,
-    PteNotFound = -6,
-    NotFound = -9,
+    /// H_PTEG_FULL (-6): no free slot in the HPTE group (H_ENTER).
+    PtegFull = -6,
+    /// H_NOT_FOUND (-7): no such HPTE (H_REMOVE, H_PROTECT, H_CLEAR_*).
+    NotFound = -7,
     /// H_AUTHORITY (-10): the caller is not allowed this (KVM: H_SVM_INIT_START in
     /// a partition whose VMM did not allow secure execution).
     Authority = -10,
