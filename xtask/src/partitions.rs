@@ -97,6 +97,7 @@ pub fn from_kernel(
             console: true,
             expect: None,
             secure: false,
+            mmu: manifest::MmuMode::Radix,
         }],
     };
     // The parser is the one judge of what is valid: give it the text.
@@ -438,6 +439,7 @@ mod tests {
             name: "pef".into(),
             cpus: vec![1],
             secure: true,
+            mmu: manifest::MmuMode::Radix,
             ..src.manifest.partitions[0].clone()
         });
         let e = refuse_secure(&src.manifest, "m.toml").unwrap_err();

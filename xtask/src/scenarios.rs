@@ -117,10 +117,33 @@ pub struct LinuxLpar {
     pub memory: &'static str,
     /// The hardware thread of each vCPU.
     pub cpus: &'static [u32],
+    /// The partition's `mmu` (manifest); its /init checks /proc/cpuinfo's MMU
+    /// line against it (`paprika.mmu=` on the command line).
+    pub mmu: manifest::MmuMode,
 }
 
 pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]) -> LinuxLpar {
-    LinuxLpar { name, memory, cpus }
+    LinuxLpar {
+        name,
+        memory,
+        cpus,
+        mmu: manifest::MmuMode::Radix,
+    }
+}
+
+/// A Linux partition with a hashed page table (`mmu = "hash"`), booted with
+/// `disable_radix`.
+pub const fn hash_lpar(
+    name: &'static str,
+    memory: &'static str,
+    cpus: &'static [u32],
+) -> LinuxLpar {
+    LinuxLpar {
+        name,
+        memory,
+        cpus,
+        mmu: manifest::MmuMode::Hash,
+    }
 }
 
 /// What /init does after its report.
@@ -277,6 +300,7 @@ impl LinuxBoot {
                 console: true,
                 expect: Some(userspace_marker(p.name)),
                 secure: false,
+                mmu: p.mmu,
             });
         }
         let m = Manifest {

@@ -91,6 +91,37 @@ pub struct PartitionSpec {
     /// `confidential-guest-support=pef` (default false). Needs an ultravisor:
     /// refused by xtask and at boot on a machine without one (docs/pef.md).
     pub secure: bool,
+    /// The MMU the partition offers its guest (default radix); docs/manifest.md.
+    pub mmu: MmuMode,
+}
+
+/// `mmu = "radix" | "hash" | "any"`: which translation the partition offers
+/// (`ibm,architecture-vec-5` byte 24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MmuMode {
+    /// Radix only (vec5 byte 24 = 0x40): what every partition had before.
+    #[default]
+    Radix,
+    /// Hashed page table only (vec5 byte 24 = 0x00), for kernels that need one.
+    Hash,
+    /// Either (vec5 byte 24 = 0x80): the guest picks with its first
+    /// H_REGISTER_PROC_TBL (Linux: hash with `disable_radix`).
+    Any,
+}
+
+impl MmuMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MmuMode::Radix => "radix",
+            MmuMode::Hash => "hash",
+            MmuMode::Any => "any",
+        }
+    }
+
+    /// Whether the guest may run with a hashed page table.
+    pub const fn offers_hash(self) -> bool {
+        !matches!(self, MmuMode::Radix)
+    }
 }
 
 impl Manifest {
@@ -144,6 +175,9 @@ impl Manifest {
             }
             if p.secure {
                 s.push_str("secure = true\n");
+            }
+            if p.mmu != MmuMode::Radix {
+                s.push_str(&format!("mmu = {}\n", quote(p.mmu.as_str())));
             }
         }
         s
@@ -776,6 +810,7 @@ struct Builder {
     console: Option<bool>,
     expect: Option<String>,
     secure: bool,
+    mmu: MmuMode,
 }
 
 impl Builder {
@@ -830,6 +865,14 @@ impl Builder {
             "console" => self.console = Some(want_bool(v)?),
             "expect" => self.expect = Some(want_path(v)?),
             "secure" => self.secure = want_bool(v)?,
+            "mmu" => {
+                self.mmu = match want_str(v)? {
+                    "radix" => MmuMode::Radix,
+                    "hash" => MmuMode::Hash,
+                    "any" => MmuMode::Any,
+                    _ => return Err(ErrorKind::Invalid("must be \"radix\", \"hash\" or \"any\"")),
+                }
+            }
             _ => return Err(ErrorKind::UnknownKey),
         }
         Ok(())
@@ -879,6 +922,7 @@ fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
             console: b.console.unwrap_or(true),
             expect: b.expect,
             secure: b.secure,
+            mmu: b.mmu,
         },
         name_line,
         cpus_line,
@@ -1068,6 +1112,7 @@ kernel = "guest-hcall.elf"
                     console: true,
                     expect: Some("GUEST-PASS".into()),
                     secure: false,
+                    mmu: MmuMode::Radix,
                 },
                 PartitionSpec {
                     name: "hcall-test".into(),
@@ -1080,6 +1125,7 @@ kernel = "guest-hcall.elf"
                     console: true,
                     expect: None,
                     secure: false,
+                    mmu: MmuMode::Radix,
                 },
             ]
         );
@@ -1527,6 +1573,26 @@ kernel = "guest-hcall.elf"
             Some("console_input"),
             ErrorKind::NoConsole("a".into()),
         );
+    }
+
+    #[test]
+    fn mmu_mode() {
+        assert_eq!(parse(&one("")).unwrap().partitions[0].mmu, MmuMode::Radix);
+        for (text, want) in [
+            ("mmu = \"radix\"", MmuMode::Radix),
+            ("mmu = \"hash\"", MmuMode::Hash),
+            ("mmu = \"any\"", MmuMode::Any),
+        ] {
+            let m = parse(&one(text)).unwrap();
+            assert_eq!(m.partitions[0].mmu, want);
+            assert_eq!(parse(&m.to_toml()).unwrap(), m, "round trip");
+        }
+        for bad in ["mmu = \"HPT\"", "mmu = true", "mmu = \"\""] {
+            let e = parse(&one(bad)).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("mmu"), "{bad}");
+        }
+        assert!(MmuMode::Hash.offers_hash() && MmuMode::Any.offers_hash());
+        assert!(!MmuMode::Radix.offers_hash());
     }
 
     #[test]
