@@ -277,6 +277,11 @@ impl LinuxBoot {
             ),
         };
         let mut line = format!("{} paprika.name={} {mode}", linux::BASE_CMDLINE, p.name);
+        if p.mmu == manifest::MmuMode::Hash {
+            // Hash-only (vec5 byte 24 = 0) already makes Linux run hash;
+            // disable_radix says so too, as on QEMU's pseries.
+            line.push_str(" disable_radix paprika.mmu=hash");
+        }
         if !self.append.trim().is_empty() {
             line.push(' ');
             line.push_str(self.append.trim());
@@ -544,6 +549,17 @@ const LINUX_1G: &[LinuxLpar] = &[lpar("linux", "1G", &[0])];
 /// skiboot at 768 MiB are in the way), so the partition's memory spans host
 /// extents (`mm::extent`).
 const LINUX_1G_MACHINE: &str = "1536M";
+/// A hash-MMU Linux partition next to a radix one (issue 15: both translation
+/// types on one machine at once).
+const LINUX_HASH_1CPU: &[LinuxLpar] = &[
+    hash_lpar("linux-hash", "384M", &[1]),
+    lpar("linux-radix", "384M", &[2]),
+];
+/// The same with the hash partition on four vCPUs.
+const LINUX_HASH_4CPU: &[LinuxLpar] = &[
+    hash_lpar("linux-hash", "512M", &[0, 1, 2, 3]),
+    lpar("linux-radix", "384M", &[4]),
+];
 /// Two Linux partitions side by side, sharing kernel and initramfs.
 const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
 
@@ -977,6 +993,31 @@ pub const SCENARIOS: &[Scenario] = &[
         "1",
         1,
         LINUX_1CPU,
+    ),
+    // A hash-MMU partition (mmu = "hash", disable_radix) beside a radix one.
+    linux(
+        "linux-hash-p9-1cpu",
+        Machine::Powernv9,
+        "1280M",
+        "3",
+        3,
+        LINUX_HASH_1CPU,
+    ),
+    linux(
+        "linux-hash-p10-1cpu",
+        Machine::Powernv10,
+        "1280M",
+        "3",
+        3,
+        LINUX_HASH_1CPU,
+    ),
+    linux(
+        "linux-hash-p9-4cpu",
+        Machine::Powernv9,
+        "1536M",
+        "5",
+        5,
+        LINUX_HASH_4CPU,
     ),
     linux(
         "linux-two-lpars-p9",
@@ -1463,8 +1504,12 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             .iter()
             .filter_map(|(_, l)| cpuinfo_field(l))
             .collect();
-        if !cpuinfo.contains(&("MMU", "Radix")) {
-            why.push(format!("{who}: /proc/cpuinfo has no `MMU\t\t: Radix` line"));
+        let mmu = match p.mmu {
+            manifest::MmuMode::Hash => "Hash",
+            _ => "Radix",
+        };
+        if !cpuinfo.contains(&("MMU", mmu)) {
+            why.push(format!("{who}: /proc/cpuinfo has no `MMU\t\t: {mmu}` line"));
         }
         let processors = cpuinfo.iter().filter(|(k, _)| *k == "processor").count();
         if processors != p.cpus.len() {
