@@ -266,6 +266,17 @@ impl LinuxBoot {
         }
     }
 
+    /// The interrupt controller partition `p` must use: a partition offering
+    /// hash translation gets the XICS only (docs/partitions.md, "Hash-MMU
+    /// partitions"), the others as [`LinuxBoot::irqchip`].
+    pub fn irqchip_of(&self, p: &LinuxLpar) -> &'static str {
+        if p.mmu.offers_hash() {
+            "XICS"
+        } else {
+            self.irqchip()
+        }
+    }
+
     /// The kernel command line of partition `p`.
     pub fn cmdline(&self, p: &LinuxLpar) -> String {
         let mode = match self.mode {
@@ -758,6 +769,11 @@ pub const SCENARIOS: &[Scenario] = &[
         .expecting(SMP_REBOOTS)
         .forbidding(SMP_REBOOTS_FORBIDDEN),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
+    // A hash-MMU partition beside a radix one (tests/guests/hash).
+    lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1)
+        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 256 KiB"]),
+    lpars("lpar-hash-p10", Machine::Powernv10, "hash", "1G", "4", 4, 1)
+        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 256 KiB"]),
     lpars(
         "lpar-timer-p10",
         Machine::Powernv10,
@@ -1489,7 +1505,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
                     ));
                 }
                 if boot.vty_irq {
-                    if let Some(e) = vty_irq_problem(&lines, boot.irqchip()) {
+                    if let Some(e) = vty_irq_problem(&lines, boot.irqchip_of(p)) {
                         why.push(format!("{who}: {e}"));
                     }
                 }
@@ -1530,7 +1546,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             ));
         }
         let irqchip = marker_word(&lines, linux::IRQCHIP_MARKER).unwrap_or("?");
-        let want_chip = boot.irqchip();
+        let want_chip = boot.irqchip_of(p);
         if irqchip != want_chip {
             why.push(format!(
                 "{who}: /proc/interrupts names {irqchip}, expected {want_chip} \

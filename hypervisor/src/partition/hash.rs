@@ -179,8 +179,12 @@ pub fn hcall(p: &Partition, ctx: &mut VcpuContext, op: u64) -> HcallResult {
     // New entries visible to the table walk before the guest continues.
     instr::ptesync();
     if let Err(HcallError::Parameter) = result {
-        vcpu::rate_limited_warn(p, "page-frame-table hcall refused (H_PARAMETER), opcode", op);
-        vcpu::rate_limited_warn(p, "  ptex / flags", g[5] ^ (g[4] & 0xffff_0000_0000_0000));
+        vcpu::rate_limited_warn(
+            p,
+            "page-frame-table hcall refused (H_PARAMETER), opcode",
+            op,
+        );
+        vcpu::rate_limited_warn(p, "  second argument (ptex)", g[5]);
     }
     result.map(|()| out)
 }
