@@ -257,7 +257,7 @@ mod guest {
 
         // Hashed translation: segment 1 -> VSID, with Kp = 1, Ks = 0.
         slbmte((VSID << 12) | 0x400, (EA & !0x0fff_ffff) | 0x800_0000 | 1);
-        let got = load_translated(EA + 8 * 0);
+        let got = load_translated(EA);
         check(
             "load-through-hpte",
             got == 0x1234_5678_9abc_def0 && DSI.load(Ordering::Acquire) == 0,
