@@ -771,9 +771,9 @@ pub const SCENARIOS: &[Scenario] = &[
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
     // A hash-MMU partition beside a radix one (tests/guests/hash).
     lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1)
-        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 256 KiB"]),
+        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
     lpars("lpar-hash-p10", Machine::Powernv10, "hash", "1G", "4", 4, 1)
-        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 256 KiB"]),
+        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
     lpars(
         "lpar-timer-p10",
         Machine::Powernv10,
