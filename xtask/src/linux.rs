@@ -762,7 +762,16 @@ case "$cmdline" in
             failed=1
         fi
     }
-    check radix-mmu grep -q '^MMU[[:space:]]*:[[:space:]]*Radix' /proc/cpuinfo
+    # paprika.mmu=hash: a hash-MMU partition (manifest mmu = "hash").
+    mmu=Radix
+    case "$cmdline" in
+    *" paprika.mmu=hash "*) mmu=Hash ;;
+    esac
+    if [ "$mmu" = Radix ]; then
+        check radix-mmu grep -q '^MMU[[:space:]]*:[[:space:]]*Radix' /proc/cpuinfo
+    else
+        check hash-mmu grep -q '^MMU[[:space:]]*:[[:space:]]*Hash' /proc/cpuinfo
+    fi
     check ppc64le [ "$(uname -m)" = ppc64le ]
     check processors grep -q '^processor' /proc/cpuinfo
     check interrupts grep -q CPU0 /proc/interrupts

@@ -98,6 +98,7 @@ pub fn from_kernel(
             expect: None,
             secure: false,
             nested: false,
+            mmu: manifest::MmuMode::Radix,
         }],
     };
     // The parser is the one judge of what is valid: give it the text.
@@ -440,6 +441,7 @@ mod tests {
             cpus: vec![1],
             secure: true,
             nested: false,
+            mmu: manifest::MmuMode::Radix,
             ..src.manifest.partitions[0].clone()
         });
         let e = refuse_secure(&src.manifest, "m.toml").unwrap_err();

@@ -117,10 +117,33 @@ pub struct LinuxLpar {
     pub memory: &'static str,
     /// The hardware thread of each vCPU.
     pub cpus: &'static [u32],
+    /// The partition's `mmu` (manifest); its /init checks /proc/cpuinfo's MMU
+    /// line against it (`paprika.mmu=` on the command line).
+    pub mmu: manifest::MmuMode,
 }
 
 pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]) -> LinuxLpar {
-    LinuxLpar { name, memory, cpus }
+    LinuxLpar {
+        name,
+        memory,
+        cpus,
+        mmu: manifest::MmuMode::Radix,
+    }
+}
+
+/// A Linux partition with a hashed page table (`mmu = "hash"`), booted with
+/// `disable_radix`.
+pub const fn hash_lpar(
+    name: &'static str,
+    memory: &'static str,
+    cpus: &'static [u32],
+) -> LinuxLpar {
+    LinuxLpar {
+        name,
+        memory,
+        cpus,
+        mmu: manifest::MmuMode::Hash,
+    }
 }
 
 /// What /init does after its report.
@@ -243,6 +266,17 @@ impl LinuxBoot {
         }
     }
 
+    /// The interrupt controller partition `p` must use: a partition offering
+    /// hash translation gets the XICS only (docs/partitions.md, "Hash-MMU
+    /// partitions"), the others as [`LinuxBoot::irqchip`].
+    pub fn irqchip_of(&self, p: &LinuxLpar) -> &'static str {
+        if p.mmu.offers_hash() {
+            "XICS"
+        } else {
+            self.irqchip()
+        }
+    }
+
     /// The kernel command line of partition `p`.
     pub fn cmdline(&self, p: &LinuxLpar) -> String {
         let mode = match self.mode {
@@ -254,6 +288,11 @@ impl LinuxBoot {
             ),
         };
         let mut line = format!("{} paprika.name={} {mode}", linux::BASE_CMDLINE, p.name);
+        if p.mmu == manifest::MmuMode::Hash {
+            // Hash-only (vec5 byte 24 = 0) already makes Linux run hash;
+            // disable_radix says so too, as on QEMU's pseries.
+            line.push_str(" disable_radix paprika.mmu=hash");
+        }
         if !self.append.trim().is_empty() {
             line.push(' ');
             line.push_str(self.append.trim());
@@ -279,6 +318,7 @@ impl LinuxBoot {
                 secure: false,
                 // Nested virtualization where the scenario loads KVM-HV.
                 nested: self.append.contains("paprika.kvm=1"),
+                mmu: p.mmu,
             });
         }
         let m = Manifest {
@@ -522,6 +562,17 @@ const LINUX_1G: &[LinuxLpar] = &[lpar("linux", "1G", &[0])];
 /// skiboot at 768 MiB are in the way), so the partition's memory spans host
 /// extents (`mm::extent`).
 const LINUX_1G_MACHINE: &str = "1536M";
+/// A hash-MMU Linux partition next to a radix one (issue 15: both translation
+/// types on one machine at once).
+const LINUX_HASH_1CPU: &[LinuxLpar] = &[
+    hash_lpar("linux-hash", "384M", &[1]),
+    lpar("linux-radix", "384M", &[2]),
+];
+/// The same with the hash partition on four vCPUs.
+const LINUX_HASH_4CPU: &[LinuxLpar] = &[
+    hash_lpar("linux-hash", "512M", &[0, 1, 2, 3]),
+    lpar("linux-radix", "384M", &[4]),
+];
 /// Two Linux partitions side by side, sharing kernel and initramfs.
 const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
 
@@ -720,6 +771,11 @@ pub const SCENARIOS: &[Scenario] = &[
         .expecting(SMP_REBOOTS)
         .forbidding(SMP_REBOOTS_FORBIDDEN),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
+    // A hash-MMU partition beside a radix one (tests/guests/hash).
+    lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1)
+        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
+    lpars("lpar-hash-p10", Machine::Powernv10, "hash", "1G", "4", 4, 1)
+        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
     lpars(
         "lpar-timer-p10",
         Machine::Powernv10,
@@ -986,6 +1042,31 @@ pub const SCENARIOS: &[Scenario] = &[
         "1",
         1,
         LINUX_1CPU,
+    ),
+    // A hash-MMU partition (mmu = "hash", disable_radix) beside a radix one.
+    linux(
+        "linux-hash-p9-1cpu",
+        Machine::Powernv9,
+        "1280M",
+        "3",
+        3,
+        LINUX_HASH_1CPU,
+    ),
+    linux(
+        "linux-hash-p10-1cpu",
+        Machine::Powernv10,
+        "1280M",
+        "3",
+        3,
+        LINUX_HASH_1CPU,
+    ),
+    linux(
+        "linux-hash-p9-4cpu",
+        Machine::Powernv9,
+        "1536M",
+        "5",
+        5,
+        LINUX_HASH_4CPU,
     ),
     linux(
         "linux-two-lpars-p9",
@@ -1463,7 +1544,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
                     ));
                 }
                 if boot.vty_irq {
-                    if let Some(e) = vty_irq_problem(&lines, boot.irqchip()) {
+                    if let Some(e) = vty_irq_problem(&lines, boot.irqchip_of(p)) {
                         why.push(format!("{who}: {e}"));
                     }
                 }
@@ -1478,8 +1559,12 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             .iter()
             .filter_map(|(_, l)| cpuinfo_field(l))
             .collect();
-        if !cpuinfo.contains(&("MMU", "Radix")) {
-            why.push(format!("{who}: /proc/cpuinfo has no `MMU\t\t: Radix` line"));
+        let mmu = match p.mmu {
+            manifest::MmuMode::Hash => "Hash",
+            _ => "Radix",
+        };
+        if !cpuinfo.contains(&("MMU", mmu)) {
+            why.push(format!("{who}: /proc/cpuinfo has no `MMU\t\t: {mmu}` line"));
         }
         let processors = cpuinfo.iter().filter(|(k, _)| *k == "processor").count();
         if processors != p.cpus.len() {
@@ -1500,7 +1585,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             ));
         }
         let irqchip = marker_word(&lines, linux::IRQCHIP_MARKER).unwrap_or("?");
-        let want_chip = boot.irqchip();
+        let want_chip = boot.irqchip_of(p);
         if irqchip != want_chip {
             why.push(format!(
                 "{who}: /proc/interrupts names {irqchip}, expected {want_chip} \

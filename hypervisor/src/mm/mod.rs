@@ -7,6 +7,7 @@ pub mod extent;
 pub mod frame;
 pub mod guest_walk;
 pub mod nested;
+pub mod hpt;
 pub mod radix;
 
 #[cfg(target_arch = "powerpc64")]

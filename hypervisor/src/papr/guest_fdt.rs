@@ -199,6 +199,10 @@ pub struct GuestFdtConfig<'a> {
     /// `/chosen/ibm,architecture-vec-5` (see [`vec5_radix_xive`]); omitted when
     /// empty, which makes Linux fall back to hash.
     pub chosen_vec5: &'a [u8],
+    /// A hash-MMU partition: log2 of its HPT's size. Each cpu then gets
+    /// `ibm,pft-size`, `ibm,slb-size`, `ibm,segment-page-sizes` and
+    /// `ibm,processor-segment-sizes` (what Linux's hash MMU reads).
+    pub hpt_shift: Option<u32>,
 }
 
 /// `ibm,architecture-vec-5` for a radix guest with GTSE that must use XIVE
@@ -220,6 +224,29 @@ pub fn vec5_radix_xive_or_xics() -> Vec<u8> {
 pub fn vec5_radix_xics() -> Vec<u8> {
     vec5(0x00)
 }
+
+/// `ibm,architecture-vec-5` with OV5 byte 23 (interrupt controller) = `intc`
+/// and byte 24 (MMU) = `mmu`: 0x40 radix only, 0x00 hash only, 0x80 either
+/// (Linux `early_check_vec5`: with 0x00 it runs hash; with 0x80 it honours
+/// `disable_radix`).
+pub fn vec5_with(intc: u8, mmu: u8) -> Vec<u8> {
+    let mut v = vec5(intc);
+    v[OV5_MMU_BYTE] = mmu;
+    v
+}
+
+/// SLB entries a POWER9/Power10 thread has (`ibm,slb-size`, as QEMU's models).
+pub const SLB_SIZE: u32 = 32;
+
+/// `ibm,segment-page-sizes` of a hash partition: per segment base page size
+/// <shift, SLB L||LP encoding (SLB_VSID format), count, then (shift, LP) per
+/// page size>: 4 KiB segments with 4 KiB and 64 KiB pages, 64 KiB segments with
+/// 64 KiB pages (QEMU's POWER7+ table without 16 MiB and 16 GiB, which need
+/// host-aligned contiguous backing a partition's 2 MiB extents do not promise;
+/// `mm::hpt::page_shift` accepts exactly these).
+const SEGMENT_PAGE_SIZES: [u32; 12] = [12, 0x0, 2, 12, 0x0, 16, 0x7, 16, 0x110, 1, 16, 0x1];
+/// `ibm,processor-segment-sizes`: 256 MiB and 1 TiB (QEMU's list).
+const SEGMENT_SIZES: [u32; 4] = [28, 40, 0xffff_ffff, 0xffff_ffff];
 
 fn vec5(intc: u8) -> Vec<u8> {
     let mut v = vec![0u8; OV5_GTSE_BYTE + 1];
@@ -408,6 +435,12 @@ fn write_cpus(w: &mut FdtWriter, cfg: &GuestFdtConfig) {
         w.prop_cells("ibm,ppc-interrupt-server#s", &[id]);
         w.prop_cells("ibm,ppc-interrupt-gserver#s", &[id, 0]);
         w.prop_cells("ibm,processor-radix-AP-encodings", &RADIX_AP_ENCODINGS);
+        if let Some(shift) = cfg.hpt_shift {
+            w.prop_cells("ibm,pft-size", &[0, shift]);
+            w.prop_u32("ibm,slb-size", SLB_SIZE);
+            w.prop_cells("ibm,segment-page-sizes", &SEGMENT_PAGE_SIZES);
+            w.prop_cells("ibm,processor-segment-sizes", &SEGMENT_SIZES);
+        }
         w.end_node();
     }
     w.end_node();
@@ -560,6 +593,7 @@ mod tests {
                 vty_lisn: Some(0x1000),
             }),
             chosen_vec5: &[],
+            hpt_shift: None,
         }
     }
 
@@ -635,8 +669,27 @@ mod tests {
                 cells(get(&t, &n, "ibm,processor-radix-AP-encodings")),
                 [0x0000_000c, 0xa000_0010, 0x2000_0015, 0x4000_001e]
             );
-            assert!(!has(&t, &n, "ibm,pft-size"), "radix: no HPT");
-            assert!(!has(&t, &n, "ibm,segment-page-sizes"));
+            match cfg.hpt_shift {
+                None => {
+                    assert!(!has(&t, &n, "ibm,pft-size"), "radix: no HPT");
+                    assert!(!has(&t, &n, "ibm,segment-page-sizes"));
+                }
+                Some(shift) => {
+                    // Linux htab_dt_scan_pftsize reads the second cell.
+                    assert_eq!(cells(get(&t, &n, "ibm,pft-size")), [0, shift]);
+                    assert_eq!(u32_of(get(&t, &n, "ibm,slb-size")), 32);
+                    // 4K segment: 4K and 64K (LP 7); 64K segment (SLB L|LP
+                    // 0x110): 64K (LP 1) - what mm::hpt::page_shift accepts.
+                    assert_eq!(
+                        cells(get(&t, &n, "ibm,segment-page-sizes")),
+                        [12, 0, 2, 12, 0, 16, 7, 16, 0x110, 1, 16, 1]
+                    );
+                    assert_eq!(
+                        cells(get(&t, &n, "ibm,processor-segment-sizes")),
+                        [28, 40, u32::MAX, u32::MAX]
+                    );
+                }
+            }
         }
         assert!(servers.contains(&f.boot_cpuid_phys()));
 
@@ -843,6 +896,22 @@ mod tests {
                 .enumerate()
                 .filter(|&(i, _)| ![0, OV5_INTC_BYTE, OV5_MMU_BYTE, OV5_GTSE_BYTE].contains(&i));
             assert!(others.into_iter().all(|(_, &b)| b == 0));
+        }
+    }
+
+    #[test]
+    fn hash_partition_view() {
+        // A hash-only, XICS partition: vec5 byte 24 = 0 (Linux runs hash even
+        // without disable_radix), the HPT properties on every cpu.
+        let v = vec5_with(0, 0);
+        assert_eq!(v[OV5_MMU_BYTE] & 0xc0, 0);
+        assert_eq!(v[OV5_INTC_BYTE], 0);
+        assert_eq!(vec5_with(0x80, 0x80)[OV5_MMU_BYTE], 0x80);
+        for cpu in [CpuModel::Power9, CpuModel::Power10] {
+            let mut cfg = config(4, cpu, false, false);
+            cfg.hpt_shift = Some(22);
+            cfg.chosen_vec5 = &v;
+            check_linux_view(&build(&cfg).unwrap(), &cfg);
         }
     }
 

@@ -18,8 +18,10 @@ pub enum HcallError {
     Privilege = -3,
     Parameter = -4,
     BadMode = -5,
-    PteNotFound = -6,
-    NotFound = -9,
+    /// H_PTEG_FULL (-6): no free slot in the HPTE group (H_ENTER).
+    PtegFull = -6,
+    /// H_NOT_FOUND (-7): no such HPTE (H_REMOVE, H_PROTECT, H_CLEAR_*).
+    NotFound = -7,
     /// H_AUTHORITY (-10): the caller is not allowed this (KVM: H_SVM_INIT_START in
     /// a partition whose VMM did not allow secure execution).
     Authority = -10,
@@ -288,6 +290,64 @@ pub fn decode_register_proc_tbl(
         gtse: flags & PROC_TABLE_GTSE != 0,
     })
 }
+
+/// H_REGISTER_PROC_TBL type "hash with segment tables" (HPT_PT) and the
+/// operation "keep the current registration" (no op bits).
+pub const PROC_TABLE_HPT_PT: u64 = 0x02;
+pub const PROC_TABLE_KEEP: u64 = 0x00;
+
+/// A checked H_REGISTER_PROC_TBL request of a hash-MMU partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashProcTable {
+    /// Keep the hashed page table with the SLB (Linux `hpte_init_pseries`
+    /// asks this with all arguments 0 on ISA v3.0).
+    Keep,
+    /// A new HPT/SLB registration or a deregistration: nothing to change, the
+    /// partition has no process table in SLB mode (LPCR[UPRT] = 0).
+    Slb,
+}
+
+/// Checks H_REGISTER_PROC_TBL in a partition whose MMU is a hashed page table,
+/// with QEMU's codes (`h_register_process_table`): reserved flag bits and a
+/// "keep" with the radix flag set are H_PARAMETER; a new hash/SLB registration
+/// checks base (H_P2, below 2^38), page size (H_P3) and table size (H_P4). Radix
+/// and segment-table registrations are H_PARAMETER: the partition offers
+/// neither (QEMU cannot run segment tables either).
+pub fn decode_register_proc_tbl_hash(
+    flags: u64,
+    base: u64,
+    page_size: u64,
+    table_size: u64,
+) -> Result<HashProcTable, HcallError> {
+    if flags & !(PROC_TABLE_OP_MASK | PROC_TABLE_TYPE_MASK | PROC_TABLE_GTSE) != 0 {
+        return Err(HcallError::Parameter);
+    }
+    if flags & PROC_TABLE_TYPE_MASK != 0 {
+        return Err(HcallError::Parameter);
+    }
+    match flags & PROC_TABLE_OP_MASK {
+        PROC_TABLE_KEEP => Ok(HashProcTable::Keep),
+        PROC_TABLE_DEREG => Ok(HashProcTable::Slb),
+        PROC_TABLE_NEW => {
+            if base >> 38 != 0 {
+                Err(HcallError::P2)
+            } else if page_size & !0x7 != 0 {
+                Err(HcallError::P3)
+            } else if table_size > 24 {
+                Err(HcallError::P4)
+            } else {
+                Ok(HashProcTable::Slb)
+            }
+        }
+        _ => Err(HcallError::Parameter),
+    }
+}
+
+/// `ibm,hypertas-functions` a hash-MMU partition has besides [`HYPERTAS`]:
+/// H_ENTER, H_REMOVE, H_READ, H_PROTECT, H_CLEAR_MOD, H_CLEAR_REF
+/// ("hcall-pft") and H_BULK_REMOVE ("hcall-bulk"). No "hcall-hpt-resize":
+/// the HPT keeps its size.
+pub const HYPERTAS_HASH: &[&str] = &["hcall-pft", "hcall-bulk"];
 
 /// H_RPT_INVALIDATE type bits (Linux `hvcall.h` H_RPTI_TYPE_*).
 pub const H_RPTI_TYPE_NESTED: u64 = 0x1;
@@ -597,6 +657,47 @@ impl YieldCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn register_proc_tbl_in_a_hash_partition() {
+        use HashProcTable::*;
+        // Linux hpte_init_pseries: (0, 0, 0, 0).
+        assert_eq!(decode_register_proc_tbl_hash(0, 0, 0, 0), Ok(Keep));
+        assert_eq!(
+            decode_register_proc_tbl_hash(PROC_TABLE_NEW, 0, 0, 0),
+            Ok(Slb)
+        );
+        assert_eq!(
+            decode_register_proc_tbl_hash(PROC_TABLE_DEREG, 0, 0, 0),
+            Ok(Slb)
+        );
+        let p = Err(HcallError::Parameter);
+        // Radix (keep or new), segment tables, reserved bits, a bad op.
+        assert_eq!(decode_register_proc_tbl_hash(PROC_TABLE_RADIX, 0, 0, 0), p);
+        assert_eq!(
+            decode_register_proc_tbl_hash(PROC_TABLE_NEW | PROC_TABLE_RADIX, 0x10000, 0, 4),
+            p
+        );
+        assert_eq!(
+            decode_register_proc_tbl_hash(PROC_TABLE_NEW | PROC_TABLE_HPT_PT, 0, 0, 0),
+            p
+        );
+        assert_eq!(decode_register_proc_tbl_hash(0x20, 0, 0, 0), p);
+        assert_eq!(decode_register_proc_tbl_hash(0x08, 0, 0, 0), p);
+        // QEMU's argument codes for a new hash/SLB registration.
+        assert_eq!(
+            decode_register_proc_tbl_hash(PROC_TABLE_NEW, 1 << 38, 0, 0),
+            Err(HcallError::P2)
+        );
+        assert_eq!(
+            decode_register_proc_tbl_hash(PROC_TABLE_NEW, 0, 8, 0),
+            Err(HcallError::P3)
+        );
+        assert_eq!(
+            decode_register_proc_tbl_hash(PROC_TABLE_NEW, 0, 0, 25),
+            Err(HcallError::P4)
+        );
+    }
 
     #[test]
     fn codes_match_papr() {

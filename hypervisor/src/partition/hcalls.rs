@@ -67,6 +67,7 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
                 return Next::Resume;
             }
         },
+        op if super::hash::is_hash_hcall(op) => super::hash::hcall(p, ctx, op),
         h::H_RTAS => match super::rtas_calls::call(p, v, ctx, g[4]) {
             Ok(Next::Leave) => return Next::Leave,
             Ok(Next::Resume) => Ok([0; 4]),
@@ -175,6 +176,17 @@ fn register_proc_tbl(
     page_size: u64,
     table_size: u64,
 ) -> HcallResult {
+    if p.hash_active() {
+        let hash = h::decode_register_proc_tbl_hash(flags, base, page_size, table_size);
+        match (hash, p.mmu) {
+            // The HPT and SLB stay as they are (LPCR[UPRT] = 0: no process table).
+            (Ok(_), _) => return Ok([0; 4]),
+            // An `mmu = "any"` guest choosing radix: checked as in a radix
+            // partition below, then the partition runs radix.
+            (Err(_), super::manifest::MmuMode::Any) if flags & h::PROC_TABLE_RADIX != 0 => {}
+            (Err(e), _) => return Err(e),
+        }
+    }
     let (dw1, gtse) =
         match h::decode_register_proc_tbl(flags, base, page_size, table_size, p.mem_size)? {
             // Back to the state before any registration (GTSE as offered).
@@ -191,6 +203,13 @@ fn register_proc_tbl(
     // hypervisor (emulation assist, reflected as a program interrupt) and it must
     // use H_RPT_INVALIDATE. Each vCPU loads it on its next entry.
     p.gtse.store(gtse, Ordering::Release);
+    if p.hpt.is_some() && !p.radix_chosen.swap(true, Ordering::AcqRel) {
+        // `mmu = "any"`: from the HPT to the partition-scoped radix tree (every
+        // chunk of its memory is zeroed and mapped there since creation). Each
+        // vCPU loads the radix LPCR on its next entry.
+        super::lpar::switch_to_radix(p, dw1);
+        return Ok([0; 4]);
+    }
     crate::arch::ppc64::mmu::set_pate_dw1(p.lpid, dw1);
     p.proc_tbl.store(dw1, Ordering::Release);
     super::lpar::flush_lpid(p.lpid);

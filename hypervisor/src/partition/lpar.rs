@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use super::demand::{self, ChunkMap};
-use super::manifest::{Manifest, PartitionSpec};
+use super::manifest::{Manifest, MmuMode, PartitionSpec};
 use super::vcpu::Vcpu;
 use crate::arch::ppc64::regs::{Lpcr, Msr};
 use crate::arch::ppc64::{instr, mmu, smp, spr, timer};
@@ -186,6 +186,14 @@ pub struct Partition {
     /// Nested virtualization (manifest `nested`): the L1's partition table and
     /// its L2s' shadow state (`partition::nested`).
     pub nested: super::nested::Nested,
+    /// What the manifest's `mmu` offers the guest.
+    pub mmu: MmuMode,
+    /// The hashed page table of a partition that offers hash translation
+    /// (`partition::hash`); `None` for radix-only ones.
+    pub hpt: Option<super::hash::Hpt>,
+    /// An `mmu = "any"` partition whose guest registered a radix process table:
+    /// it runs radix from then on (until a reboot).
+    pub radix_chosen: AtomicBool,
 }
 
 /// A partition's console output, for the summary line at its stop (the bytes
@@ -529,6 +537,20 @@ impl Partition {
     /// external interrupts to the hypervisor (LPES = 0), interrupt endianness and
     /// AIL from H_SET_MODE.
     pub fn lpcr(&self, host: Lpcr) -> Lpcr {
+        let l = self.radix_lpcr(host);
+        if self.hash_active() {
+            super::hash::lpcr(l)
+        } else {
+            l
+        }
+    }
+
+    /// Whether the guest translates through the hashed page table now.
+    pub fn hash_active(&self) -> bool {
+        super::hash::active(self)
+    }
+
+    fn radix_lpcr(&self, host: Lpcr) -> Lpcr {
         let mut l = host;
         l.remove(
             Lpcr::ILE | Lpcr::AIL | Lpcr::HAIL | Lpcr::LPES | Lpcr::MER | Lpcr::LD | Lpcr::HVICE,
@@ -837,6 +859,9 @@ pub struct BootImage {
     pub vcpus: u32,
     pub cpu: guest_fdt::CpuModel,
     pub timebase_hz: u64,
+    /// The manifest's `mmu`, and log2 of the HPT's size when there is one.
+    pub mmu: MmuMode,
+    pub hpt_shift: Option<u32>,
 }
 
 /// Where the image landed in guest memory.
@@ -903,7 +928,18 @@ fn load_boot_image(
 
     let t = instr::mftb();
     let tokens: Vec<(&str, u32)> = rtas::tokens().collect();
-    let vec5 = guest_fdt::vec5_radix_xive_or_xics();
+    // A partition that offers hash translation gets the XICS only: a hash guest
+    // would map the XIVE TIMA/ESB pages with H_ENTER, and an HPTE can only name
+    // partition memory.
+    let vec5 = match b.mmu {
+        MmuMode::Radix => guest_fdt::vec5_radix_xive_or_xics(),
+        MmuMode::Hash => guest_fdt::vec5_with(0x00, 0x00),
+        MmuMode::Any => guest_fdt::vec5_with(0x00, 0x80),
+    };
+    let mut hypertas: Vec<&str> = hcall::HYPERTAS.to_vec();
+    if b.mmu.offers_hash() {
+        hypertas.extend_from_slice(hcall::HYPERTAS_HASH);
+    }
     let lisn_ranges = [(0, b.vcpus)];
     let reserved = [(rtas_base, RTAS_SIZE)];
     let cfg = guest_fdt::GuestFdtConfig {
@@ -918,10 +954,10 @@ fn load_boot_image(
         rtas_base,
         rtas_size: RTAS_SIZE,
         rtas_tokens: &tokens,
-        hypertas: hcall::HYPERTAS,
+        hypertas: &hypertas,
         vty_reg: VTY_REG,
         reserved: &reserved,
-        xive: Some(guest_fdt::XiveGuestConfig {
+        xive: (!b.mmu.offers_hash()).then_some(guest_fdt::XiveGuestConfig {
             tima_user: xive::TIMA_USER_GPA,
             tima_os: xive::TIMA_OS_GPA,
             eq_sizes: &xive::EQ_SIZES,
@@ -929,6 +965,7 @@ fn load_boot_image(
             vty_lisn: VTY_IRQ.then_some(VTY_LISN),
         }),
         chosen_vec5: &vec5,
+        hpt_shift: b.hpt_shift,
     };
     // The tree reserves its own range, so learn its size first, then build it for
     // its place.
@@ -1055,6 +1092,11 @@ fn build_partition(
             guest_fdt::CpuModel::Power9
         },
         timebase_hz: info.timebase_hz,
+        mmu: spec.mmu,
+        hpt_shift: spec
+            .mmu
+            .offers_hash()
+            .then(|| crate::mm::hpt::hpt_shift_for_ram(size)),
     };
 
     // Memory; load_boot_image zeroes what it does not fill before the guest runs.
@@ -1070,7 +1112,14 @@ fn build_partition(
         placed,
         eager,
         times,
-    } = load_boot_image(&spec.name, lpid, &mem, &boot, &chunks, true)?;
+    } = load_boot_image(
+        &spec.name,
+        lpid,
+        &mem,
+        &boot,
+        &chunks,
+        !spec.mmu.offers_hash(),
+    )?;
     for c in eager {
         map_chunk(&mut tree, &mem, chunks.range(c)).map_err(CreateError::Map)?;
         chunks.set_ready(c);
@@ -1091,8 +1140,29 @@ fn build_partition(
     let table_bytes = tree.table_bytes(&Tables);
 
     // PATE: host radix tree for guest real addresses; no process table until the
-    // guest registers one.
-    mmu::set_pate(lpid, radix::radix_root_dw0(root) | radix::PATE_HR, 0);
+    // guest registers one. A partition offering hash translation starts with
+    // its HPT instead (all of its memory is zeroed and in the tree too, for an
+    // `mmu = "any"` guest that chooses radix).
+    let hpt = match spec.mmu.offers_hash() {
+        false => None,
+        true => {
+            let h = super::hash::Hpt::new(size).map_err(CreateError::Memory)?;
+            let reach = h.reset(&mem).map_err(|_| CreateError::TooBig("VRMA"))?;
+            mmu::set_pate(lpid, h.pate_dw0(), 0);
+            info!(
+                "PAPRIKA lpar-hpt: {} mmu={} HPT {} KiB at host {:#x}, VRMA {} MiB",
+                spec.name,
+                spec.mmu.as_str(),
+                (1u64 << h.shift) >> 10,
+                h.pa,
+                reach >> 20
+            );
+            Some(h)
+        }
+    };
+    if hpt.is_none() {
+        mmu::set_pate(lpid, radix::radix_root_dw0(root) | radix::PATE_HR, 0);
+    }
 
     let mut vcpus = Vec::new();
     for (i, &cpu) in spec.cpus.iter().enumerate() {
@@ -1182,6 +1252,9 @@ fn build_partition(
         console_stats: ConsoleStats::default(),
         uv,
         nested: super::nested::Nested::new(spec.nested),
+        mmu: spec.mmu,
+        hpt,
+        radix_chosen: AtomicBool::new(false),
     })
 }
 
@@ -1249,6 +1322,19 @@ impl Partition {
                 let root = self.demand.tree.lock().root();
                 mmu::set_pate(self.lpid, radix::radix_root_dw0(root) | radix::PATE_HR, 0);
                 self.uv.restarted();
+                // Forget the guest's process table and every cached translation.
+                mmu::set_pate_dw1(self.lpid, 0);
+                if let Some(h) = &self.hpt {
+                    // A fresh HPT (only the VRMA entries) and hash translation
+                    // again, whatever an `mmu = "any"` guest chose.
+                    if h.reset(&self.mem).is_err() {
+                        self.stop(StopReason::Fault(String::from("reboot: VRMA")));
+                        return;
+                    }
+                    self.radix_chosen.store(false, Ordering::Release);
+                    mmu::set_pate(self.lpid, h.pate_dw0(), 0);
+                    instr::tlbie_lpid_hpt(self.lpid);
+                }
                 self.proc_tbl.store(0, Ordering::Release);
                 self.gtse.store(true, Ordering::Release);
                 self.interrupt_le.store(false, Ordering::Relaxed);
@@ -1354,6 +1440,16 @@ static HOST_LPCR: AtomicU64 = AtomicU64::new(0);
 
 pub fn record_host_lpcr() {
     HOST_LPCR.store(spr::lpcr::read(), Ordering::Relaxed);
+}
+
+/// An `mmu = "any"` partition whose guest registered the radix process table
+/// `dw1`: its PATE names the partition-scoped radix tree from now on.
+pub fn switch_to_radix(p: &Partition, dw1: u64) {
+    let root = p.demand.tree.lock().root();
+    mmu::set_pate(p.lpid, radix::radix_root_dw0(root) | radix::PATE_HR, dw1);
+    p.proc_tbl.store(dw1, Ordering::Release);
+    instr::tlbie_lpid_hpt(p.lpid);
+    flush_lpid(p.lpid);
 }
 
 /// Invalidates every translation of `lpid` (after its PATE or tables changed).

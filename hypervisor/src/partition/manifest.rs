@@ -96,6 +96,37 @@ pub struct PartitionSpec {
     /// "Nested virtualization"). Default false: the calls answer H_FUNCTION,
     /// so a kernel sees no nesting (Linux's kvm-hv does not load).
     pub nested: bool,
+    /// The MMU the partition offers its guest (default radix); docs/manifest.md.
+    pub mmu: MmuMode,
+}
+
+/// `mmu = "radix" | "hash" | "any"`: which translation the partition offers
+/// (`ibm,architecture-vec-5` byte 24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MmuMode {
+    /// Radix only (vec5 byte 24 = 0x40): what every partition had before.
+    #[default]
+    Radix,
+    /// Hashed page table only (vec5 byte 24 = 0x00), for kernels that need one.
+    Hash,
+    /// Either (vec5 byte 24 = 0x80): the guest picks with its first
+    /// H_REGISTER_PROC_TBL (Linux: hash with `disable_radix`).
+    Any,
+}
+
+impl MmuMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MmuMode::Radix => "radix",
+            MmuMode::Hash => "hash",
+            MmuMode::Any => "any",
+        }
+    }
+
+    /// Whether the guest may run with a hashed page table.
+    pub const fn offers_hash(self) -> bool {
+        !matches!(self, MmuMode::Radix)
+    }
 }
 
 impl Manifest {
@@ -152,6 +183,8 @@ impl Manifest {
             }
             if p.nested {
                 s.push_str("nested = true\n");
+            if p.mmu != MmuMode::Radix {
+                s.push_str(&format!("mmu = {}\n", quote(p.mmu.as_str())));
             }
         }
         s
@@ -785,6 +818,7 @@ struct Builder {
     expect: Option<String>,
     secure: bool,
     nested: bool,
+    mmu: MmuMode,
 }
 
 impl Builder {
@@ -840,6 +874,14 @@ impl Builder {
             "expect" => self.expect = Some(want_path(v)?),
             "secure" => self.secure = want_bool(v)?,
             "nested" => self.nested = want_bool(v)?,
+            "mmu" => {
+                self.mmu = match want_str(v)? {
+                    "radix" => MmuMode::Radix,
+                    "hash" => MmuMode::Hash,
+                    "any" => MmuMode::Any,
+                    _ => return Err(ErrorKind::Invalid("must be \"radix\", \"hash\" or \"any\"")),
+                }
+            }
             _ => return Err(ErrorKind::UnknownKey),
         }
         Ok(())
@@ -890,6 +932,7 @@ fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
             expect: b.expect,
             secure: b.secure,
             nested: b.nested,
+            mmu: b.mmu,
         },
         name_line,
         cpus_line,
@@ -1080,6 +1123,7 @@ kernel = "guest-hcall.elf"
                     expect: Some("GUEST-PASS".into()),
                     secure: false,
                     nested: false,
+                    mmu: MmuMode::Radix,
                 },
                 PartitionSpec {
                     name: "hcall-test".into(),
@@ -1093,6 +1137,7 @@ kernel = "guest-hcall.elf"
                     expect: None,
                     secure: false,
                     nested: false,
+                    mmu: MmuMode::Radix,
                 },
             ]
         );
@@ -1548,6 +1593,23 @@ kernel = "guest-hcall.elf"
         assert!(parse(&one("nested = true")).unwrap().partitions[0].nested);
         let e = parse(&one("nested = 1")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("nested"));
+    fn mmu_mode() {
+        assert_eq!(parse(&one("")).unwrap().partitions[0].mmu, MmuMode::Radix);
+        for (text, want) in [
+            ("mmu = \"radix\"", MmuMode::Radix),
+            ("mmu = \"hash\"", MmuMode::Hash),
+            ("mmu = \"any\"", MmuMode::Any),
+        ] {
+            let m = parse(&one(text)).unwrap();
+            assert_eq!(m.partitions[0].mmu, want);
+            assert_eq!(parse(&m.to_toml()).unwrap(), m, "round trip");
+        }
+        for bad in ["mmu = \"HPT\"", "mmu = true", "mmu = \"\""] {
+            let e = parse(&one(bad)).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("mmu"), "{bad}");
+        }
+        assert!(MmuMode::Hash.offers_hash() && MmuMode::Any.offers_hash());
+        assert!(!MmuMode::Radix.offers_hash());
     }
 
     #[test]

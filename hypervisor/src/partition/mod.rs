@@ -17,6 +17,8 @@ pub mod manifest;
 pub mod snapshot;
 
 #[cfg(target_arch = "powerpc64")]
+pub mod hash;
+#[cfg(target_arch = "powerpc64")]
 pub mod hcall_fast;
 #[cfg(target_arch = "powerpc64")]
 pub mod hcalls;

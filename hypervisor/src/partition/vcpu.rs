@@ -303,6 +303,10 @@ pub fn thread_work() {
                 // FP/VMX/VSX live in the thread (the hypervisor never uses them):
                 // a fresh vCPU must not see what the thread ran before.
                 instr::zero_fp_vector_state();
+                // Nor the segments a hash guest left in the SLB (the radix
+                // hypervisor never uses it; a thread serves one vCPU, so the
+                // guest's entries stay resident across its exits).
+                instr::slb_clear();
                 ctx.epoch = epoch;
                 ctx.regs.pc = pc;
                 ctx.regs.msr = msr;
@@ -373,8 +377,17 @@ fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool) {
         if spr::lpidr::read() != u64::from(p.lpid) {
             spr::lpidr::write(u64::from(p.lpid));
         }
-        if spr::lpcr::read() != lpcr.bits() {
-            spr::lpcr::write(lpcr.bits());
+        if p.hash_active() {
+            // Hashed translation: the thread keeps the host LPCR while it handles
+            // exits; the entry loads this one with translation off
+            // (`partition::hash`, `arch::ppc64::guest`).
+            ctx.regs.hash_lpcr = lpcr.bits();
+            ctx.regs.host_lpcr = lpar::host_lpcr().bits();
+        } else {
+            ctx.regs.hash_lpcr = 0;
+            if spr::lpcr::read() != lpcr.bits() {
+                spr::lpcr::write(lpcr.bits());
+            }
         }
         if spr::pidr::read() != s.pidr {
             spr::pidr::write(s.pidr);
@@ -568,6 +581,8 @@ fn release() {
         spr::amr::write(0);
         spr::iamr::write(0);
     }
+    // A hash guest's segments leave with it.
+    instr::slb_clear();
     // A directed privileged doorbell the guest left pending on this thread (it
     // cannot send one: HFSCR[MSGP] is clear) would be taken at 0xa00 in the
     // hypervisor's idle loop.
@@ -696,6 +711,7 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             instr::msgclr_hyp();
             Next::Resume
         }
+        0xe00 | 0xe20 if p.hash_active() => super::hash::storage_exit(p, v, ctx, vector),
         0xe00 => {
             // HDSI: the guest touched a guest real address not mapped yet: memory
             // it uses for the first time (zeroed and mapped now), an emulated
@@ -824,7 +840,7 @@ fn facility_unavailable(p: &Partition, ctx: &mut VcpuContext) -> Next {
 /// the vCPU's until it calls ibm,nmi-interlock: another vCPU's machine check
 /// meanwhile is not delivered yet (its access is retried), a second one on the
 /// same vCPU stops the partition (QEMU: "nested machine check").
-fn machine_check(
+pub(super) fn machine_check(
     p: &Partition,
     v: &Vcpu,
     ctx: &mut VcpuContext,

@@ -38,6 +38,13 @@ pub struct GuestRegs {
     pub hdsisr: u64,
     pub asdr: u64,
     pub heir: u64,
+    /// Hash-MMU partitions only (0 for radix ones): the guest LPCR, loaded by the
+    /// entry with translation off, and the host LPCR the exit restores before it
+    /// turns translation back on. LPCR[HR] selects radix or hashed translation for
+    /// the hypervisor as well, so it may only change in real mode (Book III 5.7.2;
+    /// KVM-HV's P9 entry does the same).
+    pub hash_lpcr: u64,
+    pub host_lpcr: u64,
 }
 
 pub const G_GPR: usize = offset_of!(GuestRegs, gpr);
@@ -58,6 +65,8 @@ pub const G_HDAR: usize = offset_of!(GuestRegs, hdar);
 pub const G_HDSISR: usize = offset_of!(GuestRegs, hdsisr);
 pub const G_ASDR: usize = offset_of!(GuestRegs, asdr);
 pub const G_HEIR: usize = offset_of!(GuestRegs, heir);
+pub const G_HASH_LPCR: usize = offset_of!(GuestRegs, hash_lpcr);
+pub const G_HOST_LPCR: usize = offset_of!(GuestRegs, host_lpcr);
 
 /// Host frame: back chain etc. (32), r2, r13-r31 (20 words), CR.
 const HOST_FRAME: usize = 32 + 8 * 22;
@@ -85,6 +94,8 @@ global_asm!(
     .set GX_HDSISR, {g_hdsisr}
     .set GX_ASDR, {g_asdr}
     .set GX_HEIR, {g_heir}
+    .set GX_HASH_LPCR, {g_hash_lpcr}
+    .set GX_HOST_LPCR, {g_host_lpcr}
     .set PCX_HOST_SP, {pc_host_sp}
     .set PCX_VCPU, {pc_vcpu}
     .set PCX_IN_GUEST, {pc_in_guest}
@@ -127,6 +138,20 @@ paprika_guest_enter:
     mfspr 4, 304
     std 1, PCX_HOST_SP(4)
     std 3, PCX_VCPU(4)
+    /* A hash-MMU partition: its LPCR (HR = 0) is loaded with translation off
+       (the code, stack and GuestRegs are linear-map addresses, which real mode
+       reaches by ignoring the top bits). */
+    ld 5, GX_HASH_LPCR(3)
+    cmpdi 5, 0
+    beq 1f
+    mfmsr 6
+    li 7, 0x30
+    andc 6, 6, 7
+    mtmsrd 6
+    isync
+    mtspr 318, 5
+    isync
+1:
     /* Interrupts stay off until hrfid loads the guest MSR. */
     ld 5, GX_PC(3)
     mtspr 314, 5
@@ -193,7 +218,14 @@ paprika_guest_exit:
        saved, r11 = GuestRegs, r12 = vector, r14-r31 still the guest's. */
 paprika_guest_exit_rest:
     PAPRIKA_GX_SAVE_EXIT_STATE 11, GX_
-    li 0, 0
+    /* A hash-MMU partition: the host LPCR (radix) back before translation is. */
+    ld 0, GX_HASH_LPCR(11)
+    cmpdi 0, 0
+    beq 3f
+    ld 0, GX_HOST_LPCR(11)
+    mtspr 318, 0
+    isync
+3:  li 0, 0
     std 0, PCX_IN_GUEST(13)
     /* Back to the host stack and MSR, continuing at paprika_guest_return. */
     ld 1, PCX_HOST_SP(13)
@@ -334,6 +366,8 @@ paprika_guest_return:
     g_hdsisr = const G_HDSISR,
     g_asdr = const G_ASDR,
     g_heir = const G_HEIR,
+    g_hash_lpcr = const G_HASH_LPCR,
+    g_host_lpcr = const G_HOST_LPCR,
     pc_host_sp = const percpu::PC_HOST_SP,
     pc_vcpu = const percpu::PC_VCPU,
     pc_in_guest = const percpu::PC_IN_GUEST,

@@ -165,6 +165,50 @@ pub fn tlbie_lpid(lpid: u32) {
     };
 }
 
+/// tlbie of hashed-page-table translations (R = 0): RIC = 0, PRS = 0.
+const TLBIE_HPT: u32 = tlbie_enc!(306, 0, 0, 0);
+
+/// Invalidates every hashed-page-table translation of one LPID on all threads
+/// (IS = 2, RS = LPID, R = 0), after an HPTE of that partition was made invalid
+/// or changed (H_REMOVE, H_PROTECT, H_BULK_REMOVE, H_CLEAR_*): the global
+/// sequence `ptesync; tlbie; eieio; tlbsync; ptesync` of KVM-HV's `do_tlbies`,
+/// for the whole LPID rather than one entry.
+pub fn tlbie_lpid_hpt(lpid: u32) {
+    let rb: u64 = 2 << 10;
+    let rs: u64 = u64::from(lpid);
+    // SAFETY: invalidating translations is always safe.
+    unsafe {
+        asm!(
+            "ptesync",
+            ".long {a}",
+            "eieio",
+            "tlbsync",
+            "ptesync",
+            a = const TLBIE_HPT,
+            in("r4") rb, in("r5") rs,
+            options(nostack)
+        )
+    };
+}
+
+/// Empties this thread's SLB (a hash guest's segments): `slbmte` of an invalid
+/// entry 0, then `slbia` (IH = 0: every other entry), as Linux's
+/// `slb_flush_all_realmode`. The radix hypervisor never uses the SLB.
+pub fn slb_clear() {
+    // SAFETY: only the SLB changes, which nothing in the hypervisor uses.
+    unsafe {
+        asm!(
+            // slbmte r5, r5 (r5 = 0: entry 0, invalid)
+            ".long 0x7ca02b24",
+            // slbia 0
+            ".long 0x7c0003e4",
+            "isync",
+            in("r5") 0u64,
+            options(nostack)
+        )
+    };
+}
+
 /// A 64-bit conditioned random number (`darn RT,1`, ISA v3.0), or `None` when the
 /// hardware reports failure (all ones).
 pub fn darn() -> Option<u64> {

@@ -40,6 +40,9 @@ bitflags! {
     /// Logical Partitioning Control Register (Book III 2.2).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Lpcr: u64 {
+        /// bit 1: virtualized partition memory 1: with a hashed page table, a virtual-mode
+        /// translation miss goes to the hypervisor (HDSI/HISI), not the guest.
+        const VPM1 = ibm_bit(1);
         /// bit 17: hypervisor virtualization exit enable (wake from stop).
         const HVEE = ibm_bit(17);
         /// bit 37: hypervisor AIL (Power10).
