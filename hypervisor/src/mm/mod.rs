@@ -6,8 +6,8 @@
 pub mod extent;
 pub mod frame;
 pub mod guest_walk;
-pub mod nested;
 pub mod hpt;
+pub mod nested;
 pub mod radix;
 
 #[cfg(target_arch = "powerpc64")]

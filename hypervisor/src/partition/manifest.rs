@@ -183,6 +183,7 @@ impl Manifest {
             }
             if p.nested {
                 s.push_str("nested = true\n");
+            }
             if p.mmu != MmuMode::Radix {
                 s.push_str(&format!("mmu = {}\n", quote(p.mmu.as_str())));
             }
@@ -1593,6 +1594,9 @@ kernel = "guest-hcall.elf"
         assert!(parse(&one("nested = true")).unwrap().partitions[0].nested);
         let e = parse(&one("nested = 1")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("nested"));
+    }
+
+    #[test]
     fn mmu_mode() {
         assert_eq!(parse(&one("")).unwrap().partitions[0].mmu, MmuMode::Radix);
         for (text, want) in [

@@ -29,9 +29,9 @@ pub mod lpar;
 #[cfg(target_arch = "powerpc64")]
 pub mod mmio;
 #[cfg(target_arch = "powerpc64")]
-pub mod pef;
-#[cfg(target_arch = "powerpc64")]
 pub mod nested;
+#[cfg(target_arch = "powerpc64")]
+pub mod pef;
 #[cfg(target_arch = "powerpc64")]
 pub mod rtas_calls;
 #[cfg(target_arch = "powerpc64")]
