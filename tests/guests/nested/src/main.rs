@@ -22,7 +22,7 @@ mod guest {
     const H_COPY_TOFROM_GUEST: u64 = 0xf80c;
     const H_RPT_INVALIDATE: u64 = 0x448;
     const H_NOT_AVAILABLE: i64 = 3;
-    const H_NOT_FOUND: i64 = -9;
+    const H_NOT_FOUND: i64 = -7;
     const H_P5: i64 = -58;
 
     // HDSISR bits the L0 reports (KVM's).
