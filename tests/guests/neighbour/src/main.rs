@@ -5,8 +5,12 @@
 //! the scenario checks by the order of the two partitions' stop lines) writes
 //! to its console, timing each H_PUT_TERM_CHAR with the time base and sleeping
 //! in H_CEDE between them; every few seconds it re-checks part of the pattern.
-//! At the end the whole pattern and its checksum must be intact and the worst
-//! console call below `paprika.max_us=N` (default 500000); then one load
+//! At the end the whole pattern and its checksum must be intact, the worst
+//! console call below `paprika.max_us=N` (default 2000000) and at most
+//! `paprika.max_slow=N` (default 5) calls slower than 100 ms. (One slow call is
+//! what a loaded CI host's scheduling does to an emulated thread - a 650 ms
+//! stall was seen once; a hypervisor that makes the neighbour wait behind the
+//! hostile guest delays many calls, which the count catches.) Then one load
 //! beyond its memory must fault, and the scenario wants the hypervisor's
 //! warning naming this partition, however many the hostile one caused.
 //!
@@ -87,7 +91,8 @@ mod guest {
         set_trap_handler(on_trap);
         let args = fdt_prop(fdt, "/chosen", "bootargs").unwrap_or(&[]);
         let secs = arg(args, "paprika.secs=").unwrap_or(70);
-        let max_us = arg(args, "paprika.max_us=").unwrap_or(500_000);
+        let max_us = arg(args, "paprika.max_us=").unwrap_or(2_000_000);
+        let max_slow = arg(args, "paprika.max_slow=").unwrap_or(5);
         let mem = fdt_prop(fdt, "/memory", "reg")
             .and_then(|r| r.get(8..16))
             .map(|s| u64::from_be_bytes(s.try_into().unwrap_or([0; 8])))
@@ -115,6 +120,9 @@ mod guest {
         );
         let t0 = mftb();
         let (mut calls, mut worst, mut total, mut busy) = (0u64, 0u64, 0u64, 0u64);
+        // Calls over SLOW, and when (ms into the run) the worst one came.
+        const SLOW: u64 = TB_HZ / 10;
+        let (mut slow, mut worst_at) = (0u64, 0u64);
         let mut early_bad = 0u64;
         let mut slice = start;
         let line = *b"neighbour ......";
@@ -138,7 +146,11 @@ mod guest {
             let dt = mftb().wrapping_sub(t);
             calls += 1;
             total += dt;
-            worst = worst.max(dt);
+            if dt > worst {
+                worst = dt;
+                worst_at = t.wrapping_sub(t0) / (TB_HZ / 1000);
+            }
+            slow += u64::from(dt > SLOW);
             if rc != H_SUCCESS {
                 check(
                     "console-call",
@@ -193,14 +205,19 @@ mod guest {
         );
         check(
             "console-latency",
-            worst_us <= max_us,
-            format_args!("worst H_PUT_TERM_CHAR {} us > {} us", worst_us, max_us),
+            worst_us <= max_us && slow <= max_slow,
+            format_args!(
+                "worst H_PUT_TERM_CHAR {} us (limit {} us) at {} ms, {} calls over 100 ms (limit {})",
+                worst_us, max_us, worst_at, slow, max_slow
+            ),
         );
         println!(
-            "GUEST-FIGURES corrupt_words={} corrupt_seen_running={} worst_console_us={} mean_console_us={} console_calls={} busy={}",
+            "GUEST-FIGURES corrupt_words={} corrupt_seen_running={} worst_console_us={} worst_at_ms={} slow_console_calls={} mean_console_us={} console_calls={} busy={}",
             bad,
             early_bad,
             worst_us,
+            worst_at,
+            slow,
             mean_us,
             calls,
             busy
