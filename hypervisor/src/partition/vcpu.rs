@@ -393,10 +393,15 @@ fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool) {
             spr::pidr::write(s.pidr);
         }
         instr::isync();
-        // The facilities the partition may use (facility::guest_hfscr); written on
-        // every entry, since a Hypervisor Facility Unavailable interrupt leaves
-        // its cause in HFSCR[IC] and the firmware's value must never apply.
-        spr::hfscr::write(facility::guest_hfscr(spr::is_isa_v31()));
+        // The facilities the partition may use (facility::guest_hfscr). Compared
+        // rather than written blindly: a Hypervisor Facility Unavailable
+        // interrupt leaves its cause in HFSCR[IC] (and the firmware's value
+        // must never apply), both of which differ and get rewritten, while
+        // the common entry pays a read, not a move to an SPR.
+        let hfscr = facility::guest_hfscr(spr::is_isa_v31());
+        if spr::hfscr::read() != hfscr {
+            spr::hfscr::write(hfscr);
+        }
         if !ctx.lazy_loaded {
             load_lazy(&s.lazy);
             ctx.lazy_loaded = true;
