@@ -216,6 +216,12 @@ mod machine {
     /// The virtio console, when output goes there.
     static VIRTIO: spin::Mutex<Option<VirtioConsole<MmioRegion>>> = spin::Mutex::new(None);
 
+    /// Bumped as the sink takes bytes (each OPAL write, and while a slow UART
+    /// paces one): a thread waiting in [`flush`] while another drains a chunk
+    /// (16 KiB take 1.4 s at 115200 baud, more on a loaded host) sees progress
+    /// although the ring's length only moves between chunks.
+    static SINK_PROGRESS: AtomicU64 = AtomicU64::new(0);
+
     /// Bytes in the ring, mirrored under its lock so the drainer can watch it
     /// without taking the lock from producers.
     static QUEUED: AtomicUsize = AtomicUsize::new(0);
@@ -361,7 +367,7 @@ mod machine {
                 return None;
             }
             kick();
-            Some(left)
+            Some((left, SINK_PROGRESS.load(Ordering::Relaxed)))
         });
         ok && QUEUED.load(Ordering::Relaxed) <= limit
     }
@@ -374,12 +380,12 @@ mod machine {
     /// Calls `step` until it returns `None` (done), keeping OPAL's heartbeat;
     /// gives up when what it returns (what is left) stayed the same for
     /// [`stall_limit`], rather than hang on a wedged console.
-    fn until_done_or_stalled(mut step: impl FnMut() -> Option<usize>) {
-        let mut last = usize::MAX;
+    fn until_done_or_stalled<T: PartialEq + Copy>(mut step: impl FnMut() -> Option<T>) {
+        let mut last: Option<T> = None;
         let mut since = instr::mftb();
         while let Some(left) = step() {
-            if left != last {
-                last = left;
+            if last != Some(left) {
+                last = Some(left);
                 since = instr::mftb();
             } else if instr::mftb().wrapping_sub(since) > stall_limit() {
                 return;
@@ -460,6 +466,7 @@ mod machine {
         let Some(con) = v.as_mut() else {
             drop(v);
             opal::console_write(0, bytes);
+            SINK_PROGRESS.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "test-hooks")]
             slow_uart(bytes.len());
             return;
@@ -493,7 +500,13 @@ mod machine {
         let until = instr::mftb().wrapping_add(crate::arch::ppc64::timer::us_to_ticks(
             bytes as u64 * 1_000_000 / 11_520,
         ));
+        let step = crate::arch::ppc64::timer::us_to_ticks(100_000);
+        let mut next = instr::mftb().wrapping_add(step);
         while instr::mftb() < until {
+            if instr::mftb() >= next {
+                SINK_PROGRESS.fetch_add(1, Ordering::Relaxed);
+                next = next.wrapping_add(step);
+            }
             opal::heartbeat();
             core::hint::spin_loop();
         }
@@ -610,8 +623,9 @@ mod machine {
     }
 
     /// Drains everything, waiting for another drainer to finish (power-off and the
-    /// fault path). Gives up only when nothing moved for two seconds, rather than
-    /// hang on a wedged console.
+    /// fault path). Gives up only when nothing moved for two seconds (neither the
+    /// ring nor the sink, which may be in the middle of a long chunk on another
+    /// thread), rather than hang on a wedged console.
     pub fn flush() {
         let mut left = usize::MAX;
         until_done_or_stalled(|| {
@@ -626,7 +640,7 @@ mod machine {
                 }
                 return None;
             }
-            Some(left)
+            Some((left, SINK_PROGRESS.load(Ordering::Relaxed)))
         });
     }
 

@@ -7,14 +7,14 @@
 //!   16-byte lines for `flood=<s>` seconds, then `ibm,os-term` with a message
 //!   carrying a newline and a forged summary line (so the partition fails).
 //! - `neighbour`: waits until the flood runs, prints 200 lines timing each
-//!   `H_PUT_TERM_CHAR` with the timebase (check `console-latency`: the worst
-//!   is at most `max_us=<us>`), then one unimplemented hcall, whose warning
+//!   `H_PUT_TERM_CHAR` with the timebase (check `console-latency`: at most two
+//!   calls over `max_us=<us>`), then one unimplemented hcall, whose warning
 //!   must reach the log although the hostile partition used up its own budget.
 //! - `dump`: vCPU 1 spins in the guest, vCPU 0 says `GUEST-WAIT dump` and
 //!   runs for `wait=<s>` seconds, while the scenario types Ctrl-A d.
 //! - `rtc-hostile`: loops RTAS get-time-of-day for `wait=<s>` seconds.
-//! - `rtc-neighbour`: after a second, times one get-time-of-day (check
-//!   `rtc-latency`: at most `max_us`), then makes the hypervisor stop it with
+//! - `rtc-neighbour`: after a second, times five get-time-of-day calls (check
+//!   `rtc-latency`: their median at most `max_us`), then makes the hypervisor stop it with
 //!   a fault (the test hook hcall of a `test-hooks` build), so its vCPUs are
 //!   dumped.
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
@@ -142,6 +142,11 @@ mod guest {
         let hz = tb_hz();
         // Let the hostile partition get going.
         spin_until(mftb() + arg("delay_ms", 1500) * hz / 1000);
+        let bound = arg("max_us", 1_000_000_000);
+        // Calls over the bound: a console that stalls the neighbour behind the
+        // flood (audit finding 4) makes many; a loaded host's scheduling can
+        // stall an emulated thread once or twice, so two are allowed.
+        let mut over_bound = 0u64;
         let (mut worst, mut calls, mut total, mut slow) = (0u64, 0u64, 0u64, 0u64);
         for i in 0..arg("lines", 200) as u32 {
             // "neighbour line N\n" in at most two calls.
@@ -166,24 +171,25 @@ mod guest {
                 worst = worst.max(dt);
                 total += dt;
                 slow += u64::from(dt > hz / 1000);
+                over_bound += u64::from(dt * 1_000_000 / hz > bound);
                 calls += 1;
             }
         }
         let worst_us = worst * 1_000_000 / hz;
-        let bound = arg("max_us", 1_000_000_000);
         println!(
-            "console-latency: max_us={} avg_us={} over_1ms={} calls={}",
+            "console-latency: max_us={} avg_us={} over_1ms={} over_bound={} calls={}",
             worst_us,
             total * 1_000_000 / hz / calls.max(1),
             slow,
+            over_bound,
             calls
         );
         check(
             "console-latency",
-            worst_us <= bound,
+            over_bound <= 2,
             format_args!(
-                "worst H_PUT_TERM_CHAR took {} us, bound {} us",
-                worst_us, bound
+                "{} H_PUT_TERM_CHAR calls over {} us (worst {} us), at most 2 allowed",
+                over_bound, bound, worst_us
             ),
         );
         // Something the hypervisor warns about (its budget is this partition's).
@@ -219,15 +225,31 @@ mod guest {
     fn rtc_neighbour() -> ! {
         let hz = tb_hz();
         spin_until(mftb() + hz);
-        let t = mftb();
-        let r = rtas_call("get-time-of-day", &[], 8).unwrap_or([-99; 8]);
-        let us = (mftb() - t) * 1_000_000 / hz;
+        // Five calls 10 ms apart, judged by the median: a clock lock held
+        // across OPAL's retries (audit finding 7) delays every one, a loaded
+        // host's one-off stall of the emulated thread only one.
+        let mut times = [0u64; 5];
+        let mut r = [-99; 8];
+        for t_us in times.iter_mut() {
+            let t = mftb();
+            r = rtas_call("get-time-of-day", &[], 8).unwrap_or([-99; 8]);
+            *t_us = (mftb() - t) * 1_000_000 / hz;
+            spin_until(mftb() + hz / 100);
+        }
+        times.sort_unstable();
+        let us = times[2];
         let bound = arg("max_us", 1_000_000_000);
-        println!("rtc-latency: us={} status={}", us, r[0]);
+        println!(
+            "rtc-latency: us={} (median of 5, worst {}) status={}",
+            us, times[4], r[0]
+        );
         check(
             "rtc-latency",
             us <= bound,
-            format_args!("get-time-of-day took {} us, bound {} us", us, bound),
+            format_args!(
+                "get-time-of-day took {} us (median of 5), bound {} us",
+                us, bound
+            ),
         );
         check(
             "rtc-status",
