@@ -43,8 +43,7 @@
 //!   arrives meanwhile stays pending and exits the guest right after the resume.
 //! - While it runs, `PerCpu::in_guest` is clear, so a fault here is reported as a
 //!   hypervisor fault rather than taken for a guest exit.
-//! - Results are those of `hcalls::dispatch`: r3 = status, r4-r7 = 0 on success;
-//!   the partition's hcall count is incremented.
+//! - Results are those of `hcalls::dispatch`: r3 = status, r4-r7 = 0 on success.
 use core::sync::atomic::{fence, Ordering};
 
 use super::hcalls;
@@ -72,7 +71,7 @@ extern "C" fn paprika_hcall_fast(regs: *mut GuestRegs, me: &'static percpu::PerC
 #[inline(always)]
 fn serve(regs: *mut GuestRegs, me: &percpu::PerCpu) -> Option<()> {
     // An L2's `sc 1` is for its L1 (H_ENTER_NESTED returns it), never served here.
-    if super::nested::in_l2(me.index) {
+    if super::nested::in_l2(me) {
         return None;
     }
     let (p, v) = vcpu::assigned_to(me.index)?;
@@ -115,7 +114,6 @@ fn serve(regs: *mut GuestRegs, me: &percpu::PerCpu) -> Option<()> {
         }
         _ => return None,
     }
-    p.hcalls.fetch_add(1, Ordering::Relaxed);
     Some(())
 }
 

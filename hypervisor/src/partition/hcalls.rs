@@ -10,7 +10,6 @@ use crate::papr::hcall::{self as h, HcallError, HcallResult};
 
 /// Handles the hcall in `ctx` and sets the guest's r3 (and r4...).
 pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
-    p.hcalls.fetch_add(1, Ordering::Relaxed);
     let g = ctx.regs.gpr;
     let op = g[3];
     let result: HcallResult = match op {

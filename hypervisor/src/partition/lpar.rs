@@ -131,7 +131,6 @@ pub struct Partition {
     pub big_endian: bool,
     /// Guest real address and size of the RTAS blob.
     pub rtas: (u64, u64),
-    pub hcalls: AtomicU64,
     /// What it boots, for system-reboot.
     pub boot: BootImage,
     /// A vCPU called system-reboot; the first to set it (compare-and-swap) owns
@@ -1229,7 +1228,6 @@ fn build_partition(
         fdt_gra: placed.fdt_gra,
         big_endian: placed.big_endian,
         rtas: (placed.rtas_base, RTAS_SIZE),
-        hcalls: AtomicU64::new(0),
         boot,
         reboot_requested: AtomicBool::new(false),
         boots: AtomicU32::new(1),

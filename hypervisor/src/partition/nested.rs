@@ -22,12 +22,13 @@
 //! Lock order: a partition's `nested` lock is taken alone (never while holding
 //! another partition lock), and never across the L2's run.
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::lpar::{self, Partition};
 use super::vcpu::{self, Vcpu, VcpuContext};
 use crate::arch::ppc64::guest::{self, GuestRegs};
 use crate::arch::ppc64::mmu::{self, LinearTables};
+use crate::arch::ppc64::percpu::PerCpu;
 use crate::arch::ppc64::{instr, smp, spr, timer};
 use crate::mm::guest_walk::GuestRealMemory;
 use crate::mm::nested::{self as mn, Access, NestedFault};
@@ -45,19 +46,17 @@ const L2_SLICE_US: u64 = 10_000;
 /// Shadow LPIDs of every partition.
 static SHADOW_LPIDS: spin::Mutex<n::ShadowLpids> = spin::Mutex::new(n::ShadowLpids::new());
 
-/// Per hardware thread: the shadow LPID of the L2 it is about to run or runs, 0
-/// when none. The hcall fast path declines then (the `sc 1` is the L2's, for
-/// its L1), and a shadow LPID is given back to the shared pool only once no
-/// thread holds it: a thread still running a dropped L2 keeps that LPID in
-/// LPIDR until its next exit, and must never find another partition's tree
-/// behind it ([`NestedState::reap`]).
-static IN_L2: [AtomicU32; smp::MAX_CPUS] = [const { AtomicU32::new(0) }; smp::MAX_CPUS];
-
-/// True while thread `index` runs an L2.
-pub fn in_l2(index: u32) -> bool {
-    IN_L2
-        .get(index as usize)
-        .is_some_and(|f| f.load(Ordering::Relaxed) != 0)
+/// Each hardware thread's `PerCpu::l2_lpid` holds the shadow LPID of the L2 it
+/// is about to run or runs, 0 when none. The hcall fast path declines then (the
+/// `sc 1` is the L2's, for its L1), and a shadow LPID is given back to the
+/// shared pool only once no thread holds it: a thread still running a dropped
+/// L2 keeps that LPID in LPIDR until its next exit, and must never find another
+/// partition's tree behind it ([`NestedState::reap`]).
+///
+/// True while this thread (`me`) runs an L2.
+#[inline(always)]
+pub fn in_l2(me: &PerCpu) -> bool {
+    me.l2_lpid.load(Ordering::Relaxed) != 0
 }
 
 /// At most this many L2s per partition (each holds a shadow LPID and a 64 KiB
@@ -139,13 +138,15 @@ impl NestedState {
     }
 
     /// Gives back the retired shadow LPIDs no thread holds any more. Pairs
-    /// with `run_l2`, which publishes its shadow LPID in `IN_L2` and then
+    /// with `run_l2`, which publishes its shadow LPID in `PerCpu::l2_lpid` and then
     /// checks under this lock that the L2 still exists (both sequentially
     /// consistent): either it sees the L2 gone, or this sees its LPID held.
     fn reap(&mut self) {
         core::sync::atomic::fence(Ordering::SeqCst);
         self.retired.retain(|&lpid| {
-            let held = IN_L2.iter().any(|t| t.load(Ordering::SeqCst) == lpid);
+            let held = smp::cpus()
+                .iter()
+                .any(|c| c.l2_lpid.load(Ordering::SeqCst) == lpid);
             if !held {
                 SHADOW_LPIDS.lock().free(lpid);
             }
@@ -458,7 +459,7 @@ fn run_l2(
     let lpcr = n::l2_lpcr(l1_lpcr, hv.lpcr);
     let hfscr = n::l2_hfscr(hv.hfscr, super::facility::guest_hfscr(spr::is_isa_v31()));
     let slice = timer::us_to_ticks(L2_SLICE_US);
-    let me = crate::arch::ppc64::percpu::current().map(|c| c.index as usize);
+    let me = crate::arch::ppc64::percpu::current();
     let borrowed = L1Borrowed {
         dawr0: spr::dawr0::read(),
         dawrx0: spr::dawrx0::read(),
@@ -473,8 +474,8 @@ fn run_l2(
         let Some(hdec) = n::l2_hdec(instr::mftb(), hv.hdec_expiry, slice) else {
             break n::TRAP_HDEC;
         };
-        if let Some(i) = me {
-            IN_L2[i].store(shadow_lpid, Ordering::SeqCst);
+        if let Some(c) = me {
+            c.l2_lpid.store(shadow_lpid, Ordering::SeqCst);
         }
         // The L2 must still exist now that this thread holds its LPID (see
         // `NestedState::reap`): another vCPU of the L1 may have dropped it.
@@ -486,8 +487,8 @@ fn run_l2(
             .iter()
             .any(|x| x.shadow_lpid == shadow_lpid);
         if !alive {
-            if let Some(i) = me {
-                IN_L2[i].store(0, Ordering::SeqCst);
+            if let Some(c) = me {
+                c.l2_lpid.store(0, Ordering::SeqCst);
             }
             break n::TRAP_NONE;
         }
@@ -516,8 +517,8 @@ fn run_l2(
             g.msr = n::l2_msr(g.msr);
             guest::enter(&mut g)
         };
-        if let Some(i) = me {
-            IN_L2[i].store(0, Ordering::SeqCst);
+        if let Some(c) = me {
+            c.l2_lpid.store(0, Ordering::SeqCst);
         }
         hv.srr0 = spr::srr0::read();
         hv.srr1 = spr::srr1::read();

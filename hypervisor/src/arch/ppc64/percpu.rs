@@ -50,6 +50,11 @@ pub struct PerCpu {
     pub doorbells: AtomicU64,
     /// Stacks owned by this thread, for the backtrace walker.
     pub stacks: [StackRange; 3],
+    /// Shadow LPID of the nested (L2) guest this thread is about to run or
+    /// runs, 0 when none (`partition::nested`). Here rather than in a table
+    /// of its own so the hcall fast path tests it with one load from the
+    /// `PerCpu` it already holds.
+    pub l2_lpid: AtomicU32,
 }
 
 pub const PC_SAVE_R11: usize = offset_of!(PerCpu, save_r11);
@@ -93,6 +98,7 @@ impl PerCpu {
             hdec_ticks: AtomicU64::new(0),
             doorbells: AtomicU64::new(0),
             stacks: [EMPTY; 3],
+            l2_lpid: AtomicU32::new(0),
         }
     }
 
