@@ -359,7 +359,9 @@ fn needed_by_scenarios(step: &Step, selected: &[Scenario]) -> bool {
                     .iter()
                     .any(|s| BuildOpts::new(Profile::Debug, s.features) == *o)
         }
-        Step::BuildGuests => selected.iter().any(|s| s.manifest.is_some()),
+        Step::BuildGuests => selected.iter().any(|s| {
+            s.manifest.is_some() || s.linux.is_some_and(|l| l.append.contains(linux::L2_ARG))
+        }),
         _ => false,
     }
 }
@@ -369,10 +371,16 @@ fn first_line(s: &str) -> String {
 }
 
 /// `--exclude` arguments for host builds of the workspace: the boot image and
-/// any crate under tests/guests/ in the workspace (they build for POWER only).
+/// any crate under tests/guests/ in the workspace (they build for POWER only),
+/// except the VMM, whose portable half (device tree, ELF loader, RTAS buffer,
+/// ioctl numbers) has host unit tests.
 fn host_excludes() -> Result<Vec<String>> {
     let mut packages = vec![build::BOOT_PACKAGE.to_string()];
-    packages.extend(guests::workspace_member_packages()?);
+    packages.extend(
+        guests::workspace_member_packages()?
+            .into_iter()
+            .filter(|p| p != guests::VMM_PACKAGE),
+    );
     Ok(packages
         .into_iter()
         .flat_map(|p| ["--exclude".to_string(), p])
@@ -396,6 +404,11 @@ fn run_step(step: &Step) -> Result<()> {
             let guests = guests::discover_guests()?.unwrap_or_default();
             for (g, endian) in guests::builds(&guests) {
                 guests::cargo("clippy", g, Profile::Debug, endian)
+                    .args(["--", "-D", "warnings"])
+                    .run()?;
+            }
+            if guests::vmm_exists() {
+                guests::vmm_cargo("clippy", Profile::Debug)
                     .args(["--", "-D", "warnings"])
                     .run()?;
             }
