@@ -38,6 +38,9 @@ from them, all cached under target/linux/ (see docs/linux.md):
      command line it checks a few things and powers off instead, with
      `paprika.echo=1` it says so before the shell (for `cargo xtask test`,
      which types into it); `paprika.name=NAME` tags its marker lines.
+     With KVM's modules (`paprika.kvm=1` loads them) and, when built by
+     `cargo xtask build --guests`, the mini VMM /bin/paprika-vmm and
+     /lib/paprika/guest-timer.elf (`paprika.l2=1`: run it as an L2).
 
 `cargo xtask run --linux` does this first, then boots the kernel in one LPAR.";
 
@@ -1084,6 +1087,21 @@ pub fn write_newc(entries: &[Entry]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_runs_the_mini_vmm_with_its_l2_guest() {
+        // Within the paprika.kvm=1 branch, after kvm-hv loaded.
+        let kvm = INIT.find("*\" paprika.kvm=1 \"*)").unwrap();
+        let l2 = INIT.find(&format!("*\" {L2_ARG} \"*)")).unwrap();
+        assert!(l2 > kvm);
+        let run = format!(
+            "if /bin/paprika-vmm /lib/paprika/{}.elf; then",
+            guests::VMM_L2_GUEST
+        );
+        assert!(INIT[l2..].contains(&run));
+        assert!(INIT[l2..].contains(L2_PASSED));
+        assert!(INIT[l2..].contains("failed=1"));
+    }
 
     /// (mode, nlink, rdevmajor, rdevminor, name, data) of each entry.
     fn read_newc(mut a: &[u8]) -> Vec<(u32, u32, u32, u32, String, Vec<u8>)> {

@@ -24,14 +24,17 @@ Runs, in order, stopping at the first failure, then prints a summary table:
   clippy-host     cargo clippy --workspace --exclude paprika-boot --all-targets -- -D warnings
   clippy-power    cargo clippy of paprika-boot (and paprika) for POWER, and of
                   each test guest (tests/guests/guest-*), the big-endian
-                  builds too -- -D warnings
+                  builds too, and of the mini VMM (tests/guests/vmm)
+                  -- -D warnings
   unit-host       cargo test --workspace --exclude paprika-boot
-                  (host steps also exclude the crates under tests/guests/)
+                  (host steps also exclude the crates under tests/guests/
+                  but the mini VMM, whose portable half is host-tested)
   build-*         POWER builds: debug, release, and debug with each scenario's
                   features (e.g. fault-test, into target/power-fault)
   build-guests    the test guests (cargo xtask build --guests), into
                   target/guests/, and guest-conformance-be and guest-nested-be
-                  (big-endian); skipped
+                  (big-endian), and the mini VMM (target/vmm/paprika-vmm,
+                  which linux-fetch packs into the initramfs); skipped
                   while tests/guests/ does not exist
   linux-fetch     cargo xtask linux fetch: Debian's kernel and busybox, cached
                   in target/linux/ (the first run downloads ~40 MB with apt).
@@ -56,7 +59,8 @@ Runs, in order, stopping at the first failure, then prints a summary table:
                   tests passed, power-off; linux-echo types a command into the
                   console's shell and reads its output, linux-console-switch
                   does so in two partitions with Ctrl-A c between them,
-                  linux-console-quit ends with Ctrl-A x (docs/linux.md)
+                  linux-console-quit ends with Ctrl-A x, linux-kvm-l2 runs
+                  a test guest as an L2 with the mini VMM (docs/linux.md)
 
 Host steps use target/host, POWER builds target/power (Debian's toolchain).";
 

@@ -80,7 +80,7 @@ pub const KVM_PPC_CONFIGURE_V3_MMU: u64 = kvm_ioc(IOW, 0xaf, 16);
 /// `KVM_CREATE_VM` type of a KVM-HV guest.
 pub const KVM_VM_PPC_HV: u64 = 1;
 pub const KVM_CAP_PPC_PAPR: u32 = 68;
-pub const KVM_CAP_PPC_RADIX_MMU: u64 = 144;
+pub const KVM_CAP_PPC_MMU_RADIX: u64 = 134;
 pub const KVM_PPC_MMUV3_RADIX: u64 = 1;
 pub const KVM_PPC_MMUV3_GTSE: u64 = 2;
 /// Partition table dw1 GR: the guest is radix.

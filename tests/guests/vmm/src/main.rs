@@ -265,14 +265,19 @@ mod vmm {
 
         let kvm = open(b"/dev/kvm\0".as_ptr(), O_RDWR, "open of /dev/kvm");
         let api = ioctl_ok(kvm, KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION");
-        let radix = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_PPC_RADIX_MMU);
+        // A nested KVM-HV (an L1 under Paprika) runs radix guests only.
+        let radix = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_PPC_MMU_RADIX);
+        if radix != 1 {
+            say!("KVM_CAP_PPC_MMU_RADIX is {radix}: no radix KVM-HV (is kvm-hv loaded?)");
+            exit(2)
+        }
         let vm = ioctl_ok(
             kvm,
             KVM_CREATE_VM,
             KVM_VM_PPC_HV,
             "KVM_CREATE_VM (KVM_VM_PPC_HV)",
         );
-        say!("KVM API {api}, HV VM created (radix MMU capability {radix})");
+        say!("KVM API {api}, radix KVM-HV VM created");
 
         // Guest memory, and the guest in it.
         let ram_ptr = mmap(
