@@ -263,7 +263,7 @@ mod vmm {
             .and_then(|b| core::str::from_utf8(b).ok())
             .unwrap_or("");
 
-        let kvm = open(b"/dev/kvm\0".as_ptr(), O_RDWR, "open of /dev/kvm");
+        let kvm = open(c"/dev/kvm".as_ptr().cast(), O_RDWR, "open of /dev/kvm");
         let api = ioctl_ok(kvm, KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION");
         // A nested KVM-HV (an L1 under Paprika) runs radix guests only.
         let radix = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_PPC_MMU_RADIX);
