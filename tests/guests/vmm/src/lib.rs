@@ -480,6 +480,73 @@ pub fn guest_cstr(ram: &[u8], addr: u64, max: usize) -> &[u8] {
     &rest[..n]
 }
 
+// ---- where the vCPU runs ----
+
+/// Affinity masks: up to 1024 CPUs.
+pub const CPU_WORDS: usize = 16;
+
+/// Moves the L2's vCPU thread round the L1's CPUs: before each `KVM_RUN` the
+/// VMM pins itself to [`CpuHop::next`], so the one L2 vCPU runs on every L1
+/// vCPU in turn (KVM then flushes the L2's translations on the CPU it left,
+/// through the L0), and records where it ran.
+pub struct CpuHop {
+    allowed: [u64; CPU_WORDS],
+    seen: [u64; CPU_WORDS],
+    last: Option<usize>,
+}
+
+impl CpuHop {
+    /// From the affinity mask the process started with.
+    pub fn new(allowed: [u64; CPU_WORDS]) -> Self {
+        CpuHop {
+            allowed,
+            seen: [0; CPU_WORDS],
+            last: None,
+        }
+    }
+
+    fn bit(mask: &[u64; CPU_WORDS], cpu: usize) -> bool {
+        cpu < CPU_WORDS * 64 && mask[cpu / 64] & (1 << (cpu % 64)) != 0
+    }
+
+    /// How many CPUs the thread may run on.
+    pub fn allowed(&self) -> u32 {
+        self.allowed.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// The allowed CPU after the last one (cyclic); `None` with none allowed.
+    pub fn next(&mut self) -> Option<usize> {
+        let n = CPU_WORDS * 64;
+        let start = self.last.map_or(0, |c| c + 1);
+        let cpu = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&c| Self::bit(&self.allowed, c))?;
+        self.last = Some(cpu);
+        Some(cpu)
+    }
+
+    /// The mask naming `cpu` alone.
+    pub fn only(cpu: usize) -> [u64; CPU_WORDS] {
+        let mut m = [0; CPU_WORDS];
+        if cpu < CPU_WORDS * 64 {
+            m[cpu / 64] = 1 << (cpu % 64);
+        }
+        m
+    }
+
+    /// Records that the vCPU ran on `cpu`.
+    pub fn ran_on(&mut self, cpu: usize) {
+        if cpu < CPU_WORDS * 64 {
+            self.seen[cpu / 64] |= 1 << (cpu % 64);
+        }
+    }
+
+    /// On how many distinct CPUs it ran.
+    pub fn ran_on_count(&self) -> u32 {
+        self.seen.iter().map(|w| w.count_ones()).sum()
+    }
+}
+
 // ---- console ----
 
 /// The bytes of one H_PUT_TERM_CHAR: r5 = count (at most 16), r6 and r7 the
@@ -722,6 +789,27 @@ mod tests {
         ram[0x14..0x18].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(RtasCall::read(&ram, 0x10), None);
         assert_eq!(RtasCall::read(&ram, u64::MAX - 3), None);
+    }
+
+    #[test]
+    fn cpu_hops_cycle_over_the_allowed_cpus() {
+        let mut allowed = [0u64; CPU_WORDS];
+        allowed[0] = 0b1010;
+        allowed[1] = 1; // CPU 64
+        let mut h = CpuHop::new(allowed);
+        assert_eq!(h.allowed(), 3);
+        let order: Vec<usize> = (0..7).filter_map(|_| h.next()).collect();
+        assert_eq!(order, [1, 3, 64, 1, 3, 64, 1]);
+        for c in order {
+            h.ran_on(c);
+        }
+        assert_eq!(h.ran_on_count(), 3);
+        assert_eq!(CpuHop::only(65)[1], 2);
+        assert_eq!(CpuHop::only(5000), [0; CPU_WORDS]);
+        let mut none = CpuHop::new([0; CPU_WORDS]);
+        assert_eq!(none.next(), None);
+        none.ran_on(5000);
+        assert_eq!(none.ran_on_count(), 0);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! tree), and runs it, answering the hcalls KVM passes up: H_PUT_TERM_CHAR
 //! (printed as `[l2] <line>`), H_SET_MODE interrupt endianness (LPCR[ILE]) and
 //! H_RTAS power-off and ibm,os-term. It exits 0 when the L2 powers off, 1 after
-//! ibm,os-term, 2 on any setup or run failure (with a `paprika-vmm:` line).
+//! ibm,os-term, 2 on any setup or run failure (with a `paprika-vmm:` line),
+//! and is ended by SIGALRM (status 142) after 60 s. Before each `KVM_RUN` it
+//! pins itself to the next CPU it may run on, so on an SMP L1 the L2's vCPU
+//! runs on every L1 vCPU in turn; at the end it says on how many it ran.
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
 #[cfg(target_arch = "powerpc64")]
@@ -47,6 +50,13 @@ mod vmm {
     const SYS_OPEN: u64 = 5;
     const SYS_IOCTL: u64 = 54;
     const SYS_MMAP: u64 = 90;
+    const SYS_ALARM: u64 = 27;
+    const SYS_SCHED_SETAFFINITY: u64 = 222;
+    const SYS_SCHED_GETAFFINITY: u64 = 223;
+    const SYS_GETCPU: u64 = 302;
+    /// SIGALRM (default action: end the process) after this long: an L2 that
+    /// never powers off fails the test in time, with exit status 142.
+    const WATCHDOG_SECS: u64 = 60;
     const O_RDONLY: u64 = 0;
     const O_RDWR: u64 = 2;
     const O_CLOEXEC: u64 = 0o2000000;
@@ -263,6 +273,24 @@ mod vmm {
             .and_then(|b| core::str::from_utf8(b).ok())
             .unwrap_or("");
 
+        syscall(SYS_ALARM, [WATCHDOG_SECS, 0, 0, 0, 0, 0]);
+        let mut allowed = [0u64; CPU_WORDS];
+        let rc = syscall(
+            SYS_SCHED_GETAFFINITY,
+            [
+                0,
+                8 * CPU_WORDS as u64,
+                allowed.as_mut_ptr() as u64,
+                0,
+                0,
+                0,
+            ],
+        );
+        if rc < 0 {
+            fail("sched_getaffinity", rc);
+        }
+        let mut hop = CpuHop::new(allowed);
+
         let kvm = open(c"/dev/kvm".as_ptr().cast(), O_RDWR, "open of /dev/kvm");
         let api = ioctl_ok(kvm, KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION");
         // A nested KVM-HV (an L1 under Paprika) runs radix guests only.
@@ -390,6 +418,21 @@ mod vmm {
         let mut unknown = [0u64; 16];
         let mut exits: u64 = 0;
         loop {
+            // The next L1 CPU, and where the thread now really is.
+            if let Some(cpu) = hop.next().filter(|_| hop.allowed() > 1) {
+                let mask = CpuHop::only(cpu);
+                let rc = syscall(
+                    SYS_SCHED_SETAFFINITY,
+                    [0, 8 * CPU_WORDS as u64, mask.as_ptr() as u64, 0, 0, 0],
+                );
+                if rc < 0 {
+                    fail("sched_setaffinity", rc);
+                }
+            }
+            let mut cpu: u32 = u32::MAX;
+            if syscall(SYS_GETCPU, [&mut cpu as *mut u32 as u64, 0, 0, 0, 0, 0]) == 0 {
+                hop.ran_on(cpu as usize);
+            }
             let rc = ioctl(vcpu.fd, KVM_RUN, 0);
             if rc == -EINTR || rc == -EAGAIN {
                 continue;
@@ -471,6 +514,11 @@ mod vmm {
                                 write_all(1, rest);
                                 write_all(1, b"\n");
                             }
+                            say!(
+                                "the L2's vCPU ran on {} of {} L1 CPUs",
+                                hop.ran_on_count(),
+                                hop.allowed()
+                            );
                             say!("L2 power-off after {exits} exits: exit status 0");
                             exit(0)
                         }
