@@ -486,7 +486,7 @@ pub fn guest_cstr(ram: &[u8], addr: u64, max: usize) -> &[u8] {
 pub const CPU_WORDS: usize = 16;
 
 /// Moves the L2's vCPU thread round the L1's CPUs: before each `KVM_RUN` the
-/// VMM pins itself to [`CpuHop::next`], so the one L2 vCPU runs on every L1
+/// VMM pins itself to [`CpuHop::advance`], so the one L2 vCPU runs on every L1
 /// vCPU in turn (KVM then flushes the L2's translations on the CPU it left,
 /// through the L0), and records where it ran.
 pub struct CpuHop {
@@ -515,7 +515,7 @@ impl CpuHop {
     }
 
     /// The allowed CPU after the last one (cyclic); `None` with none allowed.
-    pub fn next(&mut self) -> Option<usize> {
+    pub fn advance(&mut self) -> Option<usize> {
         let n = CPU_WORDS * 64;
         let start = self.last.map_or(0, |c| c + 1);
         let cpu = (0..n)
@@ -798,7 +798,7 @@ mod tests {
         allowed[1] = 1; // CPU 64
         let mut h = CpuHop::new(allowed);
         assert_eq!(h.allowed(), 3);
-        let order: Vec<usize> = (0..7).filter_map(|_| h.next()).collect();
+        let order: Vec<usize> = (0..7).filter_map(|_| h.advance()).collect();
         assert_eq!(order, [1, 3, 64, 1, 3, 64, 1]);
         for c in order {
             h.ran_on(c);
@@ -807,7 +807,7 @@ mod tests {
         assert_eq!(CpuHop::only(65)[1], 2);
         assert_eq!(CpuHop::only(5000), [0; CPU_WORDS]);
         let mut none = CpuHop::new([0; CPU_WORDS]);
-        assert_eq!(none.next(), None);
+        assert_eq!(none.advance(), None);
         none.ran_on(5000);
         assert_eq!(none.ran_on_count(), 0);
     }

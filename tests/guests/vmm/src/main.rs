@@ -419,7 +419,7 @@ mod vmm {
         let mut exits: u64 = 0;
         loop {
             // The next L1 CPU, and where the thread now really is.
-            if let Some(cpu) = hop.next().filter(|_| hop.allowed() > 1) {
+            if let Some(cpu) = hop.advance().filter(|_| hop.allowed() > 1) {
                 let mask = CpuHop::only(cpu);
                 let rc = syscall(
                     SYS_SCHED_SETAFFINITY,
