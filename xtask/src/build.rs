@@ -27,7 +27,9 @@ linked with -EB, cargo target dir target/power-guests-be) into
 target/guests/<package>-be.elf. Last the mini VMM (tests/guests/vmm,
 package paprika-vmm): a static ppc64el Linux program for the same target,
 linked by ld's default script (cargo target dir target/power-vmm), copied to
-target/vmm/paprika-vmm, which `linux fetch` packs into the initramfs.";
+target/vmm/paprika-vmm, with guest-timer stripped of debug information
+beside it (target/vmm/guest-timer.elf): `linux fetch` packs both into the
+initramfs.";
 
 pub const TARGET_NAME: &str = "powerpc64le-paprika";
 pub const BOOT_PACKAGE: &str = "paprika-boot";

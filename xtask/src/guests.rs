@@ -36,6 +36,8 @@ pub const BE_TARGET_NAME: &str = "powerpc64-paprika-guest";
 /// guest, that runs a test guest as an L2 under KVM-HV inside a Linux
 /// partition. `linux fetch` packs it into the initramfs as /bin/paprika-vmm.
 pub const VMM_PACKAGE: &str = "paprika-vmm";
+/// Debian's binutils for POWER (setup installs them with the linker).
+const OBJCOPY: &str = "/usr/bin/powerpc64le-linux-gnu-objcopy";
 /// The test guest the initramfs carries for the VMM to run as L2
 /// (/lib/paprika/<name>.elf).
 pub const VMM_L2_GUEST: &str = "guest-timer";
@@ -330,6 +332,15 @@ pub fn vmm_path() -> PathBuf {
     repo_root().join("target").join("vmm").join(VMM_PACKAGE)
 }
 
+/// The L2 guest for the initramfs, [`VMM_L2_GUEST`] without its debug
+/// information: target/vmm/<guest>.elf.
+pub fn vmm_l2_path() -> PathBuf {
+    repo_root()
+        .join("target")
+        .join("vmm")
+        .join(format!("{VMM_L2_GUEST}.elf"))
+}
+
 /// The RUSTFLAGS of the VMM: the little-endian target spec (ELFv2, soft
 /// float, static relocation) linked by ld with its default script for a
 /// static Linux executable (text at 0x10000000, `_start` the entry, e_flags
@@ -359,7 +370,9 @@ pub fn vmm_cargo(subcommand: &str, profile: Profile) -> Cmd {
     .args(["-p", VMM_PACKAGE])
 }
 
-/// Builds the VMM (when tests/guests/vmm exists) into [`vmm_path`].
+/// Builds the VMM (when tests/guests/vmm exists) into [`vmm_path`], and
+/// copies its L2 guest (built before) without debug information to
+/// [`vmm_l2_path`] (`objcopy --strip-debug`: the initramfs carries it).
 pub fn build_vmm(profile: Profile) -> Result<Option<PathBuf>> {
     if !vmm_exists() {
         return Ok(None);
@@ -384,6 +397,14 @@ pub fn build_vmm(profile: Profile) -> Result<Option<PathBuf>> {
     })?;
     let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
     crate::progress::println_line(format!("built VMM {} ({size} bytes)", dest.display()));
+    let l2 = vmm_l2_path();
+    Cmd::new(OBJCOPY)
+        .arg("--strip-debug")
+        .arg(elf(VMM_L2_GUEST))
+        .arg(&l2)
+        .run()?;
+    let size = std::fs::metadata(&l2).map(|m| m.len()).unwrap_or(0);
+    crate::progress::println_line(format!("L2 guest {} ({size} bytes)", l2.display()));
     Ok(Some(dest))
 }
 

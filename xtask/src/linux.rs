@@ -897,17 +897,16 @@ const S_IFLNK: u32 = 0o120_000;
 const S_IFCHR: u32 = 0o020_000;
 
 /// The mini VMM and its L2 guest, when built (`cargo xtask build --guests`):
-/// `bin/paprika-vmm` from target/vmm and `lib/paprika/<guest>.elf` from
-/// target/guests, for `paprika.kvm=1 paprika.l2=1`; none when either is
+/// `bin/paprika-vmm` and `lib/paprika/<guest>.elf` from target/vmm, for `paprika.kvm=1 paprika.l2=1`; none when either is
 /// missing (then /init's kvm-l2-guest check fails: no /bin/paprika-vmm).
 fn vmm_entries(have: &[Entry]) -> Vec<Entry> {
     let vmm = std::fs::read(guests::vmm_path());
-    let l2 = std::fs::read(guests::elf(guests::VMM_L2_GUEST));
+    let l2 = std::fs::read(guests::vmm_l2_path());
     let (Ok(vmm), Ok(l2)) = (vmm, l2) else {
         println!(
             "initramfs: no mini VMM ({} and {} are built by `cargo xtask build --guests`)",
             rel(&guests::vmm_path()),
-            rel(&guests::elf(guests::VMM_L2_GUEST))
+            rel(&guests::vmm_l2_path())
         );
         return Vec::new();
     };
