@@ -24,7 +24,12 @@ dir target/power-guests), copied to target/guests/<package>.elf. Manifests
 name them `@guest/<package>` (docs/manifest.md). guest-conformance and
 guest-nested are also built big-endian (.cargo/powerpc64-paprika-guest.json,
 linked with -EB, cargo target dir target/power-guests-be) into
-target/guests/<package>-be.elf.";
+target/guests/<package>-be.elf. Last the mini VMM (tests/guests/vmm,
+package paprika-vmm): a static ppc64el Linux program for the same target,
+linked by ld's default script (cargo target dir target/power-vmm), copied to
+target/vmm/paprika-vmm, with guest-timer stripped of debug information
+beside it (target/vmm/guest-timer.elf): `linux fetch` packs both into the
+initramfs.";
 
 pub const TARGET_NAME: &str = "powerpc64le-paprika";
 pub const BOOT_PACKAGE: &str = "paprika-boot";

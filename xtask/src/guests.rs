@@ -32,6 +32,15 @@ pub const PACKAGE_PREFIX: &str = "guest-";
 pub const BIG_ENDIAN_GUESTS: &[&str] = &["guest-conformance", "guest-nested"];
 /// The target spec (.cargo/<name>.json) of big-endian guests.
 pub const BE_TARGET_NAME: &str = "powerpc64-paprika-guest";
+/// The mini VMM (tests/guests/vmm): a static ppc64el Linux program, not a
+/// guest, that runs a test guest as an L2 under KVM-HV inside a Linux
+/// partition. `linux fetch` packs it into the initramfs as /bin/paprika-vmm.
+pub const VMM_PACKAGE: &str = "paprika-vmm";
+/// Debian's binutils for POWER (setup installs them with the linker).
+const OBJCOPY: &str = "/usr/bin/powerpc64le-linux-gnu-objcopy";
+/// The test guest the initramfs carries for the VMM to run as L2
+/// (/lib/paprika/<name>.elf).
+pub const VMM_L2_GUEST: &str = "guest-timer";
 
 /// The byte order a guest is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,8 +317,99 @@ pub fn cargo(subcommand: &str, krate: &Crate, profile: Profile, endian: Endian) 
     .args(["-p", &krate.package])
 }
 
-/// Builds every guest and copies it to target/guests/<package>.elf. `None` when
-/// tests/guests/ does not exist.
+/// Whether tests/guests/vmm exists.
+pub fn vmm_exists() -> bool {
+    guests_dir().join("vmm").join("Cargo.toml").is_file()
+}
+
+/// The cargo target directory of the VMM build.
+pub fn vmm_target_dir() -> PathBuf {
+    repo_root().join("target").join("power-vmm")
+}
+
+/// Where [`build_vmm`] leaves the VMM: target/vmm/paprika-vmm.
+pub fn vmm_path() -> PathBuf {
+    repo_root().join("target").join("vmm").join(VMM_PACKAGE)
+}
+
+/// The L2 guest for the initramfs, [`VMM_L2_GUEST`] without its debug
+/// information: target/vmm/<guest>.elf.
+pub fn vmm_l2_path() -> PathBuf {
+    repo_root()
+        .join("target")
+        .join("vmm")
+        .join(format!("{VMM_L2_GUEST}.elf"))
+}
+
+/// The RUSTFLAGS of the VMM: the little-endian target spec (ELFv2, soft
+/// float, static relocation) linked by ld with its default script for a
+/// static Linux executable (text at 0x10000000, `_start` the entry, e_flags
+/// ABI v2 from the objects), without debug information.
+pub fn vmm_rustflags() -> String {
+    [
+        "-C link-arg=-static",
+        "-C link-arg=--no-dynamic-linker",
+        "-C link-arg=-znoexecstack",
+        "-C link-arg=--strip-debug",
+        "-C force-frame-pointers=yes",
+    ]
+    .join(" ")
+}
+
+/// `cargo <subcommand>` of the VMM for POWER.
+pub fn vmm_cargo(subcommand: &str, profile: Profile) -> Cmd {
+    build::cargo_for_target(
+        subcommand,
+        TARGET_NAME,
+        &vmm_target_dir(),
+        &vmm_rustflags(),
+        profile,
+    )
+    .arg("--manifest-path")
+    .arg(guests_dir().join("vmm").join("Cargo.toml"))
+    .args(["-p", VMM_PACKAGE])
+}
+
+/// Builds the VMM (when tests/guests/vmm exists) into [`vmm_path`], and
+/// copies its L2 guest (built before) without debug information to
+/// [`vmm_l2_path`] (`objcopy --strip-debug`: the initramfs carries it).
+pub fn build_vmm(profile: Profile) -> Result<Option<PathBuf>> {
+    if !vmm_exists() {
+        return Ok(None);
+    }
+    vmm_cargo("build", profile)
+        .args(["--bin", VMM_PACKAGE])
+        .run()?;
+    let built = vmm_target_dir()
+        .join(TARGET_NAME)
+        .join(profile.dir())
+        .join(VMM_PACKAGE);
+    let dest = vmm_path();
+    if let Some(d) = dest.parent() {
+        std::fs::create_dir_all(d).context(|| format!("creating {}", d.display()))?;
+    }
+    std::fs::copy(&built, &dest).context(|| {
+        format!(
+            "copying {} to {} (built by cargo?)",
+            built.display(),
+            dest.display()
+        )
+    })?;
+    let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+    crate::progress::println_line(format!("built VMM {} ({size} bytes)", dest.display()));
+    let l2 = vmm_l2_path();
+    Cmd::new(OBJCOPY)
+        .arg("--strip-debug")
+        .arg(elf(VMM_L2_GUEST))
+        .arg(&l2)
+        .run()?;
+    let size = std::fs::metadata(&l2).map(|m| m.len()).unwrap_or(0);
+    crate::progress::println_line(format!("L2 guest {} ({size} bytes)", l2.display()));
+    Ok(Some(dest))
+}
+
+/// Builds every guest and copies it to target/guests/<package>.elf, then the
+/// VMM ([`build_vmm`]). `None` when tests/guests/ does not exist.
 pub fn build_all(profile: Profile) -> Result<Option<Vec<PathBuf>>> {
     let Some(guests) = discover_guests()? else {
         return Ok(None);
@@ -349,6 +449,7 @@ pub fn build_all(profile: Profile) -> Result<Option<Vec<PathBuf>>> {
         progress.inc();
         elfs.push(dest);
     }
+    build_vmm(profile)?;
     Ok(Some(elfs))
 }
 

@@ -16,7 +16,7 @@ use crate::cli::{LinuxArgs, LinuxCommand};
 use crate::cmd::Cmd;
 use crate::error::{failed, Context, Result};
 use crate::progress::println;
-use crate::{partitions, repo_root};
+use crate::{guests, partitions, repo_root};
 
 /// The long description of `cargo xtask linux --help` (the options are listed by
 /// clap from `cli::LinuxArgs`).
@@ -38,6 +38,9 @@ from them, all cached under target/linux/ (see docs/linux.md):
      command line it checks a few things and powers off instead, with
      `paprika.echo=1` it says so before the shell (for `cargo xtask test`,
      which types into it); `paprika.name=NAME` tags its marker lines.
+     With KVM's modules (`paprika.kvm=1` loads them) and, when built by
+     `cargo xtask build --guests`, the mini VMM /bin/paprika-vmm and
+     /lib/paprika/guest-timer.elf (`paprika.l2=1`: run it as an L2).
 
 `cargo xtask run --linux` does this first, then boots the kernel in one LPAR.";
 
@@ -196,6 +199,7 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
     }
     let mut entries = initramfs_entries(busybox);
     entries.extend(kvm_module_entries(&kernel_root, &release));
+    entries.extend(vmm_entries(&entries));
     let archive = write_newc(&entries);
     let initramfs = top.join("initramfs.cpio");
     write_if_changed(&initramfs, &archive)?;
@@ -785,6 +789,19 @@ case "$cmdline" in
         check kvm-hv-loads sh -c 'insmod /lib/modules/kvm.ko && insmod /lib/modules/kvm-hv.ko'
         check dev-kvm [ -c /dev/kvm ]
         dmesg | grep -i 'kvm'
+        # paprika.l2=1 as well: the mini VMM runs a test guest as L2 (its
+        # console lines come out as `[l2] ...`) to its power-off.
+        case "$cmdline" in
+        *" paprika.l2=1 "*)
+            echo "--- paprika-vmm /lib/paprika/guest-timer.elf"
+            if /bin/paprika-vmm /lib/paprika/guest-timer.elf; then
+                echo "PAPRIKA-LINUX check kvm-l2-guest: ok"
+            else
+                echo "PAPRIKA-LINUX check kvm-l2-guest: FAILED (paprika-vmm exit status $?)"
+                failed=1
+            fi
+            ;;
+        esac
         ;;
     esac
     # paprika.cpus=N: N processors online.
@@ -822,6 +839,10 @@ echo "PAPRIKA-LINUX shell on the console; leave it (exit, Ctrl-D) to power off"
 setsid cttyhack sh -l
 poweroff -f
 "#;
+
+/// With `paprika.kvm=1`, the kernel argument by which /init also runs the mini
+/// VMM (/bin/paprika-vmm) with /lib/paprika/guest-timer.elf as an L2.
+pub const L2_ARG: &str = "paprika.l2=1";
 
 /// The line /init prints before it starts the shell of `paprika.echo=1`.
 pub const ECHO_MARKER: &str = "PAPRIKA-LINUX echo: shell on hvc0";
@@ -874,6 +895,51 @@ const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
 const S_IFLNK: u32 = 0o120_000;
 const S_IFCHR: u32 = 0o020_000;
+
+/// The mini VMM and its L2 guest, when built (`cargo xtask build --guests`):
+/// `bin/paprika-vmm` and `lib/paprika/<guest>.elf` from target/vmm, for `paprika.kvm=1 paprika.l2=1`; none when either is
+/// missing (then /init's kvm-l2-guest check fails: no /bin/paprika-vmm).
+fn vmm_entries(have: &[Entry]) -> Vec<Entry> {
+    let vmm = std::fs::read(guests::vmm_path());
+    let l2 = std::fs::read(guests::vmm_l2_path());
+    let (Ok(vmm), Ok(l2)) = (vmm, l2) else {
+        println!(
+            "initramfs: no mini VMM ({} and {} are built by `cargo xtask build --guests`)",
+            rel(&guests::vmm_path()),
+            rel(&guests::vmm_l2_path())
+        );
+        return Vec::new();
+    };
+    println!(
+        "initramfs: /bin/paprika-vmm ({} bytes) and /lib/paprika/{}.elf ({} bytes)",
+        vmm.len(),
+        guests::VMM_L2_GUEST,
+        l2.len()
+    );
+    let mut e = Vec::new();
+    for d in ["lib", "lib/paprika"] {
+        if !have
+            .iter()
+            .any(|x| matches!(x, Entry::Dir { path, .. } if path == d))
+        {
+            e.push(Entry::Dir {
+                path: d.into(),
+                mode: 0o755,
+            });
+        }
+    }
+    e.push(Entry::File {
+        path: "bin/paprika-vmm".into(),
+        mode: 0o755,
+        data: vmm,
+    });
+    e.push(Entry::File {
+        path: format!("lib/paprika/{}.elf", guests::VMM_L2_GUEST),
+        mode: 0o644,
+        data: l2,
+    });
+    e
+}
 
 /// KVM-HV's modules from the kernel package (`lib/modules/kvm.ko`,
 /// `lib/modules/kvm-hv.ko`), which /init loads with `paprika.kvm=1` (nested
@@ -1018,6 +1084,21 @@ pub fn write_newc(entries: &[Entry]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_runs_the_mini_vmm_with_its_l2_guest() {
+        // Within the paprika.kvm=1 branch, after kvm-hv loaded.
+        let kvm = INIT.find("*\" paprika.kvm=1 \"*)").unwrap();
+        let l2 = INIT.find(&format!("*\" {L2_ARG} \"*)")).unwrap();
+        assert!(l2 > kvm);
+        let run = format!(
+            "if /bin/paprika-vmm /lib/paprika/{}.elf; then",
+            guests::VMM_L2_GUEST
+        );
+        assert!(INIT[l2..].contains(&run));
+        assert!(INIT[l2..].contains("PAPRIKA-LINUX check kvm-l2-guest: ok"));
+        assert!(INIT[l2..].contains("failed=1"));
+    }
 
     /// (mode, nlink, rdevmajor, rdevminor, name, data) of each entry.
     fn read_newc(mut a: &[u8]) -> Vec<(u32, u32, u32, u32, String, Vec<u8>)> {

@@ -146,6 +146,31 @@ pub const fn hash_lpar(
     }
 }
 
+/// What the L2 scenarios want on the console: the L2's (guest-timer's) four
+/// checks and summary through the VMM, its power-off, /init's check.
+pub const L2_EXPECTED: &[&str] = &[
+    "[linux] [l2] GUEST-PASS timebase-frequency",
+    "[linux] [l2] GUEST-PASS decrementer-interrupts",
+    "[linux] [l2] GUEST-PASS decrementer-period",
+    "[linux] [l2] GUEST-PASS cede-woken-by-decrementer",
+    "[linux] [l2] GUEST-DONE passed=4 failed=0",
+    "[linux] paprika-vmm: L2 power-off after ",
+    "[linux] PAPRIKA-LINUX check kvm-l2-guest: ok",
+];
+
+/// The same on a 2-vCPU L1, where the VMM moves its vCPU thread between the
+/// L1's CPUs before every `KVM_RUN`.
+pub const L2_EXPECTED_2CPU: &[&str] = &[
+    "[linux] [l2] GUEST-PASS timebase-frequency",
+    "[linux] [l2] GUEST-PASS decrementer-interrupts",
+    "[linux] [l2] GUEST-PASS decrementer-period",
+    "[linux] [l2] GUEST-PASS cede-woken-by-decrementer",
+    "[linux] [l2] GUEST-DONE passed=4 failed=0",
+    "[linux] paprika-vmm: the L2's vCPU ran on 2 of 2 L1 CPUs",
+    "[linux] paprika-vmm: L2 power-off after ",
+    "[linux] PAPRIKA-LINUX check kvm-l2-guest: ok",
+];
+
 /// What /init does after its report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinuxMode {
@@ -552,6 +577,8 @@ impl Scenario {
 
 /// One Linux partition on thread 0.
 const LINUX_1CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0])];
+/// One Linux partition with 2 vCPUs on threads 0-1.
+const LINUX_2CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0, 1])];
 /// One Linux partition with 4 vCPUs on threads 0-3.
 const LINUX_4CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0, 1, 2, 3])];
 /// One Linux partition of 1 GiB, for the machine `xtask run --kernel X
@@ -1093,6 +1120,40 @@ pub const SCENARIOS: &[Scenario] = &[
     linux("linux-kvm-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .append("paprika.kvm=1")
         .expecting(&["PAPRIKA-LINUX check kvm-hv-loads: ok"]),
+    // Then the mini VMM (tests/guests/vmm) runs guest-timer as an L2 under
+    // that kvm-hv: its checks and GUEST-DONE come out through the VMM, which
+    // exits 0 when the L2 powers off.
+    linux(
+        "linux-kvm-l2-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .append("paprika.kvm=1 paprika.l2=1")
+    .expecting(L2_EXPECTED),
+    linux(
+        "linux-kvm-l2-p10",
+        Machine::Powernv10,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .append("paprika.kvm=1 paprika.l2=1")
+    .expecting(L2_EXPECTED),
+    // Two L1 vCPUs: the L2's one vCPU runs on each in turn.
+    linux(
+        "linux-kvm-l2-p9-2cpu",
+        Machine::Powernv9,
+        "1G",
+        "2",
+        2,
+        LINUX_2CPU,
+    )
+    .append("paprika.kvm=1 paprika.l2=1")
+    .expecting(L2_EXPECTED_2CPU),
     // A shell on the console: what is typed on QEMU's stdin reaches it.
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)

@@ -24,14 +24,17 @@ Runs, in order, stopping at the first failure, then prints a summary table:
   clippy-host     cargo clippy --workspace --exclude paprika-boot --all-targets -- -D warnings
   clippy-power    cargo clippy of paprika-boot (and paprika) for POWER, and of
                   each test guest (tests/guests/guest-*), the big-endian
-                  builds too -- -D warnings
+                  builds too, and of the mini VMM (tests/guests/vmm)
+                  -- -D warnings
   unit-host       cargo test --workspace --exclude paprika-boot
-                  (host steps also exclude the crates under tests/guests/)
+                  (host steps also exclude the crates under tests/guests/
+                  but the mini VMM, whose portable half is host-tested)
   build-*         POWER builds: debug, release, and debug with each scenario's
                   features (e.g. fault-test, into target/power-fault)
   build-guests    the test guests (cargo xtask build --guests), into
                   target/guests/, and guest-conformance-be and guest-nested-be
-                  (big-endian); skipped
+                  (big-endian), and the mini VMM (target/vmm/paprika-vmm,
+                  which linux-fetch packs into the initramfs); skipped
                   while tests/guests/ does not exist
   linux-fetch     cargo xtask linux fetch: Debian's kernel and busybox, cached
                   in target/linux/ (the first run downloads ~40 MB with apt).
@@ -56,7 +59,8 @@ Runs, in order, stopping at the first failure, then prints a summary table:
                   tests passed, power-off; linux-echo types a command into the
                   console's shell and reads its output, linux-console-switch
                   does so in two partitions with Ctrl-A c between them,
-                  linux-console-quit ends with Ctrl-A x (docs/linux.md)
+                  linux-console-quit ends with Ctrl-A x, linux-kvm-l2 runs
+                  a test guest as an L2 with the mini VMM (docs/linux.md)
 
 Host steps use target/host, POWER builds target/power (Debian's toolchain).";
 
@@ -359,7 +363,9 @@ fn needed_by_scenarios(step: &Step, selected: &[Scenario]) -> bool {
                     .iter()
                     .any(|s| BuildOpts::new(Profile::Debug, s.features) == *o)
         }
-        Step::BuildGuests => selected.iter().any(|s| s.manifest.is_some()),
+        Step::BuildGuests => selected.iter().any(|s| {
+            s.manifest.is_some() || s.linux.is_some_and(|l| l.append.contains(linux::L2_ARG))
+        }),
         _ => false,
     }
 }
@@ -369,10 +375,16 @@ fn first_line(s: &str) -> String {
 }
 
 /// `--exclude` arguments for host builds of the workspace: the boot image and
-/// any crate under tests/guests/ in the workspace (they build for POWER only).
+/// any crate under tests/guests/ in the workspace (they build for POWER only),
+/// except the VMM, whose portable half (device tree, ELF loader, RTAS buffer,
+/// ioctl numbers) has host unit tests.
 fn host_excludes() -> Result<Vec<String>> {
     let mut packages = vec![build::BOOT_PACKAGE.to_string()];
-    packages.extend(guests::workspace_member_packages()?);
+    packages.extend(
+        guests::workspace_member_packages()?
+            .into_iter()
+            .filter(|p| p != guests::VMM_PACKAGE),
+    );
     Ok(packages
         .into_iter()
         .flat_map(|p| ["--exclude".to_string(), p])
@@ -396,6 +408,11 @@ fn run_step(step: &Step) -> Result<()> {
             let guests = guests::discover_guests()?.unwrap_or_default();
             for (g, endian) in guests::builds(&guests) {
                 guests::cargo("clippy", g, Profile::Debug, endian)
+                    .args(["--", "-D", "warnings"])
+                    .run()?;
+            }
+            if guests::vmm_exists() {
+                guests::vmm_cargo("clippy", Profile::Debug)
                     .args(["--", "-D", "warnings"])
                     .run()?;
             }
