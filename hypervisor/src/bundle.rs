@@ -1,5 +1,6 @@
 //! The boot bundle: the initrd skiboot hands over, a cpio "newc" archive holding
-//! `manifest.toml` (see [`crate::partition::manifest`]) and the partitions' images.
+//! `manifest.dtb` (the manifest as a device tree, see
+//! [`crate::partition::manifest::dtb`]) and the partitions' images.
 //!
 //! The newc format (as the Linux initramfs uses it): a sequence of entries, each a
 //! 110-byte ASCII header, the NUL-terminated name, padding to a multiple of 4
@@ -28,7 +29,7 @@ pub const HEADER_LEN: usize = 110;
 /// Name of the entry that ends an archive.
 pub const TRAILER: &str = "TRAILER!!!";
 /// Name of the manifest inside a bundle.
-pub const MANIFEST: &str = "manifest.toml";
+pub const MANIFEST: &str = "manifest.dtb";
 
 const FIELDS: [&str; 13] = [
     "ino",
@@ -477,7 +478,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error() {
-        let archive = write_newc(&[("manifest.toml", b"x = 1\n"), ("k", &[7u8; 37])]);
+        let archive = write_newc(&[("manifest.dtb", b"\xd0\x0d\xfe\xed"), ("k", &[7u8; 37])]);
         // The trailer's header and name must be there; its final padding need not.
         let trailer_complete = archive.len() - 124 + HEADER_LEN + TRAILER.len() + 1;
         for end in 0..archive.len() {
@@ -510,7 +511,7 @@ mod tests {
     #[test]
     fn fuzz_corruption_never_panics() {
         let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
-        let archive = write_newc(&[("manifest.toml", b"[machine]\n"), ("img", &payload)]);
+        let archive = write_newc(&[("manifest.dtb", b"\xd0\x0d\xfe\xed"), ("img", &payload)]);
         let mut rng = Rng(0x1234_5678_9abc_def1);
         for _ in 0..20_000 {
             let mut bytes = archive.clone();
@@ -537,7 +538,7 @@ mod tests {
                 assert!(data.as_ptr_range().end <= range.end);
             }
             let _ = find(bytes, "img");
-            let _ = find(bytes, "manifest.toml");
+            let _ = find(bytes, MANIFEST);
         }
     }
 }

@@ -494,7 +494,7 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
 }
 
 /// The initrd skiboot was given, if it is a boot bundle (a cpio archive with a
-/// `manifest.toml`).
+/// `manifest.dtb`).
 fn bundle_of(info: &HostInfo) -> Option<&'static [u8]> {
     let r = info.initrd?;
     // SAFETY: the initrd range came from /chosen, is reserved from the frame
@@ -505,7 +505,11 @@ fn bundle_of(info: &HostInfo) -> Option<&'static [u8]> {
             (r.end - r.start) as usize,
         )
     };
-    matches!(crate::bundle::find(bytes, "manifest.toml"), Ok(Some(_))).then_some(bytes)
+    matches!(
+        crate::bundle::find(bytes, crate::bundle::MANIFEST),
+        Ok(Some(_))
+    )
+    .then_some(bytes)
 }
 
 /// What an idle thread does when woken: run its vCPU, show the input partition's
@@ -523,12 +527,10 @@ fn idle_work() {
 /// partition to stop powers the machine off.
 fn run_partitions(info: &HostInfo, bundle: &'static [u8]) -> Result<(), BootError> {
     use crate::partition::{lpar, manifest, vcpu};
-    let text = crate::bundle::find(bundle, "manifest.toml")
+    let blob = crate::bundle::find(bundle, crate::bundle::MANIFEST)
         .map_err(|_| BootError::Bundle("corrupt cpio archive"))?
-        .ok_or(BootError::Bundle("no manifest.toml"))?;
-    let text =
-        core::str::from_utf8(text).map_err(|_| BootError::Bundle("manifest.toml is not UTF-8"))?;
-    let m = manifest::parse(text).map_err(BootError::Manifest)?;
+        .ok_or(BootError::Bundle("no manifest.dtb"))?;
+    let m = manifest::from_dtb(blob).map_err(BootError::Manifest)?;
     let online = smp::online_count() as u32;
     manifest::check_against_machine(&m, info.memory_bytes(), online, |path| {
         matches!(crate::bundle::find(bundle, path), Ok(Some(_)))

@@ -236,7 +236,7 @@ mod tests {
         let l = smp_report(Duration::from_millis(3000), Duration::from_millis(3900));
         assert!(l[2].starts_with("linux.smp4_vs_smp1_target_met: yes "));
         let m = manifest_smp(Path::new("/k/v"), Path::new("/k/i"), 4);
-        let parsed = paprika::partition::manifest::parse(&m).unwrap();
+        let parsed = crate::manifest::parse(&m).unwrap();
         assert_eq!(parsed.partitions[0].cpus, [0, 1, 2, 3]);
         assert_eq!(parsed.partitions[0].vcpus, 4);
     }
@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn manifest_parses() {
         let m = manifest_smp(Path::new("/k/vmlinux"), Path::new("/k/initramfs.cpio"), 1);
-        let parsed = paprika::partition::manifest::parse(&m).unwrap();
+        let parsed = crate::manifest::parse(&m).unwrap();
         assert_eq!(parsed.partitions[0].kernel, "/k/vmlinux");
         assert_eq!(parsed.partitions[0].cmdline, CMDLINE);
     }

@@ -884,7 +884,7 @@ BENCH-DONE
 
     #[test]
     fn icount_manifest_is_valid() {
-        let m = paprika::partition::manifest::parse(ICOUNT_MANIFEST).unwrap();
+        let m = crate::manifest::parse(ICOUNT_MANIFEST).unwrap();
         assert_eq!(m.partitions[0].cpus, [0]);
         assert_eq!(m.partitions[0].name, PARTITION);
         let size = partitions::size_machine(&m, 1, 1, None).unwrap();
@@ -893,7 +893,7 @@ BENCH-DONE
 
     #[test]
     fn manifest_is_valid() {
-        let m = paprika::partition::manifest::parse(MANIFEST).unwrap();
+        let m = crate::manifest::parse(MANIFEST).unwrap();
         let p = &m.partitions[0];
         assert_eq!(
             (p.name.as_str(), p.memory, p.vcpus),

@@ -13,6 +13,7 @@ mod guests;
 mod linux;
 mod linux_bench;
 mod lpar_bench;
+mod manifest;
 mod nested_bench;
 mod partitions;
 mod progress;

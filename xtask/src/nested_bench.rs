@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn manifest_is_valid() {
-        let m = paprika::partition::manifest::parse(MANIFEST).unwrap();
+        let m = crate::manifest::parse(MANIFEST).unwrap();
         assert!(m.partitions[0].nested);
     }
 }

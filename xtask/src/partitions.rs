@@ -4,8 +4,9 @@
 //!
 //! The manifest a user writes names host files: paths relative to the manifest's
 //! directory, or `@guest/<package>` for a test guest (target/guests/<package>.elf).
-//! The bundle holds a rewritten `manifest.toml` that names the same images by
-//! their paths inside the bundle, so the hypervisor never sees a host path.
+//! The bundle holds the manifest compiled to a device tree, `manifest.dtb`,
+//! naming the same images by their paths inside the bundle, so the hypervisor
+//! never sees a host path (nor parses TOML).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,8 @@ pub fn load(path: &Path) -> Result<Source> {
         return Err(usage!("--manifest {}: no such file", path.display()));
     }
     let text = std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
-    let manifest = manifest::parse(&text).map_err(|e| invalid!("{}: {e}", path.display()))?;
+    let manifest =
+        crate::manifest::parse(&text).map_err(|e| invalid!("{}: {e}", path.display()))?;
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -101,8 +103,8 @@ pub fn from_kernel(
             mmu: manifest::MmuMode::Radix,
         }],
     };
-    // The parser is the one judge of what is valid: give it the text.
-    let manifest = manifest::parse(&manifest.to_toml()).map_err(|e| {
+    // The manifest's checks are the one judge of what is valid.
+    let manifest = manifest.validated().map_err(|e| {
         let option = match e.field.as_deref() {
             Some("memory") => "--memory",
             Some("vcpus" | "cpus") => "--vcpus",
@@ -135,7 +137,8 @@ impl Source {
         for p in &mut m.partitions {
             p.cmdline = format!("{} {extra}", p.cmdline).trim().to_string();
         }
-        self.manifest = manifest::parse(&m.to_toml())
+        self.manifest = m
+            .validated()
             .map_err(|e| usage!("--append {extra:?}: {}: {e}", self.origin))?;
         Ok(())
     }
@@ -174,12 +177,9 @@ impl Source {
             for (field, path) in refs {
                 let Some(path) = path else { continue };
                 let error = |why: String| {
-                    let e = ManifestError {
-                        line: None,
-                        partition: Some(p.name.clone()),
-                        field: Some(field.to_string()),
-                        kind: ErrorKind::NoSuchFile(path.clone()),
-                    };
+                    let e = ManifestError::new(ErrorKind::NoSuchFile(path.clone()))
+                        .in_partition(Some(&p.name))
+                        .field(field);
                     invalid!("{}: {e} ({why})", self.origin)
                 };
                 let host = self.host_path(path).map_err(error)?;
@@ -319,10 +319,13 @@ pub fn bundle_path(name: &str) -> PathBuf {
         .join(format!("{name}.cpio"))
 }
 
-/// The bundle's bytes: `manifest.toml` then the images. Fails when it would not
+/// The bundle's bytes: `manifest.dtb` then the images. Fails when it would not
 /// fit QEMU's initrd window.
 pub fn bundle_bytes(plan: &Plan) -> Result<Vec<u8>> {
-    let manifest = plan.manifest.to_toml().into_bytes();
+    let manifest = plan
+        .manifest
+        .to_dtb()
+        .map_err(|e| failed!("compiling the manifest to a device tree: {e}"))?;
     // Sizes first, so a huge file is refused before it is read.
     let mut sizes = vec![(bundle::MANIFEST.to_string(), manifest.len() as u64)];
     for (name, host) in &plan.files {
@@ -373,13 +376,12 @@ pub fn bundle_bytes(plan: &Plan) -> Result<Vec<u8>> {
 /// Reads the bundle back the way the hypervisor will.
 fn verify(bytes: &[u8], expected: &Manifest) -> Result<()> {
     let bad = |why: String| failed!("the bundle just written does not read back: {why}");
-    let text = bundle::find(bytes, bundle::MANIFEST)
+    let blob = bundle::find(bytes, bundle::MANIFEST)
         .map_err(|e| bad(e.to_string()))?
-        .ok_or_else(|| bad("no manifest.toml".into()))?;
-    let text = std::str::from_utf8(text).map_err(|e| bad(e.to_string()))?;
-    let m = manifest::parse(text).map_err(|e| bad(e.to_string()))?;
+        .ok_or_else(|| bad(format!("no {}", bundle::MANIFEST)))?;
+    let m = manifest::from_dtb(blob).map_err(|e| bad(e.to_string()))?;
     if &m != expected {
-        return Err(bad("manifest.toml differs".into()));
+        return Err(bad(format!("{} differs", bundle::MANIFEST)));
     }
     manifest::check_against_machine(&m, u64::MAX, u32::MAX, |p| {
         matches!(bundle::find(bytes, p), Ok(Some(_)))
@@ -541,8 +543,8 @@ initrd = "./rd.cpio"
             bundle::find(&bytes, "rd.cpio"),
             Ok(Some(&b"shared initrd"[..]))
         );
-        let text = bundle::find(&bytes, bundle::MANIFEST).unwrap().unwrap();
-        let m = manifest::parse(std::str::from_utf8(text).unwrap()).unwrap();
+        let blob = bundle::find(&bytes, bundle::MANIFEST).unwrap().unwrap();
+        let m = manifest::from_dtb(blob).unwrap();
         assert_eq!(m, plan.manifest);
         assert_eq!(m.machine.console_input.as_deref(), Some("b"));
 
@@ -571,7 +573,7 @@ initrd = "./rd.cpio"
         assert_eq!(e.exit_code(), 2);
         assert!(
             e.to_string().ends_with(
-                "bad.toml: manifest line 16, partition \"b\", field \"memory\": not a multiple of 2 MiB"
+                "bad.toml: manifest line 16, column 10, partition \"b\", field \"memory\": not a multiple of 2 MiB"
             ),
             "{e}"
         );
@@ -605,7 +607,7 @@ initrd = "./rd.cpio"
     #[test]
     fn guest_references() {
         let src = Source {
-            manifest: manifest::parse(
+            manifest: crate::manifest::parse(
                 "[[partition]]\nname = \"g\"\nmemory = \"32M\"\nvcpus = 1\ncpus = [0]\nkernel = \"@guest/guest-nonexistent-xyz\"\n",
             )
             .unwrap(),
@@ -631,7 +633,7 @@ initrd = "./rd.cpio"
 
     #[test]
     fn machine_sizes() {
-        let m = manifest::parse(TWO).unwrap(); // 320M, threads 0, 1, 3
+        let m = crate::manifest::parse(TWO).unwrap(); // 320M, threads 0, 1, 3
         let size = |min, tpc, mem| size_machine(&m, min, tpc, mem);
         assert_eq!(
             size(1, 1, None).unwrap(),
@@ -664,7 +666,7 @@ initrd = "./rd.cpio"
         let f = std::fs::File::create(&big).unwrap();
         f.set_len(MAX_BUNDLE_BYTES).unwrap();
         let plan = Plan {
-            manifest: manifest::parse(
+            manifest: crate::manifest::parse(
                 "[[partition]]\nname = \"g\"\nmemory = \"32M\"\nvcpus = 1\ncpus = [0]\nkernel = \"huge.img\"\n",
             )
             .unwrap(),
@@ -694,8 +696,8 @@ initrd = "./rd.cpio"
             "b-vmlinux"
         );
         assert_eq!(
-            bundle_name(Path::new("/x/manifest.toml"), "b", &[]),
-            "b-manifest.toml"
+            bundle_name(Path::new("/x/manifest.dtb"), "b", &[]),
+            "b-manifest.dtb"
         );
         assert_eq!(bundle_name(Path::new("/"), "b", &[]), "image");
     }

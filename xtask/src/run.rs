@@ -28,8 +28,9 @@ terminal on stdin the default bundle runs /init's checks and powers off
 
 With --manifest or --kernel the hypervisor runs partitions: xtask checks the
 manifest (an invalid one: exit status 2, naming the partition and field),
-builds the boot bundle target/bundle/<name>.cpio (manifest.toml and the images,
-at most 128 MiB) and gives it to QEMU as -initrd. See docs/manifest.md.
+builds the boot bundle target/bundle/<name>.cpio (the manifest compiled to a
+device tree, manifest.dtb, and the images, at most 128 MiB) and gives it to QEMU
+as -initrd. See docs/manifest.md.
 
 On a terminal, what you type goes to one partition (the hypervisor's console
 router, docs/linux.md \"Interactive console\"):

@@ -350,8 +350,8 @@ impl LinuxBoot {
             machine: manifest::MachineSpec::default(),
             partitions,
         };
-        // The parser judges what is valid.
-        manifest::parse(&m.to_toml()).map_err(|e| e.to_string())
+        // The manifest's checks judge what is valid.
+        m.validated().map_err(|e| e.to_string())
     }
 }
 
@@ -1989,7 +1989,7 @@ ERROR PAPRIKA power-off: failure
             if let Some(path) = s.manifest_path() {
                 let text = std::fs::read_to_string(&path)
                     .unwrap_or_else(|e| panic!("{}: {}: {e}", s.name, path.display()));
-                let m = paprika::partition::manifest::parse(&text)
+                let m = crate::manifest::parse(&text)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 let memory = parse_size(s.memory).unwrap();
                 check_scenario_manifest(&m, memory, s.cpus)
@@ -2029,7 +2029,7 @@ kernel = "@guest/guest-idle"
 
     #[test]
     fn manifest_scenarios() {
-        let m = paprika::partition::manifest::parse(TWO_LPARS).unwrap();
+        let m = crate::manifest::parse(TWO_LPARS).unwrap();
         let s = lpars("lpar-two", Machine::Powernv9, "two", "2G", "4", 4, 1);
         assert_eq!(s.manifest_path(), Some(manifest_path("two")));
         assert!(s.forbidden.contains(&GUEST_FAIL));
@@ -2091,7 +2091,7 @@ kernel = "@guest/guest-idle"
         // The audit's forgeries (finding 5): a hostile partition prints the
         // neighbour's marker behind its own prefix, and an os-term message that
         // carries a summary line; the neighbour never finished.
-        let m = paprika::partition::manifest::parse(TWO_LPARS).unwrap();
+        let m = crate::manifest::parse(TWO_LPARS).unwrap();
         let forged = TWO_LPARS_LOG
             .replace("[hcall] GUEST-PASS hcall\n", "[quiet] [hcall] GUEST-PASS hcall\n")
             .replace(

@@ -692,7 +692,7 @@ fn write_linux_manifest(
         "# Written by `cargo xtask test` for scenario {} (Linux {}).\n{}",
         s.name,
         l.release,
-        m.to_toml()
+        crate::manifest::to_toml(&m)
     );
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;

@@ -1,28 +1,36 @@
 //! The partition manifest: which logical partitions the machine runs, with what
 //! memory, hardware threads, images and console.
 //!
-//! The manifest is `manifest.toml` in the boot bundle (see [`crate::bundle`]) and is
-//! written in a small subset of TOML, parsed here by hand (`no_std` + `alloc`, no
-//! crates). `docs/manifest.md` describes the format for users.
+//! A manifest reaches this module in one of two syntaxes, each a front end that
+//! produces the same intermediate form, a list of [`Table`]s of [`Entry`]s
+//! (`key`, [`Value`], where it was written):
 //!
-//! What the subset has: `#` comments, the tables `[machine]` and `[[partition]]`,
-//! `key = value` lines with bare keys, and four kinds of value: double-quoted
-//! strings with the escapes `\"` and `\\`, integers (decimal or `0x` hex,
-//! unsigned), `true`/`false`, and one-line arrays of integers. Everything else
-//! (other escapes, literal strings, floats, inline tables, dotted or quoted keys,
-//! multi-line arrays) is refused with a syntax error rather than guessed at.
+//! - TOML, the file a user writes: parsed by xtask with the `toml` crate
+//!   (`xtask/src/manifest.rs`), with line and column in every error;
+//! - a flattened device tree, `manifest.dtb` in the boot bundle (see
+//!   [`crate::bundle`]), which xtask compiles from the TOML and the hypervisor
+//!   reads ([`dtb`]), so the trusted code parses device trees only.
 //!
-//! Invariants of a [`Manifest`] returned by [`parse`]: at least one partition;
-//! names unique and `[a-z0-9_-]{1,31}`; memory a non-zero multiple of 2 MiB;
-//! `1 <= vcpus <= 64` and `cpus.len() == vcpus`; no hardware thread listed twice,
-//! within or across partitions; `kernel`, `initrd` and `expect` non-empty when
-//! present; no control characters in any string; `machine.console_input` names a
-//! partition with `console = true`, and is `None` only when no partition has a
-//! console. What depends on the machine (memory size, thread count, files in the
-//! bundle) is checked separately by [`check_against_machine`].
+//! [`from_tables`] is the one place that knows the fields: their types, ranges,
+//! defaults and the checks across partitions. [`Manifest::to_tables`] is its
+//! inverse (for the device tree and for writing TOML). `docs/manifest.md`
+//! describes the format for users.
+//!
+//! Invariants of a [`Manifest`] returned by [`from_tables`]: at least one
+//! partition; names unique and `[a-z0-9_-]{1,31}`; memory a non-zero multiple of
+//! 2 MiB; `1 <= vcpus <= 64` and `cpus.len() == vcpus`; no hardware thread listed
+//! twice, within or across partitions; `kernel`, `initrd` and `expect` non-empty
+//! when present; no control characters other than tab in any string;
+//! `machine.console_input` names a partition with `console = true`, and is
+//! `None` only when no partition has a console. What depends on the machine
+//! (memory size, thread count, files in the bundle) is checked separately by
+//! [`check_against_machine`].
 //!
 //! Nothing here panics, whatever the input: every error is a [`ManifestError`]
-//! naming the line, the partition and the field.
+//! naming the place (line and column when the input was text), the partition and
+//! the field.
+
+pub mod dtb;
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -150,82 +158,79 @@ impl Manifest {
         self.partitions.iter().find(|p| p.name == name)
     }
 
-    /// The manifest as text that [`parse`] reads back to an equal `Manifest`
-    /// (for any manifest `parse` returned; control characters in strings, which
-    /// `parse` never returns, would not read back).
-    pub fn to_toml(&self) -> String {
-        let mut s = String::from("# Paprika partition manifest\n[machine]\n");
-        s.push_str(&format!(
-            "power_off_when_idle = {}\n",
-            self.machine.power_off_when_idle
-        ));
+    /// The manifest as tables that [`from_tables`] reads back to an equal
+    /// `Manifest` (for any manifest `from_tables` returned), each value in its
+    /// canonical type ([`key_type`]): what the device tree holds and what xtask
+    /// writes as TOML. Defaults are written out, except `secure`, `nested` and
+    /// `mmu`, which appear only when they differ from theirs.
+    pub fn to_tables(&self) -> Vec<Table> {
+        let mut machine = Table::new(TableKind::Machine);
+        machine.push(
+            "power_off_when_idle",
+            Value::Bool(self.machine.power_off_when_idle),
+        );
         if let Some(c) = &self.machine.console_input {
-            s.push_str(&format!("console_input = {}\n", quote(c)));
+            machine.push("console_input", Value::Str(c.clone()));
         }
+        let mut tables = alloc::vec![machine];
         for p in &self.partitions {
-            s.push_str("\n[[partition]]\n");
-            s.push_str(&format!("name = {}\n", quote(&p.name)));
-            s.push_str(&format!("memory = {}\n", format_size(p.memory)));
-            s.push_str(&format!("vcpus = {}\n", p.vcpus));
-            let cpus: Vec<String> = p.cpus.iter().map(|c| c.to_string()).collect();
-            s.push_str(&format!("cpus = [{}]\n", cpus.join(", ")));
-            s.push_str(&format!("kernel = {}\n", quote(&p.kernel)));
+            let mut t = Table::new(TableKind::Partition);
+            t.push("name", Value::Str(p.name.clone()));
+            t.push("memory", Value::Int(p.memory));
+            t.push("vcpus", Value::Int(u64::from(p.vcpus)));
+            let cpus = p.cpus.iter().map(|&c| u64::from(c)).collect();
+            t.push("cpus", Value::Ints(cpus));
+            t.push("kernel", Value::Str(p.kernel.clone()));
             if let Some(i) = &p.initrd {
-                s.push_str(&format!("initrd = {}\n", quote(i)));
+                t.push("initrd", Value::Str(i.clone()));
             }
-            s.push_str(&format!("cmdline = {}\n", quote(&p.cmdline)));
-            s.push_str(&format!("console = {}\n", p.console));
+            t.push("cmdline", Value::Str(p.cmdline.clone()));
+            t.push("console", Value::Bool(p.console));
             if let Some(e) = &p.expect {
-                s.push_str(&format!("expect = {}\n", quote(e)));
+                t.push("expect", Value::Str(e.clone()));
             }
             if p.secure {
-                s.push_str("secure = true\n");
+                t.push("secure", Value::Bool(true));
             }
             if p.nested {
-                s.push_str("nested = true\n");
+                t.push("nested", Value::Bool(true));
             }
             if p.mmu != MmuMode::Radix {
-                s.push_str(&format!("mmu = {}\n", quote(p.mmu.as_str())));
+                t.push("mmu", Value::Str(p.mmu.as_str().to_string()));
             }
+            tables.push(t);
         }
-        s
+        tables
     }
-}
 
-/// `"text"` with `"` and `\` escaped.
-fn quote(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            s.push('\\');
-        }
-        s.push(c);
+    /// The manifest as a device tree ([`dtb`]), which [`from_dtb`] reads back
+    /// to an equal `Manifest`.
+    pub fn to_dtb(&self) -> Result<Vec<u8>, ManifestError> {
+        dtb::encode(&self.to_tables())
     }
-    s.push('"');
-    s
-}
 
-/// A memory size as a manifest value: `"2G"`, `"512M"`, `"64K"` or plain bytes.
-fn format_size(bytes: u64) -> String {
-    for (shift, suffix) in [(30, 'G'), (20, 'M'), (10, 'K')] {
-        if bytes != 0 && bytes.trailing_zeros() >= shift {
-            return format!("\"{}{suffix}\"", bytes >> shift);
-        }
+    /// Checks a manifest built in code (xtask's `run --kernel`, the Linux
+    /// scenarios) as if it had been read: the same checks, the same errors.
+    pub fn validated(&self) -> Result<Manifest, ManifestError> {
+        from_tables(&self.to_tables())
     }
-    bytes.to_string()
 }
 
 /// What is wrong, without the where (see [`ManifestError`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The line is not in the TOML subset; the text says what was expected.
-    Syntax(&'static str),
-    /// A table header other than `[machine]` and `[[partition]]` (the header).
+    /// The text is not TOML; the text says why (the `toml` crate's words).
+    Syntax(String),
+    /// The device tree is malformed, or a property's bytes are not of its
+    /// key's type; the text says how.
+    Dtb(&'static str),
+    /// A table other than `[machine]` and `[[partition]]` (as a TOML header, or
+    /// the device-tree node's name).
     UnknownTable(String),
     /// `[machine]` given twice.
     DuplicateTable,
-    /// A `key = value` line before the first table header.
+    /// A `key = value` line before the first table header (or a property of
+    /// the device tree's root other than `compatible`).
     KeyOutsideTable,
     UnknownKey,
     DuplicateKey,
@@ -275,6 +280,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ErrorKind::Syntax(what) => f.write_str(what),
+            ErrorKind::Dtb(what) => write!(f, "device tree: {what}"),
             ErrorKind::UnknownTable(header) => {
                 write!(
                     f,
@@ -324,14 +330,17 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// An error in a manifest: where (line, partition, field) and what.
+/// An error in a manifest: where (line and column, partition, field) and what.
 ///
-/// Displays as `manifest line 12, partition "linux", field "memory": not a
-/// multiple of 2 MiB`, leaving out whichever of the three is unknown.
+/// Displays as `manifest line 12, column 10, partition "linux", field "memory":
+/// not a multiple of 2 MiB`, leaving out whichever is unknown (a manifest read
+/// from a device tree has no lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
-    /// 1-based line number, when the error belongs to one line.
+    /// 1-based line number, when the error belongs to one place in the text.
     pub line: Option<usize>,
+    /// 1-based column (in characters) on that line, when known.
+    pub column: Option<usize>,
     /// The `name` of the `[[partition]]` table the error is in, when known.
     pub partition: Option<String>,
     /// The key the error is about.
@@ -345,6 +354,10 @@ impl fmt::Display for ManifestError {
         let mut sep = " ";
         if let Some(line) = self.line {
             write!(f, "{sep}line {line}")?;
+            sep = ", ";
+        }
+        if let Some(column) = self.column {
+            write!(f, "{sep}column {column}")?;
             sep = ", ";
         }
         if let Some(p) = &self.partition {
@@ -361,76 +374,190 @@ impl fmt::Display for ManifestError {
 impl core::error::Error for ManifestError {}
 
 impl ManifestError {
-    fn new(kind: ErrorKind) -> Self {
+    pub fn new(kind: ErrorKind) -> Self {
         ManifestError {
             line: None,
+            column: None,
             partition: None,
             field: None,
             kind,
         }
     }
 
-    fn at(mut self, line: usize) -> Self {
-        self.line = Some(line);
+    /// The error is at `loc` (a no-op for [`Loc::NONE`]).
+    pub fn at(mut self, loc: Loc) -> Self {
+        self.line = loc.line;
+        self.column = loc.column;
         self
     }
 
-    fn in_partition(mut self, name: Option<&str>) -> Self {
+    pub fn in_partition(mut self, name: Option<&str>) -> Self {
         self.partition = name.map(String::from);
         self
     }
 
-    fn field(mut self, field: &str) -> Self {
+    pub fn field(mut self, field: &str) -> Self {
         self.field = Some(field.to_string());
         self
     }
 }
 
-/// A parsed value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Value {
-    Str(String),
-    Int(u64),
-    Bool(bool),
-    Ints(Vec<u64>),
+/// Where a table or value was written: 1-based line and column (in
+/// characters), both `None` for a manifest read from a device tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Loc {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
 }
 
-impl Value {
-    fn type_name(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "a string",
-            Value::Int(_) => "an integer",
-            Value::Bool(_) => "a boolean",
-            Value::Ints(_) => "an array",
+impl Loc {
+    /// Nowhere in particular.
+    pub const NONE: Loc = Loc {
+        line: None,
+        column: None,
+    };
+
+    pub const fn at(line: usize, column: usize) -> Loc {
+        Loc {
+            line: Some(line),
+            column: Some(column),
         }
     }
 }
 
-/// One `key = value` line.
-#[derive(Debug)]
-struct Entry {
-    key: String,
-    value: Value,
-    line: usize,
+/// A value as a front end read it, before [`from_tables`] gives it a meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Str(String),
+    /// An unsigned integer (a front end refuses or reports negative ones as
+    /// [`Value::Other`]).
+    Int(u64),
+    Bool(bool),
+    /// An array of unsigned integers; an empty array is this unless its key's
+    /// type ([`key_type`]) is a string list.
+    Ints(Vec<u64>),
+    /// An array of strings.
+    Strs(Vec<String>),
+    /// A value of a kind no field takes (a float, a date, a mixed array...):
+    /// the words for it, for the error.
+    Other(&'static str),
 }
 
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "a string",
+            Value::Int(_) => "an integer",
+            Value::Bool(_) => "a boolean",
+            Value::Ints(_) => "an array of integers",
+            Value::Strs(_) => "an array of strings",
+            Value::Other(what) => what,
+        }
+    }
+}
+
+/// The canonical type of a key: the one [`Manifest::to_tables`] writes and the
+/// device tree stores (see [`dtb`] for the encodings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TableKind {
+pub enum ValueType {
+    Str,
+    Int,
+    Bool,
+    Ints,
+    Strs,
+}
+
+/// One `key = value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: Value,
+    /// Where the value was written.
+    pub at: Loc,
+}
+
+/// The kinds of table. A front end gives the tables in order: `[machine]` (at
+/// most one) and the `[[partition]]` tables; a sub-table (one whose
+/// [`parent`](TableKind::parent) is set) follows the table it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
     Machine,
     Partition,
 }
 
-#[derive(Debug)]
-struct Table {
-    kind: TableKind,
-    /// Line of the header.
-    line: usize,
-    entries: Vec<Entry>,
+impl TableKind {
+    pub const ALL: [TableKind; 2] = [TableKind::Machine, TableKind::Partition];
+
+    /// The TOML header's dotted name (`[machine]`, `[[partition]]`); the last
+    /// part is also the device-tree node's name.
+    pub const fn path(self) -> &'static str {
+        match self {
+            TableKind::Machine => "machine",
+            TableKind::Partition => "partition",
+        }
+    }
+
+    /// `[[...]]`: the table may appear any number of times (a device-tree node
+    /// with a unit address, its index).
+    pub const fn many(self) -> bool {
+        match self {
+            TableKind::Machine => false,
+            TableKind::Partition => true,
+        }
+    }
+
+    /// The table a sub-table belongs to.
+    pub const fn parent(self) -> Option<TableKind> {
+        match self {
+            TableKind::Machine | TableKind::Partition => None,
+        }
+    }
+
+    /// The kind whose [`path`](Self::path) is `path`.
+    pub fn from_path(path: &str) -> Option<TableKind> {
+        Self::ALL.into_iter().find(|k| k.path() == path)
+    }
+
+    /// The TOML header: `[machine]`, `[[partition]]`.
+    pub fn header(self) -> String {
+        if self.many() {
+            format!("[[{}]]", self.path())
+        } else {
+            format!("[{}]", self.path())
+        }
+    }
+}
+
+/// One table and its entries in the order written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub kind: TableKind,
+    /// Where its header was written.
+    pub at: Loc,
+    pub entries: Vec<Entry>,
 }
 
 impl Table {
+    /// An empty table of `kind`, written nowhere.
+    pub fn new(kind: TableKind) -> Self {
+        Table {
+            kind,
+            at: Loc::NONE,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Appends `key = value`, written nowhere.
+    pub fn push(&mut self, key: &str, value: Value) {
+        self.entries.push(Entry {
+            key: key.to_string(),
+            value,
+            at: Loc::NONE,
+        });
+    }
+
     /// The `name` string of a partition table, if it has one.
-    fn name(&self) -> Option<&str> {
+    pub fn name(&self) -> Option<&str> {
         self.entries
             .iter()
             .find_map(|e| match (&e.key[..], &e.value) {
@@ -439,291 +566,13 @@ impl Table {
             })
     }
 
-    fn label(&self) -> Option<&str> {
+    /// The partition name errors in this table are labelled with.
+    pub fn label(&self) -> Option<&str> {
         match self.kind {
             TableKind::Partition => self.name(),
             TableKind::Machine => None,
         }
     }
-}
-
-/// A position in one line (at char boundaries: only ASCII is ever skipped
-/// byte-wise).
-struct Cursor<'a> {
-    text: &'a str,
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(text: &'a str) -> Self {
-        Cursor { text, pos: 0 }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.pos).copied()
-    }
-
-    fn rest(&self) -> &'a str {
-        self.text.get(self.pos..).unwrap_or("")
-    }
-
-    fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t')) {
-            self.pos += 1;
-        }
-    }
-
-    /// Consumes `c` if it is next.
-    fn eat(&mut self, c: u8) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Consumes the longest run of bytes matching `f` (ASCII only) and returns it.
-    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
-        let start = self.pos;
-        while self.peek().is_some_and(|b| b.is_ascii() && f(b)) {
-            self.pos += 1;
-        }
-        self.text.get(start..self.pos).unwrap_or("")
-    }
-
-    /// Only whitespace and maybe a comment left.
-    fn at_line_end(&mut self) -> bool {
-        self.skip_ws();
-        matches!(self.peek(), None | Some(b'#'))
-    }
-}
-
-fn is_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
-}
-
-/// Bytes that may follow a number or keyword.
-fn is_delimiter(b: Option<u8>) -> bool {
-    matches!(b, None | Some(b' ' | b'\t' | b',' | b']' | b'#'))
-}
-
-fn parse_value(cur: &mut Cursor<'_>) -> Result<Value, &'static str> {
-    match cur.peek() {
-        None | Some(b'#') => Err("missing value after `=`"),
-        Some(b'"') => parse_string(cur).map(Value::Str),
-        Some(b'\'') => Err("literal strings are not supported; use \"double quotes\""),
-        Some(b'[') => parse_array(cur).map(Value::Ints),
-        Some(b'+' | b'-') => Err("signed numbers are not supported"),
-        Some(b) if b.is_ascii_digit() => parse_integer(cur).map(Value::Int),
-        Some(_) => {
-            let word = cur.take_while(|b| b.is_ascii_alphanumeric());
-            let value =
-                match word {
-                    "true" => Value::Bool(true),
-                    "false" => Value::Bool(false),
-                    _ => return Err(
-                        "not a value (want a \"string\", an integer, true, false or [integers])",
-                    ),
-                };
-            if !is_delimiter(cur.peek()) {
-                return Err("unexpected text after the value");
-            }
-            Ok(value)
-        }
-    }
-}
-
-fn parse_string(cur: &mut Cursor<'_>) -> Result<String, &'static str> {
-    let rest = cur.rest();
-    if rest.starts_with("\"\"\"") {
-        return Err("multi-line strings are not supported");
-    }
-    let mut out = String::new();
-    let mut chars = rest.char_indices().skip(1);
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => {
-                cur.pos += i + 1;
-                return Ok(out);
-            }
-            '\\' => match chars.next() {
-                Some((_, e @ ('"' | '\\'))) => out.push(e),
-                Some(_) => return Err("unsupported escape (only \\\" and \\\\)"),
-                None => return Err("unterminated string"),
-            },
-            c if c.is_control() && c != '\t' => {
-                return Err("control character in a string");
-            }
-            c => out.push(c),
-        }
-    }
-    Err("unterminated string")
-}
-
-fn parse_integer(cur: &mut Cursor<'_>) -> Result<u64, &'static str> {
-    let value = if cur.rest().starts_with("0x") {
-        cur.pos += 2;
-        let digits = cur.take_while(|b| b.is_ascii_hexdigit());
-        if digits.is_empty() {
-            return Err("`0x` needs hex digits");
-        }
-        u64::from_str_radix(digits, 16).map_err(|_| "integer too large")?
-    } else {
-        let digits = cur.take_while(|b| b.is_ascii_digit());
-        if digits.len() > 1 && digits.starts_with('0') {
-            return Err("leading zeros are not allowed");
-        }
-        digits.parse::<u64>().map_err(|_| "integer too large")?
-    };
-    match cur.peek() {
-        b if is_delimiter(b) => Ok(value),
-        None => Ok(value),
-        Some(b) if b.is_ascii_alphabetic() => {
-            Err("a number with a suffix must be a string, e.g. \"512M\"")
-        }
-        Some(b'_') => Err("underscores in numbers are not supported"),
-        Some(_) => Err("unexpected text after the number"),
-    }
-}
-
-fn parse_array(cur: &mut Cursor<'_>) -> Result<Vec<u64>, &'static str> {
-    cur.eat(b'[');
-    let mut items = Vec::new();
-    cur.skip_ws();
-    if cur.eat(b']') {
-        return Ok(items);
-    }
-    loop {
-        match cur.peek() {
-            Some(b) if b.is_ascii_digit() => items.push(parse_integer(cur)?),
-            None | Some(b'#') => return Err("an array must end on the line it starts"),
-            Some(b'+' | b'-') => return Err("signed numbers are not supported"),
-            Some(_) => return Err("arrays may hold only integers"),
-        }
-        cur.skip_ws();
-        match cur.peek() {
-            Some(b',') => {
-                cur.pos += 1;
-                cur.skip_ws();
-                if cur.eat(b']') {
-                    return Ok(items);
-                }
-            }
-            Some(b']') => {
-                cur.pos += 1;
-                return Ok(items);
-            }
-            None | Some(b'#') => return Err("an array must end on the line it starts"),
-            Some(_) => return Err("expected `,` or `]` in the array"),
-        }
-    }
-}
-
-/// A table header line (starting with `[`): the table kind.
-fn parse_header(line: &str) -> Result<TableKind, ErrorKind> {
-    let mut cur = Cursor::new(line);
-    let double = cur.rest().starts_with("[[");
-    cur.pos += if double { 2 } else { 1 };
-    cur.skip_ws();
-    let name = cur.take_while(is_key_byte);
-    cur.skip_ws();
-    let close = if double { "]]" } else { "]" };
-    if !cur.rest().starts_with(close) {
-        return Err(ErrorKind::Syntax(if double {
-            "expected `]]` to close the table header"
-        } else {
-            "expected `]` to close the table header"
-        }));
-    }
-    cur.pos += close.len();
-    if !cur.at_line_end() {
-        return Err(ErrorKind::Syntax("unexpected text after the table header"));
-    }
-    match (double, name) {
-        (false, "machine") => Ok(TableKind::Machine),
-        (true, "partition") => Ok(TableKind::Partition),
-        _ => {
-            let open = if double { "[[" } else { "[" };
-            Err(ErrorKind::UnknownTable(format!("{open}{name}{close}")))
-        }
-    }
-}
-
-/// A `key = value` line: the key and the value.
-fn parse_key_value(line: &str) -> Result<(String, Value), ErrorKind> {
-    let mut cur = Cursor::new(line);
-    let key = cur.take_while(is_key_byte);
-    if key.is_empty() {
-        return Err(ErrorKind::Syntax(match cur.peek() {
-            Some(b'"' | b'\'') => "quoted keys are not supported",
-            _ => "expected `key = value`",
-        }));
-    }
-    cur.skip_ws();
-    if cur.peek() == Some(b'.') {
-        return Err(ErrorKind::Syntax("dotted keys are not supported"));
-    }
-    if !cur.eat(b'=') {
-        return Err(ErrorKind::Syntax("expected `=` after the key"));
-    }
-    cur.skip_ws();
-    let value = parse_value(&mut cur).map_err(ErrorKind::Syntax)?;
-    if !cur.at_line_end() {
-        return Err(ErrorKind::Syntax("unexpected text after the value"));
-    }
-    Ok((key.to_string(), value))
-}
-
-/// Splits the text into tables of raw entries: the syntax pass.
-fn parse_tables(text: &str) -> Result<Vec<Table>, ManifestError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut tables: Vec<Table> = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let trimmed = raw.trim_start_matches([' ', '\t']);
-        let current = tables.last();
-        let label = current.and_then(Table::label);
-        let err = |kind| ManifestError::new(kind).at(line).in_partition(label);
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if trimmed.starts_with('[') {
-            let kind = parse_header(trimmed).map_err(|k| ManifestError::new(k).at(line))?;
-            if kind == TableKind::Machine && tables.iter().any(|t| t.kind == kind) {
-                return Err(ManifestError::new(ErrorKind::DuplicateTable).at(line));
-            }
-            tables.push(Table {
-                kind,
-                line,
-                entries: Vec::new(),
-            });
-            continue;
-        }
-        let (key, value) = match parse_key_value(trimmed) {
-            Ok(kv) => kv,
-            Err(kind) => {
-                // Name the key when the line got that far.
-                let key = Cursor::new(trimmed).take_while(is_key_byte);
-                let e = err(kind);
-                return Err(if key.is_empty() { e } else { e.field(key) });
-            }
-        };
-        if tables.is_empty() {
-            return Err(err(ErrorKind::KeyOutsideTable).field(&key));
-        }
-        if let Some(table) = tables.last_mut() {
-            if table.entries.iter().any(|e| e.key == key) {
-                let label = table.label().map(String::from);
-                return Err(ManifestError::new(ErrorKind::DuplicateKey)
-                    .at(line)
-                    .in_partition(label.as_deref())
-                    .field(&key));
-            }
-            table.entries.push(Entry { key, value, line });
-        }
-    }
-    Ok(tables)
 }
 
 /// Reads a memory size: bytes, or a decimal number with a K, M, G or T suffix.
@@ -776,8 +625,13 @@ fn wrong_type(expected: &'static str, v: &Value) -> ErrorKind {
     }
 }
 
+/// A string without control characters other than tab (the device tree
+/// cannot hold a NUL, and a console line should not hold an escape).
 fn want_str(v: &Value) -> Result<&str, ErrorKind> {
     match v {
+        Value::Str(s) if s.chars().any(|c| c.is_control() && c != '\t') => Err(ErrorKind::Invalid(
+            "control characters (other than tab) are not allowed",
+        )),
         Value::Str(s) => Ok(s),
         _ => Err(wrong_type("a string", v)),
     }
@@ -798,20 +652,20 @@ fn want_bool(v: &Value) -> Result<bool, ErrorKind> {
     }
 }
 
-/// A partition with the lines its fields came from.
+/// A partition with where its fields came from.
 struct Parsed {
     spec: PartitionSpec,
-    name_line: usize,
-    cpus_line: usize,
+    name_line: Loc,
+    cpus_line: Loc,
 }
 
 /// The fields of one `[[partition]]` table as they are read.
 #[derive(Default)]
 struct Builder {
-    name: Option<(String, usize)>,
+    name: Option<(String, Loc)>,
     memory: Option<u64>,
     vcpus: Option<u32>,
-    cpus: Option<(Vec<u32>, usize)>,
+    cpus: Option<(Vec<u32>, Loc)>,
     kernel: Option<String>,
     initrd: Option<String>,
     cmdline: String,
@@ -823,7 +677,7 @@ struct Builder {
 }
 
 impl Builder {
-    /// Takes one `key = value` line of the table.
+    /// Takes one `key = value` of the table (a key [`key_type`] must know).
     fn set(&mut self, e: &Entry) -> Result<(), ErrorKind> {
         let v = &e.value;
         match e.key.as_str() {
@@ -834,7 +688,7 @@ impl Builder {
                         "must be 1 to 31 characters from a-z, 0-9, `_` and `-`",
                     ));
                 }
-                self.name = Some((s.to_string(), e.line));
+                self.name = Some((s.to_string(), e.at));
             }
             "memory" => {
                 let bytes = match v {
@@ -866,7 +720,7 @@ impl Builder {
                     }
                     cpus.push(c);
                 }
-                self.cpus = Some((cpus, e.line));
+                self.cpus = Some((cpus, e.at));
             }
             "kernel" => self.kernel = Some(want_path(v)?),
             "initrd" => self.initrd = Some(want_path(v)?),
@@ -889,20 +743,36 @@ impl Builder {
     }
 }
 
+/// The canonical type of `key` in a table of `kind` ([`ValueType`]), `None`
+/// for a key the table does not have. Every key [`from_tables`] takes is here:
+/// the device-tree decoder reads a property by it and refuses one it has not.
+pub fn key_type(kind: TableKind, key: &str) -> Option<ValueType> {
+    use ValueType::{Bool, Int, Ints, Str};
+    Some(match (kind, key) {
+        (TableKind::Machine, "power_off_when_idle") => Bool,
+        (TableKind::Machine, "console_input") => Str,
+        (TableKind::Partition, "name" | "kernel" | "initrd" | "cmdline" | "expect" | "mmu") => Str,
+        (TableKind::Partition, "memory" | "vcpus") => Int,
+        (TableKind::Partition, "cpus") => Ints,
+        (TableKind::Partition, "console" | "secure" | "nested") => Bool,
+        _ => return None,
+    })
+}
+
 fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
     let label = table.name();
     let mut b = Builder::default();
     for e in &table.entries {
         b.set(e).map_err(|kind| {
             ManifestError::new(kind)
-                .at(e.line)
+                .at(e.at)
                 .in_partition(label)
                 .field(&e.key)
         })?;
     }
     let missing = |field: &str| {
         ManifestError::new(ErrorKind::Missing)
-            .at(table.line)
+            .at(table.at)
             .in_partition(label)
             .field(field)
     };
@@ -940,23 +810,53 @@ fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
     })
 }
 
-/// Parses and validates a manifest (everything that does not depend on the
+/// Checks what a front end must guarantee but a hostile one might not: at most
+/// one table of a kind that is not [`many`](TableKind::many), each sub-table
+/// after its parent (or a sibling), no key twice in a table.
+fn check_structure(tables: &[Table]) -> Result<(), ManifestError> {
+    for (i, t) in tables.iter().enumerate() {
+        let err = |kind| ManifestError::new(kind).at(t.at);
+        if !t.kind.many() && tables[..i].iter().any(|u| u.kind == t.kind) {
+            return Err(err(ErrorKind::DuplicateTable));
+        }
+        if let Some(parent) = t.kind.parent() {
+            let placed = i
+                .checked_sub(1)
+                .and_then(|j| tables.get(j))
+                .is_some_and(|u| u.kind == parent || u.kind.parent() == Some(parent));
+            if !placed {
+                return Err(err(ErrorKind::UnknownTable(t.kind.header())));
+            }
+        }
+        for (j, e) in t.entries.iter().enumerate() {
+            if t.entries[..j].iter().any(|f| f.key == e.key) {
+                return Err(ManifestError::new(ErrorKind::DuplicateKey)
+                    .at(e.at)
+                    .in_partition(t.label())
+                    .field(&e.key));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates a manifest given as tables (everything that does not depend on the
 /// machine; see [`check_against_machine`] for the rest).
-pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
-    let tables = parse_tables(text)?;
+pub fn from_tables(tables: &[Table]) -> Result<Manifest, ManifestError> {
+    check_structure(tables)?;
 
     let mut machine = MachineSpec::default();
     let mut console_input_line = None;
     if let Some(table) = tables.iter().find(|t| t.kind == TableKind::Machine) {
         for e in &table.entries {
-            let err = |kind| ManifestError::new(kind).at(e.line).field(&e.key);
+            let err = |kind| ManifestError::new(kind).at(e.at).field(&e.key);
             match e.key.as_str() {
                 "power_off_when_idle" => {
                     machine.power_off_when_idle = want_bool(&e.value).map_err(err)?
                 }
                 "console_input" => {
                     machine.console_input = Some(want_str(&e.value).map_err(err)?.to_string());
-                    console_input_line = Some(e.line);
+                    console_input_line = Some(e.at);
                 }
                 _ => return Err(err(ErrorKind::UnknownKey)),
             }
@@ -1014,7 +914,13 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     })
 }
 
-/// Checks a parsed manifest against the machine it is to run on: every `cpus`
+/// Decodes and validates a manifest in a device tree ([`dtb`]): what the
+/// hypervisor reads from the boot bundle.
+pub fn from_dtb(blob: &[u8]) -> Result<Manifest, ManifestError> {
+    from_tables(&dtb::decode(blob)?)
+}
+
+/// Checks a valid manifest against the machine it is to run on: every `cpus`
 /// entry below `threads`, all partitions' memory plus [`HYPERVISOR_RESERVE`]
 /// within `machine_memory`, and every `kernel` and `initrd` present according to
 /// `has_file` (given the path as written in the manifest).
@@ -1059,49 +965,140 @@ pub fn check_against_machine(
 
 #[cfg(test)]
 mod tests {
+    use super::Value::{Bool, Int, Ints, Strs};
     use super::*;
 
-    const EXAMPLE: &str = r#"# Paprika partition manifest
-[machine]
-power_off_when_idle = true     # power the machine off when every partition has stopped
-console_input = "linux"         # partition receiving console input
+    fn s(text: &str) -> Value {
+        Value::Str(text.into())
+    }
 
-[[partition]]
-name = "linux"                  # [a-z0-9_-]{1,31}, unique
-memory = "512M"                 # K/M/G suffix or plain bytes
-vcpus = 2
-cpus = [1, 2]
-kernel = "vmlinux"
-initrd = "initrd.cpio"
-cmdline = "console=hvc0 msg=\"hi\" path=C:\\x # not a comment"
-console = true
-expect = "GUEST-PASS"
+    /// A table whose header is at line `line` and whose entries follow it one a
+    /// line, each value at column 10 (as a TOML front end would report them).
+    fn table(kind: TableKind, line: usize, entries: Vec<(&str, Value)>) -> Table {
+        Table {
+            kind,
+            at: Loc::at(line, 1),
+            entries: entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, (key, value))| Entry {
+                    key: key.into(),
+                    value,
+                    at: Loc::at(line + 1 + i, 10),
+                })
+                .collect(),
+        }
+    }
 
-[[partition]]
-name = "hcall-test"
-memory = 0x4000000
-vcpus = 1
-cpus = [0]
-kernel = "guest-hcall.elf"
-"#;
+    /// The example of docs/manifest.md: `[machine]` at line 2, partitions at
+    /// lines 6 and 17.
+    fn example() -> Vec<Table> {
+        vec![
+            table(
+                TableKind::Machine,
+                2,
+                vec![
+                    ("power_off_when_idle", Bool(true)),
+                    ("console_input", s("linux")),
+                ],
+            ),
+            table(
+                TableKind::Partition,
+                6,
+                vec![
+                    ("name", s("linux")),
+                    ("memory", s("512M")),
+                    ("vcpus", Int(2)),
+                    ("cpus", Ints(vec![1, 2])),
+                    ("kernel", s("vmlinux")),
+                    ("initrd", s("initrd.cpio")),
+                    (
+                        "cmdline",
+                        s("console=hvc0 msg=\"hi\" path=C:\\x\t# not a comment"),
+                    ),
+                    ("console", Bool(true)),
+                    ("expect", s("GUEST-PASS")),
+                ],
+            ),
+            table(
+                TableKind::Partition,
+                17,
+                vec![
+                    ("name", s("hcall-test")),
+                    ("memory", Int(0x400_0000)),
+                    ("vcpus", Int(1)),
+                    ("cpus", Ints(vec![0])),
+                    ("kernel", s("guest-hcall.elf")),
+                ],
+            ),
+        ]
+    }
 
-    fn err(text: &str) -> ManifestError {
-        match parse(text) {
-            Ok(m) => panic!("parsed: {m:?}"),
+    /// A valid one-partition manifest, its table at line 1 (`name` at line 2,
+    /// `memory` 3, `vcpus` 4, `cpus` 5, `kernel` 6), `extra` entries from line 7.
+    fn one(extra: Vec<(&str, Value)>) -> Vec<Table> {
+        let mut entries = vec![
+            ("name", s("a")),
+            ("memory", s("64M")),
+            ("vcpus", Int(1)),
+            ("cpus", Ints(vec![0])),
+            ("kernel", s("k")),
+        ];
+        entries.extend(extra);
+        vec![table(TableKind::Partition, 1, entries)]
+    }
+
+    /// [`one`] with `key`'s value replaced.
+    fn with(key: &str, value: Value) -> Vec<Table> {
+        let mut t = one(vec![]);
+        for e in &mut t[0].entries {
+            if e.key == key {
+                e.value = value.clone();
+            }
+        }
+        t
+    }
+
+    /// A second partition `name` on thread `cpu`, its table at line `line`.
+    fn second(name: &str, cpu: u64, line: usize) -> Table {
+        table(
+            TableKind::Partition,
+            line,
+            vec![
+                ("name", s(name)),
+                ("memory", s("2M")),
+                ("vcpus", Int(1)),
+                ("cpus", Ints(vec![cpu])),
+                ("kernel", s("k")),
+            ],
+        )
+    }
+
+    fn err(tables: &[Table]) -> ManifestError {
+        match from_tables(tables) {
+            Ok(m) => panic!("accepted: {m:?}"),
             Err(e) => e,
         }
     }
 
-    /// A valid one-partition manifest with `extra` lines appended to its table.
-    fn one(extra: &str) -> String {
-        format!(
-            "[[partition]]\nname = \"a\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [0]\nkernel = \"k\"\n{extra}"
-        )
+    fn assert_err(
+        tables: &[Table],
+        line: Option<usize>,
+        partition: Option<&str>,
+        field: Option<&str>,
+        kind: ErrorKind,
+    ) {
+        let e = err(tables);
+        assert_eq!(
+            (e.line, e.partition.as_deref(), e.field.as_deref(), &e.kind),
+            (line, partition, field, &kind),
+            "{tables:?}\n=> {e}"
+        );
     }
 
     #[test]
-    fn example_parses() {
-        let m = parse(EXAMPLE).unwrap();
+    fn example_validates() {
+        let m = from_tables(&example()).unwrap();
         assert_eq!(
             m.machine,
             MachineSpec {
@@ -1119,7 +1116,7 @@ kernel = "guest-hcall.elf"
                     cpus: vec![1, 2],
                     kernel: "vmlinux".into(),
                     initrd: Some("initrd.cpio".into()),
-                    cmdline: r#"console=hvc0 msg="hi" path=C:\x # not a comment"#.into(),
+                    cmdline: "console=hvc0 msg=\"hi\" path=C:\\x\t# not a comment".into(),
                     console: true,
                     expect: Some("GUEST-PASS".into()),
                     secure: false,
@@ -1149,185 +1146,81 @@ kernel = "guest-hcall.elf"
 
     #[test]
     fn defaults() {
-        let m = parse(&one("")).unwrap();
+        let m = from_tables(&one(vec![])).unwrap();
         assert!(m.machine.power_off_when_idle);
         assert_eq!(m.machine.console_input.as_deref(), Some("a"));
         let p = &m.partitions[0];
         assert!(p.console && p.cmdline.is_empty() && p.initrd.is_none() && p.expect.is_none());
+        assert!(!p.secure && !p.nested && p.mmu == MmuMode::Radix);
 
         // Default console input: the first partition with a console.
-        let text = format!(
-            "{}\n[[partition]]\nname = \"b\"\nmemory = \"2M\"\nvcpus = 1\ncpus = [1]\nkernel = \"k\"\n",
-            one("console = false")
-        );
-        let m = parse(&text).unwrap();
+        let mut t = one(vec![("console", Bool(false))]);
+        t.push(second("b", 1, 8));
+        let m = from_tables(&t).unwrap();
         assert_eq!(m.machine.console_input.as_deref(), Some("b"));
-        let m = parse(&one("console = false")).unwrap();
+        let m = from_tables(&one(vec![("console", Bool(false))])).unwrap();
         assert_eq!(m.machine.console_input, None);
     }
 
     #[test]
-    fn syntax_variants() {
-        let text =
-            "\u{feff}  # leading comment\r\n[ machine ] # c\r\n\tpower_off_when_idle=false\r\n\
-                    [[ partition ]]\r\nname=\"x\"\r\nmemory=2097152\r\nvcpus=0x2\r\n\
-                    cpus=[ 3 ,4, ]\r\nkernel=\"k\\\\\"#c\r\n";
-        let m = parse(text).unwrap();
-        assert!(!m.machine.power_off_when_idle);
-        let p = &m.partitions[0];
-        assert_eq!((p.memory, p.vcpus, &p.cpus[..]), (2 << 20, 2, &[3, 4][..]));
-        assert_eq!(p.kernel, "k\\");
+    fn sizes() {
         for (size, bytes) in [
-            ("\"1G\"", 1u64 << 30),
-            ("\"4096k\"", 4 << 20),
-            ("\"2m\"", 2 << 20),
+            (s("1G"), 1u64 << 30),
+            (s("4096k"), 4 << 20),
+            (s("2m"), 2 << 20),
+            (s("2097152"), 2 << 20),
+            (s("1T"), 1 << 40),
+            (Int(2 << 20), 2 << 20),
         ] {
-            let m = parse(&one("").replace("\"64M\"", size)).unwrap();
-            assert_eq!(m.partitions[0].memory, bytes, "{size}");
+            let m = from_tables(&with("memory", size.clone())).unwrap();
+            assert_eq!(m.partitions[0].memory, bytes, "{size:?}");
         }
-        let m = parse(&one("").replace("cpus = [0]", "cpus = [0x0]")).unwrap();
-        assert_eq!(m.partitions[0].cpus, vec![0]);
     }
 
     #[test]
-    fn display_names_line_partition_and_field() {
-        let e = err(&EXAMPLE.replace("\"512M\"", "\"513M\""));
+    fn display_names_place_partition_and_field() {
+        let mut t = example();
+        t[1].entries[1].value = s("513M");
         assert_eq!(
-            e.to_string(),
-            "manifest line 8, partition \"linux\", field \"memory\": not a multiple of 2 MiB"
+            err(&t).to_string(),
+            "manifest line 8, column 10, partition \"linux\", field \"memory\": not a multiple of 2 MiB"
         );
         // The partition is named even when `name` comes after the bad field.
-        let text = "[[partition]]\nmemory = \"3M\"\nname = \"late\"\n";
+        let t = vec![table(
+            TableKind::Partition,
+            1,
+            vec![("memory", s("3M")), ("name", s("late"))],
+        )];
         assert_eq!(
-            err(text).to_string(),
-            "manifest line 2, partition \"late\", field \"memory\": not a multiple of 2 MiB"
+            err(&t).to_string(),
+            "manifest line 2, column 10, partition \"late\", field \"memory\": not a multiple of 2 MiB"
         );
-        assert_eq!(err("").to_string(), "manifest: no [[partition]] table");
+        assert_eq!(err(&[]).to_string(), "manifest: no [[partition]] table");
         let e = ManifestError::new(ErrorKind::Missing).field("kernel");
         assert_eq!(
             e.to_string(),
             "manifest field \"kernel\": required but missing"
         );
-    }
-
-    fn assert_err(
-        text: &str,
-        line: Option<usize>,
-        partition: Option<&str>,
-        field: Option<&str>,
-        kind: ErrorKind,
-    ) {
-        let e = err(text);
-        assert_eq!(
-            (e.line, e.partition.as_deref(), e.field.as_deref(), &e.kind),
-            (line, partition, field, &kind),
-            "{text}\n=> {e}"
-        );
-    }
-
-    #[test]
-    fn syntax_errors() {
-        let cases: &[(&str, &str)] = &[
-            ("name = 'a'", "literal strings"),
-            ("name = \"a", "unterminated string"),
-            ("name = \"a\\nb\"", "unsupported escape"),
-            ("name = \"a\tb\"", "must be 1 to 31"),
-            ("name = \"a\u{7}b\"", "control character"),
-            ("name = \"\"\"a\"\"\"", "multi-line strings"),
-            ("name = \"a\" x", "unexpected text after the value"),
-            ("memory = 512M", "must be a string"),
-            ("memory = 1_000", "underscores"),
-            ("memory = 1.5", "unexpected text after the number"),
-            ("memory = 012", "leading zeros"),
-            ("memory = -2", "signed"),
-            ("memory = 0x", "hex digits"),
-            ("memory = 99999999999999999999", "too large"),
-            ("memory =", "missing value"),
-            ("memory = # c", "missing value"),
-            ("console = yes", "not a value"),
-            ("console = truer", "not a value"),
-            ("console = true1", "not a value"),
-            ("cpus = [1, 2", "end on the line"),
-            ("cpus = [1 2]", "expected `,` or `]`"),
-            ("cpus = [\"a\"]", "only integers"),
-            ("cpus = [,]", "only integers"),
-            ("cpus = [1,,2]", "only integers"),
-            ("cpus = [-1]", "signed"),
-            ("a.b = 1", "dotted keys"),
-            ("\"name\" = \"a\"", "quoted keys"),
-            ("name \"a\"", "expected `=`"),
-            ("= 1", "expected `key = value`"),
-            ("x = {a = 1}", "not a value"),
-        ];
-        for (line, want) in cases {
-            let text = format!("[[partition]]\n{line}\n");
-            let e = err(&text);
-            let shown = e.to_string();
-            assert!(shown.contains(want), "{line:?} => {shown}");
-            assert_eq!(e.line, Some(2), "{line:?} => {shown}");
-        }
+        let e = ManifestError::new(ErrorKind::Dtb("truncated"));
+        assert_eq!(e.to_string(), "manifest: device tree: truncated");
     }
 
     #[test]
     fn structure_errors() {
+        let machine = |line, entries| table(TableKind::Machine, line, entries);
+        let mut t = one(vec![]);
+        t.insert(0, machine(1, vec![]));
+        t.insert(1, machine(2, vec![]));
+        assert_err(&t, Some(2), None, None, ErrorKind::DuplicateTable);
         assert_err(
-            "x = 1\n",
-            Some(1),
-            None,
-            Some("x"),
-            ErrorKind::KeyOutsideTable,
-        );
-        assert_err(
-            "[partition]\n",
-            Some(1),
-            None,
-            None,
-            ErrorKind::UnknownTable("[partition]".into()),
-        );
-        assert_err(
-            "[[machine]]\n",
-            Some(1),
-            None,
-            None,
-            ErrorKind::UnknownTable("[[machine]]".into()),
-        );
-        assert_err(
-            "[machine\n",
-            Some(1),
-            None,
-            None,
-            ErrorKind::Syntax("expected `]` to close the table header"),
-        );
-        assert_err(
-            "[[partition]\n",
-            Some(1),
-            None,
-            None,
-            ErrorKind::Syntax("expected `]]` to close the table header"),
-        );
-        assert_err(
-            "[machine] x\n",
-            Some(1),
-            None,
-            None,
-            ErrorKind::Syntax("unexpected text after the table header"),
-        );
-        assert_err(
-            "[machine]\n[machine]\n",
-            Some(2),
-            None,
-            None,
-            ErrorKind::DuplicateTable,
-        );
-        assert_err(
-            "[machine]\nfoo = 1\n",
+            &[machine(1, vec![("foo", Int(1))])],
             Some(2),
             None,
             Some("foo"),
             ErrorKind::UnknownKey,
         );
         assert_err(
-            "[machine]\npower_off_when_idle = 1\n",
+            &[machine(1, vec![("power_off_when_idle", Int(1))])],
             Some(2),
             None,
             Some("power_off_when_idle"),
@@ -1337,47 +1230,56 @@ kernel = "guest-hcall.elf"
             },
         );
         assert_err(
-            &one("colour = 1"),
+            &one(vec![("colour", Int(1))]),
             Some(7),
             Some("a"),
             Some("colour"),
             ErrorKind::UnknownKey,
         );
         assert_err(
-            &one("vcpus = 1"),
+            &one(vec![("vcpus", Int(1))]),
             Some(7),
             Some("a"),
             Some("vcpus"),
             ErrorKind::DuplicateKey,
         );
-        assert_err("[machine]\n", None, None, None, ErrorKind::NoPartitions);
+        assert_err(
+            &[machine(1, vec![])],
+            None,
+            None,
+            None,
+            ErrorKind::NoPartitions,
+        );
+        // A value no field takes is named in the error.
+        assert_err(
+            &with("vcpus", Value::Other("a float")),
+            Some(4),
+            Some("a"),
+            Some("vcpus"),
+            ErrorKind::WrongType {
+                expected: "an integer",
+                found: "a float",
+            },
+        );
     }
 
     #[test]
     fn field_errors() {
-        let replace = |from: &str, to: &str| one("").replace(from, to);
-        let invalid = |s| ErrorKind::Invalid(s);
-        let cases: Vec<(String, usize, &str, ErrorKind)> = vec![
+        let invalid = ErrorKind::Invalid;
+        let name_rule = "must be 1 to 31 characters from a-z, 0-9, `_` and `-`";
+        let bad_size = "not a size (want bytes or a number with K, M or G, e.g. \"512M\")";
+        let cases: Vec<(Vec<Table>, usize, &str, ErrorKind)> = vec![
+            (with("name", s("A")), 2, "name", invalid(name_rule)),
+            (with("name", s("")), 2, "name", invalid(name_rule)),
+            (with("name", s("a\tb")), 2, "name", invalid(name_rule)),
             (
-                replace("\"a\"", "\"A\""),
+                with("name", s(&"x".repeat(32))),
                 2,
                 "name",
-                invalid("must be 1 to 31 characters from a-z, 0-9, `_` and `-`"),
+                invalid(name_rule),
             ),
             (
-                replace("\"a\"", "\"\""),
-                2,
-                "name",
-                invalid("must be 1 to 31 characters from a-z, 0-9, `_` and `-`"),
-            ),
-            (
-                replace("\"a\"", &format!("\"{}\"", "x".repeat(32))),
-                2,
-                "name",
-                invalid("must be 1 to 31 characters from a-z, 0-9, `_` and `-`"),
-            ),
-            (
-                replace("\"a\"", "1"),
+                with("name", Int(1)),
                 2,
                 "name",
                 ErrorKind::WrongType {
@@ -1386,43 +1288,41 @@ kernel = "guest-hcall.elf"
                 },
             ),
             (
-                replace("\"64M\"", "\"0\""),
+                with("memory", s("0")),
                 3,
                 "memory",
                 invalid("must not be zero"),
             ),
             (
-                replace("\"64M\"", "0"),
+                with("memory", Int(0)),
                 3,
                 "memory",
                 invalid("must not be zero"),
             ),
             (
-                replace("\"64M\"", "1048576"),
+                with("memory", Int(1 << 20)),
                 3,
                 "memory",
                 invalid("not a multiple of 2 MiB"),
             ),
+            (with("memory", s("64MB")), 3, "memory", invalid(bad_size)),
+            (with("memory", s(" 64M")), 3, "memory", invalid(bad_size)),
+            (with("memory", s("064M")), 3, "memory", invalid(bad_size)),
+            (with("memory", s("")), 3, "memory", invalid(bad_size)),
             (
-                replace("\"64M\"", "\"64MB\""),
-                3,
-                "memory",
-                invalid("not a size (want bytes or a number with K, M or G, e.g. \"512M\")"),
-            ),
-            (
-                replace("\"64M\"", "\" 64M\""),
-                3,
-                "memory",
-                invalid("not a size (want bytes or a number with K, M or G, e.g. \"512M\")"),
-            ),
-            (
-                replace("\"64M\"", "\"99999999999G\""),
+                with("memory", s("99999999999G")),
                 3,
                 "memory",
                 invalid("size too large"),
             ),
             (
-                replace("\"64M\"", "true"),
+                with("memory", s("99999999999999999999")),
+                3,
+                "memory",
+                invalid("size too large"),
+            ),
+            (
+                with("memory", Bool(true)),
                 3,
                 "memory",
                 ErrorKind::WrongType {
@@ -1431,19 +1331,25 @@ kernel = "guest-hcall.elf"
                 },
             ),
             (
-                replace("vcpus = 1", "vcpus = 0"),
+                with("vcpus", Int(0)),
                 4,
                 "vcpus",
                 invalid("must be 1 to 64"),
             ),
             (
-                replace("vcpus = 1", "vcpus = 65"),
+                with("vcpus", Int(65)),
                 4,
                 "vcpus",
                 invalid("must be 1 to 64"),
             ),
             (
-                replace("vcpus = 1", "vcpus = \"1\""),
+                with("vcpus", Int(1 << 32)),
+                4,
+                "vcpus",
+                invalid("must be 1 to 64"),
+            ),
+            (
+                with("vcpus", s("1")),
                 4,
                 "vcpus",
                 ErrorKind::WrongType {
@@ -1452,19 +1358,19 @@ kernel = "guest-hcall.elf"
                 },
             ),
             (
-                replace("cpus = [0]", "cpus = [0, 1]"),
+                with("cpus", Ints(vec![0, 1])),
                 5,
                 "cpus",
                 ErrorKind::CpuCount { vcpus: 1, cpus: 2 },
             ),
             (
-                replace("cpus = [0]", "cpus = []"),
+                with("cpus", Ints(vec![])),
                 5,
                 "cpus",
                 ErrorKind::CpuCount { vcpus: 1, cpus: 0 },
             ),
             (
-                replace("cpus = [0]", "cpus = 0"),
+                with("cpus", Int(0)),
                 5,
                 "cpus",
                 ErrorKind::WrongType {
@@ -1473,37 +1379,64 @@ kernel = "guest-hcall.elf"
                 },
             ),
             (
-                replace("cpus = [0]", "cpus = [4294967296]"),
+                with("cpus", Strs(vec!["0".into()])),
+                5,
+                "cpus",
+                ErrorKind::WrongType {
+                    expected: "an array of integers",
+                    found: "an array of strings",
+                },
+            ),
+            (
+                with("cpus", Ints(vec![1 << 32])),
                 5,
                 "cpus",
                 invalid("hardware thread number too large"),
             ),
             (
-                replace("vcpus = 1\ncpus = [0]", "vcpus = 2\ncpus = [3, 3]"),
+                with("cpus", Ints(vec![3, 3])),
                 5,
                 "cpus",
                 ErrorKind::CpuRepeated(3),
             ),
             (
-                replace("\"k\"", "\"\""),
+                with("kernel", s("")),
                 6,
                 "kernel",
                 invalid("must not be empty"),
             ),
             (
-                one("initrd = \"\""),
+                with("kernel", s("a\u{1b}[2J")),
+                6,
+                "kernel",
+                invalid("control characters (other than tab) are not allowed"),
+            ),
+            (
+                one(vec![("initrd", s(""))]),
                 7,
                 "initrd",
                 invalid("must not be empty"),
             ),
             (
-                one("expect = \"\""),
+                one(vec![("expect", s(""))]),
                 7,
                 "expect",
                 invalid("must not be empty"),
             ),
             (
-                one("console = \"yes\""),
+                one(vec![("cmdline", s("a\0b"))]),
+                7,
+                "cmdline",
+                invalid("control characters (other than tab) are not allowed"),
+            ),
+            (
+                one(vec![("cmdline", s("a\nb"))]),
+                7,
+                "cmdline",
+                invalid("control characters (other than tab) are not allowed"),
+            ),
+            (
+                one(vec![("console", s("yes"))]),
                 7,
                 "console",
                 ErrorKind::WrongType {
@@ -1512,53 +1445,50 @@ kernel = "guest-hcall.elf"
                 },
             ),
             (
-                one("cmdline = [1]"),
+                one(vec![("cmdline", Ints(vec![1]))]),
                 7,
                 "cmdline",
                 ErrorKind::WrongType {
                     expected: "a string",
-                    found: "an array",
+                    found: "an array of integers",
                 },
             ),
         ];
-        for (text, line, field, kind) in cases {
+        for (tables, line, field, kind) in cases {
             // A bad name still labels the error when it is a string.
-            let name = parse_tables(&text)
-                .ok()
-                .and_then(|t| t.first().and_then(|t| t.name().map(String::from)));
-            assert_err(&text, Some(line), name.as_deref(), Some(field), kind);
+            let name = tables[0].name().map(String::from);
+            assert_err(&tables, Some(line), name.as_deref(), Some(field), kind);
         }
+        // Errors carry the value's column.
+        let e = err(&with("cpus", Ints(vec![0, 1])));
+        assert_eq!(e.column, Some(10));
     }
 
     #[test]
     fn missing_fields() {
         for field in ["name", "memory", "vcpus", "cpus", "kernel"] {
-            let text: String = one("")
-                .lines()
-                .filter(|l| !l.starts_with(field))
-                .map(|l| format!("{l}\n"))
-                .collect();
+            let mut t = one(vec![]);
+            t[0].entries.retain(|e| e.key != field);
             let name = if field == "name" { None } else { Some("a") };
-            assert_err(&text, Some(1), name, Some(field), ErrorKind::Missing);
+            assert_err(&t, Some(1), name, Some(field), ErrorKind::Missing);
         }
     }
 
     #[test]
     fn cross_partition_errors() {
-        let second = |name: &str, cpus: &str| {
-            format!("[[partition]]\nname = \"{name}\"\nmemory = \"2M\"\nvcpus = 1\ncpus = [{cpus}]\nkernel = \"k\"\n")
-        };
-        let text = format!("{}{}", one(""), second("a", "1"));
+        let mut t = one(vec![]);
+        t.push(second("a", 1, 7));
         assert_err(
-            &text,
+            &t,
             Some(8),
             Some("a"),
             Some("name"),
             ErrorKind::DuplicateName,
         );
-        let text = format!("{}{}", one(""), second("b", "0"));
+        let mut t = one(vec![]);
+        t.push(second("b", 0, 7));
         assert_err(
-            &text,
+            &t,
             Some(11),
             Some("b"),
             Some("cpus"),
@@ -1567,21 +1497,26 @@ kernel = "guest-hcall.elf"
                 other: "a".into(),
             },
         );
-        let text = format!("[machine]\nconsole_input = \"zz\"\n{}", one(""));
+        let mut t = one(vec![]);
+        t.insert(
+            0,
+            table(TableKind::Machine, 20, vec![("console_input", s("zz"))]),
+        );
         assert_err(
-            &text,
-            Some(2),
+            &t,
+            Some(21),
             None,
             Some("console_input"),
             ErrorKind::NoSuchPartition("zz".into()),
         );
-        let text = format!(
-            "[machine]\nconsole_input = \"a\"\n{}",
-            one("console = false")
+        let mut t = one(vec![("console", Bool(false))]);
+        t.insert(
+            0,
+            table(TableKind::Machine, 20, vec![("console_input", s("a"))]),
         );
         assert_err(
-            &text,
-            Some(2),
+            &t,
+            Some(21),
             None,
             Some("console_input"),
             ErrorKind::NoConsole("a".into()),
@@ -1589,69 +1524,146 @@ kernel = "guest-hcall.elf"
     }
 
     #[test]
-    fn nested_flag() {
-        assert!(!parse(&one("")).unwrap().partitions[0].nested);
-        assert!(parse(&one("nested = true")).unwrap().partitions[0].nested);
-        let e = parse(&one("nested = 1")).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("nested"));
-    }
-
-    #[test]
-    fn mmu_mode() {
-        assert_eq!(parse(&one("")).unwrap().partitions[0].mmu, MmuMode::Radix);
-        for (text, want) in [
-            ("mmu = \"radix\"", MmuMode::Radix),
-            ("mmu = \"hash\"", MmuMode::Hash),
-            ("mmu = \"any\"", MmuMode::Any),
-        ] {
-            let m = parse(&one(text)).unwrap();
-            assert_eq!(m.partitions[0].mmu, want);
-            assert_eq!(parse(&m.to_toml()).unwrap(), m, "round trip");
+    fn flags_and_mmu() {
+        let p = |extra| from_tables(&one(extra)).map(|m| m.partitions[0].clone());
+        assert!(p(vec![("nested", Bool(true))]).unwrap().nested);
+        assert!(p(vec![("secure", Bool(true))]).unwrap().secure);
+        assert!(!p(vec![("secure", Bool(false))]).unwrap().secure);
+        for key in ["nested", "secure"] {
+            let e = p(vec![(key, s("yes"))]).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(key));
+            assert!(e.to_string().contains("true or false"), "{e}");
         }
-        for bad in ["mmu = \"HPT\"", "mmu = true", "mmu = \"\""] {
-            let e = parse(&one(bad)).unwrap_err();
-            assert_eq!(e.field.as_deref(), Some("mmu"), "{bad}");
+        for (text, want) in [
+            ("radix", MmuMode::Radix),
+            ("hash", MmuMode::Hash),
+            ("any", MmuMode::Any),
+        ] {
+            assert_eq!(p(vec![("mmu", s(text))]).unwrap().mmu, want);
+            assert_eq!(want.as_str(), text);
+        }
+        for bad in [s("HPT"), Bool(true), s("")] {
+            let e = p(vec![("mmu", bad.clone())]).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("mmu"), "{bad:?}");
         }
         assert!(MmuMode::Hash.offers_hash() && MmuMode::Any.offers_hash());
         assert!(!MmuMode::Radix.offers_hash());
     }
 
-    #[test]
-    fn secure_flag() {
-        assert!(!parse(&one("")).unwrap().partitions[0].secure);
-        assert!(!parse(&one("secure = false")).unwrap().partitions[0].secure);
-        assert!(parse(&one("secure = true")).unwrap().partitions[0].secure);
-        let e = parse(&one("secure = \"yes\"")).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("secure"));
-        assert!(e.to_string().contains("true or false"), "{e}");
+    /// Manifests that between them set every field to a non-default value.
+    fn full() -> Vec<Manifest> {
+        let mut t = example();
+        t[1].entries.extend(
+            [
+                ("secure", Bool(true)),
+                ("nested", Bool(true)),
+                ("mmu", s("any")),
+            ]
+            .into_iter()
+            .map(|(k, v)| Entry {
+                key: k.into(),
+                value: v,
+                at: Loc::NONE,
+            }),
+        );
+        t[0].entries[0].value = Bool(false);
+        let mut hash = one(vec![("mmu", s("hash")), ("console", Bool(false))]);
+        hash[0].entries[1].value = Int(1 << 40);
+        vec![
+            from_tables(&t).unwrap(),
+            from_tables(&hash).unwrap(),
+            from_tables(&one(vec![])).unwrap(),
+        ]
     }
 
     #[test]
-    fn to_toml_round_trips() {
-        for text in [
-            EXAMPLE.to_string(),
-            one("console = false\ninitrd = \"a \\\"b\\\"\""),
-            one("secure = true"),
-        ] {
-            let m = parse(&text).unwrap();
-            let again = parse(&m.to_toml()).unwrap();
-            assert_eq!(m, again, "{}", m.to_toml());
+    fn to_tables_round_trips_and_uses_canonical_types() {
+        for m in full() {
+            let tables = m.to_tables();
+            assert_eq!(from_tables(&tables).as_ref(), Ok(&m));
+            assert_eq!(m.validated().as_ref(), Ok(&m));
+            for t in &tables {
+                for e in &t.entries {
+                    let ty = key_type(t.kind, &e.key);
+                    let found = match &e.value {
+                        Value::Str(_) => ValueType::Str,
+                        Int(_) => ValueType::Int,
+                        Bool(_) => ValueType::Bool,
+                        Ints(_) => ValueType::Ints,
+                        Strs(_) => ValueType::Strs,
+                        Value::Other(_) => panic!("{e:?}"),
+                    };
+                    assert_eq!(ty, Some(found), "{:?} {}", t.kind, e.key);
+                }
+            }
         }
-        let mut m = parse(&one("")).unwrap();
-        for bytes in [2u64 << 20, 3 << 30, 6 << 20, 1 << 40] {
-            m.partitions[0].memory = bytes;
-            assert_eq!(parse(&m.to_toml()).unwrap(), m);
+    }
+
+    /// A value of each canonical type that the field accepts.
+    fn sample(kind: TableKind, key: &str) -> Value {
+        match (key_type(kind, key).unwrap(), key) {
+            (_, "memory") => Int(2 << 20),
+            (_, "vcpus") => Int(1),
+            (_, "mmu") => s("hash"),
+            (_, "console_input") => s("a"),
+            (ValueType::Str, _) => s("x"),
+            (ValueType::Int, _) => Int(1),
+            (ValueType::Bool, _) => Bool(true),
+            (ValueType::Ints, _) => Ints(vec![0]),
+            (ValueType::Strs, _) => Strs(vec![]),
         }
-        assert_eq!(format_size(0), "0");
-        assert_eq!(format_size(3 << 20), "\"3M\"");
-        assert_eq!(format_size(3 << 30), "\"3G\"");
-        assert_eq!(format_size(2048), "\"2K\"");
-        assert_eq!(format_size(1000), "1000");
+    }
+
+    #[test]
+    fn every_typed_key_is_taken() {
+        // Every key key_type knows is one from_tables takes, in its type.
+        let keys = [
+            "power_off_when_idle",
+            "console_input",
+            "name",
+            "memory",
+            "vcpus",
+            "cpus",
+            "kernel",
+            "initrd",
+            "cmdline",
+            "console",
+            "expect",
+            "secure",
+            "nested",
+            "mmu",
+            "colour",
+        ];
+        let mut known = 0;
+        for kind in TableKind::ALL {
+            for key in keys {
+                if key_type(kind, key).is_none() {
+                    continue;
+                }
+                known += 1;
+                let mut t = one(vec![]);
+                let mut extra = Table::new(kind);
+                extra.push(key, sample(kind, key));
+                match kind {
+                    TableKind::Partition => {
+                        t[0].entries.retain(|e| e.key != key);
+                        t[0].entries.extend(extra.entries);
+                    }
+                    _ => t.insert(0, extra),
+                }
+                assert!(
+                    from_tables(&t).is_ok(),
+                    "{kind:?} {key}: {:?}",
+                    from_tables(&t)
+                );
+            }
+        }
+        assert_eq!(known, keys.len() - 1);
     }
 
     #[test]
     fn machine_checks() {
-        let m = parse(EXAMPLE).unwrap();
+        let m = from_tables(&example()).unwrap();
         let all = |_: &str| true;
         let need = (576 << 20) + HYPERVISOR_RESERVE;
         assert_eq!(check_against_machine(&m, need, 3, all), Ok(()));
@@ -1686,64 +1698,5 @@ kernel = "guest-hcall.elf"
         big.partitions[1].memory = u64::MAX - (MEMORY_GRANULE - 1);
         assert_eq!(big.total_memory(), None);
         assert!(check_against_machine(&big, u64::MAX, 3, all).is_err());
-    }
-
-    /// xorshift64*: a tiny deterministic PRNG for the fuzz tests.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
-
-    #[test]
-    fn fuzz_never_panics() {
-        // Every prefix.
-        for end in 0..=EXAMPLE.len() {
-            if let Some(prefix) = EXAMPLE.get(..end) {
-                let _ = parse(prefix).map(|m| m.to_toml());
-            }
-        }
-        // Random byte edits, biased towards the characters the parser cares about.
-        const INTERESTING: &[u8] = b"[]\"\\#=,.0x9_-+ \t\n\r'{}aZ\x00\x7f\xc3\xa9";
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for _ in 0..20_000 {
-            let mut bytes = EXAMPLE.as_bytes().to_vec();
-            for _ in 0..=rng.below(4) {
-                let at = rng.below(bytes.len());
-                let b = if rng.next().is_multiple_of(2) {
-                    INTERESTING[rng.below(INTERESTING.len())]
-                } else {
-                    rng.next() as u8
-                };
-                match rng.below(3) {
-                    0 => bytes[at] = b,
-                    1 => bytes.insert(at, b),
-                    _ => {
-                        bytes.remove(at);
-                    }
-                }
-            }
-            let text = String::from_utf8_lossy(&bytes);
-            if let Ok(m) = parse(&text) {
-                // Whatever parses keeps the invariants and round-trips.
-                assert_eq!(parse(&m.to_toml()).as_ref(), Ok(&m));
-                for p in &m.partitions {
-                    assert_eq!(p.cpus.len(), p.vcpus as usize);
-                    assert!(p.memory.is_multiple_of(MEMORY_GRANULE) && p.memory != 0);
-                }
-                let _ = check_against_machine(&m, rng.next(), rng.next() as u32, |_| true);
-            } else if let Err(e) = parse(&text) {
-                let _ = e.to_string();
-            }
-        }
     }
 }
