@@ -251,7 +251,7 @@ pub fn to_toml(m: &Manifest) -> String {
         for e in &t.entries {
             out.insert(e.key.clone(), to_value(&e.key, &e.value));
         }
-        let key = t.kind.path().rsplit('.').next().unwrap_or("").to_string();
+        let key = t.kind.leaf().to_string();
         let home = match (t.kind.parent(), &last) {
             (Some(_), Some((parent, index))) => doc
                 .get_mut(parent)

@@ -497,6 +497,13 @@ impl TableKind {
         }
     }
 
+    /// The last part of [`path`](Self::path): a sub-table's key in its table,
+    /// the device-tree node's name.
+    pub fn leaf(self) -> &'static str {
+        let path = self.path();
+        path.rsplit('.').next().unwrap_or(path)
+    }
+
     /// `[[...]]`: the table may appear any number of times (a device-tree node
     /// with a unit address, its index).
     pub const fn many(self) -> bool {

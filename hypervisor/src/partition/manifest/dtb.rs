@@ -70,7 +70,7 @@ pub fn encode(tables: &[Table]) -> Result<Vec<u8>, ManifestError> {
             Some(_) => return Err(err(ErrorKind::UnknownTable(t.kind.header()))),
         };
         let n = bump(counts, t.kind);
-        let leaf = t.kind.path().rsplit('.').next().unwrap_or("");
+        let leaf = t.kind.leaf();
         let node = if t.kind.many() {
             format!("{leaf}@{n:x}")
         } else {
@@ -289,7 +289,7 @@ fn node_kind(
     };
     let kind = TableKind::ALL
         .into_iter()
-        .find(|k| k.parent() == parent && k.path().rsplit('.').next() == Some(leaf))
+        .find(|k| k.parent() == parent && k.leaf() == leaf)
         .ok_or_else(|| ManifestError::new(ErrorKind::UnknownTable(format!("node {name}"))))?;
     let expected = bump(counts, kind);
     let ok = match unit {
