@@ -8,8 +8,9 @@
 //! full table.
 use super::hcall::HcallError;
 
-// Hash page table calls (hcall-pft, hcall-bulk, hcall-hpt-resize): the guest is
-// radix-only, see `hash_mmu_answer`.
+// Hash page table calls (hcall-pft, hcall-bulk, hcall-hpt-resize): served by
+// `partition::hash` for a partition with an HPT; `hash_mmu_answer` is what a
+// radix-only one gets.
 pub const H_REMOVE: u64 = 0x04;
 pub const H_ENTER: u64 = 0x08;
 pub const H_READ: u64 = 0x0c;
