@@ -1419,7 +1419,7 @@ pub fn create_all(
         if let Some(v0) = p.vcpus.first() {
             let msr = initial_msr();
             info!("PAPRIKA lpar-start: {} vCPU 0 at {:#x}", p.name, p.entry);
-            v0.request_start(p.entry, msr, p.fdt_gra, p.epoch());
+            v0.request_start(p.entry, msr, p.fdt_gra, p.epoch(), false);
         }
     }
     if n == 0 {
