@@ -617,6 +617,12 @@ const LINUX_ANY: &[LinuxLpar] = &[
     any_lpar("linux-any-hash", "384M", &[1], true),
     any_lpar("linux-any-radix", "384M", &[2], false),
 ];
+/// guest-hash's partition (64 MiB: a 512 KiB HPT) and its resize there and back.
+const LPAR_HASH_EXPECTED: &[&str] = &[
+    "PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB",
+    "PAPRIKA lpar-hpt: hash HPT resized 512 -> 1024 KiB",
+    "PAPRIKA lpar-hpt: hash HPT resized 1024 -> 512 KiB",
+];
 /// [`CLEAN_LINUX`], and the hash-choosing partition must never switch to radix.
 const ANY_FORBIDDEN: &[&str] = &[
     "PAPRIKA FAULT",
@@ -827,10 +833,9 @@ pub const SCENARIOS: &[Scenario] = &[
         .forbidding(SMP_REBOOTS_FORBIDDEN),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
     // A hash-MMU partition beside a radix one (tests/guests/hash).
-    lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1)
-        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
+    lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1).expecting(LPAR_HASH_EXPECTED),
     lpars("lpar-hash-p10", Machine::Powernv10, "hash", "1G", "4", 4, 1)
-        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
+        .expecting(LPAR_HASH_EXPECTED),
     lpars(
         "lpar-timer-p10",
         Machine::Powernv10,
