@@ -623,6 +623,9 @@ const LPAR_HASH_EXPECTED: &[&str] = &[
     "PAPRIKA lpar-hpt: hash HPT resized 512 -> 1024 KiB",
     "PAPRIKA lpar-hpt: hash HPT resized 1024 -> 512 KiB",
 ];
+/// The hash partition's kernel resized its HPT when /init asked it through
+/// debugfs (`hpt_order`, one order up): the hypervisor served it.
+const LINUX_HASH_EXPECTED: &[&str] = &["PAPRIKA lpar-hpt: linux-hash HPT resized"];
 /// [`CLEAN_LINUX`], and the hash-choosing partition must never switch to radix.
 const ANY_FORBIDDEN: &[&str] = &[
     "PAPRIKA FAULT",
@@ -1111,7 +1114,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "3",
         3,
         LINUX_HASH_1CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
     linux(
         "linux-hash-p10-1cpu",
         Machine::Powernv10,
@@ -1119,7 +1123,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "3",
         3,
         LINUX_HASH_1CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
     linux(
         "linux-hash-p9-4cpu",
         Machine::Powernv9,
@@ -1127,7 +1132,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "5",
         5,
         LINUX_HASH_4CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
     linux(
         "linux-hash-p10-4cpu",
         Machine::Powernv10,
@@ -1135,7 +1141,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "5",
         5,
         LINUX_HASH_4CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
     // `mmu = "any"`: the guest's choice, by `disable_radix` (checked in
     // /proc/cpuinfo), and the hypervisor following it.
     linux(
