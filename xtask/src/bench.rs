@@ -65,6 +65,12 @@ Prints `name: value` lines:
                                             (target/bench/linux-paprika-smp4.log)
   linux.smp4_vs_smp1_ratio: R               4-vCPU time / 1-vCPU time
   linux.smp4_vs_smp1_target_met: yes|no     (target: <= 1.3)
+  linux.hash_qemu_to_userspace_ms: paprika=N pseries=N ratio=R
+                                            the same with the hashed page table:
+                                            a `mmu = \"hash\"` partition (512M, 1
+                                            vCPU, powernv9 -smp 1) vs -M pseries
+                                            -m 512M, both with `disable_radix`
+                                            (target/bench/linux-*-hash.log)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
 QEMU, in C: see docs/benchmarks.md before reading much into it.";

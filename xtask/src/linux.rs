@@ -775,6 +775,20 @@ case "$cmdline" in
         check radix-mmu grep -q '^MMU[[:space:]]*:[[:space:]]*Radix' /proc/cpuinfo
     else
         check hash-mmu grep -q '^MMU[[:space:]]*:[[:space:]]*Hash' /proc/cpuinfo
+        # The kernel resizes its hashed page table when asked through debugfs
+        # (as it does on memory hot-add): H_RESIZE_HPT_PREPARE, then
+        # H_RESIZE_HPT_COMMIT under stop_machine. One order up; the checks
+        # below run on the new table.
+        mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+        hpt=/sys/kernel/debug/powerpc/hpt_order
+        order=$(cat $hpt 2>/dev/null)
+        if [ -n "$order" ]; then
+            up=$((order + 1))
+            check hpt-resize sh -c "echo $up > $hpt && [ \"\$(cat $hpt)\" = $up ]"
+            echo "PAPRIKA-LINUX hpt-order: $order -> $(cat $hpt)$tag"
+        else
+            check hpt-resize false
+        fi
     fi
     check ppc64le [ "$(uname -m)" = ppc64le ]
     check processors grep -q '^processor' /proc/cpuinfo

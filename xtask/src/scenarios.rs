@@ -117,9 +117,24 @@ pub struct LinuxLpar {
     pub memory: &'static str,
     /// The hardware thread of each vCPU.
     pub cpus: &'static [u32],
-    /// The partition's `mmu` (manifest); its /init checks /proc/cpuinfo's MMU
-    /// line against it (`paprika.mmu=` on the command line).
+    /// The partition's `mmu` (manifest).
     pub mmu: manifest::MmuMode,
+    /// Linux boots with `disable_radix`: with `mmu = "hash"` (hash only) and
+    /// `"any"` (the guest's choice, ibm,architecture-vec-5 byte 24 = 0x80) it
+    /// runs hash; /init checks /proc/cpuinfo's MMU line against
+    /// [`LinuxLpar::runs_hash`] (`paprika.mmu=` on the command line).
+    pub disable_radix: bool,
+}
+
+impl LinuxLpar {
+    /// Whether Linux must come up with the hashed page table.
+    pub const fn runs_hash(&self) -> bool {
+        match self.mmu {
+            manifest::MmuMode::Radix => false,
+            manifest::MmuMode::Hash => true,
+            manifest::MmuMode::Any => self.disable_radix,
+        }
+    }
 }
 
 pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]) -> LinuxLpar {
@@ -128,6 +143,7 @@ pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]
         memory,
         cpus,
         mmu: manifest::MmuMode::Radix,
+        disable_radix: false,
     }
 }
 
@@ -143,6 +159,24 @@ pub const fn hash_lpar(
         memory,
         cpus,
         mmu: manifest::MmuMode::Hash,
+        disable_radix: true,
+    }
+}
+
+/// A Linux partition offering both translations (`mmu = "any"`); Linux picks
+/// hash with `disable_radix`, radix without.
+pub const fn any_lpar(
+    name: &'static str,
+    memory: &'static str,
+    cpus: &'static [u32],
+    disable_radix: bool,
+) -> LinuxLpar {
+    LinuxLpar {
+        name,
+        memory,
+        cpus,
+        mmu: manifest::MmuMode::Any,
+        disable_radix,
     }
 }
 
@@ -313,10 +347,14 @@ impl LinuxBoot {
             ),
         };
         let mut line = format!("{} paprika.name={} {mode}", linux::BASE_CMDLINE, p.name);
-        if p.mmu == manifest::MmuMode::Hash {
+        if p.disable_radix {
             // Hash-only (vec5 byte 24 = 0) already makes Linux run hash;
-            // disable_radix says so too, as on QEMU's pseries.
-            line.push_str(" disable_radix paprika.mmu=hash");
+            // disable_radix says so too, as on QEMU's pseries. With both
+            // offered (0x80) it is what makes Linux choose hash.
+            line.push_str(" disable_radix");
+        }
+        if p.runs_hash() {
+            line.push_str(" paprika.mmu=hash");
         }
         if !self.append.trim().is_empty() {
             line.push(' ');
@@ -600,6 +638,32 @@ const LINUX_HASH_4CPU: &[LinuxLpar] = &[
     hash_lpar("linux-hash", "512M", &[0, 1, 2, 3]),
     lpar("linux-radix", "384M", &[4]),
 ];
+/// `mmu = "any"` twice: Linux with `disable_radix` must come up hash, Linux
+/// without it radix (issue 15), next to each other.
+const LINUX_ANY: &[LinuxLpar] = &[
+    any_lpar("linux-any-hash", "384M", &[1], true),
+    any_lpar("linux-any-radix", "384M", &[2], false),
+];
+/// guest-hash's partition (64 MiB: a 512 KiB HPT) and its resize there and back.
+const LPAR_HASH_EXPECTED: &[&str] = &[
+    "PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB",
+    "PAPRIKA lpar-hpt: hash HPT resized 512 -> 1024 KiB",
+    "PAPRIKA lpar-hpt: hash HPT resized 1024 -> 512 KiB",
+];
+/// The hash partition's kernel resized its HPT when /init asked it through
+/// debugfs (`hpt_order`, one order up): the hypervisor served it.
+const LINUX_HASH_EXPECTED: &[&str] = &["PAPRIKA lpar-hpt: linux-hash HPT resized"];
+/// [`CLEAN_LINUX`], and the hash-choosing partition must never switch to radix.
+const ANY_FORBIDDEN: &[&str] = &[
+    "PAPRIKA FAULT",
+    "panicked",
+    POWER_OFF_FAIL,
+    GUEST_FAIL,
+    "Kernel panic",
+    "Oops",
+    "PAPRIKA-LINUX test: FAILED",
+    "PAPRIKA lpar-hpt: linux-any-hash mmu=any: the guest chose radix",
+];
 /// Two Linux partitions side by side, sharing kernel and initramfs.
 const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
 
@@ -799,10 +863,9 @@ pub const SCENARIOS: &[Scenario] = &[
         .forbidding(SMP_REBOOTS_FORBIDDEN),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
     // A hash-MMU partition beside a radix one (tests/guests/hash).
-    lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1)
-        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
+    lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1).expecting(LPAR_HASH_EXPECTED),
     lpars("lpar-hash-p10", Machine::Powernv10, "hash", "1G", "4", 4, 1)
-        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
+        .expecting(LPAR_HASH_EXPECTED),
     lpars(
         "lpar-timer-p10",
         Machine::Powernv10,
@@ -1078,7 +1141,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "3",
         3,
         LINUX_HASH_1CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
     linux(
         "linux-hash-p10-1cpu",
         Machine::Powernv10,
@@ -1086,7 +1150,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "3",
         3,
         LINUX_HASH_1CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
     linux(
         "linux-hash-p9-4cpu",
         Machine::Powernv9,
@@ -1094,7 +1159,32 @@ pub const SCENARIOS: &[Scenario] = &[
         "5",
         5,
         LINUX_HASH_4CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
+    linux(
+        "linux-hash-p10-4cpu",
+        Machine::Powernv10,
+        "1536M",
+        "5",
+        5,
+        LINUX_HASH_4CPU,
+    )
+    .expecting(LINUX_HASH_EXPECTED),
+    // `mmu = "any"`: the guest's choice, by `disable_radix` (checked in
+    // /proc/cpuinfo), and the hypervisor following it.
+    linux(
+        "linux-any-p9",
+        Machine::Powernv9,
+        "1280M",
+        "3",
+        3,
+        LINUX_ANY,
+    )
+    .expecting(&[
+        "PAPRIKA lpar-hpt: linux-any-hash mmu=any HPT",
+        "PAPRIKA lpar-hpt: linux-any-radix mmu=any: the guest chose radix",
+    ])
+    .forbidding(ANY_FORBIDDEN),
     linux(
         "linux-two-lpars-p9",
         Machine::Powernv9,
@@ -1620,10 +1710,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             .iter()
             .filter_map(|(_, l)| cpuinfo_field(l))
             .collect();
-        let mmu = match p.mmu {
-            manifest::MmuMode::Hash => "Hash",
-            _ => "Radix",
-        };
+        let mmu = if p.runs_hash() { "Hash" } else { "Radix" };
         if !cpuinfo.contains(&("MMU", mmu)) {
             why.push(format!("{who}: /proc/cpuinfo has no `MMU\t\t: {mmu}` line"));
         }
@@ -1820,6 +1907,34 @@ mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
     use std::process::ExitStatus;
+
+    /// linux-any-p9: one `mmu = "any"` partition booted with `disable_radix`
+    /// (must come up hash), one without (radix); both get the XICS.
+    #[test]
+    fn mmu_any_partitions() {
+        let s = scenario("linux-any-p9");
+        let boot = s.linux.unwrap();
+        let m = boot.manifest("v", "i").unwrap();
+        for (p, spec) in boot.partitions.iter().zip(&m.partitions) {
+            assert_eq!(spec.mmu, manifest::MmuMode::Any);
+            let hash = p.name == "linux-any-hash";
+            assert_eq!(p.runs_hash(), hash);
+            let words: Vec<&str> = spec.cmdline.split_whitespace().collect();
+            assert_eq!(words.contains(&"disable_radix"), hash, "{}", spec.cmdline);
+            assert_eq!(words.contains(&"paprika.mmu=hash"), hash);
+            assert_eq!(boot.irqchip_of(p), "XICS");
+        }
+        assert_eq!(&s.forbidden[..CLEAN_LINUX.len()], CLEAN_LINUX);
+        // A hash-only partition says disable_radix too; a radix one neither.
+        let h = hash_lpar("h", "1G", &[0]);
+        assert!(h.runs_hash() && boot.cmdline(&h).contains(" disable_radix paprika.mmu=hash"));
+        let r = lpar("r", "1G", &[0]);
+        assert!(!r.runs_hash() && !boot.cmdline(&r).contains("disable_radix"));
+        assert_eq!(
+            scenario("linux-hash-p10-4cpu").linux.unwrap().partitions,
+            LINUX_HASH_4CPU
+        );
+    }
 
     #[test]
     fn seed_figures_and_order() {

@@ -43,6 +43,10 @@ pub const XIVE_HV_PRIORITY: u32 = 7;
 /// `spapr_dt_ovec` writes OV byte N at index N.
 pub const OV5_INTC_BYTE: usize = 23;
 pub const OV5_MMU_BYTE: usize = 24;
+/// OV5 byte 6, bit 7 (mask 0x01): HPT resizing (Linux `OV5_RESIZE_HPT` 0x0601,
+/// QEMU `OV5_HPT_RESIZE`), set when the partition offers a hashed page table.
+pub const OV5_HPT_RESIZE_BYTE: usize = 6;
+pub const OV5_HPT_RESIZE: u8 = 0x01;
 pub const OV5_GTSE_BYTE: usize = 26;
 /// Index of the radix attribute byte in `ibm,pa-features` (after the header);
 /// its MSB says "radix MMU" (Linux ibm_pa_features: pabyte 40, pabit 0).
@@ -228,10 +232,14 @@ pub fn vec5_radix_xics() -> Vec<u8> {
 /// `ibm,architecture-vec-5` with OV5 byte 23 (interrupt controller) = `intc`
 /// and byte 24 (MMU) = `mmu`: 0x40 radix only, 0x00 hash only, 0x80 either
 /// (Linux `early_check_vec5`: with 0x00 it runs hash; with 0x80 it honours
-/// `disable_radix`).
+/// `disable_radix`). Offering hash (anything but 0x40) also sets the HPT
+/// resizing bit, as QEMU's pseries negotiates it ("hcall-hpt-resize").
 pub fn vec5_with(intc: u8, mmu: u8) -> Vec<u8> {
     let mut v = vec5(intc);
     v[OV5_MMU_BYTE] = mmu;
+    if mmu != 0x40 {
+        v[OV5_HPT_RESIZE_BYTE] |= OV5_HPT_RESIZE;
+    }
     v
 }
 
@@ -907,6 +915,12 @@ mod tests {
         assert_eq!(v[OV5_MMU_BYTE] & 0xc0, 0);
         assert_eq!(v[OV5_INTC_BYTE], 0);
         assert_eq!(vec5_with(0x80, 0x80)[OV5_MMU_BYTE], 0x80);
+        // HPT resizing offered with hash (Linux OV5_RESIZE_HPT 0x0601), not
+        // with radix only.
+        assert_eq!(v[6], OV5_HPT_RESIZE);
+        assert_eq!(vec5_with(0x80, 0x80)[6], OV5_HPT_RESIZE);
+        assert_eq!(vec5_with(0x80, 0x40)[6], 0);
+        assert_eq!(vec5_radix_xive()[6], 0);
         for cpu in [CpuModel::Power9, CpuModel::Power10] {
             let mut cfg = config(4, cpu, false, false);
             cfg.hpt_shift = Some(22);

@@ -11,6 +11,9 @@
 pub enum HcallError {
     /// Busy, retry (a positive "long busy" code is not used).
     Busy = 1,
+    /// H_CLOSED (2): the resource the call continues is gone (H_RESIZE_HPT_COMMIT
+    /// without a matching H_RESIZE_HPT_PREPARE).
+    Closed = 2,
     /// H_NOT_AVAILABLE (3): the resource does not exist in this partition.
     NotAvailable = 3,
     Hardware = -1,
@@ -345,9 +348,9 @@ pub fn decode_register_proc_tbl_hash(
 
 /// `ibm,hypertas-functions` a hash-MMU partition has besides [`HYPERTAS`]:
 /// H_ENTER, H_REMOVE, H_READ, H_PROTECT, H_CLEAR_MOD, H_CLEAR_REF
-/// ("hcall-pft") and H_BULK_REMOVE ("hcall-bulk"). No "hcall-hpt-resize":
-/// the HPT keeps its size.
-pub const HYPERTAS_HASH: &[&str] = &["hcall-pft", "hcall-bulk"];
+/// ("hcall-pft"), H_BULK_REMOVE ("hcall-bulk") and H_RESIZE_HPT_PREPARE/COMMIT
+/// ("hcall-hpt-resize", as QEMU's pseries with resize-hpt enabled).
+pub const HYPERTAS_HASH: &[&str] = &["hcall-pft", "hcall-bulk", "hcall-hpt-resize"];
 
 /// H_RPT_INVALIDATE type bits (Linux `hvcall.h` H_RPTI_TYPE_*).
 pub const H_RPTI_TYPE_NESTED: u64 = 0x1;

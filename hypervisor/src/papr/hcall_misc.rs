@@ -8,8 +8,9 @@
 //! full table.
 use super::hcall::HcallError;
 
-// Hash page table calls (hcall-pft, hcall-bulk, hcall-hpt-resize): the guest is
-// radix-only, see `hash_mmu_answer`.
+// Hash page table calls (hcall-pft, hcall-bulk, hcall-hpt-resize): served by
+// `partition::hash` for a partition with an HPT; `hash_mmu_answer` is what a
+// radix-only one gets.
 pub const H_REMOVE: u64 = 0x04;
 pub const H_ENTER: u64 = 0x08;
 pub const H_READ: u64 = 0x0c;
@@ -39,9 +40,11 @@ pub const KVMPPC_H_UPDATE_DT: u64 = 0xf003;
 /// What a radix-only partition gets for the hash MMU calls. QEMU registers the
 /// hcall-pft/bulk handlers for TCG without a radix check (they would act on a hash
 /// table the guest does not have); the resize calls answer H_NOT_AVAILABLE when
-/// there is no HPT. Paprika offers no hash MMU (no `hcall-pft` in
+/// there is no HPT. A radix partition is offered no hash MMU (no `hcall-pft` in
 /// `ibm,hypertas-functions`, radix in `ibm,architecture-vec-5`), so the table calls
-/// are H_FUNCTION and the resize calls H_NOT_AVAILABLE, as QEMU's for radix.
+/// are H_FUNCTION and the resize calls H_NOT_AVAILABLE, as QEMU's for radix
+/// (`partition::hash::hcall` answers the same; a partition with an HPT is served
+/// there).
 pub fn hash_mmu_answer(op: u64) -> Option<HcallError> {
     match op {
         H_ENTER | H_REMOVE | H_READ | H_PROTECT | H_BULK_REMOVE => Some(HcallError::Function),

@@ -1148,12 +1148,13 @@ fn build_partition(
             let h = super::hash::Hpt::new(size).map_err(CreateError::Memory)?;
             let reach = h.reset(&mem).map_err(|_| CreateError::TooBig("VRMA"))?;
             mmu::set_pate(lpid, h.pate_dw0(), 0);
+            let (hpt_pa, hpt_shift) = h.current();
             info!(
                 "PAPRIKA lpar-hpt: {} mmu={} HPT {} KiB at host {:#x}, VRMA {} MiB",
                 spec.name,
                 spec.mmu.as_str(),
-                (1u64 << h.shift) >> 10,
-                h.pa,
+                (1u64 << hpt_shift) >> 10,
+                hpt_pa,
                 reach >> 20
             );
             Some(h)
@@ -1349,7 +1350,13 @@ impl Partition {
                 if let Some(v0) = self.vcpus.first() {
                     // vCPU 0's thread may still be dropping a void start (it shows
                     // Runnable for a moment before it sees the epoch): retry.
-                    while !v0.request_start(placed.entry, initial_msr(), placed.fdt_gra, epoch) {
+                    while !v0.request_start(
+                        placed.entry,
+                        initial_msr(),
+                        placed.fdt_gra,
+                        epoch,
+                        false,
+                    ) {
                         crate::platform::opal::heartbeat();
                         core::hint::spin_loop();
                     }
@@ -1410,7 +1417,7 @@ pub fn create_all(
         if let Some(v0) = p.vcpus.first() {
             let msr = initial_msr();
             info!("PAPRIKA lpar-start: {} vCPU 0 at {:#x}", p.name, p.entry);
-            v0.request_start(p.entry, msr, p.fdt_gra, p.epoch());
+            v0.request_start(p.entry, msr, p.fdt_gra, p.epoch(), false);
         }
     }
     if n == 0 {
@@ -1448,6 +1455,10 @@ pub fn switch_to_radix(p: &Partition, dw1: u64) {
     p.proc_tbl.store(dw1, Ordering::Release);
     instr::tlbie_lpid_hpt(p.lpid);
     flush_lpid(p.lpid);
+    info!(
+        "PAPRIKA lpar-hpt: {} mmu=any: the guest chose radix (H_REGISTER_PROC_TBL)",
+        p.name
+    );
 }
 
 /// Invalidates every translation of `lpid` (after its PATE or tables changed).

@@ -161,7 +161,11 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
                 None => a.set_status(r::RTAS_PARAMETER_ERROR),
                 Some(t) => {
                     let msr = super::lpar::initial_msr();
-                    if t.request_start(u64::from(pc), msr, u64::from(r3), p.epoch()) {
+                    // A secure VM's start-cpu (reflected by the ultravisor,
+                    // r3 its start cookie) enters the new vCPU through it.
+                    let via_uv = p.uv.start_cpu_entry(ctx.regs.msr)
+                        == crate::uv::partition::Resume::UvReturn;
+                    if t.request_start(u64::from(pc), msr, u64::from(r3), p.epoch(), via_uv) {
                         a.set_status(r::RTAS_SUCCESS);
                     } else {
                         a.set_status(r::RTAS_HARDWARE_ERROR);
