@@ -1,51 +1,17 @@
 //! A partition's whole PEF life against the model ultravisor, through
 //! `PartitionUv`: the object `partition::lpar` holds and calls from its hcall
 //! dispatch, vCPU entry, guest-memory accessors, reboot and stop.
-use super::host::{self, PateStore, SprAccess};
+use super::fixtures::*;
+use super::host::{self, SprAccess};
 use super::model::{self, code, Call, Hv, ModelUv, Violation};
 use super::partition::{PartitionUv, Resume, MSR_S};
 use super::svm::{PageState, Phase};
 use super::*;
-use crate::mm::extent::ExtentMap;
 use crate::papr::hcall::{self as h, HcallError};
 
-const BASE: u64 = 0x4_1220_0000;
-const BASE2: u64 = 0x2_0000_0000;
-const EXTENT: u64 = 2 << 20;
-const MEM: u64 = 2 * EXTENT;
 const LPID: u32 = 5;
-const P: u64 = SVM_PAGE_SIZE;
 /// SRR1 of a reflected hcall: 64-bit, kernel, relocation on, S as given.
 const MSR: u64 = 0x8000_0000_0000_1033;
-
-fn memory() -> ExtentMap {
-    ExtentMap::new(&[(BASE, EXTENT), (BASE2, EXTENT)]).unwrap()
-}
-
-fn hpa(gpa: u64) -> u64 {
-    if gpa < EXTENT {
-        BASE + gpa
-    } else {
-        BASE2 + gpa - EXTENT
-    }
-}
-
-fn model() -> ModelUv {
-    let mut uv = ModelUv::new();
-    for i in 0..MEM / P {
-        uv.hv_mem.insert(hpa(i * P), 0x100 + i);
-    }
-    uv
-}
-
-#[derive(Default)]
-struct Table(Vec<(u32, u64, u64)>);
-
-impl PateStore for Table {
-    fn store(&mut self, lpid: u32, dw0: u64, dw1: u64) {
-        self.0.push((lpid, dw0, dw1));
-    }
-}
 
 /// vCPU `vcpu` of the partition as the UV reaches it: each reflected hcall
 /// makes the exit the hypervisor sees (SRR1 with S as the UV sets it), asks how
