@@ -12,20 +12,7 @@ mod guest {
     use core::arch::asm;
     use core::sync::atomic::{AtomicU64, Ordering};
     use paprika_guest_rt::*;
-
-    const H_REMOVE: u64 = 0x04;
-    const H_ENTER: u64 = 0x08;
-    const H_READ: u64 = 0x0c;
-    const H_PROTECT: u64 = 0x18;
-    const H_BULK_REMOVE: u64 = 0x124;
-    const H_REGISTER_PROC_TBL: u64 = 0x37c;
-    const H_RESIZE_HPT_PREPARE: u64 = 0x36c;
-    const H_RESIZE_HPT_COMMIT: u64 = 0x370;
-    const H_CLOSED: i64 = 2;
-    const H_RESOURCE: i64 = -16;
     const H_BOLTED: u64 = 0x10;
-    const H_PTEG_FULL: i64 = -6;
-    const H_NOT_FOUND: i64 = -7;
     const H_EXACT: u64 = 1 << (63 - 24);
     const H_AVPN: u64 = 1 << (63 - 32);
 

@@ -20,16 +20,9 @@ use paprika_guest_rt::*;
 
 use crate::env::{Class, Env, Region};
 use crate::rng::{pattern, Rng};
-
-pub const H_HARDWARE: i64 = -1;
 pub const H_FUNC: i64 = -2;
 pub const H_PARAM: i64 = -4;
-pub const H_RESOURCE: i64 = -16;
-pub const H_P4: i64 = -57;
-pub const H_P5: i64 = -58;
 pub const H_UNSUP_FLAG: i64 = -256;
-pub const H_NOT_AVAILABLE: i64 = 3;
-pub const H_UNSUPPORTED: i64 = -67;
 
 /// What an hcall must answer.
 #[derive(Clone, Copy, Debug)]
