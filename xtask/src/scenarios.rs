@@ -120,6 +120,11 @@ pub struct LinuxLpar {
     /// The partition's `mmu` (manifest); its /init checks /proc/cpuinfo's MMU
     /// line against it (`paprika.mmu=` on the command line).
     pub mmu: manifest::MmuMode,
+    /// A virtual Ethernet adapter on this VLAN (`[[partition.net]]`, its MAC
+    /// generated); 0: none.
+    pub vlan: u16,
+    /// More kernel command line for this partition only (`paprika.ip=...`).
+    pub extra: &'static str,
 }
 
 pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]) -> LinuxLpar {
@@ -128,6 +133,24 @@ pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]
         memory,
         cpus,
         mmu: manifest::MmuMode::Radix,
+        vlan: 0,
+        extra: "",
+    }
+}
+
+/// A Linux partition with an ibmveth adapter on `vlan` and `extra` on its
+/// command line (docs/vio.md).
+pub const fn veth_lpar(
+    name: &'static str,
+    memory: &'static str,
+    cpus: &'static [u32],
+    vlan: u16,
+    extra: &'static str,
+) -> LinuxLpar {
+    LinuxLpar {
+        vlan,
+        extra,
+        ..lpar(name, memory, cpus)
     }
 }
 
@@ -139,10 +162,8 @@ pub const fn hash_lpar(
     cpus: &'static [u32],
 ) -> LinuxLpar {
     LinuxLpar {
-        name,
-        memory,
-        cpus,
         mmu: manifest::MmuMode::Hash,
+        ..lpar(name, memory, cpus)
     }
 }
 
@@ -293,6 +314,10 @@ impl LinuxBoot {
             // disable_radix says so too, as on QEMU's pseries.
             line.push_str(" disable_radix paprika.mmu=hash");
         }
+        if !p.extra.is_empty() {
+            line.push(' ');
+            line.push_str(p.extra);
+        }
         if !self.append.trim().is_empty() {
             line.push(' ');
             line.push_str(self.append.trim());
@@ -319,6 +344,15 @@ impl LinuxBoot {
                 // Nested virtualization where the scenario loads KVM-HV.
                 nested: self.append.contains("paprika.kvm=1"),
                 mmu: p.mmu,
+                net: if p.vlan == 0 {
+                    Vec::new()
+                } else {
+                    vec![manifest::NetSpec {
+                        mac: manifest::generated_mac(p.name, 0),
+                        vlan: p.vlan,
+                        trunk: false,
+                    }]
+                },
             });
         }
         let m = Manifest {
@@ -458,6 +492,12 @@ impl Scenario {
         self
     }
 
+    /// A hard timeout of `secs` instead of the kind's default.
+    pub const fn timeout_secs(mut self, secs: u64) -> Self {
+        self.timeout = Duration::from_secs(secs);
+        self
+    }
+
     /// Also wants `expected` on the console.
     pub const fn expecting(mut self, expected: &'static [&'static str]) -> Self {
         self.expected = expected;
@@ -550,6 +590,31 @@ impl Scenario {
     }
 }
 
+/// The veth scenario's partitions: a server and a client on VLAN 1 (MTU
+/// 9000), an isolated one on VLAN 2 with an address in the same subnet.
+const LINUX_VETH: &[LinuxLpar] = &[
+    veth_lpar(
+        "veth-a",
+        "512M",
+        &[0],
+        1,
+        "paprika.ip=10.9.0.1/24 paprika.mtu=9000 paprika.veth=server paprika.peer=10.9.0.2",
+    ),
+    veth_lpar(
+        "veth-b",
+        "512M",
+        &[1],
+        1,
+        "paprika.ip=10.9.0.2/24 paprika.mtu=9000 paprika.veth=client paprika.peer=10.9.0.1",
+    ),
+    veth_lpar(
+        "veth-c",
+        "512M",
+        &[2],
+        2,
+        "paprika.ip=10.9.0.3/24 paprika.veth=isolated paprika.peer=10.9.0.1",
+    ),
+];
 /// One Linux partition on thread 0.
 const LINUX_1CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0])];
 /// One Linux partition with 4 vCPUs on threads 0-3.
@@ -1093,6 +1158,20 @@ pub const SCENARIOS: &[Scenario] = &[
     linux("linux-kvm-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .append("paprika.kvm=1")
         .expecting(&["PAPRIKA-LINUX check kvm-hv-loads: ok"]),
+    // Virtual Ethernet between partitions (docs/vio.md): veth-a and veth-b on
+    // VLAN 1 with MTU 9000 ping each other (also with 8000-byte packets) and
+    // move 64 MiB over TCP with busybox nc, md5 compared; veth-c on VLAN 2
+    // gets no reply and receives nothing.
+    linux("linux-veth-p9", Machine::Powernv9, "2G", "3", 3, LINUX_VETH)
+        .expecting(&[
+            "PAPRIKA-LINUX check veth-ping-no-loss: ok",
+            "PAPRIKA-LINUX check veth-ping-jumbo: ok",
+            "PAPRIKA-LINUX check veth-tcp-md5: ok",
+            "PAPRIKA-LINUX check veth-isolated-no-reply: ok",
+            "PAPRIKA-LINUX check veth-isolated-rx-zero: ok",
+            "PAPRIKA veth veth-a: l-lan@71000001 link up (vlan 1)",
+        ])
+        .timeout_secs(420),
     // A shell on the console: what is typed on QEMU's stdin reaches it.
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)
@@ -1911,7 +1990,10 @@ ERROR PAPRIKA power-off: failure
                 let memory = parse_size(s.memory).unwrap();
                 check_scenario_manifest(&m, memory, s.cpus)
                     .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-                assert_eq!(s.timeout, LINUX_TIMEOUT);
+                // The veth scenario moves 64 MiB between partitions.
+                if !s.name.starts_with("linux-veth") {
+                    assert_eq!(s.timeout, LINUX_TIMEOUT);
+                }
                 assert_eq!(
                     boot.mode != LinuxMode::Test,
                     !s.input.is_empty(),

@@ -534,6 +534,9 @@ impl Partition {
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
+        // No frame reaches a stopped partition.
+        super::vio::llan::report(self);
+        super::vio::llan::reset(self);
         for v in self.vcpus.iter() {
             info!(
                 "PAPRIKA lpar-exits: {} vcpu={} {}",

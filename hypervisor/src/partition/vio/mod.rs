@@ -23,6 +23,7 @@ use crate::papr::hcall::{HcallError, HcallResult};
 use crate::papr::vio::tce::{self, DmaMemory, TceTable};
 use crate::papr::vio::{self as pv, VioBus, VIO_PAGE_SHIFT};
 
+pub mod llan;
 pub mod vty;
 
 /// The VIO state of one partition.
@@ -30,6 +31,8 @@ pub struct Vio {
     pub bus: VioBus,
     /// By device index: the device's DMA window, if it has one.
     tables: Vec<Option<spin::Mutex<TceTable>>>,
+    /// The ibmveth adapters (`[[partition.net]]`), in bus order.
+    pub llan: Vec<llan::LlanDev>,
 }
 
 /// Why the VIO bus of a partition could not be built.
@@ -54,7 +57,8 @@ impl Vio {
                 _ => None,
             });
         }
-        Ok(Vio { bus, tables })
+        let llan = llan::devices(&bus, &spec.net);
+        Ok(Vio { bus, tables, llan })
     }
 
     /// The DMA window of device `index`.
@@ -85,7 +89,15 @@ impl Vio {
 pub fn bus_for(spec: &PartitionSpec) -> Result<VioBus, pv::VioError> {
     let mut bus = VioBus::new();
     bus.add(pv::vty::spec())?;
-    let _ = spec;
+    for n in &spec.net {
+        bus.add(pv::VioDeviceSpec {
+            kind: pv::VioKind::Llan,
+            dma_window: Some(pv::VIO_DMA_WINDOW),
+            signal_mask: pv::SIGNAL_IRQ,
+            signal_reset: 0,
+            props: pv::llan::LlanPort::dt_props(n.mac),
+        })?;
+    }
     Ok(bus)
 }
 
@@ -95,9 +107,10 @@ pub fn handles(op: u64) -> bool {
         op,
         tce::H_PUT_TCE | tce::H_GET_TCE | tce::H_STUFF_TCE | tce::H_PUT_TCE_INDIRECT
     ) || op == pv::H_VIO_SIGNAL
+        || llan::handles(op)
 }
 
-/// The TCE hcalls and H_VIO_SIGNAL (arguments r4..).
+/// The TCE hcalls, H_VIO_SIGNAL and the LAN calls (arguments r4..r12).
 pub fn hcall(p: &Partition, op: u64, a: &[u64]) -> HcallResult {
     let arg = |i: usize| a.get(i).copied().unwrap_or(0);
     let result = match op {
@@ -112,6 +125,7 @@ pub fn hcall(p: &Partition, op: u64, a: &[u64]) -> HcallResult {
             .and_then(|t| t.lock().h_stuff_tce(arg(1), arg(2), arg(3)))
             .map(|()| [0; 4]),
         tce::H_PUT_TCE_INDIRECT => put_indirect(p, arg(0), arg(1), arg(2), arg(3)),
+        op if llan::handles(op) => llan::hcall(p, op, a),
         _ => Err(HcallError::Function),
     };
     if let Err(e) = result {
@@ -158,8 +172,10 @@ pub fn notify(p: &Partition, index: usize) {
     super::xics::trigger(p, lisn);
 }
 
-/// Reboot: every window back to faults, every signal state to its reset value.
+/// Reboot: every adapter closed, every window back to faults, every signal
+/// state to its reset value.
 pub fn reset(p: &Partition) {
+    llan::reset(p);
     for t in p.vio.tables.iter().flatten() {
         t.lock().clear();
     }
