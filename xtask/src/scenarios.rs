@@ -888,6 +888,14 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // The VIO guest (tests/guests/vio): TCE and ibmveth hcalls with bad
+    // buffers, bad TCEs and huge sends get PAPR codes only; frames between its
+    // own two adapters, none across VLANs.
+    lpars("lpar-vio-p9", Machine::Powernv9, "vio", "1G", "2", 2, 1).expecting(&[
+        "[vio] GUEST-PASS lan-rx-frame",
+        "[vio] GUEST-PASS lan-vlan-isolated",
+        "[vio] GUEST-PASS fuzz-only-papr-codes",
+    ]),
     // The hostile guest's attack, watched by its neighbour (tests/guests/README.md):
     // the neighbour must outlive it, so their runs overlapped. SMT4: both
     // partitions and the hypervisor's idle boot thread share core 0, so what

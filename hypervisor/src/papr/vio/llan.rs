@@ -612,16 +612,19 @@ pub fn gather(
         return Err(HcallError::Hardware);
     }
     let first = bds.iter().position(|&b| b != 0).unwrap_or(SEND_BDS);
+    let n = bds[first..]
+        .iter()
+        .position(|&b| b & BD_VALID == 0)
+        .unwrap_or(SEND_BDS - first);
+    let bds = &bds[first..first + n];
+    // The size first, as QEMU: a huge frame is H_RESOURCE whatever it names.
+    if bds.iter().map(|&b| bd_len(b)).sum::<u64>() > MAX_FRAME {
+        return Err(HcallError::Resource);
+    }
     let mut frame = Frame::default();
-    for &bd in &bds[first..] {
-        if bd & BD_VALID == 0 {
-            break;
-        }
+    for &bd in bds {
         let len = bd_len(bd);
         frame.len += len;
-        if frame.len > MAX_FRAME {
-            return Err(HcallError::Resource);
-        }
         let pieces = tce
             .translate(bd_addr(bd), len, DmaDir::FromGuest)
             .map_err(|_| HcallError::Parameter)?;

@@ -544,6 +544,9 @@ fn send_checks() {
     assert_eq!(g([big, 0, 0, 0, 0, 0], 0), Err(HcallError::Resource));
     let k40 = make_bd(tx, 40 << 10);
     assert_eq!(g([k40, k40, 0, 0, 0, 0], 0), Err(HcallError::Resource));
+    // The size is checked before the mapping (QEMU's order).
+    let far = make_bd(0x8_0000, 40 << 10);
+    assert_eq!(g([far, far, 0, 0, 0, 0], 0), Err(HcallError::Resource));
     drop(tce);
     // A forged source MAC from a non-trunk port: refused, counted.
     let mut frame = Vec::new();
