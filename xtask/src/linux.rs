@@ -868,6 +868,49 @@ case "$cmdline" in
         done
         ping -c 5 -W 2 "$peer" | tail -1
         ;;
+    rsender)
+        # The reboot scenario's survivor: starts a transfer, has the receiver
+        # reboot mid-way (a word on port 5003), then sends it all again once
+        # the receiver is back.
+        check veth-ping-reachable wait_ping
+        head -c 67108864 /dev/urandom >/tmp/data
+        sum=$(md5sum </tmp/data)
+        nc "$peer" 5001 </tmp/data &
+        first=$!
+        sleep 3
+        n=0
+        until echo reboot | nc "$peer" 5003; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        echo "PAPRIKA-LINUX veth: asked $peer to reboot mid-transfer$tag"
+        kill "$first" 2>/dev/null
+        wait "$first" 2>/dev/null
+        check veth-peer-back wait_ping
+        n=0
+        until nc "$peer" 5001 </tmp/data; do
+            n=$((n + 1))
+            [ "$n" -lt 120 ] || break
+            sleep 1
+        done
+        n=0
+        until echo "${sum%% *}" | nc "$peer" 5002; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        check veth-resent [ "$n" -lt 60 ]
+        ;;
+    rreceiver)
+        # Reboots (reboot -f) when told on port 5003; every boot receives the
+        # transfer and compares its md5.
+        (nc -l -p 5003 >/dev/null && echo "PAPRIKA-LINUX veth: rebooting mid-transfer$tag" && reboot -f) &
+        got=$(nc -l -p 5001 | md5sum)
+        want=$(nc -l -p 5002)
+        echo "PAPRIKA-LINUX veth: received md5 ${got%% *}, sent md5 $want$tag"
+        check veth-tcp-md5 test -n "$want" -a "${got%% *}" = "$want"
+        ;;
     isolated)
         # Another VLAN: its peer's address is never answered, and nothing
         # arrives while the others talk (ARP broadcasts, IPv6 multicast, ...).
@@ -931,7 +974,7 @@ pub const APPLETS: &[&str] = &[
     "sh", "ash", "mount", "umount", "echo", "cat", "ls", "mkdir", "grep", "setsid", "cttyhack",
     "poweroff", "reboot", "halt", "date", "uname", "dmesg", "sleep", "ps", "true", "false", "test",
     "[", "ln", "rm", "cp", "mv", "free", "top", "vi", "head", "tail", "wc", "insmod", "ip", "ping",
-    "nc", "md5sum", "tee",
+    "nc", "md5sum", "tee", "kill",
 ];
 
 /// /dev/console: char 5:1, /dev/hvc0 (hvc_vio): char 229:0.

@@ -615,6 +615,23 @@ const LINUX_VETH: &[LinuxLpar] = &[
         "paprika.ip=10.9.0.3/24 paprika.veth=isolated paprika.peer=10.9.0.1",
     ),
 ];
+/// The veth reboot scenario: veth-ra sends, veth-rb reboots mid-transfer.
+const LINUX_VETH_REBOOT: &[LinuxLpar] = &[
+    veth_lpar(
+        "veth-ra",
+        "512M",
+        &[0],
+        1,
+        "paprika.ip=10.9.1.1/24 paprika.veth=rsender paprika.peer=10.9.1.2",
+    ),
+    veth_lpar(
+        "veth-rb",
+        "512M",
+        &[1],
+        1,
+        "paprika.ip=10.9.1.2/24 paprika.veth=rreceiver paprika.peer=10.9.1.1",
+    ),
+];
 /// One Linux partition on thread 0.
 const LINUX_1CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0])];
 /// One Linux partition with 4 vCPUs on threads 0-3.
@@ -1180,6 +1197,23 @@ pub const SCENARIOS: &[Scenario] = &[
             "PAPRIKA veth veth-a: l-lan@71000001 link up (vlan 1)",
         ])
         .timeout_secs(420),
+    // One partition reboots mid-transfer (told to over the network) while the
+    // other keeps running; once back, the whole 64 MiB arrive intact.
+    linux(
+        "linux-veth-reboot-p9",
+        Machine::Powernv9,
+        "1536M",
+        "2",
+        2,
+        LINUX_VETH_REBOOT,
+    )
+    .expecting(&[
+        "PAPRIKA lpar veth-rb: rebooting (boot 2)",
+        "[veth-rb] PAPRIKA-LINUX check veth-tcp-md5: ok",
+        "[veth-ra] PAPRIKA-LINUX check veth-peer-back: ok",
+        "[veth-ra] PAPRIKA-LINUX check veth-resent: ok",
+    ])
+    .timeout_secs(420),
     // A shell on the console: what is typed on QEMU's stdin reaches it.
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)
