@@ -65,6 +65,20 @@ Prints `name: value` lines:
                                             (target/bench/linux-paprika-smp4.log)
   linux.smp4_vs_smp1_ratio: R               4-vCPU time / 1-vCPU time
   linux.smp4_vs_smp1_target_met: yes|no     (target: <= 1.3)
+  veth.tcp_64mib_ms: paprika=N pseries=N ratio=R
+                                            64 MiB over TCP (busybox nc, MTU 9000,
+                                            md5 checked) between two Debian
+                                            partitions on Paprika's switch
+                                            (powernv9 -smp 2, target/bench/
+                                            veth-paprika.log) vs two -M pseries
+                                            guests with spapr-vlan joined by
+                                            -netdev socket on 127.0.0.1
+                                            (target/bench/veth-pseries-*.log)
+  veth.tcp_mib_per_s: paprika=F pseries=F ratio=R
+  veth.ping_rtt_avg_us: paprika=F pseries=F ratio=R
+                                            ping -c 10 average round trip
+  veth.throughput_target_met: yes|no        (target: Paprika >= pseries)
+  veth.rtt_target_met: yes|no               (target: Paprika <= pseries)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
 QEMU, in C: see docs/benchmarks.md before reading much into it.";
@@ -79,6 +93,7 @@ pub fn main(args: BenchArgs) -> Result<i32> {
         no_build,
         skip_lpar,
         skip_linux,
+        skip_veth,
         skip_pseries,
         lpar_timeout,
     } = args;
@@ -191,6 +206,15 @@ pub fn main(args: BenchArgs) -> Result<i32> {
     }
     if !skip_linux {
         match crate::linux_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
+            Ok(lines) => results.extend(lines),
+            Err(e) => {
+                print_results(&results);
+                return Err(e);
+            }
+        }
+    }
+    if !skip_veth {
+        match crate::veth_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
             Ok(lines) => results.extend(lines),
             Err(e) => {
                 print_results(&results);

@@ -848,6 +848,8 @@ case "$cmdline" in
         check veth-ping-reachable wait_ping
         check veth-ping-no-loss no_loss -c 5 -W 2
         [ -n "$mtu" ] && check veth-ping-jumbo no_loss -c 3 -s 8000 -W 2
+        rtt=$(ping -c 10 -W 2 "$peer" | tail -1)
+        echo "PAPRIKA-LINUX veth: ping $rtt$tag"
         head -c 67108864 /dev/urandom >/tmp/data
         sum=$(md5sum </tmp/data)
         t0=$(uptime_cs)
@@ -866,7 +868,6 @@ case "$cmdline" in
             [ "$n" -lt 60 ] || break
             sleep 1
         done
-        ping -c 5 -W 2 "$peer" | tail -1
         ;;
     rsender)
         # The reboot scenario's survivor: starts a transfer, has the receiver
