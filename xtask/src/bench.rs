@@ -76,7 +76,10 @@ Prints `name: value` lines:
                                             (target/bench/veth-pseries-*.log)
   veth.tcp_mib_per_s: paprika=F pseries=F ratio=R
   veth.ping_rtt_avg_us: paprika=F pseries=F ratio=R
-                                            ping -c 10 average round trip
+                                            ping -A -c 30 (each ping once the
+                                            last reply came): average round trip
+  veth.ping_rtt_min_us: paprika=F pseries=F ratio=R
+                                            ... and the fastest
   veth.throughput_target_met: yes|no        (target: Paprika >= pseries)
   veth.rtt_target_met: yes|no               (target: Paprika <= pseries)
 

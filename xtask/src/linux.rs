@@ -834,6 +834,18 @@ case "$cmdline" in
         ping "$@" "$peer" | tee /tmp/ping.out
         grep -q ' 0% packet loss' /tmp/ping.out
     }
+    # ibmveth's interrupt (named after the interface) fired.
+    veth_irq() {
+        line=$(grep -w eth0 /proc/interrupts)
+        echo "PAPRIKA-LINUX veth: /proc/interrupts: $line$tag"
+        set -- $line
+        [ "${2:-0}" -gt 0 ]
+    }
+    # Down and up again (H_FREE_LOGICAL_LAN, H_REGISTER_LOGICAL_LAN), then
+    # the peer answers again.
+    relink() {
+        ip link set eth0 down && ip link set eth0 up && wait_ping
+    }
     case "$veth" in
     server)
         check veth-ping-reachable wait_ping
@@ -843,13 +855,15 @@ case "$cmdline" in
         want=$(nc -l -p 5002)
         echo "PAPRIKA-LINUX veth: received md5 ${got%% *}, sent md5 $want$tag"
         check veth-tcp-md5 test -n "$want" -a "${got%% *}" = "$want"
+        check veth-irq veth_irq
         ;;
     client)
         check veth-ping-reachable wait_ping
         check veth-ping-no-loss no_loss -c 5 -W 2
         [ -n "$mtu" ] && check veth-ping-jumbo no_loss -c 3 -s 8000 -W 2
-        rtt=$(ping -c 10 -W 2 "$peer" | tail -1)
+        rtt=$(ping -A -c 30 -W 2 "$peer" | tail -1)
         echo "PAPRIKA-LINUX veth: ping $rtt$tag"
+        check veth-relink relink
         head -c 67108864 /dev/urandom >/tmp/data
         sum=$(md5sum </tmp/data)
         t0=$(uptime_cs)
