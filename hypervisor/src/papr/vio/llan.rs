@@ -54,12 +54,19 @@ pub const H_ILLAN_ATTRIBUTES: u64 = 0x244;
 /// Buffer descriptor fields.
 pub const BD_VALID: u64 = 1 << 63;
 pub const BD_TOGGLE: u64 = 1 << 62;
+/// The sender left the TCP checksum out (zero) and vouches for the data
+/// (Linux `IBMVETH_BUF_NO_CSUM`, `IBMVETH_BUF_CSUM_GOOD`).
+pub const BD_NO_CSUM: u64 = 1 << 57;
+pub const BD_CSUM_GOOD: u64 = 1 << 56;
 const BD_LEN_SHIFT: u32 = 32;
 const BD_LEN_MASK: u64 = 0x00ff_ffff;
 
 /// Receive-queue entry flags (the BE32 at offset 0).
 pub const RXQ_TOGGLE: u32 = 0x8000_0000;
 pub const RXQ_VALID: u32 = 0x4000_0000;
+/// The frame's TCP checksum was left out by its sender / its data is good.
+pub const RXQ_NO_CSUM: u32 = 0x0200_0000;
+pub const RXQ_CSUM_GOOD: u32 = 0x0100_0000;
 /// The frame starts 8 bytes into the receive buffer (after the correlator).
 pub const RX_OFFSET: u32 = 8;
 pub const RXQ_ENTRY: u64 = 16;
@@ -105,6 +112,13 @@ pub const ILLAN_PADDED_PKT_CSUM: u64 = 0x2000;
 pub const ILLAN_LRG_SND_SUPPORT: u64 = 0x8000;
 pub const ILLAN_LRG_SR_ENABLED: u64 = 0x10000;
 pub const ILLAN_TRUNK_PRI_MASK: u64 = 0xf00;
+/// What an adapter's driver may turn on: TCP checksum offload (the checksum
+/// of a frame from such a port is filled in by the hypervisor for any
+/// receiver that did not turn it on too).
+const ILLAN_SETTABLE: u64 = ILLAN_IPV4_TCP_CSUM | ILLAN_IPV6_TCP_CSUM;
+/// What every non-trunk adapter reports: checksum offload is available
+/// (Linux turns it on only when this bit is there).
+const ILLAN_OFFERED: u64 = ILLAN_PADDED_PKT_CSUM;
 /// Every bit a guest may name in H_ILLAN_ATTRIBUTES (others: H_PARAMETER).
 const ILLAN_KNOWN: u64 = ILLAN_ACTIVE_TRUNK
     | ILLAN_IPV4_TCP_CSUM
@@ -176,6 +190,11 @@ pub struct PortStats {
     pub tx_unrouted: u64,
     /// Frames refused because a non-trunk port used a foreign source MAC.
     pub tx_spoofed: u64,
+    /// Frames this port sent with the TCP checksum left out (offload).
+    pub tx_no_csum: u64,
+    /// Frames for this port whose left-out TCP checksum the hypervisor
+    /// computed (its driver had offload off).
+    pub rx_csum_filled: u64,
 }
 
 /// One adapter's state as the switch sees it.
@@ -230,7 +249,7 @@ impl LlanPort {
             mcast_recv: true,
             mcast_filtering: false,
             filters: Vec::new(),
-            attrs: if trunk { ILLAN_ACTIVE_TRUNK } else { 0 },
+            attrs: Self::reset_attrs(trunk),
             stats: PortStats::default(),
         }
     }
@@ -239,22 +258,25 @@ impl LlanPort {
         self.open
     }
 
+    /// A trunk reports ACTIVE_TRUNK (and Linux then leaves checksum offload
+    /// off); any other port offers checksum offload.
+    fn reset_attrs(trunk: bool) -> u64 {
+        if trunk {
+            ILLAN_ACTIVE_TRUNK
+        } else {
+            ILLAN_OFFERED
+        }
+    }
+
+    /// Whether the driver turned TCP checksum offload on: frames may then
+    /// reach it with the checksum left out (flagged in the queue entry).
+    pub fn csum_offload(&self) -> bool {
+        self.attrs & ILLAN_SETTABLE != 0
+    }
+
     /// Receive buffers posted and not used yet.
     pub fn rx_buffers(&self) -> usize {
         self.rx_bufs
-    }
-
-    /// Device-tree properties of the adapter's node (QEMU `spapr_vlan_devnode`):
-    /// `local-mac-address` (6 bytes; Linux 6.1 accepts 6 or 8) and
-    /// `ibm,mac-address-filters` (required by ibmveth).
-    pub fn dt_props(mac: [u8; 6]) -> Vec<(&'static str, Vec<u8>)> {
-        alloc::vec![
-            ("local-mac-address", mac.to_vec()),
-            (
-                "ibm,mac-address-filters",
-                (MCAST_FILTERS as u32).to_be_bytes().to_vec()
-            ),
-        ]
     }
 
     /// H_REGISTER_LOGICAL_LAN(unit, buf_list, rxq BD, filter_list, mac), checked
@@ -337,7 +359,7 @@ impl LlanPort {
     pub fn reset(&mut self) {
         self.close();
         self.mac = self.base_mac;
-        self.attrs = if self.trunk { ILLAN_ACTIVE_TRUNK } else { 0 };
+        self.attrs = Self::reset_attrs(self.trunk);
     }
 
     /// H_ADD_LOGICAL_LAN_BUFFER(unit, bd): the BD valid, 4-aligned, at least 16
@@ -425,19 +447,36 @@ impl LlanPort {
         Ok(())
     }
 
-    /// H_ILLAN_ATTRIBUTES(unit, reset, set) -> attributes. Only the trunk bit
-    /// exists here (fixed by the manifest); no checksum or large-send offload
-    /// is offered, so asking to set one is H_PARAMETER, as are unknown bits;
-    /// clearing what is not set is fine.
+    /// H_ILLAN_ATTRIBUTES(unit, reset, set) -> attributes. A non-trunk port
+    /// offers TCP checksum offload (PADDED_PKT_CSUM) and lets the driver turn
+    /// IPV4_TCP_CSUM / IPV6_TCP_CSUM on and off; a trunk offers nothing
+    /// (Linux does not ask). Unknown bits, or setting anything else (large
+    /// send, the trunk bits): H_PARAMETER. Bits are cleared, then set.
     pub fn h_illan_attributes(&mut self, reset: u64, set: u64) -> Result<u64, HcallError> {
         if (reset | set) & !ILLAN_KNOWN != 0 {
             return Err(HcallError::Parameter);
         }
-        let fixed = if self.trunk { ILLAN_ACTIVE_TRUNK } else { 0 };
-        if set & !fixed != 0 {
+        let settable = if self.trunk { 0 } else { ILLAN_SETTABLE };
+        if set & !settable & !(self.attrs & !ILLAN_SETTABLE) != 0 {
             return Err(HcallError::Parameter);
         }
+        self.attrs = (self.attrs & !(reset & settable)) | (set & settable);
         Ok(self.attrs)
+    }
+
+    /// Device-tree properties of the adapter's node (QEMU `spapr_vlan_devnode`):
+    /// `local-mac-address` (6 bytes; Linux 6.1 accepts 6 or 8),
+    /// `ibm,mac-address-filters` (required by ibmveth) and
+    /// `ibm,illan-options` (its presence makes Linux offer checksum offload).
+    pub fn dt_props(mac: [u8; 6]) -> Vec<(&'static str, Vec<u8>)> {
+        alloc::vec![
+            ("local-mac-address", mac.to_vec()),
+            (
+                "ibm,mac-address-filters",
+                (MCAST_FILTERS as u32).to_be_bytes().to_vec()
+            ),
+            ("ibm,illan-options", alloc::vec![0, 0, 0, 0]),
+        ]
     }
 
     /// The sender's side of H_SEND_LOGICAL_LAN before the switch: closed is
@@ -451,6 +490,9 @@ impl LlanPort {
         if !self.trunk && frame.src != self.mac {
             self.stats.tx_spoofed += 1;
             return Ok(false);
+        }
+        if frame.no_csum {
+            self.stats.tx_no_csum += 1;
         }
         Ok(true)
     }
@@ -501,11 +543,17 @@ impl LlanPort {
     /// queue entry (flags word last, after a release fence). `fill` returns
     /// false when the copy failed (the buffer is then lost to the guest, as a
     /// bad buffer is).
+    ///
+    /// `no_csum`: the sender left the TCP checksum out (checksum offload). A
+    /// receiver with offload on gets the frame so, flagged NO_CSUM|CSUM_GOOD in
+    /// its queue entry; for any other the checksum is computed and filled in
+    /// here, so it never sees a frame with a wrong checksum.
     pub fn deliver<M: DmaMemory>(
         &mut self,
         tce: &TceTable,
         mem: &M,
         len: u64,
+        no_csum: bool,
         fill: impl FnOnce(&TceTable, &M, u64) -> bool,
     ) -> Delivery {
         if !self.open {
@@ -529,6 +577,16 @@ impl LlanPort {
         let mut control = RXQ_TOGGLE | RXQ_VALID;
         if self.rxq_toggle {
             control ^= RXQ_TOGGLE;
+        }
+        if no_csum {
+            if self.csum_offload() {
+                control |= RXQ_NO_CSUM | RXQ_CSUM_GOOD;
+            } else {
+                // Not TCP (nothing was left out then) or unreadable: as is.
+                if fill_tcp_checksum(tce, mem, buf + u64::from(RX_OFFSET), len) {
+                    self.stats.rx_csum_filled += 1;
+                }
+            }
         }
         let mut tail = [0u8; 12];
         tail[..4].copy_from_slice(&(len as u32).to_be_bytes());
@@ -573,6 +631,87 @@ fn read_mapped(tce: &TceTable, mem: &impl DmaMemory, ioba: u64, out: &mut [u8]) 
     Some(())
 }
 
+/// One's-complement sum of big-endian 16-bit words, `odd` when an odd number
+/// of bytes came before `data` (its first byte is then a low byte).
+fn csum_add(mut sum: u64, data: &[u8], odd: bool) -> u64 {
+    let mut i = 0;
+    if odd {
+        if let Some(&b) = data.first() {
+            sum += u64::from(b);
+            i = 1;
+        }
+    }
+    while i + 1 < data.len() {
+        sum += u64::from(u16::from_be_bytes([data[i], data[i + 1]]));
+        i += 2;
+    }
+    if i < data.len() {
+        sum += u64::from(data[i]) << 8;
+    }
+    sum
+}
+
+fn csum_fold(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Computes the TCP checksum of an Ethernet frame (IPv4 or IPv6 without
+/// extension headers) of `len` bytes at `ioba` of a window and stores it
+/// (RFC 793 pseudo header; the sender left the field zero). False when the
+/// frame is not such a TCP segment or cannot be read or written.
+pub fn fill_tcp_checksum(tce: &TceTable, mem: &impl DmaMemory, ioba: u64, len: u64) -> bool {
+    let mut h = [0u8; 14 + 60];
+    let n = (len as usize).min(h.len());
+    if n < 14 + 20 || read_mapped(tce, mem, ioba, &mut h[..n]).is_none() {
+        return false;
+    }
+    let be16 = |i: usize| u64::from(u16::from_be_bytes([h[i], h[i + 1]]));
+    let (tcp, seg_len, pseudo) = match be16(12) {
+        0x0800 => {
+            let ihl = usize::from(h[14] & 0xf) * 4;
+            if h[14] >> 4 != 4 || ihl < 20 || h[14 + 9] != 6 {
+                return false;
+            }
+            let total = be16(16) as usize;
+            let Some(seg) = total.checked_sub(ihl) else {
+                return false;
+            };
+            let sum = csum_add(0, &h[26..34], false) + 6 + seg as u64;
+            (14 + ihl, seg, sum)
+        }
+        0x86dd => {
+            if n < 14 + 40 || h[14 + 6] != 6 {
+                return false;
+            }
+            let seg = be16(18) as usize;
+            let sum = csum_add(0, &h[22..54], false) + 6 + seg as u64;
+            (14 + 40, seg, sum)
+        }
+        _ => return false,
+    };
+    if seg_len < 20 || (tcp + seg_len) as u64 > len {
+        return false;
+    }
+    let mut sum = pseudo;
+    let mut chunk = [0u8; 512];
+    let mut done = 0usize;
+    while done < seg_len {
+        let k = (seg_len - done).min(chunk.len());
+        if read_mapped(tce, mem, ioba + (tcp + done) as u64, &mut chunk[..k]).is_none() {
+            return false;
+        }
+        // Chunks are even-sized, so every one starts on a word boundary.
+        sum = csum_add(sum, &chunk[..k], false);
+        done += k;
+    }
+    // The field itself was zero in the sum; write the folded complement.
+    let check = csum_fold(sum);
+    tce::dma_write(tce, mem, ioba + (tcp + 16) as u64, &check.to_be_bytes()).is_ok()
+}
+
 /// Writes zeroes over `[ioba, ioba + len)` of a window.
 fn zero_range(tce: &TceTable, mem: &impl DmaMemory, ioba: u64, len: u64, zero: &[u8]) -> bool {
     let mut done = 0;
@@ -592,6 +731,8 @@ fn zero_range(tce: &TceTable, mem: &impl DmaMemory, ioba: u64, len: u64, zero: &
 pub struct Frame {
     pub pieces: Vec<(u64, u64)>,
     pub len: u64,
+    /// The sender left the TCP checksum out ([`BD_NO_CSUM`] on its first BD).
+    pub no_csum: bool,
     pub dst: [u8; 6],
     pub src: [u8; 6],
 }
@@ -621,7 +762,10 @@ pub fn gather(
     if bds.iter().map(|&b| bd_len(b)).sum::<u64>() > MAX_FRAME {
         return Err(HcallError::Resource);
     }
-    let mut frame = Frame::default();
+    let mut frame = Frame {
+        no_csum: bds.first().is_some_and(|&b| b & BD_NO_CSUM != 0),
+        ..Frame::default()
+    };
     for &bd in bds {
         let len = bd_len(bd);
         frame.len += len;
@@ -776,9 +920,11 @@ pub fn send<P: SwitchPorts>(
                 if !wanted {
                     return None;
                 }
-                Some(p.deliver(tce, &mem, frame.len, |t, m, ioba| {
-                    copy_frame(frame, src, t, m, ioba, bounce)
-                }))
+                Some(
+                    p.deliver(tce, &mem, frame.len, frame.no_csum, |t, m, ioba| {
+                        copy_frame(frame, src, t, m, ioba, bounce)
+                    }),
+                )
             });
             match outcome.flatten() {
                 Some(Delivery::Delivered) => {

@@ -211,7 +211,7 @@ pub fn report(p: &Partition) {
         let s = port.stats;
         let reg = p.vio.bus.get(d.index).map_or(0, |b| b.reg);
         info!(
-            "PAPRIKA lpar-veth: {} l-lan@{:x} vlan={} tx={} rx={} rx_bytes={} rx_no_buffer={} rx_bad_buffer={} tx_unrouted={} tx_spoofed={}",
+            "PAPRIKA lpar-veth: {} l-lan@{:x} vlan={} tx={} rx={} rx_bytes={} rx_no_buffer={} rx_bad_buffer={} tx_unrouted={} tx_spoofed={} tx_no_csum={} rx_csum_filled={}",
             p.name,
             reg,
             d.vlan,
@@ -221,7 +221,9 @@ pub fn report(p: &Partition) {
             s.rx_no_buffer,
             s.rx_bad_buffer,
             s.tx_unrouted,
-            s.tx_spoofed
+            s.tx_spoofed,
+            s.tx_no_csum,
+            s.rx_csum_filled
         );
     }
 }

@@ -554,15 +554,28 @@ mod guest {
             call(H_CHANGE_LOGICAL_LAN_MAC, &[l, 0x0100_5e00_0001]),
             H_PARAMETER,
         );
+        // Checksum offload offered (PADDED_PKT_CSUM), turned on and off;
+        // large send is not offered.
         let (rc, out) = hcall(H_ILLAN_ATTRIBUTES, &[l, 0, 0]);
         check(
             "lan-illan-attributes",
-            rc == H_SUCCESS && out[0] == 0,
+            rc == H_SUCCESS && out[0] == 0x2000,
+            format_args!("rc {} attrs {:#x}", rc, out[0]),
+        );
+        let (rc, out) = hcall(H_ILLAN_ATTRIBUTES, &[l, 0, 2]);
+        check(
+            "lan-illan-set-csum",
+            rc == H_SUCCESS && out[0] == 0x2002,
             format_args!("rc {} attrs {:#x}", rc, out[0]),
         );
         expect(
-            "lan-illan-set-csum",
-            call(H_ILLAN_ATTRIBUTES, &[l, 0, 2]),
+            "lan-illan-clear-csum",
+            call(H_ILLAN_ATTRIBUTES, &[l, 2, 0]),
+            H_SUCCESS,
+        );
+        expect(
+            "lan-illan-large-send",
+            call(H_ILLAN_ATTRIBUTES, &[l, 0, 0x1_0000]),
             H_PARAMETER,
         );
 

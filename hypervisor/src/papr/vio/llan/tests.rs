@@ -592,26 +592,45 @@ fn mac_attributes_reset() {
     );
     assert_eq!(p.h_change_mac(0), Err(HcallError::Parameter));
     assert_eq!(p.h_change_mac(1 << 60), Err(HcallError::Parameter));
-    assert_eq!(p.h_illan_attributes(0, 0), Ok(0));
-    assert_eq!(p.h_illan_attributes(ILLAN_IPV4_TCP_CSUM, 0), Ok(0));
+    // Checksum offload offered, turned on and off as Linux does.
+    assert_eq!(p.h_illan_attributes(0, 0), Ok(ILLAN_PADDED_PKT_CSUM));
+    assert!(!p.csum_offload());
     assert_eq!(
         p.h_illan_attributes(0, ILLAN_IPV4_TCP_CSUM),
-        Err(HcallError::Parameter)
+        Ok(ILLAN_PADDED_PKT_CSUM | ILLAN_IPV4_TCP_CSUM)
     );
-    assert_eq!(p.h_illan_attributes(0, 1 << 40), Err(HcallError::Parameter));
+    assert!(p.csum_offload());
+    assert_eq!(
+        p.h_illan_attributes(ILLAN_IPV4_TCP_CSUM, ILLAN_IPV6_TCP_CSUM),
+        Ok(ILLAN_PADDED_PKT_CSUM | ILLAN_IPV6_TCP_CSUM)
+    );
+    // Large send, the trunk bit, unknown bits: refused, nothing changed.
+    for bad in [ILLAN_LRG_SR_ENABLED, ILLAN_ACTIVE_TRUNK, 1 << 40] {
+        assert_eq!(p.h_illan_attributes(0, bad), Err(HcallError::Parameter));
+    }
+    assert_eq!(
+        p.h_illan_attributes(0, 0),
+        Ok(ILLAN_PADDED_PKT_CSUM | ILLAN_IPV6_TCP_CSUM)
+    );
     p.reset();
     assert_eq!(p.mac, mac(1));
     assert!(!p.is_open());
+    assert!(!p.csum_offload());
     let mut t = LlanPort::new(mac(2), 1, true);
     assert_eq!(t.h_illan_attributes(0, 0), Ok(ILLAN_ACTIVE_TRUNK));
     assert_eq!(
         t.h_illan_attributes(0, ILLAN_ACTIVE_TRUNK),
         Ok(ILLAN_ACTIVE_TRUNK)
     );
+    assert_eq!(
+        t.h_illan_attributes(0, ILLAN_IPV4_TCP_CSUM),
+        Err(HcallError::Parameter)
+    );
     // The trunk may send a foreign source MAC.
     let props = LlanPort::dt_props(mac(3));
     assert_eq!(props[0], ("local-mac-address", mac(3).to_vec()));
     assert_eq!(props[1].1, (MCAST_FILTERS as u32).to_be_bytes().to_vec());
+    assert_eq!(props[2].0, "ibm,illan-options");
 }
 
 #[test]
@@ -629,4 +648,161 @@ fn bad_buffer_after_posting_is_a_counted_drop() {
     assert_eq!(r.dropped, 1);
     assert_eq!(m.rx(1).rx_bad_buffer, 1);
     assert!(m.notified.borrow().is_empty());
+}
+
+/// An IPv4 TCP frame from `src` to `dst` with `payload`, its TCP checksum
+/// zero (left out, as ibmveth sends with checksum offload).
+fn tcp_frame(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + 20 + payload.len()) as u16;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&[10, 9, 0, 1, 10, 9, 0, 2]);
+    // Ports 5001 -> 40000, seq, ack, offset 5, flags ACK|PSH, window,
+    // checksum 0, urgent 0.
+    f.extend_from_slice(&[
+        0x13, 0x89, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x18, 0xff, 0xff,
+    ]);
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// RFC 1071 verification, written out separately from the model's code: the
+/// pseudo header and the segment with its checksum sum to 0xffff.
+fn tcp_checksum_ok(frame: &[u8]) -> bool {
+    let seg = &frame[34..];
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&frame[26..34]);
+    bytes.extend_from_slice(&[0, 6]);
+    bytes.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(seg);
+    if bytes.len() % 2 == 1 {
+        bytes.push(0);
+    }
+    let mut sum: u32 = 0;
+    for w in bytes.chunks(2) {
+        sum += u32::from(w[0]) << 8 | u32::from(w[1]);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
+}
+
+#[test]
+fn checksum_offload_delivery() {
+    // Port 1 turned offload on, port 2 did not.
+    let m = Machine::new(&[(0, 1, false), (1, 1, false), (2, 1, false)]);
+    m.open(0, 1);
+    m.open(1, 2);
+    m.open(2, 2);
+    m.ports[1]
+        .port
+        .borrow_mut()
+        .h_illan_attributes(0, ILLAN_IPV4_TCP_CSUM)
+        .unwrap();
+    let payload: Vec<u8> = (0..1001u32).map(|i| (i * 13 + 7) as u8).collect();
+    for to in [1usize, 2] {
+        let frame = tcp_frame(mac(to as u8 + 1), mac(1), &payload);
+        assert!(!tcp_checksum_ok(&frame));
+        let gra = m.base(0) + TX;
+        m.mem(0).write(gra, &frame).unwrap();
+        let mut bds = [0u64; SEND_BDS];
+        bds[0] = make_bd((IOBA_OFF + TX) as u32, frame.len() as u32) | BD_NO_CSUM | BD_CSUM_GOOD;
+        assert_eq!(m.send_bds(0, &bds).unwrap().delivered, 1);
+        let (flags, len, corr) = m.entry(to, 0);
+        assert_eq!(len as usize, frame.len());
+        let buf = m.base(to) + BUFS + (corr - 0xc0de_0000) * 0x1000 + 8;
+        let got = m.mem(to).bytes(buf, frame.len());
+        if to == 1 {
+            // Offload on: the frame as sent, flagged.
+            assert_eq!(
+                flags,
+                RXQ_TOGGLE | RXQ_VALID | RXQ_NO_CSUM | RXQ_CSUM_GOOD | 8
+            );
+            assert_eq!(got, frame);
+        } else {
+            // Offload off: the checksum filled in, nothing else changed.
+            assert_eq!(flags, RXQ_TOGGLE | RXQ_VALID | 8);
+            assert!(tcp_checksum_ok(&got));
+            assert_eq!(got[..50], frame[..50]);
+            assert_eq!(got[52..], frame[52..]);
+        }
+    }
+    assert_eq!(m.rx(0).tx_no_csum, 2);
+    assert_eq!((m.rx(1).rx_csum_filled, m.rx(2).rx_csum_filled), (0, 1));
+    // A frame with its checksum in (no NO_CSUM): untouched for both.
+    let mut frame = tcp_frame(mac(3), mac(1), b"x");
+    frame[50] = 0x12;
+    frame[51] = 0x34;
+    m.send_raw(0, &frame).unwrap();
+    let (flags, _, corr) = m.entry(2, 1);
+    assert_eq!(flags, RXQ_TOGGLE | RXQ_VALID | 8);
+    let buf = m.base(2) + BUFS + (corr - 0xc0de_0000) * 0x1000 + 8;
+    assert_eq!(m.mem(2).bytes(buf, frame.len()), frame);
+}
+
+#[test]
+fn checksum_of_ipv6_and_non_tcp() {
+    let mut t = TceTable::new(1, 0, WIN, 12, MEM).unwrap();
+    t.h_put_tce(0, 0x3000 | 3).unwrap();
+    let mem = Mem::new();
+    // IPv6 TCP: checked with the IPv6 pseudo header.
+    let mut f = vec![0u8; 14 + 40 + 20 + 5];
+    f[12] = 0x86;
+    f[13] = 0xdd;
+    f[14] = 0x60;
+    f[18..20].copy_from_slice(&25u16.to_be_bytes());
+    f[20] = 6;
+    for (i, b) in f[22..54].iter_mut().enumerate() {
+        *b = i as u8 * 3;
+    }
+    f[54 + 12] = 0x50;
+    f[74..].copy_from_slice(b"hello");
+    mem.write(0x3000, &f).unwrap();
+    assert!(fill_tcp_checksum(&t, &mem, 0, f.len() as u64));
+    let got = mem.bytes(0x3000, f.len());
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&got[22..54]);
+    bytes.extend_from_slice(&[0, 0, 0, 25, 0, 0, 0, 6]);
+    bytes.extend_from_slice(&got[54..]);
+    bytes.push(0);
+    let mut sum: u32 = 0;
+    for w in bytes.chunks(2) {
+        sum += u32::from(w[0]) << 8 | u32::from(w[1]);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    assert_eq!(sum, 0xffff);
+    // UDP, ARP, truncated: left alone.
+    let mut udp = tcp_frame(mac(1), mac(2), b"abc");
+    udp[23] = 17;
+    mem.write(0x3000, &udp).unwrap();
+    assert!(!fill_tcp_checksum(&t, &mem, 0, udp.len() as u64));
+    let mut arp = udp.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    mem.write(0x3000, &arp).unwrap();
+    assert!(!fill_tcp_checksum(&t, &mem, 0, arp.len() as u64));
+    let tcp = tcp_frame(mac(1), mac(2), b"abc");
+    mem.write(0x3000, &tcp).unwrap();
+    assert!(!fill_tcp_checksum(&t, &mem, 0, 40));
+    // An IPv4 length past the frame: left alone.
+    assert!(!fill_tcp_checksum(&t, &mem, 0, tcp.len() as u64 - 1));
 }
