@@ -210,15 +210,24 @@ impl VioBus {
         if mode & !d.spec.signal_mask != 0 {
             return Err(HcallError::Parameter);
         }
-        d.signal.store(mode, Ordering::Release);
+        // A full barrier after the store: the driver enables interrupts, then
+        // looks at its queue (ibmveth's NAPI loop); a device that queues an
+        // entry, then reads the state ([`VioBus::irq_enabled`]), must not miss
+        // both (the store-buffer pattern: each side's store before its load).
+        d.signal.store(mode, Ordering::SeqCst);
+        core::sync::atomic::fence(Ordering::SeqCst);
         Ok(())
     }
 
-    /// Whether device `index` may raise its interrupt now.
+    /// Whether device `index` may raise its interrupt now. A full barrier
+    /// first, pairing with [`VioBus::h_vio_signal`]'s: whatever the device
+    /// queued before is visible to a driver that enabled interrupts after this
+    /// read, or the read sees the enable.
     pub fn irq_enabled(&self, index: usize) -> bool {
+        core::sync::atomic::fence(Ordering::SeqCst);
         self.devices
             .get(index)
-            .is_some_and(|d| d.signal_state() & SIGNAL_IRQ != 0)
+            .is_some_and(|d| d.signal.load(Ordering::SeqCst) & SIGNAL_IRQ != 0)
     }
 
     /// Partition reboot: every signal state back to its reset value.
