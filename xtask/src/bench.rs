@@ -71,6 +71,23 @@ Prints `name: value` lines:
                                             vCPU, powernv9 -smp 1) vs -M pseries
                                             -m 512M, both with `disable_radix`
                                             (target/bench/linux-*-hash.log)
+  veth.tcp_64mib_ms: paprika=N pseries=N ratio=R
+                                            64 MiB over TCP (busybox nc, MTU 9000,
+                                            md5 checked) between two Debian
+                                            partitions on Paprika's switch
+                                            (powernv9 -smp 2, target/bench/
+                                            veth-paprika.log) vs two -M pseries
+                                            guests with spapr-vlan joined by
+                                            -netdev socket on 127.0.0.1
+                                            (target/bench/veth-pseries-*.log)
+  veth.tcp_mib_per_s: paprika=F pseries=F ratio=R
+  veth.ping_rtt_avg_us: paprika=F pseries=F ratio=R
+                                            ping -A -c 30 (each ping once the
+                                            last reply came): average round trip
+  veth.ping_rtt_min_us: paprika=F pseries=F ratio=R
+                                            ... and the fastest
+  veth.throughput_target_met: yes|no        (target: Paprika >= pseries)
+  veth.rtt_target_met: yes|no               (target: Paprika <= pseries)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
 QEMU, in C: see docs/benchmarks.md before reading much into it.";
@@ -85,6 +102,7 @@ pub fn main(args: BenchArgs) -> Result<i32> {
         no_build,
         skip_lpar,
         skip_linux,
+        skip_veth,
         skip_pseries,
         lpar_timeout,
     } = args;
@@ -197,6 +215,15 @@ pub fn main(args: BenchArgs) -> Result<i32> {
     }
     if !skip_linux {
         match crate::linux_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
+            Ok(lines) => results.extend(lines),
+            Err(e) => {
+                print_results(&results);
+                return Err(e);
+            }
+        }
+    }
+    if !skip_veth {
+        match crate::veth_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
             Ok(lines) => results.extend(lines),
             Err(e) => {
                 print_results(&results);

@@ -264,6 +264,9 @@ pub struct BenchArgs {
     /// No Linux boot benchmark
     #[arg(long)]
     pub skip_linux: bool,
+    /// No virtual network benchmark (TCP and ping between two partitions)
+    #[arg(long)]
+    pub skip_veth: bool,
     /// Partition and Linux benchmarks without the pseries reference
     #[arg(long)]
     pub skip_pseries: bool,

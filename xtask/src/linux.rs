@@ -198,7 +198,7 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
         ));
     }
     let mut entries = initramfs_entries(busybox);
-    entries.extend(kvm_module_entries(&kernel_root, &release));
+    entries.extend(module_entries(&kernel_root, &release));
     entries.extend(vmm_entries(&entries));
     let archive = write_newc(&entries);
     let initramfs = top.join("initramfs.cpio");
@@ -753,6 +753,36 @@ date
 echo "PAPRIKA-LINUX date epoch=$(date +%s)$tag"
 echo "---"
 
+# Virtual Ethernet (docs/vio.md): with an l-lan in the device tree, ibmveth.ko
+# loads; paprika.ip=ADDR/PREFIX configures eth0 (paprika.mtu=N first).
+# paprika.veth=server|client|isolated with paprika.peer=IP: the checks of the
+# veth scenario (below, test mode).
+ip_addr=
+mtu=
+veth=
+peer=
+for word in $cmdline; do
+    case "$word" in
+    paprika.ip=*) ip_addr=${word#paprika.ip=} ;;
+    paprika.mtu=*) mtu=${word#paprika.mtu=} ;;
+    paprika.veth=*) veth=${word#paprika.veth=} ;;
+    paprika.peer=*) peer=${word#paprika.peer=} ;;
+    esac
+done
+if ls -d /proc/device-tree/vdevice/l-lan@* >/dev/null 2>&1; then
+    if insmod /lib/modules/ibmveth.ko; then
+        echo "PAPRIKA-LINUX net: ibmveth loaded$tag"
+    else
+        echo "PAPRIKA-LINUX net: ibmveth did not load$tag"
+    fi
+    if [ -n "$ip_addr" ]; then
+        [ -n "$mtu" ] && ip link set eth0 mtu "$mtu"
+        ip link set eth0 up
+        ip addr add "$ip_addr" dev eth0
+        echo "PAPRIKA-LINUX net: eth0 $ip_addr mtu $(cat /sys/class/net/eth0/mtu)$tag"
+    fi
+fi
+
 case "$cmdline" in
 *" paprika.test=1 "*)
     failed=0
@@ -818,6 +848,125 @@ case "$cmdline" in
         esac
         ;;
     esac
+    # The veth scenario (paprika.veth=...): ping, MTU 9000, 64 MiB over TCP
+    # with busybox nc, md5 compared; the isolated partition hears nothing.
+    uptime_cs() {
+        read -r up _ </proc/uptime
+        echo "${up%.*}${up#*.}"
+    }
+    wait_ping() {
+        n=0
+        until ping -c 1 -W 2 "$peer" >/dev/null 2>&1; do
+            n=$((n + 1))
+            [ "$n" -lt 90 ] || return 1
+        done
+    }
+    no_loss() {
+        ping "$@" "$peer" | tee /tmp/ping.out
+        grep -q ' 0% packet loss' /tmp/ping.out
+    }
+    # ibmveth's interrupt (named after the interface) fired.
+    veth_irq() {
+        line=$(grep -w eth0 /proc/interrupts)
+        echo "PAPRIKA-LINUX veth: /proc/interrupts: $line$tag"
+        set -- $line
+        [ "${2:-0}" -gt 0 ]
+    }
+    # Down and up again (H_FREE_LOGICAL_LAN, H_REGISTER_LOGICAL_LAN), then
+    # the peer answers again.
+    relink() {
+        ip link set eth0 down && ip link set eth0 up && wait_ping
+    }
+    case "$veth" in
+    server)
+        check veth-ping-reachable wait_ping
+        check veth-ping-no-loss no_loss -c 5 -W 2
+        [ -n "$mtu" ] && check veth-ping-jumbo no_loss -c 3 -s 8000 -W 2
+        got=$(nc -l -p 5001 | md5sum)
+        want=$(nc -l -p 5002)
+        echo "PAPRIKA-LINUX veth: received md5 ${got%% *}, sent md5 $want$tag"
+        check veth-tcp-md5 test -n "$want" -a "${got%% *}" = "$want"
+        check veth-irq veth_irq
+        ;;
+    client)
+        check veth-ping-reachable wait_ping
+        check veth-ping-no-loss no_loss -c 5 -W 2
+        [ -n "$mtu" ] && check veth-ping-jumbo no_loss -c 3 -s 8000 -W 2
+        rtt=$(ping -A -c 30 -W 2 "$peer" | tail -1)
+        echo "PAPRIKA-LINUX veth: ping $rtt$tag"
+        check veth-relink relink
+        head -c 67108864 /dev/urandom >/tmp/data
+        sum=$(md5sum </tmp/data)
+        t0=$(uptime_cs)
+        n=0
+        until nc "$peer" 5001 </tmp/data; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        t1=$(uptime_cs)
+        echo "PAPRIKA-LINUX veth: sent 67108864 bytes in $((t1 - t0))0 ms$tag"
+        rm -f /tmp/data
+        n=0
+        until echo "${sum%% *}" | nc "$peer" 5002; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        ;;
+    rsender)
+        # The reboot scenario's survivor: starts a transfer, has the receiver
+        # reboot mid-way (a word on port 5003), then sends it all again once
+        # the receiver is back.
+        check veth-ping-reachable wait_ping
+        head -c 67108864 /dev/urandom >/tmp/data
+        sum=$(md5sum </tmp/data)
+        nc "$peer" 5001 </tmp/data &
+        first=$!
+        sleep 3
+        n=0
+        until echo reboot | nc "$peer" 5003; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        echo "PAPRIKA-LINUX veth: asked $peer to reboot mid-transfer$tag"
+        kill "$first" 2>/dev/null
+        wait "$first" 2>/dev/null
+        check veth-peer-back wait_ping
+        n=0
+        until nc "$peer" 5001 </tmp/data; do
+            n=$((n + 1))
+            [ "$n" -lt 120 ] || break
+            sleep 1
+        done
+        n=0
+        until echo "${sum%% *}" | nc "$peer" 5002; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        check veth-resent [ "$n" -lt 60 ]
+        ;;
+    rreceiver)
+        # Reboots (reboot -f) when told on port 5003; every boot receives the
+        # transfer and compares its md5.
+        (nc -l -p 5003 >/dev/null && echo "PAPRIKA-LINUX veth: rebooting mid-transfer$tag" && reboot -f) &
+        got=$(nc -l -p 5001 | md5sum)
+        want=$(nc -l -p 5002)
+        echo "PAPRIKA-LINUX veth: received md5 ${got%% *}, sent md5 $want$tag"
+        check veth-tcp-md5 test -n "$want" -a "${got%% *}" = "$want"
+        ;;
+    isolated)
+        # Another VLAN: its peer's address is never answered, and nothing
+        # arrives while the others talk (ARP broadcasts, IPv6 multicast, ...).
+        check veth-isolated-no-reply sh -c "! ping -c 5 -W 1 $peer"
+        sleep 20
+        rx=$(cat /sys/class/net/eth0/statistics/rx_packets)
+        echo "PAPRIKA-LINUX veth: isolated rx_packets=$rx$tag"
+        check veth-isolated-rx-zero [ "$rx" = 0 ]
+        ;;
+    esac
     # paprika.cpus=N: N processors online.
     for word in $cmdline; do
         case "$word" in
@@ -874,7 +1023,8 @@ pub const MARKER_PREFIX: &str = "PAPRIKA-LINUX ";
 pub const APPLETS: &[&str] = &[
     "sh", "ash", "mount", "umount", "echo", "cat", "ls", "mkdir", "grep", "setsid", "cttyhack",
     "poweroff", "reboot", "halt", "date", "uname", "dmesg", "sleep", "ps", "true", "false", "test",
-    "[", "ln", "rm", "cp", "mv", "free", "top", "vi", "head", "tail", "wc",
+    "[", "ln", "rm", "cp", "mv", "free", "top", "vi", "head", "tail", "wc", "insmod", "ip", "ping",
+    "nc", "md5sum", "tee", "kill",
 ];
 
 /// /dev/console: char 5:1, /dev/hvc0 (hvc_vio): char 229:0.
@@ -955,17 +1105,16 @@ fn vmm_entries(have: &[Entry]) -> Vec<Entry> {
     e
 }
 
-/// KVM-HV's modules from the kernel package (`lib/modules/kvm.ko`,
-/// `lib/modules/kvm-hv.ko`), which /init loads with `paprika.kvm=1` (nested
-/// virtualization, docs/partitions.md); none when the package has none.
-fn kvm_module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
-    let dir = kernel_root
-        .join("lib/modules")
-        .join(release)
-        .join("kernel/arch/powerpc/kvm");
+/// Modules /init may load, from the kernel package, as
+/// `lib/modules/<name>`: KVM-HV's (`kvm.ko`, `kvm-hv.ko`, loaded with
+/// `paprika.kvm=1`, nested virtualization, docs/partitions.md) and ibmveth
+/// (`ibmveth.ko`, loaded when the device tree has an `l-lan`, docs/vio.md);
+/// those the package lacks are left out.
+fn module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
+    let dir = kernel_root.join("lib/modules").join(release).join("kernel");
     let mut e = Vec::new();
-    for name in ["kvm.ko", "kvm-hv.ko"] {
-        if let Ok(data) = std::fs::read(dir.join(name)) {
+    for (path, name) in MODULES {
+        if let Ok(data) = std::fs::read(dir.join(path).join(name)) {
             if e.is_empty() {
                 for d in ["lib", "lib/modules"] {
                     e.push(Entry::Dir {
@@ -983,6 +1132,14 @@ fn kvm_module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
     }
     e
 }
+
+/// (directory under `lib/modules/<release>/kernel`, file) of each module the
+/// initramfs carries.
+pub const MODULES: &[(&str, &str)] = &[
+    ("arch/powerpc/kvm", "kvm.ko"),
+    ("arch/powerpc/kvm", "kvm-hv.ko"),
+    ("drivers/net/ethernet/ibm", "ibmveth.ko"),
+];
 
 /// What goes into initramfs.cpio, parents before children.
 pub fn initramfs_entries(busybox: Vec<u8>) -> Vec<Entry> {

@@ -21,6 +21,7 @@ mod run;
 mod scenarios;
 mod setup;
 mod test;
+mod veth_bench;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -99,6 +99,7 @@ pub fn from_kernel(
             secure: false,
             nested: false,
             mmu: manifest::MmuMode::Radix,
+            net: Vec::new(),
         }],
     };
     // The parser is the one judge of what is valid: give it the text.
@@ -442,6 +443,7 @@ mod tests {
             secure: true,
             nested: false,
             mmu: manifest::MmuMode::Radix,
+            net: Vec::new(),
             ..src.manifest.partitions[0].clone()
         });
         let e = refuse_secure(&src.manifest, "m.toml").unwrap_err();

@@ -124,6 +124,11 @@ pub struct LinuxLpar {
     /// runs hash; /init checks /proc/cpuinfo's MMU line against
     /// [`LinuxLpar::runs_hash`] (`paprika.mmu=` on the command line).
     pub disable_radix: bool,
+    /// A virtual Ethernet adapter on this VLAN (`[[partition.net]]`, its MAC
+    /// generated); 0: none.
+    pub vlan: u16,
+    /// More kernel command line for this partition only (`paprika.ip=...`).
+    pub extra: &'static str,
 }
 
 impl LinuxLpar {
@@ -144,6 +149,24 @@ pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]
         cpus,
         mmu: manifest::MmuMode::Radix,
         disable_radix: false,
+        vlan: 0,
+        extra: "",
+    }
+}
+
+/// A Linux partition with an ibmveth adapter on `vlan` and `extra` on its
+/// command line (docs/vio.md).
+pub const fn veth_lpar(
+    name: &'static str,
+    memory: &'static str,
+    cpus: &'static [u32],
+    vlan: u16,
+    extra: &'static str,
+) -> LinuxLpar {
+    LinuxLpar {
+        vlan,
+        extra,
+        ..lpar(name, memory, cpus)
     }
 }
 
@@ -155,11 +178,9 @@ pub const fn hash_lpar(
     cpus: &'static [u32],
 ) -> LinuxLpar {
     LinuxLpar {
-        name,
-        memory,
-        cpus,
         mmu: manifest::MmuMode::Hash,
         disable_radix: true,
+        ..lpar(name, memory, cpus)
     }
 }
 
@@ -172,11 +193,9 @@ pub const fn any_lpar(
     disable_radix: bool,
 ) -> LinuxLpar {
     LinuxLpar {
-        name,
-        memory,
-        cpus,
         mmu: manifest::MmuMode::Any,
         disable_radix,
+        ..lpar(name, memory, cpus)
     }
 }
 
@@ -356,6 +375,10 @@ impl LinuxBoot {
         if p.runs_hash() {
             line.push_str(" paprika.mmu=hash");
         }
+        if !p.extra.is_empty() {
+            line.push(' ');
+            line.push_str(p.extra);
+        }
         if !self.append.trim().is_empty() {
             line.push(' ');
             line.push_str(self.append.trim());
@@ -382,6 +405,15 @@ impl LinuxBoot {
                 // Nested virtualization where the scenario loads KVM-HV.
                 nested: self.append.contains("paprika.kvm=1"),
                 mmu: p.mmu,
+                net: if p.vlan == 0 {
+                    Vec::new()
+                } else {
+                    vec![manifest::NetSpec {
+                        mac: manifest::generated_mac(p.name, 0),
+                        vlan: p.vlan,
+                        trunk: false,
+                    }]
+                },
             });
         }
         let m = Manifest {
@@ -521,6 +553,12 @@ impl Scenario {
         self
     }
 
+    /// A hard timeout of `secs` instead of the kind's default.
+    pub const fn timeout_secs(mut self, secs: u64) -> Self {
+        self.timeout = Duration::from_secs(secs);
+        self
+    }
+
     /// Also wants `expected` on the console.
     pub const fn expecting(mut self, expected: &'static [&'static str]) -> Self {
         self.expected = expected;
@@ -613,6 +651,48 @@ impl Scenario {
     }
 }
 
+/// The veth scenario's partitions: a server and a client on VLAN 1 (MTU
+/// 9000), an isolated one on VLAN 2 with an address in the same subnet.
+const LINUX_VETH: &[LinuxLpar] = &[
+    veth_lpar(
+        "veth-a",
+        "512M",
+        &[0],
+        1,
+        "paprika.ip=10.9.0.1/24 paprika.mtu=9000 paprika.veth=server paprika.peer=10.9.0.2",
+    ),
+    veth_lpar(
+        "veth-b",
+        "512M",
+        &[1],
+        1,
+        "paprika.ip=10.9.0.2/24 paprika.mtu=9000 paprika.veth=client paprika.peer=10.9.0.1",
+    ),
+    veth_lpar(
+        "veth-c",
+        "512M",
+        &[2],
+        2,
+        "paprika.ip=10.9.0.3/24 paprika.veth=isolated paprika.peer=10.9.0.1",
+    ),
+];
+/// The veth reboot scenario: veth-ra sends, veth-rb reboots mid-transfer.
+const LINUX_VETH_REBOOT: &[LinuxLpar] = &[
+    veth_lpar(
+        "veth-ra",
+        "512M",
+        &[0],
+        1,
+        "paprika.ip=10.9.1.1/24 paprika.veth=rsender paprika.peer=10.9.1.2",
+    ),
+    veth_lpar(
+        "veth-rb",
+        "512M",
+        &[1],
+        1,
+        "paprika.ip=10.9.1.2/24 paprika.veth=rreceiver paprika.peer=10.9.1.1",
+    ),
+];
 /// One Linux partition on thread 0.
 const LINUX_1CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0])];
 /// One Linux partition with 2 vCPUs on threads 0-1.
@@ -913,6 +993,14 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // The VIO guest (tests/guests/vio): TCE and ibmveth hcalls with bad
+    // buffers, bad TCEs and huge sends get PAPR codes only; frames between its
+    // own two adapters, none across VLANs.
+    lpars("lpar-vio-p9", Machine::Powernv9, "vio", "1G", "2", 2, 1).expecting(&[
+        "[vio] GUEST-PASS lan-rx-frame",
+        "[vio] GUEST-PASS lan-vlan-isolated",
+        "[vio] GUEST-PASS fuzz-only-papr-codes",
+    ]),
     // The hostile guest's attack, watched by its neighbour (tests/guests/README.md):
     // the neighbour must outlive it, so their runs overlapped. SMT4: both
     // partitions and the hypervisor's idle boot thread share core 0, so what
@@ -1244,6 +1332,40 @@ pub const SCENARIOS: &[Scenario] = &[
     )
     .append("paprika.kvm=1 paprika.l2=1")
     .expecting(L2_EXPECTED_2CPU),
+    // Virtual Ethernet between partitions (docs/vio.md): veth-a and veth-b on
+    // VLAN 1 with MTU 9000 ping each other (also with 8000-byte packets) and
+    // move 64 MiB over TCP with busybox nc, md5 compared; veth-c on VLAN 2
+    // gets no reply and receives nothing.
+    linux("linux-veth-p9", Machine::Powernv9, "2G", "3", 3, LINUX_VETH)
+        .expecting(&[
+            "PAPRIKA-LINUX check veth-ping-no-loss: ok",
+            "PAPRIKA-LINUX check veth-ping-jumbo: ok",
+            "PAPRIKA-LINUX check veth-tcp-md5: ok",
+            "[veth-a] PAPRIKA-LINUX check veth-irq: ok",
+            "[veth-b] PAPRIKA-LINUX check veth-relink: ok",
+            "PAPRIKA veth veth-b: l-lan@71000001 link down",
+            "PAPRIKA-LINUX check veth-isolated-no-reply: ok",
+            "PAPRIKA-LINUX check veth-isolated-rx-zero: ok",
+            "PAPRIKA veth veth-a: l-lan@71000001 link up (vlan 1)",
+        ])
+        .timeout_secs(420),
+    // One partition reboots mid-transfer (told to over the network) while the
+    // other keeps running; once back, the whole 64 MiB arrive intact.
+    linux(
+        "linux-veth-reboot-p9",
+        Machine::Powernv9,
+        "1536M",
+        "2",
+        2,
+        LINUX_VETH_REBOOT,
+    )
+    .expecting(&[
+        "PAPRIKA lpar veth-rb: rebooting (boot 2)",
+        "[veth-rb] PAPRIKA-LINUX check veth-tcp-md5: ok",
+        "[veth-ra] PAPRIKA-LINUX check veth-peer-back: ok",
+        "[veth-ra] PAPRIKA-LINUX check veth-resent: ok",
+    ])
+    .timeout_secs(420),
     // A shell on the console: what is typed on QEMU's stdin reaches it.
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)
@@ -2087,7 +2209,10 @@ ERROR PAPRIKA power-off: failure
                 let memory = parse_size(s.memory).unwrap();
                 check_scenario_manifest(&m, memory, s.cpus)
                     .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-                assert_eq!(s.timeout, LINUX_TIMEOUT);
+                // The veth scenario moves 64 MiB between partitions.
+                if !s.name.starts_with("linux-veth") {
+                    assert_eq!(s.timeout, LINUX_TIMEOUT);
+                }
                 assert_eq!(
                     boot.mode != LinuxMode::Test,
                     !s.input.is_empty(),

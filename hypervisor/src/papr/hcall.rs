@@ -28,6 +28,9 @@ pub enum HcallError {
     /// H_AUTHORITY (-10): the caller is not allowed this (KVM: H_SVM_INIT_START in
     /// a partition whose VMM did not allow secure execution).
     Authority = -10,
+    /// H_DROPPED (-12): the frame was not sent (H_SEND_LOGICAL_LAN on a closed
+    /// adapter, as QEMU).
+    Dropped = -12,
     /// H_RESOURCE (-16): a prerequisite resource is missing (a DTL or SLB shadow
     /// without a VPA; a VPA still carrying one).
     Resource = -16,
@@ -119,6 +122,11 @@ pub const HYPERTAS: &[&str] = &[
     "hcall-sprg0",
     "hcall-dabr",
     "hcall-xdabr",
+    // VIO: H_VIO_SIGNAL and the CRQ calls; the TCE calls, H_PUT_TCE_INDIRECT
+    // and H_STUFF_TCE (Linux maps and unmaps up to 512 pages a call with them).
+    "hcall-vio",
+    "hcall-tce",
+    "hcall-multi-tce",
 ];
 
 /// Opcodes are multiples of 4 in the architected ranges.

@@ -98,6 +98,62 @@ pub struct PartitionSpec {
     pub nested: bool,
     /// The MMU the partition offers its guest (default radix); docs/manifest.md.
     pub mmu: MmuMode,
+    /// Virtual Ethernet adapters (`[[partition.net]]` tables after the
+    /// partition's), in order: each an `l-lan` VIO device on the switch.
+    pub net: Vec<NetSpec>,
+}
+
+/// At most this many `[[partition.net]]` per partition.
+pub const MAX_NETS: usize = 8;
+/// VLAN ids a port may have (IEEE 802.1Q: 0 and 4095 are reserved).
+pub const VLAN_MAX: u16 = 4094;
+
+/// One `[[partition.net]]` table: a virtual Ethernet adapter (ibmveth) on the
+/// hypervisor's switch (docs/vio.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetSpec {
+    /// Unicast, non-zero. When the manifest gives none: `02:` (locally
+    /// administered) then three bytes of a hash of the partition's name, 0, and
+    /// the adapter's index ([`generated_mac`]), the same on every run.
+    pub mac: [u8; 6],
+    /// The port's VLAN (default 1): frames reach only ports on the same VLAN.
+    pub vlan: u16,
+    /// A trunk port (default false): it also receives unicast frames for MACs
+    /// no port on its VLAN has, may send any source MAC, and H_ILLAN_ATTRIBUTES
+    /// reports ACTIVE_TRUNK. For a later bridge to a physical adapter.
+    pub trunk: bool,
+}
+
+/// The MAC of adapter `index` of partition `name` when the manifest gives none.
+pub fn generated_mac(name: &str, index: usize) -> [u8; 6] {
+    // FNV-1a, 32-bit.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let [a, b, c, _] = h.to_be_bytes();
+    [0x02, a, b, c, 0, index as u8]
+}
+
+/// Reads `"xx:xx:xx:xx:xx:xx"` (hex, either case).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for m in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *m = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// `xx:xx:xx:xx:xx:xx`, lower case.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
 }
 
 /// `mmu = "radix" | "hash" | "any"`: which translation the partition offers
@@ -186,6 +242,14 @@ impl Manifest {
             }
             if p.mmu != MmuMode::Radix {
                 s.push_str(&format!("mmu = {}\n", quote(p.mmu.as_str())));
+            }
+            for n in &p.net {
+                s.push_str("\n[[partition.net]]\n");
+                s.push_str(&format!("mac = {}\n", quote(&format_mac(&n.mac))));
+                s.push_str(&format!("vlan = {}\n", n.vlan));
+                if n.trunk {
+                    s.push_str("trunk = true\n");
+                }
             }
         }
         s
@@ -418,6 +482,8 @@ struct Entry {
 enum TableKind {
     Machine,
     Partition,
+    /// `[[partition.net]]`: belongs to the `[[partition]]` before it.
+    Net,
 }
 
 #[derive(Debug)]
@@ -442,7 +508,7 @@ impl Table {
     fn label(&self) -> Option<&str> {
         match self.kind {
             TableKind::Partition => self.name(),
-            TableKind::Machine => None,
+            TableKind::Machine | TableKind::Net => None,
         }
     }
 }
@@ -626,7 +692,12 @@ fn parse_header(line: &str) -> Result<TableKind, ErrorKind> {
     let double = cur.rest().starts_with("[[");
     cur.pos += if double { 2 } else { 1 };
     cur.skip_ws();
-    let name = cur.take_while(is_key_byte);
+    let mut name = cur.take_while(is_key_byte).to_string();
+    if cur.peek() == Some(b'.') {
+        cur.pos += 1;
+        name.push('.');
+        name.push_str(cur.take_while(is_key_byte));
+    }
     cur.skip_ws();
     let close = if double { "]]" } else { "]" };
     if !cur.rest().starts_with(close) {
@@ -640,9 +711,10 @@ fn parse_header(line: &str) -> Result<TableKind, ErrorKind> {
     if !cur.at_line_end() {
         return Err(ErrorKind::Syntax("unexpected text after the table header"));
     }
-    match (double, name) {
+    match (double, name.as_str()) {
         (false, "machine") => Ok(TableKind::Machine),
         (true, "partition") => Ok(TableKind::Partition),
+        (true, "partition.net") => Ok(TableKind::Net),
         _ => {
             let open = if double { "[[" } else { "[" };
             Err(ErrorKind::UnknownTable(format!("{open}{name}{close}")))
@@ -692,6 +764,16 @@ fn parse_tables(text: &str) -> Result<Vec<Table>, ManifestError> {
             let kind = parse_header(trimmed).map_err(|k| ManifestError::new(k).at(line))?;
             if kind == TableKind::Machine && tables.iter().any(|t| t.kind == kind) {
                 return Err(ManifestError::new(ErrorKind::DuplicateTable).at(line));
+            }
+            if kind == TableKind::Net
+                && !tables
+                    .last()
+                    .is_some_and(|t| matches!(t.kind, TableKind::Partition | TableKind::Net))
+            {
+                return Err(ManifestError::new(ErrorKind::Syntax(
+                    "[[partition.net]] must follow the [[partition]] it belongs to",
+                ))
+                .at(line));
             }
             tables.push(Table {
                 kind,
@@ -934,10 +1016,69 @@ fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
             secure: b.secure,
             nested: b.nested,
             mmu: b.mmu,
+            net: Vec::new(),
         },
         name_line,
         cpus_line,
     })
+}
+
+/// One `[[partition.net]]` table of partition `p` (its adapters so far in
+/// `p.net`).
+fn net_from(table: &Table, p: &PartitionSpec) -> Result<NetSpec, ManifestError> {
+    let err = |kind, line: usize, field: &str| {
+        ManifestError::new(kind)
+            .at(line)
+            .in_partition(Some(&p.name))
+            .field(field)
+    };
+    if p.net.len() >= MAX_NETS {
+        return Err(ManifestError::new(ErrorKind::Invalid(
+            "at most 8 [[partition.net]] per partition",
+        ))
+        .at(table.line)
+        .in_partition(Some(&p.name)));
+    }
+    let mut net = NetSpec {
+        mac: generated_mac(&p.name, p.net.len()),
+        vlan: 1,
+        trunk: false,
+    };
+    for e in &table.entries {
+        let v = &e.value;
+        match e.key.as_str() {
+            "mac" => {
+                let s = want_str(v).map_err(|k| err(k, e.line, "mac"))?;
+                let mac = parse_mac(s).ok_or_else(|| {
+                    err(
+                        ErrorKind::Invalid("not a MAC address (want \"02:00:00:00:00:01\")"),
+                        e.line,
+                        "mac",
+                    )
+                })?;
+                if mac[0] & 1 != 0 || mac == [0; 6] {
+                    return Err(err(
+                        ErrorKind::Invalid("must be a unicast address, not zero"),
+                        e.line,
+                        "mac",
+                    ));
+                }
+                net.mac = mac;
+            }
+            "vlan" => {
+                let Value::Int(n) = v else {
+                    return Err(err(wrong_type("an integer", v), e.line, "vlan"));
+                };
+                match u16::try_from(*n) {
+                    Ok(n) if (1..=VLAN_MAX).contains(&n) => net.vlan = n,
+                    _ => return Err(err(ErrorKind::Invalid("must be 1 to 4094"), e.line, "vlan")),
+                }
+            }
+            "trunk" => net.trunk = want_bool(v).map_err(|k| err(k, e.line, "trunk"))?,
+            _ => return Err(err(ErrorKind::UnknownKey, e.line, &e.key)),
+        }
+    }
+    Ok(net)
 }
 
 /// Parses and validates a manifest (everything that does not depend on the
@@ -964,7 +1105,18 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     }
 
     let mut partitions: Vec<PartitionSpec> = Vec::new();
-    for table in tables.iter().filter(|t| t.kind == TableKind::Partition) {
+    for table in &tables {
+        if table.kind == TableKind::Net {
+            // parse_tables put a partition before it.
+            if let Some(p) = partitions.last_mut() {
+                let net = net_from(table, p)?;
+                p.net.push(net);
+            }
+            continue;
+        }
+        if table.kind != TableKind::Partition {
+            continue;
+        }
         let parsed = partition_from(table)?;
         let p = &parsed.spec;
         let err = |kind, line, field| {
@@ -989,6 +1141,24 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     }
     if partitions.is_empty() {
         return Err(ManifestError::new(ErrorKind::NoPartitions));
+    }
+    // Every adapter's MAC is unique on the machine (given or generated).
+    for (i, p) in partitions.iter().enumerate() {
+        for (j, n) in p.net.iter().enumerate() {
+            let twice = partitions.iter().enumerate().any(|(k, q)| {
+                q.net
+                    .iter()
+                    .enumerate()
+                    .any(|(l, m)| (k, l) != (i, j) && m.mac == n.mac)
+            });
+            if twice {
+                return Err(ManifestError::new(ErrorKind::Invalid(
+                    "MAC address used by another [[partition.net]]",
+                ))
+                .in_partition(Some(&p.name))
+                .field("mac"));
+            }
+        }
     }
 
     match (&machine.console_input, console_input_line) {
@@ -1125,6 +1295,7 @@ kernel = "guest-hcall.elf"
                     secure: false,
                     nested: false,
                     mmu: MmuMode::Radix,
+                    net: Vec::new(),
                 },
                 PartitionSpec {
                     name: "hcall-test".into(),
@@ -1139,6 +1310,7 @@ kernel = "guest-hcall.elf"
                     secure: false,
                     nested: false,
                     mmu: MmuMode::Radix,
+                    net: Vec::new(),
                 },
             ]
         );
@@ -1745,5 +1917,87 @@ kernel = "guest-hcall.elf"
                 let _ = e.to_string();
             }
         }
+    }
+
+    #[test]
+    fn net_tables() {
+        let text = format!(
+            "{}\n[[partition.net]]\n\n[[partition.net]]\nmac = \"02:AA:00:00:00:07\"\nvlan = 12\ntrunk = true\n\
+             [[partition]]\nname = \"b\"\nmemory = \"2M\"\nvcpus = 1\ncpus = [1]\nkernel = \"k\"\n\
+             [[ partition.net ]]\n",
+            one("")
+        );
+        let m = parse(&text).unwrap();
+        let a = &m.partitions[0];
+        assert_eq!(a.net.len(), 2);
+        assert_eq!(a.net[0].mac, generated_mac("a", 0));
+        assert_eq!(a.net[0].mac[0], 0x02);
+        assert_eq!((a.net[0].vlan, a.net[0].trunk), (1, false));
+        assert_eq!(a.net[1].mac, [0x02, 0xaa, 0, 0, 0, 7]);
+        assert_eq!((a.net[1].vlan, a.net[1].trunk), (12, true));
+        let b = &m.partitions[1];
+        assert_eq!(b.net[0].mac, generated_mac("b", 0));
+        assert_ne!(b.net[0].mac, a.net[0].mac);
+        // Stable: the same name and index give the same address.
+        assert_eq!(generated_mac("a", 0), generated_mac("a", 0));
+        assert_ne!(generated_mac("a", 0), generated_mac("a", 1));
+        // Round trip.
+        assert_eq!(parse(&m.to_toml()).unwrap(), m);
+        assert_eq!(format_mac(&[2, 0xab, 0, 1, 2, 0xff]), "02:ab:00:01:02:ff");
+        assert_eq!(
+            parse_mac("02:ab:00:01:02:ff"),
+            Some([2, 0xab, 0, 1, 2, 0xff])
+        );
+        for bad in [
+            "02:ab:00:01:02",
+            "02:ab:00:01:02:ff:00",
+            "2:ab:00:01:02:ff",
+            "zz:00:00:00:00:00",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn net_errors() {
+        let field = |extra: &str| err(&one(extra)).field;
+        for bad in [
+            "[[partition.net]]\nmac = \"01:00:5e:00:00:01\"",
+            "[[partition.net]]\nmac = \"00:00:00:00:00:00\"",
+            "[[partition.net]]\nmac = \"02:00\"",
+            "[[partition.net]]\nmac = 5",
+        ] {
+            assert_eq!(field(bad).as_deref(), Some("mac"), "{bad}");
+        }
+        for bad in ["0", "4095", "70000", "\"1\""] {
+            assert_eq!(
+                field(&format!("[[partition.net]]\nvlan = {bad}")).as_deref(),
+                Some("vlan"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            field("[[partition.net]]\ntrunk = 1").as_deref(),
+            Some("trunk")
+        );
+        assert_eq!(
+            field("[[partition.net]]\nspeed = 1").as_deref(),
+            Some("speed")
+        );
+        // Two adapters with one MAC, in one partition or across two.
+        let twice = "[[partition.net]]\nmac = \"02:00:00:00:00:01\"\n[[partition.net]]\nmac = \"02:00:00:00:00:01\"\n";
+        assert_eq!(field(twice).as_deref(), Some("mac"));
+        // Too many.
+        let nine = "[[partition.net]]\n".repeat(9);
+        assert!(err(&one(&nine)).to_string().contains("at most 8"));
+        // A net table before any partition.
+        let e = err("[[partition.net]]\nvlan = 2\n");
+        assert!(e.to_string().contains("must follow"), "{e}");
+        let e = err("[machine]\n[[partition.net]]\n");
+        assert!(e.to_string().contains("must follow"), "{e}");
+        assert!(matches!(
+            err("[[partition.foo]]\n").kind,
+            ErrorKind::UnknownTable(_)
+        ));
     }
 }
