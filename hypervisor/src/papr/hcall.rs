@@ -11,6 +11,10 @@
 pub enum HcallError {
     /// Busy, retry (a positive "long busy" code is not used).
     Busy = 1,
+    /// H_CLOSED (2): the CRQ partner is not ready (H_REG_CRQ: the queue is
+    /// registered all the same; H_SEND_CRQ: nothing was sent). Not an error to
+    /// the client drivers (ibmvscsi waits for the partner's INIT).
+    Closed = 2,
     /// H_NOT_AVAILABLE (3): the resource does not exist in this partition.
     NotAvailable = 3,
     Hardware = -1,
@@ -28,6 +32,9 @@ pub enum HcallError {
     /// H_RESOURCE (-16): a prerequisite resource is missing (a DTL or SLB shadow
     /// without a VPA; a VPA still carrying one).
     Resource = -16,
+    /// H_DROPPED (-12): the message was not delivered (the receiving CRQ is
+    /// full).
+    Dropped = -12,
     Constrained = -13,
     State = -17,
     P2 = -55,
