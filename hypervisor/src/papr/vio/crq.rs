@@ -102,17 +102,7 @@ impl CrqEntry {
     }
 }
 
-/// Why a device access through its TCE window failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DmaError {
-    /// The address lies outside the device's window.
-    OutOfWindow,
-    /// No translation (TCE 0) for a page of the range.
-    Unmapped,
-    /// The TCE does not allow this direction (device read needs the read bit,
-    /// device write the write bit).
-    Permission,
-}
+pub use super::tce::DmaError;
 
 /// The memory a device reaches through its TCE window (I/O bus addresses).
 /// Implemented by the bindings on the device's TCE table and the partition's
@@ -397,10 +387,10 @@ pub(crate) mod tests {
             for page in off / 4096..=(end - 1) / 4096 {
                 let (r, w) = self.perm[page];
                 if !r && !w {
-                    return Err(DmaError::Unmapped);
+                    return Err(DmaError::NoPermission);
                 }
                 if (write && !w) || (!write && !r) {
-                    return Err(DmaError::Permission);
+                    return Err(DmaError::NoPermission);
                 }
             }
             Ok(off)
@@ -492,12 +482,12 @@ pub(crate) mod tests {
         w.perm[0] = (true, false);
         assert_eq!(
             c.enqueue(&mut w, &entry(0x80, 1)),
-            Err(EnqueueError::Dma(DmaError::Permission))
+            Err(EnqueueError::Dma(DmaError::NoPermission))
         );
         w.perm[0] = (false, false);
         assert_eq!(
             c.enqueue(&mut w, &entry(0x80, 1)),
-            Err(EnqueueError::Dma(DmaError::Unmapped))
+            Err(EnqueueError::Dma(DmaError::NoPermission))
         );
         // Queue registered beyond the window: every access fails, nothing panics.
         let mut c = Crq::new();
