@@ -110,6 +110,9 @@ pub struct Partition {
     pub xics: spin::Mutex<Xics>,
     /// The VIO bus: devices, DMA windows, signal states (`partition::vio`).
     pub vio: super::vio::Vio,
+    /// The v-scsi adapter and its disks, if the manifest gives it disks
+    /// (`partition::vio::vscsi`).
+    pub vscsi: Option<super::vio::vscsi::Vscsi>,
     /// Guest real address of the FWNMI system-reset handler (ibm,nmi-register);
     /// `u64::MAX` when none is registered (system resets go to 0x100).
     pub fwnmi_sreset: AtomicU64,
@@ -1061,6 +1064,10 @@ fn build_partition(
     let chunks = ChunkMap::new(size);
     let alloc_map = instr::mftb().wrapping_sub(t);
     let vio = super::vio::Vio::new(spec, size).map_err(|_| CreateError::TooBig("VIO bus"))?;
+    let vscsi = match super::vio::vscsi::bus_index(&vio.bus) {
+        Some(i) => Some(super::vio::vscsi::Vscsi::new(i, &spec.disks, bundle)?),
+        None => None,
+    };
     let Loaded {
         placed,
         eager,
@@ -1197,6 +1204,7 @@ fn build_partition(
         xive: SharedXive::new(xive),
         xics: spin::Mutex::new(Xics::new(spec.vcpus, &lisns)),
         vio,
+        vscsi,
         fwnmi_sreset: AtomicU64::new(u64::MAX),
         fwnmi_mce: AtomicU64::new(u64::MAX),
         fwnmi_interlock: AtomicU64::new(u64::MAX),

@@ -218,6 +218,9 @@ impl Crq {
         let slot = q.ioba + q.next;
         dma.write(slot + 8, &entry.0[8..])
             .map_err(EnqueueError::Dma)?;
+        // The consumer (another thread) must see bytes 8-15, and whatever the
+        // caller stored before (a response IU), before the valid byte: lwsync.
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
         dma.write(slot, &entry.0[..8]).map_err(EnqueueError::Dma)?;
         q.next = (q.next + CRQ_ENTRY_SIZE) % q.len;
         Ok(())

@@ -23,6 +23,7 @@ use crate::papr::hcall::{HcallError, HcallResult};
 use crate::papr::vio::tce::{self, DmaMemory, TceTable};
 use crate::papr::vio::{self as pv, VioBus, VIO_PAGE_SHIFT};
 
+pub mod vscsi;
 pub mod vty;
 
 /// The VIO state of one partition.
@@ -81,11 +82,14 @@ impl Vio {
 }
 
 /// The devices of partition `spec`: the vty (unit 0x71000000, LISN 0x1000),
-/// then one l-lan per `[[partition.net]]`.
+/// then one l-lan per `[[partition.net]]`, then a v-scsi adapter if it has
+/// `[[partition.disk]]`s.
 pub fn bus_for(spec: &PartitionSpec) -> Result<VioBus, pv::VioError> {
     let mut bus = VioBus::new();
     bus.add(pv::vty::spec())?;
-    let _ = spec;
+    if !spec.disks.is_empty() {
+        bus.add(pv::vscsi::device_spec())?;
+    }
     Ok(bus)
 }
 
@@ -95,6 +99,7 @@ pub fn handles(op: u64) -> bool {
         op,
         tce::H_PUT_TCE | tce::H_GET_TCE | tce::H_STUFF_TCE | tce::H_PUT_TCE_INDIRECT
     ) || op == pv::H_VIO_SIGNAL
+        || vscsi::handles(op)
 }
 
 /// The TCE hcalls and H_VIO_SIGNAL (arguments r4..).
@@ -112,6 +117,7 @@ pub fn hcall(p: &Partition, op: u64, a: &[u64]) -> HcallResult {
             .and_then(|t| t.lock().h_stuff_tce(arg(1), arg(2), arg(3)))
             .map(|()| [0; 4]),
         tce::H_PUT_TCE_INDIRECT => put_indirect(p, arg(0), arg(1), arg(2), arg(3)),
+        op if vscsi::handles(op) => return vscsi::hcall(p, op, a),
         _ => Err(HcallError::Function),
     };
     if let Err(e) = result {
@@ -164,6 +170,9 @@ pub fn reset(p: &Partition) {
         t.lock().clear();
     }
     p.vio.bus.reset();
+    if let Some(v) = &p.vscsi {
+        v.reset();
+    }
 }
 
 /// A partition's memory as its devices reach it (each copy bounds-checked by

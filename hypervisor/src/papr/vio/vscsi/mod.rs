@@ -631,6 +631,22 @@ fn task_management(iu: &mut [u8; SRP_MAX_IU_LEN]) -> usize {
     rsp_code(iu, code)
 }
 
+/// The `v-scsi` adapter as it asks to be put on the VIO bus: a 256 MiB window,
+/// H_VIO_SIGNAL bit 0, interrupts off until the driver enables them, and the
+/// `#address-cells`/`#size-cells` of QEMU's node (`spapr_vscsi_devnode`).
+pub fn device_spec() -> super::VioDeviceSpec {
+    super::VioDeviceSpec {
+        kind: super::VioKind::Vscsi,
+        dma_window: Some(super::VIO_DMA_WINDOW),
+        signal_mask: super::SIGNAL_IRQ,
+        signal_reset: 0,
+        props: alloc::vec![
+            ("#address-cells", 2u32.to_be_bytes().to_vec()),
+            ("#size-cells", 0u32.to_be_bytes().to_vec()),
+        ],
+    }
+}
+
 /// The serial number the disk `index` of partition `number` reports.
 pub fn serial(number: u32, index: usize) -> String {
     format!("PVD{number:04}{index:02}")
