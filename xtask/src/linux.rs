@@ -196,6 +196,10 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
     }
     let mut entries = initramfs_entries(busybox);
     entries.extend(kvm_module_entries(&kernel_root, &release));
+    let have_dirs = entries
+        .iter()
+        .any(|e| matches!(e, Entry::Dir { path, .. } if path == "lib/modules"));
+    entries.extend(disk_module_entries(&kernel_root, &release, have_dirs)?);
     let archive = write_newc(&entries);
     let initramfs = top.join("initramfs.cpio");
     write_if_changed(&initramfs, &archive)?;
@@ -795,6 +799,64 @@ case "$cmdline" in
             ;;
         esac
     done
+    # paprika.disk=MD5 (docs/vscsi.md): vscsi disks. Target 0 is an ext4
+    # image whose /hello.txt has checksum MD5 (xtask computed it). The first
+    # boot writes /written.txt there (and, with paprika.nvram=1, a word into
+    # /dev/nvram) and reboots the partition; the second boot reads both back.
+    # paprika.disk2=MD5: the second disk, read-only, has checksum MD5 as a whole.
+    disk=
+    disk2=
+    nvram=
+    for word in $cmdline; do
+        case "$word" in
+        paprika.disk=*) disk=${word#paprika.disk=} ;;
+        paprika.disk2=*) disk2=${word#paprika.disk2=} ;;
+        paprika.nvram=1) nvram=1 ;;
+        esac
+    done
+    if [ -n "$disk" ]; then
+        for m in $(cat /lib/modules/disk.order); do
+            insmod /lib/modules/disk/$m || echo "PAPRIKA-LINUX insmod $m: failed"
+        done
+        # sd probes asynchronously: find each target's disk by its SCSI
+        # address (host 0, channel 0, target N, LUN 0), not by sdX order.
+        last=0
+        [ -n "$disk2" ] && last=1
+        n=0
+        while ! ls /sys/bus/scsi/devices/0:0:$last:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+            sleep 1
+            n=$((n + 1))
+        done
+        sleep 1
+        sda=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block 2>/dev/null)
+        sdb=/dev/$(ls /sys/bus/scsi/devices/0:0:1:0/block 2>/dev/null)
+        check vscsi-disk0 [ -b $sda ]
+        mkdir -p /mnt
+        check vscsi-mount-ext4 mount -t ext4 $sda /mnt
+        check vscsi-file-md5 [ "$(md5sum < /mnt/hello.txt | cut -d' ' -f1)" = "$disk" ]
+        word="paprika-nvram-$disk"
+        if [ -f /mnt/written.txt ]; then
+            check vscsi-write-survives-reboot [ "$(cat /mnt/written.txt)" = "written-$disk" ]
+            if [ -n "$nvram" ]; then
+                check nvram-survives-reboot [ "$(dd if=/dev/nvram bs=1 skip=61440 count=${#word} 2>/dev/null)" = "$word" ]
+            fi
+        elif [ "$failed" = 0 ]; then
+            echo "written-$disk" > /mnt/written.txt
+            sync
+            umount /mnt
+            if [ -n "$nvram" ]; then
+                printf %s "$word" | dd of=/dev/nvram bs=1 seek=61440 conv=notrunc 2>/dev/null
+            fi
+            echo "PAPRIKA-LINUX disk: written, rebooting$tag"
+            reboot -f
+            sleep 60
+        fi
+        if [ -n "$disk2" ]; then
+            check vscsi-disk1-md5 [ "$(md5sum < $sdb | cut -d' ' -f1)" = "$disk2" ]
+            check vscsi-disk1-read-only sh -c "! dd if=/dev/zero of=$sdb count=1 2>/dev/null"
+        fi
+        umount /mnt
+    fi
     if [ "$failed" = 0 ]; then
         echo "PAPRIKA-LINUX test: passed$tag"
     else
@@ -902,6 +964,66 @@ fn kvm_module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
         }
     }
     e
+}
+
+/// The vscsi disk and ext4 modules, in the order /init loads them (IO.md §5,
+/// from `modules.dep` and the modinfo softdeps: busybox insmod follows
+/// neither): the SCSI transport and ibmvscsi, sd's CRC/T10-PI chain, then
+/// crc32c (ext4's and jbd2's softdep) and ext4's chain.
+pub const DISK_MODULES: &[&str] = &[
+    "drivers/scsi/scsi_transport_srp.ko",
+    "drivers/scsi/ibmvscsi/ibmvscsi.ko",
+    "lib/crc64.ko",
+    "lib/crc64-rocksoft.ko",
+    "crypto/crct10dif_common.ko",
+    "lib/crc-t10dif.ko",
+    "block/t10-pi.ko",
+    "drivers/scsi/sd_mod.ko",
+    "crypto/crc32c_generic.ko",
+    "lib/crc16.ko",
+    "fs/mbcache.ko",
+    "fs/jbd2/jbd2.ko",
+    "fs/ext4/ext4.ko",
+];
+
+/// [`DISK_MODULES`] as `lib/modules/disk/<name>.ko` and their load order in
+/// `lib/modules/disk.order` (one file name a line), which /init reads for
+/// `paprika.disk=`. A missing module is an error: the kernel package is not the
+/// one IO.md lists.
+fn disk_module_entries(kernel_root: &Path, release: &str, have_dirs: bool) -> Result<Vec<Entry>> {
+    let dir = kernel_root.join("lib/modules").join(release).join("kernel");
+    let mut e = Vec::new();
+    if !have_dirs {
+        for d in ["lib", "lib/modules"] {
+            e.push(Entry::Dir {
+                path: d.into(),
+                mode: 0o755,
+            });
+        }
+    }
+    e.push(Entry::Dir {
+        path: "lib/modules/disk".into(),
+        mode: 0o755,
+    });
+    let mut order = String::new();
+    for m in DISK_MODULES {
+        let path = dir.join(m);
+        let data = std::fs::read(&path).context(|| format!("reading {}", path.display()))?;
+        let name = m.rsplit('/').next().unwrap_or(m);
+        order.push_str(name);
+        order.push('\n');
+        e.push(Entry::File {
+            path: format!("lib/modules/disk/{name}"),
+            mode: 0o644,
+            data,
+        });
+    }
+    e.push(Entry::File {
+        path: "lib/modules/disk.order".into(),
+        mode: 0o644,
+        data: order.into_bytes(),
+    });
+    Ok(e)
 }
 
 /// What goes into initramfs.cpio, parents before children.

@@ -171,6 +171,10 @@ pub struct LinuxBoot {
     /// expected controller (`XIVE-IRQ`, or `XICS` with `xive=off`), proving
     /// typed input arrived by interrupt, not by polling.
     pub vty_irq: bool,
+    /// vscsi disks of the first partition (0, 1 or 2): an ext4 image and a
+    /// read-only raw image that xtask makes and checksums at run time
+    /// (`paprika.disk=`/`paprika.disk2=` added to its command line; docs/vscsi.md).
+    pub disks: u8,
 }
 
 /// What the echo scenario's shell must print for the command it is given.
@@ -430,6 +434,7 @@ pub const fn linux(
             mode: LinuxMode::Test,
             append: "",
             vty_irq: false,
+            disks: 0,
         }),
         ..boot(name, machine, memory, smp, cpus, 1)
     }
@@ -529,6 +534,15 @@ impl Scenario {
     pub const fn vty_irq(mut self) -> Self {
         self.linux = Some(LinuxBoot {
             vty_irq: true,
+            ..self.linux_boot()
+        });
+        self
+    }
+
+    /// The first partition gets `n` vscsi disks (see [`LinuxBoot::disks`]).
+    pub const fn with_disks(mut self, n: u8) -> Self {
+        self.linux = Some(LinuxBoot {
+            disks: n,
             ..self.linux_boot()
         });
         self
@@ -1098,6 +1112,26 @@ pub const SCENARIOS: &[Scenario] = &[
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)
         .vty_irq(),
+    // vscsi (docs/vscsi.md): the first partition mounts an ext4 image, checks a
+    // file's checksum, writes a file and a word into NVRAM, reboots, and reads
+    // both back; a second, read-only disk is checksummed whole.
+    linux(
+        "linux-vscsi-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .with_disks(2)
+    .expecting(&[
+        "PAPRIKA-LINUX disk: written, rebooting name=linux",
+        "PAPRIKA lpar linux: rebooting (boot 2)",
+        "PAPRIKA-LINUX check vscsi-file-md5: ok",
+        "PAPRIKA-LINUX check vscsi-write-survives-reboot: ok",
+        "PAPRIKA-LINUX check vscsi-disk1-md5: ok",
+        "PAPRIKA-LINUX check vscsi-disk1-read-only: ok",
+    ]),
     // `reboot` in the guest restarts only that partition, with fresh memory and
     // the same images: its second boot reaches the shell again.
     linux(

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use paprika::partition::manifest::Manifest;
+use paprika::partition::manifest::{self, Manifest};
 
 use crate::build::{self, BuildOpts, Profile};
 use crate::cli::TestArgs;
@@ -666,11 +666,18 @@ fn write_linux_manifest(
     boot: &scenarios::LinuxBoot,
     l: &Linux,
 ) -> std::result::Result<PathBuf, String> {
-    let m = boot.manifest(
+    let mut m = boot.manifest(
         &l.vmlinux.display().to_string(),
         &l.initramfs.display().to_string(),
     )?;
     let path = scenario_log(s.name).with_extension("toml");
+    if boot.disks > 0 {
+        let (disks, words) = disk_images(s.name, boot.disks)?;
+        if let Some(p) = m.partitions.first_mut() {
+            p.disks = disks;
+            p.cmdline.push_str(&words);
+        }
+    }
     let text = format!(
         "# Written by `cargo xtask test` for scenario {} (Linux {}).\n{}",
         s.name,
@@ -682,6 +689,87 @@ fn write_linux_manifest(
     }
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// The disk images of a vscsi scenario, target/scenarios/<name>-sd{a,b}.img:
+/// an ext4 image (`mke2fs -d`) holding `hello.txt` (writable), then a raw
+/// read-only pattern; returns their manifest tables and the command-line words
+/// carrying their checksums (`paprika.disk=`, `paprika.disk2=`).
+fn disk_images(
+    name: &str,
+    n: u8,
+) -> std::result::Result<(Vec<manifest::DiskSpec>, String), String> {
+    let base = scenario_log(name);
+    let dir = base.with_extension("disk");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    // 300 KiB of varied bytes: many blocks, several extents' worth of I/O.
+    let mut x: u32 = 0x1234_5678;
+    let hello: Vec<u8> = (0..300 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("hello.txt"), &hello).map_err(|e| format!("writing hello.txt: {e}"))?;
+    let sda = base.with_extension("sda.img");
+    let _ = std::fs::remove_file(&sda);
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(&dir)
+        .arg(&sda)
+        .arg("16M")
+        .output()
+        .map_err(|e| format!("mke2fs (cargo xtask setup installs e2fsprogs): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mke2fs -d {} {}: {}",
+            dir.display(),
+            sda.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut disks = vec![manifest::DiskSpec {
+        image: sda.display().to_string(),
+        readonly: false,
+    }];
+    let mut words = format!(" paprika.disk={}", md5_hex(&hello)?);
+    if n > 1 {
+        let sdb = base.with_extension("sdb.img");
+        let raw: Vec<u8> = (0..4u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(&sdb, &raw).map_err(|e| format!("writing {}: {e}", sdb.display()))?;
+        disks.push(manifest::DiskSpec {
+            image: sdb.display().to_string(),
+            readonly: true,
+        });
+        words.push_str(&format!(" paprika.disk2={}", md5_hex(&raw)?));
+    }
+    Ok((disks, words))
+}
+
+/// MD5 of `data` in hex, by the host's `md5sum` (what busybox's prints).
+fn md5_hex(data: &[u8]) -> std::result::Result<String, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("md5sum: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(data).map_err(|e| format!("md5sum: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("md5sum: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(h) if h.len() == 32 => Ok(h.to_string()),
+        _ => Err(format!("md5sum printed {text:?}")),
+    }
 }
 
 /// For a scenario with partitions (a manifest at `path`): the manifest (as

@@ -662,7 +662,7 @@ fn parse_header(line: &str) -> Result<TableKind, ErrorKind> {
     cur.pos += if double { 2 } else { 1 };
     cur.skip_ws();
     let start = cur.pos;
-    while cur.take_while(is_key_byte) != "" && cur.eat(b'.') {}
+    while !cur.take_while(is_key_byte).is_empty() && cur.eat(b'.') {}
     let name = cur.text.get(start..cur.pos).unwrap_or("");
     cur.skip_ws();
     let close = if double { "]]" } else { "]" };
