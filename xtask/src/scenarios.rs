@@ -1124,6 +1124,7 @@ pub const SCENARIOS: &[Scenario] = &[
         LINUX_1CPU,
     )
     .with_disks(2)
+    .append("paprika.nvram=1")
     .expecting(&[
         "PAPRIKA-LINUX disk: written, rebooting name=linux",
         "PAPRIKA lpar linux: rebooting (boot 2)",
@@ -1131,6 +1132,7 @@ pub const SCENARIOS: &[Scenario] = &[
         "PAPRIKA-LINUX check vscsi-write-survives-reboot: ok",
         "PAPRIKA-LINUX check vscsi-disk1-md5: ok",
         "PAPRIKA-LINUX check vscsi-disk1-read-only: ok",
+        "PAPRIKA-LINUX check nvram-survives-reboot: ok",
     ]),
     // `reboot` in the guest restarts only that partition, with fresh memory and
     // the same images: its second boot reaches the shell again.

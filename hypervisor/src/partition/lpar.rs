@@ -113,6 +113,8 @@ pub struct Partition {
     /// The v-scsi adapter and its disks, if the manifest gives it disks
     /// (`partition::vio::vscsi`).
     pub vscsi: Option<super::vio::vscsi::Vscsi>,
+    /// Its NVRAM (RTAS nvram-fetch/store), kept across reboots.
+    pub nvram: spin::Mutex<crate::papr::nvram::Nvram>,
     /// Guest real address of the FWNMI system-reset handler (ibm,nmi-register);
     /// `u64::MAX` when none is registered (system resets go to 0x100).
     pub fwnmi_sreset: AtomicU64,
@@ -1205,6 +1207,7 @@ fn build_partition(
         xics: spin::Mutex::new(Xics::new(spec.vcpus, &lisns)),
         vio,
         vscsi,
+        nvram: spin::Mutex::new(crate::papr::nvram::Nvram::new()),
         fwnmi_sreset: AtomicU64::new(u64::MAX),
         fwnmi_mce: AtomicU64::new(u64::MAX),
         fwnmi_interlock: AtomicU64::new(u64::MAX),
