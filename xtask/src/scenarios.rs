@@ -870,6 +870,16 @@ pub const SCENARIOS: &[Scenario] = &[
     // A secure-VM request where there is no ultravisor (docs/pef.md): UV_ESM by
     // sc 2 and sc 1, H_SVM_*, H_TPM_COMM refused; a neighbour runs meanwhile.
     lpars("lpar-pef-p9", Machine::Powernv9, "pef", "1G", "4", 4, 1),
+    // A hostile v-scsi client (tests/guests/vscsi, docs/vscsi.md): bad CRQ
+    // calls, bad descriptors, LBAs past the end, queue overflow and random IUs
+    // get SCSI/SRP errors and PAPR codes while the neighbour keeps running.
+    lpars("lpar-vscsi-p9", Machine::Powernv9, "vscsi", "1G", "4", 4, 1)
+        .stopping_before(&[("vscsi", "neighbour")])
+        .expecting(&[
+            "[vscsi] GUEST-PASS overflow-dropped",
+            "[vscsi] GUEST-PASS random-ius",
+            "[vscsi] GUEST-PASS lba-past-end",
+        ]),
     lpars("lpar-pef-p10", Machine::Powernv10, "pef", "1G", "4", 4, 1),
     // Nested virtualization (tests/guests/nested): an L1 test hypervisor runs
     // an L2 with H_ENTER_NESTED, handles its exits, and is refused bad tables
