@@ -82,10 +82,11 @@ impl BlockBackend for RamDisk {
         }
         match self {
             RamDisk::ReadOnly(d) => d.get(offset as usize..end as usize),
-            // SAFETY: inside the disk's own frames (checked above); shared
-            // borrows of the disk only read.
             RamDisk::Writable { base, .. } => {
-                Some(unsafe { core::slice::from_raw_parts((base + offset) as *const u8, len) })
+                let p = (base + offset) as *const u8;
+                // SAFETY: inside the disk's own frames (checked above); shared
+                // borrows of the disk only read.
+                Some(unsafe { core::slice::from_raw_parts(p, len) })
             }
         }
     }
@@ -97,10 +98,11 @@ impl BlockBackend for RamDisk {
         }
         match self {
             RamDisk::ReadOnly(_) => None,
-            // SAFETY: inside the disk's own frames (checked above), and `&mut
-            // self` makes this the only borrow.
             RamDisk::Writable { base, .. } => {
-                Some(unsafe { core::slice::from_raw_parts_mut((*base + offset) as *mut u8, len) })
+                let p = (*base + offset) as *mut u8;
+                // SAFETY: inside the disk's own frames (checked above), and
+                // `&mut self` makes this the only borrow.
+                Some(unsafe { core::slice::from_raw_parts_mut(p, len) })
             }
         }
     }

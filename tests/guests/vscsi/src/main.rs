@@ -436,7 +436,7 @@ mod guest {
             iu[32] = [
                 0x28, 0x2a, 0x88, 0x8a, 0x12, 0xa0, 0x1a, 0x25, 0x9e, 0x00, 0x35,
             ][(rng.next() % 11) as usize];
-            let format = if rng.next() % 5 == 0 { 2 } else { 1 };
+            let format = if rng.next().is_multiple_of(5) { 2 } else { 1 };
             let len = [256u16, 64, 16, 300][(rng.next() % 4) as usize];
             wr(IU, &iu);
             let (r, e) = c.request(format, len, IU);
