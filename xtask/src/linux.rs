@@ -754,6 +754,48 @@ echo "PAPRIKA-LINUX date epoch=$(date +%s)$tag"
 echo "---"
 
 case "$cmdline" in
+*" paprika.diskbench=1 "*)
+    # cargo xtask bench (docs/benchmarks.md, docs/vscsi.md): the vscsi modules,
+    # then the first SCSI disk read sequentially (1 MiB blocks) and at 4 KiB
+    # random offsets (one dd each, readahead off, caches dropped), timed with
+    # /proc/uptime; the same /init runs under -M pseries with spapr-vscsi.
+    for m in $(cat /lib/modules/disk.order); do
+        insmod /lib/modules/disk/$m
+    done
+    n=0
+    while ! ls /sys/bus/scsi/devices/0:0:0:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    sleep 1
+    dev=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block)
+    blockdev --setra 0 $dev
+    ms() {
+        read up _ < /proc/uptime
+        c=${up#*.}
+        c=${c#0}
+        echo $(( ${up%.*} * 1000 + 10 * c ))
+    }
+    sync
+    echo 3 > /proc/sys/vm/drop_caches
+    mib=$(( $(blockdev --getsize64 $dev) >> 20 ))
+    t0=$(ms)
+    dd if=$dev of=/dev/null bs=1M count=$mib 2>/dev/null
+    t1=$(ms)
+    echo 3 > /proc/sys/vm/drop_caches
+    reads=400
+    blocks=$(( mib * 256 ))
+    i=0
+    t2=$(ms)
+    while [ $i -lt $reads ]; do
+        dd if=$dev of=/dev/null bs=4k count=1 skip=$(( (i * 7919 + 13) % blocks )) 2>/dev/null
+        i=$((i + 1))
+    done
+    t3=$(ms)
+    echo "PAPRIKA-LINUX diskbench seq_bytes=$((mib << 20)) seq_ms=$((t1 - t0)) rand_reads=$reads rand_ms=$((t3 - t2))"
+    echo "PAPRIKA-LINUX diskbench done"
+    poweroff -f
+    ;;
 *" paprika.test=1 "*)
     failed=0
     check() {

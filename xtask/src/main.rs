@@ -7,6 +7,7 @@ mod bench;
 mod build;
 mod cli;
 mod cmd;
+mod disk_bench;
 mod elf;
 mod error;
 mod guests;
