@@ -754,6 +754,36 @@ echo "PAPRIKA-LINUX date epoch=$(date +%s)$tag"
 echo "---"
 
 case "$cmdline" in
+*" paprika.root=1 "*)
+    # docs/vscsi.md: the root file system is SCSI target 0 (an ext4 image given
+    # with `cargo xtask run --disk FILE`): load the vscsi and ext4 modules,
+    # mount it and hand over to its /sbin/init (a Debian root, or any other).
+    for m in $(cat /lib/modules/disk.order); do
+        insmod /lib/modules/disk/$m
+    done
+    n=0
+    while ! ls /sys/bus/scsi/devices/0:0:0:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    sleep 1
+    root=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block 2>/dev/null)
+    mkdir -p /newroot
+    if mount -t ext4 $root /newroot && [ -x /newroot/sbin/init ]; then
+        echo "PAPRIKA-LINUX root: $root, switching to its /sbin/init$tag"
+        for d in dev proc sys; do
+            if [ -d /newroot/$d ]; then
+                mount --move /$d /newroot/$d
+            else
+                umount /$d
+            fi
+        done
+        exec switch_root /newroot /sbin/init
+    fi
+    echo "PAPRIKA-LINUX root: no ext4 with /sbin/init on SCSI target 0; a shell instead$tag"
+    setsid cttyhack sh -l
+    poweroff -f
+    ;;
 *" paprika.diskbench=1 "*)
     # cargo xtask bench (docs/benchmarks.md, docs/vscsi.md): the vscsi modules,
     # then the first SCSI disk read sequentially (1 MiB blocks) and at 4 KiB

@@ -175,6 +175,10 @@ pub struct LinuxBoot {
     /// read-only raw image that xtask makes and checksums at run time
     /// (`paprika.disk=`/`paprika.disk2=` added to its command line; docs/vscsi.md).
     pub disks: u8,
+    /// The first partition's root file system is a vscsi disk: an ext4 image
+    /// xtask makes with busybox and an /sbin/init that checks `/` and prints
+    /// the test marker (`paprika.root=1` added to its command line).
+    pub root_disk: bool,
 }
 
 /// What the echo scenario's shell must print for the command it is given.
@@ -435,6 +439,7 @@ pub const fn linux(
             append: "",
             vty_irq: false,
             disks: 0,
+            root_disk: false,
         }),
         ..boot(name, machine, memory, smp, cpus, 1)
     }
@@ -543,6 +548,16 @@ impl Scenario {
     pub const fn with_disks(mut self, n: u8) -> Self {
         self.linux = Some(LinuxBoot {
             disks: n,
+            ..self.linux_boot()
+        });
+        self
+    }
+
+    /// The first partition boots its root file system from a vscsi disk (see
+    /// [`LinuxBoot::root_disk`]).
+    pub const fn with_root_disk(mut self) -> Self {
+        self.linux = Some(LinuxBoot {
+            root_disk: true,
             ..self.linux_boot()
         });
         self
@@ -1144,6 +1159,19 @@ pub const SCENARIOS: &[Scenario] = &[
         "PAPRIKA-LINUX check vscsi-disk1-read-only: ok",
         "PAPRIKA-LINUX check nvram-survives-reboot: ok",
     ]),
+    // The initramfs hands over to /sbin/init of an ext4 root on a vscsi disk
+    // (what `cargo xtask run --linux --disk root.ext4 --append paprika.root=1`
+    // does with a Debian root).
+    linux(
+        "linux-vscsi-root-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .with_root_disk()
+    .expecting(&["PAPRIKA-LINUX root: init from the vscsi disk, / is ext4"]),
     // `reboot` in the guest restarts only that partition, with fresh memory and
     // the same images: its second boot reaches the shell again.
     linux(

@@ -678,6 +678,16 @@ fn write_linux_manifest(
             p.cmdline.push_str(&words);
         }
     }
+    if boot.root_disk {
+        let image = root_image(s.name)?;
+        if let Some(p) = m.partitions.first_mut() {
+            p.disks = vec![manifest::DiskSpec {
+                image,
+                readonly: false,
+            }];
+            p.cmdline.push_str(" paprika.root=1");
+        }
+    }
     let text = format!(
         "# Written by `cargo xtask test` for scenario {} (Linux {}).\n{}",
         s.name,
@@ -749,6 +759,66 @@ fn disk_images(
         words.push_str(&format!(" paprika.disk2={}", md5_hex(&raw)?));
     }
     Ok((disks, words))
+}
+
+/// The root file system of `linux-vscsi-root-p9`: busybox (from the package
+/// `linux fetch` unpacked) and an /sbin/init that mounts /proc, checks that `/`
+/// is the ext4 disk, prints its markers and powers off.
+fn root_image(name: &str) -> std::result::Result<String, String> {
+    let extract = linux::dir().join("extract");
+    let busybox = std::fs::read_dir(&extract)
+        .map_err(|e| format!("reading {}: {e}", extract.display()))?
+        .flatten()
+        .map(|d| d.path().join("bin/busybox"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("no bin/busybox under {}", extract.display()))?;
+    let base = scenario_log(name);
+    let dir = base.with_extension("root");
+    let _ = std::fs::remove_dir_all(&dir);
+    for d in ["bin", "sbin", "dev", "proc", "sys", "tmp"] {
+        std::fs::create_dir_all(dir.join(d)).map_err(|e| format!("creating {d}: {e}"))?;
+    }
+    std::fs::copy(&busybox, dir.join("bin/busybox"))
+        .map_err(|e| format!("copying {}: {e}", busybox.display()))?;
+    let init = "#!/bin/busybox sh
+        /bin/busybox --install -s /bin
+        export PATH=/bin
+        mount -t proc proc /proc 2>/dev/null
+        if [ \"$(awk '$2 == \"/\" { print $3 }' /proc/mounts | tail -n 1)\" = ext4 ]; then
+            echo \"PAPRIKA-LINUX root: init from the vscsi disk, / is ext4\"
+            echo \"PAPRIKA-LINUX test: passed name=linux\"
+        else
+            echo \"PAPRIKA-LINUX root: / is not the ext4 disk\"
+            cat /proc/mounts
+        fi
+        poweroff -f
+";
+    let init_path = dir.join("sbin/init");
+    std::fs::write(&init_path, init).map_err(|e| format!("writing sbin/init: {e}"))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [init_path, dir.join("bin/busybox")] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+        }
+    }
+    let img = base.with_extension("root.img");
+    let _ = std::fs::remove_file(&img);
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(&dir)
+        .arg(&img)
+        .arg("16M")
+        .output()
+        .map_err(|e| format!("mke2fs (cargo xtask setup installs e2fsprogs): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mke2fs -d {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(img.display().to_string())
 }
 
 /// MD5 of `data` in hex, by the host's `md5sum` (what busybox's prints).
