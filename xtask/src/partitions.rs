@@ -340,6 +340,23 @@ fn images(m: &Manifest) -> impl Iterator<Item = (&str, &'static str, &str)> {
     })
 }
 
+/// Bytes of hypervisor memory the writable disks of `m` take (each copied
+/// once at partition creation, docs/vscsi.md), rounded up to 2 MiB; images
+/// that cannot be read count 0 (`resolve` reports them).
+pub fn writable_disk_bytes(src: &Source) -> u64 {
+    let total: u64 = src
+        .manifest
+        .partitions
+        .iter()
+        .flat_map(|p| p.disks.iter())
+        .filter(|d| !d.readonly)
+        .filter_map(|d| src.host_path(&d.image).ok())
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    total.next_multiple_of(2 << 20)
+}
+
 /// What goes into a bundle.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -704,6 +721,24 @@ initrd = "./rd.cpio"
                 .contains("partition \"b\", field \"image\": no file \"odd.img\""),
             "{e}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn writable_disks_need_machine_memory() {
+        let dir = temp_dir("diskmem");
+        std::fs::write(dir.join("k"), b"kernel").unwrap();
+        std::fs::write(dir.join("rw.img"), vec![0u8; 3 << 20]).unwrap();
+        std::fs::write(dir.join("ro.img"), vec![0u8; 8 << 20]).unwrap();
+        let text = "[[partition]]\nname = \"a\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [0]\n\
+                    kernel = \"k\"\n[[partition.disk]]\nimage = \"rw.img\"\n\
+                    [[partition.disk]]\nimage = \"ro.img\"\nreadonly = true\n";
+        let path = dir.join("m.toml");
+        std::fs::write(&path, text).unwrap();
+        let src = load(&path).unwrap();
+        // 3 MiB writable -> 4 MiB (2 MiB steps); the read-only image stays in
+        // the bundle.
+        assert_eq!(writable_disk_bytes(&src), 4 << 20);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -208,7 +208,14 @@ pub fn main(args: RunArgs) -> Result<i32> {
             // --memory is the machine's with a manifest, the partition's with --kernel.
             let machine_memory = if manifest.is_some() { memory } else { None };
             let size = partitions::size_machine(&src.manifest, min_cpus, threads, machine_memory)?;
-            (size.cpus, size.memory)
+            // Writable disks are copied into hypervisor memory: a machine sized
+            // here gets room for them too (a given --memory is taken as is).
+            let disks = if machine_memory.is_none() {
+                partitions::writable_disk_bytes(src)
+            } else {
+                0
+            };
+            (size.cpus, size.memory + disks)
         }
     };
     let smp = qemu::smp_arg(cpus, threads)?;
