@@ -115,6 +115,9 @@ pub struct Partition {
     pub vscsi: Option<super::vio::vscsi::Vscsi>,
     /// Its NVRAM (RTAS nvram-fetch/store), kept across reboots.
     pub nvram: spin::Mutex<crate::papr::nvram::Nvram>,
+    /// Where its NVRAM lives in the host NVRAM (`nvram_host`), `NO_SLOT` if
+    /// nowhere.
+    pub nvram_host: AtomicU64,
     /// Guest real address of the FWNMI system-reset handler (ibm,nmi-register);
     /// `u64::MAX` when none is registered (system resets go to 0x100).
     pub fwnmi_sreset: AtomicU64,
@@ -1208,6 +1211,7 @@ fn build_partition(
         vio,
         vscsi,
         nvram: spin::Mutex::new(crate::papr::nvram::Nvram::new()),
+        nvram_host: AtomicU64::new(super::nvram_host::NO_SLOT),
         fwnmi_sreset: AtomicU64::new(u64::MAX),
         fwnmi_mce: AtomicU64::new(u64::MAX),
         fwnmi_interlock: AtomicU64::new(u64::MAX),
@@ -1369,6 +1373,7 @@ pub fn create_all(
     let n = parts.len();
     RUNNING_COUNT.store(n as u32, Ordering::Release);
     PARTITIONS.call_once(|| parts);
+    super::nvram_host::load(partitions());
     if VTY_IRQ {
         crate::console::input::set_notify(super::vio::vty::vty_input);
     }

@@ -310,7 +310,11 @@ fn nvram(p: &Partition, store: bool, a: &mut RtasArgs) {
         }
     };
     let ok = if store {
-        p.read_guest(buf, n.get_mut(r)).is_some()
+        let ok = p.read_guest(buf, n.get_mut(r.clone())).is_some();
+        if ok {
+            super::nvram_host::store(p, r.start, n.get(r));
+        }
+        ok
     } else {
         p.write_guest(buf, n.get(r)).is_some()
     };
