@@ -929,6 +929,22 @@ case "$cmdline" in
         fi
         umount /mnt
     fi
+    # paprika.nvpoweroff=1 (docs/vscsi.md; two QEMU runs on one PNOR flash):
+    # the first run writes a word into /dev/nvram and powers the machine off,
+    # the second must find it there.
+    case "$cmdline" in
+    *" paprika.nvpoweroff=1 "*)
+        word=paprika-nvram-across-poweroff
+        if [ "$(dd if=/dev/nvram bs=1 skip=61440 count=${#word} 2>/dev/null)" = "$word" ]; then
+            check nvram-survives-poweroff true
+        elif [ "$failed" = 0 ]; then
+            printf %s "$word" | dd of=/dev/nvram bs=1 seek=61440 conv=notrunc 2>/dev/null
+            echo "PAPRIKA-LINUX nvram: written, powering off$tag"
+            poweroff -f
+            sleep 60
+        fi
+        ;;
+    esac
     if [ "$failed" = 0 ]; then
         echo "PAPRIKA-LINUX test: passed$tag"
     else

@@ -16,6 +16,7 @@ mod linux_bench;
 mod lpar_bench;
 mod nested_bench;
 mod partitions;
+mod pnor;
 mod progress;
 mod qemu;
 mod run;

@@ -107,6 +107,10 @@ pub struct Scenario {
     /// hypervisor must refuse each with `PAPRIKA lpar-refused: <name>: ...`
     /// while the others run ([`Scenario::refusing_secure`]).
     pub secure_refused: bool,
+    /// Non-zero: the machine has a PNOR flash (`pnor::image`, fresh for the
+    /// scenario) and QEMU runs this many times on it, one after the other; the
+    /// checks see the runs' consoles in order (NVRAM across power-off).
+    pub pnor_runs: u8,
 }
 
 /// A partition of a Linux scenario.
@@ -387,6 +391,7 @@ const fn boot(
         stops_before: &[],
         failing: &[],
         secure_refused: false,
+        pnor_runs: 0,
     }
 }
 
@@ -541,6 +546,12 @@ impl Scenario {
             vty_irq: true,
             ..self.linux_boot()
         });
+        self
+    }
+
+    /// `n` QEMU runs on one PNOR flash (see [`Scenario::pnor_runs`]).
+    pub const fn pnor_runs(mut self, n: u8) -> Self {
+        self.pnor_runs = n;
         self
     }
 
@@ -727,6 +738,7 @@ pub const SCENARIOS: &[Scenario] = &[
         stops_before: &[],
         failing: &[],
         secure_refused: false,
+        pnor_runs: 0,
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -1158,6 +1170,25 @@ pub const SCENARIOS: &[Scenario] = &[
         "PAPRIKA-LINUX check vscsi-disk1-md5: ok",
         "PAPRIKA-LINUX check vscsi-disk1-read-only: ok",
         "PAPRIKA-LINUX check nvram-survives-reboot: ok",
+    ]),
+    // Partition NVRAM across a machine power-off (docs/vscsi.md): two QEMU runs
+    // on one PNOR flash; the first writes a word into /dev/nvram and powers
+    // off, the second finds it (restored from OPAL's NVRAM).
+    linux(
+        "linux-nvram-poweroff-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .append("paprika.nvpoweroff=1")
+    .pnor_runs(2)
+    .expecting(&[
+        "PAPRIKA-LINUX nvram: written, powering off name=linux",
+        "PAPRIKA nvram: linux in host NVRAM at",
+        "(restored)",
+        "PAPRIKA-LINUX check nvram-survives-poweroff: ok",
     ]),
     // The initramfs hands over to /sbin/init of an ext4 root on a vscsi disk
     // (what `cargo xtask run --linux --disk root.ext4 --append paprika.root=1`

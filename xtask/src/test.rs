@@ -586,6 +586,46 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
             Vec::new()
         },
     };
+    let mut cfg = cfg;
+    // Earlier runs of a PNOR scenario: their consoles go before the last one's.
+    let mut earlier = String::new();
+    if s.pnor_runs > 0 {
+        let pnor = scenario_log(s.name).with_extension("pnor");
+        if let Err(e) = std::fs::write(&pnor, crate::pnor::image()) {
+            return fail(
+                vec![format!("writing {}: {e}", pnor.display())],
+                "",
+                Duration::ZERO,
+            );
+        }
+        cfg.extra.push("-drive".into());
+        cfg.extra
+            .push(format!("file={},format=raw,if=mtd", pnor.display()));
+        for run in 1..s.pnor_runs {
+            let run_log = scenario_log(s.name).with_extension(format!("run{run}.log"));
+            match qemu::run_scripted(&cfg.command(), &run_log, s.timeout, &[]) {
+                Ok((o, _)) if o.status.is_some_and(|st| st.success()) => {
+                    earlier.push_str(&String::from_utf8_lossy(
+                        &std::fs::read(&run_log).unwrap_or_default(),
+                    ));
+                }
+                Ok((o, _)) => {
+                    let log = String::from_utf8_lossy(&std::fs::read(&run_log).unwrap_or_default())
+                        .into_owned();
+                    return fail(
+                        vec![format!(
+                            "run {run} of {}: {}",
+                            s.pnor_runs,
+                            o.describe(s.timeout)
+                        )],
+                        &log,
+                        o.wall,
+                    );
+                }
+                Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
+            }
+        }
+    }
     let host_start = unix_now();
     let (outcome, typed): (Outcome, usize) =
         match qemu::run_scripted(&cfg.command(), &log_path, s.timeout, s.input) {
@@ -597,7 +637,7 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
         end: unix_now(),
     };
     let log = match std::fs::read(&log_path).context(|| format!("reading {}", log_path.display())) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(bytes) => format!("{earlier}{}", String::from_utf8_lossy(&bytes)),
         Err(e) => return fail(vec![e.to_string()], "", outcome.wall),
     };
     let mut vcon_why = Vec::new();
