@@ -88,6 +88,19 @@ Prints `name: value` lines:
                                             ... and the fastest
   veth.throughput_target_met: yes|no        (target: Paprika >= pseries)
   veth.rtt_target_met: yes|no               (target: Paprika <= pseries)
+  disk.seq_read_mib_s: paprika=F pseries=F ratio=R
+                                            the same kernel reading a 32 MiB vscsi
+                                            disk inside the guest (dd bs=1M after
+                                            drop_caches): a [[partition.disk]] on
+                                            Paprika vs spapr-vscsi + scsi-hd on
+                                            -M pseries, same image
+                                            (target/bench/disk-*.log)
+  disk.seq_read_mib_s_target_met: yes|no    (target: Paprika >= pseries)
+  disk.rand4k_read_iops: paprika=F pseries=F ratio=R
+                                            400 dd bs=4k count=1 at spread offsets,
+                                            readahead off (one process each, so
+                                            process start-up weighs in)
+  disk.rand4k_read_iops_target_met: yes|no  (target: Paprika >= pseries)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
 QEMU, in C: see docs/benchmarks.md before reading much into it.";
@@ -224,6 +237,15 @@ pub fn main(args: BenchArgs) -> Result<i32> {
     }
     if !skip_veth {
         match crate::veth_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
+            Ok(lines) => results.extend(lines),
+            Err(e) => {
+                print_results(&results);
+                return Err(e);
+            }
+        }
+    }
+    if !skip_linux {
+        match crate::disk_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
             Ok(lines) => results.extend(lines),
             Err(e) => {
                 print_results(&results);

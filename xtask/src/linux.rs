@@ -199,6 +199,10 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
     }
     let mut entries = initramfs_entries(busybox);
     entries.extend(module_entries(&kernel_root, &release));
+    let have_dirs = entries
+        .iter()
+        .any(|e| matches!(e, Entry::Dir { path, .. } if path == "lib/modules"));
+    entries.extend(disk_module_entries(&kernel_root, &release, have_dirs)?);
     entries.extend(vmm_entries(&entries));
     let archive = write_newc(&entries);
     let initramfs = top.join("initramfs.cpio");
@@ -784,6 +788,78 @@ if ls -d /proc/device-tree/vdevice/l-lan@* >/dev/null 2>&1; then
 fi
 
 case "$cmdline" in
+*" paprika.root=1 "*)
+    # docs/vscsi.md: the root file system is SCSI target 0 (an ext4 image given
+    # with `cargo xtask run --disk FILE`): load the vscsi and ext4 modules,
+    # mount it and hand over to its /sbin/init (a Debian root, or any other).
+    for m in $(cat /lib/modules/disk.order); do
+        insmod /lib/modules/disk/$m
+    done
+    n=0
+    while ! ls /sys/bus/scsi/devices/0:0:0:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    sleep 1
+    root=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block 2>/dev/null)
+    mkdir -p /newroot
+    if mount -t ext4 $root /newroot && [ -x /newroot/sbin/init ]; then
+        echo "PAPRIKA-LINUX root: $root, switching to its /sbin/init$tag"
+        for d in dev proc sys; do
+            if [ -d /newroot/$d ]; then
+                mount --move /$d /newroot/$d
+            else
+                umount /$d
+            fi
+        done
+        exec switch_root /newroot /sbin/init
+    fi
+    echo "PAPRIKA-LINUX root: no ext4 with /sbin/init on SCSI target 0; a shell instead$tag"
+    setsid cttyhack sh -l
+    poweroff -f
+    ;;
+*" paprika.diskbench=1 "*)
+    # cargo xtask bench (docs/benchmarks.md, docs/vscsi.md): the vscsi modules,
+    # then the first SCSI disk read sequentially (1 MiB blocks) and at 4 KiB
+    # random offsets (one dd each, readahead off, caches dropped), timed with
+    # /proc/uptime; the same /init runs under -M pseries with spapr-vscsi.
+    for m in $(cat /lib/modules/disk.order); do
+        insmod /lib/modules/disk/$m
+    done
+    n=0
+    while ! ls /sys/bus/scsi/devices/0:0:0:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    sleep 1
+    dev=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block)
+    blockdev --setra 0 $dev
+    ms() {
+        read up _ < /proc/uptime
+        c=${up#*.}
+        c=${c#0}
+        echo $(( ${up%.*} * 1000 + 10 * c ))
+    }
+    sync
+    echo 3 > /proc/sys/vm/drop_caches
+    mib=$(( $(blockdev --getsize64 $dev) >> 20 ))
+    t0=$(ms)
+    dd if=$dev of=/dev/null bs=1M count=$mib 2>/dev/null
+    t1=$(ms)
+    echo 3 > /proc/sys/vm/drop_caches
+    reads=400
+    blocks=$(( mib * 256 ))
+    i=0
+    t2=$(ms)
+    while [ $i -lt $reads ]; do
+        dd if=$dev of=/dev/null bs=4k count=1 skip=$(( (i * 7919 + 13) % blocks )) 2>/dev/null
+        i=$((i + 1))
+    done
+    t3=$(ms)
+    echo "PAPRIKA-LINUX diskbench seq_bytes=$((mib << 20)) seq_ms=$((t1 - t0)) rand_reads=$reads rand_ms=$((t3 - t2))"
+    echo "PAPRIKA-LINUX diskbench done"
+    poweroff -f
+    ;;
 *" paprika.test=1 "*)
     failed=0
     check() {
@@ -975,6 +1051,80 @@ case "$cmdline" in
             ;;
         esac
     done
+    # paprika.disk=MD5 (docs/vscsi.md): vscsi disks. Target 0 is an ext4
+    # image whose /hello.txt has checksum MD5 (xtask computed it). The first
+    # boot writes /written.txt there (and, with paprika.nvram=1, a word into
+    # /dev/nvram) and reboots the partition; the second boot reads both back.
+    # paprika.disk2=MD5: the second disk, read-only, has checksum MD5 as a whole.
+    disk=
+    disk2=
+    nvram=
+    for word in $cmdline; do
+        case "$word" in
+        paprika.disk=*) disk=${word#paprika.disk=} ;;
+        paprika.disk2=*) disk2=${word#paprika.disk2=} ;;
+        paprika.nvram=1) nvram=1 ;;
+        esac
+    done
+    if [ -n "$disk" ]; then
+        for m in $(cat /lib/modules/disk.order); do
+            insmod /lib/modules/disk/$m || echo "PAPRIKA-LINUX insmod $m: failed"
+        done
+        # sd probes asynchronously: find each target's disk by its SCSI
+        # address (host 0, channel 0, target N, LUN 0), not by sdX order.
+        last=0
+        [ -n "$disk2" ] && last=1
+        n=0
+        while ! ls /sys/bus/scsi/devices/0:0:$last:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+            sleep 1
+            n=$((n + 1))
+        done
+        sleep 1
+        sda=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block 2>/dev/null)
+        sdb=/dev/$(ls /sys/bus/scsi/devices/0:0:1:0/block 2>/dev/null)
+        check vscsi-disk0 [ -b $sda ]
+        mkdir -p /mnt
+        check vscsi-mount-ext4 mount -t ext4 $sda /mnt
+        check vscsi-file-md5 [ "$(md5sum < /mnt/hello.txt | cut -d' ' -f1)" = "$disk" ]
+        word="paprika-nvram-$disk"
+        if [ -f /mnt/written.txt ]; then
+            check vscsi-write-survives-reboot [ "$(cat /mnt/written.txt)" = "written-$disk" ]
+            if [ -n "$nvram" ]; then
+                check nvram-survives-reboot [ "$(dd if=/dev/nvram bs=1 skip=61440 count=${#word} 2>/dev/null)" = "$word" ]
+            fi
+        elif [ "$failed" = 0 ]; then
+            echo "written-$disk" > /mnt/written.txt
+            sync
+            umount /mnt
+            if [ -n "$nvram" ]; then
+                printf %s "$word" | dd of=/dev/nvram bs=1 seek=61440 conv=notrunc 2>/dev/null
+            fi
+            echo "PAPRIKA-LINUX disk: written, rebooting$tag"
+            reboot -f
+            sleep 60
+        fi
+        if [ -n "$disk2" ]; then
+            check vscsi-disk1-md5 [ "$(md5sum < $sdb | cut -d' ' -f1)" = "$disk2" ]
+            check vscsi-disk1-read-only sh -c "! dd if=/dev/zero of=$sdb count=1 2>/dev/null"
+        fi
+        umount /mnt
+    fi
+    # paprika.nvpoweroff=1 (docs/vscsi.md; two QEMU runs on one PNOR flash):
+    # the first run writes a word into /dev/nvram and powers the machine off,
+    # the second must find it there.
+    case "$cmdline" in
+    *" paprika.nvpoweroff=1 "*)
+        word=paprika-nvram-across-poweroff
+        if [ "$(dd if=/dev/nvram bs=1 skip=61440 count=${#word} 2>/dev/null)" = "$word" ]; then
+            check nvram-survives-poweroff true
+        elif [ "$failed" = 0 ]; then
+            printf %s "$word" | dd of=/dev/nvram bs=1 seek=61440 conv=notrunc 2>/dev/null
+            echo "PAPRIKA-LINUX nvram: written, powering off$tag"
+            poweroff -f
+            sleep 60
+        fi
+        ;;
+    esac
     if [ "$failed" = 0 ]; then
         echo "PAPRIKA-LINUX test: passed$tag"
     else
@@ -1140,6 +1290,66 @@ pub const MODULES: &[(&str, &str)] = &[
     ("arch/powerpc/kvm", "kvm-hv.ko"),
     ("drivers/net/ethernet/ibm", "ibmveth.ko"),
 ];
+
+/// The vscsi disk and ext4 modules, in the order /init loads them (IO.md §5,
+/// from `modules.dep` and the modinfo softdeps: busybox insmod follows
+/// neither): the SCSI transport and ibmvscsi, sd's CRC/T10-PI chain, then
+/// crc32c (ext4's and jbd2's softdep) and ext4's chain.
+pub const DISK_MODULES: &[&str] = &[
+    "drivers/scsi/scsi_transport_srp.ko",
+    "drivers/scsi/ibmvscsi/ibmvscsi.ko",
+    "lib/crc64.ko",
+    "lib/crc64-rocksoft.ko",
+    "crypto/crct10dif_common.ko",
+    "lib/crc-t10dif.ko",
+    "block/t10-pi.ko",
+    "drivers/scsi/sd_mod.ko",
+    "crypto/crc32c_generic.ko",
+    "lib/crc16.ko",
+    "fs/mbcache.ko",
+    "fs/jbd2/jbd2.ko",
+    "fs/ext4/ext4.ko",
+];
+
+/// [`DISK_MODULES`] as `lib/modules/disk/<name>.ko` and their load order in
+/// `lib/modules/disk.order` (one file name a line), which /init reads for
+/// `paprika.disk=`. A missing module is an error: the kernel package is not the
+/// one IO.md lists.
+fn disk_module_entries(kernel_root: &Path, release: &str, have_dirs: bool) -> Result<Vec<Entry>> {
+    let dir = kernel_root.join("lib/modules").join(release).join("kernel");
+    let mut e = Vec::new();
+    if !have_dirs {
+        for d in ["lib", "lib/modules"] {
+            e.push(Entry::Dir {
+                path: d.into(),
+                mode: 0o755,
+            });
+        }
+    }
+    e.push(Entry::Dir {
+        path: "lib/modules/disk".into(),
+        mode: 0o755,
+    });
+    let mut order = String::new();
+    for m in DISK_MODULES {
+        let path = dir.join(m);
+        let data = std::fs::read(&path).context(|| format!("reading {}", path.display()))?;
+        let name = m.rsplit('/').next().unwrap_or(m);
+        order.push_str(name);
+        order.push('\n');
+        e.push(Entry::File {
+            path: format!("lib/modules/disk/{name}"),
+            mode: 0o644,
+            data,
+        });
+    }
+    e.push(Entry::File {
+        path: "lib/modules/disk.order".into(),
+        mode: 0o644,
+        data: order.into_bytes(),
+    });
+    Ok(e)
+}
 
 /// What goes into initramfs.cpio, parents before children.
 pub fn initramfs_entries(busybox: Vec<u8>) -> Vec<Entry> {

@@ -107,6 +107,10 @@ pub struct Scenario {
     /// hypervisor must refuse each with `PAPRIKA lpar-refused: <name>: ...`
     /// while the others run ([`Scenario::refusing_secure`]).
     pub secure_refused: bool,
+    /// Non-zero: the machine has a PNOR flash (`pnor::image`, fresh for the
+    /// scenario) and QEMU runs this many times on it, one after the other; the
+    /// checks see the runs' consoles in order (NVRAM across power-off).
+    pub pnor_runs: u8,
 }
 
 /// A partition of a Linux scenario.
@@ -249,6 +253,14 @@ pub struct LinuxBoot {
     /// expected controller (`XIVE-IRQ`, or `XICS` with `xive=off`), proving
     /// typed input arrived by interrupt, not by polling.
     pub vty_irq: bool,
+    /// vscsi disks of the first partition (0, 1 or 2): an ext4 image and a
+    /// read-only raw image that xtask makes and checksums at run time
+    /// (`paprika.disk=`/`paprika.disk2=` added to its command line; docs/vscsi.md).
+    pub disks: u8,
+    /// The first partition's root file system is a vscsi disk: an ext4 image
+    /// xtask makes with busybox and an /sbin/init that checks `/` and prints
+    /// the test marker (`paprika.root=1` added to its command line).
+    pub root_disk: bool,
 }
 
 /// What the echo scenario's shell must print for the command it is given.
@@ -414,6 +426,7 @@ impl LinuxBoot {
                         trunk: false,
                     }]
                 },
+                disks: Vec::new(),
             });
         }
         let m = Manifest {
@@ -473,6 +486,7 @@ const fn boot(
         stops_before: &[],
         failing: &[],
         secure_refused: false,
+        pnor_runs: 0,
     }
 }
 
@@ -524,6 +538,8 @@ pub const fn linux(
             mode: LinuxMode::Test,
             append: "",
             vty_irq: false,
+            disks: 0,
+            root_disk: false,
         }),
         ..boot(name, machine, memory, smp, cpus, 1)
     }
@@ -629,6 +645,31 @@ impl Scenario {
     pub const fn vty_irq(mut self) -> Self {
         self.linux = Some(LinuxBoot {
             vty_irq: true,
+            ..self.linux_boot()
+        });
+        self
+    }
+
+    /// `n` QEMU runs on one PNOR flash (see [`Scenario::pnor_runs`]).
+    pub const fn pnor_runs(mut self, n: u8) -> Self {
+        self.pnor_runs = n;
+        self
+    }
+
+    /// The first partition gets `n` vscsi disks (see [`LinuxBoot::disks`]).
+    pub const fn with_disks(mut self, n: u8) -> Self {
+        self.linux = Some(LinuxBoot {
+            disks: n,
+            ..self.linux_boot()
+        });
+        self
+    }
+
+    /// The first partition boots its root file system from a vscsi disk (see
+    /// [`LinuxBoot::root_disk`]).
+    pub const fn with_root_disk(mut self) -> Self {
+        self.linux = Some(LinuxBoot {
+            root_disk: true,
             ..self.linux_boot()
         });
         self
@@ -868,6 +909,7 @@ pub const SCENARIOS: &[Scenario] = &[
         stops_before: &[],
         failing: &[],
         secure_refused: false,
+        pnor_runs: 0,
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -1033,6 +1075,16 @@ pub const SCENARIOS: &[Scenario] = &[
     // A secure-VM request where there is no ultravisor (docs/pef.md): UV_ESM by
     // sc 2 and sc 1, H_SVM_*, H_TPM_COMM refused; a neighbour runs meanwhile.
     lpars("lpar-pef-p9", Machine::Powernv9, "pef", "1G", "4", 4, 1),
+    // A hostile v-scsi client (tests/guests/vscsi, docs/vscsi.md): bad CRQ
+    // calls, bad descriptors, LBAs past the end, queue overflow and random IUs
+    // get SCSI/SRP errors and PAPR codes while the neighbour keeps running.
+    lpars("lpar-vscsi-p9", Machine::Powernv9, "vscsi", "1G", "4", 4, 1)
+        .stopping_before(&[("vscsi", "neighbour")])
+        .expecting(&[
+            "[vscsi] GUEST-PASS overflow-dropped",
+            "[vscsi] GUEST-PASS random-ius",
+            "[vscsi] GUEST-PASS lba-past-end",
+        ]),
     lpars("lpar-pef-p10", Machine::Powernv10, "pef", "1G", "4", 4, 1),
     // Nested virtualization (tests/guests/nested): an L1 test hypervisor runs
     // an L2 with H_ENTER_NESTED, handles its exits, and is refused bad tables
@@ -1370,6 +1422,60 @@ pub const SCENARIOS: &[Scenario] = &[
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)
         .vty_irq(),
+    // vscsi (docs/vscsi.md): the first partition mounts an ext4 image, checks a
+    // file's checksum, writes a file and a word into NVRAM, reboots, and reads
+    // both back; a second, read-only disk is checksummed whole.
+    linux(
+        "linux-vscsi-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .with_disks(2)
+    .append("paprika.nvram=1")
+    .expecting(&[
+        "PAPRIKA-LINUX disk: written, rebooting name=linux",
+        "PAPRIKA lpar linux: rebooting (boot 2)",
+        "PAPRIKA-LINUX check vscsi-file-md5: ok",
+        "PAPRIKA-LINUX check vscsi-write-survives-reboot: ok",
+        "PAPRIKA-LINUX check vscsi-disk1-md5: ok",
+        "PAPRIKA-LINUX check vscsi-disk1-read-only: ok",
+        "PAPRIKA-LINUX check nvram-survives-reboot: ok",
+    ]),
+    // Partition NVRAM across a machine power-off (docs/vscsi.md): two QEMU runs
+    // on one PNOR flash; the first writes a word into /dev/nvram and powers
+    // off, the second finds it (restored from OPAL's NVRAM).
+    linux(
+        "linux-nvram-poweroff-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .append("paprika.nvpoweroff=1")
+    .pnor_runs(2)
+    .expecting(&[
+        "PAPRIKA-LINUX nvram: written, powering off name=linux",
+        "PAPRIKA nvram: linux in host NVRAM at",
+        "(restored)",
+        "PAPRIKA-LINUX check nvram-survives-poweroff: ok",
+    ]),
+    // The initramfs hands over to /sbin/init of an ext4 root on a vscsi disk
+    // (what `cargo xtask run --linux --disk root.ext4 --append paprika.root=1`
+    // does with a Debian root).
+    linux(
+        "linux-vscsi-root-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .with_root_disk()
+    .expecting(&["PAPRIKA-LINUX root: init from the vscsi disk, / is ext4"]),
     // `reboot` in the guest restarts only that partition, with fresh memory and
     // the same images: its second boot reaches the shell again.
     linux(

@@ -403,6 +403,14 @@ fn write(cfg: &GuestFdtConfig) -> Result<FdtWriter, FdtWriteError> {
 
     write_intc(&mut w, cfg);
 
+    // The partition's NVRAM (papr::nvram), found by Linux through its
+    // device_type and sized by #bytes (pseries_nvram_init).
+    w.begin_node("nvram");
+    w.prop_str("device_type", "nvram");
+    w.prop_str("compatible", "qemu,spapr-nvram");
+    w.prop_u32("#bytes", crate::papr::nvram::NVRAM_SIZE as u32);
+    w.end_node();
+
     w.end_node();
     Ok(w)
 }

@@ -11,8 +11,10 @@
 pub enum HcallError {
     /// Busy, retry (a positive "long busy" code is not used).
     Busy = 1,
-    /// H_CLOSED (2): the resource the call continues is gone (H_RESIZE_HPT_COMMIT
-    /// without a matching H_RESIZE_HPT_PREPARE).
+    /// H_CLOSED (2): the resource the call continues is gone or not ready:
+    /// H_RESIZE_HPT_COMMIT without a matching H_RESIZE_HPT_PREPARE; the CRQ
+    /// partner is not ready (H_REG_CRQ: the queue is registered all the same;
+    /// H_SEND_CRQ: nothing was sent; ibmvscsi waits for the partner's INIT).
     Closed = 2,
     /// H_NOT_AVAILABLE (3): the resource does not exist in this partition.
     NotAvailable = 3,
@@ -28,8 +30,9 @@ pub enum HcallError {
     /// H_AUTHORITY (-10): the caller is not allowed this (KVM: H_SVM_INIT_START in
     /// a partition whose VMM did not allow secure execution).
     Authority = -10,
-    /// H_DROPPED (-12): the frame was not sent (H_SEND_LOGICAL_LAN on a closed
-    /// adapter, as QEMU).
+    /// H_DROPPED (-12): not delivered: the frame was not sent
+    /// (H_SEND_LOGICAL_LAN on a closed adapter, as QEMU), or the receiving CRQ
+    /// is full (H_SEND_CRQ).
     Dropped = -12,
     /// H_RESOURCE (-16): a prerequisite resource is missing (a DTL or SLB shadow
     /// without a VPA; a VPA still carrying one).

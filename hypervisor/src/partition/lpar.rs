@@ -109,6 +109,14 @@ pub struct Partition {
     pub xics: spin::Mutex<Xics>,
     /// The VIO bus: devices, DMA windows, signal states (`partition::vio`).
     pub vio: super::vio::Vio,
+    /// The v-scsi adapter and its disks, if the manifest gives it disks
+    /// (`partition::vio::vscsi`).
+    pub vscsi: Option<super::vio::vscsi::Vscsi>,
+    /// Its NVRAM (RTAS nvram-fetch/store), kept across reboots.
+    pub nvram: spin::Mutex<crate::papr::nvram::Nvram>,
+    /// Where its NVRAM lives in the host NVRAM (`nvram_host`), `NO_SLOT` if
+    /// nowhere.
+    pub nvram_host: AtomicU64,
     /// Guest real address of the FWNMI system-reset handler (ibm,nmi-register);
     /// `u64::MAX` when none is registered (system resets go to 0x100).
     pub fwnmi_sreset: AtomicU64,
@@ -1063,6 +1071,10 @@ fn build_partition(
     let chunks = ChunkMap::new(size);
     let alloc_map = instr::mftb().wrapping_sub(t);
     let vio = super::vio::Vio::new(spec, size).map_err(|_| CreateError::TooBig("VIO bus"))?;
+    let vscsi = match super::vio::vscsi::bus_index(&vio.bus) {
+        Some(i) => Some(super::vio::vscsi::Vscsi::new(i, &spec.disks, bundle)?),
+        None => None,
+    };
     let Loaded {
         placed,
         eager,
@@ -1199,6 +1211,9 @@ fn build_partition(
         xive: SharedXive::new(xive),
         xics: spin::Mutex::new(Xics::new(spec.vcpus, &lisns)),
         vio,
+        vscsi,
+        nvram: spin::Mutex::new(crate::papr::nvram::Nvram::new()),
+        nvram_host: AtomicU64::new(super::nvram_host::NO_SLOT),
         fwnmi_sreset: AtomicU64::new(u64::MAX),
         fwnmi_mce: AtomicU64::new(u64::MAX),
         fwnmi_interlock: AtomicU64::new(u64::MAX),
@@ -1366,6 +1381,7 @@ pub fn create_all(
     let n = parts.len();
     RUNNING_COUNT.store(n as u32, Ordering::Release);
     PARTITIONS.call_once(|| parts);
+    super::nvram_host::load(partitions());
     if VTY_IRQ {
         crate::console::input::set_notify(super::vio::vty::vty_input);
     }

@@ -5,7 +5,8 @@
 //! written in a small subset of TOML, parsed here by hand (`no_std` + `alloc`, no
 //! crates). `docs/manifest.md` describes the format for users.
 //!
-//! What the subset has: `#` comments, the tables `[machine]` and `[[partition]]`,
+//! What the subset has: `#` comments, the tables `[machine]`, `[[partition]]`
+//! and `[[partition.disk]]` (a disk of the partition table above it),
 //! `key = value` lines with bare keys, and four kinds of value: double-quoted
 //! strings with the escapes `\"` and `\\`, integers (decimal or `0x` hex,
 //! unsigned), `true`/`false`, and one-line arrays of integers. Everything else
@@ -38,6 +39,9 @@ pub const HYPERVISOR_RESERVE: u64 = 256 << 20;
 pub const MAX_VCPUS: u32 = 64;
 /// Longest partition name.
 pub const MAX_NAME_LEN: usize = 31;
+/// Most `[[partition.disk]]` tables one partition may have (vscsi targets 0
+/// to 7 of its adapter).
+pub const MAX_DISKS: usize = 8;
 
 /// The whole manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +105,8 @@ pub struct PartitionSpec {
     /// Virtual Ethernet adapters (`[[partition.net]]` tables after the
     /// partition's), in order: each an `l-lan` VIO device on the switch.
     pub net: Vec<NetSpec>,
+    /// Its `[[partition.disk]]` tables in order: vscsi targets 0, 1, ...
+    pub disks: Vec<DiskSpec>,
 }
 
 /// At most this many `[[partition.net]]` per partition.
@@ -154,6 +160,17 @@ pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
 pub fn format_mac(mac: &[u8; 6]) -> String {
     let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
     parts.join(":")
+}
+
+/// One `[[partition.disk]]` table: a disk image in the bundle that the
+/// partition sees as a SCSI disk on its `v-scsi` adapter (docs/vscsi.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// Path of the image inside the bundle (a whole number of 512-byte blocks).
+    pub image: String,
+    /// The partition may not write it (default false: it writes a copy in
+    /// memory, kept across partition reboots).
+    pub readonly: bool,
 }
 
 /// `mmu = "radix" | "hash" | "any"`: which translation the partition offers
@@ -251,6 +268,11 @@ impl Manifest {
                     s.push_str("trunk = true\n");
                 }
             }
+            for d in &p.disks {
+                s.push_str("\n[[partition.disk]]\n");
+                s.push_str(&format!("image = {}\n", quote(&d.image)));
+                s.push_str(&format!("readonly = {}\n", d.readonly));
+            }
         }
         s
     }
@@ -317,6 +339,10 @@ pub enum ErrorKind {
     DuplicateName,
     /// No `[[partition]]` table at all.
     NoPartitions,
+    /// A `[[partition.disk]]` table not below a `[[partition]]`.
+    DiskOutsidePartition,
+    /// More than [`MAX_DISKS`] disks in one partition.
+    TooManyDisks,
     /// `console_input` names no partition.
     NoSuchPartition(String),
     /// `console_input` names a partition whose console is off.
@@ -342,7 +368,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::UnknownTable(header) => {
                 write!(
                     f,
-                    "unknown table {header} (want [machine] or [[partition]])"
+                    "unknown table {header} (want [machine], [[partition]] or [[partition.disk]])"
                 )
             }
             ErrorKind::DuplicateTable => f.write_str("[machine] appears twice"),
@@ -367,6 +393,10 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::DuplicateName => f.write_str("another partition has the same name"),
             ErrorKind::NoPartitions => f.write_str("no [[partition]] table"),
+            ErrorKind::DiskOutsidePartition => {
+                f.write_str("[[partition.disk]] must follow the [[partition]] it belongs to")
+            }
+            ErrorKind::TooManyDisks => write!(f, "more than {MAX_DISKS} disks in one partition"),
             ErrorKind::NoSuchPartition(name) => write!(f, "no partition is called \"{name}\""),
             ErrorKind::NoConsole(name) => {
                 write!(f, "partition \"{name}\" has console = false")
@@ -484,11 +514,15 @@ enum TableKind {
     Partition,
     /// `[[partition.net]]`: belongs to the `[[partition]]` before it.
     Net,
+    /// `[[partition.disk]]`: belongs to the partition table before it.
+    Disk,
 }
 
 #[derive(Debug)]
 struct Table {
     kind: TableKind,
+    /// For a disk or net table: the name of its partition, if that has one.
+    parent: Option<String>,
     /// Line of the header.
     line: usize,
     entries: Vec<Entry>,
@@ -508,7 +542,8 @@ impl Table {
     fn label(&self) -> Option<&str> {
         match self.kind {
             TableKind::Partition => self.name(),
-            TableKind::Machine | TableKind::Net => None,
+            TableKind::Disk | TableKind::Net => self.parent.as_deref(),
+            TableKind::Machine => None,
         }
     }
 }
@@ -692,12 +727,9 @@ fn parse_header(line: &str) -> Result<TableKind, ErrorKind> {
     let double = cur.rest().starts_with("[[");
     cur.pos += if double { 2 } else { 1 };
     cur.skip_ws();
-    let mut name = cur.take_while(is_key_byte).to_string();
-    if cur.peek() == Some(b'.') {
-        cur.pos += 1;
-        name.push('.');
-        name.push_str(cur.take_while(is_key_byte));
-    }
+    let start = cur.pos;
+    while !cur.take_while(is_key_byte).is_empty() && cur.eat(b'.') {}
+    let name = cur.text.get(start..cur.pos).unwrap_or("");
     cur.skip_ws();
     let close = if double { "]]" } else { "]" };
     if !cur.rest().starts_with(close) {
@@ -711,10 +743,11 @@ fn parse_header(line: &str) -> Result<TableKind, ErrorKind> {
     if !cur.at_line_end() {
         return Err(ErrorKind::Syntax("unexpected text after the table header"));
     }
-    match (double, name.as_str()) {
+    match (double, name) {
         (false, "machine") => Ok(TableKind::Machine),
         (true, "partition") => Ok(TableKind::Partition),
         (true, "partition.net") => Ok(TableKind::Net),
+        (true, "partition.disk") => Ok(TableKind::Disk),
         _ => {
             let open = if double { "[[" } else { "[" };
             Err(ErrorKind::UnknownTable(format!("{open}{name}{close}")))
@@ -766,17 +799,35 @@ fn parse_tables(text: &str) -> Result<Vec<Table>, ManifestError> {
                 return Err(ManifestError::new(ErrorKind::DuplicateTable).at(line));
             }
             if kind == TableKind::Net
-                && !tables
-                    .last()
-                    .is_some_and(|t| matches!(t.kind, TableKind::Partition | TableKind::Net))
+                && !tables.last().is_some_and(|t| {
+                    matches!(
+                        t.kind,
+                        TableKind::Partition | TableKind::Net | TableKind::Disk
+                    )
+                })
             {
                 return Err(ManifestError::new(ErrorKind::Syntax(
                     "[[partition.net]] must follow the [[partition]] it belongs to",
                 ))
                 .at(line));
             }
+            let parent = match kind {
+                TableKind::Disk | TableKind::Net => match tables.last() {
+                    Some(t)
+                        if matches!(
+                            t.kind,
+                            TableKind::Partition | TableKind::Disk | TableKind::Net
+                        ) =>
+                    {
+                        t.label().map(String::from)
+                    }
+                    _ => return Err(ManifestError::new(ErrorKind::DiskOutsidePartition).at(line)),
+                },
+                _ => None,
+            };
             tables.push(Table {
                 kind,
+                parent,
                 line,
                 entries: Vec::new(),
             });
@@ -902,6 +953,7 @@ struct Builder {
     secure: bool,
     nested: bool,
     mmu: MmuMode,
+    disks: Vec<DiskSpec>,
 }
 
 impl Builder {
@@ -971,9 +1023,44 @@ impl Builder {
     }
 }
 
-fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
+/// One `[[partition.disk]]` table.
+fn disk_from(table: &Table) -> Result<DiskSpec, ManifestError> {
+    let label = table.label();
+    let mut image = None;
+    let mut readonly = false;
+    for e in &table.entries {
+        let r = match e.key.as_str() {
+            "image" => want_path(&e.value).map(|p| image = Some(p)),
+            "readonly" => want_bool(&e.value).map(|b| readonly = b),
+            _ => Err(ErrorKind::UnknownKey),
+        };
+        r.map_err(|kind| {
+            ManifestError::new(kind)
+                .at(e.line)
+                .in_partition(label)
+                .field(&e.key)
+        })?;
+    }
+    let image = image.ok_or_else(|| {
+        ManifestError::new(ErrorKind::Missing)
+            .at(table.line)
+            .in_partition(label)
+            .field("image")
+    })?;
+    Ok(DiskSpec { image, readonly })
+}
+
+fn partition_from(table: &Table, disks: &[&Table]) -> Result<Parsed, ManifestError> {
     let label = table.name();
     let mut b = Builder::default();
+    for d in disks {
+        if b.disks.len() == MAX_DISKS {
+            return Err(ManifestError::new(ErrorKind::TooManyDisks)
+                .at(d.line)
+                .in_partition(label));
+        }
+        b.disks.push(disk_from(d)?);
+    }
     for e in &table.entries {
         b.set(e).map_err(|kind| {
             ManifestError::new(kind)
@@ -1017,6 +1104,7 @@ fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
             nested: b.nested,
             mmu: b.mmu,
             net: Vec::new(),
+            disks: b.disks,
         },
         name_line,
         cpus_line,
@@ -1105,7 +1193,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     }
 
     let mut partitions: Vec<PartitionSpec> = Vec::new();
-    for table in &tables {
+    for (i, table) in tables.iter().enumerate() {
         if table.kind == TableKind::Net {
             // parse_tables put a partition before it.
             if let Some(p) = partitions.last_mut() {
@@ -1117,7 +1205,14 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         if table.kind != TableKind::Partition {
             continue;
         }
-        let parsed = partition_from(table)?;
+        // Its [[partition.disk]]s: among the sub-tables right after it (its
+        // [[partition.net]]s are taken above).
+        let disks: Vec<&Table> = tables[i + 1..]
+            .iter()
+            .take_while(|t| matches!(t.kind, TableKind::Disk | TableKind::Net))
+            .filter(|t| t.kind == TableKind::Disk)
+            .collect();
+        let parsed = partition_from(table, &disks)?;
         let p = &parsed.spec;
         let err = |kind, line, field| {
             ManifestError::new(kind)
@@ -1186,7 +1281,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
 
 /// Checks a parsed manifest against the machine it is to run on: every `cpus`
 /// entry below `threads`, all partitions' memory plus [`HYPERVISOR_RESERVE`]
-/// within `machine_memory`, and every `kernel` and `initrd` present according to
+/// within `machine_memory`, and every `kernel`, `initrd` and disk `image` present according to
 /// `has_file` (given the path as written in the manifest).
 pub fn check_against_machine(
     manifest: &Manifest,
@@ -1204,8 +1299,9 @@ pub fn check_against_machine(
         if let Some(&cpu) = p.cpus.iter().find(|&&c| c >= threads) {
             return Err(err(ErrorKind::CpuMissing { cpu, threads }, "cpus"));
         }
-        let images =
-            core::iter::once(("kernel", &p.kernel)).chain(p.initrd.as_ref().map(|i| ("initrd", i)));
+        let images = core::iter::once(("kernel", &p.kernel))
+            .chain(p.initrd.as_ref().map(|i| ("initrd", i)))
+            .chain(p.disks.iter().map(|d| ("image", &d.image)));
         for (field, path) in images {
             if !has_file(path) {
                 return Err(err(ErrorKind::NoSuchFile(path.clone()), field));
@@ -1296,6 +1392,7 @@ kernel = "guest-hcall.elf"
                     nested: false,
                     mmu: MmuMode::Radix,
                     net: Vec::new(),
+                    disks: Vec::new(),
                 },
                 PartitionSpec {
                     name: "hcall-test".into(),
@@ -1311,6 +1408,7 @@ kernel = "guest-hcall.elf"
                     nested: false,
                     mmu: MmuMode::Radix,
                     net: Vec::new(),
+                    disks: Vec::new(),
                 },
             ]
         );
@@ -1999,5 +2097,85 @@ kernel = "guest-hcall.elf"
             err("[[partition.foo]]\n").kind,
             ErrorKind::UnknownTable(_)
         ));
+    }
+
+    #[test]
+    fn disks_belong_to_the_partition_above() {
+        let text = format!(
+            "{}\n[[partition.disk]]\nimage = \"root.ext4\"\n[[ partition.disk ]]\nimage = \"data.img\"\nreadonly = true\n\n[[partition]]\nname = \"b\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [1]\nkernel = \"k\"\n",
+            one("")
+        );
+        let m = parse(&text).unwrap();
+        assert_eq!(
+            m.partitions[0].disks,
+            vec![
+                DiskSpec {
+                    image: "root.ext4".into(),
+                    readonly: false
+                },
+                DiskSpec {
+                    image: "data.img".into(),
+                    readonly: true
+                }
+            ]
+        );
+        assert!(m.partitions[1].disks.is_empty());
+        assert_eq!(parse(&m.to_toml()).unwrap(), m, "round trip");
+        // Images are checked against the bundle like kernels.
+        let e = check_against_machine(&m, 8 << 30, 4, |f| f != "data.img").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NoSuchFile("data.img".into()));
+        assert_eq!(e.field.as_deref(), Some("image"));
+        assert_eq!(e.partition.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn net_and_disk_tables_in_any_order() {
+        let text = format!(
+            "{}\n[[partition.net]]\nvlan = 3\n[[partition.disk]]\nimage = \"d0\"\n\
+             [[partition.net]]\n[[partition.disk]]\nimage = \"d1\"\n",
+            one("")
+        );
+        let m = parse(&text).unwrap();
+        let a = &m.partitions[0];
+        assert_eq!(a.net.len(), 2);
+        assert_eq!(a.net[0].vlan, 3);
+        let images: Vec<&str> = a.disks.iter().map(|d| d.image.as_str()).collect();
+        assert_eq!(images, ["d0", "d1"]);
+        assert_eq!(parse(&m.to_toml()).unwrap(), m, "round trip");
+    }
+
+    #[test]
+    fn disk_errors() {
+        let e = err("[[partition.disk]]\nimage = \"x\"\n");
+        assert_eq!(e.kind, ErrorKind::DiskOutsidePartition);
+        assert_eq!(e.line, Some(1));
+        let e = err(&format!(
+            "[machine]\n{}",
+            "[[partition.disk]]\nimage = \"x\"\n"
+        ));
+        assert_eq!(e.kind, ErrorKind::DiskOutsidePartition);
+        let e = err(&one("[[partition.disk]]\nreadonly = true\n"));
+        assert_eq!(e.kind, ErrorKind::Missing);
+        assert_eq!(e.field.as_deref(), Some("image"));
+        assert_eq!(e.partition.as_deref(), Some("a"));
+        let e = err(&one("[[partition.disk]]\nimage = \"\"\n"));
+        assert_eq!(e.kind, ErrorKind::Invalid("must not be empty"));
+        let e = err(&one("[[partition.disk]]\nimage = \"x\"\nreadonly = 1\n"));
+        assert!(matches!(e.kind, ErrorKind::WrongType { .. }));
+        let e = err(&one("[[partition.disk]]\nimage = \"x\"\nsize = 1\n"));
+        assert_eq!(e.kind, ErrorKind::UnknownKey);
+        assert_eq!(e.line, Some(9));
+        let e = err(&one("[[partition.disk]]\nimage = \"x\"\nimage = \"y\"\n"));
+        assert_eq!(e.kind, ErrorKind::DuplicateKey);
+        let e = err(&one(
+            &"[[partition.disk]]\nimage = \"x\"\n".repeat(MAX_DISKS + 1)
+        ));
+        assert_eq!(e.kind, ErrorKind::TooManyDisks);
+        let e = err(&one("[[partition.disks]]\n"));
+        assert!(matches!(e.kind, ErrorKind::UnknownTable(_)));
+        let e = err(&one("[partition.disk]\n"));
+        assert!(matches!(e.kind, ErrorKind::UnknownTable(_)));
+        let e = err(&one("[[partition.]]\n"));
+        assert!(matches!(e.kind, ErrorKind::UnknownTable(_)));
     }
 }

@@ -21,15 +21,18 @@
 //! ([`VioBus::irq_enabled`]).
 //!
 //! Models: [`tce`] (DMA windows and the TCE hcalls), [`vty`] (the console),
-//! [`llan`] (ibmveth adapters and the virtual switch).
+//! [`llan`] (ibmveth adapters and the virtual switch), [`crq`] (command/response
+//! queues) and [`vscsi`] (the SRP target behind a `v-scsi` adapter).
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::papr::hcall::HcallError;
 
+pub mod crq;
 pub mod llan;
 pub mod tce;
+pub mod vscsi;
 pub mod vty;
 
 /// Unit address of the first VIO device (QEMU `SPAPR_VIO_REG_BASE`).

@@ -24,6 +24,7 @@ use crate::papr::vio::tce::{self, DmaMemory, TceTable};
 use crate::papr::vio::{self as pv, VioBus, VIO_PAGE_SHIFT};
 
 pub mod llan;
+pub mod vscsi;
 pub mod vty;
 
 /// The VIO state of one partition.
@@ -85,7 +86,8 @@ impl Vio {
 }
 
 /// The devices of partition `spec`: the vty (unit 0x71000000, LISN 0x1000),
-/// then one l-lan per `[[partition.net]]`.
+/// then one l-lan per `[[partition.net]]`, then a v-scsi adapter if it has
+/// `[[partition.disk]]`s.
 pub fn bus_for(spec: &PartitionSpec) -> Result<VioBus, pv::VioError> {
     let mut bus = VioBus::new();
     bus.add(pv::vty::spec())?;
@@ -98,6 +100,9 @@ pub fn bus_for(spec: &PartitionSpec) -> Result<VioBus, pv::VioError> {
             props: pv::llan::LlanPort::dt_props(n.mac),
         })?;
     }
+    if !spec.disks.is_empty() {
+        bus.add(pv::vscsi::device_spec())?;
+    }
     Ok(bus)
 }
 
@@ -108,6 +113,7 @@ pub fn handles(op: u64) -> bool {
         tce::H_PUT_TCE | tce::H_GET_TCE | tce::H_STUFF_TCE | tce::H_PUT_TCE_INDIRECT
     ) || op == pv::H_VIO_SIGNAL
         || llan::handles(op)
+        || vscsi::handles(op)
 }
 
 /// The TCE hcalls, H_VIO_SIGNAL and the LAN calls (arguments r4..r12).
@@ -126,6 +132,7 @@ pub fn hcall(p: &Partition, op: u64, a: &[u64]) -> HcallResult {
             .map(|()| [0; 4]),
         tce::H_PUT_TCE_INDIRECT => put_indirect(p, arg(0), arg(1), arg(2), arg(3)),
         op if llan::handles(op) => llan::hcall(p, op, a),
+        op if vscsi::handles(op) => return vscsi::hcall(p, op, a),
         _ => Err(HcallError::Function),
     };
     if let Err(e) = result {
@@ -180,6 +187,9 @@ pub fn reset(p: &Partition) {
         t.lock().clear();
     }
     p.vio.bus.reset();
+    if let Some(v) = &p.vscsi {
+        v.reset();
+    }
 }
 
 /// A partition's memory as its devices reach it (each copy bounds-checked by

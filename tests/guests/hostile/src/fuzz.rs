@@ -125,6 +125,12 @@ pub fn implemented(op: u64) -> bool {
             | 0xe4
             | 0xe8
             | 0x104
+            // H_REG_CRQ, H_FREE_CRQ, H_SEND_CRQ, H_ENABLE_CRQ: no v-scsi adapter
+            // here, so H_PARAMETER or H_NOT_FOUND by unit (docs/vscsi.md).
+            | 0xfc
+            | 0x100
+            | 0x108
+            | 0x2b0
             // H_GET_TCE, H_PUT_TCE, H_STUFF_TCE, H_PUT_TCE_INDIRECT: no DMA
             // window here, so H_PARAMETER (unknown LIOBN) whatever the arguments.
             | 0x1c
@@ -1343,7 +1349,9 @@ impl<'a> Fuzz<'a> {
             (0xf002, H_FUNC),
             (0xf005, H_FUNC),
             (0x298, H_FUNC),
-            (0xfc, H_FUNC),
+            // H_REG_CRQ with a random length (outside 4 KiB..256 MiB but for
+            // odds of 2^-36) and unit: H_PARAMETER (docs/vscsi.md).
+            (0xfc, H_PARAM),
             // A LIOBN that names no DMA window (this partition has none).
             (0x1c, H_PARAM),
             (0x20, H_PARAM),
