@@ -65,6 +65,42 @@ Prints `name: value` lines:
                                             (target/bench/linux-paprika-smp4.log)
   linux.smp4_vs_smp1_ratio: R               4-vCPU time / 1-vCPU time
   linux.smp4_vs_smp1_target_met: yes|no     (target: <= 1.3)
+  linux.hash_qemu_to_userspace_ms: paprika=N pseries=N ratio=R
+                                            the same with the hashed page table:
+                                            a `mmu = \"hash\"` partition (512M, 1
+                                            vCPU, powernv9 -smp 1) vs -M pseries
+                                            -m 512M, both with `disable_radix`
+                                            (target/bench/linux-*-hash.log)
+  veth.tcp_64mib_ms: paprika=N pseries=N ratio=R
+                                            64 MiB over TCP (busybox nc, MTU 9000,
+                                            md5 checked) between two Debian
+                                            partitions on Paprika's switch
+                                            (powernv9 -smp 2, target/bench/
+                                            veth-paprika.log) vs two -M pseries
+                                            guests with spapr-vlan joined by
+                                            -netdev socket on 127.0.0.1
+                                            (target/bench/veth-pseries-*.log)
+  veth.tcp_mib_per_s: paprika=F pseries=F ratio=R
+  veth.ping_rtt_avg_us: paprika=F pseries=F ratio=R
+                                            ping -A -c 30 (each ping once the
+                                            last reply came): average round trip
+  veth.ping_rtt_min_us: paprika=F pseries=F ratio=R
+                                            ... and the fastest
+  veth.throughput_target_met: yes|no        (target: Paprika >= pseries)
+  veth.rtt_target_met: yes|no               (target: Paprika <= pseries)
+  disk.seq_read_mib_s: paprika=F pseries=F ratio=R
+                                            the same kernel reading a 32 MiB vscsi
+                                            disk inside the guest (dd bs=1M after
+                                            drop_caches): a [[partition.disk]] on
+                                            Paprika vs spapr-vscsi + scsi-hd on
+                                            -M pseries, same image
+                                            (target/bench/disk-*.log)
+  disk.seq_read_mib_s_target_met: yes|no    (target: Paprika >= pseries)
+  disk.rand4k_read_iops: paprika=F pseries=F ratio=R
+                                            400 dd bs=4k count=1 at spread offsets,
+                                            readahead off (one process each, so
+                                            process start-up weighs in)
+  disk.rand4k_read_iops_target_met: yes|no  (target: Paprika >= pseries)
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
 QEMU, in C: see docs/benchmarks.md before reading much into it.";
@@ -79,6 +115,7 @@ pub fn main(args: BenchArgs) -> Result<i32> {
         no_build,
         skip_lpar,
         skip_linux,
+        skip_veth,
         skip_pseries,
         lpar_timeout,
     } = args;
@@ -191,6 +228,24 @@ pub fn main(args: BenchArgs) -> Result<i32> {
     }
     if !skip_linux {
         match crate::linux_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
+            Ok(lines) => results.extend(lines),
+            Err(e) => {
+                print_results(&results);
+                return Err(e);
+            }
+        }
+    }
+    if !skip_veth {
+        match crate::veth_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
+            Ok(lines) => results.extend(lines),
+            Err(e) => {
+                print_results(&results);
+                return Err(e);
+            }
+        }
+    }
+    if !skip_linux {
+        match crate::disk_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
             Ok(lines) => results.extend(lines),
             Err(e) => {
                 print_results(&results);

@@ -176,6 +176,19 @@ pub struct RunArgs {
         help_heading = "Partitions"
     )]
     pub append: Option<String>,
+    /// ... with disk image FILE as a vscsi disk (repeatable; docs/vscsi.md)
+    ///
+    /// Each --disk is the next SCSI target (/dev/sda, /dev/sdb, ...) of the
+    /// partition's v-scsi adapter; the image goes into the boot bundle and the
+    /// partition writes it in memory (the file is never changed). `FILE,ro`
+    /// makes it read-only. Goes with --kernel, --linux or the default bundle.
+    #[arg(
+        verbatim_doc_comment,
+        long,
+        value_name = "FILE[,ro]",
+        help_heading = "Partitions"
+    )]
+    pub disk: Vec<String>,
     /// ... with N vCPUs on hardware threads 0..N-1 (default 1)
     #[arg(long, value_name = "N", help_heading = "Partitions")]
     pub vcpus: Option<u32>,
@@ -264,6 +277,9 @@ pub struct BenchArgs {
     /// No Linux boot benchmark
     #[arg(long)]
     pub skip_linux: bool,
+    /// No virtual network benchmark (TCP and ping between two partitions)
+    #[arg(long)]
+    pub skip_veth: bool,
     /// Partition and Linux benchmarks without the pseries reference
     #[arg(long)]
     pub skip_pseries: bool,

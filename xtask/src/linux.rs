@@ -198,7 +198,11 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
         ));
     }
     let mut entries = initramfs_entries(busybox);
-    entries.extend(kvm_module_entries(&kernel_root, &release));
+    entries.extend(module_entries(&kernel_root, &release));
+    let have_dirs = entries
+        .iter()
+        .any(|e| matches!(e, Entry::Dir { path, .. } if path == "lib/modules"));
+    entries.extend(disk_module_entries(&kernel_root, &release, have_dirs)?);
     entries.extend(vmm_entries(&entries));
     let archive = write_newc(&entries);
     let initramfs = top.join("initramfs.cpio");
@@ -753,7 +757,109 @@ date
 echo "PAPRIKA-LINUX date epoch=$(date +%s)$tag"
 echo "---"
 
+# Virtual Ethernet (docs/vio.md): with an l-lan in the device tree, ibmveth.ko
+# loads; paprika.ip=ADDR/PREFIX configures eth0 (paprika.mtu=N first).
+# paprika.veth=server|client|isolated with paprika.peer=IP: the checks of the
+# veth scenario (below, test mode).
+ip_addr=
+mtu=
+veth=
+peer=
+for word in $cmdline; do
+    case "$word" in
+    paprika.ip=*) ip_addr=${word#paprika.ip=} ;;
+    paprika.mtu=*) mtu=${word#paprika.mtu=} ;;
+    paprika.veth=*) veth=${word#paprika.veth=} ;;
+    paprika.peer=*) peer=${word#paprika.peer=} ;;
+    esac
+done
+if ls -d /proc/device-tree/vdevice/l-lan@* >/dev/null 2>&1; then
+    if insmod /lib/modules/ibmveth.ko; then
+        echo "PAPRIKA-LINUX net: ibmveth loaded$tag"
+    else
+        echo "PAPRIKA-LINUX net: ibmveth did not load$tag"
+    fi
+    if [ -n "$ip_addr" ]; then
+        [ -n "$mtu" ] && ip link set eth0 mtu "$mtu"
+        ip link set eth0 up
+        ip addr add "$ip_addr" dev eth0
+        echo "PAPRIKA-LINUX net: eth0 $ip_addr mtu $(cat /sys/class/net/eth0/mtu)$tag"
+    fi
+fi
+
 case "$cmdline" in
+*" paprika.root=1 "*)
+    # docs/vscsi.md: the root file system is SCSI target 0 (an ext4 image given
+    # with `cargo xtask run --disk FILE`): load the vscsi and ext4 modules,
+    # mount it and hand over to its /sbin/init (a Debian root, or any other).
+    for m in $(cat /lib/modules/disk.order); do
+        insmod /lib/modules/disk/$m
+    done
+    n=0
+    while ! ls /sys/bus/scsi/devices/0:0:0:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    sleep 1
+    root=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block 2>/dev/null)
+    mkdir -p /newroot
+    if mount -t ext4 $root /newroot && [ -x /newroot/sbin/init ]; then
+        echo "PAPRIKA-LINUX root: $root, switching to its /sbin/init$tag"
+        for d in dev proc sys; do
+            if [ -d /newroot/$d ]; then
+                mount --move /$d /newroot/$d
+            else
+                umount /$d
+            fi
+        done
+        exec switch_root /newroot /sbin/init
+    fi
+    echo "PAPRIKA-LINUX root: no ext4 with /sbin/init on SCSI target 0; a shell instead$tag"
+    setsid cttyhack sh -l
+    poweroff -f
+    ;;
+*" paprika.diskbench=1 "*)
+    # cargo xtask bench (docs/benchmarks.md, docs/vscsi.md): the vscsi modules,
+    # then the first SCSI disk read sequentially (1 MiB blocks) and at 4 KiB
+    # random offsets (one dd each, readahead off, caches dropped), timed with
+    # /proc/uptime; the same /init runs under -M pseries with spapr-vscsi.
+    for m in $(cat /lib/modules/disk.order); do
+        insmod /lib/modules/disk/$m
+    done
+    n=0
+    while ! ls /sys/bus/scsi/devices/0:0:0:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    sleep 1
+    dev=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block)
+    blockdev --setra 0 $dev
+    ms() {
+        read up _ < /proc/uptime
+        c=${up#*.}
+        c=${c#0}
+        echo $(( ${up%.*} * 1000 + 10 * c ))
+    }
+    sync
+    echo 3 > /proc/sys/vm/drop_caches
+    mib=$(( $(blockdev --getsize64 $dev) >> 20 ))
+    t0=$(ms)
+    dd if=$dev of=/dev/null bs=1M count=$mib 2>/dev/null
+    t1=$(ms)
+    echo 3 > /proc/sys/vm/drop_caches
+    reads=400
+    blocks=$(( mib * 256 ))
+    i=0
+    t2=$(ms)
+    while [ $i -lt $reads ]; do
+        dd if=$dev of=/dev/null bs=4k count=1 skip=$(( (i * 7919 + 13) % blocks )) 2>/dev/null
+        i=$((i + 1))
+    done
+    t3=$(ms)
+    echo "PAPRIKA-LINUX diskbench seq_bytes=$((mib << 20)) seq_ms=$((t1 - t0)) rand_reads=$reads rand_ms=$((t3 - t2))"
+    echo "PAPRIKA-LINUX diskbench done"
+    poweroff -f
+    ;;
 *" paprika.test=1 "*)
     failed=0
     check() {
@@ -775,6 +881,20 @@ case "$cmdline" in
         check radix-mmu grep -q '^MMU[[:space:]]*:[[:space:]]*Radix' /proc/cpuinfo
     else
         check hash-mmu grep -q '^MMU[[:space:]]*:[[:space:]]*Hash' /proc/cpuinfo
+        # The kernel resizes its hashed page table when asked through debugfs
+        # (as it does on memory hot-add): H_RESIZE_HPT_PREPARE, then
+        # H_RESIZE_HPT_COMMIT under stop_machine. One order up; the checks
+        # below run on the new table.
+        mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+        hpt=/sys/kernel/debug/powerpc/hpt_order
+        order=$(cat $hpt 2>/dev/null)
+        if [ -n "$order" ]; then
+            up=$((order + 1))
+            check hpt-resize sh -c "echo $up > $hpt && [ \"\$(cat $hpt)\" = $up ]"
+            echo "PAPRIKA-LINUX hpt-order: $order -> $(cat $hpt)$tag"
+        else
+            check hpt-resize false
+        fi
     fi
     check ppc64le [ "$(uname -m)" = ppc64le ]
     check processors grep -q '^processor' /proc/cpuinfo
@@ -804,6 +924,125 @@ case "$cmdline" in
         esac
         ;;
     esac
+    # The veth scenario (paprika.veth=...): ping, MTU 9000, 64 MiB over TCP
+    # with busybox nc, md5 compared; the isolated partition hears nothing.
+    uptime_cs() {
+        read -r up _ </proc/uptime
+        echo "${up%.*}${up#*.}"
+    }
+    wait_ping() {
+        n=0
+        until ping -c 1 -W 2 "$peer" >/dev/null 2>&1; do
+            n=$((n + 1))
+            [ "$n" -lt 90 ] || return 1
+        done
+    }
+    no_loss() {
+        ping "$@" "$peer" | tee /tmp/ping.out
+        grep -q ' 0% packet loss' /tmp/ping.out
+    }
+    # ibmveth's interrupt (named after the interface) fired.
+    veth_irq() {
+        line=$(grep -w eth0 /proc/interrupts)
+        echo "PAPRIKA-LINUX veth: /proc/interrupts: $line$tag"
+        set -- $line
+        [ "${2:-0}" -gt 0 ]
+    }
+    # Down and up again (H_FREE_LOGICAL_LAN, H_REGISTER_LOGICAL_LAN), then
+    # the peer answers again.
+    relink() {
+        ip link set eth0 down && ip link set eth0 up && wait_ping
+    }
+    case "$veth" in
+    server)
+        check veth-ping-reachable wait_ping
+        check veth-ping-no-loss no_loss -c 5 -W 2
+        [ -n "$mtu" ] && check veth-ping-jumbo no_loss -c 3 -s 8000 -W 2
+        got=$(nc -l -p 5001 | md5sum)
+        want=$(nc -l -p 5002)
+        echo "PAPRIKA-LINUX veth: received md5 ${got%% *}, sent md5 $want$tag"
+        check veth-tcp-md5 test -n "$want" -a "${got%% *}" = "$want"
+        check veth-irq veth_irq
+        ;;
+    client)
+        check veth-ping-reachable wait_ping
+        check veth-ping-no-loss no_loss -c 5 -W 2
+        [ -n "$mtu" ] && check veth-ping-jumbo no_loss -c 3 -s 8000 -W 2
+        rtt=$(ping -A -c 30 -W 2 "$peer" | tail -1)
+        echo "PAPRIKA-LINUX veth: ping $rtt$tag"
+        check veth-relink relink
+        head -c 67108864 /dev/urandom >/tmp/data
+        sum=$(md5sum </tmp/data)
+        t0=$(uptime_cs)
+        n=0
+        until nc "$peer" 5001 </tmp/data; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        t1=$(uptime_cs)
+        echo "PAPRIKA-LINUX veth: sent 67108864 bytes in $((t1 - t0))0 ms$tag"
+        rm -f /tmp/data
+        n=0
+        until echo "${sum%% *}" | nc "$peer" 5002; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        ;;
+    rsender)
+        # The reboot scenario's survivor: starts a transfer, has the receiver
+        # reboot mid-way (a word on port 5003), then sends it all again once
+        # the receiver is back.
+        check veth-ping-reachable wait_ping
+        head -c 67108864 /dev/urandom >/tmp/data
+        sum=$(md5sum </tmp/data)
+        nc "$peer" 5001 </tmp/data &
+        first=$!
+        sleep 3
+        n=0
+        until echo reboot | nc "$peer" 5003; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        echo "PAPRIKA-LINUX veth: asked $peer to reboot mid-transfer$tag"
+        kill "$first" 2>/dev/null
+        wait "$first" 2>/dev/null
+        check veth-peer-back wait_ping
+        n=0
+        until nc "$peer" 5001 </tmp/data; do
+            n=$((n + 1))
+            [ "$n" -lt 120 ] || break
+            sleep 1
+        done
+        n=0
+        until echo "${sum%% *}" | nc "$peer" 5002; do
+            n=$((n + 1))
+            [ "$n" -lt 60 ] || break
+            sleep 1
+        done
+        check veth-resent [ "$n" -lt 60 ]
+        ;;
+    rreceiver)
+        # Reboots (reboot -f) when told on port 5003; every boot receives the
+        # transfer and compares its md5.
+        (nc -l -p 5003 >/dev/null && echo "PAPRIKA-LINUX veth: rebooting mid-transfer$tag" && reboot -f) &
+        got=$(nc -l -p 5001 | md5sum)
+        want=$(nc -l -p 5002)
+        echo "PAPRIKA-LINUX veth: received md5 ${got%% *}, sent md5 $want$tag"
+        check veth-tcp-md5 test -n "$want" -a "${got%% *}" = "$want"
+        ;;
+    isolated)
+        # Another VLAN: its peer's address is never answered, and nothing
+        # arrives while the others talk (ARP broadcasts, IPv6 multicast, ...).
+        check veth-isolated-no-reply sh -c "! ping -c 5 -W 1 $peer"
+        sleep 20
+        rx=$(cat /sys/class/net/eth0/statistics/rx_packets)
+        echo "PAPRIKA-LINUX veth: isolated rx_packets=$rx$tag"
+        check veth-isolated-rx-zero [ "$rx" = 0 ]
+        ;;
+    esac
     # paprika.cpus=N: N processors online.
     for word in $cmdline; do
         case "$word" in
@@ -812,6 +1051,80 @@ case "$cmdline" in
             ;;
         esac
     done
+    # paprika.disk=MD5 (docs/vscsi.md): vscsi disks. Target 0 is an ext4
+    # image whose /hello.txt has checksum MD5 (xtask computed it). The first
+    # boot writes /written.txt there (and, with paprika.nvram=1, a word into
+    # /dev/nvram) and reboots the partition; the second boot reads both back.
+    # paprika.disk2=MD5: the second disk, read-only, has checksum MD5 as a whole.
+    disk=
+    disk2=
+    nvram=
+    for word in $cmdline; do
+        case "$word" in
+        paprika.disk=*) disk=${word#paprika.disk=} ;;
+        paprika.disk2=*) disk2=${word#paprika.disk2=} ;;
+        paprika.nvram=1) nvram=1 ;;
+        esac
+    done
+    if [ -n "$disk" ]; then
+        for m in $(cat /lib/modules/disk.order); do
+            insmod /lib/modules/disk/$m || echo "PAPRIKA-LINUX insmod $m: failed"
+        done
+        # sd probes asynchronously: find each target's disk by its SCSI
+        # address (host 0, channel 0, target N, LUN 0), not by sdX order.
+        last=0
+        [ -n "$disk2" ] && last=1
+        n=0
+        while ! ls /sys/bus/scsi/devices/0:0:$last:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+            sleep 1
+            n=$((n + 1))
+        done
+        sleep 1
+        sda=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block 2>/dev/null)
+        sdb=/dev/$(ls /sys/bus/scsi/devices/0:0:1:0/block 2>/dev/null)
+        check vscsi-disk0 [ -b $sda ]
+        mkdir -p /mnt
+        check vscsi-mount-ext4 mount -t ext4 $sda /mnt
+        check vscsi-file-md5 [ "$(md5sum < /mnt/hello.txt | cut -d' ' -f1)" = "$disk" ]
+        word="paprika-nvram-$disk"
+        if [ -f /mnt/written.txt ]; then
+            check vscsi-write-survives-reboot [ "$(cat /mnt/written.txt)" = "written-$disk" ]
+            if [ -n "$nvram" ]; then
+                check nvram-survives-reboot [ "$(dd if=/dev/nvram bs=1 skip=61440 count=${#word} 2>/dev/null)" = "$word" ]
+            fi
+        elif [ "$failed" = 0 ]; then
+            echo "written-$disk" > /mnt/written.txt
+            sync
+            umount /mnt
+            if [ -n "$nvram" ]; then
+                printf %s "$word" | dd of=/dev/nvram bs=1 seek=61440 conv=notrunc 2>/dev/null
+            fi
+            echo "PAPRIKA-LINUX disk: written, rebooting$tag"
+            reboot -f
+            sleep 60
+        fi
+        if [ -n "$disk2" ]; then
+            check vscsi-disk1-md5 [ "$(md5sum < $sdb | cut -d' ' -f1)" = "$disk2" ]
+            check vscsi-disk1-read-only sh -c "! dd if=/dev/zero of=$sdb count=1 2>/dev/null"
+        fi
+        umount /mnt
+    fi
+    # paprika.nvpoweroff=1 (docs/vscsi.md; two QEMU runs on one PNOR flash):
+    # the first run writes a word into /dev/nvram and powers the machine off,
+    # the second must find it there.
+    case "$cmdline" in
+    *" paprika.nvpoweroff=1 "*)
+        word=paprika-nvram-across-poweroff
+        if [ "$(dd if=/dev/nvram bs=1 skip=61440 count=${#word} 2>/dev/null)" = "$word" ]; then
+            check nvram-survives-poweroff true
+        elif [ "$failed" = 0 ]; then
+            printf %s "$word" | dd of=/dev/nvram bs=1 seek=61440 conv=notrunc 2>/dev/null
+            echo "PAPRIKA-LINUX nvram: written, powering off$tag"
+            poweroff -f
+            sleep 60
+        fi
+        ;;
+    esac
     if [ "$failed" = 0 ]; then
         echo "PAPRIKA-LINUX test: passed$tag"
     else
@@ -860,7 +1173,8 @@ pub const MARKER_PREFIX: &str = "PAPRIKA-LINUX ";
 pub const APPLETS: &[&str] = &[
     "sh", "ash", "mount", "umount", "echo", "cat", "ls", "mkdir", "grep", "setsid", "cttyhack",
     "poweroff", "reboot", "halt", "date", "uname", "dmesg", "sleep", "ps", "true", "false", "test",
-    "[", "ln", "rm", "cp", "mv", "free", "top", "vi", "head", "tail", "wc",
+    "[", "ln", "rm", "cp", "mv", "free", "top", "vi", "head", "tail", "wc", "insmod", "ip", "ping",
+    "nc", "md5sum", "tee", "kill",
 ];
 
 /// /dev/console: char 5:1, /dev/hvc0 (hvc_vio): char 229:0.
@@ -941,17 +1255,16 @@ fn vmm_entries(have: &[Entry]) -> Vec<Entry> {
     e
 }
 
-/// KVM-HV's modules from the kernel package (`lib/modules/kvm.ko`,
-/// `lib/modules/kvm-hv.ko`), which /init loads with `paprika.kvm=1` (nested
-/// virtualization, docs/partitions.md); none when the package has none.
-fn kvm_module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
-    let dir = kernel_root
-        .join("lib/modules")
-        .join(release)
-        .join("kernel/arch/powerpc/kvm");
+/// Modules /init may load, from the kernel package, as
+/// `lib/modules/<name>`: KVM-HV's (`kvm.ko`, `kvm-hv.ko`, loaded with
+/// `paprika.kvm=1`, nested virtualization, docs/partitions.md) and ibmveth
+/// (`ibmveth.ko`, loaded when the device tree has an `l-lan`, docs/vio.md);
+/// those the package lacks are left out.
+fn module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
+    let dir = kernel_root.join("lib/modules").join(release).join("kernel");
     let mut e = Vec::new();
-    for name in ["kvm.ko", "kvm-hv.ko"] {
-        if let Ok(data) = std::fs::read(dir.join(name)) {
+    for (path, name) in MODULES {
+        if let Ok(data) = std::fs::read(dir.join(path).join(name)) {
             if e.is_empty() {
                 for d in ["lib", "lib/modules"] {
                     e.push(Entry::Dir {
@@ -968,6 +1281,74 @@ fn kvm_module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
         }
     }
     e
+}
+
+/// (directory under `lib/modules/<release>/kernel`, file) of each module the
+/// initramfs carries.
+pub const MODULES: &[(&str, &str)] = &[
+    ("arch/powerpc/kvm", "kvm.ko"),
+    ("arch/powerpc/kvm", "kvm-hv.ko"),
+    ("drivers/net/ethernet/ibm", "ibmveth.ko"),
+];
+
+/// The vscsi disk and ext4 modules, in the order /init loads them (IO.md §5,
+/// from `modules.dep` and the modinfo softdeps: busybox insmod follows
+/// neither): the SCSI transport and ibmvscsi, sd's CRC/T10-PI chain, then
+/// crc32c (ext4's and jbd2's softdep) and ext4's chain.
+pub const DISK_MODULES: &[&str] = &[
+    "drivers/scsi/scsi_transport_srp.ko",
+    "drivers/scsi/ibmvscsi/ibmvscsi.ko",
+    "lib/crc64.ko",
+    "lib/crc64-rocksoft.ko",
+    "crypto/crct10dif_common.ko",
+    "lib/crc-t10dif.ko",
+    "block/t10-pi.ko",
+    "drivers/scsi/sd_mod.ko",
+    "crypto/crc32c_generic.ko",
+    "lib/crc16.ko",
+    "fs/mbcache.ko",
+    "fs/jbd2/jbd2.ko",
+    "fs/ext4/ext4.ko",
+];
+
+/// [`DISK_MODULES`] as `lib/modules/disk/<name>.ko` and their load order in
+/// `lib/modules/disk.order` (one file name a line), which /init reads for
+/// `paprika.disk=`. A missing module is an error: the kernel package is not the
+/// one IO.md lists.
+fn disk_module_entries(kernel_root: &Path, release: &str, have_dirs: bool) -> Result<Vec<Entry>> {
+    let dir = kernel_root.join("lib/modules").join(release).join("kernel");
+    let mut e = Vec::new();
+    if !have_dirs {
+        for d in ["lib", "lib/modules"] {
+            e.push(Entry::Dir {
+                path: d.into(),
+                mode: 0o755,
+            });
+        }
+    }
+    e.push(Entry::Dir {
+        path: "lib/modules/disk".into(),
+        mode: 0o755,
+    });
+    let mut order = String::new();
+    for m in DISK_MODULES {
+        let path = dir.join(m);
+        let data = std::fs::read(&path).context(|| format!("reading {}", path.display()))?;
+        let name = m.rsplit('/').next().unwrap_or(m);
+        order.push_str(name);
+        order.push('\n');
+        e.push(Entry::File {
+            path: format!("lib/modules/disk/{name}"),
+            mode: 0o644,
+            data,
+        });
+    }
+    e.push(Entry::File {
+        path: "lib/modules/disk.order".into(),
+        mode: 0o644,
+        data: order.into_bytes(),
+    });
+    Ok(e)
 }
 
 /// What goes into initramfs.cpio, parents before children.

@@ -2,6 +2,8 @@
 //! kernel's userspace marker in a Paprika partition (powernv9: skiboot, the
 //! hypervisor's own boot, partition creation and Linux), next to the same kernel and
 //! initramfs under `qemu-system-ppc64 -M pseries` with its default firmware (SLOF).
+//! The same twice more for the hashed page table (issue 15): a `mmu = "hash"`
+//! partition and `-M pseries`, both booted with `disable_radix`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +17,27 @@ use crate::{partitions, repo_root};
 
 /// The kernel command line in both runs (test mode: /init checks, then powers off).
 const CMDLINE: &str = "console=hvc0 paprika.test=1";
+/// What the hash runs add: Linux takes the hashed page table (on pseries, which
+/// offers both; a `mmu = "hash"` partition offers only it), and /init checks
+/// /proc/cpuinfo says so.
+const HASH_CMDLINE: &str = "disable_radix paprika.mmu=hash";
+
+/// Which translation a benchmark boot runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mmu {
+    Radix,
+    Hash,
+}
+
+impl Mmu {
+    /// The kernel command line of a boot with this MMU.
+    pub fn cmdline(self) -> String {
+        match self {
+            Mmu::Radix => CMDLINE.to_string(),
+            Mmu::Hash => format!("{CMDLINE} {HASH_CMDLINE}"),
+        }
+    }
+}
 
 fn bench_path(file: &str) -> PathBuf {
     repo_root().join("target").join("bench").join(file)
@@ -29,9 +52,15 @@ fn bench_path(file: &str) -> PathBuf {
 /// at boot) makes QEMU flush the TLBs of all its vCPUs, waking the idle ones.
 ///
 /// With `vcpus` > 1 the same partition with vCPUs on threads 0..vcpus-1
-/// (`-smp vcpus`): the SMP run of the 4-vCPU / 1-vCPU ratio.
-pub fn manifest_smp(vmlinux: &Path, initramfs: &Path, vcpus: u32) -> String {
+/// (`-smp vcpus`): the SMP run of the 4-vCPU / 1-vCPU ratio. With
+/// [`Mmu::Hash`] the partition is `mmu = "hash"` and Linux boots with
+/// `disable_radix`.
+pub fn manifest_smp(vmlinux: &Path, initramfs: &Path, vcpus: u32, mmu: Mmu) -> String {
     let cpus: Vec<String> = (0..vcpus).map(|c| c.to_string()).collect();
+    let mmu_line = match mmu {
+        Mmu::Radix => "",
+        Mmu::Hash => "mmu = \"hash\"\n",
+    };
     format!(
         "# Written by `cargo xtask bench` (docs/benchmarks.md).\n\
          [[partition]]\n\
@@ -41,10 +70,12 @@ pub fn manifest_smp(vmlinux: &Path, initramfs: &Path, vcpus: u32) -> String {
          cpus = [{}]\n\
          kernel = \"{}\"\n\
          initrd = \"{}\"\n\
-         cmdline = \"{CMDLINE}\"\n",
+         cmdline = \"{}\"\n\
+         {mmu_line}",
         cpus.join(", "),
         vmlinux.display(),
-        initramfs.display()
+        initramfs.display(),
+        mmu.cmdline()
     )
 }
 
@@ -76,20 +107,32 @@ pub fn smp_report(one: Duration, four: Duration) -> Vec<String> {
 
 /// Formats the side-by-side lines.
 pub fn report(paprika: Duration, pseries: Option<Duration>) -> Vec<String> {
+    let mut l = side_by_side("linux.qemu_to_userspace_ms", paprika, pseries);
+    if let Some(r) = pseries {
+        let (p, q) = (paprika.as_millis(), r.as_millis());
+        l.push(format!(
+            "linux.qemu_to_userspace_target_met: {}   (target: Paprika < pseries)",
+            if p < q { "yes" } else { "no" }
+        ));
+    }
+    l
+}
+
+/// The lines of the hash runs (no target: issue 15 asks for the figures).
+pub fn hash_report(paprika: Duration, pseries: Option<Duration>) -> Vec<String> {
+    side_by_side("linux.hash_qemu_to_userspace_ms", paprika, pseries)
+}
+
+/// `name: paprika=N pseries=N ratio=R`, or `name: paprika=N` alone.
+fn side_by_side(name: &str, paprika: Duration, pseries: Option<Duration>) -> Vec<String> {
     let p = paprika.as_millis();
     match pseries {
         Some(r) => {
             let q = r.as_millis();
             let ratio = p as f64 / (q.max(1)) as f64;
-            vec![
-                format!("linux.qemu_to_userspace_ms: paprika={p} pseries={q} ratio={ratio:.2}"),
-                format!(
-                    "linux.qemu_to_userspace_target_met: {}   (target: Paprika < pseries)",
-                    if p < q { "yes" } else { "no" }
-                ),
-            ]
+            vec![format!("{name}: paprika={p} pseries={q} ratio={ratio:.2}")]
         }
-        None => vec![format!("linux.qemu_to_userspace_ms: paprika={p}")],
+        None => vec![format!("{name}: paprika={p}")],
     }
 }
 
@@ -112,7 +155,7 @@ fn until_marker(cmd: &Cmd, log: &Path, timeout: Duration, what: &str) -> Result<
 fn boot_paprika(
     hypervisor: &Path,
     linux: &linux::Linux,
-    vcpus: u32,
+    (vcpus, mmu): (u32, Mmu),
     files: (&str, &str),
     timeout: Duration,
 ) -> Result<Duration> {
@@ -122,7 +165,7 @@ fn boot_paprika(
     }
     std::fs::write(
         &manifest_path,
-        manifest_smp(&linux.vmlinux, &linux.initramfs, vcpus),
+        manifest_smp(&linux.vmlinux, &linux.initramfs, vcpus, mmu),
     )
     .context(|| format!("writing {}", manifest_path.display()))?;
     let src = partitions::load(&manifest_path)?;
@@ -145,7 +188,35 @@ fn boot_paprika(
         &cfg.command(),
         &bench_path(&format!("{}.log", files.1)),
         timeout,
-        &format!("Paprika, {vcpus} vCPU(s)"),
+        &format!("Paprika, {vcpus} vCPU(s), {mmu:?}"),
+    )
+}
+
+/// Boots the same kernel and initramfs under `-M pseries -m 512M` (SLOF);
+/// QEMU start to the userspace marker, console in target/bench/<log>.
+fn boot_pseries(linux: &linux::Linux, mmu: Mmu, log: &str, timeout: Duration) -> Result<Duration> {
+    let cmd = Cmd::new(QEMU)
+        .args([
+            "-M",
+            "pseries",
+            "-m",
+            "512M",
+            "-nographic",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+        ])
+        .arg("-kernel")
+        .arg(&linux.vmlinux)
+        .arg("-initrd")
+        .arg(&linux.initramfs)
+        .arg("-append")
+        .arg(mmu.cmdline());
+    until_marker(
+        &cmd,
+        &bench_path(log),
+        timeout,
+        &format!("-M pseries, {mmu:?}"),
     )
 }
 
@@ -155,45 +226,45 @@ pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<St
     let paprika = boot_paprika(
         hypervisor,
         &linux,
-        1,
+        (1, Mmu::Radix),
         ("linux-bench", "linux-paprika"),
         timeout,
     )?;
     let smp = boot_paprika(
         hypervisor,
         &linux,
-        SMP_VCPUS,
+        (SMP_VCPUS, Mmu::Radix),
         ("linux-bench-smp4", "linux-paprika-smp4"),
         timeout,
     )?;
-    let reference = if pseries {
-        let cmd = Cmd::new(QEMU)
-            .args([
-                "-M",
-                "pseries",
-                "-m",
-                "512M",
-                "-nographic",
-                "-nodefaults",
-                "-serial",
-                "stdio",
-            ])
-            .arg("-kernel")
-            .arg(&linux.vmlinux)
-            .arg("-initrd")
-            .arg(&linux.initramfs)
-            .args(["-append", CMDLINE]);
-        Some(until_marker(
-            &cmd,
-            &bench_path("linux-pseries.log"),
-            timeout,
-            "-M pseries",
-        )?)
+    let hash = boot_paprika(
+        hypervisor,
+        &linux,
+        (1, Mmu::Hash),
+        ("linux-bench-hash", "linux-paprika-hash"),
+        timeout,
+    )?;
+    let (reference, hash_reference) = if pseries {
+        (
+            Some(boot_pseries(
+                &linux,
+                Mmu::Radix,
+                "linux-pseries.log",
+                timeout,
+            )?),
+            Some(boot_pseries(
+                &linux,
+                Mmu::Hash,
+                "linux-pseries-hash.log",
+                timeout,
+            )?),
+        )
     } else {
-        None
+        (None, None)
     };
     let mut lines = report(paprika, reference);
     lines.extend(smp_report(paprika, smp));
+    lines.extend(hash_report(hash, hash_reference));
     Ok(lines)
 }
 
@@ -235,7 +306,7 @@ mod tests {
         assert!(l[2].starts_with("linux.smp4_vs_smp1_target_met: no "));
         let l = smp_report(Duration::from_millis(3000), Duration::from_millis(3900));
         assert!(l[2].starts_with("linux.smp4_vs_smp1_target_met: yes "));
-        let m = manifest_smp(Path::new("/k/v"), Path::new("/k/i"), 4);
+        let m = manifest_smp(Path::new("/k/v"), Path::new("/k/i"), 4, Mmu::Radix);
         let parsed = crate::manifest::parse(&m).unwrap();
         assert_eq!(parsed.partitions[0].cpus, [0, 1, 2, 3]);
         assert_eq!(parsed.partitions[0].vcpus, 4);
@@ -243,9 +314,42 @@ mod tests {
 
     #[test]
     fn manifest_parses() {
-        let m = manifest_smp(Path::new("/k/vmlinux"), Path::new("/k/initramfs.cpio"), 1);
+        let m = manifest_smp(
+            Path::new("/k/vmlinux"),
+            Path::new("/k/initramfs.cpio"),
+            1,
+            Mmu::Radix,
+        );
         let parsed = crate::manifest::parse(&m).unwrap();
         assert_eq!(parsed.partitions[0].kernel, "/k/vmlinux");
         assert_eq!(parsed.partitions[0].cmdline, CMDLINE);
+        assert_eq!(
+            parsed.partitions[0].mmu,
+            paprika::partition::manifest::MmuMode::Radix
+        );
+    }
+
+    #[test]
+    fn hash_run() {
+        let m = manifest_smp(Path::new("/k/v"), Path::new("/k/i"), 1, Mmu::Hash);
+        let p = &crate::manifest::parse(&m).unwrap().partitions[0];
+        assert_eq!(p.mmu, paprika::partition::manifest::MmuMode::Hash);
+        // The kernel takes hash and /init checks it; pseries gets the same line.
+        assert_eq!(
+            p.cmdline,
+            "console=hvc0 paprika.test=1 disable_radix paprika.mmu=hash"
+        );
+        assert_eq!(Mmu::Hash.cmdline(), p.cmdline);
+        assert_eq!(
+            hash_report(
+                Duration::from_millis(9000),
+                Some(Duration::from_millis(6000))
+            ),
+            vec!["linux.hash_qemu_to_userspace_ms: paprika=9000 pseries=6000 ratio=1.50"]
+        );
+        assert_eq!(
+            hash_report(Duration::from_millis(9000), None),
+            vec!["linux.hash_qemu_to_userspace_ms: paprika=9000"]
+        );
     }
 }

@@ -77,10 +77,14 @@ pub fn tables(text: &str) -> Result<Vec<Table>, ManifestError> {
             // `[[partition.net]]` before any `[[partition]]` makes `partition`
             // a plain table holding only the sub-table.
             (Some(k), Some(false)) if k.many() && holds_only_sub_tables(value.get_ref(), k) => {
-                ErrorKind::Syntax(format!(
-                    "a sub-table must follow the {} it belongs to",
-                    k.header()
-                ))
+                let first = value
+                    .get_ref()
+                    .as_table()
+                    .and_then(|t| t.iter().next())
+                    .and_then(|(key, _)| sub_kind(k, key.get_ref()));
+                ErrorKind::SubTableOutsidePartition(
+                    first.map_or_else(|| k.header(), TableKind::header),
+                )
             }
             (_, Some(many)) => ErrorKind::UnknownTable(if many {
                 format!("[[{name}]]")
@@ -316,7 +320,10 @@ fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paprika::partition::manifest::{MmuMode, HYPERVISOR_RESERVE, MEMORY_GRANULE};
+    use paprika::partition::manifest::{
+        check_against_machine, format_mac, generated_mac, parse_mac, DiskSpec, MmuMode,
+        HYPERVISOR_RESERVE, MAX_DISKS, MEMORY_GRANULE,
+    };
 
     /// The example of docs/manifest.md.
     const EXAMPLE: &str = r#"# Paprika partition manifest
@@ -498,12 +505,11 @@ kernel = "guest-hcall.elf"
             );
             assert!(e.line.is_some(), "{text:?} => {e}");
         }
-        // A sub-table before its partition (here one that does not exist).
+        // A sub-table before its partition.
         let e = err("[[partition.net]]\nvlan = 2\n");
-        assert!(
-            e.to_string().contains("must follow the [[partition]]")
-                || e.kind == ErrorKind::UnknownTable("[partition]".into()),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            "manifest line 1, column 3: [[partition.net]] must follow the [[partition]] it belongs to"
         );
         assert_eq!(err("[machine]\n").kind, ErrorKind::NoPartitions);
         assert_eq!(err("").kind, ErrorKind::NoPartitions);
@@ -638,5 +644,169 @@ kernel = "guest-hcall.elf"
             }
         }
         assert!(parsed > 100, "{parsed}");
+    }
+
+    #[test]
+    fn net_tables() {
+        let text = format!(
+            "{}\n[[partition.net]]\n\n[[partition.net]]\nmac = \"02:AA:00:00:00:07\"\nvlan = 12\ntrunk = true\n\
+             [[partition]]\nname = \"b\"\nmemory = \"2M\"\nvcpus = 1\ncpus = [1]\nkernel = \"k\"\n\
+             [[ partition.net ]]\n",
+            one("")
+        );
+        let m = parse(&text).unwrap();
+        let a = &m.partitions[0];
+        assert_eq!(a.net.len(), 2);
+        assert_eq!(a.net[0].mac, generated_mac("a", 0));
+        assert_eq!(a.net[0].mac[0], 0x02);
+        assert_eq!((a.net[0].vlan, a.net[0].trunk), (1, false));
+        assert_eq!(a.net[1].mac, [0x02, 0xaa, 0, 0, 0, 7]);
+        assert_eq!((a.net[1].vlan, a.net[1].trunk), (12, true));
+        let b = &m.partitions[1];
+        assert_eq!(b.net[0].mac, generated_mac("b", 0));
+        assert_ne!(b.net[0].mac, a.net[0].mac);
+        // Stable: the same name and index give the same address.
+        assert_eq!(generated_mac("a", 0), generated_mac("a", 0));
+        assert_ne!(generated_mac("a", 0), generated_mac("a", 1));
+        // Round trip.
+        assert_eq!(parse(&to_toml(&m)).unwrap(), m);
+        assert_eq!(format_mac(&[2, 0xab, 0, 1, 2, 0xff]), "02:ab:00:01:02:ff");
+        assert_eq!(
+            parse_mac("02:ab:00:01:02:ff"),
+            Some([2, 0xab, 0, 1, 2, 0xff])
+        );
+        for bad in [
+            "02:ab:00:01:02",
+            "02:ab:00:01:02:ff:00",
+            "2:ab:00:01:02:ff",
+            "zz:00:00:00:00:00",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn net_errors() {
+        let field = |extra: &str| err(&one(extra)).field;
+        for bad in [
+            "[[partition.net]]\nmac = \"01:00:5e:00:00:01\"",
+            "[[partition.net]]\nmac = \"00:00:00:00:00:00\"",
+            "[[partition.net]]\nmac = \"02:00\"",
+            "[[partition.net]]\nmac = 5",
+        ] {
+            assert_eq!(field(bad).as_deref(), Some("mac"), "{bad}");
+        }
+        for bad in ["0", "4095", "70000", "\"1\""] {
+            assert_eq!(
+                field(&format!("[[partition.net]]\nvlan = {bad}")).as_deref(),
+                Some("vlan"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            field("[[partition.net]]\ntrunk = 1").as_deref(),
+            Some("trunk")
+        );
+        assert_eq!(
+            field("[[partition.net]]\nspeed = 1").as_deref(),
+            Some("speed")
+        );
+        // Two adapters with one MAC, in one partition or across two.
+        let twice = "[[partition.net]]\nmac = \"02:00:00:00:00:01\"\n[[partition.net]]\nmac = \"02:00:00:00:00:01\"\n";
+        assert_eq!(field(twice).as_deref(), Some("mac"));
+        // Too many.
+        let nine = "[[partition.net]]\n".repeat(9);
+        assert!(err(&one(&nine)).to_string().contains("at most 8"));
+        // A net table before any partition.
+        let e = err("[[partition.net]]\nvlan = 2\n");
+        assert!(e.to_string().contains("must follow"), "{e}");
+        let e = err("[machine]\n[[partition.net]]\n");
+        assert!(e.to_string().contains("must follow"), "{e}");
+        assert!(matches!(
+            err("[[partition.foo]]\n").kind,
+            ErrorKind::UnknownTable(_)
+        ));
+    }
+
+    #[test]
+    fn disks_belong_to_the_partition_above() {
+        let text = format!(
+            "{}\n[[partition.disk]]\nimage = \"root.ext4\"\n[[ partition.disk ]]\nimage = \"data.img\"\nreadonly = true\n\n[[partition]]\nname = \"b\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [1]\nkernel = \"k\"\n",
+            one("")
+        );
+        let m = parse(&text).unwrap();
+        assert_eq!(
+            m.partitions[0].disks,
+            vec![
+                DiskSpec {
+                    image: "root.ext4".into(),
+                    readonly: false
+                },
+                DiskSpec {
+                    image: "data.img".into(),
+                    readonly: true
+                }
+            ]
+        );
+        assert!(m.partitions[1].disks.is_empty());
+        assert_eq!(parse(&to_toml(&m)).unwrap(), m, "round trip");
+        // Images are checked against the bundle like kernels.
+        let e = check_against_machine(&m, 8 << 30, 4, |f| f != "data.img").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NoSuchFile("data.img".into()));
+        assert_eq!(e.field.as_deref(), Some("image"));
+        assert_eq!(e.partition.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn net_and_disk_tables_in_any_order() {
+        let text = format!(
+            "{}\n[[partition.net]]\nvlan = 3\n[[partition.disk]]\nimage = \"d0\"\n\
+             [[partition.net]]\n[[partition.disk]]\nimage = \"d1\"\n",
+            one("")
+        );
+        let m = parse(&text).unwrap();
+        let a = &m.partitions[0];
+        assert_eq!(a.net.len(), 2);
+        assert_eq!(a.net[0].vlan, 3);
+        let images: Vec<&str> = a.disks.iter().map(|d| d.image.as_str()).collect();
+        assert_eq!(images, ["d0", "d1"]);
+        assert_eq!(parse(&to_toml(&m)).unwrap(), m, "round trip");
+    }
+
+    #[test]
+    fn disk_errors() {
+        let outside = ErrorKind::SubTableOutsidePartition("[[partition.disk]]".into());
+        let e = err("[[partition.disk]]\nimage = \"x\"\n");
+        assert_eq!(e.kind, outside);
+        assert_eq!(e.line, Some(1));
+        let e = err(&format!(
+            "[machine]\n{}",
+            "[[partition.disk]]\nimage = \"x\"\n"
+        ));
+        assert_eq!(e.kind, outside);
+        let e = err(&one("[[partition.disk]]\nreadonly = true\n"));
+        assert_eq!(e.kind, ErrorKind::Missing);
+        assert_eq!(e.field.as_deref(), Some("image"));
+        assert_eq!(e.partition.as_deref(), Some("a"));
+        let e = err(&one("[[partition.disk]]\nimage = \"\"\n"));
+        assert_eq!(e.kind, ErrorKind::Invalid("must not be empty"));
+        let e = err(&one("[[partition.disk]]\nimage = \"x\"\nreadonly = 1\n"));
+        assert!(matches!(e.kind, ErrorKind::WrongType { .. }));
+        let e = err(&one("[[partition.disk]]\nimage = \"x\"\nsize = 1\n"));
+        assert_eq!(e.kind, ErrorKind::UnknownKey);
+        assert_eq!(e.line, Some(9));
+        let e = err(&one("[[partition.disk]]\nimage = \"x\"\nimage = \"y\"\n"));
+        assert_eq!(e.kind, ErrorKind::Syntax("duplicate key".into()));
+        assert_eq!((e.line, e.column), (Some(9), Some(1)));
+        let e = err(&one(
+            &"[[partition.disk]]\nimage = \"x\"\n".repeat(MAX_DISKS + 1)
+        ));
+        assert_eq!(e.kind, ErrorKind::TooManyDisks);
+        let e = err(&one("[[partition.disks]]\n"));
+        assert!(matches!(e.kind, ErrorKind::UnknownTable(_)));
+        let e = err(&one("[partition.disk]\n"));
+        assert!(matches!(e.kind, ErrorKind::UnknownTable(_)));
+        let e = err(&one("[[partition.]]\n"));
+        assert!(matches!(e.kind, ErrorKind::Syntax(_)), "{e}");
     }
 }

@@ -101,6 +101,8 @@ pub fn from_kernel(
             secure: false,
             nested: false,
             mmu: manifest::MmuMode::Radix,
+            net: Vec::new(),
+            disks: Vec::new(),
         }],
     };
     // The manifest's checks are the one judge of what is valid.
@@ -124,7 +126,49 @@ pub fn from_kernel(
     })
 }
 
+/// The `--disk FILE[,ro]` options: (path, read-only), each file there and a
+/// whole number of 512-byte blocks.
+pub fn disk_options(options: &[String]) -> Result<Vec<(String, bool)>> {
+    let mut disks = Vec::new();
+    for o in options {
+        let (path, readonly) = match o.strip_suffix(",ro") {
+            Some(p) => (p, true),
+            None => (o.as_str(), false),
+        };
+        if !Path::new(path).is_file() {
+            return Err(usage!("--disk {path}: no such file"));
+        }
+        check_disk_image(Path::new(path)).map_err(|why| usage!("--disk {path}: {why}"))?;
+        disks.push((path.to_string(), readonly));
+    }
+    if disks.len() > manifest::MAX_DISKS {
+        return Err(usage!(
+            "--disk given {} times; a partition has at most {}",
+            disks.len(),
+            manifest::MAX_DISKS
+        ));
+    }
+    Ok(disks)
+}
+
 impl Source {
+    /// Gives the first partition these disks (`run --disk`), validated again.
+    pub fn with_disks(mut self, disks: &[(String, bool)]) -> Result<Self> {
+        if disks.is_empty() {
+            return Ok(self);
+        }
+        let mut m = self.manifest.clone();
+        if let Some(p) = m.partitions.first_mut() {
+            p.disks
+                .extend(disks.iter().map(|(image, readonly)| manifest::DiskSpec {
+                    image: image.clone(),
+                    readonly: *readonly,
+                }));
+        }
+        self.manifest = m.validated().map_err(|e| usage!("--disk: {e}"))?;
+        Ok(self)
+    }
+
     /// Adds `extra` to every partition's command line (`run --manifest ...
     /// --append`, `test --append`: e.g. `paprika.seed=N` to replay a test
     /// guest's run); the result is validated as a manifest again.
@@ -173,9 +217,19 @@ impl Source {
         let mut files: Vec<(String, PathBuf)> = Vec::new();
         let mut by_host: HashMap<PathBuf, String> = HashMap::new();
         for (index, p) in self.manifest.partitions.iter().enumerate() {
-            let refs = [("kernel", Some(&p.kernel)), ("initrd", p.initrd.as_ref())];
-            for (field, path) in refs {
-                let Some(path) = path else { continue };
+            // (field, path, disk number, shared): a writable disk gets a file
+            // of its own even when another disk names the same image, since
+            // the partition writes it in place.
+            let refs = [("kernel", Some(&p.kernel)), ("initrd", p.initrd.as_ref())]
+                .into_iter()
+                .filter_map(|(f, path)| path.map(|path| (f, path, None, true)))
+                .chain(
+                    p.disks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, d)| ("image", &d.image, Some(i), d.readonly)),
+                );
+            for (field, path, disk, shared) in refs {
                 let error = |why: String| {
                     let e = ManifestError::new(ErrorKind::NoSuchFile(path.clone()))
                         .in_partition(Some(&p.name))
@@ -186,19 +240,31 @@ impl Source {
                 if !host.is_file() {
                     return Err(error(missing_hint(path, &host)));
                 }
+                if disk.is_some() {
+                    check_disk_image(&host).map_err(|why| {
+                        invalid!(
+                            "{}: partition {}, disk image {path}: {why}",
+                            self.origin,
+                            p.name
+                        )
+                    })?;
+                }
                 let key = host.canonicalize().unwrap_or_else(|_| host.clone());
-                let name = match by_host.get(&key) {
+                let name = match by_host.get(&key).filter(|_| shared) {
                     Some(name) => name.clone(),
                     None => {
                         let name = bundle_name(&host, &p.name, &files);
-                        by_host.insert(key, name.clone());
+                        if shared {
+                            by_host.insert(key, name.clone());
+                        }
                         files.push((name.clone(), host));
                         name
                     }
                 };
                 let spec = &mut bundled.partitions[index];
-                match field {
-                    "kernel" => spec.kernel = name,
+                match (field, disk) {
+                    (_, Some(i)) => spec.disks[i].image = name,
+                    ("kernel", _) => spec.kernel = name,
                     _ => spec.initrd = Some(name),
                 }
             }
@@ -208,6 +274,20 @@ impl Source {
             files,
         })
     }
+}
+
+/// A disk image must be a non-empty whole number of 512-byte blocks.
+fn check_disk_image(host: &Path) -> std::result::Result<(), String> {
+    let len = std::fs::metadata(host)
+        .map_err(|e| format!("{}: {e}", host.display()))?
+        .len();
+    if len == 0 || !len.is_multiple_of(512) {
+        return Err(format!(
+            "{} is {len} bytes, not a whole number of 512-byte blocks",
+            host.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Why `path` (found at `host`) is missing, and what to do.
@@ -253,7 +333,29 @@ fn images(m: &Manifest) -> impl Iterator<Item = (&str, &'static str, &str)> {
     m.partitions.iter().flat_map(|p| {
         std::iter::once((p.name.as_str(), "kernel", p.kernel.as_str()))
             .chain(p.initrd.as_deref().map(|i| (p.name.as_str(), "initrd", i)))
+            .chain(
+                p.disks
+                    .iter()
+                    .map(|d| (p.name.as_str(), "image", d.image.as_str())),
+            )
     })
+}
+
+/// Bytes of hypervisor memory the writable disks of `m` take (each copied
+/// once at partition creation, docs/vscsi.md), rounded up to 2 MiB; images
+/// that cannot be read count 0 (`resolve` reports them).
+pub fn writable_disk_bytes(src: &Source) -> u64 {
+    let total: u64 = src
+        .manifest
+        .partitions
+        .iter()
+        .flat_map(|p| p.disks.iter())
+        .filter(|d| !d.readonly)
+        .filter_map(|d| src.host_path(&d.image).ok())
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    total.next_multiple_of(2 << 20)
 }
 
 /// What goes into a bundle.
@@ -444,6 +546,7 @@ mod tests {
             secure: true,
             nested: false,
             mmu: manifest::MmuMode::Radix,
+            net: Vec::new(),
             ..src.manifest.partitions[0].clone()
         });
         let e = refuse_secure(&src.manifest, "m.toml").unwrap_err();
@@ -561,6 +664,85 @@ initrd = "./rd.cpio"
             msg.contains("partition \"b\", field \"kernel\": no file \"other/vmlinux\""),
             "{msg}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn disks_are_packed_writable_ones_each_in_a_file_of_their_own() {
+        let dir = temp_dir("disks");
+        std::fs::write(dir.join("k"), b"kernel").unwrap();
+        std::fs::write(dir.join("root.img"), vec![7u8; 1024]).unwrap();
+        std::fs::write(dir.join("odd.img"), vec![7u8; 1000]).unwrap();
+        let text = "[[partition]]\nname = \"a\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [0]\n\
+                    kernel = \"k\"\n[[partition.disk]]\nimage = \"root.img\"\nreadonly = true\n\
+                    [[partition.disk]]\nimage = \"root.img\"\nreadonly = true\n\
+                    [[partition.disk]]\nimage = \"root.img\"\n\n\
+                    [[partition]]\nname = \"b\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [1]\n\
+                    kernel = \"k\"\n[[partition.disk]]\nimage = \"root.img\"\n";
+        let path = dir.join("d.toml");
+        std::fs::write(&path, text).unwrap();
+        let plan = load(&path).unwrap().resolve().unwrap();
+        let names: Vec<&str> = plan.files.iter().map(|(n, _)| n.as_str()).collect();
+        // Read-only disks share one file, each writable one has its own.
+        assert_eq!(names, ["k", "root.img", "a-root.img", "b-root.img"]);
+        let a = &plan.manifest.partitions[0].disks;
+        assert_eq!(a[0].image, "root.img");
+        assert_eq!(a[1].image, "root.img");
+        assert_eq!(a[2].image, "a-root.img");
+        assert!(!a[2].readonly);
+        assert_eq!(plan.manifest.partitions[1].disks[0].image, "b-root.img");
+        let bytes = bundle_bytes(&plan).unwrap();
+        assert_eq!(
+            bundle::find(&bytes, "b-root.img"),
+            Ok(Some(&[7u8; 1024][..]))
+        );
+
+        // Not a whole number of blocks: exit status 2 naming the image.
+        std::fs::write(
+            &path,
+            text.replace(
+                "[1]\nkernel = \"k\"\n[[partition.disk]]\nimage = \"root.img\"",
+                "[1]\nkernel = \"k\"\n[[partition.disk]]\nimage = \"odd.img\"",
+            ),
+        )
+        .unwrap();
+        let e = load(&path).unwrap().resolve().unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("partition b, disk image odd.img"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("not a whole number of 512-byte blocks"),
+            "{e}"
+        );
+        // Missing: named like a kernel.
+        std::fs::remove_file(dir.join("odd.img")).unwrap();
+        let e = load(&path).unwrap().resolve().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("partition \"b\", field \"image\": no file \"odd.img\""),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn writable_disks_need_machine_memory() {
+        let dir = temp_dir("diskmem");
+        std::fs::write(dir.join("k"), b"kernel").unwrap();
+        std::fs::write(dir.join("rw.img"), vec![0u8; 3 << 20]).unwrap();
+        std::fs::write(dir.join("ro.img"), vec![0u8; 8 << 20]).unwrap();
+        let text = "[[partition]]\nname = \"a\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [0]\n\
+                    kernel = \"k\"\n[[partition.disk]]\nimage = \"rw.img\"\n\
+                    [[partition.disk]]\nimage = \"ro.img\"\nreadonly = true\n";
+        let path = dir.join("m.toml");
+        std::fs::write(&path, text).unwrap();
+        let src = load(&path).unwrap();
+        // 3 MiB writable -> 4 MiB (2 MiB steps); the read-only image stays in
+        // the bundle.
+        assert_eq!(writable_disk_bytes(&src), 4 << 20);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -72,6 +72,7 @@ pub fn main(args: RunArgs) -> Result<i32> {
         mut initrd,
         mut append,
         vcpus,
+        disk,
         linux,
         qemu_args: mut extra,
     } = args;
@@ -83,12 +84,21 @@ pub fn main(args: RunArgs) -> Result<i32> {
     }
     let terminal = std::io::stdin().is_terminal();
 
-    if bare && (linux || manifest.is_some() || kernel.is_some() || initrd.is_some()) {
+    if bare
+        && (linux || manifest.is_some() || kernel.is_some() || initrd.is_some() || !disk.is_empty())
+    {
         return Err(usage!(
-            "--bare boots the hypervisor alone; it excludes --linux, --manifest, --kernel \
-             and --initrd"
+            "--bare boots the hypervisor alone; it excludes --linux, --manifest, --kernel, \
+             --initrd and --disk"
         ));
     }
+    if manifest.is_some() && !disk.is_empty() {
+        return Err(usage!(
+            "--manifest and --disk exclude each other (a manifest names its disks in \
+             [[partition.disk]] tables)"
+        ));
+    }
+    let disks = partitions::disk_options(&disk)?;
     let mut partition_memory = DEFAULT_PARTITION_MEMORY;
     if linux {
         if manifest.is_some() || kernel.is_some() || initrd.is_some() {
@@ -175,13 +185,16 @@ pub fn main(args: RunArgs) -> Result<i32> {
             src.append_cmdline(append.as_deref().unwrap_or(""))?;
             Some(src)
         }
-        (None, Some(kernel)) => Some(partitions::from_kernel(
-            kernel,
-            initrd.as_deref(),
-            append.as_deref().unwrap_or(""),
-            vcpus.unwrap_or(1),
-            memory.unwrap_or(partition_memory),
-        )?),
+        (None, Some(kernel)) => Some(
+            partitions::from_kernel(
+                kernel,
+                initrd.as_deref(),
+                append.as_deref().unwrap_or(""),
+                vcpus.unwrap_or(1),
+                memory.unwrap_or(partition_memory),
+            )?
+            .with_disks(&disks)?,
+        ),
         (None, None) => None,
     };
     let hv_append = match (&source, hv_append) {
@@ -196,7 +209,14 @@ pub fn main(args: RunArgs) -> Result<i32> {
             // --memory is the machine's with a manifest, the partition's with --kernel.
             let machine_memory = if manifest.is_some() { memory } else { None };
             let size = partitions::size_machine(&src.manifest, min_cpus, threads, machine_memory)?;
-            (size.cpus, size.memory)
+            // Writable disks are copied into hypervisor memory: a machine sized
+            // here gets room for them too (a given --memory is taken as is).
+            let disks = if machine_memory.is_none() {
+                partitions::writable_disk_bytes(src)
+            } else {
+                0
+            };
+            (size.cpus, size.memory + disks)
         }
     };
     let smp = qemu::smp_arg(cpus, threads)?;

@@ -107,6 +107,10 @@ pub struct Scenario {
     /// hypervisor must refuse each with `PAPRIKA lpar-refused: <name>: ...`
     /// while the others run ([`Scenario::refusing_secure`]).
     pub secure_refused: bool,
+    /// Non-zero: the machine has a PNOR flash (`pnor::image`, fresh for the
+    /// scenario) and QEMU runs this many times on it, one after the other; the
+    /// checks see the runs' consoles in order (NVRAM across power-off).
+    pub pnor_runs: u8,
 }
 
 /// A partition of a Linux scenario.
@@ -117,9 +121,29 @@ pub struct LinuxLpar {
     pub memory: &'static str,
     /// The hardware thread of each vCPU.
     pub cpus: &'static [u32],
-    /// The partition's `mmu` (manifest); its /init checks /proc/cpuinfo's MMU
-    /// line against it (`paprika.mmu=` on the command line).
+    /// The partition's `mmu` (manifest).
     pub mmu: manifest::MmuMode,
+    /// Linux boots with `disable_radix`: with `mmu = "hash"` (hash only) and
+    /// `"any"` (the guest's choice, ibm,architecture-vec-5 byte 24 = 0x80) it
+    /// runs hash; /init checks /proc/cpuinfo's MMU line against
+    /// [`LinuxLpar::runs_hash`] (`paprika.mmu=` on the command line).
+    pub disable_radix: bool,
+    /// A virtual Ethernet adapter on this VLAN (`[[partition.net]]`, its MAC
+    /// generated); 0: none.
+    pub vlan: u16,
+    /// More kernel command line for this partition only (`paprika.ip=...`).
+    pub extra: &'static str,
+}
+
+impl LinuxLpar {
+    /// Whether Linux must come up with the hashed page table.
+    pub const fn runs_hash(&self) -> bool {
+        match self.mmu {
+            manifest::MmuMode::Radix => false,
+            manifest::MmuMode::Hash => true,
+            manifest::MmuMode::Any => self.disable_radix,
+        }
+    }
 }
 
 pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]) -> LinuxLpar {
@@ -128,6 +152,25 @@ pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]
         memory,
         cpus,
         mmu: manifest::MmuMode::Radix,
+        disable_radix: false,
+        vlan: 0,
+        extra: "",
+    }
+}
+
+/// A Linux partition with an ibmveth adapter on `vlan` and `extra` on its
+/// command line (docs/vio.md).
+pub const fn veth_lpar(
+    name: &'static str,
+    memory: &'static str,
+    cpus: &'static [u32],
+    vlan: u16,
+    extra: &'static str,
+) -> LinuxLpar {
+    LinuxLpar {
+        vlan,
+        extra,
+        ..lpar(name, memory, cpus)
     }
 }
 
@@ -139,10 +182,24 @@ pub const fn hash_lpar(
     cpus: &'static [u32],
 ) -> LinuxLpar {
     LinuxLpar {
-        name,
-        memory,
-        cpus,
         mmu: manifest::MmuMode::Hash,
+        disable_radix: true,
+        ..lpar(name, memory, cpus)
+    }
+}
+
+/// A Linux partition offering both translations (`mmu = "any"`); Linux picks
+/// hash with `disable_radix`, radix without.
+pub const fn any_lpar(
+    name: &'static str,
+    memory: &'static str,
+    cpus: &'static [u32],
+    disable_radix: bool,
+) -> LinuxLpar {
+    LinuxLpar {
+        mmu: manifest::MmuMode::Any,
+        disable_radix,
+        ..lpar(name, memory, cpus)
     }
 }
 
@@ -196,6 +253,14 @@ pub struct LinuxBoot {
     /// expected controller (`XIVE-IRQ`, or `XICS` with `xive=off`), proving
     /// typed input arrived by interrupt, not by polling.
     pub vty_irq: bool,
+    /// vscsi disks of the first partition (0, 1 or 2): an ext4 image and a
+    /// read-only raw image that xtask makes and checksums at run time
+    /// (`paprika.disk=`/`paprika.disk2=` added to its command line; docs/vscsi.md).
+    pub disks: u8,
+    /// The first partition's root file system is a vscsi disk: an ext4 image
+    /// xtask makes with busybox and an /sbin/init that checks `/` and prints
+    /// the test marker (`paprika.root=1` added to its command line).
+    pub root_disk: bool,
 }
 
 /// What the echo scenario's shell must print for the command it is given.
@@ -313,10 +378,18 @@ impl LinuxBoot {
             ),
         };
         let mut line = format!("{} paprika.name={} {mode}", linux::BASE_CMDLINE, p.name);
-        if p.mmu == manifest::MmuMode::Hash {
+        if p.disable_radix {
             // Hash-only (vec5 byte 24 = 0) already makes Linux run hash;
-            // disable_radix says so too, as on QEMU's pseries.
-            line.push_str(" disable_radix paprika.mmu=hash");
+            // disable_radix says so too, as on QEMU's pseries. With both
+            // offered (0x80) it is what makes Linux choose hash.
+            line.push_str(" disable_radix");
+        }
+        if p.runs_hash() {
+            line.push_str(" paprika.mmu=hash");
+        }
+        if !p.extra.is_empty() {
+            line.push(' ');
+            line.push_str(p.extra);
         }
         if !self.append.trim().is_empty() {
             line.push(' ');
@@ -344,6 +417,16 @@ impl LinuxBoot {
                 // Nested virtualization where the scenario loads KVM-HV.
                 nested: self.append.contains("paprika.kvm=1"),
                 mmu: p.mmu,
+                net: if p.vlan == 0 {
+                    Vec::new()
+                } else {
+                    vec![manifest::NetSpec {
+                        mac: manifest::generated_mac(p.name, 0),
+                        vlan: p.vlan,
+                        trunk: false,
+                    }]
+                },
+                disks: Vec::new(),
             });
         }
         let m = Manifest {
@@ -403,6 +486,7 @@ const fn boot(
         stops_before: &[],
         failing: &[],
         secure_refused: false,
+        pnor_runs: 0,
     }
 }
 
@@ -454,6 +538,8 @@ pub const fn linux(
             mode: LinuxMode::Test,
             append: "",
             vty_irq: false,
+            disks: 0,
+            root_disk: false,
         }),
         ..boot(name, machine, memory, smp, cpus, 1)
     }
@@ -480,6 +566,12 @@ impl Scenario {
     /// Fails on any of `forbidden` (instead of the default list).
     pub const fn forbidding(mut self, forbidden: &'static [&'static str]) -> Self {
         self.forbidden = forbidden;
+        self
+    }
+
+    /// A hard timeout of `secs` instead of the kind's default.
+    pub const fn timeout_secs(mut self, secs: u64) -> Self {
+        self.timeout = Duration::from_secs(secs);
         self
     }
 
@@ -558,6 +650,31 @@ impl Scenario {
         self
     }
 
+    /// `n` QEMU runs on one PNOR flash (see [`Scenario::pnor_runs`]).
+    pub const fn pnor_runs(mut self, n: u8) -> Self {
+        self.pnor_runs = n;
+        self
+    }
+
+    /// The first partition gets `n` vscsi disks (see [`LinuxBoot::disks`]).
+    pub const fn with_disks(mut self, n: u8) -> Self {
+        self.linux = Some(LinuxBoot {
+            disks: n,
+            ..self.linux_boot()
+        });
+        self
+    }
+
+    /// The first partition boots its root file system from a vscsi disk (see
+    /// [`LinuxBoot::root_disk`]).
+    pub const fn with_root_disk(mut self) -> Self {
+        self.linux = Some(LinuxBoot {
+            root_disk: true,
+            ..self.linux_boot()
+        });
+        self
+    }
+
     /// `append` goes on every Linux partition's kernel command line.
     pub const fn append(mut self, append: &'static str) -> Self {
         self.linux = Some(LinuxBoot {
@@ -575,6 +692,48 @@ impl Scenario {
     }
 }
 
+/// The veth scenario's partitions: a server and a client on VLAN 1 (MTU
+/// 9000), an isolated one on VLAN 2 with an address in the same subnet.
+const LINUX_VETH: &[LinuxLpar] = &[
+    veth_lpar(
+        "veth-a",
+        "512M",
+        &[0],
+        1,
+        "paprika.ip=10.9.0.1/24 paprika.mtu=9000 paprika.veth=server paprika.peer=10.9.0.2",
+    ),
+    veth_lpar(
+        "veth-b",
+        "512M",
+        &[1],
+        1,
+        "paprika.ip=10.9.0.2/24 paprika.mtu=9000 paprika.veth=client paprika.peer=10.9.0.1",
+    ),
+    veth_lpar(
+        "veth-c",
+        "512M",
+        &[2],
+        2,
+        "paprika.ip=10.9.0.3/24 paprika.veth=isolated paprika.peer=10.9.0.1",
+    ),
+];
+/// The veth reboot scenario: veth-ra sends, veth-rb reboots mid-transfer.
+const LINUX_VETH_REBOOT: &[LinuxLpar] = &[
+    veth_lpar(
+        "veth-ra",
+        "512M",
+        &[0],
+        1,
+        "paprika.ip=10.9.1.1/24 paprika.veth=rsender paprika.peer=10.9.1.2",
+    ),
+    veth_lpar(
+        "veth-rb",
+        "512M",
+        &[1],
+        1,
+        "paprika.ip=10.9.1.2/24 paprika.veth=rreceiver paprika.peer=10.9.1.1",
+    ),
+];
 /// One Linux partition on thread 0.
 const LINUX_1CPU: &[LinuxLpar] = &[lpar("linux", "512M", &[0])];
 /// One Linux partition with 2 vCPUs on threads 0-1.
@@ -599,6 +758,32 @@ const LINUX_HASH_1CPU: &[LinuxLpar] = &[
 const LINUX_HASH_4CPU: &[LinuxLpar] = &[
     hash_lpar("linux-hash", "512M", &[0, 1, 2, 3]),
     lpar("linux-radix", "384M", &[4]),
+];
+/// `mmu = "any"` twice: Linux with `disable_radix` must come up hash, Linux
+/// without it radix (issue 15), next to each other.
+const LINUX_ANY: &[LinuxLpar] = &[
+    any_lpar("linux-any-hash", "384M", &[1], true),
+    any_lpar("linux-any-radix", "384M", &[2], false),
+];
+/// guest-hash's partition (64 MiB: a 512 KiB HPT) and its resize there and back.
+const LPAR_HASH_EXPECTED: &[&str] = &[
+    "PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB",
+    "PAPRIKA lpar-hpt: hash HPT resized 512 -> 1024 KiB",
+    "PAPRIKA lpar-hpt: hash HPT resized 1024 -> 512 KiB",
+];
+/// The hash partition's kernel resized its HPT when /init asked it through
+/// debugfs (`hpt_order`, one order up): the hypervisor served it.
+const LINUX_HASH_EXPECTED: &[&str] = &["PAPRIKA lpar-hpt: linux-hash HPT resized"];
+/// [`CLEAN_LINUX`], and the hash-choosing partition must never switch to radix.
+const ANY_FORBIDDEN: &[&str] = &[
+    "PAPRIKA FAULT",
+    "panicked",
+    POWER_OFF_FAIL,
+    GUEST_FAIL,
+    "Kernel panic",
+    "Oops",
+    "PAPRIKA-LINUX test: FAILED",
+    "PAPRIKA lpar-hpt: linux-any-hash mmu=any: the guest chose radix",
 ];
 /// Two Linux partitions side by side, sharing kernel and initramfs.
 const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
@@ -724,6 +909,7 @@ pub const SCENARIOS: &[Scenario] = &[
         stops_before: &[],
         failing: &[],
         secure_refused: false,
+        pnor_runs: 0,
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -799,10 +985,9 @@ pub const SCENARIOS: &[Scenario] = &[
         .forbidding(SMP_REBOOTS_FORBIDDEN),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
     // A hash-MMU partition beside a radix one (tests/guests/hash).
-    lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1)
-        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
+    lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1).expecting(LPAR_HASH_EXPECTED),
     lpars("lpar-hash-p10", Machine::Powernv10, "hash", "1G", "4", 4, 1)
-        .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
+        .expecting(LPAR_HASH_EXPECTED),
     lpars(
         "lpar-timer-p10",
         Machine::Powernv10,
@@ -850,6 +1035,14 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     ),
+    // The VIO guest (tests/guests/vio): TCE and ibmveth hcalls with bad
+    // buffers, bad TCEs and huge sends get PAPR codes only; frames between its
+    // own two adapters, none across VLANs.
+    lpars("lpar-vio-p9", Machine::Powernv9, "vio", "1G", "2", 2, 1).expecting(&[
+        "[vio] GUEST-PASS lan-rx-frame",
+        "[vio] GUEST-PASS lan-vlan-isolated",
+        "[vio] GUEST-PASS fuzz-only-papr-codes",
+    ]),
     // The hostile guest's attack, watched by its neighbour (tests/guests/README.md):
     // the neighbour must outlive it, so their runs overlapped. SMT4: both
     // partitions and the hypervisor's idle boot thread share core 0, so what
@@ -882,6 +1075,16 @@ pub const SCENARIOS: &[Scenario] = &[
     // A secure-VM request where there is no ultravisor (docs/pef.md): UV_ESM by
     // sc 2 and sc 1, H_SVM_*, H_TPM_COMM refused; a neighbour runs meanwhile.
     lpars("lpar-pef-p9", Machine::Powernv9, "pef", "1G", "4", 4, 1),
+    // A hostile v-scsi client (tests/guests/vscsi, docs/vscsi.md): bad CRQ
+    // calls, bad descriptors, LBAs past the end, queue overflow and random IUs
+    // get SCSI/SRP errors and PAPR codes while the neighbour keeps running.
+    lpars("lpar-vscsi-p9", Machine::Powernv9, "vscsi", "1G", "4", 4, 1)
+        .stopping_before(&[("vscsi", "neighbour")])
+        .expecting(&[
+            "[vscsi] GUEST-PASS overflow-dropped",
+            "[vscsi] GUEST-PASS random-ius",
+            "[vscsi] GUEST-PASS lba-past-end",
+        ]),
     lpars("lpar-pef-p10", Machine::Powernv10, "pef", "1G", "4", 4, 1),
     // Nested virtualization (tests/guests/nested): an L1 test hypervisor runs
     // an L2 with H_ENTER_NESTED, handles its exits, and is refused bad tables
@@ -1078,7 +1281,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "3",
         3,
         LINUX_HASH_1CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
     linux(
         "linux-hash-p10-1cpu",
         Machine::Powernv10,
@@ -1086,7 +1290,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "3",
         3,
         LINUX_HASH_1CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
     linux(
         "linux-hash-p9-4cpu",
         Machine::Powernv9,
@@ -1094,7 +1299,32 @@ pub const SCENARIOS: &[Scenario] = &[
         "5",
         5,
         LINUX_HASH_4CPU,
-    ),
+    )
+    .expecting(LINUX_HASH_EXPECTED),
+    linux(
+        "linux-hash-p10-4cpu",
+        Machine::Powernv10,
+        "1536M",
+        "5",
+        5,
+        LINUX_HASH_4CPU,
+    )
+    .expecting(LINUX_HASH_EXPECTED),
+    // `mmu = "any"`: the guest's choice, by `disable_radix` (checked in
+    // /proc/cpuinfo), and the hypervisor following it.
+    linux(
+        "linux-any-p9",
+        Machine::Powernv9,
+        "1280M",
+        "3",
+        3,
+        LINUX_ANY,
+    )
+    .expecting(&[
+        "PAPRIKA lpar-hpt: linux-any-hash mmu=any HPT",
+        "PAPRIKA lpar-hpt: linux-any-radix mmu=any: the guest chose radix",
+    ])
+    .forbidding(ANY_FORBIDDEN),
     linux(
         "linux-two-lpars-p9",
         Machine::Powernv9,
@@ -1154,10 +1384,98 @@ pub const SCENARIOS: &[Scenario] = &[
     )
     .append("paprika.kvm=1 paprika.l2=1")
     .expecting(L2_EXPECTED_2CPU),
+    // Virtual Ethernet between partitions (docs/vio.md): veth-a and veth-b on
+    // VLAN 1 with MTU 9000 ping each other (also with 8000-byte packets) and
+    // move 64 MiB over TCP with busybox nc, md5 compared; veth-c on VLAN 2
+    // gets no reply and receives nothing.
+    linux("linux-veth-p9", Machine::Powernv9, "2G", "3", 3, LINUX_VETH)
+        .expecting(&[
+            "PAPRIKA-LINUX check veth-ping-no-loss: ok",
+            "PAPRIKA-LINUX check veth-ping-jumbo: ok",
+            "PAPRIKA-LINUX check veth-tcp-md5: ok",
+            "[veth-a] PAPRIKA-LINUX check veth-irq: ok",
+            "[veth-b] PAPRIKA-LINUX check veth-relink: ok",
+            "PAPRIKA veth veth-b: l-lan@71000001 link down",
+            "PAPRIKA-LINUX check veth-isolated-no-reply: ok",
+            "PAPRIKA-LINUX check veth-isolated-rx-zero: ok",
+            "PAPRIKA veth veth-a: l-lan@71000001 link up (vlan 1)",
+        ])
+        .timeout_secs(420),
+    // One partition reboots mid-transfer (told to over the network) while the
+    // other keeps running; once back, the whole 64 MiB arrive intact.
+    linux(
+        "linux-veth-reboot-p9",
+        Machine::Powernv9,
+        "1536M",
+        "2",
+        2,
+        LINUX_VETH_REBOOT,
+    )
+    .expecting(&[
+        "PAPRIKA lpar veth-rb: rebooting (boot 2)",
+        "[veth-rb] PAPRIKA-LINUX check veth-tcp-md5: ok",
+        "[veth-ra] PAPRIKA-LINUX check veth-peer-back: ok",
+        "[veth-ra] PAPRIKA-LINUX check veth-resent: ok",
+    ])
+    .timeout_secs(420),
     // A shell on the console: what is typed on QEMU's stdin reaches it.
     linux("linux-echo-p9", Machine::Powernv9, "1G", "1", 1, LINUX_1CPU)
         .typing(LinuxMode::Echo, ECHO_INPUT)
         .vty_irq(),
+    // vscsi (docs/vscsi.md): the first partition mounts an ext4 image, checks a
+    // file's checksum, writes a file and a word into NVRAM, reboots, and reads
+    // both back; a second, read-only disk is checksummed whole.
+    linux(
+        "linux-vscsi-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .with_disks(2)
+    .append("paprika.nvram=1")
+    .expecting(&[
+        "PAPRIKA-LINUX disk: written, rebooting name=linux",
+        "PAPRIKA lpar linux: rebooting (boot 2)",
+        "PAPRIKA-LINUX check vscsi-file-md5: ok",
+        "PAPRIKA-LINUX check vscsi-write-survives-reboot: ok",
+        "PAPRIKA-LINUX check vscsi-disk1-md5: ok",
+        "PAPRIKA-LINUX check vscsi-disk1-read-only: ok",
+        "PAPRIKA-LINUX check nvram-survives-reboot: ok",
+    ]),
+    // Partition NVRAM across a machine power-off (docs/vscsi.md): two QEMU runs
+    // on one PNOR flash; the first writes a word into /dev/nvram and powers
+    // off, the second finds it (restored from OPAL's NVRAM).
+    linux(
+        "linux-nvram-poweroff-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .append("paprika.nvpoweroff=1")
+    .pnor_runs(2)
+    .expecting(&[
+        "PAPRIKA-LINUX nvram: written, powering off name=linux",
+        "PAPRIKA nvram: linux in host NVRAM at",
+        "(restored)",
+        "PAPRIKA-LINUX check nvram-survives-poweroff: ok",
+    ]),
+    // The initramfs hands over to /sbin/init of an ext4 root on a vscsi disk
+    // (what `cargo xtask run --linux --disk root.ext4 --append paprika.root=1`
+    // does with a Debian root).
+    linux(
+        "linux-vscsi-root-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .with_root_disk()
+    .expecting(&["PAPRIKA-LINUX root: init from the vscsi disk, / is ext4"]),
     // `reboot` in the guest restarts only that partition, with fresh memory and
     // the same images: its second boot reaches the shell again.
     linux(
@@ -1620,10 +1938,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
             .iter()
             .filter_map(|(_, l)| cpuinfo_field(l))
             .collect();
-        let mmu = match p.mmu {
-            manifest::MmuMode::Hash => "Hash",
-            _ => "Radix",
-        };
+        let mmu = if p.runs_hash() { "Hash" } else { "Radix" };
         if !cpuinfo.contains(&("MMU", mmu)) {
             why.push(format!("{who}: /proc/cpuinfo has no `MMU\t\t: {mmu}` line"));
         }
@@ -1821,6 +2136,34 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
     use std::process::ExitStatus;
 
+    /// linux-any-p9: one `mmu = "any"` partition booted with `disable_radix`
+    /// (must come up hash), one without (radix); both get the XICS.
+    #[test]
+    fn mmu_any_partitions() {
+        let s = scenario("linux-any-p9");
+        let boot = s.linux.unwrap();
+        let m = boot.manifest("v", "i").unwrap();
+        for (p, spec) in boot.partitions.iter().zip(&m.partitions) {
+            assert_eq!(spec.mmu, manifest::MmuMode::Any);
+            let hash = p.name == "linux-any-hash";
+            assert_eq!(p.runs_hash(), hash);
+            let words: Vec<&str> = spec.cmdline.split_whitespace().collect();
+            assert_eq!(words.contains(&"disable_radix"), hash, "{}", spec.cmdline);
+            assert_eq!(words.contains(&"paprika.mmu=hash"), hash);
+            assert_eq!(boot.irqchip_of(p), "XICS");
+        }
+        assert_eq!(&s.forbidden[..CLEAN_LINUX.len()], CLEAN_LINUX);
+        // A hash-only partition says disable_radix too; a radix one neither.
+        let h = hash_lpar("h", "1G", &[0]);
+        assert!(h.runs_hash() && boot.cmdline(&h).contains(" disable_radix paprika.mmu=hash"));
+        let r = lpar("r", "1G", &[0]);
+        assert!(!r.runs_hash() && !boot.cmdline(&r).contains("disable_radix"));
+        assert_eq!(
+            scenario("linux-hash-p10-4cpu").linux.unwrap().partitions,
+            LINUX_HASH_4CPU
+        );
+    }
+
     #[test]
     fn seed_figures_and_order() {
         let log = "[hostile] GUEST-SEED 1234 (replay: --append paprika.seed=1234)\n\
@@ -1972,7 +2315,10 @@ ERROR PAPRIKA power-off: failure
                 let memory = parse_size(s.memory).unwrap();
                 check_scenario_manifest(&m, memory, s.cpus)
                     .unwrap_or_else(|e| panic!("{}: {e}", s.name));
-                assert_eq!(s.timeout, LINUX_TIMEOUT);
+                // The veth scenario moves 64 MiB between partitions.
+                if !s.name.starts_with("linux-veth") {
+                    assert_eq!(s.timeout, LINUX_TIMEOUT);
+                }
                 assert_eq!(
                     boot.mode != LinuxMode::Test,
                     !s.input.is_empty(),

@@ -18,6 +18,7 @@ installs them with apt-get (Debian 12 'bookworm', as root):
   /usr/bin/cargo-clippy, /usr/bin/clippy-driver      rust-web-clippy
   /usr/bin/rustfmt, /usr/bin/cargo-fmt               rustfmt-web
   /usr/bin/powerpc64le-linux-gnu-ld                  binutils-powerpc64le-linux-gnu
+  /usr/sbin/mke2fs (ext4 test disk images)           e2fsprogs
   qemu-system-ppc64 >= 10.0                          qemu-system-ppc (bookworm-backports)
 
 To get QEMU from bookworm-backports it writes
@@ -87,7 +88,7 @@ fn find_missing() -> Result<Vec<Missing>> {
             need(package, false, reason);
         }
     }
-    let files: [(&str, &'static str); 6] = [
+    let files: [(&str, &'static str); 7] = [
         (
             "/usr/lib/rustlib/src/rust/library/core/src/lib.rs",
             "rust-web-src",
@@ -100,6 +101,8 @@ fn find_missing() -> Result<Vec<Missing>> {
             "/usr/bin/powerpc64le-linux-gnu-ld",
             "binutils-powerpc64le-linux-gnu",
         ),
+        // The vscsi scenarios' ext4 images (`mke2fs -d`).
+        ("/usr/sbin/mke2fs", "e2fsprogs"),
     ];
     for (path, package) in files {
         if !Path::new(path).exists() {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use paprika::partition::manifest::Manifest;
+use paprika::partition::manifest::{self, Manifest};
 
 use crate::build::{self, BuildOpts, Profile};
 use crate::cli::TestArgs;
@@ -603,6 +603,46 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
             Vec::new()
         },
     };
+    let mut cfg = cfg;
+    // Earlier runs of a PNOR scenario: their consoles go before the last one's.
+    let mut earlier = String::new();
+    if s.pnor_runs > 0 {
+        let pnor = scenario_log(s.name).with_extension("pnor");
+        if let Err(e) = std::fs::write(&pnor, crate::pnor::image()) {
+            return fail(
+                vec![format!("writing {}: {e}", pnor.display())],
+                "",
+                Duration::ZERO,
+            );
+        }
+        cfg.extra.push("-drive".into());
+        cfg.extra
+            .push(format!("file={},format=raw,if=mtd", pnor.display()));
+        for run in 1..s.pnor_runs {
+            let run_log = scenario_log(s.name).with_extension(format!("run{run}.log"));
+            match qemu::run_scripted(&cfg.command(), &run_log, s.timeout, &[]) {
+                Ok((o, _)) if o.status.is_some_and(|st| st.success()) => {
+                    earlier.push_str(&String::from_utf8_lossy(
+                        &std::fs::read(&run_log).unwrap_or_default(),
+                    ));
+                }
+                Ok((o, _)) => {
+                    let log = String::from_utf8_lossy(&std::fs::read(&run_log).unwrap_or_default())
+                        .into_owned();
+                    return fail(
+                        vec![format!(
+                            "run {run} of {}: {}",
+                            s.pnor_runs,
+                            o.describe(s.timeout)
+                        )],
+                        &log,
+                        o.wall,
+                    );
+                }
+                Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
+            }
+        }
+    }
     let host_start = unix_now();
     let (outcome, typed): (Outcome, usize) =
         match qemu::run_scripted(&cfg.command(), &log_path, s.timeout, s.input) {
@@ -614,7 +654,7 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
         end: unix_now(),
     };
     let log = match std::fs::read(&log_path).context(|| format!("reading {}", log_path.display())) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(bytes) => format!("{earlier}{}", String::from_utf8_lossy(&bytes)),
         Err(e) => return fail(vec![e.to_string()], "", outcome.wall),
     };
     let mut vcon_why = Vec::new();
@@ -683,11 +723,28 @@ fn write_linux_manifest(
     boot: &scenarios::LinuxBoot,
     l: &Linux,
 ) -> std::result::Result<PathBuf, String> {
-    let m = boot.manifest(
+    let mut m = boot.manifest(
         &l.vmlinux.display().to_string(),
         &l.initramfs.display().to_string(),
     )?;
     let path = scenario_log(s.name).with_extension("toml");
+    if boot.disks > 0 {
+        let (disks, words) = disk_images(s.name, boot.disks)?;
+        if let Some(p) = m.partitions.first_mut() {
+            p.disks = disks;
+            p.cmdline.push_str(&words);
+        }
+    }
+    if boot.root_disk {
+        let image = root_image(s.name)?;
+        if let Some(p) = m.partitions.first_mut() {
+            p.disks = vec![manifest::DiskSpec {
+                image,
+                readonly: false,
+            }];
+            p.cmdline.push_str(" paprika.root=1");
+        }
+    }
     let text = format!(
         "# Written by `cargo xtask test` for scenario {} (Linux {}).\n{}",
         s.name,
@@ -699,6 +756,147 @@ fn write_linux_manifest(
     }
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// The disk images of a vscsi scenario, target/scenarios/<name>-sd{a,b}.img:
+/// an ext4 image (`mke2fs -d`) holding `hello.txt` (writable), then a raw
+/// read-only pattern; returns their manifest tables and the command-line words
+/// carrying their checksums (`paprika.disk=`, `paprika.disk2=`).
+fn disk_images(
+    name: &str,
+    n: u8,
+) -> std::result::Result<(Vec<manifest::DiskSpec>, String), String> {
+    let base = scenario_log(name);
+    let dir = base.with_extension("disk");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    // 300 KiB of varied bytes: many blocks, several extents' worth of I/O.
+    let mut x: u32 = 0x1234_5678;
+    let hello: Vec<u8> = (0..300 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("hello.txt"), &hello).map_err(|e| format!("writing hello.txt: {e}"))?;
+    let sda = base.with_extension("sda.img");
+    let _ = std::fs::remove_file(&sda);
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(&dir)
+        .arg(&sda)
+        .arg("16M")
+        .output()
+        .map_err(|e| format!("mke2fs (cargo xtask setup installs e2fsprogs): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mke2fs -d {} {}: {}",
+            dir.display(),
+            sda.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut disks = vec![manifest::DiskSpec {
+        image: sda.display().to_string(),
+        readonly: false,
+    }];
+    let mut words = format!(" paprika.disk={}", md5_hex(&hello)?);
+    if n > 1 {
+        let sdb = base.with_extension("sdb.img");
+        let raw: Vec<u8> = (0..4u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(&sdb, &raw).map_err(|e| format!("writing {}: {e}", sdb.display()))?;
+        disks.push(manifest::DiskSpec {
+            image: sdb.display().to_string(),
+            readonly: true,
+        });
+        words.push_str(&format!(" paprika.disk2={}", md5_hex(&raw)?));
+    }
+    Ok((disks, words))
+}
+
+/// The root file system of `linux-vscsi-root-p9`: busybox (from the package
+/// `linux fetch` unpacked) and an /sbin/init that mounts /proc, checks that `/`
+/// is the ext4 disk, prints its markers and powers off.
+fn root_image(name: &str) -> std::result::Result<String, String> {
+    let extract = linux::dir().join("extract");
+    let busybox = std::fs::read_dir(&extract)
+        .map_err(|e| format!("reading {}: {e}", extract.display()))?
+        .flatten()
+        .map(|d| d.path().join("bin/busybox"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("no bin/busybox under {}", extract.display()))?;
+    let base = scenario_log(name);
+    let dir = base.with_extension("root");
+    let _ = std::fs::remove_dir_all(&dir);
+    for d in ["bin", "sbin", "dev", "proc", "sys", "tmp"] {
+        std::fs::create_dir_all(dir.join(d)).map_err(|e| format!("creating {d}: {e}"))?;
+    }
+    std::fs::copy(&busybox, dir.join("bin/busybox"))
+        .map_err(|e| format!("copying {}: {e}", busybox.display()))?;
+    let init = "#!/bin/busybox sh
+        /bin/busybox --install -s /bin
+        export PATH=/bin
+        mount -t proc proc /proc 2>/dev/null
+        if [ \"$(awk '$2 == \"/\" { print $3 }' /proc/mounts | tail -n 1)\" = ext4 ]; then
+            echo \"PAPRIKA-LINUX root: init from the vscsi disk, / is ext4\"
+            echo \"PAPRIKA-LINUX test: passed name=linux\"
+        else
+            echo \"PAPRIKA-LINUX root: / is not the ext4 disk\"
+            cat /proc/mounts
+        fi
+        poweroff -f
+";
+    let init_path = dir.join("sbin/init");
+    std::fs::write(&init_path, init).map_err(|e| format!("writing sbin/init: {e}"))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [init_path, dir.join("bin/busybox")] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+        }
+    }
+    let img = base.with_extension("root.img");
+    let _ = std::fs::remove_file(&img);
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(&dir)
+        .arg(&img)
+        .arg("16M")
+        .output()
+        .map_err(|e| format!("mke2fs (cargo xtask setup installs e2fsprogs): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mke2fs -d {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(img.display().to_string())
+}
+
+/// MD5 of `data` in hex, by the host's `md5sum` (what busybox's prints).
+fn md5_hex(data: &[u8]) -> std::result::Result<String, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("md5sum: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(data).map_err(|e| format!("md5sum: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("md5sum: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(h) if h.len() == 32 => Ok(h.to_string()),
+        _ => Err(format!("md5sum printed {text:?}")),
+    }
 }
 
 /// For a scenario with partitions (a manifest at `path`): the manifest (as

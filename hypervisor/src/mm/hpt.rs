@@ -448,6 +448,143 @@ pub fn primary_hash(vsid: u64, ea: u64, shift: u32, seg_1t: bool) -> u64 {
     vsid ^ extra ^ ((ea & mask) >> shift)
 }
 
+/// What H_RESIZE_HPT_PREPARE asks of the caller, once its arguments passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizePrepare {
+    /// Shift 0: drop any prepared table, nothing more (H_SUCCESS).
+    Cancel,
+    /// A table of this size is already prepared: answer what its preparation
+    /// answered (H_SUCCESS here, where preparing is synchronous).
+    Prepared,
+    /// Drop any prepared table of another size, allocate and zero one of
+    /// 2^shift bytes, answer H_SUCCESS (or H_NO_MEM if there is no memory).
+    Allocate(u32),
+}
+
+/// The largest HPT a partition of `ram` bytes may resize to: one order above
+/// what it is given at creation (QEMU: "to stop a small guest claiming a huge
+/// chunk of resources in the HPT"; more is H_RESOURCE).
+pub fn max_resize_shift(ram: u64) -> u32 {
+    hpt_shift_for_ram(ram) + 1
+}
+
+/// H_RESIZE_HPT_PREPARE(flags, shift) of a partition with `ram` bytes whose
+/// prepared table (if any) has `pending` as its shift, with QEMU's checks
+/// (`h_resize_hpt_prepare`, `softmmu_resize_hpt_prepare`): flags other than 0
+/// and a shift outside [`MIN_HPT_SHIFT`]..=[`MAX_HPT_SHIFT`] (0 excepted) are
+/// H_PARAMETER, a shift above [`max_resize_shift`] is H_RESOURCE. The caller
+/// checks first that the partition runs with an HPT (else H_NOT_AVAILABLE).
+pub fn resize_prepare(
+    flags: u64,
+    shift: u64,
+    ram: u64,
+    pending: Option<u32>,
+) -> Result<ResizePrepare, HcallError> {
+    if flags != 0 {
+        return Err(HcallError::Parameter);
+    }
+    if shift != 0 && !(u64::from(MIN_HPT_SHIFT)..=u64::from(MAX_HPT_SHIFT)).contains(&shift) {
+        return Err(HcallError::Parameter);
+    }
+    if shift > u64::from(max_resize_shift(ram)) {
+        return Err(HcallError::Resource);
+    }
+    let shift = shift as u32;
+    Ok(match (shift, pending) {
+        (s, Some(p)) if s == p => ResizePrepare::Prepared,
+        (0, _) => ResizePrepare::Cancel,
+        (s, _) => ResizePrepare::Allocate(s),
+    })
+}
+
+/// H_RESIZE_HPT_COMMIT(flags, shift) against the prepared table's shift
+/// (QEMU `softmmu_resize_hpt_commit`): flags other than 0 are H_PARAMETER; no
+/// prepared table, or one of another size, is H_CLOSED. On success the caller
+/// runs [`rehash`] into the prepared table and switches to it; whatever the
+/// outcome of the rehash, the prepared table is consumed.
+pub fn resize_commit(flags: u64, shift: u64, pending: Option<u32>) -> Result<(), HcallError> {
+    if flags != 0 {
+        return Err(HcallError::Parameter);
+    }
+    match pending {
+        Some(p) if u64::from(p) == shift => Ok(()),
+        _ => Err(HcallError::Closed),
+    }
+}
+
+/// The primary hash an entry was inserted under, recovered from the entry
+/// (AVPN: the virtual address above bit 23) and the group it sits in (the
+/// page-number bits below 23), as QEMU's `rehash_hpte` and KVM's
+/// `resize_hpt_rehash_hpte` do. `v`/`r` in the old (hcall) format; `group` the
+/// entry's group in a table of `old_mask + 1` groups. `None` for an entry no
+/// hcall could have made (bad page size or segment size).
+fn entry_hash(v: u64, r: u64, group: u64, old_mask: u64) -> Option<u64> {
+    let shift = page_shift(v, r)?;
+    let avpn = (v & 0x3fff_ffff_ffff_ff80) >> 7;
+    let group = if v & HPTE_V_SECONDARY != 0 {
+        !group
+    } else {
+        group
+    };
+    match v >> HPTE_V_SSIZE_SHIFT {
+        // 256 MiB segment: 5 bits of the offset in the AVPN.
+        0 => {
+            let vsid = avpn >> 5;
+            let offset = ((avpn & 0x1f) << 23) | (((vsid ^ group) & old_mask) << shift);
+            Some(vsid ^ (offset >> shift))
+        }
+        // 1 TiB segment: 17 bits of the offset in the AVPN.
+        1 => {
+            let vsid = avpn >> 17;
+            let offset =
+                ((avpn & 0x1_ffff) << 23) | (((vsid ^ (vsid << 25) ^ group) & old_mask) << shift);
+            Some(vsid ^ (vsid << 25) ^ (offset >> shift))
+        }
+        _ => None,
+    }
+}
+
+/// H_RESIZE_HPT_COMMIT's rehash: every valid entry of `old` goes to the same
+/// slot of the group its hash selects in `new` (zeroed; any size). A collision
+/// keeps a bolted entry over a non-bolted one and drops the other (the guest
+/// faults the page in again); two bolted entries colliding is H_PTEG_FULL
+/// (QEMU's "bolted collision"), and `new` must then be thrown away. Entries
+/// keep their host RPNs. Returns how many entries were moved.
+pub fn rehash(old: &dyn HpteStore, new: &mut dyn HpteStore) -> Result<u64, HcallError> {
+    let old_mask = old.entries() / HPTES_PER_GROUP - 1;
+    let new_mask = new.entries() / HPTES_PER_GROUP - 1;
+    let mut moved = 0;
+    for ptex in 0..old.entries() {
+        let (nv, nr) = old.load(ptex);
+        if nv & HPTE_V_VALID == 0 {
+            continue;
+        }
+        let (v, r) = new_to_old(nv, nr);
+        let Some(hash) = entry_hash(v, r, ptex / HPTES_PER_GROUP, old_mask) else {
+            // Only a hypervisor bug could have stored it; it is not carried over.
+            continue;
+        };
+        let group = if v & HPTE_V_SECONDARY != 0 {
+            !hash & new_mask
+        } else {
+            hash & new_mask
+        };
+        let to = group * HPTES_PER_GROUP + ptex % HPTES_PER_GROUP;
+        let (there, _) = new.load(to);
+        if there & HPTE_V_VALID != 0 {
+            match (there & HPTE_V_BOLTED != 0, v & HPTE_V_BOLTED != 0) {
+                (true, true) => return Err(HcallError::PtegFull),
+                (true, false) | (false, false) => continue,
+                (false, true) => moved -= 1,
+            }
+        }
+        new.store_r(to, nr);
+        new.store_v(to, nv);
+        moved += 1;
+    }
+    Ok(moved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -799,6 +936,201 @@ mod tests {
         let mut small = table(18);
         let big = ExtentMap::new(&[(0x8000_0000, 1 << 30)]).unwrap();
         assert_eq!(insert_vrma(&mut small, &big, 1 << 30).unwrap(), 2048 << 16);
+    }
+
+    #[test]
+    fn resize_prepare_checks_as_qemu() {
+        let ram = 32 << 20; // default shift 18, at most 19
+        let p = HcallError::Parameter;
+        assert_eq!(max_resize_shift(ram), 19);
+        assert_eq!(resize_prepare(1, 19, ram, None), Err(p), "flags");
+        assert_eq!(resize_prepare(0, 17, ram, None), Err(p), "below 2^18");
+        assert_eq!(resize_prepare(0, 47, ram, None), Err(p), "above 2^46");
+        assert_eq!(resize_prepare(0, 1 << 40, ram, None), Err(p));
+        assert_eq!(
+            resize_prepare(0, 20, ram, None),
+            Err(HcallError::Resource),
+            "two orders above the default"
+        );
+        assert_eq!(
+            resize_prepare(0, 19, ram, None),
+            Ok(ResizePrepare::Allocate(19))
+        );
+        assert_eq!(
+            resize_prepare(0, 19, ram, Some(19)),
+            Ok(ResizePrepare::Prepared),
+            "asked again while prepared"
+        );
+        assert_eq!(
+            resize_prepare(0, 18, ram, Some(19)),
+            Ok(ResizePrepare::Allocate(18)),
+            "another size replaces it"
+        );
+        assert_eq!(
+            resize_prepare(0, 0, ram, Some(19)),
+            Ok(ResizePrepare::Cancel)
+        );
+        assert_eq!(resize_prepare(0, 0, ram, None), Ok(ResizePrepare::Cancel));
+        // A 1 GiB partition (default 2^23) may go to 2^24.
+        assert_eq!(
+            resize_prepare(0, 24, 1 << 30, None),
+            Ok(ResizePrepare::Allocate(24))
+        );
+    }
+
+    #[test]
+    fn resize_commit_checks_as_qemu() {
+        assert_eq!(resize_commit(0, 19, Some(19)), Ok(()));
+        assert_eq!(resize_commit(2, 19, Some(19)), Err(HcallError::Parameter));
+        assert_eq!(resize_commit(0, 19, None), Err(HcallError::Closed));
+        assert_eq!(resize_commit(0, 20, Some(19)), Err(HcallError::Closed));
+        assert_eq!(HcallError::Closed.code(), 2, "H_CLOSED in hvcall.h");
+    }
+
+    /// Where hardware looks for the entry of virtual page `(vsid, ea)` in
+    /// `t`: the primary group, or the secondary one.
+    fn lookup(t: &Table, vsid: u64, ea: u64, shift: u32, seg_1t: bool) -> Option<(u64, u64)> {
+        let mask = t.entries() / 8 - 1;
+        let hash = primary_hash(vsid, ea, shift, seg_1t);
+        for (group, sec) in [(hash & mask, 0), (!hash & mask, HPTE_V_SECONDARY)] {
+            for slot in 0..8 {
+                let (v, r) = t.load(group * 8 + slot);
+                let (ov, or) = new_to_old(v, r);
+                let seg = if seg_1t { 40 } else { 28 };
+                let want = (vsid << (seg - 23)) | ((ea & ((1 << seg) - 1)) >> 23);
+                let avpn = (ov & 0x3fff_ffff_ffff_ff80) >> 7;
+                if ov & HPTE_V_VALID != 0
+                    && ov & HPTE_V_SECONDARY == sec
+                    && avpn == want
+                    && (ov >> 62 == 1) == seg_1t
+                {
+                    return Some((ov, or));
+                }
+            }
+        }
+        None
+    }
+
+    /// An old-format entry for `(vsid, ea)`, as a guest computes it.
+    fn hpte(vsid: u64, ea: u64, shift: u32, seg_1t: bool) -> u64 {
+        let (seg, b) = if seg_1t {
+            (40, HPTE_V_1TB_SEG)
+        } else {
+            (28, 0)
+        };
+        // The AVPN: the virtual address (VSID || offset) above bit 23.
+        let avpn = (vsid << (seg - 23)) | ((ea & ((1 << seg) - 1)) >> 23);
+        let large = if shift > 12 { HPTE_V_LARGE } else { 0 };
+        b | (avpn << 7) | large | HPTE_V_VALID
+    }
+
+    #[test]
+    fn rehash_moves_entries_where_hardware_looks() {
+        let m = mem();
+        for (from, to) in [(18, 20), (20, 18), (19, 19)] {
+            let mut old = table(from);
+            let reach = insert_vrma(&mut old, &m, MEM_SIZE).unwrap();
+            // 4K and 64K pages in 256M and 1T segments, primary and secondary
+            // groups, bolted and not, some with page-number bits below 23 that
+            // only the group index holds.
+            let mut pages = Vec::new();
+            for (i, &(vsid, seg_1t, shift)) in [
+                (0x123u64, false, 12u32),
+                (0x4_5678, false, 16),
+                (0x9_abcd, true, 12),
+                (0x77, true, 16),
+            ]
+            .iter()
+            .enumerate()
+            {
+                for k in 0..6u64 {
+                    let ea = (k * 0x13_5000 + (i as u64) * 0x40_0000) & !((1 << shift) - 1);
+                    let v = hpte(vsid, ea, shift, seg_1t);
+                    let gra = 0x20_0000 + ((i as u64 * 6 + k) << 16);
+                    let lp = if shift == 16 { 0x1000 } else { 0 };
+                    let ptel = gra | lp | HPTE_R_M;
+                    let hash = primary_hash(vsid, ea, shift, seg_1t);
+                    let mask = old.entries() / 8 - 1;
+                    let (group, sec) = if k % 3 == 2 {
+                        (!hash & mask, HPTE_V_SECONDARY)
+                    } else {
+                        (hash & mask, 0)
+                    };
+                    let bolted = if k % 2 == 0 { HPTE_V_BOLTED } else { 0 };
+                    enter(&mut old, &m, 0, group * 8, v | sec | bolted, ptel).unwrap();
+                    pages.push((vsid, ea, shift, seg_1t, v | sec | bolted, ptel));
+                }
+            }
+            let valid = old.e.iter().filter(|e| e.0 & HPTE_V_VALID != 0).count() as u64;
+            let mut new = table(to);
+            assert_eq!(rehash(&old, &mut new), Ok(valid), "{from} -> {to}");
+            for &(vsid, ea, shift, seg_1t, v, ptel) in &pages {
+                let (ov, or) = lookup(&new, vsid, ea, shift, seg_1t)
+                    .unwrap_or_else(|| panic!("{from}->{to} {vsid:#x} {ea:#x} lost"));
+                assert_eq!(ov, v);
+                // Host RPN kept: read back through the new table as the guest's.
+                assert_eq!(guest_r(&m, ov, or), ptel);
+            }
+            // Guest real mode still reaches all it reached.
+            for gra in (0..reach).step_by(1 << 16) {
+                let (ov, _) = lookup(&new, VRMA_VSID, gra, 16, true).expect("VRMA entry");
+                assert_ne!(ov & HPTE_V_BOLTED, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn rehash_collisions() {
+        let m = mem();
+        // Two bolted entries of one slot in groups that merge when halving.
+        let mut old = table(19);
+        let groups = old.entries() / 8;
+        let (a, b) = (5u64, 5 + groups / 2);
+        for (vsid, bolted) in [(a, HPTE_V_BOLTED), (b, HPTE_V_BOLTED)] {
+            enter(
+                &mut old,
+                &m,
+                H_EXACT,
+                vsid * 8 + 3,
+                hpte(vsid, 0, 12, false) | bolted,
+                0x1000 | HPTE_R_M,
+            )
+            .unwrap();
+        }
+        let mut new = table(18);
+        assert_eq!(rehash(&old, &mut new), Err(HcallError::PtegFull));
+        // A bolted one wins over a non-bolted one, in either order.
+        for first_bolted in [true, false] {
+            let mut old = table(19);
+            let (fb, sb) = if first_bolted {
+                (HPTE_V_BOLTED, 0)
+            } else {
+                (0, HPTE_V_BOLTED)
+            };
+            enter(
+                &mut old,
+                &m,
+                H_EXACT,
+                a * 8 + 3,
+                hpte(a, 0, 12, false) | fb,
+                0x1000 | HPTE_R_M,
+            )
+            .unwrap();
+            enter(
+                &mut old,
+                &m,
+                H_EXACT,
+                b * 8 + 3,
+                hpte(b, 0, 12, false) | sb,
+                0x2000 | HPTE_R_M,
+            )
+            .unwrap();
+            let mut new = table(18);
+            assert_eq!(rehash(&old, &mut new), Ok(1));
+            let (v, _) = new_to_old(new.load(a * 8 + 3).0, new.load(a * 8 + 3).1);
+            assert_ne!(v & HPTE_V_BOLTED, 0, "bolted kept");
+            assert_eq!(new.e.iter().filter(|e| e.0 & HPTE_V_VALID != 0).count(), 1);
+        }
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub const XIVE_HV_PRIORITY: u32 = 7;
 /// `spapr_dt_ovec` writes OV byte N at index N.
 pub const OV5_INTC_BYTE: usize = 23;
 pub const OV5_MMU_BYTE: usize = 24;
+/// OV5 byte 6, bit 7 (mask 0x01): HPT resizing (Linux `OV5_RESIZE_HPT` 0x0601,
+/// QEMU `OV5_HPT_RESIZE`), set when the partition offers a hashed page table.
+pub const OV5_HPT_RESIZE_BYTE: usize = 6;
+pub const OV5_HPT_RESIZE: u8 = 0x01;
 pub const OV5_GTSE_BYTE: usize = 26;
 /// Index of the radix attribute byte in `ibm,pa-features` (after the header);
 /// its MSB says "radix MMU" (Linux ibm_pa_features: pabyte 40, pabit 0).
@@ -191,6 +195,9 @@ pub struct GuestFdtConfig<'a> {
     pub hypertas: &'a [&'a str],
     /// reg of the console VIO device, `/vdevice/vty@<vty_reg>` ([`VTY_REG`]).
     pub vty_reg: u32,
+    /// The other VIO devices under `/vdevice` (`papr::vio::VioBus::dt_nodes`,
+    /// the vty's entry skipped: it is written from `vty_reg`), by unit address.
+    pub vio: &'a [crate::papr::vio::VioDtNode<'a>],
     /// Extra reserve-map entries (address, size), e.g. the FDT itself.
     pub reserved: &'a [(u64, u64)],
     /// XIVE exploitation node when set (the XICS presentation node is written
@@ -228,10 +235,14 @@ pub fn vec5_radix_xics() -> Vec<u8> {
 /// `ibm,architecture-vec-5` with OV5 byte 23 (interrupt controller) = `intc`
 /// and byte 24 (MMU) = `mmu`: 0x40 radix only, 0x00 hash only, 0x80 either
 /// (Linux `early_check_vec5`: with 0x00 it runs hash; with 0x80 it honours
-/// `disable_radix`).
+/// `disable_radix`). Offering hash (anything but 0x40) also sets the HPT
+/// resizing bit, as QEMU's pseries negotiates it ("hcall-hpt-resize").
 pub fn vec5_with(intc: u8, mmu: u8) -> Vec<u8> {
     let mut v = vec5(intc);
     v[OV5_MMU_BYTE] = mmu;
+    if mmu != 0x40 {
+        v[OV5_HPT_RESIZE_BYTE] |= OV5_HPT_RESIZE;
+    }
     v
 }
 
@@ -385,12 +396,47 @@ fn write(cfg: &GuestFdtConfig) -> Result<FdtWriter, FdtWriteError> {
         w.prop_cells("interrupts", &[lisn, 0]);
     }
     w.end_node();
+    for d in cfg.vio.iter().filter(|d| d.reg != cfg.vty_reg) {
+        write_vio_node(&mut w, d);
+    }
     w.end_node();
 
     write_intc(&mut w, cfg);
 
+    // The partition's NVRAM (papr::nvram), found by Linux through its
+    // device_type and sized by #bytes (pseries_nvram_init).
+    w.begin_node("nvram");
+    w.prop_str("device_type", "nvram");
+    w.prop_str("compatible", "qemu,spapr-nvram");
+    w.prop_u32("#bytes", crate::papr::nvram::NVRAM_SIZE as u32);
+    w.end_node();
+
     w.end_node();
     Ok(w)
+}
+
+/// One `/vdevice` child (QEMU `vio_make_devnode`, `spapr_dma_dt`): what Linux's
+/// `vio_register_device_node` needs (device_type, reg), its edge interrupt, its
+/// DMA window with two address and two size cells, then the device's own
+/// properties.
+fn write_vio_node(w: &mut FdtWriter, d: &crate::papr::vio::VioDtNode) {
+    w.begin_node(&d.name);
+    w.prop_u32("reg", d.reg);
+    w.prop_str("device_type", d.device_type);
+    w.prop_str("compatible", d.compatible);
+    w.prop_cells("interrupts", &[d.lisn, 0]);
+    if let Some((liobn, size)) = d.dma_window {
+        w.prop_u32("ibm,#dma-address-cells", 2);
+        w.prop_u32("ibm,#dma-size-cells", 2);
+        w.prop_cells(
+            "ibm,my-dma-window",
+            &[liobn, 0, 0, (size >> 32) as u32, size as u32],
+        );
+    }
+    for (name, value) in d.props {
+        w.prop(name, value);
+    }
+    w.end_node();
 }
 
 fn write_cpus(w: &mut FdtWriter, cfg: &GuestFdtConfig) {
@@ -584,6 +630,7 @@ mod tests {
             rtas_tokens: TOKENS,
             hypertas: HYPERTAS,
             vty_reg: VTY_REG,
+            vio: &[],
             reserved: &[(0, 0x0200_0000)],
             xive: xive.then_some(XiveGuestConfig {
                 tima_user: 0x0006_0300_0000_0000,
@@ -833,6 +880,39 @@ mod tests {
     }
 
     #[test]
+    fn vio_devices_under_vdevice() {
+        use crate::papr::vio::{self, VioBus, VioDeviceSpec, VioKind};
+        let mut bus = VioBus::new();
+        bus.add(vio::vty::spec()).unwrap();
+        bus.add(VioDeviceSpec {
+            kind: VioKind::Llan,
+            dma_window: Some(vio::VIO_DMA_WINDOW),
+            signal_mask: 1,
+            signal_reset: 0,
+            props: alloc::vec![("ibm,mac-address-filters", alloc::vec![0, 0, 0, 0])],
+        })
+        .unwrap();
+        let nodes = bus.dt_nodes();
+        let mut cfg = config(1, CpuModel::Power9, true, false);
+        cfg.vio = &nodes;
+        let t = parse(&build(&cfg).unwrap());
+        // The vty is written once, from vty_reg.
+        assert!(t.contains_key("/vdevice/vty@71000000"));
+        let n = "/vdevice/l-lan@71000001";
+        assert_eq!(u32_of(get(&t, n, "reg")), 0x7100_0001);
+        assert_eq!(string(get(&t, n, "device_type")), "network");
+        assert_eq!(string(get(&t, n, "compatible")), "IBM,l-lan");
+        assert_eq!(cells(get(&t, n, "interrupts")), [0x1001, 0]);
+        assert_eq!(u32_of(get(&t, n, "ibm,#dma-address-cells")), 2);
+        assert_eq!(u32_of(get(&t, n, "ibm,#dma-size-cells")), 2);
+        assert_eq!(
+            cells(get(&t, n, "ibm,my-dma-window")),
+            [0x7100_0001, 0, 0, 0, 0x1000_0000]
+        );
+        assert_eq!(u32_of(get(&t, n, "ibm,mac-address-filters")), 0);
+    }
+
+    #[test]
     fn cpu_node_names_are_hex_ids() {
         let cfg = config(17, CpuModel::Power10, true, false);
         let t = parse(&build(&cfg).unwrap());
@@ -907,6 +987,12 @@ mod tests {
         assert_eq!(v[OV5_MMU_BYTE] & 0xc0, 0);
         assert_eq!(v[OV5_INTC_BYTE], 0);
         assert_eq!(vec5_with(0x80, 0x80)[OV5_MMU_BYTE], 0x80);
+        // HPT resizing offered with hash (Linux OV5_RESIZE_HPT 0x0601), not
+        // with radix only.
+        assert_eq!(v[6], OV5_HPT_RESIZE);
+        assert_eq!(vec5_with(0x80, 0x80)[6], OV5_HPT_RESIZE);
+        assert_eq!(vec5_with(0x80, 0x40)[6], 0);
+        assert_eq!(vec5_radix_xive()[6], 0);
         for cpu in [CpuModel::Power9, CpuModel::Power10] {
             let mut cfg = config(4, cpu, false, false);
             cfg.hpt_shift = Some(22);

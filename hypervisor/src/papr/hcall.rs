@@ -11,6 +11,11 @@
 pub enum HcallError {
     /// Busy, retry (a positive "long busy" code is not used).
     Busy = 1,
+    /// H_CLOSED (2): the resource the call continues is gone or not ready:
+    /// H_RESIZE_HPT_COMMIT without a matching H_RESIZE_HPT_PREPARE; the CRQ
+    /// partner is not ready (H_REG_CRQ: the queue is registered all the same;
+    /// H_SEND_CRQ: nothing was sent; ibmvscsi waits for the partner's INIT).
+    Closed = 2,
     /// H_NOT_AVAILABLE (3): the resource does not exist in this partition.
     NotAvailable = 3,
     Hardware = -1,
@@ -25,6 +30,10 @@ pub enum HcallError {
     /// H_AUTHORITY (-10): the caller is not allowed this (KVM: H_SVM_INIT_START in
     /// a partition whose VMM did not allow secure execution).
     Authority = -10,
+    /// H_DROPPED (-12): not delivered: the frame was not sent
+    /// (H_SEND_LOGICAL_LAN on a closed adapter, as QEMU), or the receiving CRQ
+    /// is full (H_SEND_CRQ).
+    Dropped = -12,
     /// H_RESOURCE (-16): a prerequisite resource is missing (a DTL or SLB shadow
     /// without a VPA; a VPA still carrying one).
     Resource = -16,
@@ -116,6 +125,11 @@ pub const HYPERTAS: &[&str] = &[
     "hcall-sprg0",
     "hcall-dabr",
     "hcall-xdabr",
+    // VIO: H_VIO_SIGNAL and the CRQ calls; the TCE calls, H_PUT_TCE_INDIRECT
+    // and H_STUFF_TCE (Linux maps and unmaps up to 512 pages a call with them).
+    "hcall-vio",
+    "hcall-tce",
+    "hcall-multi-tce",
 ];
 
 /// Opcodes are multiples of 4 in the architected ranges.
@@ -345,9 +359,9 @@ pub fn decode_register_proc_tbl_hash(
 
 /// `ibm,hypertas-functions` a hash-MMU partition has besides [`HYPERTAS`]:
 /// H_ENTER, H_REMOVE, H_READ, H_PROTECT, H_CLEAR_MOD, H_CLEAR_REF
-/// ("hcall-pft") and H_BULK_REMOVE ("hcall-bulk"). No "hcall-hpt-resize":
-/// the HPT keeps its size.
-pub const HYPERTAS_HASH: &[&str] = &["hcall-pft", "hcall-bulk"];
+/// ("hcall-pft"), H_BULK_REMOVE ("hcall-bulk") and H_RESIZE_HPT_PREPARE/COMMIT
+/// ("hcall-hpt-resize", as QEMU's pseries with resize-hpt enabled).
+pub const HYPERTAS_HASH: &[&str] = &["hcall-pft", "hcall-bulk", "hcall-hpt-resize"];
 
 /// H_RPT_INVALIDATE type bits (Linux `hvcall.h` H_RPTI_TYPE_*).
 pub const H_RPTI_TYPE_NESTED: u64 = 0x1;

@@ -8,8 +8,9 @@
 //! full table.
 use super::hcall::HcallError;
 
-// Hash page table calls (hcall-pft, hcall-bulk, hcall-hpt-resize): the guest is
-// radix-only, see `hash_mmu_answer`.
+// Hash page table calls (hcall-pft, hcall-bulk, hcall-hpt-resize): served by
+// `partition::hash` for a partition with an HPT; `hash_mmu_answer` is what a
+// radix-only one gets.
 pub const H_REMOVE: u64 = 0x04;
 pub const H_ENTER: u64 = 0x08;
 pub const H_READ: u64 = 0x0c;
@@ -26,7 +27,8 @@ pub const H_LOGICAL_CACHE_LOAD: u64 = 0x44;
 pub const H_LOGICAL_CACHE_STORE: u64 = 0x48;
 pub const H_LOGICAL_ICBI: u64 = 0x4c;
 pub const H_LOGICAL_DCBF: u64 = 0x50;
-pub const H_VIO_SIGNAL: u64 = 0x104;
+/// H_VIO_SIGNAL: `papr::vio` (the VIO bus).
+pub const H_VIO_SIGNAL: u64 = crate::papr::vio::H_VIO_SIGNAL;
 pub const H_SET_XDABR: u64 = 0x134;
 pub const H_HOME_NODE_ASSOCIATIVITY: u64 = 0x2ec;
 pub const H_SIGNAL_SYS_RESET: u64 = 0x380;
@@ -39,9 +41,11 @@ pub const KVMPPC_H_UPDATE_DT: u64 = 0xf003;
 /// What a radix-only partition gets for the hash MMU calls. QEMU registers the
 /// hcall-pft/bulk handlers for TCG without a radix check (they would act on a hash
 /// table the guest does not have); the resize calls answer H_NOT_AVAILABLE when
-/// there is no HPT. Paprika offers no hash MMU (no `hcall-pft` in
+/// there is no HPT. A radix partition is offered no hash MMU (no `hcall-pft` in
 /// `ibm,hypertas-functions`, radix in `ibm,architecture-vec-5`), so the table calls
-/// are H_FUNCTION and the resize calls H_NOT_AVAILABLE, as QEMU's for radix.
+/// are H_FUNCTION and the resize calls H_NOT_AVAILABLE, as QEMU's for radix
+/// (`partition::hash::hcall` answers the same; a partition with an HPT is served
+/// there).
 pub fn hash_mmu_answer(op: u64) -> Option<HcallError> {
     match op {
         H_ENTER | H_REMOVE | H_READ | H_PROTECT | H_BULK_REMOVE => Some(HcallError::Function),
@@ -106,20 +110,6 @@ pub fn decode_sreset_target(target: u64) -> Result<SresetTarget, HcallError> {
         -2 => Ok(SresetTarget::AllButSelf),
         t if t < 0 => Err(HcallError::Parameter),
         _ => Ok(SresetTarget::One(target)),
-    }
-}
-
-/// H_VIO_SIGNAL (PAPR 14.5.5.2): `mode` bit 63 enables the device's interrupt; the
-/// vty has no other signal source, so any other bit is H_PARAMETER (QEMU: the
-/// device's signal mask). `unit` must be the vty's unit address.
-pub fn decode_vio_signal(unit: u64, mode: u64, vty_reg: u32) -> Result<bool, HcallError> {
-    if unit != u64::from(vty_reg) {
-        return Err(HcallError::Parameter);
-    }
-    match mode {
-        0 => Ok(false),
-        1 => Ok(true),
-        _ => Err(HcallError::Parameter),
     }
 }
 
@@ -264,20 +254,6 @@ mod tests {
             Err(HcallError::Parameter)
         );
         assert_eq!(decode_sreset_target(3), Ok(SresetTarget::One(3)));
-    }
-
-    #[test]
-    fn vio_signal_checks() {
-        assert_eq!(decode_vio_signal(0x7100_0000, 1, 0x7100_0000), Ok(true));
-        assert_eq!(decode_vio_signal(0x7100_0000, 0, 0x7100_0000), Ok(false));
-        assert_eq!(
-            decode_vio_signal(0x7100_0000, 2, 0x7100_0000),
-            Err(HcallError::Parameter)
-        );
-        assert_eq!(
-            decode_vio_signal(0, 1, 0x7100_0000),
-            Err(HcallError::Parameter)
-        );
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub enum RtasCall {
     SetSystemParameter,
     SetPowerLevel,
     GetPowerLevel,
+    /// nvram-fetch / nvram-store (`papr::nvram`).
+    NvramFetch,
+    NvramStore,
 }
 
 pub const TOKEN_BASE: u32 = 0x2000;
@@ -74,6 +77,8 @@ pub const CALLS: &[(&str, RtasCall)] = &[
     ("ibm,set-system-parameter", RtasCall::SetSystemParameter),
     ("set-power-level", RtasCall::SetPowerLevel),
     ("get-power-level", RtasCall::GetPowerLevel),
+    ("nvram-fetch", RtasCall::NvramFetch),
+    ("nvram-store", RtasCall::NvramStore),
 ];
 
 /// set-power-level / get-power-level (PAPR 7.3.7): there is one power domain, the

@@ -14,12 +14,16 @@
 //!   (every valid HPTE is present, so the hypervisor has nothing to fill in);
 //!   only real-mode (VRMA) misses come to the hypervisor as HDSI/HISI. The LPCR is
 //!   switched in real mode on entry and exit (`arch::ppc64::guest`).
-//! - Lock order: `Hpt::lock` alone (no other partition lock is taken under it).
+//! - H_RESIZE_HPT_PREPARE/COMMIT ("hcall-hpt-resize"): a new table of the
+//!   size asked, every valid entry rehashed into it at the commit.
+//! - Lock order: `Hpt::state` alone (no other partition lock is taken under it;
+//!   the frame allocator and `mmu::set_pate` are).
 use core::sync::atomic::Ordering;
 
 use super::lpar::Partition;
 use super::vcpu::{self, Next, Vcpu, VcpuContext};
 use crate::arch::ppc64::instr;
+use crate::arch::ppc64::mmu;
 use crate::mm::extent::ExtentMap;
 use crate::mm::hpt::{self, HpteStore};
 use crate::mm::{self, LINEAR_BASE};
@@ -32,12 +36,47 @@ pub const H_CLEAR_REF: u64 = 0x14;
 
 /// One partition's hashed page table.
 pub struct Hpt {
-    /// Host real address; naturally aligned.
-    pub pa: u64,
+    /// The table made at creation: the guest's device tree names its size
+    /// (`ibm,pft-size`), so a reboot goes back to it after a resize.
+    original: Region,
+    /// Serialises every edit (H_ENTER's slot search with another vCPU's
+    /// insert) and holds the table in use and a prepared one.
+    state: spin::Mutex<HptState>,
+}
+
+/// A naturally aligned table in hypervisor memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Region {
+    /// Host real address.
+    pa: u64,
     /// log2 of its size in bytes.
-    pub shift: u32,
-    /// Serialises every edit (H_ENTER's slot search with another vCPU's insert).
-    lock: spin::Mutex<()>,
+    shift: u32,
+}
+
+impl Region {
+    fn alloc(shift: u32) -> Result<Self, mm::frame::FrameError> {
+        let bytes = 1u64 << shift;
+        let pa = mm::alloc_frames(bytes, bytes)?;
+        mm::zero_phys(pa, bytes);
+        Ok(Region { pa, shift })
+    }
+
+    fn free(self) {
+        mm::free_frames(self.pa, 1 << self.shift);
+    }
+
+    fn table(self) -> Table {
+        Table {
+            base: LINEAR_BASE | self.pa,
+            entries: (1u64 << self.shift) / hpt::HPTE_BYTES,
+        }
+    }
+}
+
+struct HptState {
+    current: Region,
+    /// H_RESIZE_HPT_PREPARE's table, zeroed, waiting for the commit.
+    pending: Option<Region>,
 }
 
 /// The table through the linear map: big-endian doublewords, read and written
@@ -80,36 +119,44 @@ impl HpteStore for Table {
 impl Hpt {
     /// Allocates and zeroes the HPT for `mem_size` bytes of guest memory.
     pub fn new(mem_size: u64) -> Result<Self, mm::frame::FrameError> {
-        let shift = hpt::hpt_shift_for_ram(mem_size);
-        let bytes = 1u64 << shift;
-        let pa = mm::alloc_frames(bytes, bytes)?;
-        mm::zero_phys(pa, bytes);
+        let original = Region::alloc(hpt::hpt_shift_for_ram(mem_size))?;
         Ok(Self {
-            pa,
-            shift,
-            lock: spin::Mutex::new(()),
+            original,
+            state: spin::Mutex::new(HptState {
+                current: original,
+                pending: None,
+            }),
         })
     }
 
-    fn table(&self) -> Table {
-        Table {
-            base: LINEAR_BASE | self.pa,
-            entries: (1u64 << self.shift) / hpt::HPTE_BYTES,
-        }
+    /// The table in use: host real address and log2 of its size.
+    pub fn current(&self) -> (u64, u32) {
+        let c = self.state.lock().current;
+        (c.pa, c.shift)
     }
 
-    /// First doubleword of the partition's PATE: this table, VRMA pages 64 KiB.
+    /// First doubleword of the partition's PATE: the table in use, VRMA
+    /// pages 64 KiB.
     pub fn pate_dw0(&self) -> u64 {
-        hpt::pate_dw0(self.pa, self.shift, hpt::VRMA_PS)
+        let (pa, shift) = self.current();
+        hpt::pate_dw0(pa, shift, hpt::VRMA_PS)
     }
 
     /// Empties the table and inserts the VRMA entries for `mem` (creation and
-    /// reboot, while no vCPU of the partition runs). Returns the bytes of guest
-    /// memory real mode reaches.
+    /// reboot, while no vCPU of the partition runs); after a resize, the table
+    /// made at creation is used again and the others are freed. Returns the
+    /// bytes of guest memory real mode reaches.
     pub fn reset(&self, mem: &ExtentMap) -> Result<u64, HcallError> {
-        let _l = self.lock.lock();
-        mm::zero_phys(self.pa, 1 << self.shift);
-        let reach = hpt::insert_vrma(&mut self.table(), mem, mem.size());
+        let mut s = self.state.lock();
+        if let Some(p) = s.pending.take() {
+            p.free();
+        }
+        if s.current != self.original {
+            s.current.free();
+            s.current = self.original;
+        }
+        mm::zero_phys(self.original.pa, 1 << self.original.shift);
+        let reach = hpt::insert_vrma(&mut self.original.table(), mem, mem.size());
         instr::ptesync();
         reach
     }
@@ -120,6 +167,8 @@ pub fn is_hash_hcall(op: u64) -> bool {
     matches!(
         op,
         m::H_ENTER
+            | m::H_RESIZE_HPT_PREPARE
+            | m::H_RESIZE_HPT_COMMIT
             | m::H_REMOVE
             | m::H_READ
             | m::H_PROTECT
@@ -134,16 +183,31 @@ pub fn is_hash_hcall(op: u64) -> bool {
 /// H_READ with H_READ_4 and H_BULK_REMOVE write r8-r11 here). A radix partition
 /// gets H_FUNCTION, as KVM-HV answers a radix guest.
 pub fn hcall(p: &Partition, ctx: &mut VcpuContext, op: u64) -> HcallResult {
+    let resize = matches!(op, m::H_RESIZE_HPT_PREPARE | m::H_RESIZE_HPT_COMMIT);
     let Some(h) = p.hpt.as_ref().filter(|_| p.hash_active()) else {
-        return Err(HcallError::Function);
+        // No HPT (radix, or an `mmu = "any"` guest that chose radix): QEMU's
+        // answers.
+        return Err(if resize {
+            HcallError::NotAvailable
+        } else {
+            HcallError::Function
+        });
     };
+    if resize {
+        let r = resize_hcall(p, h, op, ctx.regs.gpr[4], ctx.regs.gpr[5]);
+        if let Err(e) = r {
+            vcpu::rate_limited_warn(p, "HPT resize refused (opcode)", op);
+            vcpu::rate_limited_warn(p, "  PAPR code", e.code() as u64);
+        }
+        return r.map(|()| [0; 4]);
+    }
     let g = &mut ctx.regs.gpr;
     let lpid = p.lpid;
     // Every invalidation names the partition's own LPID; a whole-LPID tlbie
     // (R = 0) stands in for KVM's per-entry one.
     let mut flush = |_: u64, _: u64, _: u64| instr::tlbie_lpid_hpt(lpid);
-    let _l = h.lock.lock();
-    let mut t = h.table();
+    let s = h.state.lock();
+    let mut t = s.current.table();
     let mut out = [0u64; 4];
     let result = match op {
         m::H_ENTER => hpt::enter(&mut t, &p.mem, g[4], g[5], g[6], g[7]).map(|slot| {
@@ -187,6 +251,65 @@ pub fn hcall(p: &Partition, ctx: &mut VcpuContext, op: u64) -> HcallResult {
         vcpu::rate_limited_warn(p, "  second argument (ptex)", g[5]);
     }
     result.map(|()| out)
+}
+
+/// H_RESIZE_HPT_PREPARE(flags, shift) and H_RESIZE_HPT_COMMIT(flags, shift)
+/// of a partition running with its HPT (checks in `mm::hpt`). PREPARE
+/// allocates and zeroes the new table at once (QEMU does it in a thread and
+/// answers H_LONG_BUSY_ORDER_100_MSEC meanwhile; the guest's retry loop takes
+/// either): H_SUCCESS, or H_NO_MEM. COMMIT (which Linux makes from
+/// `stop_machine`, the other vCPUs spinning in the guest) rehashes every valid
+/// entry into it, points the partition-table entry at it, flushes the LPID's
+/// translations and frees the old table (unless it is the one made at
+/// creation, which a reboot goes back to).
+fn resize_hcall(p: &Partition, h: &Hpt, op: u64, flags: u64, shift: u64) -> Result<(), HcallError> {
+    let mut s = h.state.lock();
+    let pending = s.pending.map(|r| r.shift);
+    let free = |r: Region| {
+        if r != h.original {
+            r.free();
+        }
+    };
+    if op == m::H_RESIZE_HPT_PREPARE {
+        match hpt::resize_prepare(flags, shift, p.mem_size, pending)? {
+            hpt::ResizePrepare::Prepared => return Ok(()),
+            hpt::ResizePrepare::Cancel => {
+                if let Some(r) = s.pending.take() {
+                    free(r);
+                }
+                return Ok(());
+            }
+            hpt::ResizePrepare::Allocate(new) => {
+                if let Some(r) = s.pending.take() {
+                    free(r);
+                }
+                // The creation table is never handed out twice: a resize back
+                // to its size gets a fresh one.
+                s.pending = Some(Region::alloc(new).map_err(|_| HcallError::NoMem)?);
+                return Ok(());
+            }
+        }
+    }
+    hpt::resize_commit(flags, shift, pending)?;
+    let Some(new) = s.pending.take() else {
+        return Err(HcallError::Closed);
+    };
+    if let Err(e) = hpt::rehash(&s.current.table(), &mut new.table()) {
+        free(new);
+        return Err(e);
+    }
+    let old = core::mem::replace(&mut s.current, new);
+    instr::ptesync();
+    mmu::set_pate(p.lpid, hpt::pate_dw0(new.pa, new.shift, hpt::VRMA_PS), 0);
+    instr::tlbie_lpid_hpt(p.lpid);
+    free(old);
+    crate::info!(
+        "PAPRIKA lpar-hpt: {} HPT resized {} -> {} KiB",
+        p.name,
+        (1u64 << old.shift) >> 10,
+        (1u64 << new.shift) >> 10
+    );
+    Ok(())
 }
 
 /// HDSI (0xe00) or HISI (0xe20) of a hash partition: only guest real mode

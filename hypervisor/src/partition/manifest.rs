@@ -46,6 +46,9 @@ pub const HYPERVISOR_RESERVE: u64 = 256 << 20;
 pub const MAX_VCPUS: u32 = 64;
 /// Longest partition name.
 pub const MAX_NAME_LEN: usize = 31;
+/// Most `[[partition.disk]]` tables one partition may have (vscsi targets 0
+/// to 7 of its adapter).
+pub const MAX_DISKS: usize = 8;
 
 /// The whole manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +109,75 @@ pub struct PartitionSpec {
     pub nested: bool,
     /// The MMU the partition offers its guest (default radix); docs/manifest.md.
     pub mmu: MmuMode,
+    /// Virtual Ethernet adapters (`[[partition.net]]` tables after the
+    /// partition's), in order: each an `l-lan` VIO device on the switch.
+    pub net: Vec<NetSpec>,
+    /// Its `[[partition.disk]]` tables in order: vscsi targets 0, 1, ...
+    pub disks: Vec<DiskSpec>,
+}
+
+/// At most this many `[[partition.net]]` per partition.
+pub const MAX_NETS: usize = 8;
+/// VLAN ids a port may have (IEEE 802.1Q: 0 and 4095 are reserved).
+pub const VLAN_MAX: u16 = 4094;
+
+/// One `[[partition.net]]` table: a virtual Ethernet adapter (ibmveth) on the
+/// hypervisor's switch (docs/vio.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetSpec {
+    /// Unicast, non-zero. When the manifest gives none: `02:` (locally
+    /// administered) then three bytes of a hash of the partition's name, 0, and
+    /// the adapter's index ([`generated_mac`]), the same on every run.
+    pub mac: [u8; 6],
+    /// The port's VLAN (default 1): frames reach only ports on the same VLAN.
+    pub vlan: u16,
+    /// A trunk port (default false): it also receives unicast frames for MACs
+    /// no port on its VLAN has, may send any source MAC, and H_ILLAN_ATTRIBUTES
+    /// reports ACTIVE_TRUNK. For a later bridge to a physical adapter.
+    pub trunk: bool,
+}
+
+/// The MAC of adapter `index` of partition `name` when the manifest gives none.
+pub fn generated_mac(name: &str, index: usize) -> [u8; 6] {
+    // FNV-1a, 32-bit.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let [a, b, c, _] = h.to_be_bytes();
+    [0x02, a, b, c, 0, index as u8]
+}
+
+/// Reads `"xx:xx:xx:xx:xx:xx"` (hex, either case).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for m in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *m = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// `xx:xx:xx:xx:xx:xx`, lower case.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
+}
+
+/// One `[[partition.disk]]` table: a disk image in the bundle that the
+/// partition sees as a SCSI disk on its `v-scsi` adapter (docs/vscsi.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// Path of the image inside the bundle (a whole number of 512-byte blocks).
+    pub image: String,
+    /// The partition may not write it (default false: it writes a copy in
+    /// memory, kept across partition reboots).
+    pub readonly: bool,
 }
 
 /// `mmu = "radix" | "hash" | "any"`: which translation the partition offers
@@ -199,6 +271,19 @@ impl Manifest {
                 t.push("mmu", Value::Str(p.mmu.as_str().to_string()));
             }
             tables.push(t);
+            for n in &p.net {
+                let mut t = Table::new(TableKind::Net);
+                t.push("mac", Value::Str(format_mac(&n.mac)));
+                t.push("vlan", Value::Int(u64::from(n.vlan)));
+                t.push("trunk", Value::Bool(n.trunk));
+                tables.push(t);
+            }
+            for d in &p.disks {
+                let mut t = Table::new(TableKind::Disk);
+                t.push("image", Value::Str(d.image.clone()));
+                t.push("readonly", Value::Bool(d.readonly));
+                tables.push(t);
+            }
         }
         tables
     }
@@ -258,6 +343,11 @@ pub enum ErrorKind {
     DuplicateName,
     /// No `[[partition]]` table at all.
     NoPartitions,
+    /// A sub-table (`[[partition.disk]]`, `[[partition.net]]`, the header) not
+    /// below a `[[partition]]`.
+    SubTableOutsidePartition(String),
+    /// More than [`MAX_DISKS`] disks in one partition.
+    TooManyDisks,
     /// `console_input` names no partition.
     NoSuchPartition(String),
     /// `console_input` names a partition whose console is off.
@@ -284,7 +374,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::UnknownTable(header) => {
                 write!(
                     f,
-                    "unknown table {header} (want [machine] or [[partition]])"
+                    "unknown table {header} (want [machine], [[partition]], [[partition.net]] or [[partition.disk]])"
                 )
             }
             ErrorKind::DuplicateTable => f.write_str("[machine] appears twice"),
@@ -309,6 +399,10 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::DuplicateName => f.write_str("another partition has the same name"),
             ErrorKind::NoPartitions => f.write_str("no [[partition]] table"),
+            ErrorKind::SubTableOutsidePartition(header) => {
+                write!(f, "{header} must follow the [[partition]] it belongs to")
+            }
+            ErrorKind::TooManyDisks => write!(f, "more than {MAX_DISKS} disks in one partition"),
             ErrorKind::NoSuchPartition(name) => write!(f, "no partition is called \"{name}\""),
             ErrorKind::NoConsole(name) => {
                 write!(f, "partition \"{name}\" has console = false")
@@ -483,10 +577,19 @@ pub struct Entry {
 pub enum TableKind {
     Machine,
     Partition,
+    /// `[[partition.net]]`: a virtual Ethernet adapter of the partition before it.
+    Net,
+    /// `[[partition.disk]]`: a disk of the partition before it.
+    Disk,
 }
 
 impl TableKind {
-    pub const ALL: [TableKind; 2] = [TableKind::Machine, TableKind::Partition];
+    pub const ALL: [TableKind; 4] = [
+        TableKind::Machine,
+        TableKind::Partition,
+        TableKind::Net,
+        TableKind::Disk,
+    ];
 
     /// The TOML header's dotted name (`[machine]`, `[[partition]]`); the last
     /// part is also the device-tree node's name.
@@ -494,6 +597,8 @@ impl TableKind {
         match self {
             TableKind::Machine => "machine",
             TableKind::Partition => "partition",
+            TableKind::Net => "partition.net",
+            TableKind::Disk => "partition.disk",
         }
     }
 
@@ -509,7 +614,7 @@ impl TableKind {
     pub const fn many(self) -> bool {
         match self {
             TableKind::Machine => false,
-            TableKind::Partition => true,
+            TableKind::Partition | TableKind::Net | TableKind::Disk => true,
         }
     }
 
@@ -517,6 +622,7 @@ impl TableKind {
     pub const fn parent(self) -> Option<TableKind> {
         match self {
             TableKind::Machine | TableKind::Partition => None,
+            TableKind::Net | TableKind::Disk => Some(TableKind::Partition),
         }
     }
 
@@ -573,11 +679,12 @@ impl Table {
             })
     }
 
-    /// The partition name errors in this table are labelled with.
+    /// The partition name errors in this table are labelled with (a
+    /// sub-table's is its partition's, which [`from_tables`] knows).
     pub fn label(&self) -> Option<&str> {
         match self.kind {
             TableKind::Partition => self.name(),
-            TableKind::Machine => None,
+            TableKind::Machine | TableKind::Net | TableKind::Disk => None,
         }
     }
 }
@@ -681,6 +788,7 @@ struct Builder {
     secure: bool,
     nested: bool,
     mmu: MmuMode,
+    disks: Vec<DiskSpec>,
 }
 
 impl Builder {
@@ -762,13 +870,52 @@ pub fn key_type(kind: TableKind, key: &str) -> Option<ValueType> {
         (TableKind::Partition, "memory" | "vcpus") => Int,
         (TableKind::Partition, "cpus") => Ints,
         (TableKind::Partition, "console" | "secure" | "nested") => Bool,
+        (TableKind::Net, "mac") => Str,
+        (TableKind::Net, "vlan") => Int,
+        (TableKind::Net, "trunk") => Bool,
+        (TableKind::Disk, "image") => Str,
+        (TableKind::Disk, "readonly") => Bool,
         _ => return None,
     })
 }
 
-fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
+/// One `[[partition.disk]]` table.
+fn disk_from(table: &Table, label: Option<&str>) -> Result<DiskSpec, ManifestError> {
+    let mut image = None;
+    let mut readonly = false;
+    for e in &table.entries {
+        let r = match e.key.as_str() {
+            "image" => want_path(&e.value).map(|p| image = Some(p)),
+            "readonly" => want_bool(&e.value).map(|b| readonly = b),
+            _ => Err(ErrorKind::UnknownKey),
+        };
+        r.map_err(|kind| {
+            ManifestError::new(kind)
+                .at(e.at)
+                .in_partition(label)
+                .field(&e.key)
+        })?;
+    }
+    let image = image.ok_or_else(|| {
+        ManifestError::new(ErrorKind::Missing)
+            .at(table.at)
+            .in_partition(label)
+            .field("image")
+    })?;
+    Ok(DiskSpec { image, readonly })
+}
+
+fn partition_from(table: &Table, disks: &[&Table]) -> Result<Parsed, ManifestError> {
     let label = table.name();
     let mut b = Builder::default();
+    for d in disks {
+        if b.disks.len() == MAX_DISKS {
+            return Err(ManifestError::new(ErrorKind::TooManyDisks)
+                .at(d.at)
+                .in_partition(label));
+        }
+        b.disks.push(disk_from(d, label)?);
+    }
     for e in &table.entries {
         b.set(e).map_err(|kind| {
             ManifestError::new(kind)
@@ -811,10 +958,70 @@ fn partition_from(table: &Table) -> Result<Parsed, ManifestError> {
             secure: b.secure,
             nested: b.nested,
             mmu: b.mmu,
+            net: Vec::new(),
+            disks: b.disks,
         },
         name_line,
         cpus_line,
     })
+}
+
+/// One `[[partition.net]]` table of partition `p` (its adapters so far in
+/// `p.net`).
+fn net_from(table: &Table, p: &PartitionSpec) -> Result<NetSpec, ManifestError> {
+    let err = |kind, line: Loc, field: &str| {
+        ManifestError::new(kind)
+            .at(line)
+            .in_partition(Some(&p.name))
+            .field(field)
+    };
+    if p.net.len() >= MAX_NETS {
+        return Err(ManifestError::new(ErrorKind::Invalid(
+            "at most 8 [[partition.net]] per partition",
+        ))
+        .at(table.at)
+        .in_partition(Some(&p.name)));
+    }
+    let mut net = NetSpec {
+        mac: generated_mac(&p.name, p.net.len()),
+        vlan: 1,
+        trunk: false,
+    };
+    for e in &table.entries {
+        let v = &e.value;
+        match e.key.as_str() {
+            "mac" => {
+                let s = want_str(v).map_err(|k| err(k, e.at, "mac"))?;
+                let mac = parse_mac(s).ok_or_else(|| {
+                    err(
+                        ErrorKind::Invalid("not a MAC address (want \"02:00:00:00:00:01\")"),
+                        e.at,
+                        "mac",
+                    )
+                })?;
+                if mac[0] & 1 != 0 || mac == [0; 6] {
+                    return Err(err(
+                        ErrorKind::Invalid("must be a unicast address, not zero"),
+                        e.at,
+                        "mac",
+                    ));
+                }
+                net.mac = mac;
+            }
+            "vlan" => {
+                let Value::Int(n) = v else {
+                    return Err(err(wrong_type("an integer", v), e.at, "vlan"));
+                };
+                match u16::try_from(*n) {
+                    Ok(n) if (1..=VLAN_MAX).contains(&n) => net.vlan = n,
+                    _ => return Err(err(ErrorKind::Invalid("must be 1 to 4094"), e.at, "vlan")),
+                }
+            }
+            "trunk" => net.trunk = want_bool(v).map_err(|k| err(k, e.at, "trunk"))?,
+            _ => return Err(err(ErrorKind::UnknownKey, e.at, &e.key)),
+        }
+    }
+    Ok(net)
 }
 
 /// Checks what a front end must guarantee but a hostile one might not: at most
@@ -832,7 +1039,7 @@ fn check_structure(tables: &[Table]) -> Result<(), ManifestError> {
                 .and_then(|j| tables.get(j))
                 .is_some_and(|u| u.kind == parent || u.kind.parent() == Some(parent));
             if !placed {
-                return Err(err(ErrorKind::UnknownTable(t.kind.header())));
+                return Err(err(ErrorKind::SubTableOutsidePartition(t.kind.header())));
             }
         }
         for (j, e) in t.entries.iter().enumerate() {
@@ -871,8 +1078,26 @@ pub fn from_tables(tables: &[Table]) -> Result<Manifest, ManifestError> {
     }
 
     let mut partitions: Vec<PartitionSpec> = Vec::new();
-    for table in tables.iter().filter(|t| t.kind == TableKind::Partition) {
-        let parsed = partition_from(table)?;
+    for (i, table) in tables.iter().enumerate() {
+        if table.kind == TableKind::Net {
+            // check_structure put a partition before it.
+            if let Some(p) = partitions.last_mut() {
+                let net = net_from(table, p)?;
+                p.net.push(net);
+            }
+            continue;
+        }
+        if table.kind != TableKind::Partition {
+            continue;
+        }
+        // Its [[partition.disk]]s: among the sub-tables right after it (its
+        // [[partition.net]]s are taken above).
+        let disks: Vec<&Table> = tables[i + 1..]
+            .iter()
+            .take_while(|t| t.kind.parent() == Some(TableKind::Partition))
+            .filter(|t| t.kind == TableKind::Disk)
+            .collect();
+        let parsed = partition_from(table, &disks)?;
         let p = &parsed.spec;
         let err = |kind, line, field| {
             ManifestError::new(kind)
@@ -896,6 +1121,24 @@ pub fn from_tables(tables: &[Table]) -> Result<Manifest, ManifestError> {
     }
     if partitions.is_empty() {
         return Err(ManifestError::new(ErrorKind::NoPartitions));
+    }
+    // Every adapter's MAC is unique on the machine (given or generated).
+    for (i, p) in partitions.iter().enumerate() {
+        for (j, n) in p.net.iter().enumerate() {
+            let twice = partitions.iter().enumerate().any(|(k, q)| {
+                q.net
+                    .iter()
+                    .enumerate()
+                    .any(|(l, m)| (k, l) != (i, j) && m.mac == n.mac)
+            });
+            if twice {
+                return Err(ManifestError::new(ErrorKind::Invalid(
+                    "MAC address used by another [[partition.net]]",
+                ))
+                .in_partition(Some(&p.name))
+                .field("mac"));
+            }
+        }
     }
 
     match (&machine.console_input, console_input_line) {
@@ -947,8 +1190,9 @@ pub fn check_against_machine(
         if let Some(&cpu) = p.cpus.iter().find(|&&c| c >= threads) {
             return Err(err(ErrorKind::CpuMissing { cpu, threads }, "cpus"));
         }
-        let images =
-            core::iter::once(("kernel", &p.kernel)).chain(p.initrd.as_ref().map(|i| ("initrd", i)));
+        let images = core::iter::once(("kernel", &p.kernel))
+            .chain(p.initrd.as_ref().map(|i| ("initrd", i)))
+            .chain(p.disks.iter().map(|d| ("image", &d.image)));
         for (field, path) in images {
             if !has_file(path) {
                 return Err(err(ErrorKind::NoSuchFile(path.clone()), field));
@@ -1129,6 +1373,8 @@ mod tests {
                     secure: false,
                     nested: false,
                     mmu: MmuMode::Radix,
+                    net: Vec::new(),
+                    disks: Vec::new(),
                 },
                 PartitionSpec {
                     name: "hcall-test".into(),
@@ -1143,6 +1389,8 @@ mod tests {
                     secure: false,
                     nested: false,
                     mmu: MmuMode::Radix,
+                    net: Vec::new(),
+                    disks: Vec::new(),
                 },
             ]
         );

@@ -31,10 +31,14 @@ pub mod mmio;
 #[cfg(target_arch = "powerpc64")]
 pub mod nested;
 #[cfg(target_arch = "powerpc64")]
+pub mod nvram_host;
+#[cfg(target_arch = "powerpc64")]
 pub mod pef;
 #[cfg(target_arch = "powerpc64")]
 pub mod rtas_calls;
 #[cfg(target_arch = "powerpc64")]
 pub mod vcpu;
+#[cfg(target_arch = "powerpc64")]
+pub mod vio;
 #[cfg(target_arch = "powerpc64")]
 pub mod xics;

@@ -161,7 +161,11 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
                 None => a.set_status(r::RTAS_PARAMETER_ERROR),
                 Some(t) => {
                     let msr = super::lpar::initial_msr();
-                    if t.request_start(u64::from(pc), msr, u64::from(r3), p.epoch()) {
+                    // A secure VM's start-cpu (reflected by the ultravisor,
+                    // r3 its start cookie) enters the new vCPU through it.
+                    let via_uv = p.uv.start_cpu_entry(ctx.regs.msr)
+                        == crate::uv::partition::Resume::UvReturn;
+                    if t.request_start(u64::from(pc), msr, u64::from(r3), p.epoch(), via_uv) {
                         a.set_status(r::RTAS_SUCCESS);
                     } else {
                         a.set_status(r::RTAS_HARDWARE_ERROR);
@@ -206,6 +210,7 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
                 Err(status) => a.set_status(status),
             }
         }
+        NvramFetch | NvramStore => nvram(p, matches!(c, NvramStore), a),
         EventScan | CheckException => a.set_status(r::RTAS_NO_ERRORS_FOUND),
         OsTerm => {
             let mut msg = [0u8; 256];
@@ -282,5 +287,46 @@ fn get_system_parameter(p: &Partition, a: &mut RtasArgs) {
             }
         }
         Err(status) => a.set_status(status),
+    }
+}
+
+/// nvram-fetch(index, buffer, length) / nvram-store(...) -> (status, length):
+/// the partition's NVRAM (`papr::nvram`) to or from guest real `buffer`. The
+/// range is checked first (parameter error), then the buffer (hardware error,
+/// nothing copied), as QEMU's `rtas_nvram_fetch`/`rtas_nvram_store`.
+fn nvram(p: &Partition, store: bool, a: &mut RtasArgs) {
+    use crate::papr::nvram as nv;
+    if let Err(status) = nv::check_arity(a.nargs, a.nret) {
+        a.set_status(status);
+        return;
+    }
+    let (offset, buf, len) = (
+        a.arg(0).unwrap_or(0),
+        u64::from(a.arg(1).unwrap_or(0)),
+        a.arg(2).unwrap_or(0),
+    );
+    let mut n = p.nvram.lock();
+    let r = match n.range(offset, len) {
+        Ok(r) => r,
+        Err(status) => {
+            a.set_status(status);
+            return;
+        }
+    };
+    let ok = if store {
+        let ok = p.read_guest(buf, n.get_mut(r.clone())).is_some();
+        if ok {
+            super::nvram_host::store(p, r.start, n.get(r));
+        }
+        ok
+    } else {
+        p.write_guest(buf, n.get(r)).is_some()
+    };
+    if ok {
+        a.set_status(r::RTAS_SUCCESS);
+        a.set_ret(1, len);
+    } else {
+        vcpu::rate_limited_warn(p, "nvram RTAS call: buffer outside the partition", buf);
+        a.set_status(nv::BAD_BUFFER);
     }
 }

@@ -85,6 +85,11 @@ pub struct VcpuContext {
     /// The partition's boot epoch this vCPU was started in
     /// (`Partition::epoch`); it leaves the guest once the partition's differs.
     pub epoch: u32,
+    /// PEF: the next entry goes through the ultravisor (UV_RETURN), which
+    /// alone resumes a vCPU after an exit it reflected or starts a secure one
+    /// (`uv::partition::Resume`); interrupts the hypervisor injects meanwhile
+    /// are delivered by the UV (`uv::partition::interrupt_entry`).
+    pub via_uv: bool,
 }
 
 /// A vCPU's registered per-processor areas (H_REGISTER_VPA, which any vCPU of
@@ -99,13 +104,16 @@ pub struct VpaState {
     pub dtl_index: u64,
 }
 
-/// A start request: where, with which MSR and r3, in which boot epoch.
+/// A start request: where, with which MSR and r3, in which boot epoch, and
+/// whether the first entry goes through the ultravisor (a secure VM's RTAS
+/// start-cpu, `uv::partition::PartitionUv::start_cpu_entry`).
 #[derive(Clone, Copy, Debug)]
 struct StartRequest {
     pc: u64,
     msr: u64,
     r3: u64,
     epoch: u32,
+    via_uv: bool,
 }
 
 pub struct Vcpu {
@@ -169,6 +177,7 @@ impl Vcpu {
                 sprs: GuestSprs::default(),
                 lazy_loaded: false,
                 epoch: 0,
+                via_uv: false,
             }),
         }
     }
@@ -192,13 +201,21 @@ impl Vcpu {
     /// in the partition's boot `epoch` as the caller read it (`Partition::epoch`):
     /// the vCPU's thread drops the request if the partition rebooted, or began
     /// to, since. Returns false if it is already running or asked to start.
-    pub fn request_start(&self, pc: u64, msr: u64, r3: u64, epoch: u32) -> bool {
+    /// `via_uv`: the first entry is UV_RETURN with r3 in r0 and the vCPU's r31
+    /// kept (a secure VM's start-cpu); else `hrfid` with fresh registers.
+    pub fn request_start(&self, pc: u64, msr: u64, r3: u64, epoch: u32, via_uv: bool) -> bool {
         {
             let mut start = self.start.lock();
             if self.state() == VcpuState::Runnable || start.is_some() {
                 return false;
             }
-            *start = Some(StartRequest { pc, msr, r3, epoch });
+            *start = Some(StartRequest {
+                pc,
+                msr,
+                r3,
+                epoch,
+                via_uv,
+            });
         }
         self.kick();
         true
@@ -284,12 +301,25 @@ pub fn thread_work() {
     // here) runs without waiting for a wake-up.
     while p.is_running() {
         let start = v.start.lock().take();
-        if let Some(StartRequest { pc, msr, r3, epoch }) = start {
+        if let Some(StartRequest {
+            pc,
+            msr,
+            r3,
+            epoch,
+            via_uv,
+        }) = start
+        {
             // A start asked for before a reboot began (or while it runs) is void:
             // the image it names is being replaced (audit finding 10).
             if epoch == p.epoch() && epoch.is_multiple_of(2) {
                 let ctx = v.context();
+                // Through the ultravisor, r31 stays: the cookie of the vCPU's
+                // reflected stop-self, which UV_RETURN hands back (the UV
+                // releases it; the open-power UV's `rtas_start_cpu_end`).
+                let r31 = if via_uv { ctx.regs.gpr[31] } else { 0 };
                 ctx.regs = GuestRegs::default();
+                ctx.regs.gpr[31] = r31;
+                ctx.via_uv = via_uv;
                 ctx.sprs = GuestSprs {
                     dec: 0x7fff_ffff,
                     dec_tb: instr::mftb(),
@@ -628,34 +658,34 @@ fn exit_pc_msr(r: &GuestRegs) -> (u64, u64) {
     }
 }
 
-/// SRR1 bits an interrupt sets rather than copies from the MSR (Book III 7.5):
-/// 33:36 and 42:47.
-const SRR1_INT_BITS: u64 = 0x0000_0000_783f_0000;
-
 /// Delivers interrupt `vector` to the guest at its current PC, with `srr1_bits`
-/// describing the cause (and DAR/DSISR set by the caller for storage interrupts).
+/// describing the cause (and DAR/DSISR set by the caller for storage interrupts):
+/// at the AIL = 3 location when the partition asked for it, or, for a vCPU the
+/// ultravisor resumes, at the bare vector the UV accepts
+/// (`uv::partition::interrupt_entry`).
 pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64) {
-    let old = Msr::from_bits_retain(ctx.regs.msr);
-    ctx.sprs.srr0 = ctx.regs.pc;
-    ctx.sprs.srr1 = (ctx.regs.msr & !SRR1_INT_BITS) | (srr1_bits & SRR1_INT_BITS);
-    let mut new = Msr::SF | (old & Msr::ME);
-    if p.interrupt_le.load(Ordering::Relaxed) {
-        new |= Msr::LE;
-    }
-    let ail = p.ail.load(Ordering::Relaxed) == 3 && old.contains(Msr::IR | Msr::DR);
-    if ail {
-        new |= Msr::IR | Msr::DR;
-        ctx.regs.pc = 0xc000_0000_0000_4000 + vector;
+    let resume = if ctx.via_uv {
+        crate::uv::partition::Resume::UvReturn
     } else {
-        ctx.regs.pc = vector;
-    }
-    ctx.regs.msr = new.bits();
+        crate::uv::partition::Resume::Hrfid
+    };
+    let e = crate::uv::partition::interrupt_entry(
+        resume,
+        p.ail.load(Ordering::Relaxed),
+        p.interrupt_le.load(Ordering::Relaxed),
+        ctx.regs.pc,
+        ctx.regs.msr,
+        vector,
+        srr1_bits,
+    );
+    ctx.sprs.srr0 = e.srr0;
+    ctx.sprs.srr1 = e.srr1;
+    ctx.regs.pc = e.pc;
+    ctx.regs.msr = e.msr;
 }
 
 fn run(p: &Partition, v: &Vcpu, epoch: u32) {
     let ctx = v.context();
-    // PEF: the last exit was reflected by the ultravisor, which alone resumes.
-    let mut via_uv = false;
     loop {
         if !p.is_running() || v.state() != VcpuState::Runnable || p.epoch.load_acquire() != epoch {
             return;
@@ -673,7 +703,7 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         // clear in the MSR we enter with, and `switch_in` loaded the guest SPRs.
         let vector = unsafe {
             ctx.regs.msr &= !(Msr::HV | Msr::S).bits();
-            if via_uv {
+            if ctx.via_uv {
                 guest::enter_uv(&mut ctx.regs)
             } else {
                 guest::enter(&mut ctx.regs)
@@ -696,7 +726,8 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
             _ => 0,
         };
         v.snapshot.publish(pc, msr, r.lr, vector, r.gpr[3], detail);
-        via_uv = super::pef::resume_via_uv(p, v, ctx, vector);
+        // PEF: an exit the ultravisor reflected is resumed by it alone.
+        ctx.via_uv = super::pef::resume_via_uv(p, v, ctx, vector);
         let (kind, t0) = (super::exit_stats::kind(vector, r.gpr[3]), instr::mftb());
         let next = handle_exit(p, v, ctx, vector);
         v.exits.record(kind, instr::mftb().wrapping_sub(t0));

@@ -31,6 +31,8 @@ pub mod partition;
 pub mod svm;
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 pub mod model;
 #[cfg(test)]
 mod partition_tests;

@@ -35,6 +35,40 @@ pub enum Violation {
     PageOutNotSecure { lpid: u32, gpa: u64 },
     /// A per-SVM ucall for an LPID that is not (becoming) an SVM.
     NotAnSvm { ucall: u64, lpid: u32 },
+    /// UV_RETURN whose cookie (r31, or the start-cpu cookie in r0) the UV
+    /// never gave out for this LPID (the real UV asserts).
+    BadCookie { lpid: u32, cookie: u64 },
+    /// UV_RETURN without r3 = UV_RETURN (the UV would take another ucall).
+    NotUvReturn { lpid: u32, r3: u64 },
+    /// The hypervisor entered a vCPU of a secure VM with `hrfid`, which cannot
+    /// set MSR[S]: the vCPU would run non-secure over secure memory.
+    HrfidIntoSvm { lpid: u32 },
+}
+
+/// The open-power UV's `MAX_EXCEPTION`: an interrupt the hypervisor
+/// synthesizes must have its vector below it; the UV's cookies are at or
+/// above it.
+pub const MAX_EXCEPTION: u64 = 0x2000;
+
+/// A vCPU of a secure VM as the UV resumes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SvmVcpu {
+    pub pc: u64,
+    pub msr: u64,
+    pub srr0: u64,
+    pub srr1: u64,
+    /// r3: the hcall's result after a reflected hcall, start-cpu's argument
+    /// for a started vCPU.
+    pub r3: u64,
+}
+
+/// What a cookie the UV handed to the hypervisor stands for.
+#[derive(Clone, Copy, Debug)]
+enum Cookie {
+    /// A reflected interrupt of a vCPU at `pc` with `msr` (in r31, HSRR0, SRR0).
+    Reflected { lpid: u32, pc: u64, msr: u64 },
+    /// An RTAS start-cpu: the r3 argument it replaced (`rtas_start_cpu_begin`).
+    StartCpu { lpid: u32, start_here: u64, r3: u64 },
 }
 
 /// One ucall the model received (for order checks).
@@ -77,6 +111,9 @@ pub struct ModelUv {
     /// The ultravisor-owned registers the hypervisor wrote through it.
     pub restricted_sprs: BTreeMap<u32, u64>,
     svms: BTreeMap<u32, Svm>,
+    /// Cookies given to the hypervisor and not returned yet.
+    cookies: BTreeMap<u64, Cookie>,
+    next_cookie: u64,
 }
 
 impl ModelUv {
@@ -138,6 +175,154 @@ impl ModelUv {
     }
 
     // ----- The guest's side, driven by the test: what the UV does for an SVM. -----
+
+    fn cookie(&mut self, c: Cookie) -> u64 {
+        // Fits the 32-bit RTAS argument start-cpu carries it in; never below
+        // MAX_EXCEPTION, so it is never taken for a vector.
+        self.next_cookie += 1;
+        let cookie = MAX_EXCEPTION + ((self.next_cookie * 0x9e37_79b1) & 0x7fff_ffe0);
+        self.cookies.insert(cookie, c);
+        cookie
+    }
+
+    /// Cookies of `lpid` the hypervisor still holds.
+    pub fn outstanding_cookies(&self, lpid: u32) -> usize {
+        self.cookies
+            .values()
+            .filter(|c| match c {
+                Cookie::Reflected { lpid: l, .. } | Cookie::StartCpu { lpid: l, .. } => *l == lpid,
+            })
+            .count()
+    }
+
+    /// The UV reflects an interrupt (or hcall) a vCPU of SVM `lpid` took at
+    /// `pc` with `msr` (`fixup_regs_for_hv_entry`): the hypervisor sees a
+    /// cookie in HSRR0 and SRR0 (its "PC") and r31, and the SVM's MSR with S
+    /// as SRR1/HSRR1. Returns (exit PC, exit MSR, r31).
+    pub fn reflect_interrupt(&mut self, lpid: u32, pc: u64, msr: u64) -> (u64, u64, u64) {
+        let cookie = self.cookie(Cookie::Reflected { lpid, pc, msr });
+        (cookie, msr | super::partition::MSR_S, cookie)
+    }
+
+    /// RTAS start-cpu(cpu, start_here, r3) of SVM `lpid`, as the UV passes it
+    /// on in H_RTAS: r3 replaced by a start-cpu cookie (`rtas_start_cpu_begin`).
+    /// Returns the three arguments the hypervisor sees.
+    pub fn start_cpu(&mut self, lpid: u32, cpu: u64, start_here: u64, r3: u64) -> [u64; 3] {
+        let cookie = self.cookie(Cookie::StartCpu {
+            lpid,
+            start_here,
+            r3,
+        });
+        [cpu, start_here, cookie]
+    }
+
+    /// UV_RETURN of a vCPU of `lpid`: `frame` as `guest::enter_uv` builds it,
+    /// `hsrr0`/`hsrr1` what it loaded (the vCPU's PC and MSR in the
+    /// hypervisor's view). As the open-power UV's `uv_return`: a start-cpu
+    /// cookie in r0 starts the vCPU secure at its start address with start-cpu's
+    /// r3 (releasing a stop-self cookie in r31, `rtas_start_cpu_end`);
+    /// otherwise r31 must be a reflection cookie, and an HSRR0 other than it
+    /// that is a vector below [`MAX_EXCEPTION`], 32-byte aligned, is an
+    /// interrupt the hypervisor synthesized (`valid_vector`,
+    /// `exception_svm_reflect_prep`); any other HSRR0 resumes the vCPU where
+    /// it was.
+    pub fn uv_return(
+        &mut self,
+        lpid: u32,
+        frame: &super::UvReturn,
+        hsrr0: u64,
+        hsrr1: u64,
+    ) -> Result<SvmVcpu, Violation> {
+        const SF: u64 = 1 << 63;
+        const ME: u64 = 0x1000;
+        const LE: u64 = 1;
+        let s = super::partition::MSR_S;
+        let bad = |v: Violation, me: &mut ModelUv| {
+            me.violations.push(v);
+            Err(v)
+        };
+        if frame.r3 != super::UV_RETURN {
+            return bad(Violation::NotUvReturn { lpid, r3: frame.r3 }, self);
+        }
+        // The UV moves r0 into r3 first.
+        if frame.r0 >= MAX_EXCEPTION {
+            if let Some(Cookie::StartCpu {
+                lpid: l,
+                start_here,
+                r3,
+            }) = self.cookies.get(&frame.r0).copied()
+            {
+                if l != lpid {
+                    return bad(
+                        Violation::BadCookie {
+                            lpid,
+                            cookie: frame.r0,
+                        },
+                        self,
+                    );
+                }
+                self.cookies.remove(&frame.r0);
+                if matches!(self.cookies.get(&frame.r31), Some(Cookie::Reflected { lpid: l, .. }) if *l == lpid)
+                {
+                    self.cookies.remove(&frame.r31);
+                }
+                return Ok(SvmVcpu {
+                    pc: start_here,
+                    msr: SF | ME | s,
+                    srr0: 0,
+                    srr1: 0,
+                    r3,
+                });
+            }
+        }
+        let Some(Cookie::Reflected { lpid: l, pc, msr }) = self.cookies.get(&frame.r31).copied()
+        else {
+            return bad(
+                Violation::BadCookie {
+                    lpid,
+                    cookie: frame.r31,
+                },
+                self,
+            );
+        };
+        if l != lpid {
+            return bad(
+                Violation::BadCookie {
+                    lpid,
+                    cookie: frame.r31,
+                },
+                self,
+            );
+        }
+        self.cookies.remove(&frame.r31);
+        let synthesized = hsrr0 != frame.r31 && hsrr0 < MAX_EXCEPTION && hsrr0 & 0x1f == 0;
+        Ok(if synthesized {
+            let status = super::partition::SRR1_INT_BITS;
+            SvmVcpu {
+                pc: hsrr0,
+                msr: SF | s | ME | (hsrr1 & LE),
+                srr0: pc,
+                srr1: (msr & !status) | (frame.r2 & status),
+                r3: frame.r0,
+            }
+        } else {
+            SvmVcpu {
+                pc,
+                msr,
+                srr0: 0,
+                srr1: 0,
+                r3: frame.r0,
+            }
+        })
+    }
+
+    /// The hypervisor entered a vCPU of `lpid` with `hrfid`: a violation once
+    /// the LPID is a secure VM.
+    pub fn hrfid(&mut self, lpid: u32) {
+        if self.is_svm(lpid) {
+            self.violations.push(Violation::HrfidIntoSvm { lpid });
+        }
+    }
 
     /// The guest's UV_ESM, as the UV runs it: H_SVM_INIT_START, H_SVM_PAGE_IN of
     /// `early` pages (the UV faulting the kernel in), H_SVM_INIT_DONE; on a

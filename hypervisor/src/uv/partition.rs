@@ -39,6 +39,83 @@ pub enum Resume {
     UvReturn,
 }
 
+/// SRR1 bits an interrupt sets rather than copies from the MSR (Book III
+/// 7.5): 33:36 and 42:47. The ultravisor takes exactly these from the r2 of
+/// UV_RETURN (`SRR1_INTR_STATUS` 0x783f0000).
+pub const SRR1_INT_BITS: u64 = 0x0000_0000_783f_0000;
+
+/// MSR bits of an interrupt's new MSR (Book III 7.5).
+const MSR_SF: u64 = 1 << 63;
+const MSR_IR: u64 = 0x20;
+const MSR_DR: u64 = 0x10;
+const MSR_ME: u64 = 0x1000;
+const MSR_LE: u64 = 0x1;
+
+/// The alternate interrupt location of AIL = 3 (LPCR[AIL], which a partition
+/// sets with H_SET_MODE): vectors at 0xc000_0000_0000_4000 + offset,
+/// relocation on, when the interrupted context had IR and DR set.
+pub const AIL3_BASE: u64 = 0xc000_0000_0000_4000;
+
+/// Where an interrupt the hypervisor injects into a vCPU starts: the PC and
+/// MSR the vCPU is entered with (HSRR0/HSRR1 of `hrfid`, or of UV_RETURN), and
+/// its SRR0/SRR1 (SRR1 also goes to the UV as r2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterruptEntry {
+    pub pc: u64,
+    pub msr: u64,
+    pub srr0: u64,
+    pub srr1: u64,
+}
+
+/// An interrupt at `vector` (with `srr1_bits` giving its cause) delivered by
+/// the hypervisor to a vCPU interrupted at `pc` with `msr`, which will be
+/// resumed by `resume`; `ail` and `interrupt_le` are what the partition set
+/// with H_SET_MODE.
+///
+/// - `hrfid` (a normal partition): the architected delivery (Book III 7.5,
+///   as KVM-HV's `inject_interrupt`): SRR0/1 = where it was, new MSR = SF, ME
+///   kept, LE from H_SET_MODE; with AIL = 3 and IR|DR set, the vector is
+///   relocated to [`AIL3_BASE`] with IR|DR on.
+/// - UV_RETURN (a secure VM): the ultravisor delivers it, and only if HSRR0 is
+///   the bare vector, below its exception area and 32-byte aligned (the
+///   open-power UV's `valid_vector`; anything else, 0xc000_0000_0000_4500
+///   included, is taken for "no interrupt" and the SVM resumes where it was,
+///   the interrupt lost). It enters the SVM there in real mode with
+///   SF|S|ME|LE-from-HSRR1, SRR0 = the SVM's real PC (which the hypervisor
+///   never sees: `pc` is the UV's cookie) and SRR1 = the SVM's MSR with the
+///   status bits of r2 (`exception_svm_reflect_prep`). The UV applies no AIL, so
+///   neither does the hypervisor: the vector is the bare offset whatever AIL
+///   is. `pc` and `msr` are the exit's as reflected (cookie, SVM MSR | S).
+pub fn interrupt_entry(
+    resume: Resume,
+    ail: u8,
+    interrupt_le: bool,
+    pc: u64,
+    msr: u64,
+    vector: u64,
+    srr1_bits: u64,
+) -> InterruptEntry {
+    let srr1 = (msr & !SRR1_INT_BITS) | (srr1_bits & SRR1_INT_BITS);
+    let mut new = MSR_SF | (msr & MSR_ME);
+    if interrupt_le {
+        new |= MSR_LE;
+    }
+    let relocated =
+        resume == Resume::Hrfid && ail == 3 && msr & (MSR_IR | MSR_DR) == MSR_IR | MSR_DR;
+    let target = if relocated {
+        new |= MSR_IR | MSR_DR;
+        AIL3_BASE + vector
+    } else {
+        vector
+    };
+    InterruptEntry {
+        pc: target,
+        msr: new,
+        srr0: pc,
+        srr1,
+    }
+}
+
 /// One partition's PEF state.
 #[derive(Debug)]
 pub struct PartitionUv {
@@ -179,6 +256,25 @@ impl PartitionUv {
             && self.esm_vcpu.load(Ordering::Acquire) == vcpu
             && self.phase() == Phase::Initialising;
         if exit_msr & MSR_S != 0 || abort_for_uv {
+            Resume::UvReturn
+        } else {
+            Resume::Hrfid
+        }
+    }
+
+    /// How a vCPU started by RTAS start-cpu enters for the first time.
+    /// `caller_exit_msr` is the SRR1 of the H_RTAS exit of the vCPU that
+    /// called start-cpu. With an ultravisor, a start-cpu from a secure VM
+    /// arrives reflected (S set), the UV having replaced its r3 argument by a
+    /// start-cpu cookie (the open-power UV's `rtas_start_cpu_begin`); the new
+    /// vCPU must then enter through UV_RETURN with that cookie in r0 (the
+    /// guest's r3, [`super::UvReturn::from_vcpu`]) and its r31 as it was (a
+    /// cookie of an earlier stop-self, which the UV releases): the UV enters
+    /// it in secure mode at the start address (`rtas_start_cpu_end`). `hrfid`
+    /// cannot set MSR[S]. Any other start (no UV, a normal partition, the boot
+    /// vCPU) is `hrfid`.
+    pub fn start_cpu_entry(&self, caller_exit_msr: u64) -> Resume {
+        if self.svm.is_some() && caller_exit_msr & MSR_S != 0 {
             Resume::UvReturn
         } else {
             Resume::Hrfid

@@ -1,51 +1,17 @@
 //! A partition's whole PEF life against the model ultravisor, through
 //! `PartitionUv`: the object `partition::lpar` holds and calls from its hcall
 //! dispatch, vCPU entry, guest-memory accessors, reboot and stop.
-use super::host::{self, PateStore, SprAccess};
-use super::model::{code, Call, Hv, ModelUv, Violation};
+use super::fixtures::*;
+use super::host::{self, SprAccess};
+use super::model::{self, code, Call, Hv, ModelUv, Violation};
 use super::partition::{PartitionUv, Resume, MSR_S};
 use super::svm::{PageState, Phase};
 use super::*;
-use crate::mm::extent::ExtentMap;
 use crate::papr::hcall::{self as h, HcallError};
 
-const BASE: u64 = 0x4_1220_0000;
-const BASE2: u64 = 0x2_0000_0000;
-const EXTENT: u64 = 2 << 20;
-const MEM: u64 = 2 * EXTENT;
 const LPID: u32 = 5;
-const P: u64 = SVM_PAGE_SIZE;
 /// SRR1 of a reflected hcall: 64-bit, kernel, relocation on, S as given.
 const MSR: u64 = 0x8000_0000_0000_1033;
-
-fn memory() -> ExtentMap {
-    ExtentMap::new(&[(BASE, EXTENT), (BASE2, EXTENT)]).unwrap()
-}
-
-fn hpa(gpa: u64) -> u64 {
-    if gpa < EXTENT {
-        BASE + gpa
-    } else {
-        BASE2 + gpa - EXTENT
-    }
-}
-
-fn model() -> ModelUv {
-    let mut uv = ModelUv::new();
-    for i in 0..MEM / P {
-        uv.hv_mem.insert(hpa(i * P), 0x100 + i);
-    }
-    uv
-}
-
-#[derive(Default)]
-struct Table(Vec<(u32, u64, u64)>);
-
-impl PateStore for Table {
-    fn store(&mut self, lpid: u32, dw0: u64, dw1: u64) {
-        self.0.push((lpid, dw0, dw1));
-    }
-}
 
 /// vCPU `vcpu` of the partition as the UV reaches it: each reflected hcall
 /// makes the exit the hypervisor sees (SRR1 with S as the UV sets it), asks how
@@ -532,4 +498,188 @@ fn uv_return_frame_from_vcpu_registers() {
         UvReturn::from_vcpu(&gpr, srr1),
         UvReturn::for_hcall(HcallError::Parameter.code(), &outputs, srr1, cookie)
     );
+}
+
+/// A secure VM after UV_ESM through vCPU 0.
+fn secure_partition(uv: &mut ModelUv) -> PartitionUv {
+    let p = PartitionUv::new(LPID, true, &memory(), true);
+    let mut v0 = Vcpu::new(&p, 0);
+    assert_eq!(uv.esm(&mut v0, &[0]), 0);
+    assert_eq!(p.phase(), Phase::Secure);
+    p
+}
+
+/// The UV_RETURN `guest::enter_uv` makes for a vCPU whose registers are
+/// `gpr` after `vcpu::inject` (or an hcall) left it `entry`.
+fn enter_uv(
+    uv: &mut ModelUv,
+    gpr: &[u64; 32],
+    entry: &super::partition::InterruptEntry,
+) -> model::SvmVcpu {
+    let frame = UvReturn::from_vcpu(gpr, entry.srr1);
+    uv.uv_return(LPID, &frame, entry.pc, entry.msr)
+        .expect("the UV accepts the frame")
+}
+
+/// An interrupt the hypervisor injects into a secure VM whose partition set
+/// AIL = 3 (Linux does, with H_SET_MODE) reaches it: the hypervisor hands the
+/// UV the bare vector, which the UV delivers in real mode, as it U-turns
+/// external interrupts itself. The AIL-relocated vector a normal partition
+/// gets would be taken by the UV for "no interrupt" and lost.
+#[test]
+fn injected_interrupt_reaches_a_secure_vm_with_ail3() {
+    use super::partition::{interrupt_entry, InterruptEntry, AIL3_BASE};
+    let mut uv = model();
+    let p = secure_partition(&mut uv);
+    // The SVM runs its kernel: 64-bit, relocation on, EE, ME, LE, secure.
+    let svm_pc = 0xc000_0000_0123_4560;
+    let svm_msr = 0x8000_0000_0000_9033 | MSR_S;
+    for (vector, cause) in [(0x500u64, 0u64), (0x900, 0), (0x700, 0x0002_0000)] {
+        // An HDEC exit, reflected: the hypervisor sees the cookie as the PC.
+        let (pc, msr, r31) = uv.reflect_interrupt(LPID, svm_pc, svm_msr);
+        let resume = p.resume(1, 0x980, msr, 0);
+        assert_eq!(resume, Resume::UvReturn);
+        let e = interrupt_entry(resume, 3, true, pc, msr, vector, cause);
+        assert_eq!(e.pc, vector, "the bare vector, whatever AIL is");
+        assert_eq!(e.msr & 0x30, 0, "no IR/DR");
+        let mut gpr = [0u64; 32];
+        gpr[31] = r31;
+        let svm = enter_uv(&mut uv, &gpr, &e);
+        assert_eq!(svm.pc, vector, "delivered at {vector:#x}");
+        assert_eq!(
+            svm.msr,
+            (1 << 63) | MSR_S | 0x1000 | 1,
+            "real mode, secure, LE"
+        );
+        assert_eq!(svm.srr0, svm_pc, "SRR0: where the SVM was (not the cookie)");
+        assert_eq!(svm.srr1 & 0x783f_0000, cause, "the cause from r2");
+        assert_eq!(svm.srr1 & !0x783f_0000, svm_msr & !0x783f_0000);
+    }
+    assert_eq!(uv.outstanding_cookies(LPID), 0);
+    assert!(uv.violations.is_empty(), "{:?}", uv.violations);
+
+    // What a normal partition gets for the same interrupt: the alternate
+    // location with relocation on, as before.
+    let e = interrupt_entry(
+        Resume::Hrfid,
+        3,
+        true,
+        svm_pc,
+        0x8000_0000_0000_9033,
+        0x500,
+        0,
+    );
+    assert_eq!(
+        e,
+        InterruptEntry {
+            pc: AIL3_BASE + 0x500,
+            msr: 0x8000_0000_0000_1031,
+            srr0: svm_pc,
+            srr1: 0x8000_0000_0000_9033,
+        }
+    );
+    // ... and in real mode, or with AIL = 0, the bare vector.
+    assert_eq!(
+        interrupt_entry(
+            Resume::Hrfid,
+            3,
+            false,
+            0x1000,
+            0x8000_0000_0000_1000,
+            0x500,
+            0
+        )
+        .pc,
+        0x500
+    );
+    assert_eq!(
+        interrupt_entry(
+            Resume::Hrfid,
+            0,
+            false,
+            svm_pc,
+            0x8000_0000_0000_9033,
+            0x500,
+            0
+        )
+        .pc,
+        0x500
+    );
+    // Handing the UV that relocated vector loses the interrupt: the SVM
+    // resumes where it was.
+    let (pc, msr, r31) = uv.reflect_interrupt(LPID, svm_pc, svm_msr);
+    let e = interrupt_entry(Resume::Hrfid, 3, true, pc, msr, 0x500, 0);
+    let mut gpr = [0u64; 32];
+    gpr[31] = r31;
+    let svm = enter_uv(&mut uv, &gpr, &e);
+    assert_eq!((svm.pc, svm.msr), (svm_pc, svm_msr), "interrupt lost");
+}
+
+/// RTAS start-cpu from a secure VM: the UV replaced its r3 argument by a
+/// start-cpu cookie; the started vCPU enters through UV_RETURN with it in r0,
+/// and the UV starts it secure at the start address with the SVM's r3. A
+/// vCPU that had stopped itself (stop-self, reflected: its r31 holds that
+/// reflection's cookie) starts the same way, and the UV releases both cookies.
+/// A normal partition's start stays `hrfid`.
+#[test]
+fn secure_vcpu_started_by_rtas_enters_through_the_uv() {
+    let mut uv = model();
+    let p = secure_partition(&mut uv);
+    // vCPU 0's H_RTAS(start-cpu 1, 0x6000, 0x1234), reflected (S set).
+    let args = uv.start_cpu(LPID, 1, 0x6000, 0x1234);
+    assert!(args[2] >= model::MAX_EXCEPTION && args[2] <= u64::from(u32::MAX));
+    let start = |p: &PartitionUv, uv: &mut ModelUv, caller_msr: u64, r3: u64, r31: u64| {
+        // What `vcpu::thread_work` does with the start request: fresh
+        // registers, r3 from start-cpu, r31 kept for a UV entry.
+        let mut gpr = [0u64; 32];
+        gpr[3] = r3;
+        gpr[31] = r31;
+        match p.start_cpu_entry(caller_msr) {
+            Resume::UvReturn => Some(
+                uv.uv_return(
+                    LPID,
+                    &UvReturn::from_vcpu(&gpr, 0),
+                    args[1],
+                    0x8000_0000_0000_1000,
+                )
+                .expect("UV_RETURN accepted"),
+            ),
+            Resume::Hrfid => {
+                uv.hrfid(LPID);
+                None
+            }
+        }
+    };
+    let svm = start(&p, &mut uv, MSR | MSR_S, args[2], 0).expect("entered through the UV");
+    assert_eq!(svm.pc, 0x6000);
+    assert_eq!(
+        svm.msr,
+        (1 << 63) | 0x1000 | MSR_S,
+        "secure from its first instruction"
+    );
+    assert_eq!(svm.r3, 0x1234, "start-cpu's r3, not the cookie");
+    // vCPU 1 stops itself (reflected H_RTAS stop-self: its r31 is the cookie)
+    // and is started again.
+    let (_, _, stop_cookie) = uv.reflect_interrupt(LPID, 0xc000_0000_0000_7000, MSR | MSR_S);
+    let args = uv.start_cpu(LPID, 1, 0x6000, 0x5678);
+    let svm = start(&p, &mut uv, MSR | MSR_S, args[2], stop_cookie).expect("through the UV");
+    assert_eq!((svm.pc, svm.r3), (0x6000, 0x5678));
+    assert_eq!(uv.outstanding_cookies(LPID), 0, "stop-self cookie released");
+    assert!(uv.violations.is_empty(), "{:?}", uv.violations);
+    // Entering a secure vCPU with hrfid is what the model forbids.
+    uv.hrfid(LPID);
+    assert_eq!(uv.violations, [Violation::HrfidIntoSvm { lpid: LPID }]);
+
+    // A normal partition (or one without an ultravisor): hrfid.
+    let normal = PartitionUv::new(LPID + 1, false, &memory(), true);
+    assert_eq!(normal.start_cpu_entry(MSR), Resume::Hrfid);
+    let no_uv = PartitionUv::new(LPID + 2, true, &memory(), false);
+    assert_eq!(no_uv.start_cpu_entry(MSR | MSR_S), Resume::Hrfid);
+    // A cookie the UV never gave is refused (the real UV asserts).
+    let mut gpr = [0u64; 32];
+    gpr[3] = 0x7777_0000;
+    gpr[31] = 0x1234_5000;
+    assert!(uv
+        .uv_return(LPID, &UvReturn::from_vcpu(&gpr, 0), 0x6000, 0)
+        .is_err());
 }

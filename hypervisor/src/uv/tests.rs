@@ -1,45 +1,19 @@
 //! The secure-VM protocol against the model ultravisor.
-use super::host::{self, PateRoute, PateStore};
+use super::fixtures::*;
+use super::host::{self, PateRoute};
 use super::model::{Call, ModelUv, Violation, ENCRYPT, SECURE_MEM_BIT};
 use super::svm::{self, PageState, Phase, SecureVm, SvmConfig};
 use super::*;
-use crate::mm::extent::ExtentMap;
 use crate::papr::hcall::{self as h, HcallError};
 
-/// Host real address of guest real 0: deliberately not 0, so "gpa == host
-/// address" mistakes fail; the second 2 MiB of the partition lie elsewhere
-/// (below the first), so "one contiguous block" mistakes fail too.
-const BASE: u64 = 0x4_1220_0000;
-const BASE2: u64 = 0x2_0000_0000;
-const EXTENT: u64 = 2 << 20;
-const MEM: u64 = 2 * EXTENT;
 const LPID: u32 = 3;
-const P: u64 = SVM_PAGE_SIZE;
 
 fn vm(secure_allowed: bool) -> SecureVm {
     SecureVm::new(SvmConfig {
         lpid: LPID,
         secure_allowed,
-        memory: ExtentMap::new(&[(BASE, EXTENT), (BASE2, EXTENT)]).unwrap(),
+        memory: memory(),
     })
-}
-
-/// The hypervisor's page behind `gpa`.
-fn hpa(gpa: u64) -> u64 {
-    if gpa < EXTENT {
-        BASE + gpa
-    } else {
-        BASE2 + gpa - EXTENT
-    }
-}
-
-/// A model whose hypervisor memory holds tag `0x100 + page` in every page.
-fn model() -> ModelUv {
-    let mut uv = ModelUv::new();
-    for i in 0..MEM / P {
-        uv.hv_mem.insert(hpa(i * P), 0x100 + i);
-    }
-    uv
 }
 
 fn call(vm: &mut SecureVm, uv: &mut ModelUv, secure: bool, op: u64, args: &[u64]) -> i64 {
@@ -560,15 +534,6 @@ fn uv_return_frame() {
     assert_eq!(f.r31, 0xdead_beef, "the cookie goes back untouched");
     let long = UvReturn::for_hcall(0, &[7; 12], 0, 5);
     assert_eq!(long.r4_r12, [7; 9]);
-}
-
-#[derive(Default)]
-struct Table(Vec<(u32, u64, u64)>);
-
-impl PateStore for Table {
-    fn store(&mut self, lpid: u32, dw0: u64, dw1: u64) {
-        self.0.push((lpid, dw0, dw1));
-    }
 }
 
 #[test]

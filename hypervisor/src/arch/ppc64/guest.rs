@@ -107,52 +107,29 @@ global_asm!(
     .set PCX_TOC, {pc_toc}
     .set HF, {host_frame}
 
-    /* u64 paprika_guest_enter(GuestRegs *r3) */
-    .globl paprika_guest_enter
-paprika_guest_enter:
+    /* Opens both entries (`paprika_guest_enter`, `paprika_guest_enter_uv`):
+       saves the host's non-volatile state in a new frame on the host stack and
+       records the stack and the vCPU's GuestRegs (r3) in PerCpu; r4 = PerCpu. */
+    .macro PAPRIKA_GX_HOST_FRAME
     mflr 0
     std 0, 16(1)
     stdu 1, -HF(1)
     std 2, 32+0*8(1)
-    std 13, 32+1*8(1)
-    std 14, 32+2*8(1)
-    std 15, 32+3*8(1)
-    std 16, 32+4*8(1)
-    std 17, 32+5*8(1)
-    std 18, 32+6*8(1)
-    std 19, 32+7*8(1)
-    std 20, 32+8*8(1)
-    std 21, 32+9*8(1)
-    std 22, 32+10*8(1)
-    std 23, 32+11*8(1)
-    std 24, 32+12*8(1)
-    std 25, 32+13*8(1)
-    std 26, 32+14*8(1)
-    std 27, 32+15*8(1)
-    std 28, 32+16*8(1)
-    std 29, 32+17*8(1)
-    std 30, 32+18*8(1)
-    std 31, 32+19*8(1)
+    .irp n, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+    std \n, 32+(\n-12)*8(1)
+    .endr
     mfcr 0
     std 0, 32+20*8(1)
     mfspr 4, 304
     std 1, PCX_HOST_SP(4)
     std 3, PCX_VCPU(4)
-    /* A hash-MMU partition: its LPCR (HR = 0) is loaded with translation off
-       (the code, stack and GuestRegs are linear-map addresses, which real mode
-       reaches by ignoring the top bits). */
-    ld 5, GX_HASH_LPCR(3)
-    cmpdi 5, 0
-    beq 1f
-    mfmsr 6
-    li 7, 0x30
-    andc 6, 6, 7
-    mtmsrd 6
-    isync
-    mtspr 318, 5
-    isync
-1:
-    /* Interrupts stay off until hrfid loads the guest MSR. */
+    .endm
+
+    /* What both entries load from the GuestRegs at r3 (r4 = PerCpu): HSRR0/1 =
+       the guest's PC and MSR, the in-guest flag, CR, LR, CTR, XER, r1 and
+       r4-r31. Interrupts stay off until the guest's MSR is loaded. r0, r2 and
+       r3 are the caller's to load. */
+    .macro PAPRIKA_GX_LOAD_GUEST
     ld 5, GX_PC(3)
     mtspr 314, 5
     ld 5, GX_MSR(3)
@@ -167,39 +144,66 @@ paprika_guest_enter:
     mtctr 5
     ld 5, GX_XER(3)
     mtxer 5
-    ld 0, GX_GPR+0*8(3)
     ld 1, GX_GPR+1*8(3)
+    .irp n, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+    ld \n, GX_GPR+\n*8(3)
+    .endr
+    .endm
+
+    /* u64 paprika_guest_enter(GuestRegs *r3) */
+    .globl paprika_guest_enter
+paprika_guest_enter:
+    PAPRIKA_GX_HOST_FRAME
+    /* A hash-MMU partition: its LPCR (HR = 0) is loaded with translation off
+       (the code, stack and GuestRegs are linear-map addresses, which real mode
+       reaches by ignoring the top bits). */
+    ld 5, GX_HASH_LPCR(3)
+    cmpdi 5, 0
+    beq 1f
+    mfmsr 6
+    li 7, 0x30
+    andc 6, 6, 7
+    mtmsrd 6
+    isync
+    mtspr 318, 5
+    isync
+1:
+    PAPRIKA_GX_LOAD_GUEST
+    ld 0, GX_GPR+0*8(3)
     ld 2, GX_GPR+2*8(3)
-    ld 4, GX_GPR+4*8(3)
-    ld 5, GX_GPR+5*8(3)
-    ld 6, GX_GPR+6*8(3)
-    ld 7, GX_GPR+7*8(3)
-    ld 8, GX_GPR+8*8(3)
-    ld 9, GX_GPR+9*8(3)
-    ld 10, GX_GPR+10*8(3)
-    ld 11, GX_GPR+11*8(3)
-    ld 12, GX_GPR+12*8(3)
-    ld 13, GX_GPR+13*8(3)
-    ld 14, GX_GPR+14*8(3)
-    ld 15, GX_GPR+15*8(3)
-    ld 16, GX_GPR+16*8(3)
-    ld 17, GX_GPR+17*8(3)
-    ld 18, GX_GPR+18*8(3)
-    ld 19, GX_GPR+19*8(3)
-    ld 20, GX_GPR+20*8(3)
-    ld 21, GX_GPR+21*8(3)
-    ld 22, GX_GPR+22*8(3)
-    ld 23, GX_GPR+23*8(3)
-    ld 24, GX_GPR+24*8(3)
-    ld 25, GX_GPR+25*8(3)
-    ld 26, GX_GPR+26*8(3)
-    ld 27, GX_GPR+27*8(3)
-    ld 28, GX_GPR+28*8(3)
-    ld 29, GX_GPR+29*8(3)
-    ld 30, GX_GPR+30*8(3)
-    ld 31, GX_GPR+31*8(3)
     ld 3, GX_GPR+3*8(3)
     hrfid
+
+    /* u64 paprika_guest_enter_uv(GuestRegs *r3): `paprika_guest_enter` for a
+       vCPU whose last exit the ultravisor reflected (a secure VM, or its UV_ESM).
+       Same host frame and PerCpu records, HSRR0/1 = the guest PC (the UV's
+       cookie) and MSR, every guest GPR but r0, r2 and r3 loaded, then the
+       ultracall UV_RETURN (Linux book3s_hv_rmhandlers.S `ret_to_ultra`):
+       r0 = the guest's r3 (the hcall's return value), r2 = SRR1 (the UV detects
+       an interrupt the hypervisor synthesized), r3 = UV_RETURN, r31 = the
+       guest's r31 (the cookie, untouched). The UV resumes the vCPU; its next
+       exit arrives through `paprika_guest_exit` as any other. Secure VMs are
+       radix, so there is no hash-LPCR step. */
+    .globl paprika_guest_enter_uv
+paprika_guest_enter_uv:
+    PAPRIKA_GX_HOST_FRAME
+    PAPRIKA_GX_LOAD_GUEST
+    ld 0, GX_GPR+3*8(3)
+    mfspr 2, 27
+    li 3, 0
+    ori 3, 3, {uv_return}
+    sc 2
+    /* The UV came back instead of resuming the vCPU (a refused UV_RETURN): the
+       thread is the hypervisor's again; return the pseudo-vector UV_RETURN
+       through the common host return (r12 = what `paprika_guest_enter` returns). */
+    mfspr 13, 304
+    li 0, 0
+    std 0, PCX_IN_GUEST(13)
+    ld 1, PCX_HOST_SP(13)
+    ld 2, 32+0*8(1)
+    li 12, 0
+    ori 12, 12, {uv_return}
+    b paprika_guest_return
 
     /* Reached from the interrupt entry in real mode when the thread was in a guest:
        r13 = PerCpu, r12 = vector, guest r11/r12/CR in PerCpu, guest r13 in HSPRG1. */
@@ -380,6 +384,7 @@ paprika_guest_return:
     h_put_term_char = const crate::papr::hcall::H_PUT_TERM_CHAR,
     h_prod = const crate::papr::hcall::H_PROD,
     host_frame = const HOST_FRAME,
+    uv_return = const crate::uv::UV_RETURN,
 );
 
 extern "C" {
@@ -408,134 +413,6 @@ pub unsafe fn enter(regs: &mut GuestRegs) -> u64 {
 /// came back to the hypervisor with a status): not an interrupt vector; the
 /// partition is stopped with a fault (`fault::vector_name`).
 pub const EXIT_UV_RETURN_REFUSED: u64 = crate::uv::UV_RETURN;
-
-global_asm!(
-    r#"
-    .section .text.exception, "ax"
-    .set GXU_GPR, {g_gpr}
-    .set GXU_CR, {g_cr}
-    .set GXU_LR, {g_lr}
-    .set GXU_CTR, {g_ctr}
-    .set GXU_XER, {g_xer}
-    .set GXU_PC, {g_pc}
-    .set GXU_MSR, {g_msr}
-    .set PCXU_HOST_SP, {pc_host_sp}
-    .set PCXU_VCPU, {pc_vcpu}
-    .set PCXU_IN_GUEST, {pc_in_guest}
-    .set HFU, {host_frame}
-
-    /* u64 paprika_guest_enter_uv(GuestRegs *r3): `paprika_guest_enter` for a
-       vCPU whose last exit the ultravisor reflected (a secure VM, or its UV_ESM).
-       Same host frame and PerCpu records, HSRR0/1 = the guest PC (the UV's
-       cookie) and MSR, every guest GPR but r0, r2 and r3 loaded, then the
-       ultracall UV_RETURN (Linux book3s_hv_rmhandlers.S `ret_to_ultra`):
-       r0 = the guest's r3 (the hcall's return value), r2 = SRR1 (the UV detects
-       an interrupt the hypervisor synthesized), r3 = UV_RETURN, r31 = the
-       guest's r31 (the cookie, untouched). The UV resumes the vCPU; its next
-       exit arrives through `paprika_guest_exit` as any other. */
-    .globl paprika_guest_enter_uv
-paprika_guest_enter_uv:
-    mflr 0
-    std 0, 16(1)
-    stdu 1, -HFU(1)
-    std 2, 32+0*8(1)
-    std 13, 32+1*8(1)
-    std 14, 32+2*8(1)
-    std 15, 32+3*8(1)
-    std 16, 32+4*8(1)
-    std 17, 32+5*8(1)
-    std 18, 32+6*8(1)
-    std 19, 32+7*8(1)
-    std 20, 32+8*8(1)
-    std 21, 32+9*8(1)
-    std 22, 32+10*8(1)
-    std 23, 32+11*8(1)
-    std 24, 32+12*8(1)
-    std 25, 32+13*8(1)
-    std 26, 32+14*8(1)
-    std 27, 32+15*8(1)
-    std 28, 32+16*8(1)
-    std 29, 32+17*8(1)
-    std 30, 32+18*8(1)
-    std 31, 32+19*8(1)
-    mfcr 0
-    std 0, 32+20*8(1)
-    mfspr 4, 304
-    std 1, PCXU_HOST_SP(4)
-    std 3, PCXU_VCPU(4)
-    ld 5, GXU_PC(3)
-    mtspr 314, 5
-    ld 5, GXU_MSR(3)
-    mtspr 315, 5
-    li 5, 1
-    std 5, PCXU_IN_GUEST(4)
-    ld 5, GXU_CR(3)
-    mtcr 5
-    ld 5, GXU_LR(3)
-    mtlr 5
-    ld 5, GXU_CTR(3)
-    mtctr 5
-    ld 5, GXU_XER(3)
-    mtxer 5
-    ld 1, GXU_GPR+1*8(3)
-    ld 4, GXU_GPR+4*8(3)
-    ld 5, GXU_GPR+5*8(3)
-    ld 6, GXU_GPR+6*8(3)
-    ld 7, GXU_GPR+7*8(3)
-    ld 8, GXU_GPR+8*8(3)
-    ld 9, GXU_GPR+9*8(3)
-    ld 10, GXU_GPR+10*8(3)
-    ld 11, GXU_GPR+11*8(3)
-    ld 12, GXU_GPR+12*8(3)
-    ld 13, GXU_GPR+13*8(3)
-    ld 14, GXU_GPR+14*8(3)
-    ld 15, GXU_GPR+15*8(3)
-    ld 16, GXU_GPR+16*8(3)
-    ld 17, GXU_GPR+17*8(3)
-    ld 18, GXU_GPR+18*8(3)
-    ld 19, GXU_GPR+19*8(3)
-    ld 20, GXU_GPR+20*8(3)
-    ld 21, GXU_GPR+21*8(3)
-    ld 22, GXU_GPR+22*8(3)
-    ld 23, GXU_GPR+23*8(3)
-    ld 24, GXU_GPR+24*8(3)
-    ld 25, GXU_GPR+25*8(3)
-    ld 26, GXU_GPR+26*8(3)
-    ld 27, GXU_GPR+27*8(3)
-    ld 28, GXU_GPR+28*8(3)
-    ld 29, GXU_GPR+29*8(3)
-    ld 30, GXU_GPR+30*8(3)
-    ld 31, GXU_GPR+31*8(3)
-    ld 0, GXU_GPR+3*8(3)
-    mfspr 2, 27
-    li 3, 0
-    ori 3, 3, {uv_return}
-    sc 2
-    /* The UV came back instead of resuming the vCPU (a refused UV_RETURN): the
-       thread is the hypervisor's again; return the pseudo-vector UV_RETURN
-       through the common host return (r12 = what `paprika_guest_enter` returns). */
-    mfspr 13, 304
-    li 0, 0
-    std 0, PCXU_IN_GUEST(13)
-    ld 1, PCXU_HOST_SP(13)
-    ld 2, 32+0*8(1)
-    li 12, 0
-    ori 12, 12, {uv_return}
-    b paprika_guest_return
-"#,
-    g_gpr = const G_GPR,
-    g_cr = const G_CR,
-    g_lr = const G_LR,
-    g_ctr = const G_CTR,
-    g_xer = const G_XER,
-    g_pc = const G_PC,
-    g_msr = const G_MSR,
-    pc_host_sp = const percpu::PC_HOST_SP,
-    pc_vcpu = const percpu::PC_VCPU,
-    pc_in_guest = const percpu::PC_IN_GUEST,
-    host_frame = const HOST_FRAME,
-    uv_return = const crate::uv::UV_RETURN,
-);
 
 extern "C" {
     fn paprika_guest_enter_uv(regs: *mut GuestRegs) -> u64;

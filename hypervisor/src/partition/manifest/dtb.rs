@@ -370,7 +370,9 @@ fn strings(b: &[u8]) -> Result<Vec<String>, &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{from_dtb, from_tables, Manifest, MmuMode, PartitionSpec};
+    use super::super::{
+        from_dtb, from_tables, generated_mac, DiskSpec, Manifest, MmuMode, NetSpec, PartitionSpec,
+    };
     use super::*;
     use crate::testutil::XorShift;
 
@@ -388,6 +390,28 @@ mod tests {
             secure: true,
             nested: true,
             mmu: MmuMode::Any,
+            net: vec![
+                NetSpec {
+                    mac: generated_mac("linux", 0),
+                    vlan: 1,
+                    trunk: false,
+                },
+                NetSpec {
+                    mac: [2, 0xaa, 0, 0, 0, 7],
+                    vlan: 12,
+                    trunk: true,
+                },
+            ],
+            disks: vec![
+                DiskSpec {
+                    image: "root.img".into(),
+                    readonly: false,
+                },
+                DiskSpec {
+                    image: "ro.img".into(),
+                    readonly: true,
+                },
+            ],
         };
         let mut m = Manifest {
             machine: Default::default(),
@@ -407,6 +431,8 @@ mod tests {
                 secure: false,
                 nested: false,
                 mmu: MmuMode::Hash,
+                net: Vec::new(),
+                disks: Vec::new(),
             });
         }
         m.machine.power_off_when_idle = false;
@@ -443,6 +469,15 @@ mod tests {
             .collect();
         assert_eq!(names[..2], ["machine", "partition@0"]);
         assert_eq!(names[11..], ["partition@a", "partition@b"]);
+        // Sub-tables are child nodes of their partition's, in order.
+        let subs: Vec<&str> = fdt
+            .tokens()
+            .filter_map(|t| match t.unwrap() {
+                Token::Begin { name, depth: 2 } => Some(name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(subs, ["net@0", "net@1", "disk@0", "disk@1"]);
     }
 
     #[test]
@@ -705,7 +740,7 @@ mod tests {
                 "sub-node in a partition",
                 {
                     let mut b = partition("partition@0", 0);
-                    b.insert(6, T::Begin("net@0"));
+                    b.insert(6, T::Begin("usb@0"));
                     b.insert(7, T::End);
                     tree(b)
                 },
@@ -722,6 +757,39 @@ mod tests {
                     T::End,
                 ]),
                 Box::new(|e| matches!(e.kind, ErrorKind::UnknownTable(_) | ErrorKind::Dtb(_))),
+            ),
+            (
+                "deeper than a sub-table",
+                {
+                    let mut b = partition("partition@0", 0);
+                    b.insert(6, T::Begin("net@0"));
+                    b.insert(7, T::Begin("x"));
+                    b.insert(8, T::End);
+                    b.insert(9, T::End);
+                    tree(b)
+                },
+                dtb("deeper than a sub-table"),
+            ),
+            (
+                "sub-tables out of order",
+                {
+                    let mut b = partition("partition@0", 0);
+                    b.insert(6, T::Begin("net@1"));
+                    b.insert(7, T::End);
+                    tree(b)
+                },
+                dtb("unit address"),
+            ),
+            (
+                "bad sub-table property",
+                {
+                    let mut b = partition("partition@0", 0);
+                    b.insert(6, T::Begin("disk@0"));
+                    b.insert(7, T::Prop("readonly", b"\0\0\0\x02"));
+                    b.insert(8, T::End);
+                    tree(b)
+                },
+                dtb("boolean"),
             ),
             (
                 "property after a child",

@@ -14,6 +14,8 @@ pub const OPAL_CONSOLE_READ: u64 = 2;
 pub const OPAL_RTC_READ: u64 = 3;
 pub const OPAL_CEC_POWER_DOWN: u64 = 5;
 pub const OPAL_CEC_REBOOT: u64 = 6;
+pub const OPAL_READ_NVRAM: u64 = 7;
+pub const OPAL_WRITE_NVRAM: u64 = 8;
 pub const OPAL_POLL_EVENTS: u64 = 10;
 pub const OPAL_START_CPU: u64 = 41;
 pub const OPAL_QUERY_CPU_STATUS: u64 = 42;
@@ -250,6 +252,35 @@ pub fn rtc_read_start() -> Result<(u32, u64), OpalError> {
         core::mem::take(&mut ymd).get(),
         core::mem::take(&mut hms).get(),
     ))
+}
+
+/// OPAL_READ_NVRAM / OPAL_WRITE_NVRAM of `len` bytes at `buf` (a real
+/// address) and NVRAM offset `offset`, retrying while OPAL is busy (at most two
+/// seconds: the flash sits behind the BMC).
+fn nvram_call(token: u64, buf: u64, len: usize, offset: u64) -> Result<(), OpalError> {
+    let start = instr::mftb();
+    let limit = crate::arch::ppc64::timer::us_to_ticks(2_000_000);
+    loop {
+        match call(token, &[buf, len as u64, offset]) {
+            Ok(_) => return Ok(()),
+            Err(OpalError::Busy) | Err(OpalError::BusyEvent)
+                if instr::mftb().wrapping_sub(start) < limit =>
+            {
+                poll_events();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads the host NVRAM (skiboot's, in flash when the machine has some).
+pub fn nvram_read(out: &mut [u8], offset: u64) -> Result<(), OpalError> {
+    nvram_call(OPAL_READ_NVRAM, real(out.as_mut_ptr()), out.len(), offset)
+}
+
+/// Writes the host NVRAM (skiboot passes it on to the flash).
+pub fn nvram_write(data: &[u8], offset: u64) -> Result<(), OpalError> {
+    nvram_call(OPAL_WRITE_NVRAM, real(data.as_ptr()), data.len(), offset)
 }
 
 /// Powers the machine off. Never returns.

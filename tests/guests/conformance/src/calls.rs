@@ -5,20 +5,6 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use paprika_guest_rt::*;
 
-const H_HARDWARE: i64 = -1;
-const H_RESOURCE: i64 = -16;
-const H_P4: i64 = -57;
-const H_P5: i64 = -58;
-
-const H_PAGE_INIT: u64 = 0x2c;
-const H_LOGICAL_CI_LOAD: u64 = 0x3c;
-const H_LOGICAL_CI_STORE: u64 = 0x40;
-const H_REGISTER_VPA: u64 = 0xdc;
-const H_CEDE: u64 = 0xe0;
-const H_PROD: u64 = 0xe8;
-const H_REGISTER_PROC_TBL: u64 = 0x37c;
-const H_RPT_INVALIDATE: u64 = 0x448;
-
 const REG_VPA: u64 = 1 << (63 - 18);
 const REG_DTL: u64 = 2 << (63 - 18);
 const REG_SLB: u64 = 3 << (63 - 18);

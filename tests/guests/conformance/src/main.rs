@@ -13,18 +13,6 @@ mod xive;
 #[cfg(target_arch = "powerpc64")]
 mod guest {
     use paprika_guest_rt::*;
-
-    const H_GET_TERM_CHAR: u64 = 0x54;
-    const H_PUT_TERM_CHAR: u64 = 0x58;
-    const H_RANDOM: u64 = 0x300;
-    const H_SET_MODE: u64 = 0x31c;
-    const H_GET_CPU_CHARACTERISTICS: u64 = 0x1c8;
-    const H_CEDE: u64 = 0xe0;
-    const H_PROD: u64 = 0xe8;
-    const H_CONFER: u64 = 0xe4;
-    const H_PAGE_INIT: u64 = 0x2c;
-    const H_LOGICAL_CI_LOAD: u64 = 0x3c;
-    const H_LOGICAL_CI_STORE: u64 = 0x40;
     const H_ZERO_PAGE: u64 = 1 << (63 - 48);
     const VTY: u64 = 0x7100_0000;
 

@@ -7,8 +7,6 @@
 use paprika_guest_rt::*;
 
 const VTY_SOURCE: u32 = 0x1000;
-const H_EOI: u64 = 0x64;
-const H_IPOLL: u64 = 0x70;
 
 fn rtas(name: &str, args: &[u32], nret: usize) -> [i32; 8] {
     rtas_call(name, args, nret).unwrap_or([-99; 8])

@@ -15,21 +15,6 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use paprika_guest_rt::mmio::{in_8, in_be32, in_be64, out_8, out_be64, raw_be16};
 use paprika_guest_rt::*;
 
-const H_P4: i64 = -57;
-const H_P5: i64 = -58;
-
-const H_INT_GET_SOURCE_INFO: u64 = 0x3a8;
-const H_INT_SET_SOURCE_CONFIG: u64 = 0x3ac;
-const H_INT_GET_SOURCE_CONFIG: u64 = 0x3b0;
-const H_INT_GET_QUEUE_INFO: u64 = 0x3b4;
-const H_INT_SET_QUEUE_CONFIG: u64 = 0x3b8;
-const H_INT_GET_QUEUE_CONFIG: u64 = 0x3bc;
-const H_INT_SET_OS_REPORTING_LINE: u64 = 0x3c0;
-const H_INT_GET_OS_REPORTING_LINE: u64 = 0x3c4;
-const H_INT_ESB: u64 = 0x3c8;
-const H_INT_SYNC: u64 = 0x3cc;
-const H_INT_RESET: u64 = 0x3d0;
-
 /// H_INT_SET_SOURCE_CONFIG flags (PAPR bit 63 = 0x1).
 const SRC_CFG_MASK: u64 = 0x1;
 const SRC_CFG_SET_EISN: u64 = 0x2;

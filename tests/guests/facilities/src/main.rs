@@ -242,9 +242,6 @@ mod guest {
         let erratum = (pvr >> 16) & 0xffff == 0x004e
             && ((pvr >> 8) & 0xf < 2 || ((pvr >> 8) & 0xf == 2 && pvr & 0xff < 3));
         println!("PVR {:#x}: DAWR erratum {}", pvr, erratum);
-        const H_SET_MODE: u64 = 0x31c;
-        const H_SET_DABR: u64 = 0x28;
-        const H_HARDWARE: i64 = -1;
         // Watch a doubleword the guest never touches: kernel, read and write.
         let (rc, _) = hcall(H_SET_MODE, &[0, 2, 0x3f_0000, 0x62]);
         let want = if erratum { H_P2 } else { H_SUCCESS };

@@ -12,15 +12,7 @@ mod guest {
     use core::arch::asm;
     use core::sync::atomic::{AtomicU64, Ordering};
     use paprika_guest_rt::*;
-
-    const H_REMOVE: u64 = 0x04;
-    const H_ENTER: u64 = 0x08;
-    const H_READ: u64 = 0x0c;
-    const H_PROTECT: u64 = 0x18;
-    const H_BULK_REMOVE: u64 = 0x124;
-    const H_REGISTER_PROC_TBL: u64 = 0x37c;
-    const H_PTEG_FULL: i64 = -6;
-    const H_NOT_FOUND: i64 = -7;
+    const H_BOLTED: u64 = 0x10;
     const H_EXACT: u64 = 1 << (63 - 24);
     const H_AVPN: u64 = 1 << (63 - 32);
 
@@ -120,6 +112,121 @@ mod guest {
         }
     }
 
+    /// H_RESIZE_HPT_PREPARE until it is no longer "long busy" (9900-9905,
+    /// Linux `pseries_lpar_resize_hpt`).
+    fn prepare(shift: u64) -> i64 {
+        loop {
+            let (rc, _) = hcall(H_RESIZE_HPT_PREPARE, &[0, shift]);
+            if !(9900..=9905).contains(&rc) {
+                return rc;
+            }
+        }
+    }
+
+    /// The HPT resize calls ("hcall-hpt-resize"), as Linux makes them when
+    /// memory is added (`resize_hpt_for_hotplug`): their refusals, then a
+    /// table twice as big and back, with a bolted mapping of `page` at `EA`
+    /// surviving both rehashes and real mode (VRMA) working throughout.
+    fn resize(shift: u32, mem: u64, page: u64) {
+        let shift = u64::from(shift);
+        let (rc, _) = hcall(H_RESIZE_HPT_COMMIT, &[0, shift + 1]);
+        check(
+            "resize-commit-unprepared",
+            rc == H_CLOSED,
+            format_args!("rc {}", rc),
+        );
+        for (what, flags, s, want) in [
+            ("flags", 1, shift + 1, H_PARAMETER),
+            ("below-2^18", 0, 17, H_PARAMETER),
+            ("above-2^46", 0, 47, H_PARAMETER),
+            ("two-orders-up", 0, shift + 2, H_RESOURCE),
+        ] {
+            let (rc, _) = hcall(H_RESIZE_HPT_PREPARE, &[flags, s]);
+            check(
+                "resize-prepare-refused",
+                rc == want,
+                format_args!("{}: rc {} want {}", what, rc, want),
+            );
+        }
+        let rc = prepare(shift + 1);
+        check("resize-prepare", rc == 0, format_args!("rc {}", rc));
+        let (rc, _) = hcall(H_RESIZE_HPT_PREPARE, &[0, 0]);
+        check("resize-cancel", rc == 0, format_args!("rc {}", rc));
+        let (rc, _) = hcall(H_RESIZE_HPT_COMMIT, &[0, shift + 1]);
+        check(
+            "resize-commit-cancelled",
+            rc == H_CLOSED,
+            format_args!("rc {}", rc),
+        );
+
+        // A bolted mapping of `page` at `EA` (the SLB entry is still there).
+        write_real(page + 24, 0x600d_f00d);
+        // The primary hash, before it is masked to a table size.
+        let hash = VSID ^ ((EA & 0x0fff_ffff) >> 12);
+        let pteh = ((VSID << 28 | (EA & 0x0fff_ffff)) >> 23 << 7) | H_BOLTED | V_VALID;
+        let mask = (1u64 << (shift - 7)) - 1;
+        let (rc, out) = hcall(H_ENTER, &[0, (hash & mask) * 8, pteh, page | R_M]);
+        let slot = out[0];
+        check("resize-bolted-enter", rc == 0, format_args!("rc {}", rc));
+        let dsi = DSI.load(Ordering::Acquire);
+        for (step, to) in [("grow", shift + 1), ("shrink", shift)] {
+            let rc = prepare(to);
+            let (crc, _) = if rc == 0 {
+                let (bad, _) = hcall(H_RESIZE_HPT_COMMIT, &[1, to]);
+                check(
+                    "resize-commit-flags",
+                    bad == H_PARAMETER,
+                    format_args!("rc {}", bad),
+                );
+                let (other, _) = hcall(H_RESIZE_HPT_COMMIT, &[0, to + 5]);
+                check(
+                    "resize-commit-other-size",
+                    other == H_CLOSED,
+                    format_args!("rc {}", other),
+                );
+                hcall(H_RESIZE_HPT_COMMIT, &[0, to])
+            } else {
+                (rc, [0; 4])
+            };
+            check(
+                "resize-commit",
+                rc == 0 && crc == 0,
+                format_args!("{}: prepare {} commit {}", step, rc, crc),
+            );
+            let groups = 1u64 << (to - 7);
+            let got = load_translated(EA + 24);
+            check(
+                "resize-bolted-mapping-kept",
+                got == 0x600d_f00d && DSI.load(Ordering::Acquire) == dsi,
+                format_args!("{}: read {:#x}", step, got),
+            );
+            // The entry moved to the group of its hash in the new table, same slot.
+            let new_slot = (hash & (groups - 1)) * 8 + slot % 8;
+            let (rc, out) = hcall(H_READ, &[0, new_slot]);
+            check(
+                "resize-entry-rehashed",
+                rc == 0 && out[0] == pteh && out[1] & 0x0fff_ffff_ffff_f000 == page,
+                format_args!("{}: rc {} v {:#x} r {:#x}", step, rc, out[0], out[1]),
+            );
+            // The index range is the new table's.
+            let (rc, out) = hcall(H_ENTER, &[0, groups * 8 - 8, pteh & !H_BOLTED, page | R_M]);
+            let (past, _) = hcall(H_ENTER, &[0, groups * 8, pteh, page | R_M]);
+            check(
+                "resize-index-range",
+                rc == 0 && past == H_PARAMETER,
+                format_args!("{}: last group {} one past {}", step, rc, past),
+            );
+            hcall(H_REMOVE, &[0, out[0], 0]);
+            // Real mode (the VRMA entries, bolted, rehashed too) reaches all memory.
+            write_real(mem - 8, to);
+            check(
+                "resize-real-mode",
+                read_real(mem - 8) == to,
+                format_args!("{}: last doubleword", step),
+            );
+        }
+    }
+
     #[no_mangle]
     fn guest_main(fdt: &'static [u8]) -> ! {
         set_interrupt_endianness_to_build();
@@ -147,8 +254,13 @@ mod guest {
         let has = |s: &[u8]| ht.split(|&b| b == 0).any(|w| w == s);
         check(
             "hypertas-pft-bulk",
-            has(b"hcall-pft") && has(b"hcall-bulk") && !has(b"hcall-hpt-resize"),
-            format_args!("ibm,hypertas-functions lacks hcall-pft/hcall-bulk"),
+            has(b"hcall-pft") && has(b"hcall-bulk") && has(b"hcall-hpt-resize"),
+            format_args!("ibm,hypertas-functions lacks hcall-pft/bulk/hpt-resize"),
+        );
+        check(
+            "vec5-hpt-resize",
+            vec5.len() > 6 && vec5[6] & 0x01 != 0,
+            format_args!("byte 6 of {:?}", vec5),
         );
         let reg = fdt_prop(fdt, "/memory@0", "reg").unwrap_or(&[0; 16]);
         let mem = u64::from_be_bytes([
@@ -326,6 +438,7 @@ mod guest {
             rc == 0 && out[0] >> 62 == 2 && (out[0] >> 60) & 3 == 0,
             format_args!("rc {} response {:#x}", rc, out[0]),
         );
+        resize(shift, mem, page);
         finish()
     }
 }

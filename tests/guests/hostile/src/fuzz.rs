@@ -20,16 +20,9 @@ use paprika_guest_rt::*;
 
 use crate::env::{Class, Env, Region};
 use crate::rng::{pattern, Rng};
-
-pub const H_HARDWARE: i64 = -1;
 pub const H_FUNC: i64 = -2;
 pub const H_PARAM: i64 = -4;
-pub const H_RESOURCE: i64 = -16;
-pub const H_P4: i64 = -57;
-pub const H_P5: i64 = -58;
 pub const H_UNSUP_FLAG: i64 = -256;
-pub const H_NOT_AVAILABLE: i64 = 3;
-pub const H_UNSUPPORTED: i64 = -67;
 
 /// What an hcall must answer.
 #[derive(Clone, Copy, Debug)]
@@ -132,6 +125,18 @@ pub fn implemented(op: u64) -> bool {
             | 0xe4
             | 0xe8
             | 0x104
+            // H_REG_CRQ, H_FREE_CRQ, H_SEND_CRQ, H_ENABLE_CRQ: no v-scsi adapter
+            // here, so H_PARAMETER or H_NOT_FOUND by unit (docs/vscsi.md).
+            | 0xfc
+            | 0x100
+            | 0x108
+            | 0x2b0
+            // H_GET_TCE, H_PUT_TCE, H_STUFF_TCE, H_PUT_TCE_INDIRECT: no DMA
+            // window here, so H_PARAMETER (unknown LIOBN) whatever the arguments.
+            | 0x1c
+            | 0x20
+            | 0x138
+            | 0x13c
             | 0x134
             | 0x1c8
             | 0x2ec
@@ -1344,9 +1349,14 @@ impl<'a> Fuzz<'a> {
             (0xf002, H_FUNC),
             (0xf005, H_FUNC),
             (0x298, H_FUNC),
-            (0xfc, H_FUNC),
-            (0x1c, H_FUNC),
-            (0x20, H_FUNC),
+            // H_REG_CRQ with a random length (outside 4 KiB..256 MiB but for
+            // odds of 2^-36) and unit: H_PARAMETER (docs/vscsi.md).
+            (0xfc, H_PARAM),
+            // A LIOBN that names no DMA window (this partition has none).
+            (0x1c, H_PARAM),
+            (0x20, H_PARAM),
+            (0x138, H_PARAM),
+            (0x13c, H_PARAM),
             (0x45c, H_FUNC),
             (0xf804, H_FUNC),
             (0x460, H_FUNC),

@@ -16,15 +16,6 @@ mod guest {
     use core::arch::asm;
     use paprika_guest_rt::*;
 
-    const H_SET_PARTITION_TABLE: u64 = 0xf800;
-    const H_ENTER_NESTED: u64 = 0xf804;
-    const H_TLB_INVALIDATE: u64 = 0xf808;
-    const H_COPY_TOFROM_GUEST: u64 = 0xf80c;
-    const H_RPT_INVALIDATE: u64 = 0x448;
-    const H_NOT_AVAILABLE: i64 = 3;
-    const H_NOT_FOUND: i64 = -7;
-    const H_P5: i64 = -58;
-
     // HDSISR bits the L0 reports (KVM's).
     const DSISR_NOHPTE: u64 = 0x4000_0000;
     const DSISR_PROTFAULT: u64 = 0x0800_0000;

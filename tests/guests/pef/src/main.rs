@@ -12,7 +12,6 @@ mod guest {
     use paprika_guest_rt::*;
 
     const UV_ESM: u64 = 0xf110;
-    const H_UNSUPPORTED: i64 = -67;
     /// MSR/SRR1 bit 3 (IBM numbering): hypervisor state.
     const MSR_HV: u64 = 1 << 60;
 

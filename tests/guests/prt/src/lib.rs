@@ -290,6 +290,57 @@ mod rt {
     pub const H_P2: i64 = -55;
     pub const H_P3: i64 = -56;
     pub const H_UNSUPPORTED_FLAG: i64 = -256;
+    // hcall opcodes and return codes as Linux's hvcall.h numbers them, for
+    // every guest (each had its own copies).
+    pub const H_REMOVE: u64 = 0x04;
+    pub const H_ENTER: u64 = 0x08;
+    pub const H_READ: u64 = 0x0c;
+    pub const H_PROTECT: u64 = 0x18;
+    pub const H_SET_DABR: u64 = 0x28;
+    pub const H_PAGE_INIT: u64 = 0x2c;
+    pub const H_LOGICAL_CI_LOAD: u64 = 0x3c;
+    pub const H_LOGICAL_CI_STORE: u64 = 0x40;
+    pub const H_GET_TERM_CHAR: u64 = 0x54;
+    pub const H_PUT_TERM_CHAR: u64 = 0x58;
+    pub const H_EOI: u64 = 0x64;
+    pub const H_IPOLL: u64 = 0x70;
+    pub const H_REGISTER_VPA: u64 = 0xdc;
+    pub const H_CEDE: u64 = 0xe0;
+    pub const H_CONFER: u64 = 0xe4;
+    pub const H_PROD: u64 = 0xe8;
+    pub const H_BULK_REMOVE: u64 = 0x124;
+    pub const H_GET_CPU_CHARACTERISTICS: u64 = 0x1c8;
+    pub const H_RANDOM: u64 = 0x300;
+    pub const H_SET_MODE: u64 = 0x31c;
+    pub const H_RESIZE_HPT_PREPARE: u64 = 0x36c;
+    pub const H_RESIZE_HPT_COMMIT: u64 = 0x370;
+    pub const H_REGISTER_PROC_TBL: u64 = 0x37c;
+    pub const H_INT_GET_SOURCE_INFO: u64 = 0x3a8;
+    pub const H_INT_SET_SOURCE_CONFIG: u64 = 0x3ac;
+    pub const H_INT_GET_SOURCE_CONFIG: u64 = 0x3b0;
+    pub const H_INT_GET_QUEUE_INFO: u64 = 0x3b4;
+    pub const H_INT_SET_QUEUE_CONFIG: u64 = 0x3b8;
+    pub const H_INT_GET_QUEUE_CONFIG: u64 = 0x3bc;
+    pub const H_INT_SET_OS_REPORTING_LINE: u64 = 0x3c0;
+    pub const H_INT_GET_OS_REPORTING_LINE: u64 = 0x3c4;
+    pub const H_INT_ESB: u64 = 0x3c8;
+    pub const H_INT_SYNC: u64 = 0x3cc;
+    pub const H_INT_RESET: u64 = 0x3d0;
+    pub const H_RPT_INVALIDATE: u64 = 0x448;
+    pub const H_RTAS: u64 = 0xf000;
+    pub const H_SET_PARTITION_TABLE: u64 = 0xf800;
+    pub const H_ENTER_NESTED: u64 = 0xf804;
+    pub const H_TLB_INVALIDATE: u64 = 0xf808;
+    pub const H_COPY_TOFROM_GUEST: u64 = 0xf80c;
+    pub const H_HARDWARE: i64 = -1;
+    pub const H_CLOSED: i64 = 2;
+    pub const H_NOT_AVAILABLE: i64 = 3;
+    pub const H_PTEG_FULL: i64 = -6;
+    pub const H_NOT_FOUND: i64 = -7;
+    pub const H_RESOURCE: i64 = -16;
+    pub const H_P4: i64 = -57;
+    pub const H_P5: i64 = -58;
+    pub const H_UNSUPPORTED: i64 = -67;
 
     /// A hypervisor call: r3 = opcode, r4.. = args; returns (r3, r4..r7).
     pub fn hcall(op: u64, args: &[u64]) -> (i64, [u64; 4]) {

@@ -4,8 +4,6 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use paprika_guest_rt::*;
-
-const H_LOGICAL_CI_LOAD: u64 = 0x3c;
 const A: u64 = 0x0000_0000_ffff_ffff;
 const B: u64 = 0xffff_ffff_0000_0000;
 /// About 1 s of the 512 MHz timebase.

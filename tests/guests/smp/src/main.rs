@@ -24,8 +24,6 @@ mod guest {
     #[repr(C, align(4096))]
     struct Vpa([u8; 1024]);
     static mut VPA1: Vpa = Vpa([0; 1024]);
-    const H_REGISTER_VPA: u64 = 0xdc;
-    const H_RESOURCE: i64 = -16;
 
     fn yield_count(vpa: u64) -> u32 {
         // SAFETY: our own static, 4-aligned; the hypervisor writes the field.

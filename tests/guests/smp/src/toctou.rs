@@ -12,8 +12,6 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use paprika_guest_rt::mmio::in_be64;
 use paprika_guest_rt::*;
-
-const H_INT_GET_SOURCE_INFO: u64 = 0x3a8;
 const ESB_GET: u64 = 0x800;
 const ESB_SET_PQ_00: u64 = 0xc00;
 /// `lbz r3,0(r4)` and `stb r3,0(r5)`, then `blr`.

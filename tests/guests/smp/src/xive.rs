@@ -7,11 +7,6 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use paprika_guest_rt::mmio::{in_be32, in_be64, out_8, out_be64, raw_be16};
 use paprika_guest_rt::*;
-
-const H_INT_GET_SOURCE_INFO: u64 = 0x3a8;
-const H_INT_SET_SOURCE_CONFIG: u64 = 0x3ac;
-const H_INT_SET_QUEUE_CONFIG: u64 = 0x3b8;
-const H_INT_RESET: u64 = 0x3d0;
 const SRC_CFG_SET_EISN: u64 = 0x2;
 const EQ_ALWAYS_NOTIFY: u64 = 0x1;
 const PRIO: u64 = 6;

@@ -1,0 +1,248 @@
+//! `cargo xtask bench`, disk part (docs/vscsi.md): the stock Debian kernel reads
+//! a 32 MiB vscsi disk inside the guest, sequentially (1 MiB `dd`) and at 4 KiB
+//! random offsets (one `dd` each), in a Paprika partition (`[[partition.disk]]`,
+//! the in-hypervisor SRP target) and under `qemu-system-ppc64 -M pseries` with
+//! QEMU's own `spapr-vscsi` on the same image, in the same run. /init's
+//! `paprika.diskbench=1` mode times both with /proc/uptime (10 ms steps).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cmd::Cmd;
+use crate::error::{failed, Context, Result};
+use crate::linux;
+use crate::qemu::{self, Console, Machine, QemuConfig};
+use crate::setup::QEMU;
+use crate::{partitions, repo_root};
+
+const CMDLINE: &str = "console=hvc0 paprika.diskbench=1";
+const DONE: &str = "PAPRIKA-LINUX diskbench done";
+const FIGURES: &str = "PAPRIKA-LINUX diskbench ";
+/// The image: 32 MiB.
+const IMAGE_BYTES: usize = 32 << 20;
+
+fn bench_path(file: &str) -> PathBuf {
+    repo_root().join("target").join("bench").join(file)
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskFigures {
+    pub seq_mbps: f64,
+    pub rand_iops: f64,
+}
+
+/// Parses `PAPRIKA-LINUX diskbench seq_bytes=B seq_ms=S rand_reads=N rand_ms=R`.
+pub fn parse(log: &str) -> Option<DiskFigures> {
+    let line = log
+        .lines()
+        .filter_map(|l| l.split(FIGURES).nth(1))
+        .find(|l| l.starts_with("seq_bytes="))?;
+    let field = |k: &str| -> Option<f64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (bytes, seq_ms) = (field("seq_bytes")?, field("seq_ms")?.max(1.0));
+    let (reads, rand_ms) = (field("rand_reads")?, field("rand_ms")?.max(1.0));
+    Some(DiskFigures {
+        seq_mbps: bytes / (1 << 20) as f64 / (seq_ms / 1000.0),
+        rand_iops: reads / (rand_ms / 1000.0),
+    })
+}
+
+/// The side-by-side lines (ratio Paprika / pseries; the target is at least
+/// pseries').
+pub fn report(paprika: DiskFigures, pseries: Option<DiskFigures>) -> Vec<String> {
+    let mut l = Vec::new();
+    for (name, p, q) in [
+        (
+            "disk.seq_read_mib_s",
+            paprika.seq_mbps,
+            pseries.map(|r| r.seq_mbps),
+        ),
+        (
+            "disk.rand4k_read_iops",
+            paprika.rand_iops,
+            pseries.map(|r| r.rand_iops),
+        ),
+    ] {
+        match q {
+            Some(q) => {
+                l.push(format!(
+                    "{name}: paprika={p:.1} pseries={q:.1} ratio={:.2}",
+                    p / q.max(f64::MIN_POSITIVE)
+                ));
+                l.push(format!(
+                    "{name}_target_met: {}   (target: Paprika >= pseries)",
+                    if p >= q { "yes" } else { "no" }
+                ));
+            }
+            None => l.push(format!("{name}: paprika={p:.1}")),
+        }
+    }
+    l
+}
+
+fn image() -> Result<PathBuf> {
+    let path = bench_path("disk-bench.img");
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == IMAGE_BYTES as u64) {
+        return Ok(path);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut x: u32 = 0x9e37_79b9;
+    let data: Vec<u8> = (0..IMAGE_BYTES)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&path, data).context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+fn run_one(cmd: &Cmd, log: &Path, timeout: Duration, what: &str) -> Result<DiskFigures> {
+    let (outcome, seen) = qemu::run_until(cmd, log, timeout, DONE)?;
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    match parse(&text) {
+        Some(f) if seen => Ok(f),
+        _ => Err(failed!(
+            "{what}: no `{DONE}` with figures ({}); last 40 lines of {}:\n{}",
+            outcome.describe(timeout),
+            log.display(),
+            qemu::tail(&text, 40).trim_end()
+        )),
+    }
+}
+
+/// The disk manifest of the Paprika run: one partition of 512 MiB, one vCPU,
+/// the image read-only.
+pub fn manifest(vmlinux: &Path, initramfs: &Path, disk: &Path) -> String {
+    format!(
+        "# Written by `cargo xtask bench` (docs/benchmarks.md).\n\
+         [[partition]]\n\
+         name = \"linux\"\n\
+         memory = \"512M\"\n\
+         vcpus = 1\n\
+         cpus = [0]\n\
+         kernel = \"{}\"\n\
+         initrd = \"{}\"\n\
+         cmdline = \"{CMDLINE}\"\n\
+         \n\
+         [[partition.disk]]\n\
+         image = \"{}\"\n\
+         readonly = true\n",
+        vmlinux.display(),
+        initramfs.display(),
+        disk.display()
+    )
+}
+
+/// Runs both; `hypervisor` is the release image.
+pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<String>> {
+    let linux = linux::fetch(false)?;
+    let disk = image()?;
+    let manifest_path = bench_path("disk-bench.toml");
+    std::fs::write(
+        &manifest_path,
+        manifest(&linux.vmlinux, &linux.initramfs, &disk),
+    )
+    .context(|| format!("writing {}", manifest_path.display()))?;
+    let src = partitions::load(&manifest_path)?;
+    let size = partitions::size_machine(&src.manifest, 1, 1, None)?;
+    let plan = src.resolve()?;
+    let bundle = partitions::bundle_path(&src.name);
+    partitions::write_bundle(&plan, &bundle)?;
+    let cfg = QemuConfig {
+        machine: Machine::Powernv9,
+        memory_bytes: size.memory,
+        smp: qemu::smp_arg(size.cpus, 1)?,
+        kernel: hypervisor.to_path_buf(),
+        initrd: Some(bundle),
+        append: String::new(),
+        gdb: false,
+        console: Console::Detached,
+        extra: Vec::new(),
+    };
+    let paprika = run_one(
+        &cfg.command(),
+        &bench_path("disk-paprika.log"),
+        timeout,
+        "Paprika",
+    )?;
+    let reference = if pseries {
+        let cmd = Cmd::new(QEMU)
+            .args([
+                "-M",
+                "pseries",
+                "-m",
+                "512M",
+                "-nographic",
+                "-nodefaults",
+                "-serial",
+                "stdio",
+                "-device",
+                "spapr-vscsi,id=scsi0",
+                "-drive",
+            ])
+            .arg(format!(
+                "file={},if=none,format=raw,readonly=on,id=d0",
+                disk.display()
+            ))
+            .args(["-device", "scsi-hd,drive=d0,bus=scsi0.0,scsi-id=0,lun=0"])
+            .arg("-kernel")
+            .arg(&linux.vmlinux)
+            .arg("-initrd")
+            .arg(&linux.initramfs)
+            .args(["-append", CMDLINE]);
+        Some(run_one(
+            &cmd,
+            &bench_path("disk-pseries.log"),
+            timeout,
+            "-M pseries",
+        )?)
+    } else {
+        None
+    };
+    Ok(report(paprika, reference))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_reports() {
+        let log = "[linux] PAPRIKA-LINUX diskbench seq_bytes=33554432 seq_ms=2000 \
+                   rand_reads=400 rand_ms=4000\r\n[linux] PAPRIKA-LINUX diskbench done\r\n";
+        let f = parse(log).unwrap();
+        assert!((f.seq_mbps - 16.0).abs() < 1e-9);
+        assert!((f.rand_iops - 100.0).abs() < 1e-9);
+        let q = DiskFigures {
+            seq_mbps: 8.0,
+            rand_iops: 200.0,
+        };
+        let l = report(f, Some(q));
+        assert_eq!(
+            l[0],
+            "disk.seq_read_mib_s: paprika=16.0 pseries=8.0 ratio=2.00"
+        );
+        assert!(l[1].contains(": yes"));
+        assert_eq!(
+            l[2],
+            "disk.rand4k_read_iops: paprika=100.0 pseries=200.0 ratio=0.50"
+        );
+        assert!(l[3].contains(": no"));
+        assert_eq!(report(f, None).len(), 2);
+        assert!(parse("PAPRIKA-LINUX diskbench done").is_none());
+        let m = manifest(Path::new("/k"), Path::new("/i"), Path::new("/d.img"));
+        let parsed = crate::manifest::parse(&m).unwrap();
+        assert!(parsed.partitions[0].disks[0].readonly);
+    }
+}
