@@ -35,6 +35,44 @@ impl core::fmt::Display for Bdf {
     }
 }
 
+/// A function as Linux names it, `DDDD:BB:DD.F`: the domain is the PHB's
+/// `ibm,opal-phbid` (skiboot numbers PHBs so; Linux on PowerNV uses it as the
+/// PCI domain), then bus, device and function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PciAddress {
+    pub domain: u32,
+    pub bdf: Bdf,
+}
+
+impl PciAddress {
+    /// Parses `DDDD:BB:DD.F` (hex; the domain 1 to 8 digits, bus 2, device 2
+    /// below 0x20, function one digit below 8).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (domain, rest) = text.split_once(':')?;
+        let (bus, rest) = rest.split_once(':')?;
+        let (dev, func) = rest.split_once('.')?;
+        let hex = |s: &str, min: usize, max: usize| {
+            (s.len() >= min && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u32::from_str_radix(s, 16).ok())
+                .flatten()
+        };
+        let domain = hex(domain, 1, 8)?;
+        let bus = hex(bus, 2, 2)?;
+        let dev = hex(dev, 2, 2).filter(|&d| d < 0x20)?;
+        let func = hex(func, 1, 1).filter(|&f| f < 8)?;
+        Some(PciAddress {
+            domain,
+            bdf: Bdf::new(bus as u8, dev as u8, func as u8),
+        })
+    }
+}
+
+impl core::fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:04x}:{}", self.domain, self.bdf)
+    }
+}
+
 /// Why a PCI step failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PciError {
@@ -455,6 +493,32 @@ mod tests {
         assert_eq!(b.0, 0x12ff);
         assert_eq!((b.bus(), b.dev(), b.func()), (0x12, 0x1f, 7));
         assert_eq!(std::format!("{b}"), "12:1f.7");
+    }
+
+    #[test]
+    fn pci_address_parses_linux_names_only() {
+        let a = PciAddress::parse("0001:01:00.0").unwrap();
+        assert_eq!(a.domain, 1);
+        assert_eq!(a.bdf, Bdf::new(1, 0, 0));
+        assert_eq!(std::format!("{a}"), "0001:01:00.0");
+        assert_eq!(
+            PciAddress::parse("0000:ff:1f.7").unwrap().bdf,
+            Bdf::new(0xff, 0x1f, 7)
+        );
+        for bad in [
+            "",
+            "01:00.0",
+            "0000:1:00.0",
+            "0000:01:20.0",
+            "0000:01:00.8",
+            "0000:01:00",
+            "g000:01:00.0",
+            "0000:01:00.0 ",
+            "000000000:01:00.0",
+            "0000:01:00.00",
+        ] {
+            assert_eq!(PciAddress::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

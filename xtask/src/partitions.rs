@@ -99,6 +99,7 @@ pub fn from_kernel(
             secure: false,
             nested: false,
             mmu: manifest::MmuMode::Radix,
+            devices: Vec::new(),
         }],
     };
     // The parser is the one judge of what is valid: give it the text.

@@ -319,6 +319,7 @@ impl LinuxBoot {
                 // Nested virtualization where the scenario loads KVM-HV.
                 nested: self.append.contains("paprika.kvm=1"),
                 mmu: p.mmu,
+                devices: Vec::new(),
             });
         }
         let m = Manifest {

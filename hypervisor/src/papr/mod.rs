@@ -5,4 +5,5 @@ pub mod hcall_misc;
 pub mod nested;
 pub mod rtas;
 pub mod sysparm;
+pub mod vphb;
 pub mod xics;
