@@ -15,7 +15,7 @@ use std::time::Duration;
 use paprika::partition::manifest::{self, Manifest};
 
 use crate::linux;
-use crate::qemu::{parse_size, Input, Machine, Outcome};
+use crate::qemu::{self, parse_size, Input, Machine, Outcome};
 use crate::repo_root;
 
 /// Found in every passing boot of the hypervisor.
@@ -107,6 +107,36 @@ pub struct Scenario {
     /// hypervisor must refuse each with `PAPRIKA lpar-refused: <name>: ...`
     /// while the others run ([`Scenario::refusing_secure`]).
     pub secure_refused: bool,
+    /// PCI functions QEMU gets behind their own PHBs for the manifest's
+    /// `devices` (`qemu::passthrough_args`; the i-th is `000<i+1>:01:00.0`).
+    pub passthrough: &'static [PtDevice],
+}
+
+/// A pass-through device of a scenario; disks are written with
+/// `qemu::disk_pattern` as target/scenarios/<name>.pt<i>.img ([`PT_DISK_BYTES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// The nvme and e1000e variants wait for their guest drivers (docs/passthrough.md).
+#[allow(dead_code)]
+pub enum PtDevice {
+    VirtioBlk,
+    Nvme,
+    /// An e1000e on QEMU hub n.
+    E1000e(u32),
+}
+
+/// Size of a scenario's pass-through disk.
+pub const PT_DISK_BYTES: u64 = 8 << 20;
+
+/// Every `devices` entry of `m` must be one the scenario gives QEMU.
+pub fn check_passthrough(m: &Manifest, given: usize) -> Result<(), String> {
+    manifest::check_devices(m, |d| {
+        if (0..given).any(|i| qemu::passthrough_address(i) == d.to_string()) {
+            manifest::HostFunction::Free
+        } else {
+            manifest::HostFunction::Absent
+        }
+    })
+    .map_err(|e| format!("{e} (the scenario gives QEMU {given} pass-through device(s))"))
 }
 
 /// A partition of a Linux scenario.
@@ -379,6 +409,7 @@ const fn boot(
         stops_before: &[],
         failing: &[],
         secure_refused: false,
+        passthrough: &[],
     }
 }
 
@@ -508,6 +539,12 @@ impl Scenario {
         self
     }
 
+    /// QEMU also gets these pass-through devices ([`PtDevice`]).
+    pub const fn with_passthrough(mut self, devs: &'static [PtDevice]) -> Self {
+        self.passthrough = devs;
+        self
+    }
+
     /// The Linux partitions run /init in `mode` (`Echo` or `TestEcho`: a shell)
     /// and the scenario types `input` into the console.
     pub const fn typing(mut self, mode: LinuxMode, input: &'static [Input]) -> Self {
@@ -589,6 +626,14 @@ const BIG_ENDIAN_GUEST: &[&str] = &[
 /// guest-smp's reboot rounds (tests/guests/smp/src/reboot.rs): the fourth reboot
 /// happened, no fifth (two vCPUs asking at once load the image once).
 const SMP_REBOOTS: &[&str] = &["PAPRIKA lpar smp: rebooting (boot 5)"];
+/// The hypervisor set the function up and opened the 64-bit window; the
+/// guest's disk words all matched, and the function was reset at power-off.
+const PASSTHROUGH_MARKERS: &[&str] = &[
+    "PAPRIKA passthrough: pci 0001:01:00.0 (1af4:1042) PE 1",
+    "PAPRIKA passthrough-ddw: pci 0001:01:00.0",
+    "[pci] GUEST-PASS virtio-blk-read-pattern",
+    "PAPRIKA passthrough-reset: pci 0001:01:00.0 Flr",
+];
 const SMP_REBOOTS_FORBIDDEN: &[&str] = &[
     "PAPRIKA FAULT",
     "panicked",
@@ -698,6 +743,7 @@ pub const SCENARIOS: &[Scenario] = &[
         stops_before: &[],
         failing: &[],
         secure_refused: false,
+        passthrough: &[],
     },
     // Scenarios with partitions: tests/manifests/<file>.toml plus a row.
     lpars(
@@ -772,6 +818,30 @@ pub const SCENARIOS: &[Scenario] = &[
         .expecting(SMP_REBOOTS)
         .forbidding(SMP_REBOOTS_FORBIDDEN),
     lpars("lpar-timer-p9", Machine::Powernv9, "timer", "1G", "4", 4, 1),
+    // A virtio-blk-pci function passed through (tests/guests/pci,
+    // docs/passthrough.md), beside a timer partition.
+    lpars(
+        "lpar-passthrough-p9",
+        Machine::Powernv9,
+        "passthrough",
+        "1G",
+        "4",
+        4,
+        1,
+    )
+    .with_passthrough(&[PtDevice::VirtioBlk])
+    .expecting(PASSTHROUGH_MARKERS),
+    lpars(
+        "lpar-passthrough-p10",
+        Machine::Powernv10,
+        "passthrough",
+        "1G",
+        "4",
+        4,
+        1,
+    )
+    .with_passthrough(&[PtDevice::VirtioBlk])
+    .expecting(PASSTHROUGH_MARKERS),
     // A hash-MMU partition beside a radix one (tests/guests/hash).
     lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1)
         .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),

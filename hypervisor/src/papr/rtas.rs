@@ -47,6 +47,13 @@ pub enum RtasCall {
     SetSystemParameter,
     SetPowerLevel,
     GetPowerLevel,
+    /// PCI pass-through (docs/passthrough.md, `papr::vphb`).
+    ReadPciConfig,
+    WritePciConfig,
+    QueryPeDmaWindow,
+    CreatePeDmaWindow,
+    RemovePeDmaWindow,
+    ResetPeDmaWindow,
 }
 
 pub const TOKEN_BASE: u32 = 0x2000;
@@ -74,7 +81,19 @@ pub const CALLS: &[(&str, RtasCall)] = &[
     ("ibm,set-system-parameter", RtasCall::SetSystemParameter),
     ("set-power-level", RtasCall::SetPowerLevel),
     ("get-power-level", RtasCall::GetPowerLevel),
+    ("ibm,read-pci-config", RtasCall::ReadPciConfig),
+    ("ibm,write-pci-config", RtasCall::WritePciConfig),
+    ("ibm,query-pe-dma-window", RtasCall::QueryPeDmaWindow),
+    ("ibm,create-pe-dma-window", RtasCall::CreatePeDmaWindow),
+    ("ibm,remove-pe-dma-window", RtasCall::RemovePeDmaWindow),
+    ("ibm,reset-pe-dma-window", RtasCall::ResetPeDmaWindow),
 ];
+
+/// The token of `call` (what the guest finds in /rtas).
+pub fn token_of(call: RtasCall) -> u32 {
+    let i = CALLS.iter().position(|(_, c)| *c == call).unwrap_or(0);
+    TOKEN_BASE + i as u32
+}
 
 /// set-power-level / get-power-level (PAPR 7.3.7): there is one power domain, the
 /// "live insertion" domain -1, always at full power (100), as QEMU answers.

@@ -32,7 +32,9 @@ pub const BUID_BASE: u64 = 0x0800_0000_2000_0000;
 pub const BYPASS_BASE: u64 = 1 << 59;
 /// The bypass window's start and size are counted in 16 MiB.
 pub const BYPASS_GRANULE: u64 = 16 << 20;
-/// LIOBNs: `0x7000_0000 | phb_id << 8 | window` (0: the 32-bit TCE window, 1: DDW).
+/// LIOBNs: `0x7000_0000 | phb_id << 8 | slot << 1 | window`: `slot` the
+/// function's place under its logical PHB (each function is its own PE),
+/// `window` 0 the 32-bit TCE window, 1 the 64-bit one (DDW).
 pub const LIOBN_BASE: u32 = 0x7000_0000;
 
 pub fn buid(phb_id: u64) -> u64 {
@@ -44,14 +46,19 @@ pub fn phb_of_buid(buid: u64) -> Option<u64> {
     buid.checked_sub(BUID_BASE).filter(|&p| p < 0x100)
 }
 
-pub fn liobn(phb_id: u64, window: u32) -> u32 {
-    LIOBN_BASE | ((phb_id as u32 & 0xff) << 8) | (window & 1)
+pub fn liobn(phb_id: u64, slot: usize, window: u32) -> u32 {
+    LIOBN_BASE | ((phb_id as u32 & 0xff) << 8) | ((slot as u32 & 0x7f) << 1) | (window & 1)
 }
 
-/// (host PHB id, window) of a LIOBN.
-pub fn parse_liobn(liobn: u32) -> Option<(u64, u32)> {
-    (liobn & 0xffff_0000 == LIOBN_BASE && liobn & 0xfe == 0)
-        .then(|| (u64::from((liobn >> 8) & 0xff), liobn & 1))
+/// (host PHB id, slot, window) of a LIOBN.
+pub fn parse_liobn(liobn: u32) -> Option<(u64, usize, u32)> {
+    (liobn & 0xffff_0000 == LIOBN_BASE).then(|| {
+        (
+            u64::from((liobn >> 8) & 0xff),
+            ((liobn >> 1) & 0x7f) as usize,
+            liobn & 1,
+        )
+    })
 }
 
 /// RTAS config address (PAPR 7.3.4): register bits 7:0, function 10:8, device
@@ -346,14 +353,6 @@ pub fn ddw_request_ok(page_shift: u32, window_shift: u32, mem_size: u64) -> bool
         && (1u64 << window_shift) >= mem_size
 }
 
-/// Steps of a function-level reset through the PCI Express capability (Device
-/// Capabilities bit 28 FLR, Device Control bit 15 initiate).
-pub const PCIE_CAP_ID: u8 = 0x10;
-pub const PCIE_DEVCAP: u16 = 4;
-pub const PCIE_DEVCTL: u16 = 8;
-pub const DEVCAP_FLR: u32 = 1 << 28;
-pub const DEVCTL_BCR_FLR: u16 = 1 << 15;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,9 +502,9 @@ mod tests {
         assert_eq!(phb_of_buid(buid(3)), Some(3));
         assert_eq!(phb_of_buid(1), None);
         assert_eq!(phb_of_buid(BUID_BASE + 0x100), None);
-        assert_eq!(parse_liobn(liobn(1, 1)), Some((1, 1)));
-        assert_eq!(parse_liobn(liobn(2, 0)), Some((2, 0)));
-        assert_eq!(parse_liobn(0x7000_0102), None);
+        assert_eq!(parse_liobn(liobn(1, 0, 1)), Some((1, 0, 1)));
+        assert_eq!(parse_liobn(liobn(2, 3, 0)), Some((2, 3, 0)));
+        assert_eq!(liobn(2, 3, 0), 0x7000_0206);
         assert_eq!(parse_liobn(0x1000_0001), None);
     }
 

@@ -31,6 +31,8 @@ pub mod mmio;
 #[cfg(target_arch = "powerpc64")]
 pub mod nested;
 #[cfg(target_arch = "powerpc64")]
+pub mod passthrough;
+#[cfg(target_arch = "powerpc64")]
 pub mod pef;
 #[cfg(target_arch = "powerpc64")]
 pub mod rtas_calls;

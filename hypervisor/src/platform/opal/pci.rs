@@ -1,8 +1,8 @@
 //! OPAL's PCI services: config space and the PHB's PE, MMIO and DMA tables
 //! (skiboot `core/pci-opal.c`; token numbers from `include/opal-api.h`).
 //!
-//! The hypervisor uses them for its own devices only (the virtio console); guests
-//! get no PCI yet.
+//! The hypervisor uses them for its own devices (the virtio console) and for
+//! the functions it passes through to partitions (`partition::passthrough`).
 
 use super::{call, real};
 use crate::be::Be32;
@@ -14,6 +14,7 @@ const OPAL_PCI_CONFIG_READ_WORD: u64 = 15;
 const OPAL_PCI_CONFIG_WRITE_BYTE: u64 = 16;
 const OPAL_PCI_CONFIG_WRITE_HALF_WORD: u64 = 17;
 const OPAL_PCI_CONFIG_WRITE_WORD: u64 = 18;
+const OPAL_PCI_EEH_FREEZE_STATUS: u64 = 23;
 const OPAL_PCI_EEH_FREEZE_CLEAR: u64 = 26;
 const OPAL_PCI_MAP_PE_MMIO_WINDOW: u64 = 29;
 const OPAL_PCI_SET_PE: u64 = 31;
@@ -134,4 +135,35 @@ pub fn clear_freeze(phb_id: u64, pe: u32) -> Result<(), PciError> {
         OPAL_PCI_EEH_FREEZE_CLEAR,
         &[phb_id, u64::from(pe), OPAL_EEH_ACTION_CLEAR_FREEZE_ALL],
     )
+}
+
+/// Closes DMA window `window` of PE `pe` (size 0 disables the TVE).
+pub fn unmap_dma(phb_id: u64, pe: u32, window: u64) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_MAP_PE_DMA_WINDOW_REAL",
+        OPAL_PCI_MAP_PE_DMA_WINDOW_REAL,
+        &[phb_id, u64::from(pe), window, 0, 0],
+    )
+}
+
+/// A PE's freeze state (`OPAL_EEH_STOPPED_*`: 0 not frozen, 1 MMIO, 2 DMA,
+/// 3 both); the PHB's error status comes back too but is dropped.
+pub fn freeze_status(phb_id: u64, pe: u32) -> Result<u8, PciError> {
+    let mut state = 0u8;
+    let mut pci_error = [0u8; 2];
+    let mut phb_status = 0u64;
+    call(
+        OPAL_PCI_EEH_FREEZE_STATUS,
+        &[
+            phb_id,
+            u64::from(pe),
+            real(&state),
+            real(&pci_error),
+            real(&phb_status),
+        ],
+    )
+    .map_err(|e| PciError::Phb("OPAL_PCI_EEH_FREEZE_STATUS", e.code()))?;
+    let _ = core::mem::take(&mut pci_error);
+    let _ = core::mem::take(&mut phb_status);
+    Ok(core::mem::take(&mut state))
 }

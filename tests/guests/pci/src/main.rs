@@ -1,0 +1,488 @@
+//! A partition with a passed-through virtio-blk-pci function (docs/passthrough.md;
+//! `tests/manifests/passthrough.toml`, scenarios `lpar-passthrough-p9`/`-p10`),
+//! without Linux: the logical PHB node ("IBM,Logical_PHB", ranges,
+//! ibm,ddw-applicable, assigned-addresses, /chosen/linux,pci-probe-only); config
+//! space through RTAS ibm,read-pci-config / ibm,write-pci-config and what the
+//! hypervisor's filter refuses (a BAR move, bus mastering before a DMA window);
+//! the 64-bit window from ibm,query-pe-dma-window / ibm,create-pe-dma-window;
+//! then a virtio-blk driver (modern transport, VIRTIO_F_ACCESS_PLATFORM, one
+//! polled queue) reading the disk through that window, checked against the
+//! pattern xtask wrote (`xtask::qemu::disk_pattern`), and the window removed
+//! again (bus mastering off).
+#![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
+
+#[cfg(target_arch = "powerpc64")]
+mod guest {
+    use core::ptr::{read_volatile, write_volatile};
+    use core::sync::atomic::{fence, Ordering};
+    use paprika_guest_rt::*;
+
+    const RTAS_PARAMETER_ERROR: i32 = -3;
+    const VIRTIO_VENDOR: u32 = 0x1af4;
+    const VIRTIO_BLK_MODERN: u32 = 0x1042;
+
+    fn be32(b: &[u8], at: usize) -> u32 {
+        b.get(at..at + 4)
+            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+            .unwrap_or(0)
+    }
+    fn be64(b: &[u8], at: usize) -> u64 {
+        (u64::from(be32(b, at)) << 32) | u64::from(be32(b, at + 4))
+    }
+
+    /// The logical PHB and its first function, as the device tree gives them.
+    struct Phb {
+        buid: u64,
+        /// ranges: PCI address, guest real address, size.
+        pci: u64,
+        gpa: u64,
+        config: u32,
+        /// (BAR register, PCI address, size) from assigned-addresses.
+        bars: [(u32, u64, u64); 6],
+        nbars: usize,
+        ddw: [u32; 3],
+    }
+
+    impl Phb {
+        fn read(&self, reg: u32, size: u32) -> (i32, u32) {
+            let r = rtas_call(
+                "ibm,read-pci-config",
+                &[
+                    self.config | (reg & 0xff) | ((reg >> 8) << 24),
+                    (self.buid >> 32) as u32,
+                    self.buid as u32,
+                    size,
+                ],
+                2,
+            )
+            .unwrap_or([-99; 8]);
+            (r[0], r[1] as u32)
+        }
+        fn read32(&self, reg: u32) -> u32 {
+            self.read(reg, 4).1
+        }
+        fn write(&self, reg: u32, size: u32, v: u32) -> i32 {
+            rtas_call(
+                "ibm,write-pci-config",
+                &[
+                    self.config | (reg & 0xff) | ((reg >> 8) << 24),
+                    (self.buid >> 32) as u32,
+                    self.buid as u32,
+                    size,
+                    v,
+                ],
+                1,
+            )
+            .unwrap_or([-99; 8])[0]
+        }
+        /// Guest real address of a BAR's offset.
+        fn bar_gpa(&self, bar: u8, off: u64) -> Option<u64> {
+            self.bars[..self.nbars]
+                .iter()
+                .find(|b| b.0 == 0x10 + 4 * u32::from(bar))
+                .map(|b| self.gpa + (b.1 - self.pci) + off)
+        }
+    }
+
+    fn find_phb(fdt: &'static [u8]) -> Option<Phb> {
+        let reg = fdt_prop(fdt, "/pci", "reg")?;
+        let ranges = fdt_prop(fdt, "/pci", "ranges")?;
+        let ddw = fdt_prop(fdt, "/pci", "ibm,ddw-applicable")?;
+        let freg = fdt_prop(fdt, "/pci/pci", "reg")?;
+        let assigned = fdt_prop(fdt, "/pci/pci", "assigned-addresses")?;
+        let mut p = Phb {
+            buid: be64(reg, 0),
+            pci: be64(ranges, 4),
+            gpa: be64(ranges, 12),
+            config: be32(freg, 0) & 0x00ff_ff00,
+            bars: [(0, 0, 0); 6],
+            nbars: 0,
+            ddw: [be32(ddw, 0), be32(ddw, 4), be32(ddw, 8)],
+        };
+        for e in assigned.chunks_exact(20).take(6) {
+            p.bars[p.nbars] = (be32(e, 0) & 0xff, be64(e, 4), be64(e, 12));
+            p.nbars += 1;
+        }
+        Some(p)
+    }
+
+    /// The disk's bytes as xtask wrote them: little-endian words.
+    fn pattern(offset: u64) -> u32 {
+        (offset as u32).wrapping_mul(0x9e37_79b1) ^ 0x5a5a_5a5a
+    }
+
+    // ---- virtio ----
+
+    #[repr(C, align(4096))]
+    struct Ring {
+        desc: [[u64; 2]; 8],
+        avail: [u16; 12],
+        _pad: [u8; 2048 - 128 - 24],
+        used: [u32; 18],
+    }
+    #[repr(C, align(4096))]
+    struct Buf([u8; 65536]);
+    #[repr(C, align(16))]
+    struct Req {
+        kind: u32,
+        _reserved: u32,
+        sector: u64,
+        status: u8,
+    }
+
+    static mut RING: Ring = Ring {
+        desc: [[0; 2]; 8],
+        avail: [0; 12],
+        _pad: [0; 2048 - 128 - 24],
+        used: [0; 18],
+    };
+    static mut BUF: Buf = Buf([0; 65536]);
+    static mut REQ: Req = Req {
+        kind: 0,
+        _reserved: 0,
+        sector: 0,
+        status: 0xff,
+    };
+
+    struct Virtio {
+        common: u64,
+        notify: u64,
+        bus: u64,
+        avail_idx: u16,
+    }
+
+    fn r8(a: u64) -> u8 {
+        // SAFETY: a device register in the partition's BAR mapping.
+        unsafe { read_volatile(a as *const u8) }
+    }
+    fn w8(a: u64, v: u8) {
+        // SAFETY: as above.
+        unsafe { write_volatile(a as *mut u8, v) }
+    }
+    fn r16(a: u64) -> u16 {
+        // SAFETY: as above.
+        u16::from_le(unsafe { read_volatile(a as *const u16) })
+    }
+    fn w16(a: u64, v: u16) {
+        // SAFETY: as above.
+        unsafe { write_volatile(a as *mut u16, v.to_le()) }
+    }
+    fn r32(a: u64) -> u32 {
+        // SAFETY: as above.
+        u32::from_le(unsafe { read_volatile(a as *const u32) })
+    }
+    fn w32(a: u64, v: u32) {
+        // SAFETY: as above.
+        unsafe { write_volatile(a as *mut u32, v.to_le()) }
+    }
+    fn w64(a: u64, v: u64) {
+        w32(a, v as u32);
+        w32(a + 4, (v >> 32) as u32);
+    }
+
+    /// Finds the common and notify structures, negotiates VERSION_1 and
+    /// ACCESS_PLATFORM and sets up queue 0 (8 entries, polled).
+    fn virtio_init(p: &Phb, bus: u64) -> Result<Virtio, &'static str> {
+        let mut at = p.read32(0x34) & 0xfc;
+        let (mut common, mut notify, mut mult) = (None, None, 0);
+        let mut guard = 0;
+        while at != 0 && guard < 48 {
+            guard += 1;
+            let head = p.read32(at);
+            if head & 0xff == 0x09 {
+                let cfg_type = (head >> 24) as u8;
+                let bar = p.read32(at + 4) as u8;
+                let off = u64::from(p.read32(at + 8));
+                match cfg_type {
+                    1 if common.is_none() => common = p.bar_gpa(bar, off),
+                    2 if notify.is_none() => {
+                        notify = p.bar_gpa(bar, off);
+                        mult = p.read32(at + 16);
+                    }
+                    _ => {}
+                }
+            }
+            at = (head >> 8) & 0xfc;
+        }
+        let common = common.ok_or("no common configuration")?;
+        let notify = notify.ok_or("no notify structure")?;
+        w8(common + 0x14, 0);
+        if !wait_for(1_000_000, || r8(common + 0x14) == 0) {
+            return Err("reset");
+        }
+        w8(common + 0x14, 1 | 2);
+        w32(common + 0x00, 1);
+        let hi = r32(common + 0x04);
+        if hi & 3 != 3 {
+            return Err("device lacks VERSION_1 or ACCESS_PLATFORM");
+        }
+        w32(common + 0x08, 0);
+        w32(common + 0x0c, 0);
+        w32(common + 0x08, 1);
+        w32(common + 0x0c, 3);
+        w8(common + 0x14, 1 | 2 | 8);
+        if r8(common + 0x14) & 8 == 0 {
+            return Err("FEATURES_OK refused");
+        }
+        w16(common + 0x16, 0);
+        if r16(common + 0x18) < 8 {
+            return Err("queue 0 too small");
+        }
+        w16(common + 0x18, 8);
+        w16(common + 0x1a, 0xffff);
+        let ring = &raw mut RING;
+        // SAFETY: the ring is ours; the device does not run yet.
+        let (desc, avail, used) = unsafe {
+            (
+                (&raw mut (*ring).desc) as u64,
+                (&raw mut (*ring).avail) as u64,
+                (&raw mut (*ring).used) as u64,
+            )
+        };
+        w64(common + 0x20, bus + desc);
+        w64(common + 0x28, bus + avail);
+        w64(common + 0x30, bus + used);
+        let noff = u64::from(r16(common + 0x1e));
+        w16(common + 0x1c, 1);
+        w8(common + 0x14, 1 | 2 | 4 | 8);
+        Ok(Virtio {
+            common,
+            notify: notify + noff * u64::from(mult),
+            bus,
+            avail_idx: 0,
+        })
+    }
+
+    /// Reads `len` bytes from `sector` into BUF; the request's status.
+    fn blk_read(v: &mut Virtio, sector: u64, len: u32) -> Result<u8, &'static str> {
+        let ring = &raw mut RING;
+        let req = &raw mut REQ;
+        let buf = &raw mut BUF;
+        // SAFETY: the device only touches these after the notify below, and we
+        // read them only after it posted the used entry.
+        unsafe {
+            (*req).kind = 0u32.to_le();
+            (*req).sector = sector.to_le();
+            (*req).status = 0xff;
+            (&mut (*buf).0)[..len as usize].fill(0);
+            let d = &mut (*ring).desc;
+            // addr, (len | flags << 32 | next << 48) in little-endian fields.
+            let desc = |addr: u64, len: u32, flags: u16, next: u16| {
+                [
+                    addr.to_le(),
+                    (u64::from(len) | u64::from(flags) << 32 | u64::from(next) << 48).to_le(),
+                ]
+            };
+            d[0] = desc(v.bus + req as u64, 16, 1, 1);
+            d[1] = desc(v.bus + buf as u64, len, 1 | 2, 2);
+            d[2] = desc(v.bus + (&raw mut (*req).status) as u64, 1, 2, 0);
+            let a = &mut (*ring).avail;
+            a[0] = 1u16.to_le(); // VIRTQ_AVAIL_F_NO_INTERRUPT
+            a[2 + (v.avail_idx % 8) as usize] = 0;
+            fence(Ordering::SeqCst);
+            v.avail_idx = v.avail_idx.wrapping_add(1);
+            write_volatile(&raw mut a[1], v.avail_idx.to_le());
+        }
+        fence(Ordering::SeqCst);
+        w16(v.notify, 0);
+        let want = v.avail_idx;
+        // SAFETY: only the address is taken.
+        let used_idx = unsafe { (&raw const (*ring).used) as *const u16 };
+        let done = wait_for(5_000_000, || {
+            // SAFETY: the used index (second u16 of the used ring) is written by
+            // the device; read it volatile.
+            u16::from_le(unsafe { read_volatile(used_idx.add(1)) }) == want
+        });
+        if !done {
+            return Err("no used entry within 5 s");
+        }
+        fence(Ordering::SeqCst);
+        // SAFETY: the device has finished with the request.
+        Ok(unsafe { read_volatile(&raw const (*req).status) })
+    }
+
+    fn check_buf(disk_off: u64, len: usize) -> (usize, u32) {
+        let buf = &raw const BUF;
+        let (mut bad, mut sum) = (0usize, 0u32);
+        for i in (0..len).step_by(4) {
+            // SAFETY: the device has finished writing the buffer.
+            let w = unsafe {
+                let b = &(*buf).0;
+                u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+            };
+            sum = sum.wrapping_mul(31).wrapping_add(w);
+            if w != pattern(disk_off + i as u64) {
+                bad += 1;
+            }
+        }
+        (bad, sum)
+    }
+
+    #[no_mangle]
+    fn guest_main(fdt: &'static [u8]) -> ! {
+        let Some(p) = find_phb(fdt) else {
+            check(
+                "vphb-node",
+                false,
+                format_args!("no /pci node with ranges, reg, ibm,ddw-applicable and a function"),
+            );
+            finish()
+        };
+        let compat = fdt_prop(fdt, "/pci", "compatible").unwrap_or(&[]);
+        check(
+            "vphb-node",
+            compat.starts_with(b"IBM,Logical_PHB") && p.buid >> 32 == 0x0800_0000 && p.nbars > 0,
+            format_args!("buid {:#x}, {} BARs", p.buid, p.nbars),
+        );
+        check(
+            "pci-probe-only",
+            fdt_u32(fdt, "/chosen", "linux,pci-probe-only") == Some(1),
+            format_args!("{:?}", fdt_u32(fdt, "/chosen", "linux,pci-probe-only")),
+        );
+        let ids = p.read(0, 4);
+        let vendor = fdt_u32(fdt, "/pci/pci", "vendor-id").unwrap_or(0);
+        let device = fdt_u32(fdt, "/pci/pci", "device-id").unwrap_or(0);
+        check(
+            "config-read",
+            ids.0 == 0
+                && ids.1 == (device << 16 | vendor)
+                && vendor == VIRTIO_VENDOR
+                && device == VIRTIO_BLK_MODERN,
+            format_args!(
+                "status {} ids {:#x}, node {:#x}:{:#x}",
+                ids.0, ids.1, vendor, device
+            ),
+        );
+        // Another function on the bus is not the partition's.
+        let other = rtas_call(
+            "ibm,read-pci-config",
+            &[p.config + 0x800, (p.buid >> 32) as u32, p.buid as u32, 4],
+            2,
+        )
+        .unwrap_or([0; 8]);
+        check(
+            "config-other-function-refused",
+            other[0] == RTAS_PARAMETER_ERROR,
+            format_args!("status {}", other[0]),
+        );
+        let (reg, pci, size) = p.bars[0];
+        let bar = p.read32(reg);
+        check(
+            "bar-as-assigned",
+            u64::from(bar & !0xf) == pci & 0xffff_fff0,
+            format_args!("BAR {:#x} reads {:#x}, assigned {:#x}", reg, bar, pci),
+        );
+        let rc = p.write(reg, 4, (bar & !0xf).wrapping_add(0x10_0000));
+        check(
+            "bar-move-refused",
+            rc == RTAS_PARAMETER_ERROR && p.read32(reg) == bar,
+            format_args!("status {}, BAR now {:#x}", rc, p.read32(reg)),
+        );
+        let rc = p.write(reg, 4, !0);
+        let mask = p.read32(reg);
+        let rc2 = p.write(reg, 4, bar);
+        check(
+            "bar-sizing",
+            rc == 0
+                && rc2 == 0
+                && mask & !0xf == (!(size - 1)) as u32 & !0xf
+                && p.read32(reg) == bar,
+            format_args!("mask {:#x} for size {:#x}", mask, size),
+        );
+        let rc = p.write(4, 2, 0x6);
+        let cmd = p.read(4, 2).1;
+        check(
+            "bus-master-refused-without-window",
+            rc == 0 && cmd & 4 == 0 && cmd & 2 != 0,
+            format_args!("status {} command {:#x}", rc, cmd),
+        );
+        let ca = p.config;
+        let (hi, lo) = ((p.buid >> 32) as u32, p.buid as u32);
+        let q = rtas_call_token(p.ddw[0], &[ca, hi, lo], 5);
+        check(
+            "ddw-query",
+            q[0] == 0 && q[1] == 1 && q[3] & 2 != 0,
+            format_args!(
+                "status {} windows {} largest {} sizes {:#x}",
+                q[0], q[1], q[2], q[3]
+            ),
+        );
+        let bad = rtas_call_token(p.ddw[1], &[ca, hi, lo, 16, 20], 4);
+        check(
+            "ddw-too-small-refused",
+            bad[0] == RTAS_PARAMETER_ERROR,
+            format_args!("status {}", bad[0]),
+        );
+        let c = rtas_call_token(p.ddw[1], &[ca, hi, lo, 16, 40], 4);
+        let base = (u64::from(c[2] as u32) << 32) | u64::from(c[3] as u32);
+        check(
+            "ddw-create",
+            c[0] == 0 && base >> 59 == 1,
+            format_args!("status {} liobn {:#x} base {:#x}", c[0], c[1], base),
+        );
+        let again = rtas_call_token(p.ddw[0], &[ca, hi, lo], 5);
+        check(
+            "ddw-query-after-create",
+            again[0] == 0 && again[1] == 0,
+            format_args!("status {} windows {}", again[0], again[1]),
+        );
+        let rc = p.write(4, 2, 0x6);
+        let cmd = p.read(4, 2).1;
+        check(
+            "bus-master-with-window",
+            rc == 0 && cmd & 6 == 6,
+            format_args!("status {} command {:#x}", rc, cmd),
+        );
+        match virtio_init(&p, base) {
+            Err(e) => check("virtio-blk-init", false, format_args!("{}", e)),
+            Ok(mut v) => {
+                check("virtio-blk-init", true, format_args!(""));
+                let mut all_bad = 0;
+                let mut sum = 0u32;
+                let mut statuses_ok = true;
+                for (i, sector) in [0u64, 128, 4096, 16384 - 128].iter().enumerate() {
+                    match blk_read(&mut v, *sector, 65536) {
+                        Ok(0) => {
+                            let (bad, s) = check_buf(sector * 512, 65536);
+                            all_bad += bad;
+                            sum = sum.wrapping_add(s.rotate_left(i as u32));
+                        }
+                        Ok(st) => {
+                            statuses_ok = false;
+                            println!("virtio-blk: sector {} status {}", sector, st);
+                        }
+                        Err(e) => {
+                            statuses_ok = false;
+                            println!("virtio-blk: sector {}: {}", sector, e);
+                        }
+                    }
+                }
+                check(
+                    "virtio-blk-read-pattern",
+                    statuses_ok && all_bad == 0,
+                    format_args!("{} bad words", all_bad),
+                );
+                println!("GUEST-FIGURES disk_checksum={:#010x} bytes=262144", sum);
+                // Reset the device before the window goes.
+                w8(v.common + 0x14, 0);
+            }
+        }
+        let rm = rtas_call_token(p.ddw[2], &[c[1] as u32], 1);
+        let cmd = p.read(4, 2).1;
+        check(
+            "ddw-remove",
+            rm[0] == 0 && cmd & 4 == 0,
+            format_args!("status {} command {:#x}", rm[0], cmd),
+        );
+        let rm = rtas_call_token(p.ddw[2], &[c[1] as u32], 1);
+        check(
+            "ddw-remove-twice-refused",
+            rm[0] == RTAS_PARAMETER_ERROR,
+            format_args!("status {}", rm[0]),
+        );
+        finish()
+    }
+}
+
+#[cfg(not(target_arch = "powerpc64"))]
+fn main() {}
