@@ -264,7 +264,7 @@ impl VFunction {
 
 fn check_access(off: u16, width: Width) -> Result<(), &'static str> {
     let n = width_bytes(width);
-    if off % n != 0 {
+    if !off.is_multiple_of(n) {
         return Err("misaligned config access");
     }
     if off + n > 0x1000 {
@@ -302,7 +302,8 @@ pub enum DdwError {
 /// size` (one extent): TVE#1 translates PCI `BYPASS_BASE + a` to real `a` for
 /// `a` in the window's range only, so the window is exactly that memory.
 pub fn ddw_for(host_pa: u64, size: u64) -> Result<DdwWindow, DdwError> {
-    if host_pa % BYPASS_GRANULE != 0 || size % BYPASS_GRANULE != 0 || size == 0 {
+    if !host_pa.is_multiple_of(BYPASS_GRANULE) || !size.is_multiple_of(BYPASS_GRANULE) || size == 0
+    {
         return Err(DdwError::Misaligned);
     }
     let end = host_pa.checked_add(size).ok_or(DdwError::TooHigh)?;

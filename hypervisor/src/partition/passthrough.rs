@@ -206,7 +206,7 @@ fn place(
     }
     let mut bars = pci::size_bars(&mut cfg, bdf).map_err(err)?;
     // Largest first: natural alignment packs them.
-    bars.sort_unstable_by(|a, b| b.size.cmp(&a.size));
+    bars.sort_unstable_by_key(|b| core::cmp::Reverse(b.size));
     let seg = m32_segment(f, m32);
     let (pe, start) = {
         let mut all = PHB_ALLOC.lock();

@@ -211,7 +211,8 @@ mod guest {
             return Err("reset");
         }
         w8(common + 0x14, 1 | 2);
-        w32(common + 0x00, 1);
+        // device_feature_select 1, device_feature: bits 32 and up.
+        w32(common, 1);
         let hi = r32(common + 0x04);
         if hi & 3 != 3 {
             return Err("device lacks VERSION_1 or ACCESS_PLATFORM");
