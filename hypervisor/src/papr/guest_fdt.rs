@@ -191,6 +191,9 @@ pub struct GuestFdtConfig<'a> {
     pub hypertas: &'a [&'a str],
     /// reg of the console VIO device, `/vdevice/vty@<vty_reg>` ([`VTY_REG`]).
     pub vty_reg: u32,
+    /// The other VIO devices under `/vdevice` (`papr::vio::VioBus::dt_nodes`,
+    /// the vty's entry skipped: it is written from `vty_reg`), by unit address.
+    pub vio: &'a [crate::papr::vio::VioDtNode<'a>],
     /// Extra reserve-map entries (address, size), e.g. the FDT itself.
     pub reserved: &'a [(u64, u64)],
     /// XIVE exploitation node when set (the XICS presentation node is written
@@ -430,6 +433,9 @@ fn write(cfg: &GuestFdtConfig) -> Result<FdtWriter, FdtWriteError> {
         w.prop_cells("interrupts", &[lisn, 0]);
     }
     w.end_node();
+    for d in cfg.vio.iter().filter(|d| d.reg != cfg.vty_reg) {
+        write_vio_node(&mut w, d);
+    }
     w.end_node();
 
     write_intc(&mut w, cfg);
@@ -518,6 +524,30 @@ fn write_vphb(w: &mut FdtWriter, v: &VphbNode) {
         w.prop_u32("ibm,req#msi", f.msi);
         w.prop_u32("ibm,req#msi-x", f.msix);
         w.end_node();
+    }
+    w.end_node();
+}
+
+/// One `/vdevice` child (QEMU `vio_make_devnode`, `spapr_dma_dt`): what Linux's
+/// `vio_register_device_node` needs (device_type, reg), its edge interrupt, its
+/// DMA window with two address and two size cells, then the device's own
+/// properties.
+fn write_vio_node(w: &mut FdtWriter, d: &crate::papr::vio::VioDtNode) {
+    w.begin_node(&d.name);
+    w.prop_u32("reg", d.reg);
+    w.prop_str("device_type", d.device_type);
+    w.prop_str("compatible", d.compatible);
+    w.prop_cells("interrupts", &[d.lisn, 0]);
+    if let Some((liobn, size)) = d.dma_window {
+        w.prop_u32("ibm,#dma-address-cells", 2);
+        w.prop_u32("ibm,#dma-size-cells", 2);
+        w.prop_cells(
+            "ibm,my-dma-window",
+            &[liobn, 0, 0, (size >> 32) as u32, size as u32],
+        );
+    }
+    for (name, value) in d.props {
+        w.prop(name, value);
     }
     w.end_node();
 }
@@ -713,6 +743,7 @@ mod tests {
             rtas_tokens: TOKENS,
             hypertas: HYPERTAS,
             vty_reg: VTY_REG,
+            vio: &[],
             reserved: &[(0, 0x0200_0000)],
             xive: xive.then_some(XiveGuestConfig {
                 tima_user: 0x0006_0300_0000_0000,
@@ -960,6 +991,39 @@ mod tests {
         // And with no vec5 at all.
         let cfg = config(2, CpuModel::Power9, true, true);
         check_linux_view(&build(&cfg).unwrap(), &cfg);
+    }
+
+    #[test]
+    fn vio_devices_under_vdevice() {
+        use crate::papr::vio::{self, VioBus, VioDeviceSpec, VioKind};
+        let mut bus = VioBus::new();
+        bus.add(vio::vty::spec()).unwrap();
+        bus.add(VioDeviceSpec {
+            kind: VioKind::Llan,
+            dma_window: Some(vio::VIO_DMA_WINDOW),
+            signal_mask: 1,
+            signal_reset: 0,
+            props: alloc::vec![("ibm,mac-address-filters", alloc::vec![0, 0, 0, 0])],
+        })
+        .unwrap();
+        let nodes = bus.dt_nodes();
+        let mut cfg = config(1, CpuModel::Power9, true, false);
+        cfg.vio = &nodes;
+        let t = parse(&build(&cfg).unwrap());
+        // The vty is written once, from vty_reg.
+        assert!(t.contains_key("/vdevice/vty@71000000"));
+        let n = "/vdevice/l-lan@71000001";
+        assert_eq!(u32_of(get(&t, n, "reg")), 0x7100_0001);
+        assert_eq!(string(get(&t, n, "device_type")), "network");
+        assert_eq!(string(get(&t, n, "compatible")), "IBM,l-lan");
+        assert_eq!(cells(get(&t, n, "interrupts")), [0x1001, 0]);
+        assert_eq!(u32_of(get(&t, n, "ibm,#dma-address-cells")), 2);
+        assert_eq!(u32_of(get(&t, n, "ibm,#dma-size-cells")), 2);
+        assert_eq!(
+            cells(get(&t, n, "ibm,my-dma-window")),
+            [0x7100_0001, 0, 0, 0, 0x1000_0000]
+        );
+        assert_eq!(u32_of(get(&t, n, "ibm,mac-address-filters")), 0);
     }
 
     #[test]

@@ -116,6 +116,11 @@ pub const HYPERTAS: &[&str] = &[
     "hcall-sprg0",
     "hcall-dabr",
     "hcall-xdabr",
+    // VIO: H_VIO_SIGNAL and the CRQ calls; the TCE calls, H_PUT_TCE_INDIRECT
+    // and H_STUFF_TCE (Linux maps and unmaps up to 512 pages a call with them).
+    "hcall-vio",
+    "hcall-tce",
+    "hcall-multi-tce",
 ];
 
 /// Opcodes are multiples of 4 in the architected ranges.

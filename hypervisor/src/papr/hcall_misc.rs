@@ -26,7 +26,8 @@ pub const H_LOGICAL_CACHE_LOAD: u64 = 0x44;
 pub const H_LOGICAL_CACHE_STORE: u64 = 0x48;
 pub const H_LOGICAL_ICBI: u64 = 0x4c;
 pub const H_LOGICAL_DCBF: u64 = 0x50;
-pub const H_VIO_SIGNAL: u64 = 0x104;
+/// H_VIO_SIGNAL: `papr::vio` (the VIO bus).
+pub const H_VIO_SIGNAL: u64 = crate::papr::vio::H_VIO_SIGNAL;
 pub const H_SET_XDABR: u64 = 0x134;
 pub const H_HOME_NODE_ASSOCIATIVITY: u64 = 0x2ec;
 pub const H_SIGNAL_SYS_RESET: u64 = 0x380;
@@ -106,20 +107,6 @@ pub fn decode_sreset_target(target: u64) -> Result<SresetTarget, HcallError> {
         -2 => Ok(SresetTarget::AllButSelf),
         t if t < 0 => Err(HcallError::Parameter),
         _ => Ok(SresetTarget::One(target)),
-    }
-}
-
-/// H_VIO_SIGNAL (PAPR 14.5.5.2): `mode` bit 63 enables the device's interrupt; the
-/// vty has no other signal source, so any other bit is H_PARAMETER (QEMU: the
-/// device's signal mask). `unit` must be the vty's unit address.
-pub fn decode_vio_signal(unit: u64, mode: u64, vty_reg: u32) -> Result<bool, HcallError> {
-    if unit != u64::from(vty_reg) {
-        return Err(HcallError::Parameter);
-    }
-    match mode {
-        0 => Ok(false),
-        1 => Ok(true),
-        _ => Err(HcallError::Parameter),
     }
 }
 
@@ -264,20 +251,6 @@ mod tests {
             Err(HcallError::Parameter)
         );
         assert_eq!(decode_sreset_target(3), Ok(SresetTarget::One(3)));
-    }
-
-    #[test]
-    fn vio_signal_checks() {
-        assert_eq!(decode_vio_signal(0x7100_0000, 1, 0x7100_0000), Ok(true));
-        assert_eq!(decode_vio_signal(0x7100_0000, 0, 0x7100_0000), Ok(false));
-        assert_eq!(
-            decode_vio_signal(0x7100_0000, 2, 0x7100_0000),
-            Err(HcallError::Parameter)
-        );
-        assert_eq!(
-            decode_vio_signal(0, 1, 0x7100_0000),
-            Err(HcallError::Parameter)
-        );
     }
 
     #[test]

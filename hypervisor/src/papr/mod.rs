@@ -6,4 +6,5 @@ pub mod nested;
 pub mod rtas;
 pub mod sysparm;
 pub mod vphb;
+pub mod vio;
 pub mod xics;

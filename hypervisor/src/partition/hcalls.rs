@@ -118,7 +118,7 @@ pub fn kick_vcpu(p: &Partition, id: u32) {
 }
 
 pub(super) fn check_term(term: u64) -> Result<(), HcallError> {
-    if term == u64::from(super::lpar::VTY_REG) || term == 0 {
+    if crate::papr::vio::vty::is_vty_term(term) {
         Ok(())
     } else {
         Err(HcallError::Parameter)

@@ -34,11 +34,7 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, op: u64) -> Hcal
         m::H_LOGICAL_ICBI | m::H_LOGICAL_DCBF => Ok([0; 4]),
         m::KVMPPC_H_LOGICAL_MEMOP => memop(p, g[4], g[5], g[6], g[7], g[8]),
         m::KVMPPC_H_UPDATE_DT => update_dt(p, g[4]),
-        m::H_VIO_SIGNAL => {
-            let on = m::decode_vio_signal(g[4], g[5], super::lpar::VTY_REG)?;
-            p.vty_irq_enabled.store(on, Ordering::Release);
-            Ok([0; 4])
-        }
+        op if super::vio::handles(op) => super::vio::hcall(p, op, &g[4..10]),
         m::H_HOME_NODE_ASSOCIATIVITY => home_node(p, ctx, g[4], g[5]),
         m::H_SIGNAL_SYS_RESET => signal_sys_reset(p, v, g[4]),
         // QEMU registers these and answers H_FUNCTION (segment tables and PID

@@ -26,61 +26,12 @@ use crate::{error, info, warn};
 
 /// The vty's unit address, as QEMU's pseries gives it.
 pub const VTY_REG: u32 = 0x7100_0000;
-/// The vty's interrupt source number: its LISN in XIVE exploitation mode and
-/// its XICS source number; device sources start at 0x1000 as on QEMU's pseries,
-/// above the IPIs (one per vCPU).
-pub const VTY_LISN: u32 = 0x1000;
+/// The vty's interrupt source number (`vio::vty::VTY_LISN`): device sources
+/// start at 0x1000 as on QEMU's pseries, above the IPIs (one per vCPU).
+pub const VTY_LISN: u32 = super::vio::vty::VTY_LISN;
 /// Whether the vty's interrupt is advertised (`interrupts` in its node): Linux's
 /// hvc driver then stops polling and waits for it.
 pub const VTY_IRQ: bool = true;
-
-/// Console input reached partition `index` (`console::input`): its vty source
-/// fires, as QEMU's vty pulses its interrupt when input arrives. Linux's hvc
-/// driver then reads it with H_GET_TERM_CHAR. The source fires in both
-/// controllers: the kernel configured only the one it uses; the other's source
-/// is unconfigured (XIVE: PQ off, ignored; XICS: masked, only kept pending).
-///
-/// Routing runs on whichever thread polled the console, often a vCPU of another
-/// partition: it only try-locks the target's XIVE and XICS, and a busy one is
-/// retried later (`vty_input_retry`, from `console_tick`) rather than waited
-/// for (audit finding 8).
-fn vty_input(index: usize) {
-    VTY_XIVE.run(index, &mut vty_xive);
-    VTY_XICS.run(index, &mut vty_xics);
-}
-
-static VTY_XIVE: crate::console::input::Deferred = crate::console::input::Deferred::new();
-static VTY_XICS: crate::console::input::Deferred = crate::console::input::Deferred::new();
-
-fn vty_xive(index: usize) -> bool {
-    let Some(p) = partitions().get(index) else {
-        return true;
-    };
-    match p.xive.try_with(|x| x.trigger(&mut GuestRam(p), VTY_LISN)) {
-        None => false,
-        Some(kick) => {
-            if let Some(k) = kick {
-                super::hcalls::kick_vcpu(p, k.vcpu);
-            }
-            true
-        }
-    }
-}
-
-fn vty_xics(index: usize) -> bool {
-    partitions().get(index).is_none_or(|p| {
-        super::xics::try_with_xics(p, |x| {
-            let _ = x.trigger(VTY_LISN);
-        })
-        .is_some()
-    })
-}
-
-/// Delivers the vty interrupts `vty_input` had to defer.
-fn vty_input_retry() {
-    VTY_XIVE.retry(&mut vty_xive);
-    VTY_XICS.retry(&mut vty_xics);
-}
 
 /// Why a partition stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,9 +110,8 @@ pub struct Partition {
     /// that do not use XIVE, driven through `partition::xics`; never held with
     /// another partition lock.
     pub xics: spin::Mutex<Xics>,
-    /// The vty's interrupt mode (H_VIO_SIGNAL): the guest wants an interrupt
-    /// when input arrives rather than polling.
-    pub vty_irq_enabled: AtomicBool,
+    /// The VIO bus: devices, DMA windows, signal states (`partition::vio`).
+    pub vio: super::vio::Vio,
     /// Guest real address of the FWNMI system-reset handler (ibm,nmi-register);
     /// `u64::MAX` when none is registered (system resets go to 0x100).
     pub fwnmi_sreset: AtomicU64,
@@ -805,7 +755,7 @@ const SHOW_SILENT_US: u64 = 200_000;
 /// loads); called by the idle threads and by vCPU threads, both at least every
 /// `console::input::POLL_US`.
 pub fn console_tick() {
-    vty_input_retry();
+    super::vio::vty::vty_input_retry();
     let Some(p) = crate::console::input::target().and_then(|i| partitions().get(i)) else {
         return;
     };
@@ -919,6 +869,7 @@ fn load_boot_image(
     b: &BootImage,
     chunks: &ChunkMap,
     lazy: bool,
+    vio: &[crate::papr::vio::VioDtNode],
 ) -> Result<Loaded, CreateError> {
     let mut times = LoadTimes::default();
     let size = mem.size();
@@ -964,6 +915,7 @@ fn load_boot_image(
         rtas_tokens: &tokens,
         hypertas: &hypertas,
         vty_reg: VTY_REG,
+        vio,
         reserved: &reserved,
         xive: (!b.mmu.offers_hash()).then_some(guest_fdt::XiveGuestConfig {
             tima_user: xive::TIMA_USER_GPA,
@@ -1128,6 +1080,7 @@ fn build_partition(
         .map_err(CreateError::Device)?;
     boot.vphbs = pci.nodes();
     let alloc_map = instr::mftb().wrapping_sub(t);
+    let vio = super::vio::Vio::new(spec, size).map_err(|_| CreateError::TooBig("VIO bus"))?;
     let Loaded {
         placed,
         eager,
@@ -1141,6 +1094,7 @@ fn build_partition(
         // Devices may DMA anywhere in it once the guest opens a window: all
         // of it is zeroed before the guest runs.
         !spec.mmu.offers_hash() && pci.is_empty(),
+        &vio.bus.dt_nodes(),
     )?;
     for c in eager {
         map_chunk(&mut tree, &mem, chunks.range(c)).map_err(CreateError::Map)?;
@@ -1207,7 +1161,10 @@ fn build_partition(
             None => String::new(),
         }
     );
-    let xive = Xive::new(spec.vcpus, spec.vcpus, &[(VTY_LISN, false)])
+    // Every VIO device's source (edge), in both controllers.
+    let lisns: Vec<u32> = vio.bus.lisns().collect();
+    let sources: Vec<(u32, bool)> = lisns.iter().map(|&l| (l, false)).collect();
+    let xive = Xive::new(spec.vcpus, spec.vcpus, &sources)
         .map_err(|_| CreateError::TooBig("XIVE sources"))?;
     let uv = crate::uv::partition::PartitionUv::new(lpid, spec.secure, &mem, info.ultravisor);
     if spec.secure {
@@ -1219,7 +1176,8 @@ fn build_partition(
     // can reach every root entry (any guest real address below 2^52), so the
     // unused entries must stay invalid and cannot hold anything else.
     let structs = core::mem::size_of::<Partition>() as u64
-        + spec.vcpus as u64 * core::mem::size_of::<Vcpu>() as u64;
+        + spec.vcpus as u64 * core::mem::size_of::<Vcpu>() as u64
+        + vio.table_bytes();
     let overhead = table_bytes + structs;
     info!(
         "PAPRIKA lpar-overhead: {} bytes={} root={} dirs={} structs={}",
@@ -1259,8 +1217,8 @@ fn build_partition(
         proc_tbl: AtomicU64::new(0),
         gtse: AtomicBool::new(true),
         xive: SharedXive::new(xive),
-        xics: spin::Mutex::new(Xics::new(spec.vcpus, &[VTY_LISN])),
-        vty_irq_enabled: AtomicBool::new(false),
+        xics: spin::Mutex::new(Xics::new(spec.vcpus, &lisns)),
+        vio,
         fwnmi_sreset: AtomicU64::new(u64::MAX),
         fwnmi_mce: AtomicU64::new(u64::MAX),
         fwnmi_interlock: AtomicU64::new(u64::MAX),
@@ -1314,6 +1272,7 @@ impl Partition {
         self.pci.reset_all(&self.name);
         self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
+        super::vio::reset(self);
         self.nested.reset();
         // Registrations name memory that is about to be scrubbed.
         for v in &self.vcpus {
@@ -1327,6 +1286,7 @@ impl Partition {
             &self.boot,
             &self.demand.map,
             false,
+            &self.vio.bus.dt_nodes(),
         )
         .and_then(|l| {
             // Every chunk is zeroed or loaded now; map those still unmapped.
@@ -1364,7 +1324,6 @@ impl Partition {
                 self.gtse.store(true, Ordering::Release);
                 self.interrupt_le.store(false, Ordering::Relaxed);
                 self.ail.store(0, Ordering::Relaxed);
-                self.vty_irq_enabled.store(false, Ordering::Relaxed);
                 self.fwnmi_sreset.store(u64::MAX, Ordering::Relaxed);
                 self.fwnmi_mce.store(u64::MAX, Ordering::Relaxed);
                 self.fwnmi_interlock.store(u64::MAX, Ordering::Relaxed);
@@ -1425,7 +1384,7 @@ pub fn create_all(
     RUNNING_COUNT.store(n as u32, Ordering::Release);
     PARTITIONS.call_once(|| parts);
     if VTY_IRQ {
-        crate::console::input::set_notify(vty_input);
+        crate::console::input::set_notify(super::vio::vty::vty_input);
     }
     if failed > 0 {
         warn!("{failed} partition(s) could not be created");

@@ -39,4 +39,6 @@ pub mod rtas_calls;
 #[cfg(target_arch = "powerpc64")]
 pub mod vcpu;
 #[cfg(target_arch = "powerpc64")]
+pub mod vio;
+#[cfg(target_arch = "powerpc64")]
 pub mod xics;

@@ -132,6 +132,12 @@ pub fn implemented(op: u64) -> bool {
             | 0xe4
             | 0xe8
             | 0x104
+            // H_GET_TCE, H_PUT_TCE, H_STUFF_TCE, H_PUT_TCE_INDIRECT: no DMA
+            // window here, so H_PARAMETER (unknown LIOBN) whatever the arguments.
+            | 0x1c
+            | 0x20
+            | 0x138
+            | 0x13c
             | 0x134
             | 0x1c8
             | 0x2ec
@@ -1345,8 +1351,11 @@ impl<'a> Fuzz<'a> {
             (0xf005, H_FUNC),
             (0x298, H_FUNC),
             (0xfc, H_FUNC),
-            (0x1c, H_FUNC),
-            (0x20, H_FUNC),
+            // A LIOBN that names no DMA window (this partition has none).
+            (0x1c, H_PARAM),
+            (0x20, H_PARAM),
+            (0x138, H_PARAM),
+            (0x13c, H_PARAM),
             (0x45c, H_FUNC),
             (0xf804, H_FUNC),
             (0x460, H_FUNC),
