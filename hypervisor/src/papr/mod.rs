@@ -5,6 +5,6 @@ pub mod hcall_misc;
 pub mod nested;
 pub mod rtas;
 pub mod sysparm;
-pub mod vphb;
 pub mod vio;
+pub mod vphb;
 pub mod xics;

@@ -337,6 +337,17 @@ impl DdwWindow {
     }
 }
 
+/// The PHB's entry for a guest TCE `tce` (guest real page | R | W) of a
+/// partition whose memory starts at host real `host_base`: the host page with
+/// the same permissions, or 0 (a fault) when it grants nothing.
+pub fn host_tce(tce: u64, host_base: u64) -> u64 {
+    let perms = tce & 3;
+    if perms == 0 {
+        return 0;
+    }
+    (host_base + (tce & !0xfff)) | perms
+}
+
 /// ibm,query-pe-dma-window answers: (windows available, largest block in
 /// pages of `page_shift`, page-size mask).
 /// Page sizes (PAPR DDW): bit 0 4K, 1 64K, 2 16M, 3 32M, 4 64M, 5 128M, 6 256M, 7 16G.
@@ -507,6 +518,14 @@ mod tests {
         assert_eq!(parse_liobn(liobn(2, 3, 0)), Some((2, 3, 0)));
         assert_eq!(liobn(2, 3, 0), 0x7000_0206);
         assert_eq!(parse_liobn(0x1000_0001), None);
+    }
+
+    #[test]
+    fn host_tces_keep_permissions_and_faults() {
+        assert_eq!(host_tce(0x5000 | 3, 0x2000_0000), 0x2000_5003);
+        assert_eq!(host_tce(0x5000 | 1, 0x2000_0000), 0x2000_5001);
+        assert_eq!(host_tce(0x5000, 0x2000_0000), 0);
+        assert_eq!(host_tce(0, 0x2000_0000), 0);
     }
 
     #[test]

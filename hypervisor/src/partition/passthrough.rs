@@ -3,8 +3,10 @@
 //! its BARs mapped cache-inhibited into the partition-scoped tree behind a
 //! logical PHB; config space through filtered RTAS calls (`papr::vphb`); DMA
 //! through a 64-bit bypass window of exactly the partition's memory, opened by
-//! ibm,create-pe-dma-window; a function-level reset whenever the partition
-//! reboots or stops.
+//! ibm,create-pe-dma-window; a 32-bit window of TCEs the guest programs with
+//! H_PUT_TCE / H_PUT_TCE_INDIRECT / H_STUFF_TCE (`papr::vio::tce::TceTable`
+//! checks them, the hypervisor mirrors each into the PHB's table as a host real
+//! address); a function-level reset whenever the partition reboots or stops.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,7 +17,9 @@ use crate::fdt::host::{HostInfo, PciFunction};
 use crate::mm::extent::ExtentMap;
 use crate::mm::radix::{CacheAttr, PageSize, PteFlags, RadixTree};
 use crate::papr::guest_fdt::{VphbFunction, VphbNode};
+use crate::papr::hcall::{HcallError, HcallResult};
 use crate::papr::rtas::{self as r, RtasArgs, RtasCall};
+use crate::papr::vio::tce::{self, TceTable};
 use crate::papr::vphb::{self, DdwWindow, ReadAction, VBar, VFunction, WriteAction};
 use crate::pci::{self, BarAllocator, ConfigSpace, MmioWindow, PciAddress, PciError};
 use crate::platform::opal::pci::{self as opal_pci, OpalConfig};
@@ -29,6 +33,10 @@ pub const MMIO_GPA_STRIDE: u64 = 1 << 32;
 /// BARs are placed and mapped in whole 64 KiB pages (Linux's page size), so a
 /// partition's mapping never covers another function's registers.
 pub const BAR_ALIGN: u64 = 64 << 10;
+/// Every function's 32-bit DMA window (`ibm,dma-window`, TVE#0 of its PE):
+/// 256 MiB at bus address 0 in 4 KiB TCEs; its PHB table takes 512 KiB.
+pub const TCE32_SIZE: u64 = 256 << 20;
+pub const TCE32_SHIFT: u32 = 12;
 
 /// Why a partition's devices could not be set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +68,12 @@ pub struct Passed {
     pub ddw_open: AtomicBool,
     /// Guest real pages of the MSI-X table, left unmapped (trapped).
     pub msix_table: Option<(u64, u64)>,
+    /// The 32-bit window as the guest programs it (guest real pages) and the
+    /// PHB's table (host real, big-endian) at `tce_hw`.
+    pub tce32: spin::Mutex<TceTable>,
+    pub tce_hw: u64,
+    /// Page shift of the 64-bit window the guest created (its TCE hcalls).
+    pub ddw_shift: core::sync::atomic::AtomicU32,
 }
 
 /// A logical PHB: the partition's functions of one host PHB.
@@ -172,7 +186,17 @@ pub fn attach(
                 pt.vphbs.len() - 1
             }
         };
-        let passed = place(&f, addr, &m32, info)?;
+        let mut passed = place(&f, addr, &m32, info)?;
+        passed.tce32 = spin::Mutex::new(
+            TceTable::new(
+                vphb::liobn(f.phb_id, pt.vphbs[slot].functions.len(), 0),
+                0,
+                TCE32_SIZE,
+                TCE32_SHIFT,
+                mem.size(),
+            )
+            .map_err(|_| DeviceError::Unusable(addr, "32-bit TCE window"))?,
+        );
         let v = &mut pt.vphbs[slot];
         map_bars(tree, v, &passed).map_err(|_| DeviceError::Map(addr))?;
         info!(
@@ -265,8 +289,21 @@ fn place(
         }
         s += seg;
     }
-    // No DMA window until the guest opens one; no freeze left from before.
-    let _ = opal_pci::unmap_dma(f.phb_id, pe, u64::from(pe) << 1);
+    // The 32-bit window: a TCE table of faults; no 64-bit window until the
+    // guest creates one; no freeze left from before.
+    let hw_bytes = (TCE32_SIZE >> TCE32_SHIFT) * 8;
+    let tce_hw = crate::mm::alloc_frames(hw_bytes, hw_bytes)
+        .map_err(|_| DeviceError::Unusable(addr, "no memory for its TCE table"))?;
+    crate::mm::zero_phys(tce_hw, hw_bytes);
+    opal_pci::map_dma_tce(
+        f.phb_id,
+        pe,
+        u64::from(pe) << 1,
+        tce_hw,
+        hw_bytes,
+        1 << TCE32_SHIFT,
+    )
+    .map_err(err)?;
     let _ = opal_pci::unmap_dma(f.phb_id, pe, (u64::from(pe) << 1) | 1);
     let _ = opal_pci::clear_freeze(f.phb_id, pe);
     let cmd = cfg.read16(bdf, pci::COMMAND).map_err(err)?;
@@ -280,6 +317,9 @@ fn place(
     let class_rev = cfg.read32(bdf, 0x08).map_err(err)?;
     let sub = cfg.read32(bdf, 0x2c).map_err(err)?;
     let mut vf = VFunction::new(bdf, &vbars);
+    // The PE always has a window (TVE#0, TCEs the hypervisor checked), so the
+    // device may master: every address it uses is translated by the PHB.
+    vf.dma_ready = true;
     let (mut msi, mut msix, mut msix_table) = (0, 0, None);
     for (id, at) in pci::capabilities(&mut cfg, bdf).map_err(err)? {
         let at16 = u16::from(at);
@@ -327,6 +367,13 @@ fn place(
         node,
         ddw_open: AtomicBool::new(false),
         msix_table,
+        // Replaced by `attach` once the function's LIOBN is known.
+        tce32: spin::Mutex::new(
+            TceTable::new(0, 0, 1 << TCE32_SHIFT, TCE32_SHIFT, 0)
+                .map_err(|_| DeviceError::Unusable(addr, "32-bit TCE window"))?,
+        ),
+        tce_hw,
+        ddw_shift: core::sync::atomic::AtomicU32::new(TCE32_SHIFT),
     })
 }
 
@@ -380,7 +427,10 @@ impl Passthrough {
                 mmio_gpa: v.mmio_gpa,
                 mmio_pci: v.m32.pci,
                 mmio_size: v.m32.size,
-                dma_window: None,
+                dma_window: v.functions.first().map(|f| {
+                    let t = f.tce32.lock();
+                    (t.liobn(), t.bus_offset(), t.window_size())
+                }),
                 ddw_tokens: [
                     t(RtasCall::QueryPeDmaWindow),
                     t(RtasCall::CreatePeDmaWindow),
@@ -411,7 +461,12 @@ impl Passthrough {
         for v in &self.vphbs {
             for f in &v.functions {
                 close_ddw(v, f);
-                f.vf.lock().dma_ready = false;
+                {
+                    let mut t = f.tce32.lock();
+                    t.clear();
+                    crate::mm::zero_phys(f.tce_hw, (TCE32_SIZE >> TCE32_SHIFT) * 8);
+                }
+                let _ = opal_pci::tce_kill_pe(v.phb_id, f.pe);
                 let mut cfg = OpalConfig { phb_id: v.phb_id };
                 let mut wait = || {
                     let until = instr::mftb() + timer::us_to_ticks(100_000);
@@ -430,13 +485,9 @@ impl Passthrough {
     }
 }
 
-/// Closes the function's 64-bit window and switches its bus mastering off (a
-/// device still mastering would only hit a closed window: a PE freeze).
+/// Closes the function's 64-bit window (a device still using it hits a closed
+/// TVE: a PE freeze, nothing else).
 fn close_ddw(v: &Vphb, f: &Passed) {
-    let mut cfg = OpalConfig { phb_id: v.phb_id };
-    if let Ok(cmd) = cfg.read16(f.addr.bdf, pci::COMMAND) {
-        let _ = cfg.write16(f.addr.bdf, pci::COMMAND, cmd & !pci::COMMAND_BUS_MASTER);
-    }
     if f.ddw_open.swap(false, Ordering::AcqRel) {
         if let Err(e) = opal_pci::unmap_dma(v.phb_id, f.pe, (u64::from(f.pe) << 1) | 1) {
             warn!(
@@ -547,7 +598,7 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
                 f.ddw_open.store(false, Ordering::Release);
                 return a.set_status(r::RTAS_HARDWARE_ERROR);
             }
-            f.vf.lock().dma_ready = true;
+            f.ddw_shift.store(arg(3), Ordering::Release);
             info!(
                 "PAPRIKA passthrough-ddw: {} {} bus {:#x}+{:#x} (host {:#x})",
                 p.name,
@@ -572,7 +623,6 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
             });
             match found {
                 Some((v, f)) if f.ddw_open.load(Ordering::Acquire) => {
-                    f.vf.lock().dma_ready = false;
                     close_ddw(v, f);
                     a.set_status(r::RTAS_SUCCESS);
                 }
@@ -586,9 +636,7 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
             let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
                 return a.set_status(r::RTAS_PARAMETER_ERROR);
             };
-            let f = &v.functions[i];
-            f.vf.lock().dma_ready = false;
-            close_ddw(v, f);
+            close_ddw(v, &v.functions[i]);
             a.set_status(r::RTAS_SUCCESS);
         }
         _ => a.set_status(r::RTAS_PARAMETER_ERROR),
@@ -598,4 +646,121 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
 /// Text for a refused partition.
 pub fn describe(e: &DeviceError) -> String {
     alloc::format!("{e}")
+}
+
+/// The TCE hcalls on a pass-through LIOBN (`partition::vio::hcall` asks here
+/// first); `None` when `liobn` is not one of this partition's functions.
+///
+/// The 32-bit window: the guest's TCEs are checked by the function's
+/// [`TceTable`] (guest real pages inside the partition), then each changed
+/// entry is written to the PHB's table as a host real page and the PE's TCE
+/// cache is killed. The 64-bit window is a bypass, so only identity TCEs
+/// (what Linux writes to map all its memory into a direct window) are
+/// accepted, and change nothing.
+pub fn tce_hcall(p: &super::lpar::Partition, op: u64, a: &[u64]) -> Option<HcallResult> {
+    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
+    let liobn = u32::try_from(arg(0)).ok()?;
+    let (phb, slot, window) = vphb::parse_liobn(liobn)?;
+    let v = p.pci.vphbs.iter().find(|v| v.phb_id == phb)?;
+    let f = v.functions.get(slot)?;
+    let (ioba, npages) = (arg(1), arg(3));
+    let list = |n: u64| -> Result<([u64; tce::MAX_INDIRECT as usize], usize), HcallError> {
+        tce::check_put_indirect(arg(2), n)?;
+        let n = n as usize;
+        let mut raw = [0u8; 4096];
+        p.read_guest(arg(2), &mut raw[..n * 8])
+            .ok_or(HcallError::Parameter)?;
+        let mut tces = [0u64; tce::MAX_INDIRECT as usize];
+        tce::decode_tce_list(&raw[..n * 8], &mut tces[..n]);
+        Ok((tces, n))
+    };
+    if window == 1 {
+        return Some(ddw_tce(v, f, op, ioba, arg(2), npages, &list));
+    }
+    let mut t = f.tce32.lock();
+    let (result, first, count) = match op {
+        tce::H_PUT_TCE => (t.h_put_tce(ioba, arg(2)).map(|()| [0; 4]), ioba, 1),
+        tce::H_GET_TCE => return Some(t.h_get_tce(ioba).map(|x| [x, 0, 0, 0])),
+        tce::H_STUFF_TCE => (
+            t.h_stuff_tce(ioba, arg(2), npages).map(|()| [0; 4]),
+            ioba,
+            npages,
+        ),
+        tce::H_PUT_TCE_INDIRECT => match list(npages) {
+            Ok((tces, n)) => (
+                t.h_put_tce_list(ioba, &tces[..n]).map(|()| [0; 4]),
+                ioba,
+                n as u64,
+            ),
+            Err(e) => (Err(e), 0, 0),
+        },
+        _ => return None,
+    };
+    if result.is_ok() {
+        let host_base = v.ddw.base & !vphb::BYPASS_BASE;
+        for k in 0..count {
+            let io = first + (k << TCE32_SHIFT);
+            let entry = t.h_get_tce(io).unwrap_or(0);
+            let hw = vphb::host_tce(entry, host_base);
+            let at = f.tce_hw + ((io - t.bus_offset()) >> TCE32_SHIFT) * 8;
+            crate::mm::radix::TableMemory::write(
+                &mut crate::arch::ppc64::mmu::LinearTables,
+                at,
+                crate::be::Be64::new(hw),
+            );
+        }
+        drop(t);
+        instr::sync();
+        if let Err(e) = opal_pci::tce_kill_pe(v.phb_id, f.pe) {
+            crate::debug!("passthrough {}: TCE kill: {e:?}", f.addr);
+        }
+    } else {
+        drop(t);
+        super::vcpu::rate_limited_warn(p, "pass-through TCE hcall refused (opcode)", op);
+    }
+    Some(result)
+}
+
+/// TCE hcalls on the 64-bit (bypass) window: identity entries only.
+fn ddw_tce(
+    v: &Vphb,
+    f: &Passed,
+    op: u64,
+    ioba: u64,
+    value: u64,
+    npages: u64,
+    list: &dyn Fn(u64) -> Result<([u64; tce::MAX_INDIRECT as usize], usize), HcallError>,
+) -> HcallResult {
+    if !f.ddw_open.load(Ordering::Acquire) {
+        return Err(HcallError::Parameter);
+    }
+    let page = 1u64 << f.ddw_shift.load(Ordering::Acquire);
+    let at = |k: u64| k.checked_mul(page).and_then(|o| ioba.checked_add(o));
+    match op {
+        tce::H_PUT_TCE => v
+            .ddw
+            .check_identity_tce(ioba, value, page)
+            .then_some([0; 4])
+            .ok_or(HcallError::Parameter),
+        tce::H_GET_TCE => v
+            .ddw
+            .guest_addr(ioba, page)
+            .filter(|_| ioba.is_multiple_of(page))
+            .map(|g| [g | tce::TCE_READ | tce::TCE_WRITE, 0, 0, 0])
+            .ok_or(HcallError::Parameter),
+        tce::H_STUFF_TCE => {
+            let ok = value & 3 == 0
+                && npages > 0
+                && at(npages - 1).is_some_and(|last| v.ddw.guest_addr(last, page).is_some());
+            ok.then_some([0; 4]).ok_or(HcallError::Parameter)
+        }
+        tce::H_PUT_TCE_INDIRECT => {
+            let (tces, n) = list(npages)?;
+            let ok = tces[..n].iter().enumerate().all(|(k, &t)| {
+                at(k as u64).is_some_and(|io| v.ddw.check_identity_tce(io, t, page))
+            });
+            ok.then_some([0; 4]).ok_or(HcallError::Parameter)
+        }
+        _ => Err(HcallError::Function),
+    }
 }

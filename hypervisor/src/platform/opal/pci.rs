@@ -18,7 +18,11 @@ const OPAL_PCI_EEH_FREEZE_STATUS: u64 = 23;
 const OPAL_PCI_EEH_FREEZE_CLEAR: u64 = 26;
 const OPAL_PCI_MAP_PE_MMIO_WINDOW: u64 = 29;
 const OPAL_PCI_SET_PE: u64 = 31;
+const OPAL_PCI_MAP_PE_DMA_WINDOW: u64 = 44;
 const OPAL_PCI_MAP_PE_DMA_WINDOW_REAL: u64 = 45;
+const OPAL_PCI_TCE_KILL: u64 = 146;
+/// `OPAL_PCI_TCE_KILL` kill type: every cached TCE of one PE.
+const OPAL_PCI_TCE_KILL_PE: u64 = 1;
 
 /// `OPAL_PCI_SET_PE` comparisons: the whole bus number, device and function.
 const OPAL_COMPARE_RID_BUS_ALL: u64 = 7;
@@ -166,4 +170,30 @@ pub fn freeze_status(phb_id: u64, pe: u32) -> Result<u8, PciError> {
     let _ = core::mem::take(&mut pci_error);
     let _ = core::mem::take(&mut phb_status);
     Ok(core::mem::take(&mut state))
+}
+
+/// Points DMA window `window` of PE `pe` at a one-level TCE table of `size`
+/// bytes at real `table` (big-endian entries, pages of `page_size`).
+pub fn map_dma_tce(
+    phb_id: u64,
+    pe: u32,
+    window: u64,
+    table: u64,
+    size: u64,
+    page_size: u64,
+) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_MAP_PE_DMA_WINDOW",
+        OPAL_PCI_MAP_PE_DMA_WINDOW,
+        &[phb_id, u64::from(pe), window, 1, table, size, page_size],
+    )
+}
+
+/// Drops the PHB's cached TCEs of PE `pe` (after its table changed).
+pub fn tce_kill_pe(phb_id: u64, pe: u32) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_TCE_KILL",
+        OPAL_PCI_TCE_KILL,
+        &[phb_id, OPAL_PCI_TCE_KILL_PE, u64::from(pe), 0, 0, 0],
+    )
 }

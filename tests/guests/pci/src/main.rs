@@ -18,6 +18,11 @@ mod guest {
     use paprika_guest_rt::*;
 
     const RTAS_PARAMETER_ERROR: i32 = -3;
+    const H_PARAMETER: i64 = -4;
+    const H_GET_TCE: u64 = 0x1c;
+    const H_PUT_TCE: u64 = 0x20;
+    const H_STUFF_TCE: u64 = 0x138;
+    const H_PUT_TCE_INDIRECT: u64 = 0x13c;
     const VIRTIO_VENDOR: u32 = 0x1af4;
     const VIRTIO_BLK_MODERN: u32 = 0x1042;
 
@@ -232,7 +237,12 @@ mod guest {
         w16(common + 0x18, 8);
         w16(common + 0x1a, 0xffff);
         let ring = &raw mut RING;
-        // SAFETY: the ring is ours; the device does not run yet.
+        // SAFETY: the ring is ours; the device does not run yet (reset above).
+        unsafe {
+            (*ring).avail = [0; 12];
+            (*ring).used = [0; 18];
+        }
+        // SAFETY: as above.
         let (desc, avail, used) = unsafe {
             (
                 (&raw mut (*ring).desc) as u64,
@@ -256,6 +266,13 @@ mod guest {
 
     /// Reads `len` bytes from `sector` into BUF; the request's status.
     fn blk_read(v: &mut Virtio, sector: u64, len: u32) -> Result<u8, &'static str> {
+        // SAFETY: the device is idle between requests.
+        unsafe { core::ptr::write_bytes((&raw mut BUF) as *mut u8, 0, len as usize) };
+        blk_read_keep(v, sector, len)
+    }
+
+    /// As [`blk_read`] without clearing the buffer first.
+    fn blk_read_keep(v: &mut Virtio, sector: u64, len: u32) -> Result<u8, &'static str> {
         let ring = &raw mut RING;
         let req = &raw mut REQ;
         let buf = &raw mut BUF;
@@ -265,7 +282,6 @@ mod guest {
             (*req).kind = 0u32.to_le();
             (*req).sector = sector.to_le();
             (*req).status = 0xff;
-            (&mut (*buf).0)[..len as usize].fill(0);
             let d = &mut (*ring).desc;
             // addr, (len | flags << 32 | next << 48) in little-endian fields.
             let desc = |addr: u64, len: u32, flags: u16, next: u16| {
@@ -289,13 +305,13 @@ mod guest {
         let want = v.avail_idx;
         // SAFETY: only the address is taken.
         let used_idx = unsafe { (&raw const (*ring).used) as *const u16 };
-        let done = wait_for(5_000_000, || {
+        let done = wait_for(1_000_000, || {
             // SAFETY: the used index (second u16 of the used ring) is written by
             // the device; read it volatile.
             u16::from_le(unsafe { read_volatile(used_idx.add(1)) }) == want
         });
         if !done {
-            return Err("no used entry within 5 s");
+            return Err("no used entry within 1 s");
         }
         fence(Ordering::SeqCst);
         // SAFETY: the device has finished with the request.
@@ -317,6 +333,69 @@ mod guest {
             }
         }
         (bad, sum)
+    }
+
+    /// Maps `pages` 4 KiB pages from guest real `gra` at the same bus address
+    /// in the 32-bit window, with H_PUT_TCE_INDIRECT (read and write).
+    fn map_identity(liobn: u64, gra: u64, pages: u64) -> i64 {
+        #[repr(C, align(4096))]
+        struct List([u64; 512]);
+        static mut LIST: List = List([0; 512]);
+        let list = &raw mut LIST;
+        for k in 0..pages {
+            // SAFETY: only this vCPU uses the list, and only here.
+            unsafe { (*list).0[k as usize] = ((gra + k * 0x1000) | 3).to_be() };
+        }
+        hcall(H_PUT_TCE_INDIRECT, &[liobn, gra, list as u64, pages]).0
+    }
+
+    /// The disk again, through the 32-bit TCE window (bus address = guest
+    /// real address of each mapped page); then the buffer unmapped with
+    /// H_STUFF_TCE, after which the device's writes must not arrive.
+    fn tce_window_read(p: &Phb, liobn: u64) {
+        let ring = &raw mut RING as u64;
+        let buf = &raw mut BUF as u64;
+        let req = (&raw mut REQ as u64) & !0xfff;
+        let rc = [
+            map_identity(liobn, ring, 1),
+            map_identity(liobn, buf, 16),
+            hcall(H_PUT_TCE, &[liobn, req, req | 3]).0,
+        ];
+        let mut v = match virtio_init(p, 0) {
+            Ok(v) => v,
+            Err(e) => {
+                check(
+                    "virtio-blk-read-tce-window",
+                    false,
+                    format_args!("init: {} (TCE rc {:?})", e, rc),
+                );
+                return;
+            }
+        };
+        let r = blk_read(&mut v, 256, 65536);
+        let (bad, _) = check_buf(256 * 512, 65536);
+        check(
+            "virtio-blk-read-tce-window",
+            rc == [0, 0, 0] && r == Ok(0) && bad == 0,
+            format_args!("TCE rc {:?}, read {:?}, {} bad words", rc, r, bad),
+        );
+        // Unmap the buffer: the device may no longer write it.
+        let st = hcall(H_STUFF_TCE, &[liobn, buf, 0, 16]).0;
+        // SAFETY: the device cannot reach the buffer any more.
+        unsafe { core::ptr::write_bytes((&raw mut BUF) as *mut u8, 0xee, 65536) };
+        let r = blk_read_keep(&mut v, 512, 4096);
+        // SAFETY: as above.
+        let intact = unsafe { core::slice::from_raw_parts((&raw const BUF) as *const u8, 4096) }
+            .iter()
+            .all(|&b| b == 0xee);
+        // QEMU completes the request (its status page is still mapped) but
+        // the data has nowhere to go.
+        check(
+            "dma-after-unmap-refused",
+            st == 0 && intact,
+            format_args!("stuff {}, read {:?}, buffer intact {}", st, r, intact),
+        );
+        w8(v.common + 0x14, 0);
     }
 
     #[no_mangle]
@@ -390,12 +469,48 @@ mod guest {
                 && p.read32(reg) == bar,
             format_args!("mask {:#x} for size {:#x}", mask, size),
         );
+        // The 32-bit TCE window is there from the start (ibm,dma-window), so
+        // bus mastering is allowed: every address goes through the PHB.
+        let dw = fdt_prop(fdt, "/pci", "ibm,dma-window").unwrap_or(&[]);
+        let liobn32 = be32(dw, 0);
+        check(
+            "dma-window-node",
+            dw.len() == 20
+                && liobn32 >> 16 == 0x7000
+                && be64(dw, 4) == 0
+                && be64(dw, 12) == 256 << 20,
+            format_args!("{} bytes, liobn {:#x}", dw.len(), liobn32),
+        );
         let rc = p.write(4, 2, 0x6);
         let cmd = p.read(4, 2).1;
         check(
-            "bus-master-refused-without-window",
-            rc == 0 && cmd & 4 == 0 && cmd & 2 != 0,
+            "bus-master-with-tce-window",
+            rc == 0 && cmd & 6 == 6,
             format_args!("status {} command {:#x}", rc, cmd),
+        );
+        // TCE hcalls on the 32-bit window: outside memory, outside the window,
+        // misaligned are refused; a good one reads back.
+        let lb = u64::from(liobn32);
+        let mem = 256u64 << 20;
+        let bad = [
+            hcall(H_PUT_TCE, &[lb, 0, mem | 3]).0,
+            hcall(H_PUT_TCE, &[lb, 0, ((mem - 0x1000) + 0x1000 * 1024) | 3]).0,
+            hcall(H_PUT_TCE, &[lb, 256 << 20, 0x1000 | 3]).0,
+            hcall(H_PUT_TCE, &[lb, 0x800, 0x1000 | 3]).0,
+            hcall(H_STUFF_TCE, &[lb, 0, 0x1003, 1]).0,
+        ];
+        check(
+            "tce-outside-refused",
+            bad.iter().all(|&r| r == H_PARAMETER),
+            format_args!("{:?}", bad),
+        );
+        let put = hcall(H_PUT_TCE, &[lb, 0x5000, 0x7000 | 1]).0;
+        let (get, out) = hcall(H_GET_TCE, &[lb, 0x5000]);
+        let clr = hcall(H_STUFF_TCE, &[lb, 0x5000, 0, 1]).0;
+        check(
+            "tce-put-get",
+            put == 0 && get == 0 && out[0] == 0x7001 && clr == 0,
+            format_args!("put {} get {} {:#x} stuff {}", put, get, out[0], clr),
         );
         let ca = p.config;
         let (hi, lo) = ((p.buid >> 32) as u32, p.buid as u32);
@@ -427,12 +542,13 @@ mod guest {
             again[0] == 0 && again[1] == 0,
             format_args!("status {} windows {}", again[0], again[1]),
         );
-        let rc = p.write(4, 2, 0x6);
-        let cmd = p.read(4, 2).1;
+        let ddw_liobn = u64::from(c[1] as u32);
+        let id = hcall(H_PUT_TCE, &[ddw_liobn, base + 0x10000, 0x10000 | 3]).0;
+        let other = hcall(H_PUT_TCE, &[ddw_liobn, base + 0x10000, 0x20000 | 3]).0;
         check(
-            "bus-master-with-window",
-            rc == 0 && cmd & 6 == 6,
-            format_args!("status {} command {:#x}", rc, cmd),
+            "ddw-identity-tce-only",
+            id == 0 && other == H_PARAMETER,
+            format_args!("identity {} other {}", id, other),
         );
         match virtio_init(&p, base) {
             Err(e) => check("virtio-blk-init", false, format_args!("{}", e)),
@@ -466,14 +582,15 @@ mod guest {
                 println!("GUEST-FIGURES disk_checksum={:#010x} bytes=262144", sum);
                 // Reset the device before the window goes.
                 w8(v.common + 0x14, 0);
+                tce_window_read(&p, lb);
             }
         }
         let rm = rtas_call_token(p.ddw[2], &[c[1] as u32], 1);
-        let cmd = p.read(4, 2).1;
+        let closed = hcall(H_PUT_TCE, &[ddw_liobn, base + 0x10000, 0x10000 | 3]).0;
         check(
             "ddw-remove",
-            rm[0] == 0 && cmd & 4 == 0,
-            format_args!("status {} command {:#x}", rm[0], cmd),
+            rm[0] == 0 && closed == H_PARAMETER,
+            format_args!("status {}, identity TCE afterwards {}", rm[0], closed),
         );
         let rm = rtas_call_token(p.ddw[2], &[c[1] as u32], 1);
         check(
