@@ -1027,6 +1027,59 @@ mod tests {
     }
 
     #[test]
+    fn vphb_node_as_pseries_linux_reads_it() {
+        let vphbs = [VphbNode {
+            buid: 0x0800_0000_2000_0001,
+            mmio_gpa: 0x2000_0000_0000,
+            mmio_pci: 0x8000_0000,
+            mmio_size: 0x7fff_0000,
+            dma_window: Some((0x7000_0100, 0, 256 << 20)),
+            ddw_tokens: [0x2015, 0x2016, 0x2017, 0x2018],
+            functions: vec![VphbFunction {
+                bdf: 0x0100,
+                vendor: 0x1af4,
+                device: 0x1042,
+                revision: 1,
+                class: 0x01_0000,
+                subsystem_vendor: 0x1af4,
+                subsystem: 2,
+                bars: vec![
+                    (1, false, false, 0xc000_0000, 0x1000),
+                    (4, true, true, 0xc001_0000, 0x4000),
+                ],
+                msi: 0,
+                msix: 2,
+            }],
+        }];
+        let mut c = config(1, CpuModel::Power9, true, false);
+        c.vphbs = &vphbs;
+        let t = parse(&build(&c).unwrap());
+        let n = "/pci@800000020000001";
+        assert_eq!(get(&t, n, "compatible"), b"IBM,Logical_PHB\0");
+        assert_eq!(get(&t, n, "ranges").len(), 28);
+        assert_eq!(
+            get(&t, n, "ibm,dma-window"),
+            &[0x70, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]
+        );
+        assert_eq!(get(&t, n, "ibm,ddw-applicable").len(), 12);
+        assert_eq!(get(&t, "/chosen", "linux,pci-probe-only"), &[0, 0, 0, 1]);
+        let f = "/pci@800000020000001/pci@0";
+        let aa = get(&t, f, "assigned-addresses");
+        assert_eq!(aa.len(), 40);
+        // BAR1: 32-bit memory, register 0x14; BAR4: 64-bit prefetchable, 0x20.
+        assert_eq!(&aa[0..4], &[0x02, 0x01, 0x00, 0x14]);
+        assert_eq!(&aa[20..24], &[0x43, 0x01, 0x00, 0x20]);
+        assert_eq!(get(&t, f, "ibm,req#msi-x"), &[0, 0, 0, 2]);
+        assert_eq!(
+            get(&t, f, "reg"),
+            &[0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        // Without devices: no node, no probe-only.
+        let t = parse(&build(&config(1, CpuModel::Power9, true, false)).unwrap());
+        assert!(!has(&t, "/chosen", "linux,pci-probe-only"));
+    }
+
+    #[test]
     fn cpu_node_names_are_hex_ids() {
         let cfg = config(17, CpuModel::Power10, true, false);
         let t = parse(&build(&cfg).unwrap());

@@ -54,6 +54,13 @@ pub enum RtasCall {
     CreatePeDmaWindow,
     RemovePeDmaWindow,
     ResetPeDmaWindow,
+    /// EEH on passed-through functions.
+    SetEehOption,
+    SetSlotReset,
+    ReadSlotResetState2,
+    GetConfigAddrInfo2,
+    SlotErrorDetail,
+    ConfigurePe,
 }
 
 pub const TOKEN_BASE: u32 = 0x2000;
@@ -87,6 +94,12 @@ pub const CALLS: &[(&str, RtasCall)] = &[
     ("ibm,create-pe-dma-window", RtasCall::CreatePeDmaWindow),
     ("ibm,remove-pe-dma-window", RtasCall::RemovePeDmaWindow),
     ("ibm,reset-pe-dma-window", RtasCall::ResetPeDmaWindow),
+    ("ibm,set-eeh-option", RtasCall::SetEehOption),
+    ("ibm,set-slot-reset", RtasCall::SetSlotReset),
+    ("ibm,read-slot-reset-state2", RtasCall::ReadSlotResetState2),
+    ("ibm,get-config-addr-info2", RtasCall::GetConfigAddrInfo2),
+    ("ibm,slot-error-detail", RtasCall::SlotErrorDetail),
+    ("ibm,configure-pe", RtasCall::ConfigurePe),
 ];
 
 /// The token of `call` (what the guest finds in /rtas).

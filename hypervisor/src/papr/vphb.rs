@@ -348,6 +348,42 @@ pub fn host_tce(tce: u64, host_base: u64) -> u64 {
     (host_base + (tce & !0xfff)) | perms
 }
 
+/// ibm,read-slot-reset-state2's state (PAPR 7.3.11.3: 0 normal, 1 reset
+/// held, 2 MMIO and DMA stopped, 4 MMIO allowed but DMA stopped, 5
+/// unavailable) of a PE whose OPAL freeze state (`OPAL_EEH_STOPPED_*`) is
+/// `opal`.
+pub fn eeh_state(opal: u8) -> u32 {
+    match opal {
+        0 => 0,
+        // MMIO frozen (alone or with DMA): stopped.
+        1 | 3 => 2,
+        2 => 4,
+        4 => 1,
+        _ => 5,
+    }
+}
+
+/// ibm,set-eeh-option options (PAPR 7.3.11.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EehOption {
+    Disable,
+    Enable,
+    ThawMmio,
+    ThawDma,
+}
+
+impl EehOption {
+    pub fn from_arg(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(EehOption::Disable),
+            1 => Some(EehOption::Enable),
+            2 => Some(EehOption::ThawMmio),
+            3 => Some(EehOption::ThawDma),
+            _ => None,
+        }
+    }
+}
+
 /// ibm,query-pe-dma-window answers: (windows available, largest block in
 /// pages of `page_shift`, page-size mask).
 /// Page sizes (PAPR DDW): bit 0 4K, 1 64K, 2 16M, 3 32M, 4 64M, 5 128M, 6 256M, 7 16G.
@@ -518,6 +554,19 @@ mod tests {
         assert_eq!(parse_liobn(liobn(2, 3, 0)), Some((2, 3, 0)));
         assert_eq!(liobn(2, 3, 0), 0x7000_0206);
         assert_eq!(parse_liobn(0x1000_0001), None);
+    }
+
+    #[test]
+    fn eeh_states_from_opal_freeze_states() {
+        assert_eq!(eeh_state(0), 0);
+        assert_eq!(eeh_state(1), 2);
+        assert_eq!(eeh_state(2), 4);
+        assert_eq!(eeh_state(3), 2);
+        assert_eq!(eeh_state(4), 1);
+        assert_eq!(eeh_state(5), 5);
+        assert_eq!(eeh_state(6), 5);
+        assert_eq!(EehOption::from_arg(3), Some(EehOption::ThawDma));
+        assert_eq!(EehOption::from_arg(4), None);
     }
 
     #[test]

@@ -639,7 +639,102 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
             close_ddw(v, &v.functions[i]);
             a.set_status(r::RTAS_SUCCESS);
         }
+        RtasCall::SetEehOption
+        | RtasCall::SetSlotReset
+        | RtasCall::ReadSlotResetState2
+        | RtasCall::GetConfigAddrInfo2
+        | RtasCall::SlotErrorDetail
+        | RtasCall::ConfigurePe => eeh(p, c, a),
         _ => a.set_status(r::RTAS_PARAMETER_ERROR),
+    }
+}
+
+/// The EEH RTAS calls (PAPR 7.3.11) for a function: its PE's freeze state
+/// comes from OPAL (`OPAL_PCI_EEH_FREEZE_STATUS`), thawing and resets go to
+/// OPAL and the function. Each takes (config address, BUID hi, BUID lo, ...).
+fn eeh(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
+    let arg = |i| a.arg(i).unwrap_or(0);
+    let want = match c {
+        RtasCall::SetEehOption | RtasCall::SetSlotReset | RtasCall::GetConfigAddrInfo2 => {
+            (4, 1..=2)
+        }
+        RtasCall::ReadSlotResetState2 => (3, 4..=4),
+        RtasCall::SlotErrorDetail => (8, 1..=1),
+        _ => (3, 1..=1),
+    };
+    if a.nargs != want.0 || !want.1.contains(&a.nret) {
+        return a.set_status(r::RTAS_PARAMETER_ERROR);
+    }
+    let Some((v, i, _)) = p.pci.function(arg(1), arg(2), arg(0) & 0x00ff_ff00) else {
+        return a.set_status(r::RTAS_PARAMETER_ERROR);
+    };
+    let f = &v.functions[i];
+    match c {
+        RtasCall::SetEehOption => match vphb::EehOption::from_arg(arg(3)) {
+            Some(vphb::EehOption::Enable | vphb::EehOption::Disable) => {
+                a.set_status(r::RTAS_SUCCESS)
+            }
+            Some(o) => {
+                let dma = o == vphb::EehOption::ThawDma;
+                match opal_pci::clear_freeze_of(v.phb_id, f.pe, dma) {
+                    Ok(()) => a.set_status(r::RTAS_SUCCESS),
+                    Err(_) => a.set_status(r::RTAS_HARDWARE_ERROR),
+                }
+            }
+            None => a.set_status(r::RTAS_PARAMETER_ERROR),
+        },
+        RtasCall::SetSlotReset => match arg(3) {
+            // Deactivate: the reset already completed when it was activated.
+            0 => a.set_status(r::RTAS_SUCCESS),
+            // Hot (1) or fundamental (3) reset: a function-level reset.
+            1 | 3 => {
+                let mut cfg = OpalConfig { phb_id: v.phb_id };
+                let mut wait = || {
+                    let until = instr::mftb() + timer::us_to_ticks(100_000);
+                    while instr::mftb() < until {
+                        core::hint::spin_loop();
+                    }
+                };
+                match pci::reset_function(&mut cfg, f.addr.bdf, &mut wait) {
+                    Ok(how) => {
+                        info!(
+                            "PAPRIKA passthrough-reset: {} {} {:?} (ibm,set-slot-reset)",
+                            p.name, f.addr, how
+                        );
+                        // The guest enables mastering again itself.
+                        a.set_status(r::RTAS_SUCCESS)
+                    }
+                    Err(_) => a.set_status(r::RTAS_HARDWARE_ERROR),
+                }
+            }
+            _ => a.set_status(r::RTAS_PARAMETER_ERROR),
+        },
+        RtasCall::ReadSlotResetState2 => {
+            let (state, known) = match opal_pci::freeze_status(v.phb_id, f.pe) {
+                Ok(s) => (vphb::eeh_state(s), true),
+                Err(_) => (5, false),
+            };
+            a.set_status(r::RTAS_SUCCESS);
+            a.set_ret(1, state);
+            // EEH supported; reason 0.
+            a.set_ret(2, u32::from(known));
+            a.set_ret(3, 0);
+        }
+        RtasCall::GetConfigAddrInfo2 => match arg(3) {
+            // 0: the PE's config address (the function's own); 1: the PE exists.
+            0 => {
+                a.set_status(r::RTAS_SUCCESS);
+                a.set_ret(1, vphb::config_addr(f.addr.bdf));
+            }
+            1 => {
+                a.set_status(r::RTAS_SUCCESS);
+                a.set_ret(1, 1);
+            }
+            _ => a.set_status(r::RTAS_PARAMETER_ERROR),
+        },
+        // No error log to give.
+        RtasCall::SlotErrorDetail => a.set_status(r::RTAS_NO_ERRORS_FOUND),
+        _ => a.set_status(r::RTAS_SUCCESS),
     }
 }
 

@@ -30,6 +30,8 @@ const OPAL_COMPARE_RID_DEVICE: u64 = 1;
 const OPAL_COMPARE_RID_FUNCTION: u64 = 1;
 const OPAL_MAP_PE: u64 = 1;
 const OPAL_M32_WINDOW_TYPE: u64 = 1;
+const OPAL_EEH_ACTION_CLEAR_FREEZE_MMIO: u64 = 1;
+const OPAL_EEH_ACTION_CLEAR_FREEZE_DMA: u64 = 2;
 const OPAL_EEH_ACTION_CLEAR_FREEZE_ALL: u64 = 3;
 
 fn phb_call(name: &'static str, token: u64, args: &[u64]) -> Result<(), PciError> {
@@ -151,24 +153,17 @@ pub fn unmap_dma(phb_id: u64, pe: u32, window: u64) -> Result<(), PciError> {
 }
 
 /// A PE's freeze state (`OPAL_EEH_STOPPED_*`: 0 not frozen, 1 MMIO, 2 DMA,
-/// 3 both); the PHB's error status comes back too but is dropped.
+/// 3 both); the deprecated PHB status pointer is passed as 0 (skiboot warns
+/// otherwise).
 pub fn freeze_status(phb_id: u64, pe: u32) -> Result<u8, PciError> {
     let mut state = 0u8;
     let mut pci_error = [0u8; 2];
-    let mut phb_status = 0u64;
     call(
         OPAL_PCI_EEH_FREEZE_STATUS,
-        &[
-            phb_id,
-            u64::from(pe),
-            real(&state),
-            real(&pci_error),
-            real(&phb_status),
-        ],
+        &[phb_id, u64::from(pe), real(&state), real(&pci_error), 0],
     )
     .map_err(|e| PciError::Phb("OPAL_PCI_EEH_FREEZE_STATUS", e.code()))?;
     let _ = core::mem::take(&mut pci_error);
-    let _ = core::mem::take(&mut phb_status);
     Ok(core::mem::take(&mut state))
 }
 
@@ -195,5 +190,19 @@ pub fn tce_kill_pe(phb_id: u64, pe: u32) -> Result<(), PciError> {
         "OPAL_PCI_TCE_KILL",
         OPAL_PCI_TCE_KILL,
         &[phb_id, OPAL_PCI_TCE_KILL_PE, u64::from(pe), 0, 0, 0],
+    )
+}
+
+/// Clears PE `pe`'s MMIO (`dma` false) or DMA freeze only.
+pub fn clear_freeze_of(phb_id: u64, pe: u32, dma: bool) -> Result<(), PciError> {
+    let action = if dma {
+        OPAL_EEH_ACTION_CLEAR_FREEZE_DMA
+    } else {
+        OPAL_EEH_ACTION_CLEAR_FREEZE_MMIO
+    };
+    phb_call(
+        "OPAL_PCI_EEH_FREEZE_CLEAR",
+        OPAL_PCI_EEH_FREEZE_CLEAR,
+        &[phb_id, u64::from(pe), action],
     )
 }

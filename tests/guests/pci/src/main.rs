@@ -398,6 +398,69 @@ mod guest {
         w8(v.common + 0x14, 0);
     }
 
+    /// The EEH RTAS calls: the PE's state from OPAL (not frozen), its
+    /// config address, thawing, a slot reset after which the function still
+    /// answers with its BARs where they were.
+    fn eeh_checks(p: &Phb) {
+        let (ca, hi, lo) = (p.config, (p.buid >> 32) as u32, p.buid as u32);
+        let st = rtas_call("ibm,read-slot-reset-state2", &[ca, hi, lo], 4).unwrap_or([-99; 8]);
+        check(
+            "eeh-state-normal",
+            st[0] == 0 && st[1] == 0 && st[2] == 1,
+            format_args!("status {} state {} supported {}", st[0], st[1], st[2]),
+        );
+        let i1 = rtas_call("ibm,get-config-addr-info2", &[ca, hi, lo, 1], 2).unwrap_or([-99; 8]);
+        let i0 = rtas_call("ibm,get-config-addr-info2", &[ca, hi, lo, 0], 2).unwrap_or([-99; 8]);
+        check(
+            "eeh-config-addr",
+            i1[0] == 0 && i1[1] != 0 && i0[0] == 0 && i0[1] as u32 == ca,
+            format_args!(
+                "info 1: {} {}, info 0: {} {:#x}",
+                i1[0], i1[1], i0[0], i0[1]
+            ),
+        );
+        let opts = [
+            rtas_call("ibm,set-eeh-option", &[ca, hi, lo, 1], 1).unwrap_or([-99; 8])[0],
+            rtas_call("ibm,set-eeh-option", &[ca, hi, lo, 2], 1).unwrap_or([-99; 8])[0],
+            rtas_call("ibm,set-eeh-option", &[ca, hi, lo, 3], 1).unwrap_or([-99; 8])[0],
+            rtas_call("ibm,set-eeh-option", &[ca, hi, lo, 9], 1).unwrap_or([-99; 8])[0],
+        ];
+        check(
+            "eeh-options",
+            opts == [0, 0, 0, RTAS_PARAMETER_ERROR],
+            format_args!("{:?}", opts),
+        );
+        let bar = p.read32(p.bars[0].0);
+        let r1 = rtas_call("ibm,set-slot-reset", &[ca, hi, lo, 1], 1).unwrap_or([-99; 8])[0];
+        let r0 = rtas_call("ibm,set-slot-reset", &[ca, hi, lo, 0], 1).unwrap_or([-99; 8])[0];
+        let ids = p.read(0, 4);
+        check(
+            "eeh-slot-reset",
+            r1 == 0
+                && r0 == 0
+                && ids.0 == 0
+                && ids.1 & 0xffff == VIRTIO_VENDOR
+                && p.read32(p.bars[0].0) == bar,
+            format_args!(
+                "reset {} {}, ids {:#x}, BAR {:#x} was {:#x}",
+                r1,
+                r0,
+                ids.1,
+                p.read32(p.bars[0].0),
+                bar
+            ),
+        );
+        let other =
+            rtas_call("ibm,read-slot-reset-state2", &[ca + 0x800, hi, lo], 4).unwrap_or([-99; 8]);
+        let detail =
+            rtas_call("ibm,slot-error-detail", &[ca, hi, lo, 0, 0, 0, 0, 1], 1).unwrap_or([-99; 8]);
+        check(
+            "eeh-other-function-and-detail",
+            other[0] == RTAS_PARAMETER_ERROR && detail[0] == 1,
+            format_args!("other {} detail {}", other[0], detail[0]),
+        );
+    }
+
     #[no_mangle]
     fn guest_main(fdt: &'static [u8]) -> ! {
         let Some(p) = find_phb(fdt) else {
@@ -542,6 +605,9 @@ mod guest {
             again[0] == 0 && again[1] == 0,
             format_args!("status {} windows {}", again[0], again[1]),
         );
+        eeh_checks(&p);
+        // The reset left bus mastering off; the driver turns it on again.
+        p.write(4, 2, 0x6);
         let ddw_liobn = u64::from(c[1] as u32);
         let id = hcall(H_PUT_TCE, &[ddw_liobn, base + 0x10000, 0x10000 | 3]).0;
         let other = hcall(H_PUT_TCE, &[ddw_liobn, base + 0x10000, 0x20000 | 3]).0;
