@@ -633,6 +633,17 @@ const PASSTHROUGH_MARKERS: &[&str] = &[
     "PAPRIKA passthrough-ddw: pci 0001:01:00.0",
     "[pci] GUEST-PASS virtio-blk-read-pattern",
     "PAPRIKA passthrough-reset: pci 0001:01:00.0 Flr",
+    // The device works again after the partition rebooted (its second boot
+    // reads the disk again and is the one that passes).
+    "PAPRIKA lpar pci: rebooting (boot 2)",
+    "[pci] pci: boot 2",
+];
+const PASSTHROUGH_FORBIDDEN: &[&str] = &[
+    "PAPRIKA FAULT",
+    "panicked",
+    POWER_OFF_FAIL,
+    GUEST_FAIL,
+    "PAPRIKA lpar pci: rebooting (boot 3)",
 ];
 const SMP_REBOOTS_FORBIDDEN: &[&str] = &[
     "PAPRIKA FAULT",
@@ -830,7 +841,8 @@ pub const SCENARIOS: &[Scenario] = &[
         1,
     )
     .with_passthrough(&[PtDevice::VirtioBlk])
-    .expecting(PASSTHROUGH_MARKERS),
+    .expecting(PASSTHROUGH_MARKERS)
+    .forbidding(PASSTHROUGH_FORBIDDEN),
     lpars(
         "lpar-passthrough-p10",
         Machine::Powernv10,
@@ -841,7 +853,8 @@ pub const SCENARIOS: &[Scenario] = &[
         1,
     )
     .with_passthrough(&[PtDevice::VirtioBlk])
-    .expecting(PASSTHROUGH_MARKERS),
+    .expecting(PASSTHROUGH_MARKERS)
+    .forbidding(PASSTHROUGH_FORBIDDEN),
     // A hash-MMU partition beside a radix one (tests/guests/hash).
     lpars("lpar-hash-p9", Machine::Powernv9, "hash", "1G", "4", 4, 1)
         .expecting(&["PAPRIKA lpar-hpt: hash mmu=hash HPT 512 KiB"]),
