@@ -115,7 +115,7 @@ pub struct Scenario {
 /// A pass-through device of a scenario; disks are written with
 /// `qemu::disk_pattern` as target/scenarios/<name>.pt<i>.img ([`PT_DISK_BYTES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-// The nvme and e1000e variants wait for their guest drivers (docs/passthrough.md).
+// The e1000e variant waits for its guest driver (docs/passthrough.md).
 #[allow(dead_code)]
 pub enum PtDevice {
     VirtioBlk,
@@ -637,6 +637,8 @@ const PASSTHROUGH_MARKERS: &[&str] = &[
     // reads the disk again and is the one that passes).
     "PAPRIKA lpar pci: rebooting (boot 2)",
     "[pci] pci: boot 2",
+    "PAPRIKA passthrough: nvme 0002:01:00.0",
+    "[nvme] GUEST-PASS nvme-read-pattern",
 ];
 const PASSTHROUGH_FORBIDDEN: &[&str] = &[
     "PAPRIKA FAULT",
@@ -840,7 +842,7 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     )
-    .with_passthrough(&[PtDevice::VirtioBlk])
+    .with_passthrough(&[PtDevice::VirtioBlk, PtDevice::Nvme])
     .expecting(PASSTHROUGH_MARKERS)
     .forbidding(PASSTHROUGH_FORBIDDEN),
     lpars(
@@ -852,7 +854,7 @@ pub const SCENARIOS: &[Scenario] = &[
         4,
         1,
     )
-    .with_passthrough(&[PtDevice::VirtioBlk])
+    .with_passthrough(&[PtDevice::VirtioBlk, PtDevice::Nvme])
     .expecting(PASSTHROUGH_MARKERS)
     .forbidding(PASSTHROUGH_FORBIDDEN),
     // A hash-MMU partition beside a radix one (tests/guests/hash).
