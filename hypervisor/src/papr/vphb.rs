@@ -117,6 +117,9 @@ pub struct VFunction {
     pub read_only: heapless::Vec<(u16, u16), 4>,
     /// A DMA window is open for the function's PE: bus mastering may be set.
     pub dma_ready: bool,
+    /// Offset of the PCI Express capability: its Device Control's "initiate
+    /// function-level reset" is done by the hypervisor (BARs put back after).
+    pub pcie_cap: Option<u16>,
     /// BARs whose all-ones sizing write is pending (bit per BAR register).
     sizing: u8,
 }
@@ -139,6 +142,9 @@ pub enum WriteAction {
     Absorb,
     /// Refused: the guest gets a parameter error; the reason goes to the log.
     Refuse(&'static str),
+    /// A function-level reset the hypervisor performs (then puts the BARs
+    /// back); the rest of the written value is dropped.
+    Reset,
 }
 
 const COMMAND: u16 = crate::pci::COMMAND;
@@ -153,6 +159,7 @@ impl VFunction {
             bars: bars.iter().copied().collect(),
             read_only: heapless::Vec::new(),
             dma_ready: false,
+            pcie_cap: None,
             sizing: 0,
         }
     }
@@ -250,6 +257,16 @@ impl VFunction {
             return Ok(WriteAction::Refuse(
                 "interrupt capability (use ibm,change-msi)",
             ));
+        }
+        if let Some(cap) = self.pcie_cap {
+            // Device Control is the 16 bits at cap + 8; FLR is its bit 15.
+            let ctl = cap + 8;
+            if off <= ctl + 1 && end > ctl + 1 {
+                let shift = 8 * (ctl + 1 - off);
+                if (value >> shift) & 0x80 != 0 {
+                    return Ok(WriteAction::Reset);
+                }
+            }
         }
         if off <= COMMAND && end > COMMAND && !self.dma_ready {
             // Bus master bit is bit 2 of the command register.
@@ -539,6 +556,28 @@ mod tests {
         assert!(v.read(0x13, Width::Half).is_err());
         assert!(v.write(0xffe, Width::Word, 0).is_err());
         assert!(v.read(0x1000, Width::Byte).is_err());
+    }
+
+    #[test]
+    fn a_guest_flr_is_the_hypervisors() {
+        let mut v = f();
+        v.pcie_cap = Some(0x40);
+        assert_eq!(v.write(0x48, Width::Half, 0x8000), Ok(WriteAction::Reset));
+        assert_eq!(v.write(0x49, Width::Byte, 0x80), Ok(WriteAction::Reset));
+        assert_eq!(v.write(0x48, Width::Word, 0x8000), Ok(WriteAction::Reset));
+        assert_eq!(
+            v.write(0x48, Width::Half, 0x0010),
+            Ok(WriteAction::Pass(0x10))
+        );
+        assert_eq!(
+            v.write(0x4a, Width::Half, 0x8000),
+            Ok(WriteAction::Pass(0x8000))
+        );
+        v.pcie_cap = None;
+        assert_eq!(
+            v.write(0x48, Width::Half, 0x8000),
+            Ok(WriteAction::Pass(0x8000))
+        );
     }
 
     #[test]

@@ -329,6 +329,7 @@ fn place(
                 msi = 1 << ((ctl >> 1) & 7);
                 let _ = vf.read_only.push((at16, 24));
             }
+            pci::CAP_PCIE => vf.pcie_cap = Some(at16),
             0x11 => {
                 let ctl = cfg.read16(bdf, at16 + 2).map_err(err)?;
                 msix = u32::from(ctl & 0x7ff) + 1;
@@ -549,6 +550,10 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
                     warn_guest(why, u64::from(arg(0)));
                     a.set_status(r::RTAS_PARAMETER_ERROR)
                 }
+                Ok(WriteAction::Reset) => match flr(p, v, f, "guest FLR") {
+                    true => a.set_status(r::RTAS_SUCCESS),
+                    false => a.set_status(r::RTAS_HARDWARE_ERROR),
+                },
                 Ok(WriteAction::Pass(x)) => {
                     match (OpalConfig { phb_id: v.phb_id }).write(f.addr.bdf, reg, width, x) {
                         Ok(()) => a.set_status(r::RTAS_SUCCESS),
@@ -649,6 +654,31 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
     }
 }
 
+/// A function-level reset the guest asked for (`why`): BARs and memory
+/// decoding put back, bus mastering off; whether it worked.
+fn flr(p: &super::lpar::Partition, v: &Vphb, f: &Passed, why: &str) -> bool {
+    let mut cfg = OpalConfig { phb_id: v.phb_id };
+    let mut wait = || {
+        let until = instr::mftb() + timer::us_to_ticks(100_000);
+        while instr::mftb() < until {
+            core::hint::spin_loop();
+        }
+    };
+    match pci::reset_function(&mut cfg, f.addr.bdf, &mut wait) {
+        Ok(how) => {
+            info!(
+                "PAPRIKA passthrough-reset: {} {} {:?} ({why})",
+                p.name, f.addr, how
+            );
+            true
+        }
+        Err(e) => {
+            warn!("passthrough: {} {}: reset failed ({e:?})", p.name, f.addr);
+            false
+        }
+    }
+}
+
 /// The EEH RTAS calls (PAPR 7.3.11) for a function: its PE's freeze state
 /// comes from OPAL (`OPAL_PCI_EEH_FREEZE_STATUS`), thawing and resets go to
 /// OPAL and the function. Each takes (config address, BUID hi, BUID lo, ...).
@@ -686,27 +716,12 @@ fn eeh(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
         RtasCall::SetSlotReset => match arg(3) {
             // Deactivate: the reset already completed when it was activated.
             0 => a.set_status(r::RTAS_SUCCESS),
-            // Hot (1) or fundamental (3) reset: a function-level reset.
-            1 | 3 => {
-                let mut cfg = OpalConfig { phb_id: v.phb_id };
-                let mut wait = || {
-                    let until = instr::mftb() + timer::us_to_ticks(100_000);
-                    while instr::mftb() < until {
-                        core::hint::spin_loop();
-                    }
-                };
-                match pci::reset_function(&mut cfg, f.addr.bdf, &mut wait) {
-                    Ok(how) => {
-                        info!(
-                            "PAPRIKA passthrough-reset: {} {} {:?} (ibm,set-slot-reset)",
-                            p.name, f.addr, how
-                        );
-                        // The guest enables mastering again itself.
-                        a.set_status(r::RTAS_SUCCESS)
-                    }
-                    Err(_) => a.set_status(r::RTAS_HARDWARE_ERROR),
-                }
-            }
+            // Hot (1) or fundamental (3) reset: a function-level reset (the
+            // guest enables mastering again itself).
+            1 | 3 => match flr(p, v, f, "ibm,set-slot-reset") {
+                true => a.set_status(r::RTAS_SUCCESS),
+                false => a.set_status(r::RTAS_HARDWARE_ERROR),
+            },
             _ => a.set_status(r::RTAS_PARAMETER_ERROR),
         },
         RtasCall::ReadSlotResetState2 => {

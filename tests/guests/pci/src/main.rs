@@ -450,6 +450,30 @@ mod guest {
                 bar
             ),
         );
+        // An FLR through the PCI Express capability's Device Control is done
+        // by the hypervisor, which puts the BARs back.
+        let mut at = p.read32(0x34) & 0xfc;
+        let mut guard = 0;
+        while at != 0 && p.read32(at) & 0xff != 0x10 && guard < 48 {
+            at = (p.read32(at) >> 8) & 0xfc;
+            guard += 1;
+        }
+        let rc = if at != 0 && guard < 48 {
+            p.write(at + 8, 2, 0x8000)
+        } else {
+            -99
+        };
+        check(
+            "guest-flr-bars-kept",
+            // Memory decoding is back on (a plain FLR leaves the command 0).
+            rc == 0 && p.read(4, 2).1 & 2 != 0 && p.read(0, 4).1 & 0xffff == VIRTIO_VENDOR,
+            format_args!(
+                "status {}, BAR {:#x} was {:#x}",
+                rc,
+                p.read32(p.bars[0].0),
+                bar
+            ),
+        );
         let other =
             rtas_call("ibm,read-slot-reset-state2", &[ca + 0x800, hi, lo], 4).unwrap_or([-99; 8]);
         let detail =
