@@ -352,7 +352,7 @@ mod guest {
     /// The disk again, through the 32-bit TCE window (bus address = guest
     /// real address of each mapped page); then the buffer unmapped with
     /// H_STUFF_TCE, after which the device's writes must not arrive.
-    fn tce_window_read(p: &Phb, liobn: u64) {
+    fn tce_window_read(p: &Phb, liobn: u64, dma_fault: bool) {
         let ring = &raw mut RING as u64;
         let buf = &raw mut BUF as u64;
         let req = (&raw mut REQ as u64) & !0xfff;
@@ -379,7 +379,16 @@ mod guest {
             rc == [0, 0, 0] && r == Ok(0) && bad == 0,
             format_args!("TCE rc {:?}, read {:?}, {} bad words", rc, r, bad),
         );
-        // Unmap the buffer: the device may no longer write it.
+        if !dma_fault {
+            // Unmap the buffer all the same (what a driver does when done).
+            let st = hcall(H_STUFF_TCE, &[liobn, buf, 0, 16]).0;
+            check("tce-unmap", st == 0, format_args!("stuff {}", st));
+            w8(v.common + 0x14, 0);
+            return;
+        }
+        // Unmap the buffer: the device may no longer write it. Off by default:
+        // QEMU then sometimes keeps its one bounce buffer busy and hangs in
+        // the device's next reset (docs/passthrough.md).
         let st = hcall(H_STUFF_TCE, &[liobn, buf, 0, 16]).0;
         // SAFETY: the device cannot reach the buffer any more.
         unsafe { core::ptr::write_bytes((&raw mut BUF) as *mut u8, 0xee, 65536) };
@@ -886,7 +895,8 @@ mod guest {
                 );
                 // Reset the device before the window goes.
                 w8(v.common + 0x14, 0);
-                tce_window_read(&p, lb);
+                let fault = bootargs.windows(9).any(|w| w == b"dma-fault");
+                tce_window_read(&p, lb, fault);
             }
         }
         let rm = rtas_call_token(p.ddw[2], &[c[1] as u32], 1);
