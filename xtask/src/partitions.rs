@@ -101,6 +101,7 @@ pub fn from_kernel(
             mmu: manifest::MmuMode::Radix,
             net: Vec::new(),
             disks: Vec::new(),
+            devices: Vec::new(),
         }],
     };
     // The parser is the one judge of what is valid: give it the text.

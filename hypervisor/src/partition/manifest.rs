@@ -107,6 +107,10 @@ pub struct PartitionSpec {
     pub net: Vec<NetSpec>,
     /// Its `[[partition.disk]]` tables in order: vscsi targets 0, 1, ...
     pub disks: Vec<DiskSpec>,
+    /// PCI functions passed through to the partition (`devices =
+    /// ["0001:01:00.0"]`, docs/passthrough.md): each belongs to this partition
+    /// only; memory must then be a multiple of [`DMA_GRANULE`].
+    pub devices: Vec<crate::pci::PciAddress>,
 }
 
 /// At most this many `[[partition.net]]` per partition.
@@ -172,6 +176,10 @@ pub struct DiskSpec {
     /// memory, kept across partition reboots).
     pub readonly: bool,
 }
+
+/// A partition with devices has memory in whole multiples of this: its 64-bit
+/// DMA window is a PHB bypass window (TVE), which starts and ends on 16 MiB.
+pub const DMA_GRANULE: u64 = 16 << 20;
 
 /// `mmu = "radix" | "hash" | "any"`: which translation the partition offers
 /// (`ibm,architecture-vec-5` byte 24).
@@ -259,6 +267,10 @@ impl Manifest {
             }
             if p.mmu != MmuMode::Radix {
                 s.push_str(&format!("mmu = {}\n", quote(p.mmu.as_str())));
+            }
+            if !p.devices.is_empty() {
+                let d: Vec<String> = p.devices.iter().map(|d| quote(&d.to_string())).collect();
+                s.push_str(&format!("devices = [{}]\n", d.join(", ")));
             }
             for n in &p.net {
                 s.push_str("\n[[partition.net]]\n");
@@ -359,6 +371,21 @@ pub enum ErrorKind {
     },
     /// An image the partition names is not there.
     NoSuchFile(String),
+    /// A `devices` entry is not a PCI address `DDDD:BB:DD.F`.
+    BadDevice(String),
+    /// A PCI function listed twice in one partition's `devices`.
+    DeviceRepeated(String),
+    /// A PCI function already given to another partition.
+    DeviceShared {
+        device: String,
+        other: String,
+    },
+    /// A PCI function the machine's device tree does not have, or cannot be
+    /// given away (a bridge, the hypervisor's own console); the text says why.
+    DeviceUnusable {
+        device: String,
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for ErrorKind {
@@ -414,6 +441,18 @@ impl fmt::Display for ErrorKind {
                 machine >> 20
             ),
             ErrorKind::NoSuchFile(path) => write!(f, "no file \"{path}\""),
+            ErrorKind::BadDevice(d) => write!(
+                f,
+                "\"{d}\" is not a PCI address (want \"DDDD:BB:DD.F\", e.g. \"0001:01:00.0\")"
+            ),
+            ErrorKind::DeviceRepeated(d) => write!(f, "PCI function {d} is listed twice"),
+            ErrorKind::DeviceShared { device, other } => write!(
+                f,
+                "PCI function {device} is already given to partition \"{other}\""
+            ),
+            ErrorKind::DeviceUnusable { device, why } => {
+                write!(f, "PCI function {device} cannot be passed through: {why}")
+            }
         }
     }
 }
@@ -487,6 +526,7 @@ enum Value {
     Int(u64),
     Bool(bool),
     Ints(Vec<u64>),
+    Strs(Vec<String>),
 }
 
 impl Value {
@@ -496,6 +536,7 @@ impl Value {
             Value::Int(_) => "an integer",
             Value::Bool(_) => "a boolean",
             Value::Ints(_) => "an array",
+            Value::Strs(_) => "an array of strings",
         }
     }
 }
@@ -614,7 +655,7 @@ fn parse_value(cur: &mut Cursor<'_>) -> Result<Value, &'static str> {
         None | Some(b'#') => Err("missing value after `=`"),
         Some(b'"') => parse_string(cur).map(Value::Str),
         Some(b'\'') => Err("literal strings are not supported; use \"double quotes\""),
-        Some(b'[') => parse_array(cur).map(Value::Ints),
+        Some(b'[') => parse_array(cur),
         Some(b'+' | b'-') => Err("signed numbers are not supported"),
         Some(b) if b.is_ascii_digit() => parse_integer(cur).map(Value::Int),
         Some(_) => {
@@ -688,19 +729,33 @@ fn parse_integer(cur: &mut Cursor<'_>) -> Result<u64, &'static str> {
     }
 }
 
-fn parse_array(cur: &mut Cursor<'_>) -> Result<Vec<u64>, &'static str> {
+/// A one-line array of integers or of strings (not mixed); `[]` is an empty
+/// integer array.
+fn parse_array(cur: &mut Cursor<'_>) -> Result<Value, &'static str> {
     cur.eat(b'[');
     let mut items = Vec::new();
+    let mut strs: Vec<String> = Vec::new();
+    let done = |items: Vec<u64>, strs: Vec<String>| {
+        if strs.is_empty() {
+            Value::Ints(items)
+        } else {
+            Value::Strs(strs)
+        }
+    };
     cur.skip_ws();
     if cur.eat(b']') {
-        return Ok(items);
+        return Ok(Value::Ints(items));
     }
     loop {
         match cur.peek() {
-            Some(b) if b.is_ascii_digit() => items.push(parse_integer(cur)?),
+            Some(b) if b.is_ascii_digit() && strs.is_empty() => items.push(parse_integer(cur)?),
+            Some(b'"') if items.is_empty() => strs.push(parse_string(cur)?),
+            Some(b'"' | b'0'..=b'9') => {
+                return Err("an array holds either integers or strings, not both")
+            }
             None | Some(b'#') => return Err("an array must end on the line it starts"),
             Some(b'+' | b'-') => return Err("signed numbers are not supported"),
-            Some(_) => return Err("arrays may hold only integers"),
+            Some(_) => return Err("arrays may hold only integers or \"strings\""),
         }
         cur.skip_ws();
         match cur.peek() {
@@ -708,12 +763,12 @@ fn parse_array(cur: &mut Cursor<'_>) -> Result<Vec<u64>, &'static str> {
                 cur.pos += 1;
                 cur.skip_ws();
                 if cur.eat(b']') {
-                    return Ok(items);
+                    return Ok(done(items, strs));
                 }
             }
             Some(b']') => {
                 cur.pos += 1;
-                return Ok(items);
+                return Ok(done(items, strs));
             }
             None | Some(b'#') => return Err("an array must end on the line it starts"),
             Some(_) => return Err("expected `,` or `]` in the array"),
@@ -936,6 +991,7 @@ struct Parsed {
     spec: PartitionSpec,
     name_line: usize,
     cpus_line: usize,
+    devices_line: usize,
 }
 
 /// The fields of one `[[partition]]` table as they are read.
@@ -954,6 +1010,7 @@ struct Builder {
     nested: bool,
     mmu: MmuMode,
     disks: Vec<DiskSpec>,
+    devices: Option<(Vec<crate::pci::PciAddress>, usize)>,
 }
 
 impl Builder {
@@ -1016,6 +1073,23 @@ impl Builder {
                     "any" => MmuMode::Any,
                     _ => return Err(ErrorKind::Invalid("must be \"radix\", \"hash\" or \"any\"")),
                 }
+            }
+            "devices" => {
+                let list: &[String] = match v {
+                    Value::Strs(l) => l,
+                    Value::Ints(l) if l.is_empty() => &[],
+                    _ => return Err(wrong_type("an array of \"DDDD:BB:DD.F\" strings", v)),
+                };
+                let mut devices: Vec<crate::pci::PciAddress> = Vec::with_capacity(list.len());
+                for d in list {
+                    let a = crate::pci::PciAddress::parse(d)
+                        .ok_or_else(|| ErrorKind::BadDevice(d.clone()))?;
+                    if devices.contains(&a) {
+                        return Err(ErrorKind::DeviceRepeated(a.to_string()));
+                    }
+                    devices.push(a);
+                }
+                self.devices = Some((devices, e.line));
             }
             _ => return Err(ErrorKind::UnknownKey),
         }
@@ -1080,6 +1154,15 @@ fn partition_from(table: &Table, disks: &[&Table]) -> Result<Parsed, ManifestErr
     let vcpus = b.vcpus.ok_or_else(|| missing("vcpus"))?;
     let (cpus, cpus_line) = b.cpus.ok_or_else(|| missing("cpus"))?;
     let kernel = b.kernel.ok_or_else(|| missing("kernel"))?;
+    let (devices, devices_line) = b.devices.unwrap_or_default();
+    if !devices.is_empty() && !memory.is_multiple_of(DMA_GRANULE) {
+        return Err(ManifestError::new(ErrorKind::Invalid(
+            "a partition with devices needs memory in whole 16 MiB (its DMA window)",
+        ))
+        .at(devices_line)
+        .in_partition(Some(&name))
+        .field("memory"));
+    }
     if cpus.len() != vcpus as usize {
         return Err(ManifestError::new(ErrorKind::CpuCount {
             vcpus,
@@ -1105,9 +1188,11 @@ fn partition_from(table: &Table, disks: &[&Table]) -> Result<Parsed, ManifestErr
             mmu: b.mmu,
             net: Vec::new(),
             disks: b.disks,
+            devices,
         },
         name_line,
         cpus_line,
+        devices_line,
     })
 }
 
@@ -1232,6 +1317,15 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                 return Err(err(kind, parsed.cpus_line, "cpus"));
             }
         }
+        for d in &p.devices {
+            if let Some(other) = partitions.iter().find(|q| q.devices.contains(d)) {
+                let kind = ErrorKind::DeviceShared {
+                    device: d.to_string(),
+                    other: other.name.clone(),
+                };
+                return Err(err(kind, parsed.devices_line, "devices"));
+            }
+        }
         partitions.push(parsed.spec);
     }
     if partitions.is_empty() {
@@ -1323,6 +1417,44 @@ pub fn check_against_machine(
     Ok(())
 }
 
+/// What the machine's device tree says about a function a partition names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostFunction {
+    /// An endpoint (type 0 header) nobody else uses.
+    Free,
+    /// Not in skiboot's device tree.
+    Absent,
+    /// A bridge or root port: it stays with the hypervisor.
+    Bridge,
+    /// The hypervisor drives it itself (the virtio console).
+    Hypervisor,
+}
+
+/// Checks every `devices` entry against the machine (`host` answers from
+/// skiboot's device tree at boot, from the QEMU command line in xtask).
+pub fn check_devices(
+    manifest: &Manifest,
+    host: impl Fn(crate::pci::PciAddress) -> HostFunction,
+) -> Result<(), ManifestError> {
+    for p in &manifest.partitions {
+        for d in &p.devices {
+            let why = match host(*d) {
+                HostFunction::Free => continue,
+                HostFunction::Absent => "the machine has no such function",
+                HostFunction::Bridge => "it is a bridge (only endpoints are passed through)",
+                HostFunction::Hypervisor => "the hypervisor uses it",
+            };
+            return Err(ManifestError::new(ErrorKind::DeviceUnusable {
+                device: d.to_string(),
+                why,
+            })
+            .in_partition(Some(&p.name))
+            .field("devices"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1393,6 +1525,7 @@ kernel = "guest-hcall.elf"
                     mmu: MmuMode::Radix,
                     net: Vec::new(),
                     disks: Vec::new(),
+                    devices: Vec::new(),
                 },
                 PartitionSpec {
                     name: "hcall-test".into(),
@@ -1409,6 +1542,7 @@ kernel = "guest-hcall.elf"
                     mmu: MmuMode::Radix,
                     net: Vec::new(),
                     disks: Vec::new(),
+                    devices: Vec::new(),
                 },
             ]
         );
@@ -1519,7 +1653,12 @@ kernel = "guest-hcall.elf"
             ("console = true1", "not a value"),
             ("cpus = [1, 2", "end on the line"),
             ("cpus = [1 2]", "expected `,` or `]`"),
-            ("cpus = [\"a\"]", "only integers"),
+            (
+                "cpus = [\"a\"]",
+                "must be an array of integers, not an array of strings",
+            ),
+            ("cpus = [1, \"a\"]", "either integers or strings"),
+            ("cpus = [true]", "only integers or"),
             ("cpus = [,]", "only integers"),
             ("cpus = [1,,2]", "only integers"),
             ("cpus = [-1]", "signed"),
@@ -2177,5 +2316,55 @@ kernel = "guest-hcall.elf"
         assert!(matches!(e.kind, ErrorKind::UnknownTable(_)));
         let e = err(&one("[[partition.]]\n"));
         assert!(matches!(e.kind, ErrorKind::UnknownTable(_)));
+    }
+
+    #[test]
+    fn devices_are_pci_addresses_owned_by_one_partition() {
+        let m = parse(&one("devices = [\"0001:01:00.0\", \"0002:01:00.0\"]")).unwrap();
+        let d = &m.partitions[0].devices;
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].to_string(), "0001:01:00.0");
+        assert_eq!(parse(&m.to_toml()).as_ref(), Ok(&m));
+        assert!(parse(&one("devices = []")).unwrap().partitions[0]
+            .devices
+            .is_empty());
+        let e = err(&one("devices = [\"01:00.0\"]"));
+        assert!(matches!(e.kind, ErrorKind::BadDevice(_)), "{e}");
+        let e = err(&one("devices = [\"0001:01:00.0\", \"0001:01:00.0\"]"));
+        assert!(matches!(e.kind, ErrorKind::DeviceRepeated(_)), "{e}");
+        let e = err(&one("devices = [1, 2]"));
+        assert!(matches!(e.kind, ErrorKind::WrongType { .. }), "{e}");
+        let e = err(&one("devices = [\"0001:01:00.0\", 3]"));
+        assert!(matches!(e.kind, ErrorKind::Syntax(_)), "{e}");
+        // 16 MiB DMA granule.
+        let text = one("devices = [\"0001:01:00.0\"]").replace("64M", "18M");
+        let e = err(&text);
+        assert_eq!(e.field.as_deref(), Some("memory"), "{e}");
+        // One owner per function.
+        let two = format!(
+            "{}\n[[partition]]\nname = \"b\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [1]\nkernel = \"k\"\ndevices = [\"0001:01:00.0\"]\n",
+            one("devices = [\"0001:01:00.0\"]")
+        );
+        let e = err(&two);
+        assert!(
+            matches!(&e.kind, ErrorKind::DeviceShared { other, .. } if other == "a"),
+            "{e}"
+        );
+        assert_eq!(e.partition.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn devices_checked_against_the_machine() {
+        let m = parse(&one("devices = [\"0001:01:00.0\"]")).unwrap();
+        assert!(check_devices(&m, |_| HostFunction::Free).is_ok());
+        for (h, want) in [
+            (HostFunction::Absent, "no such function"),
+            (HostFunction::Bridge, "bridge"),
+            (HostFunction::Hypervisor, "hypervisor uses it"),
+        ] {
+            let e = check_devices(&m, |_| h).unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+            assert_eq!(e.field.as_deref(), Some("devices"));
+        }
     }
 }
