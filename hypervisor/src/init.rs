@@ -536,6 +536,11 @@ fn run_partitions(info: &HostInfo, bundle: &'static [u8]) -> Result<(), BootErro
         matches!(crate::bundle::find(bundle, path), Ok(Some(_)))
     })
     .map_err(BootError::Manifest)?;
+    // Each passed-through function against skiboot's device tree.
+    manifest::check_devices(&m, |d| {
+        crate::partition::passthrough::host_function(info, d)
+    })
+    .map_err(BootError::Manifest)?;
     info!("manifest: {} partition(s)", m.partitions.len());
     crate::partition::rtas_calls::prime_host_clock();
     smp::set_idle_work(idle_work);

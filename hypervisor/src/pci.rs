@@ -35,6 +35,44 @@ impl core::fmt::Display for Bdf {
     }
 }
 
+/// A function as Linux names it, `DDDD:BB:DD.F`: the domain is the PHB's
+/// `ibm,opal-phbid` (skiboot numbers PHBs so; Linux on PowerNV uses it as the
+/// PCI domain), then bus, device and function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PciAddress {
+    pub domain: u32,
+    pub bdf: Bdf,
+}
+
+impl PciAddress {
+    /// Parses `DDDD:BB:DD.F` (hex; the domain 1 to 8 digits, bus 2, device 2
+    /// below 0x20, function one digit below 8).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (domain, rest) = text.split_once(':')?;
+        let (bus, rest) = rest.split_once(':')?;
+        let (dev, func) = rest.split_once('.')?;
+        let hex = |s: &str, min: usize, max: usize| {
+            (s.len() >= min && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u32::from_str_radix(s, 16).ok())
+                .flatten()
+        };
+        let domain = hex(domain, 1, 8)?;
+        let bus = hex(bus, 2, 2)?;
+        let dev = hex(dev, 2, 2).filter(|&d| d < 0x20)?;
+        let func = hex(func, 1, 1).filter(|&f| f < 8)?;
+        Some(PciAddress {
+            domain,
+            bdf: Bdf::new(bus as u8, dev as u8, func as u8),
+        })
+    }
+}
+
+impl core::fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:04x}:{}", self.domain, self.bdf)
+    }
+}
+
 /// Why a PCI step failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PciError {
@@ -279,6 +317,61 @@ pub fn open_bridge_window(
     cfg.write16(bridge, COMMAND, cmd | COMMAND_MEMORY | COMMAND_BUS_MASTER)
 }
 
+/// Capability ID of PCI Express.
+pub const CAP_PCIE: u8 = 0x10;
+/// PCI Express Device Capabilities (cap + 4) bit 28: function-level reset.
+pub const PCIE_DEVCAP: u16 = 4;
+pub const DEVCAP_FLR: u32 = 1 << 28;
+/// PCI Express Device Control (cap + 8) bit 15: initiate function-level reset.
+pub const PCIE_DEVCTL: u16 = 8;
+pub const DEVCTL_INITIATE_FLR: u16 = 1 << 15;
+
+/// How a function was reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reset {
+    /// Function-level reset (PCIe), then the BARs and command written back.
+    Flr,
+    /// No FLR: only bus mastering and decoding switched off.
+    Quiesced,
+}
+
+/// Resets a function between two owners: FLR when it has one (`wait` must
+/// then let 100 ms pass, PCIe base spec 6.6.2), its BARs and command register
+/// (without bus mastering) written back afterwards; without FLR only bus
+/// mastering is switched off.
+pub fn reset_function(
+    cfg: &mut dyn ConfigSpace,
+    bdf: Bdf,
+    wait: &mut dyn FnMut(),
+) -> Result<Reset, PciError> {
+    let command = cfg.read16(bdf, COMMAND)?;
+    let pcie = capabilities(cfg, bdf)?
+        .iter()
+        .find(|(id, _)| *id == CAP_PCIE)
+        .map(|&(_, at)| u16::from(at));
+    let flr = match pcie {
+        Some(at) => cfg.read32(bdf, at + PCIE_DEVCAP)? & DEVCAP_FLR != 0,
+        None => false,
+    };
+    let Some(at) = pcie.filter(|_| flr) else {
+        cfg.write16(bdf, COMMAND, command & !COMMAND_BUS_MASTER)?;
+        return Ok(Reset::Quiesced);
+    };
+    let mut bars = [0u32; 6];
+    for (i, b) in bars.iter_mut().enumerate() {
+        *b = cfg.read32(bdf, BAR0 + 4 * i as u16)?;
+    }
+    cfg.write16(bdf, COMMAND, command & !COMMAND_BUS_MASTER)?;
+    let ctl = cfg.read16(bdf, at + PCIE_DEVCTL)?;
+    cfg.write16(bdf, at + PCIE_DEVCTL, ctl | DEVCTL_INITIATE_FLR)?;
+    wait();
+    for (i, b) in bars.iter().enumerate() {
+        cfg.write32(bdf, BAR0 + 4 * i as u16, *b)?;
+    }
+    cfg.write16(bdf, COMMAND, command & COMMAND_MEMORY)?;
+    Ok(Reset::Flr)
+}
+
 #[cfg(test)]
 pub mod fake {
     //! A config space with real BAR sizing semantics, for tests here and in
@@ -458,6 +551,32 @@ mod tests {
     }
 
     #[test]
+    fn pci_address_parses_linux_names_only() {
+        let a = PciAddress::parse("0001:01:00.0").unwrap();
+        assert_eq!(a.domain, 1);
+        assert_eq!(a.bdf, Bdf::new(1, 0, 0));
+        assert_eq!(std::format!("{a}"), "0001:01:00.0");
+        assert_eq!(
+            PciAddress::parse("0000:ff:1f.7").unwrap().bdf,
+            Bdf::new(0xff, 0x1f, 7)
+        );
+        for bad in [
+            "",
+            "01:00.0",
+            "0000:1:00.0",
+            "0000:01:20.0",
+            "0000:01:00.8",
+            "0000:01:00",
+            "g000:01:00.0",
+            "0000:01:00.0 ",
+            "000000000:01:00.0",
+            "0000:01:00.00",
+        ] {
+            assert_eq!(PciAddress::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn sizes_32_and_64_bit_bars_and_restores_them() {
         let mut cfg = FakeConfig::default();
         let mut f = FakeFunction::new(0x1af4, 0x1043);
@@ -486,6 +605,35 @@ mod tests {
         let f = &cfg.functions[&dev()];
         assert_eq!(f.bar_value(4), 0, "old value restored");
         assert_eq!(f.get16(COMMAND), COMMAND_MEMORY, "command restored");
+    }
+
+    #[test]
+    fn function_reset_uses_flr_and_restores_the_bars() {
+        let mut cfg = FakeConfig::default();
+        let mut f = FakeFunction::new(0x1af4, 0x1042);
+        f.bar64(4, 0x4000);
+        f.put32(BAR0 + 16, 0x8010_000c);
+        f.put16(COMMAND, COMMAND_MEMORY | COMMAND_BUS_MASTER);
+        f.add_cap(0x40, CAP_PCIE, &[0; 10]);
+        f.put32(0x40 + PCIE_DEVCAP, DEVCAP_FLR);
+        cfg.functions.insert(dev(), f);
+        let mut waited = 0;
+        let r = reset_function(&mut cfg, dev(), &mut || waited += 1).unwrap();
+        assert_eq!(r, Reset::Flr);
+        assert_eq!(waited, 1);
+        let f = &cfg.functions[&dev()];
+        assert_ne!(f.get16(0x40 + PCIE_DEVCTL) & DEVCTL_INITIATE_FLR, 0);
+        assert_eq!(f.bar_value(4), 0x8010_0000);
+        assert_eq!(f.get16(COMMAND), COMMAND_MEMORY);
+
+        // Without FLR: bus mastering off, nothing else.
+        let mut cfg = FakeConfig::default();
+        let mut f = FakeFunction::new(0x8086, 0x10d3);
+        f.put16(COMMAND, COMMAND_MEMORY | COMMAND_BUS_MASTER);
+        cfg.functions.insert(dev(), f);
+        let r = reset_function(&mut cfg, dev(), &mut || panic!("no wait")).unwrap();
+        assert_eq!(r, Reset::Quiesced);
+        assert_eq!(cfg.functions[&dev()].get16(COMMAND), COMMAND_MEMORY);
     }
 
     #[test]

@@ -142,6 +142,15 @@ pub struct RunArgs {
     /// terminal).
     #[arg(verbatim_doc_comment, long, value_name = "FILE")]
     pub virtio_console: Option<PathBuf>,
+    /// A PCI function for the manifest's `devices` (docs/passthrough.md)
+    ///
+    /// KIND:ARG, repeatable: virtio-blk:FILE (a raw image; always with
+    /// iommu_platform=on), nvme:FILE or e1000e:HUB (a QEMU hub, never the host
+    /// network). The i-th (from 0) sits behind its own PHB as 000<i+1>:01:00.0.
+    /// A virtio device without iommu_platform=on among the QEMU arguments is
+    /// refused: its DMA would bypass the PHB.
+    #[arg(verbatim_doc_comment, long, value_name = "KIND:ARG")]
+    pub passthrough: Vec<String>,
     /// The hypervisor alone, no partitions
     ///
     /// --append is then the hypervisor's command line.

@@ -321,8 +321,8 @@ fn format_size(bytes: u64) -> String {
 mod tests {
     use super::*;
     use paprika::partition::manifest::{
-        check_against_machine, format_mac, generated_mac, parse_mac, DiskSpec, MmuMode,
-        HYPERVISOR_RESERVE, MAX_DISKS, MEMORY_GRANULE,
+        check_against_machine, check_devices, format_mac, generated_mac, parse_mac, DiskSpec,
+        HostFunction, MmuMode, HYPERVISOR_RESERVE, MAX_DISKS, MEMORY_GRANULE,
     };
 
     /// The example of docs/manifest.md.
@@ -808,5 +808,55 @@ kernel = "guest-hcall.elf"
         assert!(matches!(e.kind, ErrorKind::UnknownTable(_)));
         let e = err(&one("[[partition.]]\n"));
         assert!(matches!(e.kind, ErrorKind::Syntax(_)), "{e}");
+    }
+
+    #[test]
+    fn devices_are_pci_addresses_owned_by_one_partition() {
+        let m = parse(&one("devices = [\"0001:01:00.0\", \"0002:01:00.0\"]")).unwrap();
+        let d = &m.partitions[0].devices;
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].to_string(), "0001:01:00.0");
+        assert_eq!(parse(&to_toml(&m)).as_ref(), Ok(&m));
+        assert!(parse(&one("devices = []")).unwrap().partitions[0]
+            .devices
+            .is_empty());
+        let e = err(&one("devices = [\"01:00.0\"]"));
+        assert!(matches!(e.kind, ErrorKind::BadDevice(_)), "{e}");
+        let e = err(&one("devices = [\"0001:01:00.0\", \"0001:01:00.0\"]"));
+        assert!(matches!(e.kind, ErrorKind::DeviceRepeated(_)), "{e}");
+        let e = err(&one("devices = [1, 2]"));
+        assert!(matches!(e.kind, ErrorKind::WrongType { .. }), "{e}");
+        let e = err(&one("devices = [\"0001:01:00.0\", 3]"));
+        assert!(matches!(e.kind, ErrorKind::WrongType { .. }), "{e}");
+        // 16 MiB DMA granule.
+        let text = one("devices = [\"0001:01:00.0\"]").replace("64M", "18M");
+        let e = err(&text);
+        assert_eq!(e.field.as_deref(), Some("memory"), "{e}");
+        // One owner per function.
+        let two = format!(
+            "{}\n[[partition]]\nname = \"b\"\nmemory = \"64M\"\nvcpus = 1\ncpus = [1]\nkernel = \"k\"\ndevices = [\"0001:01:00.0\"]\n",
+            one("devices = [\"0001:01:00.0\"]")
+        );
+        let e = err(&two);
+        assert!(
+            matches!(&e.kind, ErrorKind::DeviceShared { other, .. } if other == "a"),
+            "{e}"
+        );
+        assert_eq!(e.partition.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn devices_checked_against_the_machine() {
+        let m = parse(&one("devices = [\"0001:01:00.0\"]")).unwrap();
+        assert!(check_devices(&m, |_| HostFunction::Free).is_ok());
+        for (h, want) in [
+            (HostFunction::Absent, "no such function"),
+            (HostFunction::Bridge, "bridge"),
+            (HostFunction::Hypervisor, "hypervisor uses it"),
+        ] {
+            let e = check_devices(&m, |_| h).unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+            assert_eq!(e.field.as_deref(), Some("devices"));
+        }
     }
 }

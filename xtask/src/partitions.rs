@@ -103,6 +103,7 @@ pub fn from_kernel(
             mmu: manifest::MmuMode::Radix,
             net: Vec::new(),
             disks: Vec::new(),
+            devices: Vec::new(),
         }],
     };
     // The manifest's checks are the one judge of what is valid.

@@ -177,6 +177,139 @@ pub fn virtio_console_args(path: &Path) -> Vec<String> {
     .collect()
 }
 
+/// A PCI function passed through to a partition (docs/passthrough.md): QEMU
+/// gets it behind its own PHB (chip 0, index `i + 1` for the i-th device, so
+/// index 0 stays free for the virtio console) and its root port, which puts it
+/// at `000<i+1>:01:00.0` (skiboot's `ibm,opal-phbid` is the PHB index on chip
+/// 0; Linux and the manifest use it as the PCI domain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassDevice {
+    /// `virtio-blk-pci` over a raw image, modern only and behind the PHB's
+    /// IOMMU (`iommu_platform=on,disable-legacy=on`).
+    VirtioBlk(PathBuf),
+    /// `nvme` over a raw image.
+    Nvme(PathBuf),
+    /// `e1000e` on QEMU hub `n` (hubs join the partitions' NICs to each other
+    /// only, never to the host network).
+    E1000e(u32),
+}
+
+impl PassDevice {
+    /// `virtio-blk:FILE`, `nvme:FILE` or `e1000e:HUB`.
+    pub fn parse(s: &str) -> Result<PassDevice> {
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        let bad = || usage!("--passthrough `{s}`: want virtio-blk:FILE, nvme:FILE or e1000e:HUB");
+        match kind {
+            "virtio-blk" if !arg.is_empty() => Ok(PassDevice::VirtioBlk(arg.into())),
+            "nvme" if !arg.is_empty() => Ok(PassDevice::Nvme(arg.into())),
+            "e1000e" => Ok(PassDevice::E1000e(if arg.is_empty() {
+                0
+            } else {
+                arg.parse().map_err(|_| bad())?
+            })),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The manifest name (`DDDD:BB:DD.F`) of the `i`-th passed-through device.
+pub fn passthrough_address(i: usize) -> String {
+    format!("{:04x}:01:00.0", i + 1)
+}
+
+/// QEMU arguments for `devs` (see [`PassDevice`]).
+pub fn passthrough_args(devs: &[PassDevice]) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut hubs: Vec<u32> = Vec::new();
+    for (i, d) in devs.iter().enumerate() {
+        let (phb, rp) = (format!("ptphb{i}"), format!("ptrp{i}"));
+        a.push("-device".into());
+        a.push(format!("pnv-phb,chip-id=0,index={},id={phb}", i + 1));
+        a.push("-device".into());
+        a.push(format!("pnv-phb-root-port,bus={phb},id={rp}"));
+        match d {
+            PassDevice::VirtioBlk(path) | PassDevice::Nvme(path) => {
+                a.push("-drive".into());
+                a.push(format!(
+                    "file={},if=none,id=ptdisk{i},format=raw",
+                    path.display()
+                ));
+                a.push("-device".into());
+                a.push(match d {
+                    PassDevice::VirtioBlk(_) => format!(
+                        "virtio-blk-pci,bus={rp},drive=ptdisk{i},iommu_platform=on,disable-legacy=on"
+                    ),
+                    _ => format!("nvme,bus={rp},drive=ptdisk{i},serial=paprika{i}"),
+                });
+            }
+            PassDevice::E1000e(hub) => {
+                if !hubs.contains(hub) {
+                    hubs.push(*hub);
+                }
+                a.push("-netdev".into());
+                a.push(format!("hubport,id=ptnet{i},hubid={hub}"));
+                a.push("-device".into());
+                a.push(format!(
+                    "e1000e,bus={rp},netdev=ptnet{i},mac=52:54:00:00:01:{:02x}",
+                    i + 1
+                ));
+            }
+        }
+    }
+    a
+}
+
+/// Refuses a virtio PCI device without `iommu_platform=on` among QEMU's
+/// arguments: its DMA would bypass the PHB (QEMU uses addresses as host
+/// physical), so a partition given it could write anywhere.
+pub fn refuse_unsafe_dma(args: &[String]) -> Result<()> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let spec = if a == "-device" {
+            match it.next() {
+                Some(s) => s.as_str(),
+                None => break,
+            }
+        } else if let Some(s) = a.strip_prefix("-device=") {
+            s
+        } else {
+            continue;
+        };
+        let mut parts = spec.split(',');
+        let driver = parts.next().unwrap_or("");
+        let is_virtio_pci = driver.starts_with("virtio-")
+            && (driver.ends_with("-pci")
+                || driver.ends_with("-pci-non-transitional")
+                || driver.ends_with("-pci-transitional"));
+        if is_virtio_pci && !parts.any(|p| p == "iommu_platform=on" || p == "iommu_platform=true") {
+            return Err(usage!(
+                "`-device {spec}`: a virtio PCI device needs iommu_platform=on (without \
+                 it QEMU DMAs to host physical addresses, past the PHB's windows; \
+                 docs/passthrough.md)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The word at byte `offset` of a pass-through test disk (little-endian
+/// words; `tests/guests/pci` checks the same function).
+pub fn disk_pattern(offset: u64) -> u32 {
+    (offset as u32).wrapping_mul(0x9e37_79b1) ^ 0x5a5a_5a5a
+}
+
+/// Writes a raw disk image of `size` bytes filled with [`disk_pattern`].
+pub fn write_disk_pattern(path: &Path, size: u64) -> Result<()> {
+    let mut bytes = Vec::with_capacity(size as usize);
+    for off in (0..size).step_by(4) {
+        bytes.extend_from_slice(&disk_pattern(off).to_le_bytes());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, bytes).context(|| format!("writing {}", path.display()))
+}
+
 /// How a captured QEMU run ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
@@ -491,6 +624,70 @@ pub fn tail(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passthrough_devices_and_their_qemu_args() {
+        assert_eq!(
+            PassDevice::parse("virtio-blk:d.img").unwrap(),
+            PassDevice::VirtioBlk("d.img".into())
+        );
+        assert_eq!(
+            PassDevice::parse("e1000e:3").unwrap(),
+            PassDevice::E1000e(3)
+        );
+        assert_eq!(PassDevice::parse("e1000e").unwrap(), PassDevice::E1000e(0));
+        assert!(PassDevice::parse("virtio-blk").is_err());
+        assert!(PassDevice::parse("ide:x").is_err());
+        let a = passthrough_args(&[PassDevice::VirtioBlk("d.img".into()), PassDevice::E1000e(0)]);
+        let text = a.join(" ");
+        assert!(
+            text.contains("pnv-phb,chip-id=0,index=1,id=ptphb0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "virtio-blk-pci,bus=ptrp0,drive=ptdisk0,iommu_platform=on,disable-legacy=on"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pnv-phb,chip-id=0,index=2,id=ptphb1"),
+            "{text}"
+        );
+        assert!(text.contains("-netdev hubport,id=ptnet1,hubid=0"), "{text}");
+        assert!(!text.contains("user"), "never slirp: {text}");
+        assert!(refuse_unsafe_dma(&a).is_ok());
+        assert_eq!(passthrough_address(0), "0001:01:00.0");
+    }
+
+    #[test]
+    fn virtio_without_iommu_platform_is_refused() {
+        let args = |s: &str| vec!["-device".to_string(), s.to_string()];
+        assert!(refuse_unsafe_dma(&args("virtio-blk-pci,drive=d")).is_err());
+        assert!(refuse_unsafe_dma(&args("virtio-net-pci-non-transitional,netdev=n")).is_err());
+        assert!(refuse_unsafe_dma(&args("virtio-blk-pci,drive=d,iommu_platform=off")).is_err());
+        assert!(refuse_unsafe_dma(&args("virtio-blk-pci,drive=d,iommu_platform=on")).is_ok());
+        assert!(refuse_unsafe_dma(&args("nvme,drive=d")).is_ok());
+        assert!(refuse_unsafe_dma(&virtio_console_args(Path::new("x"))).is_ok());
+        assert!(refuse_unsafe_dma(&["-device=virtio-scsi-pci".to_string()]).is_err());
+    }
+
+    #[test]
+    fn disk_pattern_is_what_the_guest_checks() {
+        // tests/guests/pci computes the same words.
+        assert_eq!(disk_pattern(0), 0x5a5a_5a5a);
+        assert_eq!(
+            disk_pattern(4),
+            4u32.wrapping_mul(0x9e37_79b1) ^ 0x5a5a_5a5a
+        );
+        let dir = std::env::temp_dir().join(format!("paprika-disk-{}", std::process::id()));
+        let p = dir.join("d.img");
+        write_disk_pattern(&p, 4096).unwrap();
+        let b = std::fs::read(&p).unwrap();
+        assert_eq!(b.len(), 4096);
+        assert_eq!(&b[8..12], &disk_pattern(8).to_le_bytes());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn sizes() {

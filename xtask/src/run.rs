@@ -66,6 +66,7 @@ pub fn main(args: RunArgs) -> Result<i32> {
         hv_append,
         gdb,
         virtio_console,
+        passthrough,
         bare,
         manifest,
         mut kernel,
@@ -77,11 +78,21 @@ pub fn main(args: RunArgs) -> Result<i32> {
         qemu_args: mut extra,
     } = args;
     let features = build::split_features(&features);
+    let pass: Vec<qemu::PassDevice> = passthrough
+        .iter()
+        .map(|d| qemu::PassDevice::parse(d))
+        .collect::<Result<_>>()?;
+    if !pass.is_empty() {
+        let mut args = qemu::passthrough_args(&pass);
+        args.append(&mut extra);
+        extra = args;
+    }
     if let Some(path) = &virtio_console {
         let mut args = qemu::virtio_console_args(path);
         args.append(&mut extra);
         extra = args;
     }
+    qemu::refuse_unsafe_dma(&extra)?;
     let terminal = std::io::stdin().is_terminal();
 
     if bare
@@ -182,6 +193,8 @@ pub fn main(args: RunArgs) -> Result<i32> {
         (Some(path), _) => {
             let mut src = partitions::load(path)?;
             partitions::refuse_secure(&src.manifest, &src.origin)?;
+            crate::scenarios::check_passthrough(&src.manifest, pass.len())
+                .map_err(|e| usage!("{}: {e}", src.origin))?;
             src.append_cmdline(append.as_deref().unwrap_or(""))?;
             Some(src)
         }

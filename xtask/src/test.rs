@@ -643,6 +643,10 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
             }
         }
     }
+    match passthrough_args(&s, lpars.as_ref().map(|(m, _)| m)) {
+        Ok(mut a) => cfg.extra.append(&mut a),
+        Err(e) => return fail(vec![e], "", Duration::ZERO),
+    }
     let host_start = unix_now();
     let (outcome, typed): (Outcome, usize) =
         match qemu::run_scripted(&cfg.command(), &log_path, s.timeout, s.input) {
@@ -902,6 +906,36 @@ fn md5_hex(data: &[u8]) -> std::result::Result<String, String> {
 /// For a scenario with partitions (a manifest at `path`): the manifest (as
 /// written, for the checks) and the bundle built from it,
 /// target/bundle/scenario-<name>.cpio.
+/// QEMU arguments for the scenario's pass-through devices, their disks
+/// written first; the manifest's `devices` must all be among them and no
+/// virtio device may lack iommu_platform=on.
+fn passthrough_args(s: &Scenario, manifest: Option<&Manifest>) -> Result<Vec<String>, String> {
+    if let Some(m) = manifest {
+        scenarios::check_passthrough(m, s.passthrough.len())?;
+    }
+    let mut devs = Vec::new();
+    for (i, d) in s.passthrough.iter().enumerate() {
+        devs.push(match d {
+            scenarios::PtDevice::VirtioBlk | scenarios::PtDevice::Nvme => {
+                let path = repo_root()
+                    .join("target/scenarios")
+                    .join(format!("{}.pt{i}.img", s.name));
+                qemu::write_disk_pattern(&path, scenarios::PT_DISK_BYTES)
+                    .map_err(|e| e.to_string())?;
+                if matches!(d, scenarios::PtDevice::Nvme) {
+                    qemu::PassDevice::Nvme(path)
+                } else {
+                    qemu::PassDevice::VirtioBlk(path)
+                }
+            }
+            scenarios::PtDevice::E1000e(hub) => qemu::PassDevice::E1000e(*hub),
+        });
+    }
+    let args = qemu::passthrough_args(&devs);
+    qemu::refuse_unsafe_dma(&args).map_err(|e| e.to_string())?;
+    Ok(args)
+}
+
 fn prepare_partitions(
     s: &Scenario,
     path: Option<PathBuf>,

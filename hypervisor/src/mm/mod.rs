@@ -31,6 +31,20 @@ pub fn alloc_guest_memory(size: u64) -> Result<extent::ExtentMap, FrameError> {
     extent::allocate(&mut FRAMES.lock(), size)
 }
 
+/// Guest memory in one host extent aligned to `align` (a partition with
+/// passed-through devices: its DMA window is one range).
+pub fn alloc_guest_memory_contiguous(
+    size: u64,
+    align: u64,
+) -> Result<extent::ExtentMap, FrameError> {
+    let align = align.max(extent::block_align(size));
+    let pa = FRAMES.lock().alloc(size, align)?;
+    extent::ExtentMap::new(&[(pa, size)]).map_err(|_| {
+        free_frames(pa, size);
+        FrameError::BadRange
+    })
+}
+
 pub fn free_frames(pa: u64, size: u64) {
     // A failed free means a hypervisor bug; keeping the frame is the safe outcome.
     let _ = FRAMES.lock().free(pa, size);

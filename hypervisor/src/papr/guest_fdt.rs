@@ -210,6 +210,46 @@ pub struct GuestFdtConfig<'a> {
     /// `ibm,pft-size`, `ibm,slb-size`, `ibm,segment-page-sizes` and
     /// `ibm,processor-segment-sizes` (what Linux's hash MMU reads).
     pub hpt_shift: Option<u32>,
+    /// Logical PHBs of passed-through PCI functions (docs/passthrough.md);
+    /// with any, `/chosen/linux,pci-probe-only` is 1.
+    pub vphbs: &'a [VphbNode],
+}
+
+/// A logical PHB ("IBM,Logical_PHB") as pSeries Linux reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VphbNode {
+    pub buid: u64,
+    /// The 32-bit MMIO window: PCI `pci..pci+size` at guest real `gpa`.
+    pub mmio_gpa: u64,
+    pub mmio_pci: u64,
+    pub mmio_size: u64,
+    /// The default (32-bit TCE) DMA window `ibm,dma-window`: (LIOBN, bus
+    /// address, size); `None` when there is none.
+    pub dma_window: Option<(u32, u64, u64)>,
+    /// Tokens of ibm,query-pe-dma-window, ibm,create-pe-dma-window,
+    /// ibm,remove-pe-dma-window (`ibm,ddw-applicable`) and
+    /// ibm,reset-pe-dma-window (`ibm,ddw-extensions`).
+    pub ddw_tokens: [u32; 4],
+    pub functions: Vec<VphbFunction>,
+}
+
+/// One function below a logical PHB.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VphbFunction {
+    /// Bus, device, function (`reg` phys.hi bits 23:8).
+    pub bdf: u16,
+    pub vendor: u16,
+    pub device: u16,
+    pub revision: u8,
+    /// Class code (24 bits).
+    pub class: u32,
+    pub subsystem_vendor: u16,
+    pub subsystem: u16,
+    /// (BAR index, 64-bit, prefetchable, PCI address, size).
+    pub bars: Vec<(u8, bool, bool, u64, u64)>,
+    /// `ibm,req#msi` and `ibm,req#msi-x`: vectors the function may get.
+    pub msi: u32,
+    pub msix: u32,
 }
 
 /// `ibm,architecture-vec-5` for a radix guest with GTSE that must use XIVE
@@ -356,6 +396,11 @@ fn write(cfg: &GuestFdtConfig) -> Result<FdtWriter, FdtWriteError> {
     if !cfg.chosen_vec5.is_empty() {
         w.prop("ibm,architecture-vec-5", cfg.chosen_vec5);
     }
+    if !cfg.vphbs.is_empty() {
+        // BARs are the hypervisor's (assigned-addresses); Linux must not move
+        // them (pci_add_flags(PCI_PROBE_ONLY)).
+        w.prop_u32("linux,pci-probe-only", 1);
+    }
     w.end_node();
 
     // check() put the RTAS range below 4 GiB.
@@ -402,6 +447,9 @@ fn write(cfg: &GuestFdtConfig) -> Result<FdtWriter, FdtWriteError> {
     w.end_node();
 
     write_intc(&mut w, cfg);
+    for v in cfg.vphbs {
+        write_vphb(&mut w, v);
+    }
 
     // The partition's NVRAM (papr::nvram), found by Linux through its
     // device_type and sized by #bytes (pseries_nvram_init).
@@ -413,6 +461,87 @@ fn write(cfg: &GuestFdtConfig) -> Result<FdtWriter, FdtWriteError> {
 
     w.end_node();
     Ok(w)
+}
+
+/// PCI `phys.hi` of a function's config space, or of BAR register `reg` with
+/// space code 2 (32-bit memory) or 3 (64-bit), prefetchable bit 30.
+fn phys_hi(bdf: u16, space: u32, prefetch: bool, reg: u8) -> u32 {
+    (space << 24) | (u32::from(prefetch) << 30) | (u32::from(bdf) << 8) | u32::from(reg)
+}
+
+fn write_vphb(w: &mut FdtWriter, v: &VphbNode) {
+    w.begin_node(&format!("pci@{:x}", v.buid));
+    w.prop_str("device_type", "pci");
+    w.prop_str("compatible", "IBM,Logical_PHB");
+    w.prop_u64_cells("reg", &[v.buid, 0x1000_0000]);
+    w.prop_u32("#address-cells", 3);
+    w.prop_u32("#size-cells", 2);
+    w.prop_u32("#interrupt-cells", 1);
+    w.prop_cells("bus-range", &[0, 0xff]);
+    // <phys.hi phys.mid phys.lo, cpu address (2), size (2)>: 32-bit memory.
+    w.prop_cells(
+        "ranges",
+        &[
+            0x0200_0000,
+            (v.mmio_pci >> 32) as u32,
+            v.mmio_pci as u32,
+            (v.mmio_gpa >> 32) as u32,
+            v.mmio_gpa as u32,
+            (v.mmio_size >> 32) as u32,
+            v.mmio_size as u32,
+        ],
+    );
+    w.prop_u32("ibm,pci-config-space-type", 1);
+    w.prop_u32("ibm,#dma-address-cells", 2);
+    w.prop_u32("ibm,#dma-size-cells", 2);
+    if let Some((liobn, bus, size)) = v.dma_window {
+        w.prop_cells(
+            "ibm,dma-window",
+            &[
+                liobn,
+                (bus >> 32) as u32,
+                bus as u32,
+                (size >> 32) as u32,
+                size as u32,
+            ],
+        );
+    }
+    w.prop_cells("ibm,ddw-applicable", &v.ddw_tokens[..3]);
+    // Extension 1: the reset-pe-dma-window token.
+    w.prop_cells("ibm,ddw-extensions", &[1, v.ddw_tokens[3]]);
+    for f in &v.functions {
+        let dev = (f.bdf >> 3) & 0x1f;
+        let func = f.bdf & 7;
+        let name = if func == 0 {
+            format!("pci@{dev:x}")
+        } else {
+            format!("pci@{dev:x},{func:x}")
+        };
+        w.begin_node(&name);
+        w.prop_cells("reg", &[phys_hi(f.bdf, 0, false, 0), 0, 0, 0, 0]);
+        let mut assigned: Vec<u32> = Vec::new();
+        for &(index, is_64, prefetch, pci, size) in &f.bars {
+            let space = if is_64 { 3 } else { 2 };
+            assigned.extend_from_slice(&[
+                phys_hi(f.bdf, space, prefetch, 0x10 + 4 * index),
+                (pci >> 32) as u32,
+                pci as u32,
+                (size >> 32) as u32,
+                size as u32,
+            ]);
+        }
+        w.prop_cells("assigned-addresses", &assigned);
+        w.prop_u32("vendor-id", u32::from(f.vendor));
+        w.prop_u32("device-id", u32::from(f.device));
+        w.prop_u32("revision-id", u32::from(f.revision));
+        w.prop_u32("class-code", f.class);
+        w.prop_u32("subsystem-vendor-id", u32::from(f.subsystem_vendor));
+        w.prop_u32("subsystem-id", u32::from(f.subsystem));
+        w.prop_u32("ibm,req#msi", f.msi);
+        w.prop_u32("ibm,req#msi-x", f.msix);
+        w.end_node();
+    }
+    w.end_node();
 }
 
 /// One `/vdevice` child (QEMU `vio_make_devnode`, `spapr_dma_dt`): what Linux's
@@ -641,6 +770,7 @@ mod tests {
             }),
             chosen_vec5: &[],
             hpt_shift: None,
+            vphbs: &[],
         }
     }
 
@@ -910,6 +1040,59 @@ mod tests {
             [0x7100_0001, 0, 0, 0, 0x1000_0000]
         );
         assert_eq!(u32_of(get(&t, n, "ibm,mac-address-filters")), 0);
+    }
+
+    #[test]
+    fn vphb_node_as_pseries_linux_reads_it() {
+        let vphbs = [VphbNode {
+            buid: 0x0800_0000_2000_0001,
+            mmio_gpa: 0x2000_0000_0000,
+            mmio_pci: 0x8000_0000,
+            mmio_size: 0x7fff_0000,
+            dma_window: Some((0x7000_0100, 0, 256 << 20)),
+            ddw_tokens: [0x2015, 0x2016, 0x2017, 0x2018],
+            functions: vec![VphbFunction {
+                bdf: 0x0100,
+                vendor: 0x1af4,
+                device: 0x1042,
+                revision: 1,
+                class: 0x01_0000,
+                subsystem_vendor: 0x1af4,
+                subsystem: 2,
+                bars: vec![
+                    (1, false, false, 0xc000_0000, 0x1000),
+                    (4, true, true, 0xc001_0000, 0x4000),
+                ],
+                msi: 0,
+                msix: 2,
+            }],
+        }];
+        let mut c = config(1, CpuModel::Power9, true, false);
+        c.vphbs = &vphbs;
+        let t = parse(&build(&c).unwrap());
+        let n = "/pci@800000020000001";
+        assert_eq!(get(&t, n, "compatible"), b"IBM,Logical_PHB\0");
+        assert_eq!(get(&t, n, "ranges").len(), 28);
+        assert_eq!(
+            get(&t, n, "ibm,dma-window"),
+            &[0x70, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]
+        );
+        assert_eq!(get(&t, n, "ibm,ddw-applicable").len(), 12);
+        assert_eq!(get(&t, "/chosen", "linux,pci-probe-only"), &[0, 0, 0, 1]);
+        let f = "/pci@800000020000001/pci@0";
+        let aa = get(&t, f, "assigned-addresses");
+        assert_eq!(aa.len(), 40);
+        // BAR1: 32-bit memory, register 0x14; BAR4: 64-bit prefetchable, 0x20.
+        assert_eq!(&aa[0..4], &[0x02, 0x01, 0x00, 0x14]);
+        assert_eq!(&aa[20..24], &[0x43, 0x01, 0x00, 0x20]);
+        assert_eq!(get(&t, f, "ibm,req#msi-x"), &[0, 0, 0, 2]);
+        assert_eq!(
+            get(&t, f, "reg"),
+            &[0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        // Without devices: no node, no probe-only.
+        let t = parse(&build(&config(1, CpuModel::Power9, true, false)).unwrap());
+        assert!(!has(&t, "/chosen", "linux,pci-probe-only"));
     }
 
     #[test]

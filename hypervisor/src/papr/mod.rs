@@ -7,4 +7,5 @@ pub mod nvram;
 pub mod rtas;
 pub mod sysparm;
 pub mod vio;
+pub mod vphb;
 pub mod xics;

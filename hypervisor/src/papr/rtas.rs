@@ -50,6 +50,20 @@ pub enum RtasCall {
     /// nvram-fetch / nvram-store (`papr::nvram`).
     NvramFetch,
     NvramStore,
+    /// PCI pass-through (docs/passthrough.md, `papr::vphb`).
+    ReadPciConfig,
+    WritePciConfig,
+    QueryPeDmaWindow,
+    CreatePeDmaWindow,
+    RemovePeDmaWindow,
+    ResetPeDmaWindow,
+    /// EEH on passed-through functions.
+    SetEehOption,
+    SetSlotReset,
+    ReadSlotResetState2,
+    GetConfigAddrInfo2,
+    SlotErrorDetail,
+    ConfigurePe,
 }
 
 pub const TOKEN_BASE: u32 = 0x2000;
@@ -79,7 +93,25 @@ pub const CALLS: &[(&str, RtasCall)] = &[
     ("get-power-level", RtasCall::GetPowerLevel),
     ("nvram-fetch", RtasCall::NvramFetch),
     ("nvram-store", RtasCall::NvramStore),
+    ("ibm,read-pci-config", RtasCall::ReadPciConfig),
+    ("ibm,write-pci-config", RtasCall::WritePciConfig),
+    ("ibm,query-pe-dma-window", RtasCall::QueryPeDmaWindow),
+    ("ibm,create-pe-dma-window", RtasCall::CreatePeDmaWindow),
+    ("ibm,remove-pe-dma-window", RtasCall::RemovePeDmaWindow),
+    ("ibm,reset-pe-dma-window", RtasCall::ResetPeDmaWindow),
+    ("ibm,set-eeh-option", RtasCall::SetEehOption),
+    ("ibm,set-slot-reset", RtasCall::SetSlotReset),
+    ("ibm,read-slot-reset-state2", RtasCall::ReadSlotResetState2),
+    ("ibm,get-config-addr-info2", RtasCall::GetConfigAddrInfo2),
+    ("ibm,slot-error-detail", RtasCall::SlotErrorDetail),
+    ("ibm,configure-pe", RtasCall::ConfigurePe),
 ];
+
+/// The token of `call` (what the guest finds in /rtas).
+pub fn token_of(call: RtasCall) -> u32 {
+    let i = CALLS.iter().position(|(_, c)| *c == call).unwrap_or(0);
+    TOKEN_BASE + i as u32
+}
 
 /// set-power-level / get-power-level (PAPR 7.3.7): there is one power domain, the
 /// "live insertion" domain -1, always at full power (100), as QEMU answers.

@@ -87,6 +87,8 @@ pub struct Partition {
     /// A vCPU called system-reboot; the first to set it (compare-and-swap) owns
     /// the reboot, later callers only stop.
     pub reboot_requested: AtomicBool,
+    /// Passed-through PCI functions (docs/passthrough.md); empty for most.
+    pub pci: super::passthrough::Passthrough,
     pub boots: AtomicU32,
     /// Boot epoch: even while the partition runs an image, odd while a reboot
     /// replaces it (`reboot` bumps it before stopping the vCPUs and after
@@ -276,7 +278,7 @@ pub fn partitions() -> &'static [Partition] {
 }
 
 /// Partition-scoped tables live in frames reached through the linear map.
-struct Tables;
+pub(crate) struct Tables;
 
 impl TableMemory for Tables {
     fn alloc_table(&mut self, bytes: u64) -> Option<u64> {
@@ -303,6 +305,7 @@ pub enum CreateError {
     Fdt,
     TooBig(&'static str),
     BadCpu(u32),
+    Device(super::passthrough::DeviceError),
 }
 
 impl core::fmt::Display for CreateError {
@@ -315,6 +318,7 @@ impl core::fmt::Display for CreateError {
             CreateError::Fdt => write!(f, "building the device tree failed"),
             CreateError::TooBig(what) => write!(f, "{what} does not fit in partition memory"),
             CreateError::BadCpu(c) => write!(f, "hardware thread {c} does not exist or is offline"),
+            CreateError::Device(e) => write!(f, "pass-through: {e}"),
         }
     }
 }
@@ -534,6 +538,8 @@ impl Partition {
         }
         self.state.store(STOPPED, Ordering::Release);
         self.flush_console();
+        // Its devices stop DMA and are reset for the next owner.
+        self.pci.reset_all(&self.name);
         let how = match &reason {
             StopReason::PowerOff => String::from("power-off"),
             // The guest's text, quoted and escaped: one line, nothing it can forge.
@@ -822,6 +828,8 @@ pub struct BootImage {
     /// The manifest's `mmu`, and log2 of the HPT's size when there is one.
     pub mmu: MmuMode,
     pub hpt_shift: Option<u32>,
+    /// Logical PHBs of its passed-through functions (docs/passthrough.md).
+    pub vphbs: Vec<guest_fdt::VphbNode>,
 }
 
 /// Where the image landed in guest memory.
@@ -928,6 +936,7 @@ fn load_boot_image(
         }),
         chosen_vec5: &vec5,
         hpt_shift: b.hpt_shift,
+        vphbs: &b.vphbs,
     };
     // The tree reserves its own range, so learn its size first, then build it for
     // its place.
@@ -1043,7 +1052,7 @@ fn build_partition(
         Some(p) => Some(find(p)?),
         None => None,
     };
-    let boot = BootImage {
+    let mut boot = BootImage {
         kernel,
         initrd,
         cmdline: spec.cmdline.clone(),
@@ -1059,16 +1068,27 @@ fn build_partition(
             .mmu
             .offers_hash()
             .then(|| crate::mm::hpt::hpt_shift_for_ram(size)),
+        vphbs: Vec::new(),
     };
 
     // Memory; load_boot_image zeroes what it does not fill before the guest runs.
     let t = instr::mftb();
-    let mem = mm::alloc_guest_memory(size).map_err(CreateError::Memory)?;
+    // A partition with devices gets one host extent on 16 MiB: its 64-bit DMA
+    // window is one PHB bypass window (docs/passthrough.md).
+    let mem = if spec.devices.is_empty() {
+        mm::alloc_guest_memory(size)
+    } else {
+        mm::alloc_guest_memory_contiguous(size, crate::papr::vphb::BYPASS_GRANULE)
+    }
+    .map_err(CreateError::Memory)?;
 
     // Partition-scoped tree: guest real 0.. -> the host extents, 2 MiB pages,
     // each mapped once its chunk is zeroed or loaded (`demand`).
     let mut tree = RadixTree::new(&mut Tables).map_err(CreateError::Map)?;
     let chunks = ChunkMap::new(size);
+    let pci = super::passthrough::attach(&spec.name, &spec.devices, &mem, &mut tree, info)
+        .map_err(CreateError::Device)?;
+    boot.vphbs = pci.nodes();
     let alloc_map = instr::mftb().wrapping_sub(t);
     let vio = super::vio::Vio::new(spec, size).map_err(|_| CreateError::TooBig("VIO bus"))?;
     let vscsi = match super::vio::vscsi::bus_index(&vio.bus) {
@@ -1085,7 +1105,9 @@ fn build_partition(
         &mem,
         &boot,
         &chunks,
-        !spec.mmu.offers_hash(),
+        // Devices may DMA anywhere in it once the guest opens a window: all
+        // of it is zeroed before the guest runs.
+        !spec.mmu.offers_hash() && pci.is_empty(),
         &vio.bus.dt_nodes(),
     )?;
     for c in eager {
@@ -1230,6 +1252,7 @@ fn build_partition(
         mmu: spec.mmu,
         hpt,
         radix_chosen: AtomicBool::new(false),
+        pci,
     })
 }
 
@@ -1262,6 +1285,8 @@ impl Partition {
         // Before the scrub touches its memory: the ultravisor gives up the
         // secure VM (if it became one) and the partition-table entry is cleared.
         super::pef::release(self);
+        // Devices stop DMA into the memory about to be scrubbed.
+        self.pci.reset_all(&self.name);
         self.xive.with(Xive::reset);
         super::xics::with_xics(self, Xics::reset);
         super::vio::reset(self);

@@ -46,6 +46,10 @@ pub const HYPERVISOR_RESERVE: u64 = 256 << 20;
 pub const MAX_VCPUS: u32 = 64;
 /// Longest partition name.
 pub const MAX_NAME_LEN: usize = 31;
+/// A partition with devices has memory in whole multiples of this: its 64-bit
+/// DMA window is a PHB bypass window (TVE), which starts and ends on 16 MiB.
+pub const DMA_GRANULE: u64 = 16 << 20;
+
 /// Most `[[partition.disk]]` tables one partition may have (vscsi targets 0
 /// to 7 of its adapter).
 pub const MAX_DISKS: usize = 8;
@@ -109,6 +113,10 @@ pub struct PartitionSpec {
     pub nested: bool,
     /// The MMU the partition offers its guest (default radix); docs/manifest.md.
     pub mmu: MmuMode,
+    /// PCI functions passed through to the partition (`devices =
+    /// ["0001:01:00.0"]`, docs/passthrough.md): each belongs to this partition
+    /// only; memory must then be a multiple of [`DMA_GRANULE`].
+    pub devices: Vec<crate::pci::PciAddress>,
     /// Virtual Ethernet adapters (`[[partition.net]]` tables after the
     /// partition's), in order: each an `l-lan` VIO device on the switch.
     pub net: Vec<NetSpec>,
@@ -270,6 +278,10 @@ impl Manifest {
             if p.mmu != MmuMode::Radix {
                 t.push("mmu", Value::Str(p.mmu.as_str().to_string()));
             }
+            if !p.devices.is_empty() {
+                let d = p.devices.iter().map(|d| d.to_string()).collect();
+                t.push("devices", Value::Strs(d));
+            }
             tables.push(t);
             for n in &p.net {
                 let mut t = Table::new(TableKind::Net);
@@ -343,6 +355,21 @@ pub enum ErrorKind {
     DuplicateName,
     /// No `[[partition]]` table at all.
     NoPartitions,
+    /// A `devices` entry is not a PCI address `DDDD:BB:DD.F`.
+    BadDevice(String),
+    /// A PCI function listed twice in one partition's `devices`.
+    DeviceRepeated(String),
+    /// A PCI function already given to another partition.
+    DeviceShared {
+        device: String,
+        other: String,
+    },
+    /// A PCI function the machine's device tree does not have, or cannot be
+    /// given away (a bridge, the hypervisor's own console); the text says why.
+    DeviceUnusable {
+        device: String,
+        why: &'static str,
+    },
     /// A sub-table (`[[partition.disk]]`, `[[partition.net]]`, the header) not
     /// below a `[[partition]]`.
     SubTableOutsidePartition(String),
@@ -399,6 +426,18 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::DuplicateName => f.write_str("another partition has the same name"),
             ErrorKind::NoPartitions => f.write_str("no [[partition]] table"),
+            ErrorKind::BadDevice(d) => write!(
+                f,
+                "\"{d}\" is not a PCI address (want \"DDDD:BB:DD.F\", e.g. \"0001:01:00.0\")"
+            ),
+            ErrorKind::DeviceRepeated(d) => write!(f, "PCI function {d} is listed twice"),
+            ErrorKind::DeviceShared { device, other } => write!(
+                f,
+                "PCI function {device} is already given to partition \"{other}\""
+            ),
+            ErrorKind::DeviceUnusable { device, why } => {
+                write!(f, "PCI function {device} cannot be passed through: {why}")
+            }
             ErrorKind::SubTableOutsidePartition(header) => {
                 write!(f, "{header} must follow the [[partition]] it belongs to")
             }
@@ -771,6 +810,7 @@ struct Parsed {
     spec: PartitionSpec,
     name_line: Loc,
     cpus_line: Loc,
+    devices_line: Loc,
 }
 
 /// The fields of one `[[partition]]` table as they are read.
@@ -789,6 +829,7 @@ struct Builder {
     nested: bool,
     mmu: MmuMode,
     disks: Vec<DiskSpec>,
+    devices: Option<(Vec<crate::pci::PciAddress>, Loc)>,
 }
 
 impl Builder {
@@ -852,6 +893,23 @@ impl Builder {
                     _ => return Err(ErrorKind::Invalid("must be \"radix\", \"hash\" or \"any\"")),
                 }
             }
+            "devices" => {
+                let list: &[String] = match v {
+                    Value::Strs(l) => l,
+                    Value::Ints(l) if l.is_empty() => &[],
+                    _ => return Err(wrong_type("an array of \"DDDD:BB:DD.F\" strings", v)),
+                };
+                let mut devices: Vec<crate::pci::PciAddress> = Vec::with_capacity(list.len());
+                for d in list {
+                    let a = crate::pci::PciAddress::parse(d)
+                        .ok_or_else(|| ErrorKind::BadDevice(d.clone()))?;
+                    if devices.contains(&a) {
+                        return Err(ErrorKind::DeviceRepeated(a.to_string()));
+                    }
+                    devices.push(a);
+                }
+                self.devices = Some((devices, e.at));
+            }
             _ => return Err(ErrorKind::UnknownKey),
         }
         Ok(())
@@ -862,7 +920,7 @@ impl Builder {
 /// for a key the table does not have. Every key [`from_tables`] takes is here:
 /// the device-tree decoder reads a property by it and refuses one it has not.
 pub fn key_type(kind: TableKind, key: &str) -> Option<ValueType> {
-    use ValueType::{Bool, Int, Ints, Str};
+    use ValueType::{Bool, Int, Ints, Str, Strs};
     Some(match (kind, key) {
         (TableKind::Machine, "power_off_when_idle") => Bool,
         (TableKind::Machine, "console_input") => Str,
@@ -870,6 +928,7 @@ pub fn key_type(kind: TableKind, key: &str) -> Option<ValueType> {
         (TableKind::Partition, "memory" | "vcpus") => Int,
         (TableKind::Partition, "cpus") => Ints,
         (TableKind::Partition, "console" | "secure" | "nested") => Bool,
+        (TableKind::Partition, "devices") => Strs,
         (TableKind::Net, "mac") => Str,
         (TableKind::Net, "vlan") => Int,
         (TableKind::Net, "trunk") => Bool,
@@ -935,6 +994,15 @@ fn partition_from(table: &Table, disks: &[&Table]) -> Result<Parsed, ManifestErr
     let vcpus = b.vcpus.ok_or_else(|| missing("vcpus"))?;
     let (cpus, cpus_line) = b.cpus.ok_or_else(|| missing("cpus"))?;
     let kernel = b.kernel.ok_or_else(|| missing("kernel"))?;
+    let (devices, devices_line) = b.devices.unwrap_or_default();
+    if !devices.is_empty() && !memory.is_multiple_of(DMA_GRANULE) {
+        return Err(ManifestError::new(ErrorKind::Invalid(
+            "a partition with devices needs memory in whole 16 MiB (its DMA window)",
+        ))
+        .at(devices_line)
+        .in_partition(Some(&name))
+        .field("memory"));
+    }
     if cpus.len() != vcpus as usize {
         return Err(ManifestError::new(ErrorKind::CpuCount {
             vcpus,
@@ -958,11 +1026,13 @@ fn partition_from(table: &Table, disks: &[&Table]) -> Result<Parsed, ManifestErr
             secure: b.secure,
             nested: b.nested,
             mmu: b.mmu,
+            devices,
             net: Vec::new(),
             disks: b.disks,
         },
         name_line,
         cpus_line,
+        devices_line,
     })
 }
 
@@ -1117,6 +1187,15 @@ pub fn from_tables(tables: &[Table]) -> Result<Manifest, ManifestError> {
                 return Err(err(kind, parsed.cpus_line, "cpus"));
             }
         }
+        for d in &p.devices {
+            if let Some(other) = partitions.iter().find(|q| q.devices.contains(d)) {
+                let kind = ErrorKind::DeviceShared {
+                    device: d.to_string(),
+                    other: other.name.clone(),
+                };
+                return Err(err(kind, parsed.devices_line, "devices"));
+            }
+        }
         partitions.push(parsed.spec);
     }
     if partitions.is_empty() {
@@ -1209,6 +1288,44 @@ pub fn check_against_machine(
                 machine: machine_memory,
             };
             return Err(err(kind, "memory"));
+        }
+    }
+    Ok(())
+}
+
+/// What the machine's device tree says about a function a partition names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostFunction {
+    /// An endpoint (type 0 header) nobody else uses.
+    Free,
+    /// Not in skiboot's device tree.
+    Absent,
+    /// A bridge or root port: it stays with the hypervisor.
+    Bridge,
+    /// The hypervisor drives it itself (the virtio console).
+    Hypervisor,
+}
+
+/// Checks every `devices` entry against the machine (`host` answers from
+/// skiboot's device tree at boot, from the QEMU command line in xtask).
+pub fn check_devices(
+    manifest: &Manifest,
+    host: impl Fn(crate::pci::PciAddress) -> HostFunction,
+) -> Result<(), ManifestError> {
+    for p in &manifest.partitions {
+        for d in &p.devices {
+            let why = match host(*d) {
+                HostFunction::Free => continue,
+                HostFunction::Absent => "the machine has no such function",
+                HostFunction::Bridge => "it is a bridge (only endpoints are passed through)",
+                HostFunction::Hypervisor => "the hypervisor uses it",
+            };
+            return Err(ManifestError::new(ErrorKind::DeviceUnusable {
+                device: d.to_string(),
+                why,
+            })
+            .in_partition(Some(&p.name))
+            .field("devices"));
         }
     }
     Ok(())
@@ -1373,6 +1490,7 @@ mod tests {
                     secure: false,
                     nested: false,
                     mmu: MmuMode::Radix,
+                    devices: Vec::new(),
                     net: Vec::new(),
                     disks: Vec::new(),
                 },
@@ -1389,6 +1507,7 @@ mod tests {
                     secure: false,
                     nested: false,
                     mmu: MmuMode::Radix,
+                    devices: Vec::new(),
                     net: Vec::new(),
                     disks: Vec::new(),
                 },
@@ -1887,6 +2006,7 @@ mod tests {
             "secure",
             "nested",
             "mmu",
+            "devices",
             "colour",
         ];
         let mut known = 0;

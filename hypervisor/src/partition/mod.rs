@@ -33,6 +33,8 @@ pub mod nested;
 #[cfg(target_arch = "powerpc64")]
 pub mod nvram_host;
 #[cfg(target_arch = "powerpc64")]
+pub mod passthrough;
+#[cfg(target_arch = "powerpc64")]
 pub mod pef;
 #[cfg(target_arch = "powerpc64")]
 pub mod rtas_calls;

@@ -390,6 +390,10 @@ mod tests {
             secure: true,
             nested: true,
             mmu: MmuMode::Any,
+            devices: vec![
+                crate::pci::PciAddress::parse("0001:01:00.0").unwrap(),
+                crate::pci::PciAddress::parse("0002:03:1f.7").unwrap(),
+            ],
             net: vec![
                 NetSpec {
                     mac: generated_mac("linux", 0),
@@ -431,6 +435,7 @@ mod tests {
                 secure: false,
                 nested: false,
                 mmu: MmuMode::Hash,
+                devices: Vec::new(),
                 net: Vec::new(),
                 disks: Vec::new(),
             });

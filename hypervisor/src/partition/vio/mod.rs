@@ -118,6 +118,10 @@ pub fn handles(op: u64) -> bool {
 
 /// The TCE hcalls, H_VIO_SIGNAL and the LAN calls (arguments r4..r12).
 pub fn hcall(p: &Partition, op: u64, a: &[u64]) -> HcallResult {
+    // A passed-through PCI function's LIOBN (docs/passthrough.md).
+    if let Some(r) = super::passthrough::tce_hcall(p, op, a) {
+        return r;
+    }
     let arg = |i: usize| a.get(i).copied().unwrap_or(0);
     let result = match op {
         pv::H_VIO_SIGNAL => p.vio.bus.h_vio_signal(arg(0), arg(1)).map(|()| [0; 4]),

@@ -1,8 +1,8 @@
 //! OPAL's PCI services: config space and the PHB's PE, MMIO and DMA tables
 //! (skiboot `core/pci-opal.c`; token numbers from `include/opal-api.h`).
 //!
-//! The hypervisor uses them for its own devices only (the virtio console); guests
-//! get no PCI yet.
+//! The hypervisor uses them for its own devices (the virtio console) and for
+//! the functions it passes through to partitions (`partition::passthrough`).
 
 use super::{call, real};
 use crate::be::Be32;
@@ -14,10 +14,15 @@ const OPAL_PCI_CONFIG_READ_WORD: u64 = 15;
 const OPAL_PCI_CONFIG_WRITE_BYTE: u64 = 16;
 const OPAL_PCI_CONFIG_WRITE_HALF_WORD: u64 = 17;
 const OPAL_PCI_CONFIG_WRITE_WORD: u64 = 18;
+const OPAL_PCI_EEH_FREEZE_STATUS: u64 = 23;
 const OPAL_PCI_EEH_FREEZE_CLEAR: u64 = 26;
 const OPAL_PCI_MAP_PE_MMIO_WINDOW: u64 = 29;
 const OPAL_PCI_SET_PE: u64 = 31;
+const OPAL_PCI_MAP_PE_DMA_WINDOW: u64 = 44;
 const OPAL_PCI_MAP_PE_DMA_WINDOW_REAL: u64 = 45;
+const OPAL_PCI_TCE_KILL: u64 = 146;
+/// `OPAL_PCI_TCE_KILL` kill type: every cached TCE of one PE.
+const OPAL_PCI_TCE_KILL_PE: u64 = 1;
 
 /// `OPAL_PCI_SET_PE` comparisons: the whole bus number, device and function.
 const OPAL_COMPARE_RID_BUS_ALL: u64 = 7;
@@ -25,6 +30,8 @@ const OPAL_COMPARE_RID_DEVICE: u64 = 1;
 const OPAL_COMPARE_RID_FUNCTION: u64 = 1;
 const OPAL_MAP_PE: u64 = 1;
 const OPAL_M32_WINDOW_TYPE: u64 = 1;
+const OPAL_EEH_ACTION_CLEAR_FREEZE_MMIO: u64 = 1;
+const OPAL_EEH_ACTION_CLEAR_FREEZE_DMA: u64 = 2;
 const OPAL_EEH_ACTION_CLEAR_FREEZE_ALL: u64 = 3;
 
 fn phb_call(name: &'static str, token: u64, args: &[u64]) -> Result<(), PciError> {
@@ -133,5 +140,69 @@ pub fn clear_freeze(phb_id: u64, pe: u32) -> Result<(), PciError> {
         "OPAL_PCI_EEH_FREEZE_CLEAR",
         OPAL_PCI_EEH_FREEZE_CLEAR,
         &[phb_id, u64::from(pe), OPAL_EEH_ACTION_CLEAR_FREEZE_ALL],
+    )
+}
+
+/// Closes DMA window `window` of PE `pe` (size 0 disables the TVE).
+pub fn unmap_dma(phb_id: u64, pe: u32, window: u64) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_MAP_PE_DMA_WINDOW_REAL",
+        OPAL_PCI_MAP_PE_DMA_WINDOW_REAL,
+        &[phb_id, u64::from(pe), window, 0, 0],
+    )
+}
+
+/// A PE's freeze state (`OPAL_EEH_STOPPED_*`: 0 not frozen, 1 MMIO, 2 DMA,
+/// 3 both); the deprecated PHB status pointer is passed as 0 (skiboot warns
+/// otherwise).
+pub fn freeze_status(phb_id: u64, pe: u32) -> Result<u8, PciError> {
+    let mut state = 0u8;
+    let mut pci_error = [0u8; 2];
+    call(
+        OPAL_PCI_EEH_FREEZE_STATUS,
+        &[phb_id, u64::from(pe), real(&state), real(&pci_error), 0],
+    )
+    .map_err(|e| PciError::Phb("OPAL_PCI_EEH_FREEZE_STATUS", e.code()))?;
+    let _ = core::mem::take(&mut pci_error);
+    Ok(core::mem::take(&mut state))
+}
+
+/// Points DMA window `window` of PE `pe` at a one-level TCE table of `size`
+/// bytes at real `table` (big-endian entries, pages of `page_size`).
+pub fn map_dma_tce(
+    phb_id: u64,
+    pe: u32,
+    window: u64,
+    table: u64,
+    size: u64,
+    page_size: u64,
+) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_MAP_PE_DMA_WINDOW",
+        OPAL_PCI_MAP_PE_DMA_WINDOW,
+        &[phb_id, u64::from(pe), window, 1, table, size, page_size],
+    )
+}
+
+/// Drops the PHB's cached TCEs of PE `pe` (after its table changed).
+pub fn tce_kill_pe(phb_id: u64, pe: u32) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_TCE_KILL",
+        OPAL_PCI_TCE_KILL,
+        &[phb_id, OPAL_PCI_TCE_KILL_PE, u64::from(pe), 0, 0, 0],
+    )
+}
+
+/// Clears PE `pe`'s MMIO (`dma` false) or DMA freeze only.
+pub fn clear_freeze_of(phb_id: u64, pe: u32, dma: bool) -> Result<(), PciError> {
+    let action = if dma {
+        OPAL_EEH_ACTION_CLEAR_FREEZE_DMA
+    } else {
+        OPAL_EEH_ACTION_CLEAR_FREEZE_MMIO
+    };
+    phb_call(
+        "OPAL_PCI_EEH_FREEZE_CLEAR",
+        OPAL_PCI_EEH_FREEZE_CLEAR,
+        &[phb_id, u64::from(pe), action],
     )
 }

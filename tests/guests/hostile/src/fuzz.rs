@@ -137,6 +137,14 @@ pub fn implemented(op: u64) -> bool {
             | 0x20
             | 0x138
             | 0x13c
+            // The ibmveth calls: no l-lan here, so H_PARAMETER (unknown unit).
+            | 0x114
+            | 0x118
+            | 0x11c
+            | 0x120
+            | 0x130
+            | 0x14c
+            | 0x244
             | 0x134
             | 0x1c8
             | 0x2ec

@@ -1,0 +1,644 @@
+//! The partition's view of a passed-through PCI function (docs/passthrough.md):
+//! a logical PHB ("IBM,Logical_PHB") whose config space the guest reaches with
+//! RTAS ibm,read-pci-config / ibm,write-pci-config, filtered here, and whose
+//! 64-bit DMA window (DDW, ibm,create-pe-dma-window) maps exactly the
+//! partition's memory.
+//!
+//! Portable: what the filter decides and the window arithmetic are pure; the
+//! hypervisor (`partition::passthrough`) does the OPAL config cycles and PHB
+//! settings they ask for.
+//!
+//! The filter's rules:
+//! - BARs read back the address the hypervisor gave them (the one in
+//!   `assigned-addresses`); the all-ones sizing write is emulated (the next read
+//!   answers the size mask), any other value is refused (no BAR moves);
+//! - the expansion ROM BAR reads 0 and ignores writes (no ROM is offered);
+//! - the command register passes through, but bus mastering only once the
+//!   function's PE has a DMA window (so the device can only reach what the
+//!   PHB's windows translate, which is the partition's memory);
+//! - the MSI and MSI-X capabilities (and anything else the hypervisor must own
+//!   for interrupts) are read-only to the guest until interrupts are routed
+//!   (ibm,change-msi programs them);
+//! - extended config space (0x100 on) is readable, not writable;
+//! - everything else in the type 0 header and the standard capabilities passes.
+
+use crate::pci::{Bdf, Width};
+
+/// BUID (`reg` of the vPHB node) of the logical PHB standing for host PHB `phb_id`;
+/// QEMU's pseries numbers them from the same base.
+pub const BUID_BASE: u64 = 0x0800_0000_2000_0000;
+/// The 64-bit DMA window is a PHB bypass window: PCI address bit 59 selects
+/// TVE#1 of the PE (skiboot `phb4_map_pe_dma_window_real`).
+pub const BYPASS_BASE: u64 = 1 << 59;
+/// The bypass window's start and size are counted in 16 MiB.
+pub const BYPASS_GRANULE: u64 = 16 << 20;
+/// LIOBNs: `0x7000_0000 | phb_id << 8 | slot << 1 | window`: `slot` the
+/// function's place under its logical PHB (each function is its own PE),
+/// `window` 0 the 32-bit TCE window, 1 the 64-bit one (DDW).
+pub const LIOBN_BASE: u32 = 0x7000_0000;
+
+pub fn buid(phb_id: u64) -> u64 {
+    BUID_BASE + phb_id
+}
+
+/// The host PHB id of a BUID, if it is one of ours.
+pub fn phb_of_buid(buid: u64) -> Option<u64> {
+    buid.checked_sub(BUID_BASE).filter(|&p| p < 0x100)
+}
+
+pub fn liobn(phb_id: u64, slot: usize, window: u32) -> u32 {
+    LIOBN_BASE | ((phb_id as u32 & 0xff) << 8) | ((slot as u32 & 0x7f) << 1) | (window & 1)
+}
+
+/// (host PHB id, slot, window) of a LIOBN.
+pub fn parse_liobn(liobn: u32) -> Option<(u64, usize, u32)> {
+    (liobn & 0xffff_0000 == LIOBN_BASE).then(|| {
+        (
+            u64::from((liobn >> 8) & 0xff),
+            ((liobn >> 1) & 0x7f) as usize,
+            liobn & 1,
+        )
+    })
+}
+
+/// RTAS config address (PAPR 7.3.4): register bits 7:0, function 10:8, device
+/// 15:11, bus 23:16, extended register bits 27:24.
+pub fn decode_config_addr(addr: u32) -> (Bdf, u16) {
+    let reg = (addr & 0xff) as u16 | (((addr >> 24) & 0xf) as u16) << 8;
+    (Bdf(((addr >> 8) & 0xffff) as u16), reg)
+}
+
+pub fn config_addr(bdf: Bdf) -> u32 {
+    u32::from(bdf.0) << 8
+}
+
+/// A config access size in bytes as RTAS gives it.
+pub fn width_of(size: u32) -> Option<Width> {
+    match size {
+        1 => Some(Width::Byte),
+        2 => Some(Width::Half),
+        4 => Some(Width::Word),
+        _ => None,
+    }
+}
+
+fn width_bytes(w: Width) -> u16 {
+    match w {
+        Width::Byte => 1,
+        Width::Half => 2,
+        Width::Word => 4,
+    }
+}
+
+/// One BAR as the partition sees it: fixed at `pci` (a host PCI address in the
+/// PHB's M32 window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VBar {
+    pub index: u8,
+    pub size: u64,
+    pub is_64: bool,
+    pub prefetchable: bool,
+    pub pci: u64,
+}
+
+impl VBar {
+    fn flags(&self) -> u32 {
+        (if self.is_64 { 0b100 } else { 0 }) | (if self.prefetchable { 0b1000 } else { 0 })
+    }
+}
+
+/// What the guest is allowed to see and change of one function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VFunction {
+    pub bdf: Bdf,
+    pub bars: heapless::Vec<VBar, 6>,
+    /// Config ranges (offset, length) the guest may read but not write: the
+    /// MSI / MSI-X capabilities.
+    pub read_only: heapless::Vec<(u16, u16), 4>,
+    /// A DMA window is open for the function's PE: bus mastering may be set.
+    pub dma_ready: bool,
+    /// Offset of the PCI Express capability: its Device Control's "initiate
+    /// function-level reset" is done by the hypervisor (BARs put back after).
+    pub pcie_cap: Option<u16>,
+    /// BARs whose all-ones sizing write is pending (bit per BAR register).
+    sizing: u8,
+}
+
+/// What a filtered config read does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAction {
+    /// Read the device.
+    Pass,
+    /// Answer this value instead.
+    Value(u32),
+}
+
+/// What a filtered config write does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteAction {
+    /// Write this value to the device (maybe changed from the guest's).
+    Pass(u32),
+    /// Nothing reaches the device, the guest is told it worked (emulated).
+    Absorb,
+    /// Refused: the guest gets a parameter error; the reason goes to the log.
+    Refuse(&'static str),
+    /// A function-level reset the hypervisor performs (then puts the BARs
+    /// back); the rest of the written value is dropped.
+    Reset,
+}
+
+const COMMAND: u16 = crate::pci::COMMAND;
+const BAR0: u16 = crate::pci::BAR0;
+const ROM: u16 = 0x30;
+const BUS_MASTER: u32 = crate::pci::COMMAND_BUS_MASTER as u32;
+
+impl VFunction {
+    pub fn new(bdf: Bdf, bars: &[VBar]) -> Self {
+        VFunction {
+            bdf,
+            bars: bars.iter().copied().collect(),
+            read_only: heapless::Vec::new(),
+            dma_ready: false,
+            pcie_cap: None,
+            sizing: 0,
+        }
+    }
+
+    /// The BAR register at dword `reg` (0..6) and whether it is a 64-bit BAR's
+    /// upper half.
+    fn bar_at(&self, reg: u8) -> Option<(&VBar, bool)> {
+        self.bars.iter().find_map(|b| {
+            if b.index == reg {
+                Some((b, false))
+            } else if b.is_64 && b.index + 1 == reg {
+                Some((b, true))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The 32-bit value the guest sees in BAR register `reg`.
+    fn bar_value(&self, reg: u8) -> u32 {
+        let sizing = self.sizing & (1 << reg) != 0;
+        match self.bar_at(reg) {
+            None => 0,
+            Some((b, upper)) => {
+                let v = if sizing { !(b.size - 1) } else { b.pci };
+                if upper {
+                    (v >> 32) as u32
+                } else {
+                    (v as u32 & !0xf) | b.flags()
+                }
+            }
+        }
+    }
+
+    /// The guest reads `width` at `off`.
+    pub fn read(&self, off: u16, width: Width) -> Result<ReadAction, &'static str> {
+        check_access(off, width)?;
+        let end = off + width_bytes(width);
+        if off < BAR0 + 24 && end > BAR0 {
+            // Whole dwords of BARs from the emulated values.
+            let dword = off & !3;
+            let reg = ((dword - BAR0) / 4) as u8;
+            let v = self.bar_value(reg) >> (8 * (off - dword));
+            return Ok(ReadAction::Value(mask(v, width)));
+        }
+        if (ROM..ROM + 4).contains(&off) {
+            return Ok(ReadAction::Value(0));
+        }
+        Ok(ReadAction::Pass)
+    }
+
+    /// The guest writes `value` (`width`) at `off`.
+    pub fn write(
+        &mut self,
+        off: u16,
+        width: Width,
+        value: u32,
+    ) -> Result<WriteAction, &'static str> {
+        check_access(off, width)?;
+        let end = off + width_bytes(width);
+        if off < BAR0 + 24 && end > BAR0 {
+            if width != Width::Word {
+                return Ok(WriteAction::Refuse("partial BAR write"));
+            }
+            let reg = ((off - BAR0) / 4) as u8;
+            let Some((b, upper)) = self.bar_at(reg) else {
+                return Ok(WriteAction::Absorb);
+            };
+            let now = if upper {
+                (b.pci >> 32) as u32
+            } else {
+                b.pci as u32 & !0xf
+            };
+            if value == u32::MAX {
+                self.sizing |= 1 << reg;
+                return Ok(WriteAction::Absorb);
+            }
+            if (if upper { value } else { value & !0xf }) == now {
+                self.sizing &= !(1 << reg);
+                return Ok(WriteAction::Absorb);
+            }
+            return Ok(WriteAction::Refuse("BAR move"));
+        }
+        if (ROM..ROM + 4).contains(&off) {
+            return Ok(WriteAction::Absorb);
+        }
+        if off >= 0x100 {
+            return Ok(WriteAction::Refuse("extended config space is read-only"));
+        }
+        if self
+            .read_only
+            .iter()
+            .any(|&(at, len)| off < at + len && end > at)
+        {
+            return Ok(WriteAction::Refuse(
+                "interrupt capability (use ibm,change-msi)",
+            ));
+        }
+        if let Some(cap) = self.pcie_cap {
+            // Device Control is the 16 bits at cap + 8; FLR is its bit 15.
+            let ctl = cap + 8;
+            if off <= ctl + 1 && end > ctl + 1 {
+                let shift = 8 * (ctl + 1 - off);
+                if (value >> shift) & 0x80 != 0 {
+                    return Ok(WriteAction::Reset);
+                }
+            }
+        }
+        if off <= COMMAND && end > COMMAND && !self.dma_ready {
+            // Bus master bit is bit 2 of the command register.
+            let shift = 8 * (COMMAND - off);
+            if (value >> shift) & BUS_MASTER != 0 {
+                return Ok(WriteAction::Pass(value & !(BUS_MASTER << shift)));
+            }
+        }
+        Ok(WriteAction::Pass(value))
+    }
+}
+
+fn check_access(off: u16, width: Width) -> Result<(), &'static str> {
+    let n = width_bytes(width);
+    if !off.is_multiple_of(n) {
+        return Err("misaligned config access");
+    }
+    if off + n > 0x1000 {
+        return Err("config offset beyond 4 KiB");
+    }
+    Ok(())
+}
+
+fn mask(v: u32, width: Width) -> u32 {
+    match width {
+        Width::Byte => v & 0xff,
+        Width::Half => v & 0xffff,
+        Width::Word => v,
+    }
+}
+
+/// A partition's 64-bit DMA window: PCI addresses `base..base + size` reach the
+/// partition's memory `0..size`, which is one host extent at `host_pa`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DdwWindow {
+    pub base: u64,
+    pub size: u64,
+}
+
+/// Why a 64-bit window cannot be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DdwError {
+    /// The memory is not 16 MiB aligned or sized.
+    Misaligned,
+    /// The window would reach past what the PHB's TVE can describe (2^50).
+    TooHigh,
+}
+
+/// The bypass window for a partition whose memory is host `host_pa..host_pa +
+/// size` (one extent): TVE#1 translates PCI `BYPASS_BASE + a` to real `a` for
+/// `a` in the window's range only, so the window is exactly that memory.
+pub fn ddw_for(host_pa: u64, size: u64) -> Result<DdwWindow, DdwError> {
+    if !host_pa.is_multiple_of(BYPASS_GRANULE) || !size.is_multiple_of(BYPASS_GRANULE) || size == 0
+    {
+        return Err(DdwError::Misaligned);
+    }
+    let end = host_pa.checked_add(size).ok_or(DdwError::TooHigh)?;
+    if end > 1 << 50 {
+        return Err(DdwError::TooHigh);
+    }
+    Ok(DdwWindow {
+        base: BYPASS_BASE | host_pa,
+        size,
+    })
+}
+
+impl DdwWindow {
+    /// Guest real address of bus address `bus`, when `len` bytes from it fall
+    /// in the window.
+    pub fn guest_addr(&self, bus: u64, len: u64) -> Option<u64> {
+        let off = bus.checked_sub(self.base)?;
+        (off.checked_add(len)? <= self.size).then_some(off)
+    }
+
+    /// H_PUT_TCE on the DDW LIOBN (Linux maps all its memory into a direct
+    /// window this way): accepted only when it maps bus `ioba` to the guest
+    /// page the window already translates it to (identity), with `page` size.
+    pub fn check_identity_tce(&self, ioba: u64, tce: u64, page: u64) -> bool {
+        let rpn = tce & !(page - 1) & ((1 << 52) - 1);
+        let perms = tce & 3;
+        match self.guest_addr(ioba, page) {
+            Some(g) => perms == 0 || g == rpn,
+            None => false,
+        }
+    }
+}
+
+/// The PHB's entry for a guest TCE `tce` (guest real page | R | W) of a
+/// partition whose memory starts at host real `host_base`: the host page with
+/// the same permissions, or 0 (a fault) when it grants nothing.
+pub fn host_tce(tce: u64, host_base: u64) -> u64 {
+    let perms = tce & 3;
+    if perms == 0 {
+        return 0;
+    }
+    (host_base + (tce & !0xfff)) | perms
+}
+
+/// ibm,read-slot-reset-state2's state (PAPR 7.3.11.3: 0 normal, 1 reset
+/// held, 2 MMIO and DMA stopped, 4 MMIO allowed but DMA stopped, 5
+/// unavailable) of a PE whose OPAL freeze state (`OPAL_EEH_STOPPED_*`) is
+/// `opal`.
+pub fn eeh_state(opal: u8) -> u32 {
+    match opal {
+        0 => 0,
+        // MMIO frozen (alone or with DMA): stopped.
+        1 | 3 => 2,
+        2 => 4,
+        4 => 1,
+        _ => 5,
+    }
+}
+
+/// ibm,set-eeh-option options (PAPR 7.3.11.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EehOption {
+    Disable,
+    Enable,
+    ThawMmio,
+    ThawDma,
+}
+
+impl EehOption {
+    pub fn from_arg(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(EehOption::Disable),
+            1 => Some(EehOption::Enable),
+            2 => Some(EehOption::ThawMmio),
+            3 => Some(EehOption::ThawDma),
+            _ => None,
+        }
+    }
+}
+
+/// ibm,query-pe-dma-window answers: (windows available, largest block in
+/// pages of `page_shift`, page-size mask).
+/// Page sizes (PAPR DDW): bit 0 4K, 1 64K, 2 16M, 3 32M, 4 64M, 5 128M, 6 256M, 7 16G.
+pub const DDW_PAGE_SIZES: u32 = 0x7f;
+
+pub fn ddw_page_shift_ok(shift: u32) -> bool {
+    matches!(shift, 12 | 16 | 24 | 25 | 26 | 27 | 28)
+}
+
+/// ibm,create-pe-dma-window(page_shift, window_shift) for memory `mem_size`:
+/// the window must cover the memory (Linux asks for 2^ceil(log2(max RAM))).
+pub fn ddw_request_ok(page_shift: u32, window_shift: u32, mem_size: u64) -> bool {
+    ddw_page_shift_ok(page_shift)
+        && (page_shift..=59).contains(&window_shift)
+        && (1u64 << window_shift) >= mem_size
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f() -> VFunction {
+        VFunction::new(
+            Bdf::new(1, 0, 0),
+            &[
+                VBar {
+                    index: 1,
+                    size: 0x1000,
+                    is_64: false,
+                    prefetchable: false,
+                    pci: 0xc000_1000,
+                },
+                VBar {
+                    index: 4,
+                    size: 0x4000,
+                    is_64: true,
+                    prefetchable: true,
+                    pci: 0x1_c001_0000,
+                },
+            ],
+        )
+    }
+
+    #[test]
+    fn bars_read_back_fixed_and_sizing_is_emulated() {
+        let mut v = f();
+        assert_eq!(
+            v.read(0x14, Width::Word),
+            Ok(ReadAction::Value(0xc000_1000))
+        );
+        assert_eq!(
+            v.read(0x20, Width::Word),
+            Ok(ReadAction::Value(0xc001_000c))
+        );
+        assert_eq!(v.read(0x24, Width::Word), Ok(ReadAction::Value(1)));
+        assert_eq!(v.read(0x10, Width::Word), Ok(ReadAction::Value(0)));
+        assert_eq!(v.read(0x21, Width::Byte), Ok(ReadAction::Value(0x00)));
+        assert_eq!(v.read(0x22, Width::Half), Ok(ReadAction::Value(0xc001)));
+        // Sizing: all ones, read the mask, write the old value back.
+        assert_eq!(v.write(0x14, Width::Word, !0), Ok(WriteAction::Absorb));
+        assert_eq!(
+            v.read(0x14, Width::Word),
+            Ok(ReadAction::Value(0xffff_f000))
+        );
+        assert_eq!(v.write(0x20, Width::Word, !0), Ok(WriteAction::Absorb));
+        assert_eq!(v.write(0x24, Width::Word, !0), Ok(WriteAction::Absorb));
+        assert_eq!(
+            v.read(0x20, Width::Word),
+            Ok(ReadAction::Value(0xffff_c00c))
+        );
+        assert_eq!(
+            v.read(0x24, Width::Word),
+            Ok(ReadAction::Value(0xffff_ffff))
+        );
+        assert_eq!(
+            v.write(0x14, Width::Word, 0xc000_1000),
+            Ok(WriteAction::Absorb)
+        );
+        assert_eq!(
+            v.write(0x20, Width::Word, 0xc001_000c),
+            Ok(WriteAction::Absorb)
+        );
+        assert_eq!(v.write(0x24, Width::Word, 1), Ok(WriteAction::Absorb));
+        assert_eq!(
+            v.read(0x14, Width::Word),
+            Ok(ReadAction::Value(0xc000_1000))
+        );
+        assert_eq!(v.read(0x24, Width::Word), Ok(ReadAction::Value(1)));
+        // An unimplemented BAR takes anything and stays 0.
+        assert_eq!(
+            v.write(0x10, Width::Word, 0x1234_0000),
+            Ok(WriteAction::Absorb)
+        );
+    }
+
+    #[test]
+    fn bar_moves_and_partial_writes_are_refused() {
+        let mut v = f();
+        assert_eq!(
+            v.write(0x14, Width::Word, 0xd000_0000),
+            Ok(WriteAction::Refuse("BAR move"))
+        );
+        assert_eq!(
+            v.write(0x24, Width::Word, 2),
+            Ok(WriteAction::Refuse("BAR move"))
+        );
+        assert!(matches!(
+            v.write(0x16, Width::Half, 0),
+            Ok(WriteAction::Refuse(_))
+        ));
+        assert_eq!(
+            v.read(0x14, Width::Word),
+            Ok(ReadAction::Value(0xc000_1000))
+        );
+    }
+
+    #[test]
+    fn bus_master_only_with_a_dma_window() {
+        let mut v = f();
+        assert_eq!(
+            v.write(COMMAND, Width::Half, 0x6),
+            Ok(WriteAction::Pass(0x2))
+        );
+        assert_eq!(
+            v.write(COMMAND, Width::Word, 0x6),
+            Ok(WriteAction::Pass(0x2))
+        );
+        assert_eq!(v.write(COMMAND, Width::Byte, 0x4), Ok(WriteAction::Pass(0)));
+        v.dma_ready = true;
+        assert_eq!(
+            v.write(COMMAND, Width::Half, 0x6),
+            Ok(WriteAction::Pass(0x6))
+        );
+    }
+
+    #[test]
+    fn rom_msi_and_extended_space() {
+        let mut v = f();
+        v.read_only.push((0x50, 12)).unwrap();
+        assert_eq!(v.read(ROM, Width::Word), Ok(ReadAction::Value(0)));
+        assert_eq!(v.write(ROM, Width::Word, !0), Ok(WriteAction::Absorb));
+        assert!(matches!(
+            v.write(0x52, Width::Half, 0x8000),
+            Ok(WriteAction::Refuse(_))
+        ));
+        assert_eq!(v.read(0x52, Width::Half), Ok(ReadAction::Pass));
+        assert!(matches!(
+            v.write(0x100, Width::Word, 1),
+            Ok(WriteAction::Refuse(_))
+        ));
+        assert_eq!(v.read(0x100, Width::Word), Ok(ReadAction::Pass));
+        assert_eq!(v.write(0x60, Width::Word, 5), Ok(WriteAction::Pass(5)));
+        assert!(v.read(0x13, Width::Half).is_err());
+        assert!(v.write(0xffe, Width::Word, 0).is_err());
+        assert!(v.read(0x1000, Width::Byte).is_err());
+    }
+
+    #[test]
+    fn a_guest_flr_is_the_hypervisors() {
+        let mut v = f();
+        v.pcie_cap = Some(0x40);
+        assert_eq!(v.write(0x48, Width::Half, 0x8000), Ok(WriteAction::Reset));
+        assert_eq!(v.write(0x49, Width::Byte, 0x80), Ok(WriteAction::Reset));
+        assert_eq!(v.write(0x48, Width::Word, 0x8000), Ok(WriteAction::Reset));
+        assert_eq!(
+            v.write(0x48, Width::Half, 0x0010),
+            Ok(WriteAction::Pass(0x10))
+        );
+        assert_eq!(
+            v.write(0x4a, Width::Half, 0x8000),
+            Ok(WriteAction::Pass(0x8000))
+        );
+        v.pcie_cap = None;
+        assert_eq!(
+            v.write(0x48, Width::Half, 0x8000),
+            Ok(WriteAction::Pass(0x8000))
+        );
+    }
+
+    #[test]
+    fn config_addresses_and_liobns() {
+        let (bdf, reg) = decode_config_addr(0x0301_0804);
+        assert_eq!(bdf, Bdf::new(1, 1, 0));
+        assert_eq!(reg, 0x304);
+        assert_eq!(config_addr(Bdf::new(1, 0, 0)), 0x1_0000);
+        assert_eq!(phb_of_buid(buid(3)), Some(3));
+        assert_eq!(phb_of_buid(1), None);
+        assert_eq!(phb_of_buid(BUID_BASE + 0x100), None);
+        assert_eq!(parse_liobn(liobn(1, 0, 1)), Some((1, 0, 1)));
+        assert_eq!(parse_liobn(liobn(2, 3, 0)), Some((2, 3, 0)));
+        assert_eq!(liobn(2, 3, 0), 0x7000_0206);
+        assert_eq!(parse_liobn(0x1000_0001), None);
+    }
+
+    #[test]
+    fn eeh_states_from_opal_freeze_states() {
+        assert_eq!(eeh_state(0), 0);
+        assert_eq!(eeh_state(1), 2);
+        assert_eq!(eeh_state(2), 4);
+        assert_eq!(eeh_state(3), 2);
+        assert_eq!(eeh_state(4), 1);
+        assert_eq!(eeh_state(5), 5);
+        assert_eq!(eeh_state(6), 5);
+        assert_eq!(EehOption::from_arg(3), Some(EehOption::ThawDma));
+        assert_eq!(EehOption::from_arg(4), None);
+    }
+
+    #[test]
+    fn host_tces_keep_permissions_and_faults() {
+        assert_eq!(host_tce(0x5000 | 3, 0x2000_0000), 0x2000_5003);
+        assert_eq!(host_tce(0x5000 | 1, 0x2000_0000), 0x2000_5001);
+        assert_eq!(host_tce(0x5000, 0x2000_0000), 0);
+        assert_eq!(host_tce(0, 0x2000_0000), 0);
+    }
+
+    #[test]
+    fn ddw_maps_exactly_the_partition() {
+        let w = ddw_for(0x1_0000_0000, 256 << 20).unwrap();
+        assert_eq!(w.base, (1 << 59) | 0x1_0000_0000);
+        assert_eq!(w.guest_addr(w.base, 8), Some(0));
+        assert_eq!(
+            w.guest_addr(w.base + (256 << 20) - 8, 8),
+            Some((256 << 20) - 8)
+        );
+        assert_eq!(w.guest_addr(w.base + (256 << 20) - 4, 8), None);
+        assert_eq!(w.guest_addr(w.base - 1, 1), None);
+        assert_eq!(w.guest_addr(u64::MAX, 2), None);
+        assert_eq!(ddw_for(0x1_0010_0000, 256 << 20), Err(DdwError::Misaligned));
+        assert_eq!(ddw_for(0x1_0000_0000, 17 << 20), Err(DdwError::Misaligned));
+        assert_eq!(ddw_for(1 << 50, 16 << 20), Err(DdwError::TooHigh));
+        // Identity TCEs only.
+        assert!(w.check_identity_tce(w.base + 0x10000, 0x10003, 0x10000));
+        assert!(!w.check_identity_tce(w.base + 0x10000, 0x20003, 0x10000));
+        assert!(!w.check_identity_tce(w.base + (256 << 20), (256 << 20) | 3, 0x10000));
+        assert!(w.check_identity_tce(w.base, 0, 0x10000));
+        assert!(ddw_request_ok(16, 28, 256 << 20));
+        assert!(!ddw_request_ok(16, 27, 256 << 20));
+        assert!(!ddw_request_ok(13, 28, 256 << 20));
+        assert!(!ddw_request_ok(16, 60, 256 << 20));
+    }
+}

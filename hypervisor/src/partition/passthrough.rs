@@ -1,0 +1,876 @@
+//! PCI pass-through (docs/passthrough.md): the manifest's `devices` of a
+//! partition, each function its own PE on its host PHB, set up through OPAL;
+//! its BARs mapped cache-inhibited into the partition-scoped tree behind a
+//! logical PHB; config space through filtered RTAS calls (`papr::vphb`); DMA
+//! through a 64-bit bypass window of exactly the partition's memory, opened by
+//! ibm,create-pe-dma-window; a 32-bit window of TCEs the guest programs with
+//! H_PUT_TCE / H_PUT_TCE_INDIRECT / H_STUFF_TCE (`papr::vio::tce::TceTable`
+//! checks them, the hypervisor mirrors each into the PHB's table as a host real
+//! address); a function-level reset whenever the partition reboots or stops.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch::ppc64::{instr, timer};
+use crate::fdt::host::{HostInfo, PciFunction};
+use crate::mm::extent::ExtentMap;
+use crate::mm::radix::{CacheAttr, PageSize, PteFlags, RadixTree};
+use crate::papr::guest_fdt::{VphbFunction, VphbNode};
+use crate::papr::hcall::{HcallError, HcallResult};
+use crate::papr::rtas::{self as r, RtasArgs, RtasCall};
+use crate::papr::vio::tce::{self, TceTable};
+use crate::papr::vphb::{self, DdwWindow, ReadAction, VBar, VFunction, WriteAction};
+use crate::pci::{self, BarAllocator, ConfigSpace, MmioWindow, PciAddress, PciError};
+use crate::platform::opal::pci::{self as opal_pci, OpalConfig};
+use crate::{info, warn};
+
+/// Guest real address of the first logical PHB's 32-bit MMIO window; the next
+/// ones follow every [`MMIO_GPA_STRIDE`]. Far above any partition's memory and
+/// below the XIVE pages (`xive::ESB_BASE_GPA`).
+pub const MMIO_GPA_BASE: u64 = 0x0000_2000_0000_0000;
+pub const MMIO_GPA_STRIDE: u64 = 1 << 32;
+/// BARs are placed and mapped in whole 64 KiB pages (Linux's page size), so a
+/// partition's mapping never covers another function's registers.
+pub const BAR_ALIGN: u64 = 64 << 10;
+/// Every function's 32-bit DMA window (`ibm,dma-window`, TVE#0 of its PE):
+/// 256 MiB at bus address 0 in 4 KiB TCEs; its PHB table takes 512 KiB.
+pub const TCE32_SIZE: u64 = 256 << 20;
+pub const TCE32_SHIFT: u32 = 12;
+
+/// Why a partition's devices could not be set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceError {
+    Missing(PciAddress),
+    Pci(PciAddress, PciError),
+    Unusable(PciAddress, &'static str),
+    Map(PciAddress),
+}
+
+impl core::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DeviceError::Missing(a) => write!(f, "PCI function {a} is not in the device tree"),
+            DeviceError::Pci(a, e) => write!(f, "PCI function {a}: {e:?}"),
+            DeviceError::Unusable(a, why) => write!(f, "PCI function {a}: {why}"),
+            DeviceError::Map(a) => write!(f, "PCI function {a}: BAR mapping failed"),
+        }
+    }
+}
+
+/// One passed-through function.
+pub struct Passed {
+    pub addr: PciAddress,
+    pub pe: u32,
+    pub vf: spin::Mutex<VFunction>,
+    pub node: VphbFunction,
+    /// The 64-bit window is open (TVE#1 of the PE).
+    pub ddw_open: AtomicBool,
+    /// Guest real pages of the MSI-X table, left unmapped (trapped).
+    pub msix_table: Option<(u64, u64)>,
+    /// The 32-bit window as the guest programs it (guest real pages) and the
+    /// PHB's table (host real, big-endian) at `tce_hw`.
+    pub tce32: spin::Mutex<TceTable>,
+    pub tce_hw: u64,
+    /// Page shift of the 64-bit window the guest created (its TCE hcalls).
+    pub ddw_shift: core::sync::atomic::AtomicU32,
+}
+
+/// A logical PHB: the partition's functions of one host PHB.
+pub struct Vphb {
+    pub phb_id: u64,
+    pub m32: MmioWindow,
+    pub mmio_gpa: u64,
+    pub ddw: DdwWindow,
+    pub functions: Vec<Passed>,
+}
+
+/// A partition's passed-through functions (none for most partitions).
+#[derive(Default)]
+pub struct Passthrough {
+    pub vphbs: Vec<Vphb>,
+}
+
+/// Per host PHB: the next free PE number and PCI address for pass-through
+/// BARs (the upper half of the M32 window; the hypervisor's own console is
+/// placed from the bottom).
+struct PhbAlloc {
+    phb_id: u64,
+    next_pe: u32,
+    next_pci: u64,
+}
+
+static PHB_ALLOC: spin::Mutex<Vec<PhbAlloc>> = spin::Mutex::new(Vec::new());
+
+/// The first PE the hypervisor gives partitions (PE 0 is its console's).
+const FIRST_PE: u32 = 1;
+
+fn m32_segment(f: &PciFunction, m32: &MmioWindow) -> u64 {
+    m32.size
+        .div_ceil(u64::from(f.num_pes.max(1)))
+        .next_power_of_two()
+}
+
+/// Whether `addr` may be given to a partition, from skiboot's device tree and
+/// the function's header (for the manifest check at boot).
+pub fn host_function(
+    info: &HostInfo,
+    addr: PciAddress,
+) -> crate::partition::manifest::HostFunction {
+    use crate::partition::manifest::HostFunction;
+    let Some(f) = find(info, addr) else {
+        return HostFunction::Absent;
+    };
+    if f.vendor == crate::virtio::VENDOR && f.device == crate::virtio::DEVICE_CONSOLE {
+        return HostFunction::Hypervisor;
+    }
+    let is_bridge = info
+        .pci_functions
+        .iter()
+        .any(|o| o.phb_id == f.phb_id && o.bridge == Some(f.bdf))
+        || f.bridge.is_none();
+    let mut cfg = OpalConfig { phb_id: f.phb_id };
+    let header = cfg.read8(f.bdf, pci::HEADER_TYPE).unwrap_or(0xff);
+    if is_bridge || header & 0x7f != 0 {
+        return HostFunction::Bridge;
+    }
+    HostFunction::Free
+}
+
+fn find(info: &HostInfo, addr: PciAddress) -> Option<&PciFunction> {
+    info.pci_functions
+        .iter()
+        .find(|f| f.phb_id == u64::from(addr.domain) && f.bdf == addr.bdf)
+}
+
+/// Sets up `devices` for a partition whose memory is `mem` (one host extent,
+/// 16 MiB aligned) and maps their BARs into its `tree`.
+pub fn attach(
+    name: &str,
+    devices: &[PciAddress],
+    mem: &ExtentMap,
+    tree: &mut RadixTree,
+    info: &HostInfo,
+) -> Result<Passthrough, DeviceError> {
+    let mut pt = Passthrough::default();
+    if devices.is_empty() {
+        return Ok(pt);
+    }
+    let first = devices[0];
+    let ddw = match mem.extents() {
+        [one] => vphb::ddw_for(one.pa, mem.size())
+            .map_err(|_| DeviceError::Unusable(first, "partition memory not 16 MiB aligned"))?,
+        _ => {
+            return Err(DeviceError::Unusable(
+                first,
+                "partition memory is not one host extent",
+            ))
+        }
+    };
+    for &addr in devices {
+        let f = *find(info, addr).ok_or(DeviceError::Missing(addr))?;
+        let m32 = f
+            .m32
+            .ok_or(DeviceError::Unusable(addr, "its PHB has no 32-bit window"))?;
+        let n = pt.vphbs.len() as u64;
+        let slot = match pt.vphbs.iter().position(|v| v.phb_id == f.phb_id) {
+            Some(i) => i,
+            None => {
+                pt.vphbs.push(Vphb {
+                    phb_id: f.phb_id,
+                    m32,
+                    mmio_gpa: MMIO_GPA_BASE + n * MMIO_GPA_STRIDE,
+                    ddw,
+                    functions: Vec::new(),
+                });
+                pt.vphbs.len() - 1
+            }
+        };
+        let mut passed = place(&f, addr, &m32, info)?;
+        passed.tce32 = spin::Mutex::new(
+            TceTable::new(
+                vphb::liobn(f.phb_id, pt.vphbs[slot].functions.len(), 0),
+                0,
+                TCE32_SIZE,
+                TCE32_SHIFT,
+                mem.size(),
+            )
+            .map_err(|_| DeviceError::Unusable(addr, "32-bit TCE window"))?,
+        );
+        let v = &mut pt.vphbs[slot];
+        map_bars(tree, v, &passed).map_err(|_| DeviceError::Map(addr))?;
+        info!(
+            "PAPRIKA passthrough: {} {} ({:04x}:{:04x}) PE {}, {} BAR(s), vPHB {:#x}",
+            name,
+            addr,
+            passed.node.vendor,
+            passed.node.device,
+            passed.pe,
+            passed.node.bars.len(),
+            vphb::buid(f.phb_id)
+        );
+        v.functions.push(passed);
+    }
+    Ok(pt)
+}
+
+/// Places the BARs of one function in its own M32 segments, routes them and
+/// the function to a new PE, and reads what the guest's node needs.
+fn place(
+    f: &PciFunction,
+    addr: PciAddress,
+    m32: &MmioWindow,
+    _info: &HostInfo,
+) -> Result<Passed, DeviceError> {
+    let err = |e| DeviceError::Pci(addr, e);
+    let mut cfg = OpalConfig { phb_id: f.phb_id };
+    let bdf = f.bdf;
+    if cfg.read8(bdf, pci::HEADER_TYPE).map_err(err)? & 0x7f != 0 {
+        return Err(DeviceError::Unusable(addr, "not an endpoint"));
+    }
+    let mut bars = pci::size_bars(&mut cfg, bdf).map_err(err)?;
+    // Largest first: natural alignment packs them.
+    bars.sort_unstable_by_key(|b| core::cmp::Reverse(b.size));
+    let seg = m32_segment(f, m32);
+    let (pe, start) = {
+        let mut all = PHB_ALLOC.lock();
+        let a = match all.iter().position(|a| a.phb_id == f.phb_id) {
+            Some(i) => &mut all[i],
+            None => {
+                all.push(PhbAlloc {
+                    phb_id: f.phb_id,
+                    next_pe: FIRST_PE,
+                    next_pci: (m32.pci + m32.size / 2).next_multiple_of(seg),
+                });
+                all.last_mut().unwrap_or_else(|| unreachable!())
+            }
+        };
+        if a.next_pe + 1 >= f.num_pes {
+            return Err(DeviceError::Unusable(addr, "the PHB has no free PE"));
+        }
+        let pe = a.next_pe;
+        a.next_pe += 1;
+        let total: u64 = bars.iter().map(|b| b.size.max(BAR_ALIGN)).sum();
+        let start = a.next_pci;
+        a.next_pci = (start + total.next_power_of_two()).next_multiple_of(seg);
+        (pe, start)
+    };
+    let end = m32.pci + m32.size;
+    let mut alloc = BarAllocator::new(&MmioWindow {
+        cpu: 0,
+        pci: start,
+        size: end.saturating_sub(start),
+    });
+    let mut vbars: heapless::Vec<VBar, 6> = heapless::Vec::new();
+    let mut top = start;
+    for b in &bars {
+        let at = alloc.alloc(b.size.max(BAR_ALIGN)).map_err(err)?;
+        pci::set_bar(&mut cfg, bdf, b, at).map_err(err)?;
+        top = top.max(at + b.size.max(BAR_ALIGN));
+        let _ = vbars.push(VBar {
+            index: b.index,
+            size: b.size,
+            is_64: b.is_64,
+            prefetchable: b.prefetchable,
+            pci: at,
+        });
+    }
+    vbars.sort_unstable_by_key(|b| b.index);
+    if let Some(bridge) = f.bridge {
+        // The whole M32 window: the console (if on this PHB) sits below.
+        pci::open_bridge_window(&mut cfg, bridge, m32.pci, m32.size).map_err(err)?;
+    }
+    opal_pci::set_pe(f.phb_id, pe, bdf).map_err(err)?;
+    let mut s = start;
+    while s < top {
+        let segment = (s - m32.pci) / seg;
+        if let Err(e) = opal_pci::map_m32_segment(f.phb_id, pe, segment) {
+            warn!("passthrough {addr}: M32 segment {segment} not routed to PE {pe} ({e:?})");
+        }
+        s += seg;
+    }
+    // The 32-bit window: a TCE table of faults; no 64-bit window until the
+    // guest creates one; no freeze left from before.
+    let hw_bytes = (TCE32_SIZE >> TCE32_SHIFT) * 8;
+    let tce_hw = crate::mm::alloc_frames(hw_bytes, hw_bytes)
+        .map_err(|_| DeviceError::Unusable(addr, "no memory for its TCE table"))?;
+    crate::mm::zero_phys(tce_hw, hw_bytes);
+    opal_pci::map_dma_tce(
+        f.phb_id,
+        pe,
+        u64::from(pe) << 1,
+        tce_hw,
+        hw_bytes,
+        1 << TCE32_SHIFT,
+    )
+    .map_err(err)?;
+    let _ = opal_pci::unmap_dma(f.phb_id, pe, (u64::from(pe) << 1) | 1);
+    let _ = opal_pci::clear_freeze(f.phb_id, pe);
+    let cmd = cfg.read16(bdf, pci::COMMAND).map_err(err)?;
+    cfg.write16(
+        bdf,
+        pci::COMMAND,
+        (cmd | pci::COMMAND_MEMORY) & !pci::COMMAND_BUS_MASTER,
+    )
+    .map_err(err)?;
+
+    let class_rev = cfg.read32(bdf, 0x08).map_err(err)?;
+    let sub = cfg.read32(bdf, 0x2c).map_err(err)?;
+    let mut vf = VFunction::new(bdf, &vbars);
+    // The PE always has a window (TVE#0, TCEs the hypervisor checked), so the
+    // device may master: every address it uses is translated by the PHB.
+    vf.dma_ready = true;
+    let (mut msi, mut msix, mut msix_table) = (0, 0, None);
+    for (id, at) in pci::capabilities(&mut cfg, bdf).map_err(err)? {
+        let at16 = u16::from(at);
+        match id {
+            0x05 => {
+                let ctl = cfg.read16(bdf, at16 + 2).map_err(err)?;
+                msi = 1 << ((ctl >> 1) & 7);
+                let _ = vf.read_only.push((at16, 24));
+            }
+            pci::CAP_PCIE => vf.pcie_cap = Some(at16),
+            0x11 => {
+                let ctl = cfg.read16(bdf, at16 + 2).map_err(err)?;
+                msix = u32::from(ctl & 0x7ff) + 1;
+                let table = cfg.read32(bdf, at16 + 4).map_err(err)?;
+                let bir = (table & 7) as u8;
+                if let Some(b) = vbars.iter().find(|b| b.index == bir) {
+                    let off = u64::from(table & !7);
+                    let lo = (b.pci + off) & !0xfff;
+                    let hi = (b.pci + off + 16 * u64::from(msix)).next_multiple_of(0x1000);
+                    msix_table = Some((lo, hi - lo));
+                }
+                let _ = vf.read_only.push((at16, 12));
+            }
+            _ => {}
+        }
+    }
+    let node = VphbFunction {
+        bdf: bdf.0,
+        vendor: f.vendor,
+        device: f.device,
+        revision: class_rev as u8,
+        class: class_rev >> 8,
+        subsystem_vendor: sub as u16,
+        subsystem: (sub >> 16) as u16,
+        bars: vbars
+            .iter()
+            .map(|b| (b.index, b.is_64, b.prefetchable, b.pci, b.size))
+            .collect(),
+        msi,
+        msix,
+    };
+    Ok(Passed {
+        addr,
+        pe,
+        vf: spin::Mutex::new(vf),
+        node,
+        ddw_open: AtomicBool::new(false),
+        msix_table,
+        // Replaced by `attach` once the function's LIOBN is known.
+        tce32: spin::Mutex::new(
+            TceTable::new(0, 0, 1 << TCE32_SHIFT, TCE32_SHIFT, 0)
+                .map_err(|_| DeviceError::Unusable(addr, "32-bit TCE window"))?,
+        ),
+        tce_hw,
+        ddw_shift: core::sync::atomic::AtomicU32::new(TCE32_SHIFT),
+    })
+}
+
+/// Maps a function's BARs (whole 64 KiB pages) cache-inhibited and guarded at
+/// their guest real addresses, leaving out the MSI-X table's pages.
+fn map_bars(tree: &mut RadixTree, v: &Vphb, p: &Passed) -> Result<(), crate::mm::radix::MapError> {
+    for &(_, _, _, pci, size) in &p.node.bars {
+        let len = size.max(BAR_ALIGN);
+        let mut pieces: heapless::Vec<(u64, u64), 2> = heapless::Vec::new();
+        match p.msix_table {
+            Some((t, tl)) if t >= pci && t < pci + len => {
+                let _ = pieces.push((pci, t - pci));
+                let _ = pieces.push((t + tl, pci + len - (t + tl)));
+            }
+            _ => {
+                let _ = pieces.push((pci, len));
+            }
+        }
+        for (at, n) in pieces {
+            if n == 0 {
+                continue;
+            }
+            let gpa = v.mmio_gpa + (at - v.m32.pci);
+            let hpa = v.m32.cpu + (at - v.m32.pci);
+            tree.map(
+                &mut crate::partition::lpar::Tables,
+                gpa,
+                hpa,
+                n,
+                PteFlags::READ | PteFlags::WRITE,
+                CacheAttr::NonIdempotentIo,
+                PageSize::Size4K,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+impl Passthrough {
+    pub fn is_empty(&self) -> bool {
+        self.vphbs.is_empty()
+    }
+
+    /// The logical PHB nodes of the guest's device tree.
+    pub fn nodes(&self) -> Vec<VphbNode> {
+        let t = |c| r::token_of(c);
+        self.vphbs
+            .iter()
+            .map(|v| VphbNode {
+                buid: vphb::buid(v.phb_id),
+                mmio_gpa: v.mmio_gpa,
+                mmio_pci: v.m32.pci,
+                mmio_size: v.m32.size,
+                dma_window: v.functions.first().map(|f| {
+                    let t = f.tce32.lock();
+                    (t.liobn(), t.bus_offset(), t.window_size())
+                }),
+                ddw_tokens: [
+                    t(RtasCall::QueryPeDmaWindow),
+                    t(RtasCall::CreatePeDmaWindow),
+                    t(RtasCall::RemovePeDmaWindow),
+                    t(RtasCall::ResetPeDmaWindow),
+                ],
+                functions: v.functions.iter().map(|f| f.node.clone()).collect(),
+            })
+            .collect()
+    }
+
+    fn function(
+        &self,
+        buid_hi: u32,
+        buid_lo: u32,
+        config_addr: u32,
+    ) -> Option<(&Vphb, usize, u16)> {
+        let buid = (u64::from(buid_hi) << 32) | u64::from(buid_lo);
+        let phb = vphb::phb_of_buid(buid)?;
+        let v = self.vphbs.iter().find(|v| v.phb_id == phb)?;
+        let (bdf, reg) = vphb::decode_config_addr(config_addr);
+        let i = v.functions.iter().position(|f| f.addr.bdf == bdf)?;
+        Some((v, i, reg))
+    }
+
+    /// Closes every window and resets every function (partition reboot, stop).
+    pub fn reset_all(&self, name: &str) {
+        for v in &self.vphbs {
+            for f in &v.functions {
+                close_ddw(v, f);
+                {
+                    let mut t = f.tce32.lock();
+                    t.clear();
+                    crate::mm::zero_phys(f.tce_hw, (TCE32_SIZE >> TCE32_SHIFT) * 8);
+                }
+                let _ = opal_pci::tce_kill_pe(v.phb_id, f.pe);
+                let mut cfg = OpalConfig { phb_id: v.phb_id };
+                let mut wait = || {
+                    let until = instr::mftb() + timer::us_to_ticks(100_000);
+                    while instr::mftb() < until {
+                        crate::platform::opal::heartbeat();
+                        core::hint::spin_loop();
+                    }
+                };
+                match pci::reset_function(&mut cfg, f.addr.bdf, &mut wait) {
+                    Ok(how) => info!("PAPRIKA passthrough-reset: {} {} {:?}", name, f.addr, how),
+                    Err(e) => warn!("passthrough: {} {}: reset failed ({e:?})", name, f.addr),
+                }
+                let _ = opal_pci::clear_freeze(v.phb_id, f.pe);
+            }
+        }
+    }
+}
+
+/// Closes the function's 64-bit window (a device still using it hits a closed
+/// TVE: a PE freeze, nothing else).
+fn close_ddw(v: &Vphb, f: &Passed) {
+    if f.ddw_open.swap(false, Ordering::AcqRel) {
+        if let Err(e) = opal_pci::unmap_dma(v.phb_id, f.pe, (u64::from(f.pe) << 1) | 1) {
+            warn!(
+                "passthrough {}: closing the 64-bit window failed ({e:?})",
+                f.addr
+            );
+        }
+    }
+}
+
+/// The PCI RTAS calls of a partition (`partition::rtas_calls`).
+pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
+    let pt = &p.pci;
+    let arg = |i| a.arg(i).unwrap_or(0);
+    let warn_guest = |what: &str, detail: u64| {
+        super::vcpu::rate_limited_warn(p, what, detail);
+    };
+    match c {
+        RtasCall::ReadPciConfig => {
+            if a.nargs != 4 || a.nret != 2 {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let (Some((v, i, reg)), Some(width)) =
+                (pt.function(arg(1), arg(2), arg(0)), vphb::width_of(arg(3)))
+            else {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            };
+            let f = &v.functions[i];
+            let value = match f.vf.lock().read(reg, width) {
+                Err(_) => return a.set_status(r::RTAS_PARAMETER_ERROR),
+                Ok(ReadAction::Value(x)) => Ok(x),
+                Ok(ReadAction::Pass) => {
+                    OpalConfig { phb_id: v.phb_id }.read(f.addr.bdf, reg, width)
+                }
+            };
+            match value {
+                Ok(x) => {
+                    a.set_status(r::RTAS_SUCCESS);
+                    a.set_ret(1, x);
+                }
+                Err(_) => a.set_status(r::RTAS_HARDWARE_ERROR),
+            }
+        }
+        RtasCall::WritePciConfig => {
+            if a.nargs != 5 || a.nret != 1 {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let (Some((v, i, reg)), Some(width)) =
+                (pt.function(arg(1), arg(2), arg(0)), vphb::width_of(arg(3)))
+            else {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            };
+            let f = &v.functions[i];
+            let action = f.vf.lock().write(reg, width, arg(4));
+            match action {
+                Err(_) => a.set_status(r::RTAS_PARAMETER_ERROR),
+                Ok(WriteAction::Absorb) => a.set_status(r::RTAS_SUCCESS),
+                Ok(WriteAction::Refuse(why)) => {
+                    warn_guest(why, u64::from(arg(0)));
+                    a.set_status(r::RTAS_PARAMETER_ERROR)
+                }
+                Ok(WriteAction::Reset) => match flr(p, v, f, "guest FLR") {
+                    true => a.set_status(r::RTAS_SUCCESS),
+                    false => a.set_status(r::RTAS_HARDWARE_ERROR),
+                },
+                Ok(WriteAction::Pass(x)) => {
+                    match (OpalConfig { phb_id: v.phb_id }).write(f.addr.bdf, reg, width, x) {
+                        Ok(()) => a.set_status(r::RTAS_SUCCESS),
+                        Err(_) => a.set_status(r::RTAS_HARDWARE_ERROR),
+                    }
+                }
+            }
+        }
+        RtasCall::QueryPeDmaWindow => {
+            if a.nargs != 3 || a.nret < 5 {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            };
+            let open = v.functions[i].ddw_open.load(Ordering::Acquire);
+            a.set_status(r::RTAS_SUCCESS);
+            a.set_ret(1, u32::from(!open));
+            // Largest block, in 4 KiB pages: the window covers all memory.
+            a.set_ret(2, u32::try_from(v.ddw.size >> 12).unwrap_or(u32::MAX));
+            a.set_ret(3, vphb::DDW_PAGE_SIZES);
+            a.set_ret(4, 0);
+            a.set_ret(5, 0);
+        }
+        RtasCall::CreatePeDmaWindow => {
+            if a.nargs != 5 || a.nret != 4 {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            };
+            if !vphb::ddw_request_ok(arg(3), arg(4), p.mem_size) {
+                warn_guest(
+                    "ibm,create-pe-dma-window: page/window shift",
+                    u64::from(arg(4)),
+                );
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let f = &v.functions[i];
+            if f.ddw_open.swap(true, Ordering::AcqRel) {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let window = (u64::from(f.pe) << 1) | 1;
+            if let Err(e) = opal_pci::map_dma_bypass(v.phb_id, f.pe, window, v.ddw.base, v.ddw.size)
+            {
+                warn!("passthrough {}: 64-bit window: {e:?}", f.addr);
+                f.ddw_open.store(false, Ordering::Release);
+                return a.set_status(r::RTAS_HARDWARE_ERROR);
+            }
+            f.ddw_shift.store(arg(3), Ordering::Release);
+            info!(
+                "PAPRIKA passthrough-ddw: {} {} bus {:#x}+{:#x} (host {:#x})",
+                p.name,
+                f.addr,
+                v.ddw.base,
+                v.ddw.size,
+                v.ddw.base & !vphb::BYPASS_BASE
+            );
+            a.set_status(r::RTAS_SUCCESS);
+            a.set_ret(1, vphb::liobn(v.phb_id, i, 1));
+            a.set_ret(2, (v.ddw.base >> 32) as u32);
+            a.set_ret(3, v.ddw.base as u32);
+        }
+        RtasCall::RemovePeDmaWindow => {
+            if a.nargs != 1 || a.nret != 1 {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let found = vphb::parse_liobn(arg(0)).and_then(|(phb, slot, w)| {
+                let v = pt.vphbs.iter().find(|v| v.phb_id == phb)?;
+                (w == 1).then_some(())?;
+                Some((v, v.functions.get(slot)?))
+            });
+            match found {
+                Some((v, f)) if f.ddw_open.load(Ordering::Acquire) => {
+                    close_ddw(v, f);
+                    a.set_status(r::RTAS_SUCCESS);
+                }
+                _ => a.set_status(r::RTAS_PARAMETER_ERROR),
+            }
+        }
+        RtasCall::ResetPeDmaWindow => {
+            if a.nargs != 3 || a.nret != 1 {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            };
+            close_ddw(v, &v.functions[i]);
+            a.set_status(r::RTAS_SUCCESS);
+        }
+        RtasCall::SetEehOption
+        | RtasCall::SetSlotReset
+        | RtasCall::ReadSlotResetState2
+        | RtasCall::GetConfigAddrInfo2
+        | RtasCall::SlotErrorDetail
+        | RtasCall::ConfigurePe => eeh(p, c, a),
+        _ => a.set_status(r::RTAS_PARAMETER_ERROR),
+    }
+}
+
+/// A function-level reset the guest asked for (`why`): BARs and memory
+/// decoding put back, bus mastering off; whether it worked.
+fn flr(p: &super::lpar::Partition, v: &Vphb, f: &Passed, why: &str) -> bool {
+    let mut cfg = OpalConfig { phb_id: v.phb_id };
+    let mut wait = || {
+        let until = instr::mftb() + timer::us_to_ticks(100_000);
+        while instr::mftb() < until {
+            core::hint::spin_loop();
+        }
+    };
+    match pci::reset_function(&mut cfg, f.addr.bdf, &mut wait) {
+        Ok(how) => {
+            info!(
+                "PAPRIKA passthrough-reset: {} {} {:?} ({why})",
+                p.name, f.addr, how
+            );
+            true
+        }
+        Err(e) => {
+            warn!("passthrough: {} {}: reset failed ({e:?})", p.name, f.addr);
+            false
+        }
+    }
+}
+
+/// The EEH RTAS calls (PAPR 7.3.11) for a function: its PE's freeze state
+/// comes from OPAL (`OPAL_PCI_EEH_FREEZE_STATUS`), thawing and resets go to
+/// OPAL and the function. Each takes (config address, BUID hi, BUID lo, ...).
+fn eeh(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
+    let arg = |i| a.arg(i).unwrap_or(0);
+    let want = match c {
+        RtasCall::SetEehOption | RtasCall::SetSlotReset | RtasCall::GetConfigAddrInfo2 => {
+            (4, 1..=2)
+        }
+        RtasCall::ReadSlotResetState2 => (3, 4..=4),
+        RtasCall::SlotErrorDetail => (8, 1..=1),
+        _ => (3, 1..=1),
+    };
+    if a.nargs != want.0 || !want.1.contains(&a.nret) {
+        return a.set_status(r::RTAS_PARAMETER_ERROR);
+    }
+    let Some((v, i, _)) = p.pci.function(arg(1), arg(2), arg(0) & 0x00ff_ff00) else {
+        return a.set_status(r::RTAS_PARAMETER_ERROR);
+    };
+    let f = &v.functions[i];
+    match c {
+        RtasCall::SetEehOption => match vphb::EehOption::from_arg(arg(3)) {
+            Some(vphb::EehOption::Enable | vphb::EehOption::Disable) => {
+                a.set_status(r::RTAS_SUCCESS)
+            }
+            Some(o) => {
+                let dma = o == vphb::EehOption::ThawDma;
+                match opal_pci::clear_freeze_of(v.phb_id, f.pe, dma) {
+                    Ok(()) => a.set_status(r::RTAS_SUCCESS),
+                    Err(_) => a.set_status(r::RTAS_HARDWARE_ERROR),
+                }
+            }
+            None => a.set_status(r::RTAS_PARAMETER_ERROR),
+        },
+        RtasCall::SetSlotReset => match arg(3) {
+            // Deactivate: the reset already completed when it was activated.
+            0 => a.set_status(r::RTAS_SUCCESS),
+            // Hot (1) or fundamental (3) reset: a function-level reset (the
+            // guest enables mastering again itself).
+            1 | 3 => match flr(p, v, f, "ibm,set-slot-reset") {
+                true => a.set_status(r::RTAS_SUCCESS),
+                false => a.set_status(r::RTAS_HARDWARE_ERROR),
+            },
+            _ => a.set_status(r::RTAS_PARAMETER_ERROR),
+        },
+        RtasCall::ReadSlotResetState2 => {
+            let (state, known) = match opal_pci::freeze_status(v.phb_id, f.pe) {
+                Ok(s) => (vphb::eeh_state(s), true),
+                Err(_) => (5, false),
+            };
+            a.set_status(r::RTAS_SUCCESS);
+            a.set_ret(1, state);
+            // EEH supported; reason 0.
+            a.set_ret(2, u32::from(known));
+            a.set_ret(3, 0);
+        }
+        RtasCall::GetConfigAddrInfo2 => match arg(3) {
+            // 0: the PE's config address (the function's own); 1: the PE exists.
+            0 => {
+                a.set_status(r::RTAS_SUCCESS);
+                a.set_ret(1, vphb::config_addr(f.addr.bdf));
+            }
+            1 => {
+                a.set_status(r::RTAS_SUCCESS);
+                a.set_ret(1, 1);
+            }
+            _ => a.set_status(r::RTAS_PARAMETER_ERROR),
+        },
+        // No error log to give.
+        RtasCall::SlotErrorDetail => a.set_status(r::RTAS_NO_ERRORS_FOUND),
+        _ => a.set_status(r::RTAS_SUCCESS),
+    }
+}
+
+/// Text for a refused partition.
+pub fn describe(e: &DeviceError) -> String {
+    alloc::format!("{e}")
+}
+
+/// The TCE hcalls on a pass-through LIOBN (`partition::vio::hcall` asks here
+/// first); `None` when `liobn` is not one of this partition's functions.
+///
+/// The 32-bit window: the guest's TCEs are checked by the function's
+/// [`TceTable`] (guest real pages inside the partition), then each changed
+/// entry is written to the PHB's table as a host real page and the PE's TCE
+/// cache is killed. The 64-bit window is a bypass, so only identity TCEs
+/// (what Linux writes to map all its memory into a direct window) are
+/// accepted, and change nothing.
+pub fn tce_hcall(p: &super::lpar::Partition, op: u64, a: &[u64]) -> Option<HcallResult> {
+    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
+    let liobn = u32::try_from(arg(0)).ok()?;
+    let (phb, slot, window) = vphb::parse_liobn(liobn)?;
+    let v = p.pci.vphbs.iter().find(|v| v.phb_id == phb)?;
+    let f = v.functions.get(slot)?;
+    let (ioba, npages) = (arg(1), arg(3));
+    let list = |n: u64| -> Result<([u64; tce::MAX_INDIRECT as usize], usize), HcallError> {
+        tce::check_put_indirect(arg(2), n)?;
+        let n = n as usize;
+        let mut raw = [0u8; 4096];
+        p.read_guest(arg(2), &mut raw[..n * 8])
+            .ok_or(HcallError::Parameter)?;
+        let mut tces = [0u64; tce::MAX_INDIRECT as usize];
+        tce::decode_tce_list(&raw[..n * 8], &mut tces[..n]);
+        Ok((tces, n))
+    };
+    if window == 1 {
+        return Some(ddw_tce(v, f, op, ioba, arg(2), npages, &list));
+    }
+    let mut t = f.tce32.lock();
+    let (result, first, count) = match op {
+        tce::H_PUT_TCE => (t.h_put_tce(ioba, arg(2)).map(|()| [0; 4]), ioba, 1),
+        tce::H_GET_TCE => return Some(t.h_get_tce(ioba).map(|x| [x, 0, 0, 0])),
+        tce::H_STUFF_TCE => (
+            t.h_stuff_tce(ioba, arg(2), npages).map(|()| [0; 4]),
+            ioba,
+            npages,
+        ),
+        tce::H_PUT_TCE_INDIRECT => match list(npages) {
+            Ok((tces, n)) => (
+                t.h_put_tce_list(ioba, &tces[..n]).map(|()| [0; 4]),
+                ioba,
+                n as u64,
+            ),
+            Err(e) => (Err(e), 0, 0),
+        },
+        _ => return None,
+    };
+    if result.is_ok() {
+        let host_base = v.ddw.base & !vphb::BYPASS_BASE;
+        for k in 0..count {
+            let io = first + (k << TCE32_SHIFT);
+            let entry = t.h_get_tce(io).unwrap_or(0);
+            let hw = vphb::host_tce(entry, host_base);
+            let at = f.tce_hw + ((io - t.bus_offset()) >> TCE32_SHIFT) * 8;
+            crate::mm::radix::TableMemory::write(
+                &mut crate::arch::ppc64::mmu::LinearTables,
+                at,
+                crate::be::Be64::new(hw),
+            );
+        }
+        drop(t);
+        instr::sync();
+        if let Err(e) = opal_pci::tce_kill_pe(v.phb_id, f.pe) {
+            crate::debug!("passthrough {}: TCE kill: {e:?}", f.addr);
+        }
+    } else {
+        drop(t);
+        super::vcpu::rate_limited_warn(p, "pass-through TCE hcall refused (opcode)", op);
+    }
+    Some(result)
+}
+
+/// TCE hcalls on the 64-bit (bypass) window: identity entries only.
+fn ddw_tce(
+    v: &Vphb,
+    f: &Passed,
+    op: u64,
+    ioba: u64,
+    value: u64,
+    npages: u64,
+    list: &dyn Fn(u64) -> Result<([u64; tce::MAX_INDIRECT as usize], usize), HcallError>,
+) -> HcallResult {
+    if !f.ddw_open.load(Ordering::Acquire) {
+        return Err(HcallError::Parameter);
+    }
+    let page = 1u64 << f.ddw_shift.load(Ordering::Acquire);
+    let at = |k: u64| k.checked_mul(page).and_then(|o| ioba.checked_add(o));
+    match op {
+        tce::H_PUT_TCE => v
+            .ddw
+            .check_identity_tce(ioba, value, page)
+            .then_some([0; 4])
+            .ok_or(HcallError::Parameter),
+        tce::H_GET_TCE => v
+            .ddw
+            .guest_addr(ioba, page)
+            .filter(|_| ioba.is_multiple_of(page))
+            .map(|g| [g | tce::TCE_READ | tce::TCE_WRITE, 0, 0, 0])
+            .ok_or(HcallError::Parameter),
+        tce::H_STUFF_TCE => {
+            let ok = value & 3 == 0
+                && npages > 0
+                && at(npages - 1).is_some_and(|last| v.ddw.guest_addr(last, page).is_some());
+            ok.then_some([0; 4]).ok_or(HcallError::Parameter)
+        }
+        tce::H_PUT_TCE_INDIRECT => {
+            let (tces, n) = list(npages)?;
+            let ok = tces[..n].iter().enumerate().all(|(k, &t)| {
+                at(k as u64).is_some_and(|io| v.ddw.check_identity_tce(io, t, page))
+            });
+            ok.then_some([0; 4]).ok_or(HcallError::Parameter)
+        }
+        _ => Err(HcallError::Function),
+    }
+}
