@@ -430,7 +430,7 @@ kernel = "guest-hcall.elf"
 
     #[test]
     fn syntax_errors() {
-        let cases: &[(&str, usize, usize)] = &[
+        let cases: &[(&str, u32, u32)] = &[
             ("name = \"a\\qb\"", 7, 11),
             ("name = \"a", 7, 10),
             ("memory = 512M", 7, 10),

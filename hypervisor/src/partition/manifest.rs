@@ -471,9 +471,9 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
     /// 1-based line number, when the error belongs to one place in the text.
-    pub line: Option<usize>,
+    pub line: Option<u32>,
     /// 1-based column (in characters) on that line, when known.
-    pub column: Option<usize>,
+    pub column: Option<u32>,
     /// The `name` of the `[[partition]]` table the error is in, when known.
     pub partition: Option<String>,
     /// The key the error is about.
@@ -539,8 +539,8 @@ impl ManifestError {
 /// characters), both `None` for a manifest read from a device tree.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Loc {
-    pub line: Option<usize>,
-    pub column: Option<usize>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
 }
 
 impl Loc {
@@ -550,10 +550,12 @@ impl Loc {
         column: None,
     };
 
-    pub const fn at(line: usize, column: usize) -> Loc {
+    /// Line and column, each saturating at `u32::MAX`.
+    pub fn at(line: usize, column: usize) -> Loc {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Loc {
-            line: Some(line),
-            column: Some(column),
+            line: Some(clamp(line)),
+            column: Some(clamp(column)),
         }
     }
 }
@@ -1451,7 +1453,7 @@ mod tests {
 
     fn assert_err(
         tables: &[Table],
-        line: Option<usize>,
+        line: Option<u32>,
         partition: Option<&str>,
         field: Option<&str>,
         kind: ErrorKind,
@@ -1642,7 +1644,7 @@ mod tests {
         let invalid = ErrorKind::Invalid;
         let name_rule = "must be 1 to 31 characters from a-z, 0-9, `_` and `-`";
         let bad_size = "not a size (want bytes or a number with K, M or G, e.g. \"512M\")";
-        let cases: Vec<(Vec<Table>, usize, &str, ErrorKind)> = vec![
+        let cases: Vec<(Vec<Table>, u32, &str, ErrorKind)> = vec![
             (with("name", s("A")), 2, "name", invalid(name_rule)),
             (with("name", s("")), 2, "name", invalid(name_rule)),
             (with("name", s("a\tb")), 2, "name", invalid(name_rule)),
