@@ -42,7 +42,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Build, then boot under QEMU (powernv9/10), console here; partitions too
     #[command(long_about = crate::run::ABOUT)]
-    Run(RunArgs),
+    // Boxed: its many options make it far larger than the other commands.
+    Run(Box<RunArgs>),
     /// Fetch Debian's ppc64el kernel and busybox, build an initramfs
     #[command(long_about = crate::linux::ABOUT)]
     Linux(LinuxArgs),

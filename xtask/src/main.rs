@@ -51,7 +51,7 @@ fn dispatch(command: Command) -> error::Result<i32> {
     match command {
         Command::Setup(args) => setup::main(args),
         Command::Build(args) => build::main(args),
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => run::main(*args),
         Command::Linux(args) => linux::main(args),
         Command::Test(args) => test::main(args),
         Command::Bench(args) => bench::main(args),
