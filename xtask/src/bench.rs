@@ -32,6 +32,9 @@ Prints `name: value` lines:
                                             H_PROD round trip, timebase ticks
   lpar.hcall_null_us: paprika=F pseries=F ratio=R
                                             ... in microseconds
+  lpar.hcall_full_ticks: ...                H_GET_CPU_CHARACTERISTICS round trip:
+                                            Paprika's full exit path (no fast path)
+  lpar.hcall_full_us: ...                   ... in microseconds
   lpar.put_term_char16_ticks: ...           H_PUT_TERM_CHAR of 16 bytes, ticks
   lpar.put_term_char16_us: ...              ... in microseconds
   lpar.iterations: N                        calls averaged per figure
@@ -45,6 +48,8 @@ Prints `name: value` lines:
                                             under QEMU -icount shift=0
                                             (target/bench/lpar-icount.vcon.log)
   lpar.hcall_null_instructions_target_met: yes|no (target: < 150)
+  lpar.hcall_full_instructions: N           the same for H_GET_CPU_CHARACTERISTICS:
+                                            the full exit, guest entry and dispatch
   nested.hcall_ticks: l1=N l2=N ratio=R     nested virtualization (guest-nested in a
   nested.hcall_us: l1=F l2=F ratio=R        `nested = true` partition, powernv9,
                                             console target/bench/nested.log): an

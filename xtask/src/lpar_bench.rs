@@ -132,14 +132,16 @@ pub struct Figures {
     pub tb_hz: Option<u64>,
     pub iterations: Option<u64>,
     pub hcall_null_ticks: Option<u64>,
+    pub hcall_full_ticks: Option<u64>,
     pub put_term_char16_ticks: Option<u64>,
     pub done: bool,
     /// Paprika's per-LPAR overhead for partition [`PARTITION`].
     pub overhead_bytes: Option<u64>,
-    /// Calls per round, and the fastest round's ticks of null hcalls and of the
-    /// same loop around a `nop`.
+    /// Calls per round, and the fastest round's ticks of null hcalls, of
+    /// full-exit hcalls and of the same loop around a `nop`.
     pub round_calls: Option<u64>,
     pub hcall_null_round_ticks: Option<u64>,
+    pub hcall_full_round_ticks: Option<u64>,
     pub nop_round_ticks: Option<u64>,
 }
 
@@ -155,9 +157,11 @@ impl Figures {
                     "tb_hz" => &mut self.tb_hz,
                     "iterations" => &mut self.iterations,
                     "hcall_null_ticks" => &mut self.hcall_null_ticks,
+                    "hcall_full_ticks" => &mut self.hcall_full_ticks,
                     "put_term_char16_ticks" => &mut self.put_term_char16_ticks,
                     "round_calls" => &mut self.round_calls,
                     "hcall_null_round_ticks" => &mut self.hcall_null_round_ticks,
+                    "hcall_full_round_ticks" => &mut self.hcall_full_round_ticks,
                     "nop_round_ticks" => &mut self.nop_round_ticks,
                     _ => return,
                 };
@@ -194,6 +198,7 @@ impl Figures {
             tb_hz: need(self.tb_hz, "BENCH tb_hz=<n>"),
             iterations: need(self.iterations, "BENCH iterations=<n>"),
             hcall_null_ticks: need(self.hcall_null_ticks, "BENCH hcall_null_ticks=<n>"),
+            hcall_full_ticks: need(self.hcall_full_ticks, "BENCH hcall_full_ticks=<n>"),
             put_term_char16_ticks: need(
                 self.put_term_char16_ticks,
                 "BENCH put_term_char16_ticks=<n>",
@@ -224,8 +229,19 @@ impl Figures {
     /// the `nop` cancel, so this is the hypervisor's share: interrupt vector
     /// to `hrfid`.
     pub fn hcall_null_instructions(&self) -> Option<f64> {
-        let (tb_hz, calls) = (self.tb_hz?, self.round_calls?);
-        let (hcall, nop) = (self.hcall_null_round_ticks?, self.nop_round_ticks?);
+        self.instructions(self.hcall_null_round_ticks?)
+    }
+
+    /// The same for one full-exit hcall (H_GET_CPU_CHARACTERISTICS, which the
+    /// hcall fast path does not serve): the cost of Paprika's full exit, guest
+    /// entry and hcall dispatch.
+    pub fn hcall_full_instructions(&self) -> Option<f64> {
+        self.instructions(self.hcall_full_round_ticks?)
+    }
+
+    /// Instructions per call of a round of `hcall` ticks beyond the `nop` round.
+    fn instructions(&self, hcall: u64) -> Option<f64> {
+        let (tb_hz, calls, nop) = (self.tb_hz?, self.round_calls?, self.nop_round_ticks?);
         if tb_hz == 0 || calls == 0 {
             return None;
         }
@@ -234,9 +250,10 @@ impl Figures {
     }
 }
 
-/// The lines of the instruction count.
-pub fn instruction_lines(instructions: f64) -> Vec<String> {
-    vec![
+/// The lines of the instruction counts: the null hcall's and, when the guest
+/// printed its round, the full-exit hcall's.
+pub fn instruction_lines(instructions: f64, full: Option<f64>) -> Vec<String> {
+    let mut lines = vec![
         format!(
             "lpar.hcall_null_instructions: {instructions:.0}   (QEMU -icount, hypervisor's \
              share of one H_PROD)"
@@ -249,7 +266,14 @@ pub fn instruction_lines(instructions: f64) -> Vec<String> {
                 "no"
             }
         ),
-    ]
+    ];
+    if let Some(full) = full {
+        lines.push(format!(
+            "lpar.hcall_full_instructions: {full:.0}   (QEMU -icount, hypervisor's share \
+             of one H_GET_CPU_CHARACTERISTICS: full exit)"
+        ));
+    }
+    lines
 }
 
 /// The figures of a complete run.
@@ -258,6 +282,7 @@ pub struct Measured {
     pub tb_hz: u64,
     pub iterations: u64,
     pub hcall_null_ticks: u64,
+    pub hcall_full_ticks: u64,
     pub put_term_char16_ticks: u64,
     pub overhead_bytes: Option<u64>,
 }
@@ -330,8 +355,9 @@ fn ratio(a: f64, b: f64) -> String {
 pub fn report(paprika: &Measured, pseries: Option<&Measured>) -> Vec<String> {
     let mut lines = Vec::new();
     type Pick = fn(&Measured) -> u64;
-    let figures: [(&str, Pick); 2] = [
+    let figures: [(&str, Pick); 3] = [
         ("hcall_null", |m| m.hcall_null_ticks),
+        ("hcall_full", |m| m.hcall_full_ticks),
         ("put_term_char16", |m| m.put_term_char16_ticks),
     ];
     for (name, pick) in figures {
@@ -411,15 +437,15 @@ pub fn run(opts: &Opts) -> Result<Vec<String>> {
     } else {
         None
     };
-    let instructions = run_icount(opts)?;
+    let (instructions, full) = run_icount(opts)?;
     let mut lines = report(&paprika, pseries.as_ref());
-    lines.extend(instruction_lines(instructions));
+    lines.extend(instruction_lines(instructions, full));
     Ok(lines)
 }
 
 /// The guest once more, alone on a one-thread machine under QEMU `-icount
-/// shift=0`: the null hcall's instruction count.
-fn run_icount(opts: &Opts) -> Result<f64> {
+/// shift=0`: the null hcall's and the full-exit hcall's instruction counts.
+fn run_icount(opts: &Opts) -> Result<(f64, Option<f64>)> {
     let runner = Runner {
         manifest_file: "lpar-icount.toml",
         manifest: ICOUNT_MANIFEST,
@@ -428,12 +454,13 @@ fn run_icount(opts: &Opts) -> Result<f64> {
         log: "lpar-icount",
     };
     let (_, figures) = runner.run(opts)?;
-    figures.hcall_null_instructions().ok_or_else(|| {
+    let null = figures.hcall_null_instructions().ok_or_else(|| {
         failed!(
             "lpar benchmark, icount run: no `BENCH round_calls`, `hcall_null_round_ticks` \
              or `nop_round_ticks` in target/bench/lpar-icount.vcon.log"
         )
-    })
+    })?;
+    Ok((null, figures.hcall_full_instructions()))
 }
 
 /// One boot of the guest in a Paprika partition.
@@ -580,6 +607,7 @@ mod tests {
 [bench] BENCH tb_hz=512000000
 [bench] BENCH iterations=100000
 [bench] BENCH hcall_null_ticks=1605
+[bench] BENCH hcall_full_ticks=4810
 [bench] paprika-bench..
 [bench] paprika-[   11.191474741,4] WARNING: Lock has been spinning for over 5000ms
 bench..
@@ -601,6 +629,7 @@ BENCH env=pseries
 BENCH tb_hz=512000000
 BENCH iterations=100000
 BENCH hcall_null_ticks=71
+BENCH hcall_full_ticks=73
 paprika-bench..
 paprika-bench..
 BENCH put_term_char16_ticks=509
@@ -673,11 +702,13 @@ BENCH-DONE
                 tb_hz: Some(512_000_000),
                 iterations: Some(100_000),
                 hcall_null_ticks: Some(1605),
+                hcall_full_ticks: Some(4810),
                 put_term_char16_ticks: Some(3665),
                 done: true,
                 overhead_bytes: Some(74888),
                 round_calls: None,
                 hcall_null_round_ticks: None,
+                hcall_full_round_ticks: None,
                 nop_round_ticks: None,
             }
         );
@@ -707,6 +738,7 @@ BENCH-DONE
                 tb_hz: 512_000_000,
                 iterations: 100_000,
                 hcall_null_ticks: 71,
+                hcall_full_ticks: 73,
                 put_term_char16_ticks: 509,
                 overhead_bytes: None,
             }
@@ -771,6 +803,8 @@ BENCH-DONE
             [
                 "lpar.hcall_null_ticks: paprika=1605 pseries=71 ratio=22.6",
                 "lpar.hcall_null_us: paprika=3.13 pseries=0.14 ratio=22.6",
+                "lpar.hcall_full_ticks: paprika=4810 pseries=73 ratio=65.9",
+                "lpar.hcall_full_us: paprika=9.39 pseries=0.14 ratio=65.9",
                 "lpar.put_term_char16_ticks: paprika=3665 pseries=509 ratio=7.2",
                 "lpar.put_term_char16_us: paprika=7.16 pseries=0.99 ratio=7.2",
                 "lpar.iterations: 100000",
@@ -784,6 +818,8 @@ BENCH-DONE
             [
                 "lpar.hcall_null_ticks: paprika=1605",
                 "lpar.hcall_null_us: paprika=3.13",
+                "lpar.hcall_full_ticks: paprika=4810",
+                "lpar.hcall_full_us: paprika=9.39",
                 "lpar.put_term_char16_ticks: paprika=3665",
                 "lpar.put_term_char16_us: paprika=7.16",
                 "lpar.iterations: 100000",
@@ -800,13 +836,13 @@ BENCH-DONE
         };
         let lines = report(&fast, Some(&s));
         assert_eq!(
-            lines[3],
+            lines[5],
             "lpar.put_term_char16_us: paprika=7.00 pseries=0.99 ratio=7.0"
         );
-        assert_eq!(lines[4], "lpar.iterations: paprika=10 pseries=100000");
+        assert_eq!(lines[6], "lpar.iterations: paprika=10 pseries=100000");
         let mut quick = p;
         quick.put_term_char16_ticks = 509;
-        assert!(report(&quick, Some(&s))[7].starts_with("lpar.put_term_char16_target_met: yes"));
+        assert!(report(&quick, Some(&s))[9].starts_with("lpar.put_term_char16_target_met: yes"));
         assert_eq!(ratio(1.0, 0.0), "n/a");
     }
 
@@ -816,6 +852,7 @@ BENCH-DONE
             tb_hz: 512_000_000,
             iterations: 1,
             hcall_null_ticks: 1,
+            hcall_full_ticks: 1,
             put_term_char16_ticks: 1,
             overhead_bytes: Some(bytes),
         };
@@ -870,16 +907,27 @@ BENCH-DONE
         let n = f.hcall_null_instructions().unwrap();
         assert!((n - 140.0).abs() < 1e-9, "{n}");
         assert_eq!(
-            instruction_lines(n),
+            instruction_lines(n, None),
             [
                 "lpar.hcall_null_instructions: 140   (QEMU -icount, hypervisor's share of one \
                  H_PROD)",
                 "lpar.hcall_null_instructions_target_met: yes   (target: < 150)"
             ]
         );
-        assert!(instruction_lines(150.0)[1].contains(": no "));
+        assert!(instruction_lines(150.0, None)[1].contains(": no "));
+        // The full-exit round, against the same `nop` round.
+        assert_eq!(f.hcall_full_instructions(), None);
+        f.feed("[bench] BENCH hcall_full_round_ticks=10342400");
+        let full = f.hcall_full_instructions().unwrap();
+        assert!((full - 1000.0).abs() < 1e-9, "{full}");
+        assert_eq!(
+            instruction_lines(n, Some(full))[2],
+            "lpar.hcall_full_instructions: 1000   (QEMU -icount, hypervisor's share of one \
+             H_GET_CPU_CHARACTERISTICS: full exit)"
+        );
         f.round_calls = Some(0);
         assert_eq!(f.hcall_null_instructions(), None);
+        assert_eq!(f.hcall_full_instructions(), None);
     }
 
     #[test]

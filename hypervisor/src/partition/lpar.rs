@@ -511,7 +511,9 @@ impl Partition {
         super::hash::active(self)
     }
 
-    fn radix_lpcr(&self, host: Lpcr) -> Lpcr {
+    /// The LPCR of a vCPU of this partition running radix (`vcpu::switch_in`
+    /// turns it into the hash one only on a hash partition's entry).
+    pub fn radix_lpcr(&self, host: Lpcr) -> Lpcr {
         let mut l = host;
         l.remove(
             Lpcr::ILE | Lpcr::AIL | Lpcr::HAIL | Lpcr::LPES | Lpcr::MER | Lpcr::LD | Lpcr::HVICE,

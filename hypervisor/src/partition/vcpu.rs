@@ -391,9 +391,16 @@ const DEC_QUIET: u64 = 0x7fff_ffff;
 /// Every entry: the registers an exit or an OPAL call may clobber (SRR0/1, SPRG0-3,
 /// DAR, DSISR), the partition's LPIDR/LPCR/PIDR when this thread holds others, the
 /// decrementer when the hypervisor used it (H_CEDE) and the HDEC time slice.
-fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool) {
+/// `hfscr`: `facility::guest_hfscr` for this processor, computed once by `run`
+/// (the PVR it depends on does not change) rather than on every entry.
+fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool, hfscr: u64) {
     let s = &mut ctx.sprs;
-    let mut lpcr = p.lpcr(lpar::host_lpcr());
+    // `Partition::lpcr`, with the hash step done in the hash branch below only
+    // (hash_active read once; the radix entry pays no hash work: issue 15's
+    // check that the radix exit path is not slower, docs/benchmarks.md).
+    let hash = p.hash_active();
+    let host = lpar::host_lpcr();
+    let mut lpcr = p.radix_lpcr(host);
     if mer {
         lpcr.insert(Lpcr::MER);
     }
@@ -407,12 +414,12 @@ fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool) {
         if spr::lpidr::read() != u64::from(p.lpid) {
             spr::lpidr::write(u64::from(p.lpid));
         }
-        if p.hash_active() {
+        if hash {
             // Hashed translation: the thread keeps the host LPCR while it handles
             // exits; the entry loads this one with translation off
             // (`partition::hash`, `arch::ppc64::guest`).
-            ctx.regs.hash_lpcr = lpcr.bits();
-            ctx.regs.host_lpcr = lpar::host_lpcr().bits();
+            ctx.regs.hash_lpcr = super::hash::lpcr(lpcr).bits();
+            ctx.regs.host_lpcr = host.bits();
         } else {
             ctx.regs.hash_lpcr = 0;
             if spr::lpcr::read() != lpcr.bits() {
@@ -428,7 +435,6 @@ fn switch_in(p: &Partition, ctx: &mut VcpuContext, mer: bool) {
         // interrupt leaves its cause in HFSCR[IC] (and the firmware's value
         // must never apply), both of which differ and get rewritten, while
         // the common entry pays a read, not a move to an SPR.
-        let hfscr = facility::guest_hfscr(spr::is_isa_v31());
         if spr::hfscr::read() != hfscr {
             spr::hfscr::write(hfscr);
         }
@@ -686,6 +692,7 @@ pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64)
 
 fn run(p: &Partition, v: &Vcpu, epoch: u32) {
     let ctx = v.context();
+    let hfscr = facility::guest_hfscr(spr::is_isa_v31());
     loop {
         if !p.is_running() || v.state() != VcpuState::Runnable || p.epoch.load_acquire() != epoch {
             return;
@@ -698,7 +705,7 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         // Dispatched again (the VPA's count goes even; a DTL entry with where it
         // resumes), as KVM-HV counts every entry.
         set_dispatched(p, v, true, ctx);
-        switch_in(p, ctx, mer);
+        switch_in(p, ctx, mer, hfscr);
         // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
         // clear in the MSR we enter with, and `switch_in` loaded the guest SPRs.
         let vector = unsafe {

@@ -222,15 +222,16 @@ paprika_guest_exit:
        saved, r11 = GuestRegs, r12 = vector, r14-r31 still the guest's. */
 paprika_guest_exit_rest:
     PAPRIKA_GX_SAVE_EXIT_STATE 11, GX_
-    /* A hash-MMU partition: the host LPCR (radix) back before translation is. */
+    /* A hash-MMU partition: the host LPCR (radix) back before translation is.
+       A radix one branches with r0 = hash_lpcr = 0, the value stored next. */
     ld 0, GX_HASH_LPCR(11)
     cmpdi 0, 0
     beq 3f
     ld 0, GX_HOST_LPCR(11)
     mtspr 318, 0
     isync
-3:  li 0, 0
-    std 0, PCX_IN_GUEST(13)
+    li 0, 0
+3:  std 0, PCX_IN_GUEST(13)
     /* Back to the host stack and MSR, continuing at paprika_guest_return. */
     ld 1, PCX_HOST_SP(13)
     ld 2, 32+0*8(1)

@@ -9,12 +9,15 @@
 //! Output lines (`xtask bench` parses them):
 //! `BENCH env=paprika|pseries`, `BENCH tb_hz=<n>`,
 //! `BENCH hcall_null_ticks=<n>` (H_PROD of itself, the cheapest call both
-//! implement), `BENCH put_term_char16_ticks=<n>` (H_PUT_TERM_CHAR with 16 bytes),
-//! averages over `BENCH iterations=<n>` calls; for counting instructions (xtask
-//! runs it once under QEMU `-icount shift=0`, where a tick is a fixed number of
-//! instructions) `BENCH hcall_null_round_ticks=<n>` and `BENCH nop_round_ticks=<n>`,
-//! the fastest round of `BENCH round_calls=<n>` null hcalls and of the same loop
-//! with a `nop` in place of `sc 1`; then `BENCH-DONE`. Under Paprika it
+//! implement), `BENCH hcall_full_ticks=<n>` (H_GET_CPU_CHARACTERISTICS: no side
+//! effect, no lock, and not one of the hcall fast path's calls, so every call
+//! takes Paprika's full exit), `BENCH put_term_char16_ticks=<n>` (H_PUT_TERM_CHAR
+//! with 16 bytes), averages over `BENCH iterations=<n>` calls; for counting
+//! instructions (xtask runs it once under QEMU `-icount shift=0`, where a tick is
+//! a fixed number of instructions) `BENCH hcall_null_round_ticks=<n>`,
+//! `BENCH hcall_full_round_ticks=<n>` and `BENCH nop_round_ticks=<n>`, the fastest
+//! round of `BENCH round_calls=<n>` null hcalls, of full-exit hcalls and of the
+//! same loop with a `nop` in place of `sc 1`; then `BENCH-DONE`. Under Paprika it
 //! then powers off with RTAS; under pseries it spins (xtask stops QEMU).
 #![cfg_attr(target_arch = "powerpc64", no_std, no_main)]
 
@@ -80,6 +83,7 @@ mod guest {
 
     const H_PUT_TERM_CHAR: u64 = 0x58;
     const H_PROD: u64 = 0xe8;
+    const H_GET_CPU_CHARACTERISTICS: u64 = 0x1c8;
     const H_RTAS: u64 = 0xf000;
     /// QEMU's and Paprika's vty unit address.
     const VTY: u64 = 0x7100_0000;
@@ -285,11 +289,16 @@ mod guest {
             hcall(H_PROD, 0, 0, 0, 0);
         });
         line(b"hcall_null_ticks", hcall_null_round / PER_ROUND);
+        let hcall_full_round = best_round_total(|| {
+            hcall(H_GET_CPU_CHARACTERISTICS, 0, 0, 0, 0);
+        });
+        line(b"hcall_full_ticks", hcall_full_round / PER_ROUND);
         let nop_round = best_round_total(|| {
             no_call(H_PROD, 0, 0, 0, 0);
         });
         line(b"round_calls", PER_ROUND);
         line(b"hcall_null_round_ticks", hcall_null_round);
+        line(b"hcall_full_round_ticks", hcall_full_round);
         line(b"nop_round_ticks", nop_round);
 
         // 15 visible characters and a newline per call, so the console shows lines.
