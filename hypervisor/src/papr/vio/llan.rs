@@ -415,13 +415,13 @@ impl LlanPort {
         let m = mac_from_reg(mac);
         match flags & 3 {
             MCAST_ADD | MCAST_REMOVE if m[0] & 1 == 0 => return Err(HcallError::Parameter),
+            // Adding a filter already there changes nothing.
+            MCAST_ADD if self.filters.contains(&m) => {}
             MCAST_ADD => {
-                if !self.filters.contains(&m) {
-                    if self.filters.len() >= MCAST_FILTERS {
-                        return Err(HcallError::Resource);
-                    }
-                    self.filters.push(m);
+                if self.filters.len() >= MCAST_FILTERS {
+                    return Err(HcallError::Resource);
                 }
+                self.filters.push(m);
             }
             MCAST_REMOVE => self.filters.retain(|f| *f != m),
             MCAST_CLEAR => self.filters.clear(),
