@@ -1926,6 +1926,22 @@ fn check_summary(passed: usize, failed: usize, log: &str, why: &mut Vec<String>)
     }
 }
 
+/// Whether `want` is in one of a partition's `lines`, or across one line and
+/// that partition's next one: the hypervisor shows the input partition's
+/// unfinished line once it has been silent for a while (a prompt), and a guest
+/// whose vCPU thread the host deschedules mid-line looks silent too. Another
+/// partition's line then ends it, and the rest follows on a fresh prefixed line
+/// (docs/console.md), so one kernel line can be two physical lines.
+fn has_text(lines: &[(usize, &str)], want: &str) -> bool {
+    lines.iter().any(|(_, l)| l.contains(want))
+        || lines.windows(2).any(|w| {
+            let (a, b) = (w[0].1, w[1].1);
+            // The lines were trimmed at the end: the cut may have been a space.
+            a.len() + b.len() >= want.len()
+                && (format!("{a}{b}").contains(want) || format!("{a} {b}").contains(want))
+        })
+}
+
 /// The console lines of partition `name` (those starting with its `[<name>] `
 /// prefix): 1-based line number and the text after the prefix, trimmed at the end.
 fn partition_lines<'a>(log: &'a str, name: &str) -> Vec<(usize, &'a str)> {
@@ -1979,15 +1995,22 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
     for p in boot.partitions {
         let lines = partition_lines(log, p.name);
         let who = format!("partition {}", p.name);
-        let has_line = |want: &str| lines.iter().any(|(_, l)| *l == want);
+        let has_line = |want: &str| {
+            lines.iter().any(|(_, l)| *l == want)
+                || lines.windows(2).any(|w| {
+                    let (a, b) = (w[0].1, w[1].1);
+                    want.strip_prefix(a)
+                        .is_some_and(|rest| rest == b || rest == format!(" {b}"))
+                })
+        };
         let reached = userspace_marker(p.name);
-        if !lines.iter().any(|(_, l)| l.contains(&reached)) {
+        if !has_text(&lines, &reached) {
             why.push(format!("{who}: missing `[{}] {reached}`", p.name));
             // Nothing /init prints can be there either.
             continue;
         }
         let cmdline = format!("Kernel command line: {}", boot.cmdline(p));
-        if !lines.iter().any(|(_, l)| l.contains(&cmdline)) {
+        if !has_text(&lines, &cmdline) {
             why.push(format!("{who}: missing `[{}] ...{cmdline}`", p.name));
         }
         match boot.mode {
@@ -2188,6 +2211,23 @@ fn check_boot_markers(s: &Scenario, log: &str, why: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn text_split_by_a_shown_line_is_found() {
+        let log = "[a] [    0.0] Kernel command line: console=hvc0 \n\
+                   [b] something else\n\
+                   [a] paprika.name=a\n\
+                   [a] Kernel command line: x\n";
+        let lines = partition_lines(log, "a");
+        assert!(has_text(
+            &lines,
+            "Kernel command line: console=hvc0 paprika.name=a"
+        ));
+        assert!(has_text(&lines, "line: console=hvc0"));
+        // Two lines at most, and only the partition's own.
+        assert!(!has_text(&lines, "console=hvc0 paprika.name=a Kernel"));
+        assert!(!has_text(&lines, "hvc0 something"));
+    }
 
     #[test]
     fn virtio_console_output_must_move_there() {
