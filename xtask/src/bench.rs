@@ -70,6 +70,9 @@ Prints `name: value` lines:
                                             (target/bench/linux-paprika-smp4.log)
   linux.smp4_vs_smp1_ratio: R               4-vCPU time / 1-vCPU time
   linux.smp4_vs_smp1_target_met: yes|no     (target: <= 1.3)
+  linux.smp4_vs_smp1_ratio_pseries: R       the same ratio of -M pseries -smp 4 / -smp 1
+                                            on this host (under TCG each vCPU is a
+                                            host thread: the host's cores bound it)
   linux.hash_qemu_to_userspace_ms: paprika=N pseries=N ratio=R
                                             the same with the hashed page table:
                                             a `mmu = \"hash\"` partition (512M, 1
@@ -208,49 +211,35 @@ pub fn main(args: BenchArgs) -> Result<i32> {
             outcome.wall.as_millis()
         ));
     }
-    if !skip_lpar {
-        let opts = lpar_bench::Opts {
-            hypervisor: elf_path.clone(),
-            pseries: !skip_pseries,
-            timeout: lpar_timeout,
-        };
-        match lpar_bench::run(&opts) {
-            Ok(lines) => results.extend(lines),
-            Err(e) => {
-                print_results(&results);
-                return Err(e);
-            }
-        }
-    }
-    if !skip_lpar {
-        match crate::nested_bench::run(&elf_path, lpar_timeout) {
-            Ok(lines) => results.extend(lines),
-            Err(e) => {
-                print_results(&results);
-                return Err(e);
-            }
-        }
-    }
-    if !skip_linux {
-        match crate::linux_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
-            Ok(lines) => results.extend(lines),
-            Err(e) => {
-                print_results(&results);
-                return Err(e);
-            }
-        }
-    }
-    if !skip_veth {
-        match crate::veth_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
-            Ok(lines) => results.extend(lines),
-            Err(e) => {
-                print_results(&results);
-                return Err(e);
-            }
-        }
-    }
-    if !skip_linux {
-        match crate::disk_bench::run(&elf_path, !skip_pseries, lpar_timeout) {
+    let opts = lpar_bench::Opts {
+        hypervisor: elf_path.clone(),
+        pseries: !skip_pseries,
+        timeout: lpar_timeout,
+    };
+    // The benchmarks in their order, each with whether it runs; the first that
+    // fails ends the run after printing what the others measured.
+    type Bench<'a> = Box<dyn Fn() -> Result<Vec<String>> + 'a>;
+    let benches: [(bool, Bench); 5] = [
+        (!skip_lpar, Box::new(|| lpar_bench::run(&opts))),
+        (
+            !skip_lpar,
+            Box::new(|| crate::nested_bench::run(&elf_path, lpar_timeout)),
+        ),
+        (
+            !skip_linux,
+            Box::new(|| crate::linux_bench::run(&elf_path, !skip_pseries, lpar_timeout)),
+        ),
+        (
+            !skip_veth,
+            Box::new(|| crate::veth_bench::run(&elf_path, !skip_pseries, lpar_timeout)),
+        ),
+        (
+            !skip_linux,
+            Box::new(|| crate::disk_bench::run(&elf_path, !skip_pseries, lpar_timeout)),
+        ),
+    ];
+    for (_, bench) in benches.iter().filter(|(on, _)| *on) {
+        match bench() {
             Ok(lines) => results.extend(lines),
             Err(e) => {
                 print_results(&results);
