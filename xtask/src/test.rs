@@ -749,6 +749,17 @@ fn write_linux_manifest(
             p.cmdline.push_str(" paprika.root=1");
         }
     }
+    if boot.debian_root {
+        let image = crate::debian::build(false).map_err(|e| e.to_string())?;
+        if let Some(p) = m.partitions.first_mut() {
+            p.disks = vec![manifest::DiskSpec {
+                image: image.display().to_string(),
+                readonly: false,
+            }];
+            p.cmdline.push(' ');
+            p.cmdline.push_str(crate::run::DEBIAN_ROOT_APPEND);
+        }
+    }
     let text = format!(
         "# Written by `cargo xtask test` for scenario {} (Linux {}).\n{}",
         s.name,
