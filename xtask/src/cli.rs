@@ -217,7 +217,8 @@ pub struct RunArgs {
     /// cached), gives it as the first --disk and adds `root=/dev/sda`: the
     /// initramfs loads the vscsi modules and switches to the image's bash
     /// /sbin/init, which prints the Debian release and starts a shell
-    /// (`nvram --print-config` works there).
+    /// (`nvram --print-config` works there). Without a terminal on stdin
+    /// it runs its checks (`paprika.test=1`) and powers off.
     #[arg(verbatim_doc_comment, long, help_heading = "Partitions")]
     pub debian_root: bool,
     /// A PNOR flash image keeping NVRAM across power-off (docs/vscsi.md)

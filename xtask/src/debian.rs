@@ -72,7 +72,8 @@ pub const INIT_MARKER: &str = "PAPRIKA-LINUX debian: /sbin/init (bash) from the 
 /// /sys here already (no `mount` in the image). It reports the release, shows
 /// that bash runs through Debian's dynamic linker, and drives powerpc-utils'
 /// `nvram`; with `paprika.test=1` it checks, round-trips an NVRAM variable of
-/// the `common` partition across a partition reboot, and powers off (sysrq:
+/// the `common` partition across a partition reboot (and says whether an
+/// earlier run left it there: across a power-off with a PNOR), and powers off (sysrq:
 /// no reboot/poweroff tools in the image), otherwise it starts a bash shell.
 pub const INIT: &str = r#"#!/bin/bash
 # /sbin/init of the Debian root `cargo xtask linux debian-root` builds
@@ -132,6 +133,13 @@ if [ ! -e $mark ]; then
     echo "--- nvram --print-config"
     nvram --print-config
     check nvram-print-config [ $? = 0 ]
+    # Set by an earlier run of the machine (`run --pnor FILE`, a PNOR
+    # scenario's second run): kept in OPAL's NVRAM across the power-off.
+    if [ "$(nvram --print-config=$word -p common)" = "$value" ]; then
+        check nvram-config-survives-poweroff true
+    else
+        say "debian: $word not in common yet"
+    fi
     nvram --update-config "$word=$value" -p common
     check nvram-update-config [ $? = 0 ]
     check nvram-read-back [ "$(nvram --print-config=$word -p common)" = "$value" ]

@@ -161,10 +161,14 @@ pub fn main(args: RunArgs) -> Result<i32> {
         }
         let image = crate::debian::build(false)?;
         disk.insert(0, image.display().to_string());
+        // Without a terminal the image's bash shell would wait for input that
+        // never comes: its checks run instead, then it powers off.
+        let test = if terminal { "" } else { NON_TTY_APPEND };
         append = Some(
-            format!("{DEBIAN_ROOT_APPEND} {}", append.unwrap_or_default())
-                .trim()
-                .to_string(),
+            format!("{DEBIAN_ROOT_APPEND} {test} {}", append.unwrap_or_default())
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         );
         linux = true;
     }

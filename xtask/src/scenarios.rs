@@ -1580,7 +1580,8 @@ pub const SCENARIOS: &[Scenario] = &[
     // A Debian 12 root file system on /dev/sda (`cargo xtask run
     // --debian-root`): the initramfs switches to its bash /sbin/init, which
     // reports the release and drives powerpc-utils' nvram: a variable set in
-    // the `common` partition is read back after a partition reboot.
+    // the `common` partition is read back after a partition reboot, and (two
+    // QEMU runs on one PNOR flash) after the machine's power-off.
     linux(
         "linux-debian-root-p9",
         Machine::Powernv9,
@@ -1590,7 +1591,9 @@ pub const SCENARIOS: &[Scenario] = &[
         LINUX_1CPU,
     )
     .with_debian_root()
+    .pnor_runs(2)
     .expecting(&[
+        "PAPRIKA-LINUX debian: paprika-debian not in common yet name=linux",
         "PAPRIKA-LINUX root: /dev/sda, switching to its /sbin/init name=linux",
         crate::debian::INIT_MARKER,
         "PAPRIKA-LINUX debian_version: 12.",
@@ -1604,6 +1607,9 @@ pub const SCENARIOS: &[Scenario] = &[
         "PAPRIKA-LINUX debian: nvram set, rebooting name=linux",
         "PAPRIKA lpar linux: rebooting (boot 2)",
         "PAPRIKA-LINUX check nvram-config-survives-reboot: ok",
+        "PAPRIKA nvram: linux in host NVRAM at",
+        "(restored)",
+        "PAPRIKA-LINUX check nvram-config-survives-poweroff: ok name=linux",
     ]),
     // `reboot` in the guest restarts only that partition, with fresh memory and
     // the same images: its second boot reaches the shell again.
