@@ -306,6 +306,12 @@ fn stamp_text(debs: &[PathBuf]) -> String {
     s
 }
 
+/// Whether every package of [`PACKAGES`] is in target/debian/debs/ (building
+/// the image then needs no network).
+pub fn packages_cached() -> bool {
+    cached(&dir().join("debs")).is_ok_and(|d| d.iter().all(Option::is_some))
+}
+
 /// The newest cached .deb of each of [`PACKAGES`] (None where there is none).
 fn cached(debs: &Path) -> Result<Vec<Option<PathBuf>>> {
     PACKAGES

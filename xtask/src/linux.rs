@@ -42,7 +42,12 @@ from them, all cached under target/linux/ (see docs/linux.md):
      `cargo xtask build --guests`, the mini VMM /bin/paprika-vmm and
      /lib/paprika/guest-timer.elf (`paprika.l2=1`: run it as an L2).
 
-`cargo xtask run --linux` does this first, then boots the kernel in one LPAR.";
+`cargo xtask run --linux` does this first, then boots the kernel in one LPAR.
+
+`cargo xtask linux debian-root` builds target/debian/root.ext4, a small Debian
+12 root file system (base-files, libc6, bash, coreutils, powerpc-utils and
+their libraries, fetched the same way into target/debian/debs/), for
+`cargo xtask run --debian-root` (docs/vscsi.md, \"A Debian root\").";
 
 /// The kernel's metapackage: it depends on the current ABI's image package.
 const KERNEL_META: &str = "linux-image-powerpc64le";

@@ -560,6 +560,19 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
         }
     };
 
+    // The Debian root needs its packages: as with Linux itself, not being able
+    // to download them (no network, no apt) skips the scenario.
+    if s.linux.is_some_and(|b| b.debian_root) && !crate::debian::packages_cached() {
+        if let Err(e) = crate::debian::build(false) {
+            println!("xtask: {}: no Debian root ({e}); skipped", s.name);
+            return Row {
+                name,
+                status: Status::Skipped(format!("no Debian root packages: {e}")),
+                time: Duration::ZERO,
+                note: String::new(),
+            };
+        }
+    }
     let memory_bytes = match qemu::parse_size(s.memory) {
         Ok(b) => b,
         Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
