@@ -619,6 +619,9 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
     let mut cfg = cfg;
     // Earlier runs of a PNOR scenario: their consoles go before the last one's.
     let mut earlier = String::new();
+    // The guest's first `date` line may be an earlier run's: the host clock
+    // window starts with the first run.
+    let first_start = unix_now();
     if s.pnor_runs > 0 {
         let pnor = scenario_log(s.name).with_extension("pnor");
         if let Err(e) = std::fs::write(&pnor, crate::pnor::image()) {
@@ -667,7 +670,7 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
             Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
         };
     let host = HostClock {
-        start: host_start,
+        start: host_start.min(first_start),
         end: unix_now(),
     };
     let log = match std::fs::read(&log_path).context(|| format!("reading {}", log_path.display())) {
