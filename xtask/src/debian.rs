@@ -135,15 +135,18 @@ if [ ! -e $mark ]; then
     check nvram-print-config [ $? = 0 ]
     # Set by an earlier run of the machine (`run --pnor FILE`, a PNOR
     # scenario's second run): kept in OPAL's NVRAM across the power-off.
+    # The partition reboot is then not done again.
+    again=
     if [ "$(nvram --print-config=$word -p common)" = "$value" ]; then
         check nvram-config-survives-poweroff true
+        again=1
     else
         say "debian: $word not in common yet"
     fi
     nvram --update-config "$word=$value" -p common
     check nvram-update-config [ $? = 0 ]
     check nvram-read-back [ "$(nvram --print-config=$word -p common)" = "$value" ]
-    if [ -z "$failed" ]; then
+    if [ -z "$failed" ] && [ -z "$again" ]; then
         : >$mark
         sync
         say "debian: nvram set, rebooting"

@@ -53,6 +53,12 @@ pub const DEBIAN_ROOT_APPEND: &str = "root=/dev/sda";
 /// QEMU's arguments for `--pnor FILE`, writing a fresh flash image
 /// (`pnor::image`) first when FILE does not exist.
 fn pnor_args(path: &Path) -> Result<Vec<String>> {
+    let file = path.display().to_string();
+    if file.contains(',') {
+        return Err(usage!(
+            "--pnor {file}: QEMU's -drive cannot take a file name with a comma"
+        ));
+    }
     if !path.exists() {
         std::fs::write(path, crate::pnor::image())
             .map_err(|e| failed!("creating the PNOR image {}: {e}", path.display()))?;
@@ -71,12 +77,6 @@ fn pnor_args(path: &Path) -> Result<Vec<String>> {
                 crate::pnor::IMAGE_BYTES
             );
         }
-    }
-    let file = path.display().to_string();
-    if file.contains(',') {
-        return Err(usage!(
-            "--pnor {file}: QEMU's -drive cannot take a file name with a comma"
-        ));
     }
     Ok(vec![
         "-drive".into(),
@@ -394,6 +394,30 @@ pub fn main(args: RunArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pnor_is_made_when_missing_and_kept_otherwise() {
+        let dir = crate::repo_root().join("target").join("pnor-args-test");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("flash.pnor");
+        let args = pnor_args(&path).unwrap();
+        assert_eq!(
+            args,
+            [
+                "-drive".to_string(),
+                format!("file={},format=raw,if=mtd", path.display())
+            ]
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), crate::pnor::image());
+        // An existing image (with what skiboot and the partitions wrote) stays.
+        std::fs::write(&path, b"kept").unwrap();
+        pnor_args(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+        assert!(pnor_args(&dir.join("a,b.pnor")).is_err());
+        assert!(!dir.join("a,b.pnor").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn default_bundle_only_without_partitions_or_bare() {
