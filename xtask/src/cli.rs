@@ -211,6 +211,24 @@ pub struct RunArgs {
     /// --kernel or --bare, except that it then also fails softly.
     #[arg(verbatim_doc_comment, long, help_heading = "Partitions")]
     pub linux: bool,
+    /// --linux with a Debian 12 root file system on /dev/sda (docs/vscsi.md)
+    ///
+    /// Builds target/debian/root.ext4 (`cargo xtask linux debian-root`,
+    /// cached), gives it as the first --disk and adds `root=/dev/sda`: the
+    /// initramfs loads the vscsi modules and switches to the image's bash
+    /// /sbin/init, which prints the Debian release and starts a shell
+    /// (`nvram --print-config` works there). Without a terminal on stdin
+    /// it runs its checks (`paprika.test=1`) and powers off.
+    #[arg(verbatim_doc_comment, long, help_heading = "Partitions")]
+    pub debian_root: bool,
+    /// A PNOR flash image keeping NVRAM across power-off (docs/vscsi.md)
+    ///
+    /// QEMU gets `-drive file=FILE,format=raw,if=mtd`; FILE is created when
+    /// missing (16 MiB of erased flash with the FFS table and NVRAM partition
+    /// skiboot expects). Partition NVRAM (`nvram-store`, /dev/nvram) is then
+    /// written through to it, and a later run with the same FILE restores it.
+    #[arg(verbatim_doc_comment, long, value_name = "FILE")]
+    pub pnor: Option<PathBuf>,
     /// Passed to QEMU as they are (e.g. -- -d int,guest_errors)
     #[arg(last = true, value_name = "QEMU ARGS")]
     pub qemu_args: Vec<String>,
@@ -230,6 +248,18 @@ pub enum LinuxCommand {
         ///
         /// Downloads the kernel and busybox packages again when they changed.
         #[arg(verbatim_doc_comment, long)]
+        refresh: bool,
+    },
+    /// Build a small Debian 12 root file system image (target/debian/root.ext4)
+    ///
+    /// base-files, libc6, bash, coreutils and powerpc-utils (`nvram`) with
+    /// their libraries, fetched with apt into target/debian/debs/, unpacked
+    /// with dpkg-deb and made into ext4 with `mke2fs -d` (no root needed),
+    /// with a bash /sbin/init; boot it with `cargo xtask run --debian-root`.
+    #[command(verbatim_doc_comment)]
+    DebianRoot {
+        /// Ask apt again for the current packages even when all are cached
+        #[arg(long)]
         refresh: bool,
     },
 }

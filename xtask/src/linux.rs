@@ -42,12 +42,17 @@ from them, all cached under target/linux/ (see docs/linux.md):
      `cargo xtask build --guests`, the mini VMM /bin/paprika-vmm and
      /lib/paprika/guest-timer.elf (`paprika.l2=1`: run it as an L2).
 
-`cargo xtask run --linux` does this first, then boots the kernel in one LPAR.";
+`cargo xtask run --linux` does this first, then boots the kernel in one LPAR.
+
+`cargo xtask linux debian-root` builds target/debian/root.ext4, a small Debian
+12 root file system (base-files, libc6, bash, coreutils, powerpc-utils and
+their libraries, fetched the same way into target/debian/debs/), for
+`cargo xtask run --debian-root` (docs/vscsi.md, \"A Debian root\").";
 
 /// The kernel's metapackage: it depends on the current ABI's image package.
 const KERNEL_META: &str = "linux-image-powerpc64le";
 const BUSYBOX: &str = "busybox-static";
-const ARCH: &str = "ppc64el";
+pub(crate) const ARCH: &str = "ppc64el";
 /// The command line `run --linux` starts with; `--append` adds to it.
 pub const BASE_CMDLINE: &str = "console=hvc0";
 /// Partition memory of `run --linux` without `--memory`.
@@ -76,6 +81,10 @@ pub fn main(args: LinuxArgs) -> Result<i32> {
             );
             Ok(0)
         }
+        Some(LinuxCommand::DebianRoot { refresh }) => {
+            crate::debian::build(refresh)?;
+            Ok(0)
+        }
         None => {
             crate::cli::print_help_of("linux")?;
             Ok(0)
@@ -89,7 +98,7 @@ pub fn dir() -> PathBuf {
 }
 
 /// `path` relative to the repository when it is inside it.
-fn rel(path: &Path) -> String {
+pub(crate) fn rel(path: &Path) -> String {
     let root = repo_root();
     path.strip_prefix(&root)
         .unwrap_or(path)
@@ -223,7 +232,7 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
     })
 }
 
-fn mib(n: u64) -> f64 {
+pub(crate) fn mib(n: u64) -> f64 {
     n as f64 / (1 << 20) as f64
 }
 
@@ -261,12 +270,12 @@ fn write_if_changed(path: &Path, data: &[u8]) -> Result<()> {
 // ---------------------------------------------------------------------------
 // apt
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-fn apt_get(args: &[&str]) -> Cmd {
+pub(crate) fn apt_get(args: &[&str]) -> Cmd {
     Cmd::new("apt-get")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .args(args)
@@ -274,7 +283,7 @@ fn apt_get(args: &[&str]) -> Cmd {
 
 /// Makes dpkg/apt know ppc64el packages: adds the architecture (nothing else)
 /// and updates the package lists. Returns whether it did.
-fn ensure_foreign_arch() -> Result<bool> {
+pub(crate) fn ensure_foreign_arch() -> Result<bool> {
     let out = Cmd::new("dpkg")
         .arg("--print-foreign-architectures")
         .capture()?;
@@ -424,7 +433,7 @@ fn download(debs: &Path) -> Result<(PathBuf, PathBuf)> {
 
 /// The file name `apt-get download` gives the candidate of `package`, from
 /// `apt-cache policy` (None when apt does not say).
-fn candidate_file(package: &str) -> Result<Option<String>> {
+pub(crate) fn candidate_file(package: &str) -> Result<Option<String>> {
     let out = Cmd::new("apt-cache")
         .args(["policy", &format!("{package}:{ARCH}")])
         .capture()?;
@@ -507,7 +516,7 @@ pub fn parse_deb_name(file: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// The newest ppc64el `.deb` in `dir` whose package name satisfies `want`.
-fn newest_deb(dir: &Path, want: impl Fn(&str) -> bool) -> Result<Option<PathBuf>> {
+pub(crate) fn newest_deb(dir: &Path, want: impl Fn(&str) -> bool) -> Result<Option<PathBuf>> {
     let mut found: Vec<(PathBuf, std::time::SystemTime)> = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -542,7 +551,7 @@ fn newest_deb(dir: &Path, want: impl Fn(&str) -> bool) -> Result<Option<PathBuf>
 }
 
 /// `name version` of a .deb file, for messages.
-fn deb_label(deb: &Path) -> String {
+pub(crate) fn deb_label(deb: &Path) -> String {
     let file = deb.file_name().and_then(|n| n.to_str()).unwrap_or("");
     match parse_deb_name(file) {
         Some((n, v, a)) => format!("{n}:{a} {}", v.replace("%3a", ":")),
@@ -788,23 +797,41 @@ if ls -d /proc/device-tree/vdevice/l-lan@* >/dev/null 2>&1; then
 fi
 
 case "$cmdline" in
-*" paprika.root=1 "*)
-    # docs/vscsi.md: the root file system is SCSI target 0 (an ext4 image given
-    # with `cargo xtask run --disk FILE`): load the vscsi and ext4 modules,
-    # mount it and hand over to its /sbin/init (a Debian root, or any other).
+*" paprika.root=1 "* | *" root=/dev/sd"*)
+    # docs/vscsi.md: the root file system is a vscsi disk (an ext4 image given
+    # with `cargo xtask run --disk FILE`, or the Debian root of `cargo xtask
+    # run --debian-root`): load the vscsi and ext4 modules, mount it and hand
+    # over to its init (`init=PATH`, else /sbin/init). `root=/dev/sdX` names the
+    # disk; `paprika.root=1` alone takes SCSI target 0.
+    rootdev=
+    newinit=/sbin/init
+    for word in $cmdline; do
+        case "$word" in
+        root=/dev/sd*) rootdev=${word#root=} ;;
+        init=/*) newinit=${word#init=} ;;
+        esac
+    done
     for m in $(cat /lib/modules/disk.order); do
         insmod /lib/modules/disk/$m
     done
     n=0
-    while ! ls /sys/bus/scsi/devices/0:0:0:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+    if [ -n "$rootdev" ]; then
+        while [ ! -b "$rootdev" ] && [ $n -lt 60 ]; do
+            sleep 1
+            n=$((n + 1))
+        done
+        root=$rootdev
+    else
+        while ! ls /sys/bus/scsi/devices/0:0:0:0/block >/dev/null 2>&1 && [ $n -lt 60 ]; do
+            sleep 1
+            n=$((n + 1))
+        done
         sleep 1
-        n=$((n + 1))
-    done
-    sleep 1
-    root=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block 2>/dev/null)
+        root=/dev/$(ls /sys/bus/scsi/devices/0:0:0:0/block 2>/dev/null)
+    fi
     mkdir -p /newroot
-    if mount -t ext4 $root /newroot && [ -x /newroot/sbin/init ]; then
-        echo "PAPRIKA-LINUX root: $root, switching to its /sbin/init$tag"
+    if mount -t ext4 $root /newroot && [ -x "/newroot$newinit" ]; then
+        echo "PAPRIKA-LINUX root: $root, switching to its $newinit$tag"
         for d in dev proc sys; do
             if [ -d /newroot/$d ]; then
                 mount --move /$d /newroot/$d
@@ -812,9 +839,9 @@ case "$cmdline" in
                 umount /$d
             fi
         done
-        exec switch_root /newroot /sbin/init
+        exec switch_root /newroot "$newinit"
     fi
-    echo "PAPRIKA-LINUX root: no ext4 with /sbin/init on SCSI target 0; a shell instead$tag"
+    echo "PAPRIKA-LINUX root: no ext4 with $newinit on $root; a shell instead$tag"
     setsid cttyhack sh -l
     poweroff -f
     ;;

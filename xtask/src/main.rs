@@ -7,6 +7,7 @@ mod bench;
 mod build;
 mod cli;
 mod cmd;
+mod debian;
 mod disk_bench;
 mod elf;
 mod error;

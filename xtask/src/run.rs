@@ -46,6 +46,44 @@ stdin the console goes to stdout only and stdin is not read.";
 /// checks of /init, then power-off.
 pub const NON_TTY_APPEND: &str = "paprika.test=1";
 
+/// Added to the command line by `--debian-root`: the initramfs mounts the
+/// first vscsi disk and switches to it.
+pub const DEBIAN_ROOT_APPEND: &str = "root=/dev/sda";
+
+/// QEMU's arguments for `--pnor FILE`, writing a fresh flash image
+/// (`pnor::image`) first when FILE does not exist.
+fn pnor_args(path: &Path) -> Result<Vec<String>> {
+    let file = path.display().to_string();
+    if file.contains(',') {
+        return Err(usage!(
+            "--pnor {file}: QEMU's -drive cannot take a file name with a comma"
+        ));
+    }
+    if !path.exists() {
+        std::fs::write(path, crate::pnor::image())
+            .map_err(|e| failed!("creating the PNOR image {}: {e}", path.display()))?;
+        println!(
+            "{}: a fresh PNOR flash image (skiboot formats its NVRAM partition on this boot)",
+            path.display()
+        );
+    } else if !path.is_file() {
+        return Err(usage!("--pnor {}: not a file", path.display()));
+    } else {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if len != crate::pnor::IMAGE_BYTES as u64 {
+            println!(
+                "warning: --pnor {} is {len} bytes, not the {} of the images xtask makes",
+                path.display(),
+                crate::pnor::IMAGE_BYTES
+            );
+        }
+    }
+    Ok(vec![
+        "-drive".into(),
+        format!("file={file},format=raw,if=mtd"),
+    ])
+}
+
 /// Whether `run` boots the default bundle (Linux) rather than what was asked.
 fn default_bundle(bare: bool, manifest: bool, kernel: bool, initrd: bool, vcpus: bool) -> bool {
     !(bare || manifest || kernel || initrd || vcpus)
@@ -73,8 +111,10 @@ pub fn main(args: RunArgs) -> Result<i32> {
         mut initrd,
         mut append,
         vcpus,
-        disk,
-        linux,
+        mut disk,
+        mut linux,
+        debian_root,
+        pnor,
         qemu_args: mut extra,
     } = args;
     let features = build::split_features(&features);
@@ -92,6 +132,9 @@ pub fn main(args: RunArgs) -> Result<i32> {
         args.append(&mut extra);
         extra = args;
     }
+    if let Some(path) = &pnor {
+        extra.splice(0..0, pnor_args(path)?);
+    }
     qemu::refuse_unsafe_dma(&extra)?;
     let terminal = std::io::stdin().is_terminal();
 
@@ -108,6 +151,26 @@ pub fn main(args: RunArgs) -> Result<i32> {
             "--manifest and --disk exclude each other (a manifest names its disks in \
              [[partition.disk]] tables)"
         ));
+    }
+    if debian_root {
+        if manifest.is_some() || kernel.is_some() || initrd.is_some() || bare {
+            return Err(usage!(
+                "--debian-root boots Debian's kernel and initramfs; it excludes --manifest, \
+                 --kernel, --initrd and --bare"
+            ));
+        }
+        let image = crate::debian::build(false)?;
+        disk.insert(0, image.display().to_string());
+        // Without a terminal the image's bash shell would wait for input that
+        // never comes: its checks run instead, then it powers off.
+        let test = if terminal { "" } else { NON_TTY_APPEND };
+        append = Some(
+            format!("{DEBIAN_ROOT_APPEND} {test} {}", append.unwrap_or_default())
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        linux = true;
     }
     let disks = partitions::disk_options(&disk)?;
     let mut partition_memory = DEFAULT_PARTITION_MEMORY;
@@ -331,6 +394,30 @@ pub fn main(args: RunArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pnor_is_made_when_missing_and_kept_otherwise() {
+        let dir = crate::repo_root().join("target").join("pnor-args-test");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("flash.pnor");
+        let args = pnor_args(&path).unwrap();
+        assert_eq!(
+            args,
+            [
+                "-drive".to_string(),
+                format!("file={},format=raw,if=mtd", path.display())
+            ]
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), crate::pnor::image());
+        // An existing image (with what skiboot and the partitions wrote) stays.
+        std::fs::write(&path, b"kept").unwrap();
+        pnor_args(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+        assert!(pnor_args(&dir.join("a,b.pnor")).is_err());
+        assert!(!dir.join("a,b.pnor").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn default_bundle_only_without_partitions_or_bare() {

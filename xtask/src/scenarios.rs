@@ -291,6 +291,10 @@ pub struct LinuxBoot {
     /// xtask makes with busybox and an /sbin/init that checks `/` and prints
     /// the test marker (`paprika.root=1` added to its command line).
     pub root_disk: bool,
+    /// The first partition's root file system is the Debian image of
+    /// `cargo xtask linux debian-root` on /dev/sda (`root=/dev/sda` added to
+    /// its command line); its bash /sbin/init does the checks (xtask/src/debian.rs).
+    pub debian_root: bool,
 }
 
 /// What the echo scenario's shell must print for the command it is given.
@@ -572,6 +576,7 @@ pub const fn linux(
             vty_irq: false,
             disks: 0,
             root_disk: false,
+            debian_root: false,
         }),
         ..boot(name, machine, memory, smp, cpus, 1)
     }
@@ -708,6 +713,16 @@ impl Scenario {
     pub const fn with_root_disk(mut self) -> Self {
         self.linux = Some(LinuxBoot {
             root_disk: true,
+            ..self.linux_boot()
+        });
+        self
+    }
+
+    /// The first partition boots the Debian root (see
+    /// [`LinuxBoot::debian_root`]).
+    pub const fn with_debian_root(mut self) -> Self {
+        self.linux = Some(LinuxBoot {
+            debian_root: true,
             ..self.linux_boot()
         });
         self
@@ -1562,6 +1577,40 @@ pub const SCENARIOS: &[Scenario] = &[
     )
     .with_root_disk()
     .expecting(&["PAPRIKA-LINUX root: init from the vscsi disk, / is ext4"]),
+    // A Debian 12 root file system on /dev/sda (`cargo xtask run
+    // --debian-root`): the initramfs switches to its bash /sbin/init, which
+    // reports the release and drives powerpc-utils' nvram: a variable set in
+    // the `common` partition is read back after a partition reboot, and (two
+    // QEMU runs on one PNOR flash) after the machine's power-off.
+    linux(
+        "linux-debian-root-p9",
+        Machine::Powernv9,
+        "1G",
+        "1",
+        1,
+        LINUX_1CPU,
+    )
+    .with_debian_root()
+    .pnor_runs(2)
+    .expecting(&[
+        "PAPRIKA-LINUX debian: paprika-debian not in common yet name=linux",
+        "PAPRIKA-LINUX root: /dev/sda, switching to its /sbin/init name=linux",
+        crate::debian::INIT_MARKER,
+        "PAPRIKA-LINUX debian_version: 12.",
+        "PAPRIKA-LINUX os-release: Debian GNU/Linux 12 (bookworm) name=linux",
+        "PAPRIKA-LINUX check debian-dynamic: ok",
+        "PAPRIKA-LINUX check debian-root-ext4: ok",
+        "\"common\" Partition",
+        "PAPRIKA-LINUX check nvram-print-config: ok",
+        "PAPRIKA-LINUX check nvram-update-config: ok",
+        "PAPRIKA-LINUX check nvram-read-back: ok",
+        "PAPRIKA-LINUX debian: nvram set, rebooting name=linux",
+        "PAPRIKA lpar linux: rebooting (boot 2)",
+        "PAPRIKA-LINUX check nvram-config-survives-reboot: ok",
+        "PAPRIKA nvram: linux in host NVRAM at",
+        "(restored)",
+        "PAPRIKA-LINUX check nvram-config-survives-poweroff: ok name=linux",
+    ]),
     // `reboot` in the guest restarts only that partition, with fresh memory and
     // the same images: its second boot reaches the shell again.
     linux(

@@ -560,6 +560,19 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
         }
     };
 
+    // The Debian root needs its packages: as with Linux itself, not being able
+    // to download them (no network, no apt) skips the scenario.
+    if s.linux.is_some_and(|b| b.debian_root) && !crate::debian::packages_cached() {
+        if let Err(e) = crate::debian::build(false) {
+            println!("xtask: {}: no Debian root ({e}); skipped", s.name);
+            return Row {
+                name,
+                status: Status::Skipped(format!("no Debian root packages: {e}")),
+                time: Duration::ZERO,
+                note: String::new(),
+            };
+        }
+    }
     let memory_bytes = match qemu::parse_size(s.memory) {
         Ok(b) => b,
         Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
@@ -606,6 +619,9 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
     let mut cfg = cfg;
     // Earlier runs of a PNOR scenario: their consoles go before the last one's.
     let mut earlier = String::new();
+    // The guest's first `date` line may be an earlier run's: the host clock
+    // window starts with the first run.
+    let first_start = unix_now();
     if s.pnor_runs > 0 {
         let pnor = scenario_log(s.name).with_extension("pnor");
         if let Err(e) = std::fs::write(&pnor, crate::pnor::image()) {
@@ -654,7 +670,7 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
             Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
         };
     let host = HostClock {
-        start: host_start,
+        start: host_start.min(first_start),
         end: unix_now(),
     };
     let log = match std::fs::read(&log_path).context(|| format!("reading {}", log_path.display())) {
@@ -747,6 +763,17 @@ fn write_linux_manifest(
                 readonly: false,
             }];
             p.cmdline.push_str(" paprika.root=1");
+        }
+    }
+    if boot.debian_root {
+        let image = crate::debian::build(false).map_err(|e| e.to_string())?;
+        if let Some(p) = m.partitions.first_mut() {
+            p.disks = vec![manifest::DiskSpec {
+                image: image.display().to_string(),
+                readonly: false,
+            }];
+            p.cmdline.push(' ');
+            p.cmdline.push_str(crate::run::DEBIAN_ROOT_APPEND);
         }
     }
     let text = format!(

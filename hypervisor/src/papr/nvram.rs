@@ -3,10 +3,13 @@
 //! `nvram-store` (PAPR 7.3.6.2/7.3.6.3; Linux
 //! `arch/powerpc/platforms/pseries/nvram.c`), kept across partition reboots.
 //!
-//! A fresh NVRAM holds one CHRP free partition over the whole space (signature
-//! 0x7f, name `wwwwwwwwwwww`, as SLOF and skiboot format an empty one), so
-//! Linux's partition scan finds a valid layout and carves its own partitions
-//! (`ibm,rtas-log`, the oops log) out of it.
+//! A fresh NVRAM holds, as SLOF formats one for `-M pseries`, a 4 KiB
+//! `common` partition (signature 0x70, Open Firmware's name=value variables,
+//! empty) then one CHRP free partition over the rest (signature 0x7f, name
+//! `wwwwwwwwwwww`), so Linux's partition scan finds a valid layout and carves
+//! its own partitions (`ibm,rtas-log`, the oops log) out of the free space,
+//! and powerpc-utils' `nvram --print-config` / `--update-config name=value`
+//! (whose default partition is `common`) find theirs.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -18,6 +21,11 @@ pub const NVRAM_SIZE: usize = 64 * 1024;
 /// CHRP partition header length and the free-space signature.
 pub const CHRP_HEADER_LEN: usize = 16;
 pub const CHRP_SIG_FREE: u8 = 0x7f;
+/// The system (Open Firmware name=value) partition's signature and name, and
+/// the size SLOF gives it.
+pub const CHRP_SIG_SYSTEM: u8 = 0x70;
+pub const COMMON_NAME: &str = "common";
+pub const COMMON_LEN: usize = 4096;
 
 /// The CHRP header checksum (Sparc/CHRP NVRAM spec; skiboot `chrp_nv_cksum`,
 /// Linux `nvram_checksum`): the bytes other than the checksum summed with an
@@ -60,13 +68,20 @@ impl Default for Nvram {
 }
 
 impl Nvram {
-    /// [`NVRAM_SIZE`] bytes formatted as one free partition.
+    /// [`NVRAM_SIZE`] bytes formatted as an empty `common` partition
+    /// ([`COMMON_LEN`] bytes: its header, then zeros, i.e. no variables) and
+    /// one free partition over the rest.
     pub fn new() -> Nvram {
         let mut bytes = vec![0u8; NVRAM_SIZE];
         bytes[..CHRP_HEADER_LEN].copy_from_slice(&chrp_header(
+            CHRP_SIG_SYSTEM,
+            COMMON_NAME,
+            COMMON_LEN,
+        ));
+        bytes[COMMON_LEN..COMMON_LEN + CHRP_HEADER_LEN].copy_from_slice(&chrp_header(
             CHRP_SIG_FREE,
             "wwwwwwwwwwww",
-            NVRAM_SIZE,
+            NVRAM_SIZE - COMMON_LEN,
         ));
         Nvram { bytes }
     }
@@ -244,15 +259,36 @@ mod tests {
     }
 
     #[test]
-    fn fresh_nvram_is_one_free_partition() {
+    fn fresh_nvram_is_common_then_free() {
         let n = Nvram::new();
-        assert_eq!(n.bytes().len(), NVRAM_SIZE);
-        assert_eq!(n.bytes()[0], CHRP_SIG_FREE);
+        let b = n.bytes();
+        assert_eq!(b.len(), NVRAM_SIZE);
+        // Walk the CHRP partitions as Linux's nvram_scan_partitions does.
+        let mut parts = Vec::new();
+        let mut at = 0;
+        while at < b.len() {
+            let h: [u8; CHRP_HEADER_LEN] = b[at..at + 16].try_into().unwrap();
+            assert_eq!(chrp_checksum(&h), h[1], "bad checksum at {at:#x}");
+            let len = u16::from_be_bytes([h[2], h[3]]) as usize * 16;
+            assert!(len >= 16);
+            let name = core::str::from_utf8(&h[4..16])
+                .unwrap()
+                .trim_end_matches('\0');
+            parts.push((h[0], name.to_string(), at, len));
+            at += len;
+        }
+        assert_eq!(at, NVRAM_SIZE, "the partitions cover the NVRAM exactly");
         assert_eq!(
-            u16::from_be_bytes([n.bytes()[2], n.bytes()[3]]) as usize * 16,
-            NVRAM_SIZE
+            parts,
+            [
+                (0x70, "common".to_string(), 0, 4096),
+                (0x7f, "wwwwwwwwwwww".to_string(), 4096, NVRAM_SIZE - 4096),
+            ]
         );
-        assert!(n.bytes()[16..].iter().all(|&b| b == 0));
+        // `common` holds no variables: its data starts with the final NUL
+        // pair powerpc-utils' nvram looks for.
+        assert!(b[16..4096].iter().all(|&x| x == 0));
+        assert!(b[4096 + 16..].iter().all(|&x| x == 0));
     }
 
     #[test]
