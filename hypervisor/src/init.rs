@@ -386,7 +386,11 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
     }
     // The virtio console's registers must be in the map: place its BAR now.
     let virtio_console = crate::platform::virtio_console::prepare(&info);
-    let io: Vec<PhysRange> = virtio_console.iter().map(|p| p.regs).collect();
+    let mut io: Vec<PhysRange> = virtio_console.iter().map(|p| p.regs).collect();
+    // Pass-through MSIs: the host XIVE in exploitation mode, the MSI ESB pages
+    // and the PHBs' 32-bit windows (MSI-X tables) mapped.
+    let msi_io = crate::partition::passthrough::prepare_msi(&info, &io);
+    io.extend(msi_io);
     let plan = mmu::MapPlan {
         memory: &info.memory,
         firmware: &firmware,

@@ -89,6 +89,8 @@ pub struct PciFunction {
     pub device: u16,
     /// The PHB's `ibm,opal-num-pes` (its M32 window has one segment per PE).
     pub num_pes: u32,
+    /// The PHB's `ibm,opal-msi-ranges`: first global interrupt number, count.
+    pub msi_ranges: Option<(u32, u32)>,
 }
 
 /// What the hypervisor knows about the machine.
@@ -212,6 +214,7 @@ const WANTED: &[&str] = &[
     "bootargs",
     "ibm,opal-phbid",
     "ibm,opal-num-pes",
+    "ibm,opal-msi-ranges",
     "ranges",
     "vendor-id",
     "device-id",
@@ -446,6 +449,9 @@ fn pci_function(node: &Node, ancestors: &[Node], info: &mut HostInfo) -> Result<
         vendor: vendor as u16,
         device: device as u16,
         num_pes: phb.u32("ibm,opal-num-pes").unwrap_or(1).max(1),
+        msi_ranges: phb
+            .get("ibm,opal-msi-ranges")
+            .and_then(|r| Some((be32_at(r, 0)?, be32_at(r, 4)?))),
     };
     if info.pci_functions.push(f).is_err() {
         info.pci_functions_dropped += 1;
