@@ -807,6 +807,11 @@ fn release_msis(v: &Vphb, f: &Passed, kind: u32) {
 /// vector; the guest sets MSI Enable).
 fn program_msis(v: &Vphb, f: &Passed, kind: vphb::MsiKind, n: u32) -> Result<(), PciError> {
     let m = &f.msi;
+    // A message left from before (the device's last use) is not the guest's:
+    // re-arm every vector at PQ 10, dropping a pending Q.
+    for h in m.host.iter().take(n as usize) {
+        opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10);
+    }
     match kind {
         vphb::MsiKind::MsiX => {
             let table = m
