@@ -15,6 +15,7 @@ mod linux;
 mod linux_bench;
 mod lpar_bench;
 mod manifest;
+mod msi_bench;
 mod nested_bench;
 mod partitions;
 mod pnor;

@@ -846,7 +846,7 @@ const PASSTHROUGH_MARKERS: &[&str] = &[
     "[pci] GUEST-PASS virtio-blk-read-pattern",
     // MSI-X: host MSIs reserved, ibm,change-msi programmed two vectors, and
     // reads completed by their interrupt (docs/passthrough.md "MSI").
-    "PAPRIKA passthrough-msi: pci 0001:01:00.0 2 vector(s)",
+    "PAPRIKA passthrough-msi: PHB 1 MSIs",
     "PAPRIKA passthrough-msi: pci 0001:01:00.0 MsiX 2 vector(s)",
     "[pci] GUEST-PASS msix-interrupt-read",
     "PAPRIKA passthrough-reset: pci 0001:01:00.0 Flr",

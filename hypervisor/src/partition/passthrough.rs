@@ -290,16 +290,21 @@ fn m32_mapped(phb_id: u64) -> bool {
         .any(|m| m.range.phb_id == phb_id && m.m32_mapped)
 }
 
-/// At boot, before the hypervisor's page tables are built: switches the host
-/// XIVE to exploitation mode (so OPAL tells where MSI ESBs are), and returns
-/// what the hypervisor must map for pass-through MSIs: each PHB's MSI ESB
-/// management pages and its 32-bit MMIO window (where MSI-X tables are),
-/// except a window overlapping `taken` (the console's registers).
-pub fn prepare_msi(info: &HostInfo, taken: &[PhysRange]) -> Vec<PhysRange> {
+/// At boot, before the hypervisor's page tables are built, when some
+/// partition owns a function (`devices`, from the boot bundle's manifest):
+/// switches the host XIVE to exploitation mode (so OPAL tells where MSI ESBs
+/// are), and returns what the hypervisor must map for pass-through MSIs: the
+/// MSI ESB management pages of each PHB with such a function and its 32-bit
+/// MMIO window (where MSI-X tables are), except a window overlapping `taken`
+/// (the console's registers).
+pub fn prepare_msi(info: &HostInfo, taken: &[PhysRange], devices: &[PciAddress]) -> Vec<PhysRange> {
     let mut out = Vec::new();
     let mut phbs: Vec<&PciFunction> = Vec::new();
     for f in &info.pci_functions {
-        if f.msi_ranges.is_some() && !phbs.iter().any(|p| p.phb_id == f.phb_id) {
+        if f.msi_ranges.is_some()
+            && devices.iter().any(|d| u64::from(d.domain) == f.phb_id)
+            && !phbs.iter().any(|p| p.phb_id == f.phb_id)
+        {
             phbs.push(f);
         }
     }
