@@ -849,6 +849,7 @@ const PASSTHROUGH_MARKERS: &[&str] = &[
     "PAPRIKA passthrough-msi: PHB 1 MSIs",
     "PAPRIKA passthrough-msi: pci 0001:01:00.0 MsiX 2 vector(s)",
     "[pci] GUEST-PASS msix-interrupt-read",
+    "[pci] GUEST-PASS msix-table-mask",
     "PAPRIKA passthrough-reset: pci 0001:01:00.0 Flr",
     // The device works again after the partition rebooted (its second boot
     // reads the disk again and is the one that passes).

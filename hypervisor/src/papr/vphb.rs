@@ -599,6 +599,87 @@ pub fn esb_fired(old_pq: u64) -> bool {
     old_pq != u64::MAX && old_pq & 1 != 0
 }
 
+/// The guest's view of a function's MSI-X table (its pages are not mapped
+/// into the partition): the little-endian bytes the guest reads and writes.
+/// Messages it writes stay here (the device keeps the host messages
+/// ibm,change-msi gave it); the mask bit of a vector's control word is passed
+/// on for programmed vectors by the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsixShadow {
+    bytes: alloc::vec::Vec<u8>,
+}
+
+impl MsixShadow {
+    /// `entries` entries, each masked with no message (the reset state).
+    pub fn new(entries: u32) -> Self {
+        let mut s = MsixShadow {
+            bytes: alloc::vec![0; 16 * entries as usize],
+        };
+        for i in 0..entries {
+            s.set(i, [0, 0, 0, 1]);
+        }
+        s
+    }
+
+    /// Entry `i` as four words (address low, high, data, vector control).
+    pub fn set(&mut self, i: u32, words: [u32; 4]) {
+        for (k, w) in words.iter().enumerate() {
+            let at = 16 * i as usize + 4 * k;
+            if let Some(b) = self.bytes.get_mut(at..at + 4) {
+                b.copy_from_slice(&w.to_le_bytes());
+            }
+        }
+    }
+
+    pub fn vector_control(&self, i: u32) -> Option<u32> {
+        let at = 16 * i as usize + 12;
+        let b = self.bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Whether `size` bytes at table offset `off` are inside the table and
+    /// naturally aligned (1, 2, 4 or 8 bytes).
+    pub fn covers(&self, off: u64, size: u64) -> bool {
+        matches!(size, 1 | 2 | 4 | 8)
+            && off.is_multiple_of(size)
+            && off
+                .checked_add(size)
+                .is_some_and(|e| e <= self.bytes.len() as u64)
+    }
+
+    /// The bytes at `off` as a big-endian bus-order value (what a load
+    /// returns before the guest's byte order is applied).
+    pub fn read(&self, off: u64, size: u64) -> Option<u64> {
+        if !self.covers(off, size) {
+            return None;
+        }
+        let at = off as usize;
+        Some(
+            self.bytes[at..at + size as usize]
+                .iter()
+                .fold(0u64, |v, &b| (v << 8) | u64::from(b)),
+        )
+    }
+
+    /// Stores big-endian bus-order `value`; the entries whose vector control
+    /// word it touched (first, last), or `None` when outside the table.
+    pub fn write(&mut self, off: u64, size: u64, value: u64) -> Option<Option<(u32, u32)>> {
+        if !self.covers(off, size) {
+            return None;
+        }
+        let at = off as usize;
+        for i in 0..size as usize {
+            self.bytes[at + i] = (value >> (8 * (size as usize - 1 - i))) as u8;
+        }
+        let (first, last) = ((off / 16) as u32, ((off + size - 1) / 16) as u32);
+        let touches_ctl = (first..=last).any(|e| {
+            let ctl = 16 * u64::from(e) + 12;
+            off < ctl + 4 && off + size > ctl
+        });
+        Some(touches_ctl.then_some((first, last)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -950,5 +1031,33 @@ mod tests {
             v.write(0x54, Width::Word, 0x1234),
             Ok(WriteAction::Refuse(_))
         ));
+    }
+
+    #[test]
+    fn msix_shadow_reads_writes_and_mask_changes() {
+        let mut t = MsixShadow::new(2);
+        assert_eq!(t.vector_control(1), Some(1));
+        assert_eq!(t.vector_control(2), None);
+        // A 4-byte load of vector control: bytes 01 00 00 00 on the bus.
+        assert_eq!(t.read(12, 4), Some(0x0100_0000));
+        t.set(0, msix_entry((1 << 60) | 0x10, 3, false));
+        assert_eq!(t.read(0, 8), Some(0x1000_0000_0000_0010u64.swap_bytes()));
+        assert_eq!(t.read(8, 4), Some(0x0300_0000));
+        // Address writes stay in the shadow and name no vector control.
+        assert_eq!(t.write(16, 4, 0x1122_3344), Some(None));
+        assert_eq!(t.read(16, 4), Some(0x1122_3344));
+        // Masking entry 1 (little-endian 1 = bus 0x01000000).
+        assert_eq!(t.write(28, 4, 0x0100_0000), Some(Some((1, 1))));
+        assert_eq!(t.vector_control(1), Some(1));
+        assert_eq!(t.write(24, 8, 0), Some(Some((1, 1))));
+        assert_eq!(t.vector_control(1), Some(0));
+        assert_eq!(t.write(31, 1, 1), Some(Some((1, 1))));
+        assert_eq!(t.vector_control(1), Some(0x0100_0000));
+        // Outside, misaligned, odd sizes.
+        assert_eq!(t.read(32, 4), None);
+        assert_eq!(t.read(2, 4), None);
+        assert_eq!(t.read(0, 3), None);
+        assert_eq!(t.write(u64::MAX - 3, 4, 0), None);
+        assert_eq!(t.write(30, 4, 0), None);
     }
 }

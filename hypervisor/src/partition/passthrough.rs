@@ -101,6 +101,9 @@ pub struct FunctionMsi {
     /// Real address of the MSI-X table (inside a BAR), when the hypervisor
     /// can write it.
     pub msix_table: Option<u64>,
+    /// The table's PCI address, and the guest's view of it (its pages trap).
+    pub msix_table_pci: Option<u64>,
+    pub shadow: spin::Mutex<Option<vphb::MsixShadow>>,
     /// The MSI capability's offset and whether it takes 64-bit addresses.
     pub msi_cap: Option<(u16, bool)>,
     /// Vectors programmed by ibm,change-msi (0: none); polled while non-zero.
@@ -590,6 +593,8 @@ fn place(
         ddw_shift: core::sync::atomic::AtomicU32::new(TCE32_SHIFT),
         msi: FunctionMsi {
             msix_table: msix_table_cpu.filter(|_| m32_mapped(f.phb_id)),
+            msix_table_pci: msix_table_cpu.map(|c| c - m32.cpu + m32.pci),
+            shadow: spin::Mutex::new((msix > 0).then(|| vphb::MsixShadow::new(msix))),
             msi_cap,
             ..FunctionMsi::default()
         },
@@ -646,6 +651,17 @@ impl Passthrough {
 
     fn functions(&self) -> impl Iterator<Item = &Passed> {
         self.vphbs.iter().flat_map(|v| v.functions.iter())
+    }
+
+    /// The function whose trapped MSI-X table pages hold guest real `gra`.
+    pub fn msix_page(&self, gra: u64) -> Option<(&Vphb, &Passed)> {
+        self.vphbs.iter().find_map(|v| {
+            v.functions.iter().find_map(|f| {
+                let (pci, len) = f.msix_table?;
+                let gpa = v.mmio_gpa + (pci - v.m32.pci);
+                (gra >= gpa && gra - gpa < len).then_some((v, f))
+            })
+        })
     }
 
     /// Some function has MSIs programmed (its ESBs are being polled).
@@ -710,6 +726,9 @@ impl Passthrough {
                     let mut kind = f.msi.kind.lock();
                     *kind = 0;
                     f.msi.granted.store(0, Ordering::Release);
+                    if let Some(t) = f.msi.shadow.lock().as_mut() {
+                        *t = vphb::MsixShadow::new(f.node.msix);
+                    }
                 }
                 let mut cfg = OpalConfig { phb_id: v.phb_id };
                 let mut wait = || {
@@ -797,6 +816,11 @@ fn release_msis(v: &Vphb, f: &Passed, kind: u32) {
                 opal_pci::write_msix_entry(table + 16 * i, vphb::msix_entry(0, 0, true));
             }
         }
+        if let Some(t) = m.shadow.lock().as_mut() {
+            for i in 0..had {
+                t.set(i, vphb::msix_entry(0, 0, true));
+            }
+        }
     } else if kind == vphb::MsiKind::Msi as u32 {
         if let Some((cap, _)) = m.msi_cap {
             let _ = msi_enable(v, f, false);
@@ -822,11 +846,13 @@ fn program_msis(v: &Vphb, f: &Passed, kind: vphb::MsiKind, n: u32) -> Result<(),
             let table = m
                 .msix_table
                 .ok_or(PciError::Phb("MSI-X table not mapped", 0))?;
+            let mut shadow = m.shadow.lock();
             for (i, h) in m.host.iter().take(n as usize).enumerate() {
-                opal_pci::write_msix_entry(
-                    table + 16 * i as u64,
-                    vphb::msix_entry(h.address, h.data, false),
-                );
+                let e = vphb::msix_entry(h.address, h.data, false);
+                opal_pci::write_msix_entry(table + 16 * i as u64, e);
+                if let Some(t) = shadow.as_mut() {
+                    t.set(i as u32, e);
+                }
             }
         }
         vphb::MsiKind::Msi => {
@@ -856,6 +882,55 @@ fn msi_enable(v: &Vphb, f: &Passed, on: bool) -> Result<(), PciError> {
     let mut cfg = OpalConfig { phb_id: v.phb_id };
     let ctl = cfg.read16(f.addr.bdf, cap + 2)?;
     cfg.write16(f.addr.bdf, cap + 2, (ctl & !1) | u16::from(on))
+}
+
+/// A guest load (`store` None) or store of `size` bytes at `gra` in the
+/// trapped pages of `f`'s MSI-X table: inside the table on the guest's view
+/// (`vphb::MsixShadow`; a programmed vector's mask bit passed to the device),
+/// elsewhere in those pages (the PBA...) on the device itself. The value is
+/// big-endian bus order (`emulate`'s convention); `None`: not emulated.
+pub fn msix_access(v: &Vphb, f: &Passed, gra: u64, size: u64, store: Option<u64>) -> Option<u64> {
+    if !matches!(size, 1 | 2 | 4 | 8) || !gra.is_multiple_of(size) {
+        return None;
+    }
+    let m = &f.msi;
+    let table_pci = m.msix_table_pci?;
+    let table_gpa = v.mmio_gpa + (table_pci - v.m32.pci);
+    let mut shadow = m.shadow.lock();
+    let t = shadow.as_mut()?;
+    let off = gra.wrapping_sub(table_gpa);
+    if gra >= table_gpa && t.covers(off, size) {
+        return match store {
+            None => t.read(off, size),
+            Some(value) => {
+                if let Some((first, last)) = t.write(off, size, value)? {
+                    let granted = m.granted.load(Ordering::Acquire);
+                    let table = m.msix_table?;
+                    for i in first..=last.min(granted.saturating_sub(1)) {
+                        if i < granted {
+                            let ctl = t.vector_control(i).unwrap_or(1) & 1;
+                            opal_pci::mmio_write(
+                                table + 16 * u64::from(i) + 12,
+                                4,
+                                u64::from(ctl.swap_bytes()),
+                            );
+                        }
+                    }
+                }
+                Some(0)
+            }
+        };
+    }
+    // Not the table: the device's own registers (only if the window is mapped).
+    m.msix_table?;
+    let pa = v.m32.cpu + (gra - v.mmio_gpa);
+    match store {
+        None => Some(opal_pci::mmio_read(pa, size)),
+        Some(value) => {
+            opal_pci::mmio_write(pa, size, value);
+            Some(0)
+        }
+    }
 }
 
 /// Polls the partition's programmed MSIs (from its vCPUs' run loops): each

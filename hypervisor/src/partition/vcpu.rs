@@ -775,11 +775,12 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
                     ),
                 );
             }
-            // An access to an emulated device (XIVE TIMA/ESB pages), unless the
+            // An access to an emulated device (XIVE TIMA/ESB pages, MSI-X
+            // table pages of passed-through functions), unless the
             // fault came from walking the guest's own tables (HDSISR bit 46).
             if ctx.regs.hdsisr & HDSISR_PRTABLE == 0 {
                 let addr = (ctx.regs.asdr & 0x0fff_ffff_ffff_f000) | (ctx.regs.hdar & 0xfff);
-                if p.xive.read(|x| x.classify(addr)).is_some() {
+                if p.xive.read(|x| x.classify(addr)).is_some() || p.pci.msix_page(addr).is_some() {
                     if let Some(next) = super::mmio::emulate(p, v, ctx, addr) {
                         return next;
                     }

@@ -264,3 +264,50 @@ pub fn write_msix_entry(table_entry: u64, words: [u32; 4]) {
     }
     crate::arch::ppc64::instr::eieio();
 }
+
+/// A load of `size` (1, 2, 4 or 8) bytes at real `pa` in a mapped PHB 32-bit
+/// window (see [`write_msix_entry`]), as a big-endian bus-order value; all
+/// ones for another size.
+pub fn mmio_read(pa: u64, size: u64) -> u64 {
+    let va = crate::mm::LINEAR_BASE | pa;
+    // SAFETY: a device register of a pass-through function in a window
+    // `init` mapped caching-inhibited; the caller checked alignment (a
+    // partition's access to its own function, which the MSI-X table's page
+    // traps).
+    unsafe {
+        match size {
+            1 => u64::from(core::ptr::read_volatile(va as *const u8)),
+            2 => u64::from(u16::from_be_bytes(
+                core::ptr::read_volatile(va as *const u16).to_ne_bytes(),
+            )),
+            4 => u64::from(u32::from_be_bytes(
+                core::ptr::read_volatile(va as *const u32).to_ne_bytes(),
+            )),
+            8 => u64::from_be_bytes(core::ptr::read_volatile(va as *const u64).to_ne_bytes()),
+            _ => u64::MAX,
+        }
+    }
+}
+
+/// A store of `size` bytes of big-endian bus-order `value` at real `pa` (as
+/// [`mmio_read`]).
+pub fn mmio_write(pa: u64, size: u64, value: u64) {
+    let va = crate::mm::LINEAR_BASE | pa;
+    // SAFETY: as in `mmio_read`.
+    unsafe {
+        match size {
+            1 => core::ptr::write_volatile(va as *mut u8, value as u8),
+            2 => core::ptr::write_volatile(
+                va as *mut u16,
+                u16::from_ne_bytes((value as u16).to_be_bytes()),
+            ),
+            4 => core::ptr::write_volatile(
+                va as *mut u32,
+                u32::from_ne_bytes((value as u32).to_be_bytes()),
+            ),
+            8 => core::ptr::write_volatile(va as *mut u64, u64::from_ne_bytes(value.to_be_bytes())),
+            _ => {}
+        }
+    }
+    crate::arch::ppc64::instr::eieio();
+}
