@@ -936,10 +936,17 @@ pub fn msix_access(v: &Vphb, f: &Passed, gra: u64, size: u64, store: Option<u64>
 /// Polls the partition's programmed MSIs (from its vCPUs' run loops): each
 /// ESB whose Q bit a device's MSI set fires the guest's source, in both of
 /// its interrupt controllers (as VIO devices do), and is re-armed at PQ 10.
+#[inline(always)]
 pub fn poll_msi(p: &super::lpar::Partition) {
-    if p.pci.is_empty() {
-        return;
+    // Every full exit passes here: most partitions have no devices.
+    if !p.pci.is_empty() {
+        poll_msi_slow(p);
     }
+}
+
+#[inline(never)]
+#[cold]
+fn poll_msi_slow(p: &super::lpar::Partition) {
     for f in p.pci.functions() {
         let n = f.msi.granted.load(Ordering::Acquire) as usize;
         for (i, h) in f.msi.host.iter().take(n).enumerate() {
