@@ -648,6 +648,9 @@ mod tests {
         assert_eq!(rp.bdf, crate::pci::Bdf::new(0, 0, 0));
         assert_eq!(rp.bridge, None);
         assert_eq!(rp.num_pes, 512);
+        // PHB 0's 4088 MSIs from 0xfe000, PHB 1's 2040 from 0xfd800.
+        assert_eq!(rp.msi_ranges, Some((0xfe000, 0xff8)));
+        assert_eq!(info.pci_functions[1].msi_ranges, Some((0xfd800, 0x7f8)));
         assert_eq!(
             rp.m32,
             Some(crate::pci::MmioWindow {
