@@ -386,7 +386,26 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
     }
     // The virtio console's registers must be in the map: place its BAR now.
     let virtio_console = crate::platform::virtio_console::prepare(&info);
-    let io: Vec<PhysRange> = virtio_console.iter().map(|p| p.regs).collect();
+    let mut io: Vec<PhysRange> = virtio_console.iter().map(|p| p.regs).collect();
+    // Pass-through MSIs: the host XIVE in exploitation mode, the MSI ESB pages
+    // and the PHBs' 32-bit windows (MSI-X tables) mapped.
+    // Only PHBs with a function some partition of the boot bundle owns.
+    let pt_devices: Vec<crate::pci::PciAddress> = bundle_of(&info)
+        .and_then(|b| {
+            crate::bundle::find(b, crate::bundle::MANIFEST)
+                .ok()
+                .flatten()
+        })
+        .and_then(|blob| crate::partition::manifest::from_dtb(blob).ok())
+        .map(|m| {
+            m.partitions
+                .iter()
+                .flat_map(|p| p.devices.iter().copied())
+                .collect()
+        })
+        .unwrap_or_default();
+    let msi_io = crate::partition::passthrough::prepare_msi(&info, &io, &pt_devices);
+    io.extend(msi_io);
     let plan = mmu::MapPlan {
         memory: &info.memory,
         firmware: &firmware,

@@ -16,6 +16,7 @@ mod linux;
 mod linux_bench;
 mod lpar_bench;
 mod manifest;
+mod msi_bench;
 mod nested_bench;
 mod partitions;
 mod pnor;

@@ -859,6 +859,12 @@ const PASSTHROUGH_MARKERS: &[&str] = &[
     "PAPRIKA passthrough: pci 0001:01:00.0 (1af4:1042) PE 1",
     "PAPRIKA passthrough-ddw: pci 0001:01:00.0",
     "[pci] GUEST-PASS virtio-blk-read-pattern",
+    // MSI-X: host MSIs reserved, ibm,change-msi programmed two vectors, and
+    // reads completed by their interrupt (docs/passthrough.md "MSI").
+    "PAPRIKA passthrough-msi: PHB 1 MSIs",
+    "PAPRIKA passthrough-msi: pci 0001:01:00.0 MsiX 2 vector(s)",
+    "[pci] GUEST-PASS msix-interrupt-read",
+    "[pci] GUEST-PASS msix-table-mask",
     "PAPRIKA passthrough-reset: pci 0001:01:00.0 Flr",
     // The device works again after the partition rebooted (its second boot
     // reads the disk again and is the one that passes).

@@ -89,6 +89,8 @@ pub struct PciFunction {
     pub device: u16,
     /// The PHB's `ibm,opal-num-pes` (its M32 window has one segment per PE).
     pub num_pes: u32,
+    /// The PHB's `ibm,opal-msi-ranges`: first global interrupt number, count.
+    pub msi_ranges: Option<(u32, u32)>,
 }
 
 /// What the hypervisor knows about the machine.
@@ -212,6 +214,7 @@ const WANTED: &[&str] = &[
     "bootargs",
     "ibm,opal-phbid",
     "ibm,opal-num-pes",
+    "ibm,opal-msi-ranges",
     "ranges",
     "vendor-id",
     "device-id",
@@ -446,6 +449,9 @@ fn pci_function(node: &Node, ancestors: &[Node], info: &mut HostInfo) -> Result<
         vendor: vendor as u16,
         device: device as u16,
         num_pes: phb.u32("ibm,opal-num-pes").unwrap_or(1).max(1),
+        msi_ranges: phb
+            .get("ibm,opal-msi-ranges")
+            .and_then(|r| Some((be32_at(r, 0)?, be32_at(r, 4)?))),
     };
     if info.pci_functions.push(f).is_err() {
         info.pci_functions_dropped += 1;
@@ -642,6 +648,9 @@ mod tests {
         assert_eq!(rp.bdf, crate::pci::Bdf::new(0, 0, 0));
         assert_eq!(rp.bridge, None);
         assert_eq!(rp.num_pes, 512);
+        // PHB 0's 4088 MSIs from 0xfe000, PHB 1's 2040 from 0xfd800.
+        assert_eq!(rp.msi_ranges, Some((0xfe000, 0xff8)));
+        assert_eq!(info.pci_functions[1].msi_ranges, Some((0xfd800, 0x7f8)));
         assert_eq!(
             rp.m32,
             Some(crate::pci::MmioWindow {

@@ -64,6 +64,9 @@ pub enum RtasCall {
     GetConfigAddrInfo2,
     SlotErrorDetail,
     ConfigurePe,
+    /// MSIs of passed-through functions.
+    ChangeMsi,
+    QueryInterruptSourceNumber,
 }
 
 pub const TOKEN_BASE: u32 = 0x2000;
@@ -105,6 +108,11 @@ pub const CALLS: &[(&str, RtasCall)] = &[
     ("ibm,get-config-addr-info2", RtasCall::GetConfigAddrInfo2),
     ("ibm,slot-error-detail", RtasCall::SlotErrorDetail),
     ("ibm,configure-pe", RtasCall::ConfigurePe),
+    ("ibm,change-msi", RtasCall::ChangeMsi),
+    (
+        "ibm,query-interrupt-source-number",
+        RtasCall::QueryInterruptSourceNumber,
+    ),
 ];
 
 /// The token of `call` (what the guest finds in /rtas).

@@ -120,6 +120,13 @@ pub struct VFunction {
     /// Offset of the PCI Express capability: its Device Control's "initiate
     /// function-level reset" is done by the hypervisor (BARs put back after).
     pub pcie_cap: Option<u16>,
+    /// Offset of the MSI-X capability: its Message Control's Enable and
+    /// Function Mask bits are the guest's (the rest of the capability and the
+    /// table are programmed by ibm,change-msi).
+    pub msix_cap: Option<u16>,
+    /// Offset of the MSI capability: its Message Control's Enable bit is the
+    /// guest's (address and data are programmed by ibm,change-msi).
+    pub msi_cap: Option<u16>,
     /// BARs whose all-ones sizing write is pending (bit per BAR register).
     sizing: u8,
 }
@@ -145,6 +152,9 @@ pub enum WriteAction {
     /// A function-level reset the hypervisor performs (then puts the BARs
     /// back); the rest of the written value is dropped.
     Reset,
+    /// The MSI capability's Enable bit set or cleared: the hypervisor
+    /// read-modify-writes Message Control, keeping the rest.
+    MsiEnable(bool),
 }
 
 const COMMAND: u16 = crate::pci::COMMAND;
@@ -160,6 +170,8 @@ impl VFunction {
             read_only: heapless::Vec::new(),
             dma_ready: false,
             pcie_cap: None,
+            msix_cap: None,
+            msi_cap: None,
             sizing: 0,
         }
     }
@@ -248,6 +260,21 @@ impl VFunction {
         }
         if off >= 0x100 {
             return Ok(WriteAction::Refuse("extended config space is read-only"));
+        }
+        if let Some(cap) = self.msix_cap {
+            // Message Control (cap + 2): bit 15 MSI-X Enable, bit 14 Function
+            // Mask; the table size is read-only in the device anyway.
+            if (off == cap + 2 && width == Width::Half) || (off == cap + 3 && width == Width::Byte)
+            {
+                return Ok(WriteAction::Pass(value));
+            }
+        }
+        if let Some(cap) = self.msi_cap {
+            // Message Control (cap + 2): only MSI Enable (bit 0) may change;
+            // Multiple Message Enable stays as ibm,change-msi set it.
+            if off == cap + 2 && width != Width::Word {
+                return Ok(WriteAction::MsiEnable(value & 1 != 0));
+            }
         }
         if self
             .read_only
@@ -416,6 +443,241 @@ pub fn ddw_request_ok(page_shift: u32, window_shift: u32, mem_size: u64) -> bool
     ddw_page_shift_ok(page_shift)
         && (page_shift..=59).contains(&window_shift)
         && (1u64 << window_shift) >= mem_size
+}
+
+/// Interrupt numbers (guest XIVE LISNs and XICS sources) of passed-through
+/// functions' MSIs start here (VIO devices' start at 0x1000, IPIs at 0).
+pub const MSI_LISN_BASE: u32 = 0x2000;
+/// Most MSI vectors one function is given (a block of host MSIs and guest
+/// LISNs reserved when the partition is created).
+pub const MAX_VECTORS: u32 = 32;
+
+/// The vectors reserved for a function whose MSI capability offers `msi`
+/// messages and whose MSI-X table has `msix` entries. MSI is given one vector
+/// (multiple-message MSI would need an aligned block of host MSIs whose low
+/// data bits the device ORs in).
+pub fn vectors_for(msi: u32, msix: u32) -> u32 {
+    msix.max(msi.min(1)).min(MAX_VECTORS)
+}
+
+/// The first LISN of each function's block, given each function's reserved
+/// vectors in order, or `None` when they would not fit below 2^31 (EISNs and
+/// XICS source numbers are 31-bit at most).
+pub fn lisn_blocks(reserved: &[u32]) -> Option<alloc::vec::Vec<u32>> {
+    let mut next = MSI_LISN_BASE;
+    let mut out = alloc::vec::Vec::with_capacity(reserved.len());
+    for &n in reserved {
+        out.push(next);
+        next = next.checked_add(n).filter(|&e| e < 1 << 31)?;
+    }
+    Some(out)
+}
+
+/// The host MSIs of one PHB (`ibm,opal-msi-ranges`: the first global interrupt
+/// number and how many), handed out in blocks for the hypervisor's life:
+/// block numbers are the PHB's hardware MSI numbers (IVE indices, from 0),
+/// the interrupt number is `base + index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsiRange {
+    pub phb_id: u64,
+    pub base: u32,
+    pub count: u32,
+    next: u32,
+}
+
+impl MsiRange {
+    pub fn new(phb_id: u64, base: u32, count: u32) -> Self {
+        MsiRange {
+            phb_id,
+            base,
+            count,
+            next: 0,
+        }
+    }
+
+    /// `n` consecutive hardware MSI numbers, the first returned.
+    pub fn alloc(&mut self, n: u32) -> Option<u32> {
+        let end = self.next.checked_add(n).filter(|&e| e <= self.count)?;
+        let first = self.next;
+        self.next = end;
+        Some(first)
+    }
+}
+
+/// PAPR interrupt types ibm,change-msi reports in its fourth return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsiKind {
+    Msi = 1,
+    MsiX = 2,
+}
+
+/// What ibm,change-msi does (decided by [`change_msi`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeMsi {
+    /// Number 0: every vector released (the device's messages cleared).
+    Release,
+    /// `n` vectors of `kind` programmed into the device, numbered from the
+    /// function's first LISN.
+    Program(MsiKind, u32),
+    /// More were asked than the function has: nothing changes, the answer is
+    /// how many it may ask for (QEMU's answer; Linux asks again with it).
+    Fewer(MsiKind, u32),
+}
+
+/// ibm,change-msi function codes (Linux `pseries/msi.c`).
+pub const CHANGE_MSI_ANY: u32 = 1;
+pub const CHANGE_MSI_MSI: u32 = 3;
+pub const CHANGE_MSI_MSIX: u32 = 4;
+
+/// ibm,change-msi(function `func`, number `req`) for a function with `msi`
+/// MSI messages, `msix` MSI-X entries and `reserved` vectors: function 1
+/// picks MSI when present, else MSI-X (QEMU); 3 and 4 ask for one of them;
+/// anything else, or a kind the function lacks, is a parameter error (-3);
+/// a kind present but given no vector a hardware error (-1).
+pub fn change_msi(
+    func: u32,
+    req: u32,
+    msi: u32,
+    msix: u32,
+    reserved: u32,
+) -> Result<ChangeMsi, i32> {
+    use crate::papr::rtas::{RTAS_HARDWARE_ERROR, RTAS_PARAMETER_ERROR};
+    let kind = match func {
+        CHANGE_MSI_ANY if msi > 0 => MsiKind::Msi,
+        CHANGE_MSI_ANY if msix > 0 => MsiKind::MsiX,
+        CHANGE_MSI_MSI if msi > 0 => MsiKind::Msi,
+        CHANGE_MSI_MSIX if msix > 0 => MsiKind::MsiX,
+        _ => return Err(RTAS_PARAMETER_ERROR),
+    };
+    if req == 0 {
+        return Ok(ChangeMsi::Release);
+    }
+    let max = match kind {
+        MsiKind::Msi => msi.min(1),
+        MsiKind::MsiX => msix,
+    }
+    .min(reserved);
+    if max == 0 {
+        return Err(RTAS_HARDWARE_ERROR);
+    }
+    if req > max {
+        return Ok(ChangeMsi::Fewer(kind, max));
+    }
+    Ok(ChangeMsi::Program(kind, req))
+}
+
+/// ibm,query-interrupt-source-number(index): the interrupt number of vector
+/// `index` of a function given `granted` vectors from `first_lisn`; a vector
+/// it does not have is a hardware error (-1), as QEMU answers.
+pub fn query_source(first_lisn: u32, granted: u32, index: u32) -> Result<u32, i32> {
+    if index >= granted {
+        return Err(crate::papr::rtas::RTAS_HARDWARE_ERROR);
+    }
+    Ok(first_lisn + index)
+}
+
+/// An MSI-X table entry (16 bytes, little-endian words): message address low,
+/// high, data, vector control (bit 0 masks).
+pub fn msix_entry(address: u64, data: u32, masked: bool) -> [u32; 4] {
+    [
+        address as u32,
+        (address >> 32) as u32,
+        data,
+        u32::from(masked),
+    ]
+}
+
+/// ESB offsets of the host source the hypervisor polls: a load at 0xE00 sets
+/// PQ to 10 and returns the old PQ; with PQ held at 10 a trigger only sets Q
+/// (11) and never notifies the interrupt controller.
+pub const ESB_SET_PQ_10: u64 = 0xe00;
+pub const ESB_SET_PQ_01: u64 = 0xd00;
+
+/// Whether an ESB's old PQ (from the set-PQ-10 load) says the source fired
+/// since the last poll (Q set). All ones is an invalid source.
+pub fn esb_fired(old_pq: u64) -> bool {
+    old_pq != u64::MAX && old_pq & 1 != 0
+}
+
+/// The guest's view of a function's MSI-X table (its pages are not mapped
+/// into the partition): the little-endian bytes the guest reads and writes.
+/// Messages it writes stay here (the device keeps the host messages
+/// ibm,change-msi gave it); the mask bit of a vector's control word is passed
+/// on for programmed vectors by the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsixShadow {
+    bytes: alloc::vec::Vec<u8>,
+}
+
+impl MsixShadow {
+    /// `entries` entries, each masked with no message (the reset state).
+    pub fn new(entries: u32) -> Self {
+        let mut s = MsixShadow {
+            bytes: alloc::vec![0; 16 * entries as usize],
+        };
+        for i in 0..entries {
+            s.set(i, [0, 0, 0, 1]);
+        }
+        s
+    }
+
+    /// Entry `i` as four words (address low, high, data, vector control).
+    pub fn set(&mut self, i: u32, words: [u32; 4]) {
+        for (k, w) in words.iter().enumerate() {
+            let at = 16 * i as usize + 4 * k;
+            if let Some(b) = self.bytes.get_mut(at..at + 4) {
+                b.copy_from_slice(&w.to_le_bytes());
+            }
+        }
+    }
+
+    pub fn vector_control(&self, i: u32) -> Option<u32> {
+        let at = 16 * i as usize + 12;
+        let b = self.bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Whether `size` bytes at table offset `off` are inside the table and
+    /// naturally aligned (1, 2, 4 or 8 bytes).
+    pub fn covers(&self, off: u64, size: u64) -> bool {
+        matches!(size, 1 | 2 | 4 | 8)
+            && off.is_multiple_of(size)
+            && off
+                .checked_add(size)
+                .is_some_and(|e| e <= self.bytes.len() as u64)
+    }
+
+    /// The bytes at `off` as a big-endian bus-order value (what a load
+    /// returns before the guest's byte order is applied).
+    pub fn read(&self, off: u64, size: u64) -> Option<u64> {
+        if !self.covers(off, size) {
+            return None;
+        }
+        let at = off as usize;
+        Some(
+            self.bytes[at..at + size as usize]
+                .iter()
+                .fold(0u64, |v, &b| (v << 8) | u64::from(b)),
+        )
+    }
+
+    /// Stores big-endian bus-order `value`; the entries whose vector control
+    /// word it touched (first, last), or `None` when outside the table.
+    pub fn write(&mut self, off: u64, size: u64, value: u64) -> Option<Option<(u32, u32)>> {
+        if !self.covers(off, size) {
+            return None;
+        }
+        let at = off as usize;
+        for i in 0..size as usize {
+            self.bytes[at + i] = (value >> (8 * (size as usize - 1 - i))) as u8;
+        }
+        let (first, last) = ((off / 16) as u32, ((off + size - 1) / 16) as u32);
+        let touches_ctl = (first..=last).any(|e| {
+            let ctl = 16 * u64::from(e) + 12;
+            off < ctl + 4 && off + size > ctl
+        });
+        Some(touches_ctl.then_some((first, last)))
+    }
 }
 
 #[cfg(test)]
@@ -640,5 +902,162 @@ mod tests {
         assert!(!ddw_request_ok(16, 27, 256 << 20));
         assert!(!ddw_request_ok(13, 28, 256 << 20));
         assert!(!ddw_request_ok(16, 60, 256 << 20));
+    }
+
+    #[test]
+    fn msi_vectors_lisns_and_host_blocks() {
+        assert_eq!(vectors_for(0, 2), 2);
+        assert_eq!(vectors_for(8, 0), 1);
+        assert_eq!(vectors_for(1, 65), MAX_VECTORS);
+        assert_eq!(vectors_for(0, 0), 0);
+        assert_eq!(
+            lisn_blocks(&[2, 0, 32]),
+            Some(alloc::vec![0x2000, 0x2002, 0x2002])
+        );
+        assert_eq!(lisn_blocks(&[u32::MAX]), None);
+        let mut r = MsiRange::new(1, 0x1000, 40);
+        assert_eq!(r.alloc(32), Some(0));
+        assert_eq!(r.alloc(8), Some(32));
+        assert_eq!(r.alloc(1), None);
+        assert_eq!(r.alloc(u32::MAX), None);
+    }
+
+    #[test]
+    fn change_msi_arguments() {
+        use crate::papr::rtas::{RTAS_HARDWARE_ERROR, RTAS_PARAMETER_ERROR};
+        // virtio-blk: MSI-X only, 2 entries.
+        assert_eq!(
+            change_msi(1, 2, 0, 2, 2),
+            Ok(ChangeMsi::Program(MsiKind::MsiX, 2))
+        );
+        assert_eq!(
+            change_msi(4, 1, 0, 2, 2),
+            Ok(ChangeMsi::Program(MsiKind::MsiX, 1))
+        );
+        assert_eq!(
+            change_msi(4, 3, 0, 2, 2),
+            Ok(ChangeMsi::Fewer(MsiKind::MsiX, 2))
+        );
+        assert_eq!(change_msi(4, 0, 0, 2, 2), Ok(ChangeMsi::Release));
+        assert_eq!(change_msi(3, 1, 0, 2, 2), Err(RTAS_PARAMETER_ERROR));
+        // Unknown functions (0 query, 2 reset, 5 32-bit MSI, garbage).
+        for func in [0, 2, 5, 6, u32::MAX] {
+            assert_eq!(change_msi(func, 1, 1, 2, 2), Err(RTAS_PARAMETER_ERROR));
+        }
+        // MSI preferred by function 1, one vector at most.
+        assert_eq!(
+            change_msi(1, 1, 4, 8, 8),
+            Ok(ChangeMsi::Program(MsiKind::Msi, 1))
+        );
+        assert_eq!(
+            change_msi(3, 4, 4, 8, 8),
+            Ok(ChangeMsi::Fewer(MsiKind::Msi, 1))
+        );
+        // More entries than reserved: the reservation caps it.
+        assert_eq!(
+            change_msi(4, 64, 0, 65, 32),
+            Ok(ChangeMsi::Fewer(MsiKind::MsiX, 32))
+        );
+        assert_eq!(change_msi(4, 1, 0, 2, 0), Err(RTAS_HARDWARE_ERROR));
+        assert_eq!(
+            change_msi(4, u32::MAX, 0, 2, 2),
+            Ok(ChangeMsi::Fewer(MsiKind::MsiX, 2))
+        );
+    }
+
+    #[test]
+    fn query_source_numbers() {
+        assert_eq!(query_source(0x2000, 2, 0), Ok(0x2000));
+        assert_eq!(query_source(0x2000, 2, 1), Ok(0x2001));
+        assert_eq!(
+            query_source(0x2000, 2, 2),
+            Err(crate::papr::rtas::RTAS_HARDWARE_ERROR)
+        );
+        assert_eq!(
+            query_source(0x2000, 0, 0),
+            Err(crate::papr::rtas::RTAS_HARDWARE_ERROR)
+        );
+        assert_eq!(
+            query_source(0x2000, 2, u32::MAX),
+            Err(crate::papr::rtas::RTAS_HARDWARE_ERROR)
+        );
+    }
+
+    #[test]
+    fn msix_entries_and_esb_polling() {
+        assert_eq!(
+            msix_entry((1 << 60) | 0x1230, 0x1f, false),
+            [0x1230, 0x1000_0000, 0x1f, 0]
+        );
+        assert_eq!(msix_entry(0, 0, true)[3], 1);
+        assert!(esb_fired(0b11));
+        assert!(!esb_fired(0b10));
+        assert!(!esb_fired(0b00));
+        assert!(!esb_fired(u64::MAX));
+    }
+
+    #[test]
+    fn msi_control_bits_are_the_guests() {
+        let mut v = f();
+        v.msix_cap = Some(0x40);
+        v.msi_cap = Some(0x50);
+        let _ = v.read_only.push((0x40, 12));
+        let _ = v.read_only.push((0x50, 24));
+        assert_eq!(
+            v.write(0x42, Width::Half, 0xc000),
+            Ok(WriteAction::Pass(0xc000))
+        );
+        assert_eq!(
+            v.write(0x43, Width::Byte, 0x80),
+            Ok(WriteAction::Pass(0x80))
+        );
+        assert!(matches!(
+            v.write(0x40, Width::Word, 0x8000_0000),
+            Ok(WriteAction::Refuse(_))
+        ));
+        assert!(matches!(
+            v.write(0x44, Width::Word, 0),
+            Ok(WriteAction::Refuse(_))
+        ));
+        assert_eq!(
+            v.write(0x52, Width::Half, 0x71),
+            Ok(WriteAction::MsiEnable(true))
+        );
+        assert_eq!(
+            v.write(0x52, Width::Byte, 0),
+            Ok(WriteAction::MsiEnable(false))
+        );
+        assert!(matches!(
+            v.write(0x54, Width::Word, 0x1234),
+            Ok(WriteAction::Refuse(_))
+        ));
+    }
+
+    #[test]
+    fn msix_shadow_reads_writes_and_mask_changes() {
+        let mut t = MsixShadow::new(2);
+        assert_eq!(t.vector_control(1), Some(1));
+        assert_eq!(t.vector_control(2), None);
+        // A 4-byte load of vector control: bytes 01 00 00 00 on the bus.
+        assert_eq!(t.read(12, 4), Some(0x0100_0000));
+        t.set(0, msix_entry((1 << 60) | 0x10, 3, false));
+        assert_eq!(t.read(0, 8), Some(0x1000_0000_0000_0010u64.swap_bytes()));
+        assert_eq!(t.read(8, 4), Some(0x0300_0000));
+        // Address writes stay in the shadow and name no vector control.
+        assert_eq!(t.write(16, 4, 0x1122_3344), Some(None));
+        assert_eq!(t.read(16, 4), Some(0x1122_3344));
+        // Masking entry 1 (little-endian 1 = bus 0x01000000).
+        assert_eq!(t.write(28, 4, 0x0100_0000), Some(Some((1, 1))));
+        assert_eq!(t.vector_control(1), Some(1));
+        assert_eq!(t.write(24, 8, 0), Some(Some((1, 1))));
+        assert_eq!(t.vector_control(1), Some(0));
+        assert_eq!(t.write(31, 1, 1), Some(Some((1, 1))));
+        assert_eq!(t.vector_control(1), Some(0x0100_0000));
+        // Outside, misaligned, odd sizes.
+        assert_eq!(t.read(32, 4), None);
+        assert_eq!(t.read(2, 4), None);
+        assert_eq!(t.read(0, 3), None);
+        assert_eq!(t.write(u64::MAX - 3, 4, 0), None);
+        assert_eq!(t.write(30, 4, 0), None);
     }
 }

@@ -1178,8 +1178,10 @@ fn build_partition(
             None => String::new(),
         }
     );
-    // Every VIO device's source (edge), in both controllers.
-    let lisns: Vec<u32> = vio.bus.lisns().collect();
+    // Every VIO device's source and every passed-through function's MSI
+    // (edge), in both controllers.
+    let mut lisns: Vec<u32> = vio.bus.lisns().collect();
+    lisns.extend(pci.msi_lisns());
     let sources: Vec<(u32, bool)> = lisns.iter().map(|&l| (l, false)).collect();
     let xive = Xive::new(spec.vcpus, spec.vcpus, &sources)
         .map_err(|_| CreateError::TooBig("XIVE sources"))?;

@@ -1,4 +1,5 @@
-//! Emulated MMIO: guest loads and stores to the XIVE TIMA and ESB pages, which
+//! Emulated MMIO: guest loads and stores to the XIVE TIMA and ESB pages and to
+//! passed-through functions' MSI-X table pages (`passthrough::msix_access`), which
 //! the partition-scoped tree leaves unmapped so that every access ends in a
 //! Hypervisor Data Storage Interrupt.
 //!
@@ -35,7 +36,11 @@ impl GuestRealMemory for Partition {
 /// Emulates the access that faulted at guest real address `gra` if it belongs
 /// to an emulated device; `None` when it does not (the caller reflects it).
 pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Option<Next> {
-    p.xive.read(|x| x.classify(gra))?;
+    // The XIVE's pages, or a passed-through function's MSI-X table pages.
+    let msix = match p.xive.read(|x| x.classify(gra)) {
+        Some(_) => None,
+        None => Some(p.pci.msix_page(gra)?),
+    };
     let msr = ctx.regs.msr;
     let le = msr & Msr::LE.bits() != 0;
     // PATE dw1 as H_REGISTER_PROC_TBL set it: GR, base, PRTS.
@@ -84,6 +89,22 @@ pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Opti
         }
     }
     let size = u64::from(access.size.bytes());
+    if let Some((vphb, f)) = msix {
+        let store = access
+            .is_store()
+            .then(|| emulate::store_value(&access, &ctx.regs.gpr, le).0);
+        let Some(value) = super::passthrough::msix_access(vphb, f, gra, size, store) else {
+            vcpu::rate_limited_warn(p, "MSI-X table page: access not emulated at", gra);
+            return None;
+        };
+        if access.is_store() {
+            emulate::complete_store(&access, &mut ctx.regs.gpr, ctx.regs.hdar);
+        } else {
+            emulate::complete_load(&access, &mut ctx.regs.gpr, value, le, ctx.regs.hdar);
+        }
+        ctx.regs.pc = emulate::next_pc(ctx.regs.pc, msr);
+        return Some(Next::Resume);
+    }
     let kick = p.xive.with(|x| match access.kind {
         Kind::Store => {
             let (value, _) = emulate::store_value(&access, &ctx.regs.gpr, le);

@@ -10,11 +10,12 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::ppc64::{instr, timer};
 use crate::fdt::host::{HostInfo, PciFunction};
 use crate::mm::extent::ExtentMap;
+use crate::mm::frame::PhysRange;
 use crate::mm::radix::{CacheAttr, PageSize, PteFlags, RadixTree};
 use crate::papr::guest_fdt::{VphbFunction, VphbNode};
 use crate::papr::hcall::{HcallError, HcallResult};
@@ -23,6 +24,7 @@ use crate::papr::vio::tce::{self, TceTable};
 use crate::papr::vphb::{self, DdwWindow, ReadAction, VBar, VFunction, WriteAction};
 use crate::pci::{self, BarAllocator, ConfigSpace, MmioWindow, PciAddress, PciError};
 use crate::platform::opal::pci::{self as opal_pci, OpalConfig};
+use crate::platform::opal::xive as opal_xive;
 use crate::{info, warn};
 
 /// Guest real address of the first logical PHB's 32-bit MMIO window; the next
@@ -74,6 +76,41 @@ pub struct Passed {
     pub tce_hw: u64,
     /// Page shift of the 64-bit window the guest created (its TCE hcalls).
     pub ddw_shift: core::sync::atomic::AtomicU32,
+    /// Its MSIs: host sources and the guest numbers they appear as.
+    pub msi: FunctionMsi,
+}
+
+/// One host MSI given to a function: the PHB's hardware number, the message
+/// the device must write to raise it, the ESB management page (real) the
+/// hypervisor polls.
+#[derive(Clone, Copy, Debug)]
+pub struct HostMsi {
+    pub ive: u32,
+    pub address: u64,
+    pub data: u32,
+    pub esb: u64,
+}
+
+/// A function's MSIs (docs/passthrough.md "MSI").
+#[derive(Default)]
+pub struct FunctionMsi {
+    /// Guest interrupt number of vector 0 (`vphb::MSI_LISN_BASE` + ...).
+    pub first_lisn: u32,
+    /// The host MSIs reserved at creation, one per vector it may have.
+    pub host: Vec<HostMsi>,
+    /// Real address of the MSI-X table (inside a BAR), when the hypervisor
+    /// can write it.
+    pub msix_table: Option<u64>,
+    /// The table's PCI address, and the guest's view of it (its pages trap).
+    pub msix_table_pci: Option<u64>,
+    pub shadow: spin::Mutex<Option<vphb::MsixShadow>>,
+    /// The MSI capability's offset and whether it takes 64-bit addresses.
+    pub msi_cap: Option<(u16, bool)>,
+    /// Vectors programmed by ibm,change-msi (0: none); polled while non-zero.
+    pub granted: AtomicU32,
+    /// The kind programmed (`vphb::MsiKind` as u32, 0 none); under the lock
+    /// so that change-msi calls do not interleave.
+    pub kind: spin::Mutex<u32>,
 }
 
 /// A logical PHB: the partition's functions of one host PHB.
@@ -197,6 +234,7 @@ pub fn attach(
             )
             .map_err(|_| DeviceError::Unusable(addr, "32-bit TCE window"))?,
         );
+        passed.msi.host = reserve_msis(&f, &passed);
         let v = &mut pt.vphbs[slot];
         map_bars(tree, v, &passed).map_err(|_| DeviceError::Map(addr))?;
         info!(
@@ -211,7 +249,180 @@ pub fn attach(
         );
         v.functions.push(passed);
     }
+    let reserved: Vec<u32> = pt
+        .vphbs
+        .iter()
+        .flat_map(|v| v.functions.iter().map(|f| f.msi.host.len() as u32))
+        .collect();
+    let blocks =
+        vphb::lisn_blocks(&reserved).ok_or(DeviceError::Unusable(first, "too many MSI vectors"))?;
+    let mut blocks = blocks.into_iter();
+    for f in pt.vphbs.iter_mut().flat_map(|v| v.functions.iter_mut()) {
+        f.msi.first_lisn = blocks.next().unwrap_or(vphb::MSI_LISN_BASE);
+        if !f.msi.host.is_empty() {
+            info!(
+                "PAPRIKA passthrough-msi: {} {} {} vector(s) as interrupts {:#x}.., host MSI {} on, MSI-X table {}",
+                name,
+                f.addr,
+                f.msi.host.len(),
+                f.msi.first_lisn,
+                f.msi.host[0].ive,
+                if f.msi.msix_table.is_some() { "writable" } else { "unreachable" }
+            );
+        }
+    }
     Ok(pt)
+}
+
+/// Host MSI state of one PHB (set up at boot by [`prepare_msi`]).
+struct PhbMsi {
+    range: vphb::MsiRange,
+    /// ESB management pages of the first and last MSI (real), mapped.
+    esb_lo: u64,
+    esb_hi: u64,
+    /// Its 32-bit MMIO window is mapped for the hypervisor (MSI-X tables).
+    m32_mapped: bool,
+}
+
+static PHB_MSI: spin::Mutex<Vec<PhbMsi>> = spin::Mutex::new(Vec::new());
+
+fn m32_mapped(phb_id: u64) -> bool {
+    PHB_MSI
+        .lock()
+        .iter()
+        .any(|m| m.range.phb_id == phb_id && m.m32_mapped)
+}
+
+/// At boot, before the hypervisor's page tables are built, when some
+/// partition owns a function (`devices`, from the boot bundle's manifest):
+/// switches the host XIVE to exploitation mode (so OPAL tells where MSI ESBs
+/// are), and returns what the hypervisor must map for pass-through MSIs: the
+/// MSI ESB management pages of each PHB with such a function and its 32-bit
+/// MMIO window (where MSI-X tables are), except a window overlapping `taken`
+/// (the console's registers).
+pub fn prepare_msi(info: &HostInfo, taken: &[PhysRange], devices: &[PciAddress]) -> Vec<PhysRange> {
+    let mut out = Vec::new();
+    let mut phbs: Vec<&PciFunction> = Vec::new();
+    for f in &info.pci_functions {
+        if f.msi_ranges.is_some()
+            && devices.iter().any(|d| u64::from(d.domain) == f.phb_id)
+            && !phbs.iter().any(|p| p.phb_id == f.phb_id)
+        {
+            phbs.push(f);
+        }
+    }
+    if phbs.is_empty() {
+        return out;
+    }
+    if let Err(e) = opal_xive::reset_exploitation() {
+        warn!("passthrough: OPAL_XIVE_RESET failed ({e:?}): no MSIs for partitions");
+        return out;
+    }
+    const TWO_MB: u64 = 2 << 20;
+    let mut all = PHB_MSI.lock();
+    for f in phbs {
+        let Some((base, count)) = f.msi_ranges.filter(|r| r.1 > 0) else {
+            continue;
+        };
+        let (lo, hi) = match (
+            opal_xive::irq_info(base),
+            opal_xive::irq_info(base + count - 1),
+        ) {
+            (Ok(a), Ok(b)) if a.eoi_page != 0 && b.eoi_page >= a.eoi_page => (a, b),
+            other => {
+                warn!(
+                    "passthrough: PHB {} MSI ESBs unknown ({:?}): no MSIs there",
+                    f.phb_id, other
+                );
+                continue;
+            }
+        };
+        let page = 1u64 << hi.shift.min(24);
+        out.push(PhysRange {
+            start: lo.eoi_page & !(TWO_MB - 1),
+            end: (hi.eoi_page + page).next_multiple_of(TWO_MB),
+        });
+        let mut m32_mapped = false;
+        if let Some(m) = f.m32 {
+            let r = PhysRange {
+                start: m.cpu & !(TWO_MB - 1),
+                end: (m.cpu + m.size).next_multiple_of(TWO_MB),
+            };
+            if taken.iter().any(|t| t.start < r.end && r.start < t.end) {
+                warn!(
+                    "passthrough: PHB {}'s 32-bit window holds the console: its functions get no MSI-X",
+                    f.phb_id
+                );
+            } else {
+                out.push(r);
+                m32_mapped = true;
+            }
+        }
+        info!(
+            "PAPRIKA passthrough-msi: PHB {} MSIs {:#x}+{} ESB {:#x}..{:#x} (flags {:#x}, shift {})",
+            f.phb_id, base, count, lo.eoi_page, hi.eoi_page, lo.flags, lo.shift
+        );
+        all.push(PhbMsi {
+            range: vphb::MsiRange::new(f.phb_id, base, count),
+            esb_lo: lo.eoi_page,
+            esb_hi: hi.eoi_page,
+            m32_mapped,
+        });
+    }
+    // Overlapping ranges (two PHBs' ESBs in one 2 MiB page) are merged.
+    out.sort_unstable_by_key(|r| r.start);
+    let mut merged: Vec<PhysRange> = Vec::new();
+    for r in out {
+        match merged.last_mut() {
+            Some(l) if r.start <= l.end => l.end = l.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    merged
+}
+
+/// Reserves the function's host MSIs: each given to its PE, its message
+/// read from OPAL, its ESB held at PQ 10 (polled, never notifying).
+fn reserve_msis(f: &PciFunction, p: &Passed) -> Vec<HostMsi> {
+    let want = vphb::vectors_for(p.node.msi, p.node.msix);
+    let mut out = Vec::new();
+    if want == 0 {
+        return out;
+    }
+    let mut all = PHB_MSI.lock();
+    let Some(m) = all.iter_mut().find(|m| m.range.phb_id == f.phb_id) else {
+        warn!("passthrough {}: its PHB has no MSIs set up", p.addr);
+        return out;
+    };
+    let Some(first) = m.range.alloc(want) else {
+        warn!("passthrough {}: the PHB's MSIs are all given", p.addr);
+        return out;
+    };
+    for ive in first..first + want {
+        let girq = m.range.base + ive;
+        let msg = opal_pci::set_xive_pe(f.phb_id, p.pe, ive)
+            .and_then(|()| opal_pci::get_msi_64(f.phb_id, p.pe, ive));
+        let esb = opal_xive::irq_info(girq).map(|i| i.eoi_page);
+        match (msg, esb) {
+            (Ok((address, data)), Ok(esb)) if (m.esb_lo..=m.esb_hi).contains(&esb) => {
+                opal_xive::esb_load(esb, vphb::ESB_SET_PQ_10);
+                out.push(HostMsi {
+                    ive,
+                    address,
+                    data,
+                    esb,
+                });
+            }
+            other => {
+                warn!(
+                    "passthrough {}: host MSI {ive} unusable ({other:?})",
+                    p.addr
+                );
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Places the BARs of one function in its own M32 segments, routes them and
@@ -321,6 +532,7 @@ fn place(
     // device may master: every address it uses is translated by the PHB.
     vf.dma_ready = true;
     let (mut msi, mut msix, mut msix_table) = (0, 0, None);
+    let (mut msi_cap, mut msix_table_cpu) = (None, None);
     for (id, at) in pci::capabilities(&mut cfg, bdf).map_err(err)? {
         let at16 = u16::from(at);
         match id {
@@ -328,6 +540,8 @@ fn place(
                 let ctl = cfg.read16(bdf, at16 + 2).map_err(err)?;
                 msi = 1 << ((ctl >> 1) & 7);
                 let _ = vf.read_only.push((at16, 24));
+                vf.msi_cap = Some(at16);
+                msi_cap = Some((at16, ctl & 0x80 != 0));
             }
             pci::CAP_PCIE => vf.pcie_cap = Some(at16),
             0x11 => {
@@ -340,8 +554,10 @@ fn place(
                     let lo = (b.pci + off) & !0xfff;
                     let hi = (b.pci + off + 16 * u64::from(msix)).next_multiple_of(0x1000);
                     msix_table = Some((lo, hi - lo));
+                    msix_table_cpu = Some(m32.cpu + (b.pci + off - m32.pci));
                 }
                 let _ = vf.read_only.push((at16, 12));
+                vf.msix_cap = Some(at16);
             }
             _ => {}
         }
@@ -375,6 +591,13 @@ fn place(
         ),
         tce_hw,
         ddw_shift: core::sync::atomic::AtomicU32::new(TCE32_SHIFT),
+        msi: FunctionMsi {
+            msix_table: msix_table_cpu.filter(|_| m32_mapped(f.phb_id)),
+            msix_table_pci: msix_table_cpu.map(|c| c - m32.cpu + m32.pci),
+            shadow: spin::Mutex::new((msix > 0).then(|| vphb::MsixShadow::new(msix))),
+            msi_cap,
+            ..FunctionMsi::default()
+        },
     })
 }
 
@@ -416,6 +639,35 @@ fn map_bars(tree: &mut RadixTree, v: &Vphb, p: &Passed) -> Result<(), crate::mm:
 impl Passthrough {
     pub fn is_empty(&self) -> bool {
         self.vphbs.is_empty()
+    }
+
+    /// Every MSI interrupt number of the partition's functions (edge sources
+    /// in both of its interrupt controllers).
+    pub fn msi_lisns(&self) -> Vec<u32> {
+        self.functions()
+            .flat_map(|f| (0..f.msi.host.len() as u32).map(move |i| f.msi.first_lisn + i))
+            .collect()
+    }
+
+    fn functions(&self) -> impl Iterator<Item = &Passed> {
+        self.vphbs.iter().flat_map(|v| v.functions.iter())
+    }
+
+    /// The function whose trapped MSI-X table pages hold guest real `gra`.
+    pub fn msix_page(&self, gra: u64) -> Option<(&Vphb, &Passed)> {
+        self.vphbs.iter().find_map(|v| {
+            v.functions.iter().find_map(|f| {
+                let (pci, len) = f.msix_table?;
+                let gpa = v.mmio_gpa + (pci - v.m32.pci);
+                (gra >= gpa && gra - gpa < len).then_some((v, f))
+            })
+        })
+    }
+
+    /// Some function has MSIs programmed (its ESBs are being polled).
+    pub fn msi_active(&self) -> bool {
+        self.functions()
+            .any(|f| f.msi.granted.load(Ordering::Relaxed) != 0)
     }
 
     /// The logical PHB nodes of the guest's device tree.
@@ -468,6 +720,16 @@ impl Passthrough {
                     crate::mm::zero_phys(f.tce_hw, (TCE32_SIZE >> TCE32_SHIFT) * 8);
                 }
                 let _ = opal_pci::tce_kill_pe(v.phb_id, f.pe);
+                // The reset clears the device's MSI and MSI-X state; the
+                // guest asks again with ibm,change-msi.
+                {
+                    let mut kind = f.msi.kind.lock();
+                    *kind = 0;
+                    f.msi.granted.store(0, Ordering::Release);
+                    if let Some(t) = f.msi.shadow.lock().as_mut() {
+                        *t = vphb::MsixShadow::new(f.node.msix);
+                    }
+                }
                 let mut cfg = OpalConfig { phb_id: v.phb_id };
                 let mut wait = || {
                     let until = instr::mftb() + timer::us_to_ticks(100_000);
@@ -481,6 +743,222 @@ impl Passthrough {
                     Err(e) => warn!("passthrough: {} {}: reset failed ({e:?})", name, f.addr),
                 }
                 let _ = opal_pci::clear_freeze(v.phb_id, f.pe);
+            }
+        }
+    }
+}
+
+/// ibm,change-msi (config address, BUID hi, BUID lo, function, number,
+/// sequence) -> (status, number, sequence + 1[, type]).
+fn change_msi(p: &super::lpar::Partition, a: &mut RtasArgs) {
+    let arg = |i| a.arg(i).unwrap_or(0);
+    if a.nargs != 6 || !(3..=4).contains(&a.nret) {
+        return a.set_status(r::RTAS_PARAMETER_ERROR);
+    }
+    let Some((v, i, _)) = p.pci.function(arg(1), arg(2), arg(0)) else {
+        super::vcpu::rate_limited_warn(p, "ibm,change-msi: not its function", u64::from(arg(0)));
+        return a.set_status(r::RTAS_PARAMETER_ERROR);
+    };
+    let f = &v.functions[i];
+    let m = &f.msi;
+    let mut kind = m.kind.lock();
+    let decided = vphb::change_msi(arg(3), arg(4), f.node.msi, f.node.msix, m.host.len() as u32);
+    let (n, ty) = match decided {
+        Err(rc) => {
+            super::vcpu::rate_limited_warn(
+                p,
+                "ibm,change-msi refused",
+                u64::from(arg(3)) << 32 | u64::from(arg(4)),
+            );
+            return a.set_status(rc);
+        }
+        Ok(vphb::ChangeMsi::Fewer(k, n)) => (n, k as u32),
+        Ok(vphb::ChangeMsi::Release) => {
+            release_msis(v, f, *kind);
+            *kind = 0;
+            (0, 0)
+        }
+        Ok(vphb::ChangeMsi::Program(k, n)) => {
+            release_msis(v, f, *kind);
+            *kind = 0;
+            if program_msis(v, f, k, n).is_err() {
+                warn!(
+                    "passthrough {}: programming {n} {k:?} vector(s) failed",
+                    f.addr
+                );
+                return a.set_status(r::RTAS_HARDWARE_ERROR);
+            }
+            *kind = k as u32;
+            m.granted.store(n, Ordering::Release);
+            info!(
+                "PAPRIKA passthrough-msi: {} {} {:?} {} vector(s) as {:#x}..",
+                p.name, f.addr, k, n, m.first_lisn
+            );
+            (n, k as u32)
+        }
+    };
+    let seq = arg(5).wrapping_add(1);
+    a.set_status(r::RTAS_SUCCESS);
+    a.set_ret(1, n);
+    a.set_ret(2, seq);
+    if a.nret > 3 {
+        a.set_ret(3, ty);
+    }
+}
+
+/// Stops polling the function's vectors and clears the device's messages.
+fn release_msis(v: &Vphb, f: &Passed, kind: u32) {
+    let m = &f.msi;
+    let had = m.granted.swap(0, Ordering::AcqRel);
+    if kind == vphb::MsiKind::MsiX as u32 {
+        if let Some(table) = m.msix_table {
+            for i in 0..u64::from(had) {
+                opal_pci::write_msix_entry(table + 16 * i, vphb::msix_entry(0, 0, true));
+            }
+        }
+        if let Some(t) = m.shadow.lock().as_mut() {
+            for i in 0..had {
+                t.set(i, vphb::msix_entry(0, 0, true));
+            }
+        }
+    } else if kind == vphb::MsiKind::Msi as u32 {
+        if let Some((cap, _)) = m.msi_cap {
+            let _ = msi_enable(v, f, false);
+            let mut cfg = OpalConfig { phb_id: v.phb_id };
+            let _ = cfg.write32(f.addr.bdf, cap + 4, 0);
+            let _ = cfg.write32(f.addr.bdf, cap + 8, 0);
+        }
+    }
+}
+
+/// Writes the host messages of vectors 0..n into the device: the MSI-X
+/// table entries (unmasked), or the MSI capability's address and data (one
+/// vector; the guest sets MSI Enable).
+fn program_msis(v: &Vphb, f: &Passed, kind: vphb::MsiKind, n: u32) -> Result<(), PciError> {
+    let m = &f.msi;
+    // A message left from before (the device's last use) is not the guest's:
+    // re-arm every vector at PQ 10, dropping a pending Q.
+    for h in m.host.iter().take(n as usize) {
+        opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10);
+    }
+    match kind {
+        vphb::MsiKind::MsiX => {
+            let table = m
+                .msix_table
+                .ok_or(PciError::Phb("MSI-X table not mapped", 0))?;
+            let mut shadow = m.shadow.lock();
+            for (i, h) in m.host.iter().take(n as usize).enumerate() {
+                let e = vphb::msix_entry(h.address, h.data, false);
+                opal_pci::write_msix_entry(table + 16 * i as u64, e);
+                if let Some(t) = shadow.as_mut() {
+                    t.set(i as u32, e);
+                }
+            }
+        }
+        vphb::MsiKind::Msi => {
+            let (cap, is64) = m.msi_cap.ok_or(PciError::Phb("no MSI capability", 0))?;
+            let h = m.host.first().ok_or(PciError::Phb("no host MSI", 0))?;
+            if !is64 {
+                return Err(PciError::Phb("32-bit MSI only", 0));
+            }
+            let mut cfg = OpalConfig { phb_id: v.phb_id };
+            let bdf = f.addr.bdf;
+            let ctl = cfg.read16(bdf, cap + 2)?;
+            // One message: Multiple Message Enable 0.
+            cfg.write16(bdf, cap + 2, ctl & !0x70)?;
+            cfg.write32(bdf, cap + 4, h.address as u32)?;
+            cfg.write32(bdf, cap + 8, (h.address >> 32) as u32)?;
+            cfg.write16(bdf, cap + 12, h.data as u16)?;
+        }
+    }
+    Ok(())
+}
+
+/// The guest sets or clears MSI Enable (the rest of Message Control stays).
+fn msi_enable(v: &Vphb, f: &Passed, on: bool) -> Result<(), PciError> {
+    let Some((cap, _)) = f.msi.msi_cap else {
+        return Ok(());
+    };
+    let mut cfg = OpalConfig { phb_id: v.phb_id };
+    let ctl = cfg.read16(f.addr.bdf, cap + 2)?;
+    cfg.write16(f.addr.bdf, cap + 2, (ctl & !1) | u16::from(on))
+}
+
+/// A guest load (`store` None) or store of `size` bytes at `gra` in the
+/// trapped pages of `f`'s MSI-X table: inside the table on the guest's view
+/// (`vphb::MsixShadow`; a programmed vector's mask bit passed to the device),
+/// elsewhere in those pages (the PBA...) on the device itself. The value is
+/// big-endian bus order (`emulate`'s convention); `None`: not emulated.
+pub fn msix_access(v: &Vphb, f: &Passed, gra: u64, size: u64, store: Option<u64>) -> Option<u64> {
+    if !matches!(size, 1 | 2 | 4 | 8) || !gra.is_multiple_of(size) {
+        return None;
+    }
+    let m = &f.msi;
+    let table_pci = m.msix_table_pci?;
+    let table_gpa = v.mmio_gpa + (table_pci - v.m32.pci);
+    let mut shadow = m.shadow.lock();
+    let t = shadow.as_mut()?;
+    let off = gra.wrapping_sub(table_gpa);
+    if gra >= table_gpa && t.covers(off, size) {
+        return match store {
+            None => t.read(off, size),
+            Some(value) => {
+                if let Some((first, last)) = t.write(off, size, value)? {
+                    let granted = m.granted.load(Ordering::Acquire);
+                    let table = m.msix_table?;
+                    for i in first..=last.min(granted.saturating_sub(1)) {
+                        if i < granted {
+                            let ctl = t.vector_control(i).unwrap_or(1) & 1;
+                            opal_pci::mmio_write(
+                                table + 16 * u64::from(i) + 12,
+                                4,
+                                u64::from(ctl.swap_bytes()),
+                            );
+                        }
+                    }
+                }
+                Some(0)
+            }
+        };
+    }
+    // Not the table: the device's own registers (only if the window is mapped).
+    m.msix_table?;
+    let pa = v.m32.cpu + (gra - v.mmio_gpa);
+    match store {
+        None => Some(opal_pci::mmio_read(pa, size)),
+        Some(value) => {
+            opal_pci::mmio_write(pa, size, value);
+            Some(0)
+        }
+    }
+}
+
+/// Polls the partition's programmed MSIs (from its vCPUs' run loops): each
+/// ESB whose Q bit a device's MSI set fires the guest's source, in both of
+/// its interrupt controllers (as VIO devices do), and is re-armed at PQ 10.
+#[inline(always)]
+pub fn poll_msi(p: &super::lpar::Partition) {
+    // Every full exit passes here: most partitions have no devices.
+    if !p.pci.is_empty() {
+        poll_msi_slow(p);
+    }
+}
+
+#[inline(never)]
+#[cold]
+fn poll_msi_slow(p: &super::lpar::Partition) {
+    for f in p.pci.functions() {
+        let n = f.msi.granted.load(Ordering::Acquire) as usize;
+        for (i, h) in f.msi.host.iter().take(n).enumerate() {
+            if vphb::esb_fired(opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10)) {
+                let lisn = f.msi.first_lisn + i as u32;
+                if let Some(k) = p
+                    .xive
+                    .with(|x| x.trigger(&mut super::lpar::GuestRam(p), lisn))
+                {
+                    super::hcalls::kick_vcpu(p, k.vcpu);
+                }
+                super::xics::trigger(p, lisn);
             }
         }
     }
@@ -507,6 +985,34 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
         super::vcpu::rate_limited_warn(p, what, detail);
     };
     match c {
+        RtasCall::ChangeMsi => change_msi(p, a),
+        RtasCall::QueryInterruptSourceNumber => {
+            if a.nargs != 4 || a.nret != 3 {
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            }
+            let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
+                warn_guest(
+                    "ibm,query-interrupt-source-number: not its function",
+                    u64::from(arg(0)),
+                );
+                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            };
+            let m = &v.functions[i].msi;
+            match vphb::query_source(m.first_lisn, m.granted.load(Ordering::Acquire), arg(3)) {
+                Ok(n) => {
+                    a.set_status(r::RTAS_SUCCESS);
+                    a.set_ret(1, n);
+                    a.set_ret(2, 1); // edge
+                }
+                Err(rc) => {
+                    warn_guest(
+                        "ibm,query-interrupt-source-number: no such vector",
+                        u64::from(arg(3)),
+                    );
+                    a.set_status(rc)
+                }
+            }
+        }
         RtasCall::ReadPciConfig => {
             if a.nargs != 4 || a.nret != 2 {
                 return a.set_status(r::RTAS_PARAMETER_ERROR);
@@ -550,6 +1056,10 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
                     warn_guest(why, u64::from(arg(0)));
                     a.set_status(r::RTAS_PARAMETER_ERROR)
                 }
+                Ok(WriteAction::MsiEnable(on)) => match msi_enable(v, f, on) {
+                    Ok(()) => a.set_status(r::RTAS_SUCCESS),
+                    Err(_) => a.set_status(r::RTAS_HARDWARE_ERROR),
+                },
                 Ok(WriteAction::Reset) => match flr(p, v, f, "guest FLR") {
                     true => a.set_status(r::RTAS_SUCCESS),
                     false => a.set_status(r::RTAS_HARDWARE_ERROR),

@@ -212,11 +212,20 @@ fn run(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, c: RtasCall, a: &mut Rtas
         }
         NvramFetch | NvramStore => nvram(p, matches!(c, NvramStore), a),
         EventScan | CheckException => a.set_status(r::RTAS_NO_ERRORS_FOUND),
-        ReadPciConfig | WritePciConfig | QueryPeDmaWindow | CreatePeDmaWindow
-        | RemovePeDmaWindow | ResetPeDmaWindow | SetEehOption | SetSlotReset
-        | ReadSlotResetState2 | GetConfigAddrInfo2 | SlotErrorDetail | ConfigurePe => {
-            super::passthrough::rtas(p, c, a)
-        }
+        ReadPciConfig
+        | WritePciConfig
+        | QueryPeDmaWindow
+        | CreatePeDmaWindow
+        | RemovePeDmaWindow
+        | ResetPeDmaWindow
+        | SetEehOption
+        | SetSlotReset
+        | ReadSlotResetState2
+        | GetConfigAddrInfo2
+        | SlotErrorDetail
+        | ConfigurePe
+        | ChangeMsi
+        | QueryInterruptSourceNumber => super::passthrough::rtas(p, c, a),
         OsTerm => {
             let mut msg = [0u8; 256];
             let addr = u64::from(a.arg(0).unwrap_or(0));

@@ -701,6 +701,7 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         super::hcalls_misc::deliver_sreset(p, v, ctx);
         crate::console::input::poll_due();
         super::lpar::console_tick();
+        super::passthrough::poll_msi(p);
         let mer = deliver_external(p, v, ctx);
         // Dispatched again (the VPA's count goes even; a DTL entry with where it
         // resumes), as KVM-HV counts every entry.
@@ -774,11 +775,12 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
                     ),
                 );
             }
-            // An access to an emulated device (XIVE TIMA/ESB pages), unless the
+            // An access to an emulated device (XIVE TIMA/ESB pages, MSI-X
+            // table pages of passed-through functions), unless the
             // fault came from walking the guest's own tables (HDSISR bit 46).
             if ctx.regs.hdsisr & HDSISR_PRTABLE == 0 {
                 let addr = (ctx.regs.asdr & 0x0fff_ffff_ffff_f000) | (ctx.regs.hdar & 0xfff);
-                if p.xive.read(|x| x.classify(addr)).is_some() {
+                if p.xive.read(|x| x.classify(addr)).is_some() || p.pci.msix_page(addr).is_some() {
                     if let Some(next) = super::mmio::emulate(p, v, ctx, addr) {
                         return next;
                     }
@@ -1011,7 +1013,9 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         }
         // Sleep until the guest's decrementer would fire or a doorbell arrives; cap
         // the nap so OPAL's heartbeat keeps running.
-        let nap = (left as u64).min(timer::us_to_ticks(100_000));
+        // With MSIs to poll (docs/passthrough.md "MSI"), nap 1 ms at most.
+        let cap_us = if p.pci.msi_active() { 1_000 } else { 100_000 };
+        let nap = (left as u64).min(timer::us_to_ticks(cap_us));
         // SAFETY: the host DEC is unused while this thread serves a vCPU; the
         // guest's value is restored on entry (`dec_dirty`).
         unsafe { spr::dec::write(nap) };
@@ -1023,6 +1027,7 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         opal::heartbeat();
         crate::console::input::poll_due();
         super::lpar::console_tick();
+        super::passthrough::poll_msi(p);
     }
     v.ceded.store(false, Ordering::Release);
 }

@@ -3,6 +3,7 @@
 //! Token numbers from skiboot's `include/opal-api.h`.
 pub mod call;
 pub mod pci;
+pub mod xive;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -21,6 +21,8 @@ const OPAL_PCI_SET_PE: u64 = 31;
 const OPAL_PCI_MAP_PE_DMA_WINDOW: u64 = 44;
 const OPAL_PCI_MAP_PE_DMA_WINDOW_REAL: u64 = 45;
 const OPAL_PCI_TCE_KILL: u64 = 146;
+const OPAL_PCI_SET_XIVE_PE: u64 = 37;
+const OPAL_GET_MSI_64: u64 = 40;
 /// `OPAL_PCI_TCE_KILL` kill type: every cached TCE of one PE.
 const OPAL_PCI_TCE_KILL_PE: u64 = 1;
 
@@ -205,4 +207,107 @@ pub fn clear_freeze_of(phb_id: u64, pe: u32, dma: bool) -> Result<(), PciError> 
         OPAL_PCI_EEH_FREEZE_CLEAR,
         &[phb_id, u64::from(pe), action],
     )
+}
+
+/// Gives hardware MSI `ive` (an index in the PHB's `ibm,opal-msi-ranges`) to
+/// PE `pe`: the PHB drops an MSI from another PE (skiboot `phb4_set_ive_pe`
+/// writes the MIST; QEMU does not check it).
+pub fn set_xive_pe(phb_id: u64, pe: u32, ive: u32) -> Result<(), PciError> {
+    phb_call(
+        "OPAL_PCI_SET_XIVE_PE",
+        OPAL_PCI_SET_XIVE_PE,
+        &[phb_id, u64::from(pe), u64::from(ive)],
+    )
+}
+
+/// The 64-bit MSI message (address, data) that raises hardware MSI `ive` for
+/// PE `pe` (PHB4/PHB5: address `1 << 60 | ive << 4` without bits 4-8, data
+/// its low 5 bits).
+pub fn get_msi_64(phb_id: u64, pe: u32, ive: u32) -> Result<(u64, u32), PciError> {
+    let addr = crate::be::Be64::ZERO;
+    let data = Be32::new(0);
+    call(
+        OPAL_GET_MSI_64,
+        &[
+            phb_id,
+            u64::from(pe),
+            u64::from(ive),
+            1,
+            real(&addr),
+            real(&data),
+        ],
+    )
+    .map_err(|e| PciError::Phb("OPAL_GET_MSI_64", e.code()))?;
+    // SAFETY: OPAL wrote both through their real addresses.
+    let (a, d) = unsafe {
+        (
+            core::ptr::read_volatile(&addr),
+            core::ptr::read_volatile(&data),
+        )
+    };
+    Ok((a.get(), d.get()))
+}
+
+/// Writes one MSI-X table entry (16 bytes, little-endian words; vector control
+/// last so the entry is unmasked only once complete) at real `table_entry`
+/// inside a BAR of a pass-through function.
+///
+/// The address must lie in a PHB 32-bit MMIO window that `init` mapped for the
+/// hypervisor (caching-inhibited, guarded, `mm::LINEAR_BASE` + real).
+pub fn write_msix_entry(table_entry: u64, words: [u32; 4]) {
+    let va = crate::mm::LINEAR_BASE | table_entry;
+    for (i, w) in words.iter().enumerate() {
+        // SAFETY: a device register in a mapped PHB window (above), 4-byte
+        // aligned (table entries are 16-byte aligned); the function belongs to
+        // the partition whose RTAS call asked for it.
+        unsafe { core::ptr::write_volatile((va + 4 * i as u64) as *mut u32, w.to_le()) };
+    }
+    crate::arch::ppc64::instr::eieio();
+}
+
+/// A load of `size` (1, 2, 4 or 8) bytes at real `pa` in a mapped PHB 32-bit
+/// window (see [`write_msix_entry`]), as a big-endian bus-order value; all
+/// ones for another size.
+pub fn mmio_read(pa: u64, size: u64) -> u64 {
+    let va = crate::mm::LINEAR_BASE | pa;
+    // SAFETY: a device register of a pass-through function in a window
+    // `init` mapped caching-inhibited; the caller checked alignment (a
+    // partition's access to its own function, which the MSI-X table's page
+    // traps).
+    unsafe {
+        match size {
+            1 => u64::from(core::ptr::read_volatile(va as *const u8)),
+            2 => u64::from(u16::from_be_bytes(
+                core::ptr::read_volatile(va as *const u16).to_ne_bytes(),
+            )),
+            4 => u64::from(u32::from_be_bytes(
+                core::ptr::read_volatile(va as *const u32).to_ne_bytes(),
+            )),
+            8 => u64::from_be_bytes(core::ptr::read_volatile(va as *const u64).to_ne_bytes()),
+            _ => u64::MAX,
+        }
+    }
+}
+
+/// A store of `size` bytes of big-endian bus-order `value` at real `pa` (as
+/// [`mmio_read`]).
+pub fn mmio_write(pa: u64, size: u64, value: u64) {
+    let va = crate::mm::LINEAR_BASE | pa;
+    // SAFETY: as in `mmio_read`.
+    unsafe {
+        match size {
+            1 => core::ptr::write_volatile(va as *mut u8, value as u8),
+            2 => core::ptr::write_volatile(
+                va as *mut u16,
+                u16::from_ne_bytes((value as u16).to_be_bytes()),
+            ),
+            4 => core::ptr::write_volatile(
+                va as *mut u32,
+                u32::from_ne_bytes((value as u32).to_be_bytes()),
+            ),
+            8 => core::ptr::write_volatile(va as *mut u64, u64::from_ne_bytes(value.to_be_bytes())),
+            _ => {}
+        }
+    }
+    crate::arch::ppc64::instr::eieio();
 }
