@@ -109,8 +109,11 @@ fn send(p: &Partition, dev: &LlanDev, tce: &spin::Mutex<TceTable>, a: &[u64]) ->
         *b = *v;
     }
     let token = a.get(ll::SEND_BDS).copied().unwrap_or(0);
+    // r12: the MSS of a large send (ibmveth passes it when it turned
+    // ILLAN_LRG_SR_ENABLED on; looked at only for a BD_LRG_SND frame).
+    let mss = a.get(ll::SEND_BDS + 1).copied().unwrap_or(0);
     let mem = GuestDma(p);
-    let frame = ll::gather(&tce.lock(), &mem, &bds, token)?;
+    let frame = ll::gather(&tce.lock(), &mem, &bds, token, mss)?;
     let Some(frame) = frame else {
         return Ok([0; 4]);
     };
@@ -211,7 +214,7 @@ pub fn report(p: &Partition) {
         let s = port.stats;
         let reg = p.vio.bus.get(d.index).map_or(0, |b| b.reg);
         info!(
-            "PAPRIKA lpar-veth: {} l-lan@{:x} vlan={} tx={} rx={} rx_bytes={} rx_no_buffer={} rx_bad_buffer={} tx_unrouted={} tx_spoofed={} tx_no_csum={} rx_csum_filled={}",
+            "PAPRIKA lpar-veth: {} l-lan@{:x} vlan={} tx={} rx={} rx_bytes={} rx_no_buffer={} rx_bad_buffer={} tx_unrouted={} tx_spoofed={} tx_no_csum={} rx_csum_filled={} tx_large={} rx_large={} rx_segmented={}",
             p.name,
             reg,
             d.vlan,
@@ -223,7 +226,10 @@ pub fn report(p: &Partition) {
             s.tx_unrouted,
             s.tx_spoofed,
             s.tx_no_csum,
-            s.rx_csum_filled
+            s.rx_csum_filled,
+            s.tx_large,
+            s.rx_large,
+            s.rx_segmented
         );
     }
 }
