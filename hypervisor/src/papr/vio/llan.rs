@@ -41,7 +41,7 @@
 //! receiver whose driver turned ILLAN_LRG_SR_ENABLED on (flagged
 //! [`RXQ_LRG_PKT`], the MSS at buffer + 8, as PowerVM does), and is cut into
 //! MSS-sized segments by the hypervisor for any other ([`Lso`],
-//! [`LlanPort::deliver_large`]).
+//! [`LlanPort::deliver_segments`]).
 //!
 //! Port state lives in the binding (`partition::vio::llan`); [`SwitchPorts`]
 //! is how [`send`] reaches the ports, so the switch is tested here on the host.
@@ -679,15 +679,16 @@ impl LlanPort {
         Delivery::Delivered
     }
 
-    /// Delivers a large frame to this port: whole when its driver turned large
-    /// receive on, else cut into segments of at most `lso.mss` bytes of TCP
-    /// payload each (as a NIC's TSO would put them on a wire: the headers
-    /// copied, IPv4 total length, ID (+1 per segment) and header checksum,
-    /// IPv6 payload length, TCP sequence number advanced, FIN/PSH only on
-    /// the last segment and CWR only on the first, the TCP checksum left out
-    /// and filled in or flagged by [`LlanPort::deliver`] as for any frame with
-    /// NO_CSUM). Delivered when at least one segment was.
-    pub fn deliver_large<M: DmaMemory>(
+    /// Delivers a large frame to this port cut into segments of at most
+    /// `lso.mss` bytes of TCP payload each (as a NIC's TSO would put them on a
+    /// wire: the headers copied, IPv4 total length, ID (+1 per segment) and
+    /// header checksum, IPv6 payload length, TCP sequence number advanced,
+    /// FIN/PSH only on the last segment and CWR only on the first, the TCP
+    /// checksum left out and filled in or flagged by [`LlanPort::deliver`] as
+    /// for any frame with NO_CSUM). Delivered when at least one segment was.
+    /// (Whole, to a receiver with large receive on, is [`LlanPort::deliver`]
+    /// with the MSS: see [`send`].)
+    pub fn deliver_segments<M: DmaMemory>(
         &mut self,
         tce: &TceTable,
         mem: &M,
@@ -696,11 +697,6 @@ impl LlanPort {
         src: &impl DmaMemory,
         bounce: &mut [u8],
     ) -> Delivery {
-        if self.large_receive() {
-            return self.deliver(tce, mem, frame.len, true, Some(lso.mss), |t, m, ioba| {
-                copy_frame(frame, src, t, m, ioba, bounce)
-            });
-        }
         if !self.open {
             return Delivery::Dropped;
         }
@@ -976,7 +972,7 @@ pub struct Frame {
     /// attributes by [`LlanPort::may_send`]).
     pub large_send: bool,
     /// A large send of more than one MSS of payload: cut for receivers
-    /// without large receive ([`LlanPort::deliver_large`]).
+    /// without large receive ([`LlanPort::deliver_segments`]).
     pub lso: Option<Lso>,
     pub dst: [u8; 6],
     pub src: [u8; 6],
@@ -1165,12 +1161,17 @@ pub struct SendReport {
 /// comment for who receives it. Each receiver is locked alone (never two
 /// ports at once, so no lock order between partitions is needed), and
 /// notified after its lock is released.
+///
+/// `large_whole`: a large frame goes whole to receivers with large receive
+/// on (PowerVM's way); when false it is cut into segments for every
+/// receiver (the binding's choice, `partition::vio::llan`).
 pub fn send<P: SwitchPorts>(
     ports: &P,
     from: usize,
     frame: &Frame,
     src: &impl DmaMemory,
     bounce: &mut [u8],
+    large_whole: bool,
 ) -> SendReport {
     let vlan = ports.vlan(from);
     let mut report = SendReport::default();
@@ -1202,7 +1203,12 @@ pub fn send<P: SwitchPorts>(
                     return None;
                 }
                 Some(match &frame.lso {
-                    Some(lso) => p.deliver_large(tce, &mem, frame, lso, src, bounce),
+                    Some(lso) if large_whole && p.large_receive() => {
+                        p.deliver(tce, &mem, frame.len, true, Some(lso.mss), |t, m, ioba| {
+                            copy_frame(frame, src, t, m, ioba, bounce)
+                        })
+                    }
+                    Some(lso) => p.deliver_segments(tce, &mem, frame, lso, src, bounce),
                     None => p.deliver(tce, &mem, frame.len, frame.no_csum, None, |t, m, ioba| {
                         copy_frame(frame, src, t, m, ioba, bounce)
                     }),

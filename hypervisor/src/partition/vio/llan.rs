@@ -129,10 +129,26 @@ fn send(p: &Partition, dev: &LlanDev, tce: &spin::Mutex<TceTable>, a: &[u64]) ->
         return Ok([0; 4]);
     };
     let mut bounce = [0u8; 2048];
-    let report = ll::send(&MachineSwitch, from, &frame, &mem, &mut bounce);
+    let report = ll::send(
+        &MachineSwitch,
+        from,
+        &frame,
+        &mem,
+        &mut bounce,
+        LARGE_RECEIVE_WHOLE,
+    );
     dev.port.lock().sent(report);
     Ok([0; 4])
 }
+
+/// Whether a large send reaches a receiver with large receive on whole (as
+/// PowerVM delivers it) rather than cut into MSS segments by the switch. Off:
+/// Linux 6.1's ibmveth takes a whole large frame into a buffer of its 64 KiB
+/// pool, whose socket accounting (truesize about 128 KiB for 26-62 KiB of
+/// data) shrank the TCP window to about one frame, and `cargo xtask bench`
+/// moved 64 MiB in 21.1 s against 14.8-16.8 s with the frame cut here and
+/// 11.6-16.9 s without large send (docs/benchmarks.md).
+const LARGE_RECEIVE_WHOLE: bool = false;
 
 /// Every adapter of every partition, numbered in partition then adapter order.
 pub struct MachineSwitch;

@@ -65,6 +65,8 @@ struct Machine {
     locked: Cell<u32>,
     /// r12 of the next sends (the MSS of a large send).
     mss: Cell<u64>,
+    /// The switch's policy for large frames (`send`'s `large_whole`).
+    whole: Cell<bool>,
 }
 
 impl SwitchPorts for Machine {
@@ -136,6 +138,7 @@ impl Machine {
             notified: RefCell::new(Vec::new()),
             locked: Cell::new(0),
             mss: Cell::new(0),
+            whole: Cell::new(true),
         }
     }
 
@@ -218,7 +221,14 @@ impl Machine {
             return Ok(SendReport::default());
         }
         let mut bounce = [0u8; 256];
-        let r = send(self, from, &frame, self.mem(from), &mut bounce);
+        let r = send(
+            self,
+            from,
+            &frame,
+            self.mem(from),
+            &mut bounce,
+            self.whole.get(),
+        );
         p.port.borrow_mut().sent(r);
         Ok(r)
     }
@@ -1105,4 +1115,32 @@ fn large_send_ipv6_segments() {
     }
     assert_eq!(data, payload);
     assert_eq!(m.rx(1).rx_csum_filled, 3);
+}
+
+#[test]
+fn large_send_cut_for_every_receiver_when_not_whole() {
+    // The binding's policy: even a receiver with large receive on gets MSS
+    // segments (in its small buffers, not its 64 KiB one).
+    let m = Machine::new(&[(0, 1, false), (1, 1, false)]);
+    m.whole.set(false);
+    m.open(0, 1);
+    m.open(1, 3);
+    offload(&m, 0, true);
+    offload(&m, 1, true);
+    m.add(1, 8, 4096).unwrap();
+    let payload = vec![0xa5; 2000];
+    let frame = tcp_frame(mac(2), mac(1), &payload);
+    assert_eq!(send_large(&m, 0, &frame, LSO, 1000).unwrap().delivered, 1);
+    for i in 0..2 {
+        let (flags, len, corr) = m.entry(1, i);
+        assert_eq!(
+            flags,
+            RXQ_TOGGLE | RXQ_VALID | RXQ_NO_CSUM | RXQ_CSUM_GOOD | 8
+        );
+        assert_eq!(len, 1054);
+        assert!(corr < 0xc0de_0003);
+    }
+    let s = m.rx(1);
+    assert_eq!((s.rx_large, s.rx_segmented, s.rx_frames), (0, 1, 2));
+    assert_eq!(m.ports[1].port.borrow().rx_buffers(), 2);
 }
