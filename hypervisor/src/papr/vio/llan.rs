@@ -37,7 +37,8 @@
 //! MAC (PowerVM's rule), so a partition cannot pose as another.
 //!
 //! Large send (TSO, [`BD_LRG_SND`] with the MSS in r12, offered by
-//! ILLAN_LRG_SND_SUPPORT): a TCP frame of up to 64 KiB goes whole to a
+//! ILLAN_LRG_SND_SUPPORT on ports the binding offers it on; today none, see
+//! `partition::vio::llan::OFFER_LARGE_SEND`): a TCP frame of up to 64 KiB goes whole to a
 //! receiver whose driver turned ILLAN_LRG_SR_ENABLED on (flagged
 //! [`RXQ_LRG_PKT`], the MSS at buffer + 8, as PowerVM does), and is cut into
 //! MSS-sized segments by the hypervisor for any other ([`Lso`],
@@ -138,10 +139,11 @@ const ILLAN_CSUM: u64 = ILLAN_IPV4_TCP_CSUM | ILLAN_IPV6_TCP_CSUM;
 /// send/receive (a large frame reaches a receiver without it cut into
 /// MSS-sized segments by the hypervisor).
 const ILLAN_SETTABLE: u64 = ILLAN_CSUM | ILLAN_LRG_SR_ENABLED;
-/// What every non-trunk adapter reports: checksum offload and large send are
-/// available (Linux turns them on only when these bits are there; with
-/// LRG_SND_SUPPORT it enables TSO and turns LRG_SR_ENABLED on at probe).
-const ILLAN_OFFERED: u64 = ILLAN_PADDED_PKT_CSUM | ILLAN_LRG_SND_SUPPORT;
+/// What every non-trunk adapter reports: checksum offload is available
+/// (Linux turns it on only when this bit is there), and large send
+/// (LRG_SND_SUPPORT) on an adapter that offers it ([`LlanPort::offer_large_send`]:
+/// Linux then enables TSO and turns LRG_SR_ENABLED on at probe).
+const ILLAN_OFFERED: u64 = ILLAN_PADDED_PKT_CSUM;
 /// Every bit a guest may name in H_ILLAN_ATTRIBUTES (others: H_PARAMETER).
 const ILLAN_KNOWN: u64 = ILLAN_ACTIVE_TRUNK
     | ILLAN_IPV4_TCP_CSUM
@@ -249,6 +251,8 @@ pub struct LlanPort {
     mcast_filtering: bool,
     filters: Vec<[u8; 6]>,
     attrs: u64,
+    /// Large send offered (LRG_SND_SUPPORT reported, LRG_SR_ENABLED settable).
+    large_send: bool,
     pub stats: PortStats,
 }
 
@@ -279,7 +283,8 @@ impl LlanPort {
             mcast_recv: true,
             mcast_filtering: false,
             filters: Vec::new(),
-            attrs: Self::reset_attrs(trunk),
+            attrs: Self::reset_attrs(trunk, false),
+            large_send: false,
             stats: PortStats::default(),
         }
     }
@@ -290,11 +295,22 @@ impl LlanPort {
 
     /// A trunk reports ACTIVE_TRUNK (and Linux then leaves checksum offload
     /// off); any other port offers checksum offload.
-    fn reset_attrs(trunk: bool) -> u64 {
+    fn reset_attrs(trunk: bool, large_send: bool) -> u64 {
         if trunk {
             ILLAN_ACTIVE_TRUNK
+        } else if large_send {
+            ILLAN_OFFERED | ILLAN_LRG_SND_SUPPORT
         } else {
             ILLAN_OFFERED
+        }
+    }
+
+    /// Offers large send on this (non-trunk) adapter: LRG_SND_SUPPORT
+    /// reported, LRG_SR_ENABLED settable. A trunk offers nothing.
+    pub fn offer_large_send(&mut self) {
+        if !self.trunk {
+            self.large_send = true;
+            self.attrs |= ILLAN_LRG_SND_SUPPORT;
         }
     }
 
@@ -396,7 +412,7 @@ impl LlanPort {
     pub fn reset(&mut self) {
         self.close();
         self.mac = self.base_mac;
-        self.attrs = Self::reset_attrs(self.trunk);
+        self.attrs = Self::reset_attrs(self.trunk, self.large_send);
     }
 
     /// H_ADD_LOGICAL_LAN_BUFFER(unit, bd): the BD valid, 4-aligned, at least 16
@@ -485,16 +501,21 @@ impl LlanPort {
     }
 
     /// H_ILLAN_ATTRIBUTES(unit, reset, set) -> attributes. A non-trunk port
-    /// offers TCP checksum offload (PADDED_PKT_CSUM) and large send
-    /// (LRG_SND_SUPPORT) and lets the driver turn IPV4_TCP_CSUM /
-    /// IPV6_TCP_CSUM / LRG_SR_ENABLED on and off; a trunk offers nothing
-    /// (Linux does not ask). Unknown bits, or setting anything else (the
-    /// trunk bits): H_PARAMETER. Bits are cleared, then set.
+    /// offers TCP checksum offload (PADDED_PKT_CSUM) and, when offered, large
+    /// send (LRG_SND_SUPPORT), and lets the driver turn IPV4_TCP_CSUM /
+    /// IPV6_TCP_CSUM (/ LRG_SR_ENABLED) on and off; a trunk offers nothing
+    /// (Linux does not ask). Unknown bits, or setting anything else (large
+    /// send not offered, the trunk bits): H_PARAMETER. Bits are cleared, then
+    /// set.
     pub fn h_illan_attributes(&mut self, reset: u64, set: u64) -> Result<u64, HcallError> {
         if (reset | set) & !ILLAN_KNOWN != 0 {
             return Err(HcallError::Parameter);
         }
-        let settable = if self.trunk { 0 } else { ILLAN_SETTABLE };
+        let settable = match (self.trunk, self.large_send) {
+            (true, _) => 0,
+            (false, true) => ILLAN_SETTABLE,
+            (false, false) => ILLAN_CSUM,
+        };
         if set & !settable & !(self.attrs & !ILLAN_SETTABLE) != 0 {
             return Err(HcallError::Parameter);
         }

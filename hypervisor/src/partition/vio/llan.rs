@@ -141,14 +141,18 @@ fn send(p: &Partition, dev: &LlanDev, tce: &spin::Mutex<TceTable>, a: &[u64]) ->
     Ok([0; 4])
 }
 
+/// Whether adapters offer large send (ILLAN_LRG_SND_SUPPORT: Linux then
+/// sends TCP frames of up to 64 KiB, one H_SEND_LOGICAL_LAN each, docs/vio.md).
+/// Off: `cargo xtask bench` moved 64 MiB no faster with it (Paprika / pseries
+/// 1.67-2.52 in four runs with it, 1.31-1.49 in three without,
+/// docs/benchmarks.md): the transfer is bounded by TCP round trips, not by
+/// the number of frames.
+const OFFER_LARGE_SEND: bool = false;
+
 /// Whether a large send reaches a receiver with large receive on whole (as
-/// PowerVM delivers it) rather than cut into MSS segments by the switch. Off:
-/// Linux 6.1's ibmveth takes a whole large frame into a buffer of its 64 KiB
-/// pool, whose socket accounting (truesize about 128 KiB for 26-62 KiB of
-/// data) shrank the TCP window to about one frame, and `cargo xtask bench`
-/// moved 64 MiB in 21.1 s against 14.8-16.8 s with the frame cut here and
-/// 11.6-16.9 s without large send (docs/benchmarks.md).
-const LARGE_RECEIVE_WHOLE: bool = false;
+/// PowerVM delivers it: the MSS at buffer + 8) rather than cut into MSS
+/// segments by the switch. Both measured the same within the bench's noise.
+const LARGE_RECEIVE_WHOLE: bool = true;
 
 /// Every adapter of every partition, numbered in partition then adapter order.
 pub struct MachineSwitch;
@@ -264,7 +268,13 @@ pub fn devices(
             index,
             vlan: n.vlan,
             trunk: n.trunk,
-            port: spin::Mutex::new(LlanPort::new(n.mac, n.vlan, n.trunk)),
+            port: spin::Mutex::new({
+                let mut port = LlanPort::new(n.mac, n.vlan, n.trunk);
+                if OFFER_LARGE_SEND {
+                    port.offer_large_send();
+                }
+                port
+            }),
         })
         .collect()
 }

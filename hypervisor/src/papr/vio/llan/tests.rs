@@ -126,8 +126,10 @@ impl Machine {
                 tce.h_put_tce(IOBA_OFF + (pg << 12), (base + (pg << 12)) | 3)
                     .unwrap();
             }
+            let mut port = LlanPort::new(mac(i as u8 + 1), vlan, trunk);
+            port.offer_large_send();
             ports.push(Port {
-                port: RefCell::new(LlanPort::new(mac(i as u8 + 1), vlan, trunk)),
+                port: RefCell::new(port),
                 tce: RefCell::new(tce),
                 mem,
             });
@@ -605,8 +607,14 @@ fn mac_attributes_reset() {
     );
     assert_eq!(p.h_change_mac(0), Err(HcallError::Parameter));
     assert_eq!(p.h_change_mac(1 << 60), Err(HcallError::Parameter));
-    // Checksum offload and large send offered, turned on and off as Linux
-    // does.
+    // Checksum offload offered, large send only once offered; turned on and
+    // off as Linux does.
+    assert_eq!(p.h_illan_attributes(0, 0), Ok(ILLAN_PADDED_PKT_CSUM));
+    assert_eq!(
+        p.h_illan_attributes(0, ILLAN_LRG_SR_ENABLED),
+        Err(HcallError::Parameter)
+    );
+    p.offer_large_send();
     const OFFERED: u64 = ILLAN_PADDED_PKT_CSUM | ILLAN_LRG_SND_SUPPORT;
     assert_eq!(p.h_illan_attributes(0, 0), Ok(OFFERED));
     assert!(!p.csum_offload());
@@ -645,6 +653,7 @@ fn mac_attributes_reset() {
     assert!(!p.csum_offload());
     assert_eq!(p.h_illan_attributes(0, 0), Ok(OFFERED));
     let mut t = LlanPort::new(mac(2), 1, true);
+    t.offer_large_send();
     assert_eq!(t.h_illan_attributes(0, 0), Ok(ILLAN_ACTIVE_TRUNK));
     assert_eq!(
         t.h_illan_attributes(0, ILLAN_ACTIVE_TRUNK),
