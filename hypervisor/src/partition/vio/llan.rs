@@ -143,10 +143,10 @@ fn send(p: &Partition, dev: &LlanDev, tce: &spin::Mutex<TceTable>, a: &[u64]) ->
 
 /// Whether adapters offer large send (ILLAN_LRG_SND_SUPPORT: Linux then
 /// sends TCP frames of up to 64 KiB, one H_SEND_LOGICAL_LAN each, docs/vio.md).
-/// Off: `cargo xtask bench` moved 64 MiB no faster with it (Paprika / pseries
-/// 1.67-2.52 in four runs with it, 1.31-1.49 in three without,
-/// docs/benchmarks.md): the transfer is bounded by TCP round trips, not by
-/// the number of frames.
+/// Off: `cargo xtask bench` moved 64 MiB no faster with it (Paprika 14.8-21.8
+/// s in four runs with it, 11.6-22.7 s in four without, docs/benchmarks.md):
+/// the transfer is bounded by TCP round trips, not by the number of frames,
+/// and TSO only adds work in the sending guest.
 const OFFER_LARGE_SEND: bool = false;
 
 /// Whether a large send reaches a receiver with large receive on whole (as
