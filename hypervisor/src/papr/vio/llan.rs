@@ -36,6 +36,14 @@
 //! each other like any two ports. A non-trunk port sends only its own source
 //! MAC (PowerVM's rule), so a partition cannot pose as another.
 //!
+//! Large send (TSO, [`BD_LRG_SND`] with the MSS in r12, offered by
+//! ILLAN_LRG_SND_SUPPORT on ports the binding offers it on; today none, see
+//! `partition::vio::llan::OFFER_LARGE_SEND`): a TCP frame of up to 64 KiB goes whole to a
+//! receiver whose driver turned ILLAN_LRG_SR_ENABLED on (flagged
+//! [`RXQ_LRG_PKT`], the MSS at buffer + 8, as PowerVM does), and is cut into
+//! MSS-sized segments by the hypervisor for any other ([`Lso`],
+//! [`LlanPort::deliver_segments`]).
+//!
 //! Port state lives in the binding (`partition::vio::llan`); [`SwitchPorts`]
 //! is how [`send`] reaches the ports, so the switch is tested here on the host.
 use alloc::vec::Vec;
@@ -58,6 +66,10 @@ pub const BD_TOGGLE: u64 = 1 << 62;
 /// (Linux `IBMVETH_BUF_NO_CSUM`, `IBMVETH_BUF_CSUM_GOOD`).
 pub const BD_NO_CSUM: u64 = 1 << 57;
 pub const BD_CSUM_GOOD: u64 = 1 << 56;
+/// Large send: the frame is a TCP segment of up to 64 KiB to be cut at the
+/// MSS the driver passes in r12 (Linux `IBMVETH_BUF_LRG_SND`; set only with
+/// NO_CSUM, by a driver that turned ILLAN_LRG_SR_ENABLED on).
+pub const BD_LRG_SND: u64 = 1 << 58;
 const BD_LEN_SHIFT: u32 = 32;
 const BD_LEN_MASK: u64 = 0x00ff_ffff;
 
@@ -67,8 +79,16 @@ pub const RXQ_VALID: u32 = 0x4000_0000;
 /// The frame's TCP checksum was left out by its sender / its data is good.
 pub const RXQ_NO_CSUM: u32 = 0x0200_0000;
 pub const RXQ_CSUM_GOOD: u32 = 0x0100_0000;
+/// A large TCP frame (larger than its MSS); the MSS is the BE64 at buffer + 8
+/// and the frame starts at buffer + 16 (Linux `IBMVETH_RXQ_LRG_PKT`).
+pub const RXQ_LRG_PKT: u32 = 0x0400_0000;
 /// The frame starts 8 bytes into the receive buffer (after the correlator).
 pub const RX_OFFSET: u32 = 8;
+/// ... 16 bytes for a large frame (correlator, then the MSS).
+pub const RX_OFFSET_LARGE: u32 = 16;
+/// Smallest MSS a large send may name (Linux `TCP_MIN_SND_MSS`); bounds the
+/// segments the hypervisor cuts one frame into (64 KiB / 48 = 1366).
+pub const MIN_MSS: u64 = 48;
 pub const RXQ_ENTRY: u64 = 16;
 /// Receive queue alignment (QEMU `VLAN_RQ_ALIGNMENT`).
 const RXQ_ALIGN: u64 = 16;
@@ -112,12 +132,17 @@ pub const ILLAN_PADDED_PKT_CSUM: u64 = 0x2000;
 pub const ILLAN_LRG_SND_SUPPORT: u64 = 0x8000;
 pub const ILLAN_LRG_SR_ENABLED: u64 = 0x10000;
 pub const ILLAN_TRUNK_PRI_MASK: u64 = 0xf00;
-/// What an adapter's driver may turn on: TCP checksum offload (the checksum
-/// of a frame from such a port is filled in by the hypervisor for any
-/// receiver that did not turn it on too).
-const ILLAN_SETTABLE: u64 = ILLAN_IPV4_TCP_CSUM | ILLAN_IPV6_TCP_CSUM;
+/// TCP checksum offload, on: frames may reach the port with the checksum
+/// left out (the hypervisor fills it in for any receiver without it).
+const ILLAN_CSUM: u64 = ILLAN_IPV4_TCP_CSUM | ILLAN_IPV6_TCP_CSUM;
+/// What an adapter's driver may turn on: checksum offload and large
+/// send/receive (a large frame reaches a receiver without it cut into
+/// MSS-sized segments by the hypervisor).
+const ILLAN_SETTABLE: u64 = ILLAN_CSUM | ILLAN_LRG_SR_ENABLED;
 /// What every non-trunk adapter reports: checksum offload is available
-/// (Linux turns it on only when this bit is there).
+/// (Linux turns it on only when this bit is there), and large send
+/// (LRG_SND_SUPPORT) on an adapter that offers it ([`LlanPort::offer_large_send`]:
+/// Linux then enables TSO and turns LRG_SR_ENABLED on at probe).
 const ILLAN_OFFERED: u64 = ILLAN_PADDED_PKT_CSUM;
 /// Every bit a guest may name in H_ILLAN_ATTRIBUTES (others: H_PARAMETER).
 const ILLAN_KNOWN: u64 = ILLAN_ACTIVE_TRUNK
@@ -195,6 +220,13 @@ pub struct PortStats {
     /// Frames for this port whose left-out TCP checksum the hypervisor
     /// computed (its driver had offload off).
     pub rx_csum_filled: u64,
+    /// Large frames (TCP, more than one MSS) this port sent.
+    pub tx_large: u64,
+    /// Large frames delivered whole to this port (large receive on).
+    pub rx_large: u64,
+    /// Large frames cut into segments for this port (large receive off);
+    /// each segment also counts in `rx_frames`.
+    pub rx_segmented: u64,
 }
 
 /// One adapter's state as the switch sees it.
@@ -219,6 +251,8 @@ pub struct LlanPort {
     mcast_filtering: bool,
     filters: Vec<[u8; 6]>,
     attrs: u64,
+    /// Large send offered (LRG_SND_SUPPORT reported, LRG_SR_ENABLED settable).
+    large_send: bool,
     pub stats: PortStats,
 }
 
@@ -249,7 +283,8 @@ impl LlanPort {
             mcast_recv: true,
             mcast_filtering: false,
             filters: Vec::new(),
-            attrs: Self::reset_attrs(trunk),
+            attrs: Self::reset_attrs(trunk, false),
+            large_send: false,
             stats: PortStats::default(),
         }
     }
@@ -260,18 +295,36 @@ impl LlanPort {
 
     /// A trunk reports ACTIVE_TRUNK (and Linux then leaves checksum offload
     /// off); any other port offers checksum offload.
-    fn reset_attrs(trunk: bool) -> u64 {
+    fn reset_attrs(trunk: bool, large_send: bool) -> u64 {
         if trunk {
             ILLAN_ACTIVE_TRUNK
+        } else if large_send {
+            ILLAN_OFFERED | ILLAN_LRG_SND_SUPPORT
         } else {
             ILLAN_OFFERED
+        }
+    }
+
+    /// Offers large send on this (non-trunk) adapter: LRG_SND_SUPPORT
+    /// reported, LRG_SR_ENABLED settable. A trunk offers nothing.
+    pub fn offer_large_send(&mut self) {
+        if !self.trunk {
+            self.large_send = true;
+            self.attrs |= ILLAN_LRG_SND_SUPPORT;
         }
     }
 
     /// Whether the driver turned TCP checksum offload on: frames may then
     /// reach it with the checksum left out (flagged in the queue entry).
     pub fn csum_offload(&self) -> bool {
-        self.attrs & ILLAN_SETTABLE != 0
+        self.attrs & ILLAN_CSUM != 0
+    }
+
+    /// Whether the driver turned large send/receive on (and checksum offload:
+    /// a large frame's checksum is always left out): large frames may then
+    /// reach it whole.
+    pub fn large_receive(&self) -> bool {
+        self.attrs & ILLAN_LRG_SR_ENABLED != 0 && self.csum_offload()
     }
 
     /// Receive buffers posted and not used yet.
@@ -359,7 +412,7 @@ impl LlanPort {
     pub fn reset(&mut self) {
         self.close();
         self.mac = self.base_mac;
-        self.attrs = Self::reset_attrs(self.trunk);
+        self.attrs = Self::reset_attrs(self.trunk, self.large_send);
     }
 
     /// H_ADD_LOGICAL_LAN_BUFFER(unit, bd): the BD valid, 4-aligned, at least 16
@@ -448,15 +501,21 @@ impl LlanPort {
     }
 
     /// H_ILLAN_ATTRIBUTES(unit, reset, set) -> attributes. A non-trunk port
-    /// offers TCP checksum offload (PADDED_PKT_CSUM) and lets the driver turn
-    /// IPV4_TCP_CSUM / IPV6_TCP_CSUM on and off; a trunk offers nothing
+    /// offers TCP checksum offload (PADDED_PKT_CSUM) and, when offered, large
+    /// send (LRG_SND_SUPPORT), and lets the driver turn IPV4_TCP_CSUM /
+    /// IPV6_TCP_CSUM (/ LRG_SR_ENABLED) on and off; a trunk offers nothing
     /// (Linux does not ask). Unknown bits, or setting anything else (large
-    /// send, the trunk bits): H_PARAMETER. Bits are cleared, then set.
+    /// send not offered, the trunk bits): H_PARAMETER. Bits are cleared, then
+    /// set.
     pub fn h_illan_attributes(&mut self, reset: u64, set: u64) -> Result<u64, HcallError> {
         if (reset | set) & !ILLAN_KNOWN != 0 {
             return Err(HcallError::Parameter);
         }
-        let settable = if self.trunk { 0 } else { ILLAN_SETTABLE };
+        let settable = match (self.trunk, self.large_send) {
+            (true, _) => 0,
+            (false, true) => ILLAN_SETTABLE,
+            (false, false) => ILLAN_CSUM,
+        };
         if set & !settable & !(self.attrs & !ILLAN_SETTABLE) != 0 {
             return Err(HcallError::Parameter);
         }
@@ -480,12 +539,19 @@ impl LlanPort {
     }
 
     /// The sender's side of H_SEND_LOGICAL_LAN before the switch: closed is
-    /// H_DROPPED (QEMU); a non-trunk port's frame with a source MAC other than
-    /// its own is refused (`Ok(false)`, counted; the guest gets H_SUCCESS as
-    /// for any lost frame).
+    /// H_DROPPED (QEMU); a large send from a port whose driver did not turn
+    /// large send on is H_PARAMETER; a non-trunk port's frame with a source
+    /// MAC other than its own is refused (`Ok(false)`, counted; the guest gets
+    /// H_SUCCESS as for any lost frame).
     pub fn may_send(&mut self, frame: &Frame) -> Result<bool, HcallError> {
         if !self.open {
             return Err(HcallError::Dropped);
+        }
+        if frame.large_send && !self.large_receive() {
+            return Err(HcallError::Parameter);
+        }
+        if frame.lso.is_some() {
+            self.stats.tx_large += 1;
         }
         if !self.trunk && frame.src != self.mac {
             self.stats.tx_spoofed += 1;
@@ -515,13 +581,13 @@ impl LlanPort {
         self.mcast_recv && (!self.mcast_filtering || self.filters.contains(dst))
     }
 
-    /// A buffer for a frame of `len` bytes: the smallest pool's that holds
-    /// `len + 8`.
-    fn take_buffer(&mut self, len: u64) -> Option<u64> {
+    /// A buffer for a frame of `len` bytes at `offset`: the smallest pool's
+    /// that holds `len + offset`.
+    fn take_buffer(&mut self, len: u64, offset: u32) -> Option<u64> {
         let pool = self
             .pools
             .iter_mut()
-            .find(|p| p.size >= len + u64::from(RX_OFFSET) && !p.bds.is_empty())?;
+            .find(|p| p.size >= len + u64::from(offset) && !p.bds.is_empty())?;
         let bd = pool.bds.pop()?;
         self.rx_bufs -= 1;
         Some(bd)
@@ -548,18 +614,28 @@ impl LlanPort {
     /// receiver with offload on gets the frame so, flagged NO_CSUM|CSUM_GOOD in
     /// its queue entry; for any other the checksum is computed and filled in
     /// here, so it never sees a frame with a wrong checksum.
+    ///
+    /// `large_mss`: a large frame for a receiver with large receive on (the
+    /// caller checked): the MSS goes to buffer + 8 as a BE64, the frame to
+    /// buffer + 16, and the entry is flagged LRG_PKT (and NO_CSUM|CSUM_GOOD).
     pub fn deliver<M: DmaMemory>(
         &mut self,
         tce: &TceTable,
         mem: &M,
         len: u64,
         no_csum: bool,
+        large_mss: Option<u16>,
         fill: impl FnOnce(&TceTable, &M, u64) -> bool,
     ) -> Delivery {
         if !self.open {
             return Delivery::Dropped;
         }
-        let Some(bd) = self.take_buffer(len) else {
+        let offset = if large_mss.is_some() {
+            RX_OFFSET_LARGE
+        } else {
+            RX_OFFSET
+        };
+        let Some(bd) = self.take_buffer(len, offset) else {
             self.drop_no_buffer(tce, mem);
             return Delivery::Dropped;
         };
@@ -569,7 +645,13 @@ impl LlanPort {
             self.stats.rx_bad_buffer += 1;
             return Delivery::Dropped;
         }
-        if !fill(tce, mem, buf + u64::from(RX_OFFSET)) {
+        if let Some(mss) = large_mss {
+            if tce::dma_write(tce, mem, buf + 8, &u64::from(mss).to_be_bytes()).is_err() {
+                self.stats.rx_bad_buffer += 1;
+                return Delivery::Dropped;
+            }
+        }
+        if !fill(tce, mem, buf + u64::from(offset)) {
             self.stats.rx_bad_buffer += 1;
             return Delivery::Dropped;
         }
@@ -578,12 +660,15 @@ impl LlanPort {
         if self.rxq_toggle {
             control ^= RXQ_TOGGLE;
         }
+        if large_mss.is_some() {
+            control |= RXQ_LRG_PKT;
+        }
         if no_csum {
             if self.csum_offload() {
                 control |= RXQ_NO_CSUM | RXQ_CSUM_GOOD;
             } else {
                 // Not TCP (nothing was left out then) or unreadable: as is.
-                if fill_tcp_checksum(tce, mem, buf + u64::from(RX_OFFSET), len) {
+                if fill_tcp_checksum(tce, mem, buf + u64::from(offset), len) {
                     self.stats.rx_csum_filled += 1;
                 }
             }
@@ -598,7 +683,7 @@ impl LlanPort {
         // The frame and the entry's body before its flags word: the driver
         // reads the flags, then (after its own barrier) the rest.
         core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-        if tce::dma_write(tce, mem, entry, &(control | RX_OFFSET).to_be_bytes()).is_err() {
+        if tce::dma_write(tce, mem, entry, &(control | offset).to_be_bytes()).is_err() {
             self.stats.rx_bad_buffer += 1;
             return Delivery::Dropped;
         }
@@ -609,7 +694,178 @@ impl LlanPort {
         }
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += len;
+        if large_mss.is_some() {
+            self.stats.rx_large += 1;
+        }
         Delivery::Delivered
+    }
+
+    /// Delivers a large frame to this port cut into segments of at most
+    /// `lso.mss` bytes of TCP payload each (as a NIC's TSO would put them on a
+    /// wire: the headers copied, IPv4 total length, ID (+1 per segment) and
+    /// header checksum, IPv6 payload length, TCP sequence number advanced,
+    /// FIN/PSH only on the last segment and CWR only on the first, the TCP
+    /// checksum left out and filled in or flagged by [`LlanPort::deliver`] as
+    /// for any frame with NO_CSUM). Delivered when at least one segment was.
+    /// (Whole, to a receiver with large receive on, is [`LlanPort::deliver`]
+    /// with the MSS: see [`send`].)
+    pub fn deliver_segments<M: DmaMemory>(
+        &mut self,
+        tce: &TceTable,
+        mem: &M,
+        frame: &Frame,
+        lso: &Lso,
+        src: &impl DmaMemory,
+        bounce: &mut [u8],
+    ) -> Delivery {
+        if !self.open {
+            return Delivery::Dropped;
+        }
+        let mut hdr = [0u8; MAX_LSO_HEADER];
+        let hl = usize::from(lso.hdr_len);
+        if read_pieces(src, &frame.pieces, 0, &mut hdr[..hl]).is_none() {
+            self.stats.rx_bad_buffer += 1;
+            return Delivery::Dropped;
+        }
+        let payload = frame.len - u64::from(lso.hdr_len);
+        let mss = u64::from(lso.mss);
+        let segments = payload.div_ceil(mss);
+        let tcp = usize::from(lso.tcp_off);
+        let seq = u32::from_be_bytes([hdr[tcp + 4], hdr[tcp + 5], hdr[tcp + 6], hdr[tcp + 7]]);
+        let flags = hdr[tcp + 13];
+        let mut delivered = false;
+        self.stats.rx_segmented += 1;
+        for i in 0..segments {
+            let at = i * mss;
+            let n = (payload - at).min(mss);
+            let mut h = hdr;
+            let h = &mut h[..hl];
+            lso.segment_header(h, i, at as u32, n as u16, seq, flags, i + 1 == segments);
+            let len = u64::from(lso.hdr_len) + n;
+            let outcome = self.deliver(tce, mem, len, true, None, |t, m, ioba| {
+                tce::dma_write(t, m, ioba, h).is_ok()
+                    && copy_range(
+                        frame,
+                        src,
+                        u64::from(lso.hdr_len) + at,
+                        n,
+                        t,
+                        m,
+                        ioba + u64::from(lso.hdr_len),
+                        bounce,
+                    )
+            });
+            delivered |= outcome == Delivery::Delivered;
+        }
+        if delivered {
+            Delivery::Delivered
+        } else {
+            Delivery::Dropped
+        }
+    }
+}
+
+/// Largest header (Ethernet, IP, TCP) of a large frame: 14 + 60 + 60.
+pub const MAX_LSO_HEADER: usize = 14 + 60 + 60;
+
+/// What H_SEND_LOGICAL_LAN's large send found in a frame larger than one
+/// segment: the MSS and where the headers end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lso {
+    pub mss: u16,
+    /// IPv6 (else IPv4).
+    pub ipv6: bool,
+    /// Offset of the TCP header (14 + IP header).
+    pub tcp_off: u16,
+    /// Ethernet, IP and TCP headers together.
+    pub hdr_len: u16,
+}
+
+impl Lso {
+    /// Parses the headers of a large send (`head`: the frame's first bytes,
+    /// as many as there are up to [`MAX_LSO_HEADER`]) of `len` bytes: IPv4
+    /// (no fragment) or IPv6 (no extension header) carrying TCP, the IP
+    /// length matching the frame's. `None` for anything else.
+    pub fn parse(head: &[u8], len: u64, mss: u16) -> Option<Lso> {
+        let be16 = |i: usize| -> Option<u64> {
+            Some(u64::from(u16::from_be_bytes([
+                *head.get(i)?,
+                *head.get(i + 1)?,
+            ])))
+        };
+        let (ipv6, tcp_off) = match be16(12)? {
+            0x0800 => {
+                let v = *head.get(14)?;
+                let ihl = u64::from(v & 0xf) * 4;
+                // Version 4, protocol TCP, not a fragment (MF or offset).
+                if v >> 4 != 4 || ihl < 20 || *head.get(23)? != 6 || be16(20)? & 0x3fff != 0 {
+                    return None;
+                }
+                if be16(16)? != len - 14 {
+                    return None;
+                }
+                (false, 14 + ihl)
+            }
+            0x86dd => {
+                if *head.get(14)? >> 4 != 6 || *head.get(20)? != 6 || be16(18)? != len - 54 {
+                    return None;
+                }
+                (true, 54)
+            }
+            _ => return None,
+        };
+        let doff = u64::from(*head.get(tcp_off as usize + 12)? >> 4) * 4;
+        let hdr_len = tcp_off + doff;
+        if doff < 20 || hdr_len > len || hdr_len as usize > head.len() {
+            return None;
+        }
+        Some(Lso {
+            mss,
+            ipv6,
+            tcp_off: tcp_off as u16,
+            hdr_len: hdr_len as u16,
+        })
+    }
+
+    /// Rewrites a copy of the large frame's headers `h` for segment `i`,
+    /// whose payload starts `at` bytes into the large frame's and is `n`
+    /// bytes long; `seq` and `flags` are the large frame's.
+    #[allow(clippy::too_many_arguments)]
+    fn segment_header(
+        &self,
+        h: &mut [u8],
+        i: u64,
+        at: u32,
+        n: u16,
+        seq: u32,
+        flags: u8,
+        last: bool,
+    ) {
+        let tcp = usize::from(self.tcp_off);
+        let l4 = (usize::from(self.hdr_len) - tcp) as u16 + n;
+        if self.ipv6 {
+            h[18..20].copy_from_slice(&l4.to_be_bytes());
+        } else {
+            let total = (tcp - 14) as u16 + l4;
+            h[16..18].copy_from_slice(&total.to_be_bytes());
+            let id = u16::from_be_bytes([h[18], h[19]]).wrapping_add(i as u16);
+            h[18..20].copy_from_slice(&id.to_be_bytes());
+            h[24..26].copy_from_slice(&[0, 0]);
+            let sum = csum_fold(csum_add(0, &h[14..tcp], false));
+            h[24..26].copy_from_slice(&sum.to_be_bytes());
+        }
+        h[tcp + 4..tcp + 8].copy_from_slice(&seq.wrapping_add(at).to_be_bytes());
+        // FIN 0x01, PSH 0x08: the last segment's; CWR 0x80: the first's.
+        let mut f = flags;
+        if !last {
+            f &= !(0x01 | 0x08);
+        }
+        if i != 0 {
+            f &= !0x80;
+        }
+        h[tcp + 13] = f;
+        // The checksum left out, as the sender did.
+        h[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
     }
 }
 
@@ -733,6 +989,12 @@ pub struct Frame {
     pub len: u64,
     /// The sender left the TCP checksum out ([`BD_NO_CSUM`] on its first BD).
     pub no_csum: bool,
+    /// [`BD_LRG_SND`] on its first BD (checked against the sender's
+    /// attributes by [`LlanPort::may_send`]).
+    pub large_send: bool,
+    /// A large send of more than one MSS of payload: cut for receivers
+    /// without large receive ([`LlanPort::deliver_segments`]).
+    pub lso: Option<Lso>,
     pub dst: [u8; 6],
     pub src: [u8; 6],
 }
@@ -743,11 +1005,18 @@ pub struct Frame {
 /// send is success with no frame (`None`); more than [`MAX_FRAME`] bytes is
 /// H_RESOURCE; a frame shorter than an Ethernet header, or a descriptor the
 /// sender's window does not let the device read, is H_PARAMETER.
+///
+/// Large send ([`BD_LRG_SND`] on the first BD; `mss` is r12, looked at only
+/// then): without NO_CSUM, an MSS below [`MIN_MSS`] or above 65535, or a
+/// frame that is not one IPv4/IPv6 TCP segment whose IP length matches
+/// ([`Lso::parse`]): H_PARAMETER. A large send of at most one MSS of payload
+/// is an ordinary frame.
 pub fn gather(
     tce: &TceTable,
     mem: &impl DmaMemory,
     bds: &[u64; SEND_BDS],
     token: u64,
+    mss: u64,
 ) -> Result<Option<Frame>, HcallError> {
     if token != 0 {
         return Err(HcallError::Hardware);
@@ -764,6 +1033,7 @@ pub fn gather(
     }
     let mut frame = Frame {
         no_csum: bds.first().is_some_and(|&b| b & BD_NO_CSUM != 0),
+        large_send: bds.first().is_some_and(|&b| b & BD_LRG_SND != 0),
         ..Frame::default()
     };
     for &bd in bds {
@@ -789,6 +1059,18 @@ pub fn gather(
     read_pieces(mem, &frame.pieces, 0, &mut head).ok_or(HcallError::Parameter)?;
     frame.dst.copy_from_slice(&head[..6]);
     frame.src.copy_from_slice(&head[6..12]);
+    if frame.large_send {
+        if !frame.no_csum || !(MIN_MSS..=u64::from(u16::MAX)).contains(&mss) {
+            return Err(HcallError::Parameter);
+        }
+        let mut h = [0u8; MAX_LSO_HEADER];
+        let n = (frame.len as usize).min(MAX_LSO_HEADER);
+        read_pieces(mem, &frame.pieces, 0, &mut h[..n]).ok_or(HcallError::Parameter)?;
+        let lso = Lso::parse(&h[..n], frame.len, mss as u16).ok_or(HcallError::Parameter)?;
+        if frame.len - u64::from(lso.hdr_len) > mss {
+            frame.lso = Some(lso);
+        }
+    }
     Ok(Some(frame))
 }
 
@@ -827,14 +1109,30 @@ pub fn copy_frame(
     ioba: u64,
     bounce: &mut [u8],
 ) -> bool {
-    if dst_tce.translate(ioba, frame.len, DmaDir::ToGuest).is_err() {
+    copy_range(frame, src, 0, frame.len, dst_tce, dst, ioba, bounce)
+}
+
+/// Copies `len` bytes at offset `at` of a frame into `[ioba, ..)` of a
+/// receiver's window (checked whole first) through `bounce`.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_range(
+    frame: &Frame,
+    src: &impl DmaMemory,
+    at: u64,
+    len: u64,
+    dst_tce: &TceTable,
+    dst: &impl DmaMemory,
+    ioba: u64,
+    bounce: &mut [u8],
+) -> bool {
+    if dst_tce.translate(ioba, len, DmaDir::ToGuest).is_err() {
         return false;
     }
     let mut done = 0u64;
-    while done < frame.len {
-        let n = (frame.len - done).min(bounce.len() as u64) as usize;
+    while done < len {
+        let n = (len - done).min(bounce.len() as u64) as usize;
         let b = &mut bounce[..n];
-        if read_pieces(src, &frame.pieces, done, b).is_none()
+        if read_pieces(src, &frame.pieces, at + done, b).is_none()
             || tce::dma_write(dst_tce, dst, ioba + done, b).is_err()
         {
             return false;
@@ -884,12 +1182,17 @@ pub struct SendReport {
 /// comment for who receives it. Each receiver is locked alone (never two
 /// ports at once, so no lock order between partitions is needed), and
 /// notified after its lock is released.
+///
+/// `large_whole`: a large frame goes whole to receivers with large receive
+/// on (PowerVM's way); when false it is cut into segments for every
+/// receiver (the binding's choice, `partition::vio::llan`).
 pub fn send<P: SwitchPorts>(
     ports: &P,
     from: usize,
     frame: &Frame,
     src: &impl DmaMemory,
     bounce: &mut [u8],
+    large_whole: bool,
 ) -> SendReport {
     let vlan = ports.vlan(from);
     let mut report = SendReport::default();
@@ -920,11 +1223,17 @@ pub fn send<P: SwitchPorts>(
                 if !wanted {
                     return None;
                 }
-                Some(
-                    p.deliver(tce, &mem, frame.len, frame.no_csum, |t, m, ioba| {
+                Some(match &frame.lso {
+                    Some(lso) if large_whole && p.large_receive() => {
+                        p.deliver(tce, &mem, frame.len, true, Some(lso.mss), |t, m, ioba| {
+                            copy_frame(frame, src, t, m, ioba, bounce)
+                        })
+                    }
+                    Some(lso) => p.deliver_segments(tce, &mem, frame, lso, src, bounce),
+                    None => p.deliver(tce, &mem, frame.len, frame.no_csum, None, |t, m, ioba| {
                         copy_frame(frame, src, t, m, ioba, bounce)
                     }),
-                )
+                })
             });
             match outcome.flatten() {
                 Some(Delivery::Delivered) => {

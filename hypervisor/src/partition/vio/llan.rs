@@ -109,8 +109,11 @@ fn send(p: &Partition, dev: &LlanDev, tce: &spin::Mutex<TceTable>, a: &[u64]) ->
         *b = *v;
     }
     let token = a.get(ll::SEND_BDS).copied().unwrap_or(0);
+    // r12: the MSS of a large send (ibmveth passes it when it turned
+    // ILLAN_LRG_SR_ENABLED on; looked at only for a BD_LRG_SND frame).
+    let mss = a.get(ll::SEND_BDS + 1).copied().unwrap_or(0);
     let mem = GuestDma(p);
-    let frame = ll::gather(&tce.lock(), &mem, &bds, token)?;
+    let frame = ll::gather(&tce.lock(), &mem, &bds, token, mss)?;
     let Some(frame) = frame else {
         return Ok([0; 4]);
     };
@@ -126,10 +129,30 @@ fn send(p: &Partition, dev: &LlanDev, tce: &spin::Mutex<TceTable>, a: &[u64]) ->
         return Ok([0; 4]);
     };
     let mut bounce = [0u8; 2048];
-    let report = ll::send(&MachineSwitch, from, &frame, &mem, &mut bounce);
+    let report = ll::send(
+        &MachineSwitch,
+        from,
+        &frame,
+        &mem,
+        &mut bounce,
+        LARGE_RECEIVE_WHOLE,
+    );
     dev.port.lock().sent(report);
     Ok([0; 4])
 }
+
+/// Whether adapters offer large send (ILLAN_LRG_SND_SUPPORT: Linux then
+/// sends TCP frames of up to 64 KiB, one H_SEND_LOGICAL_LAN each, docs/vio.md).
+/// Off: `cargo xtask bench` moved 64 MiB no faster with it (Paprika 14.8-21.8
+/// s in four runs with it, 11.6-22.7 s in four without, docs/benchmarks.md):
+/// the transfer is bounded by TCP round trips, not by the number of frames,
+/// and TSO only adds work in the sending guest.
+const OFFER_LARGE_SEND: bool = false;
+
+/// Whether a large send reaches a receiver with large receive on whole (as
+/// PowerVM delivers it: the MSS at buffer + 8) rather than cut into MSS
+/// segments by the switch. Both measured the same within the bench's noise.
+const LARGE_RECEIVE_WHOLE: bool = true;
 
 /// Every adapter of every partition, numbered in partition then adapter order.
 pub struct MachineSwitch;
@@ -211,7 +234,7 @@ pub fn report(p: &Partition) {
         let s = port.stats;
         let reg = p.vio.bus.get(d.index).map_or(0, |b| b.reg);
         info!(
-            "PAPRIKA lpar-veth: {} l-lan@{:x} vlan={} tx={} rx={} rx_bytes={} rx_no_buffer={} rx_bad_buffer={} tx_unrouted={} tx_spoofed={} tx_no_csum={} rx_csum_filled={}",
+            "PAPRIKA lpar-veth: {} l-lan@{:x} vlan={} tx={} rx={} rx_bytes={} rx_no_buffer={} rx_bad_buffer={} tx_unrouted={} tx_spoofed={} tx_no_csum={} rx_csum_filled={} tx_large={} rx_large={} rx_segmented={}",
             p.name,
             reg,
             d.vlan,
@@ -223,7 +246,10 @@ pub fn report(p: &Partition) {
             s.tx_unrouted,
             s.tx_spoofed,
             s.tx_no_csum,
-            s.rx_csum_filled
+            s.rx_csum_filled,
+            s.tx_large,
+            s.rx_large,
+            s.rx_segmented
         );
     }
 }
@@ -242,7 +268,13 @@ pub fn devices(
             index,
             vlan: n.vlan,
             trunk: n.trunk,
-            port: spin::Mutex::new(LlanPort::new(n.mac, n.vlan, n.trunk)),
+            port: spin::Mutex::new({
+                let mut port = LlanPort::new(n.mac, n.vlan, n.trunk);
+                if OFFER_LARGE_SEND {
+                    port.offer_large_send();
+                }
+                port
+            }),
         })
         .collect()
 }

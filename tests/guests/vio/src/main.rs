@@ -555,7 +555,7 @@ mod guest {
             H_PARAMETER,
         );
         // Checksum offload offered (PADDED_PKT_CSUM), turned on and off;
-        // large send is not offered.
+        // large send is not offered (OFFER_LARGE_SEND, docs/vio.md).
         let (rc, out) = hcall(H_ILLAN_ATTRIBUTES, &[l, 0, 0]);
         check(
             "lan-illan-attributes",
@@ -569,14 +569,31 @@ mod guest {
             format_args!("rc {} attrs {:#x}", rc, out[0]),
         );
         expect(
-            "lan-illan-clear-csum",
-            call(H_ILLAN_ATTRIBUTES, &[l, 2, 0]),
-            H_SUCCESS,
-        );
-        expect(
             "lan-illan-large-send",
             call(H_ILLAN_ATTRIBUTES, &[l, 0, 0x1_0000]),
             H_PARAMETER,
+        );
+        // A large send (BD flags NO_CSUM|CSUM_GOOD|LRG_SND, MSS in r12) that
+        // is no TCP segment, or names MSS 0: H_PARAMETER.
+        let tx = apage(0, TX);
+        write(tx, &mac(1));
+        write(tx + 6, &mac(0));
+        write(tx + 12, &[0x88, 0xb5]);
+        let lso = bd(TX * 4096, 3000) | 7 << 56;
+        expect(
+            "lan-large-send-not-tcp",
+            call(H_SEND_LOGICAL_LAN, &[l, lso, 0, 0, 0, 0, 0, 0, 1448]),
+            H_PARAMETER,
+        );
+        expect(
+            "lan-large-send-mss-0",
+            call(H_SEND_LOGICAL_LAN, &[l, lso, 0, 0, 0, 0, 0, 0, 0]),
+            H_PARAMETER,
+        );
+        expect(
+            "lan-illan-clear-csum",
+            call(H_ILLAN_ATTRIBUTES, &[l, 2, 0]),
+            H_SUCCESS,
         );
 
         // Frames between adapters 0 and 1 (one partition, both on VLAN 1);

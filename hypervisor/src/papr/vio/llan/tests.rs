@@ -63,6 +63,10 @@ struct Machine {
     ports: Vec<Port>,
     notified: RefCell<Vec<usize>>,
     locked: Cell<u32>,
+    /// r12 of the next sends (the MSS of a large send).
+    mss: Cell<u64>,
+    /// The switch's policy for large frames (`send`'s `large_whole`).
+    whole: Cell<bool>,
 }
 
 impl SwitchPorts for Machine {
@@ -122,8 +126,10 @@ impl Machine {
                 tce.h_put_tce(IOBA_OFF + (pg << 12), (base + (pg << 12)) | 3)
                     .unwrap();
             }
+            let mut port = LlanPort::new(mac(i as u8 + 1), vlan, trunk);
+            port.offer_large_send();
             ports.push(Port {
-                port: RefCell::new(LlanPort::new(mac(i as u8 + 1), vlan, trunk)),
+                port: RefCell::new(port),
                 tce: RefCell::new(tce),
                 mem,
             });
@@ -133,6 +139,8 @@ impl Machine {
             ports,
             notified: RefCell::new(Vec::new()),
             locked: Cell::new(0),
+            mss: Cell::new(0),
+            whole: Cell::new(true),
         }
     }
 
@@ -207,7 +215,7 @@ impl Machine {
         if !p.port.borrow().is_open() {
             return Err(HcallError::Dropped);
         }
-        let frame = gather(&p.tce.borrow(), self.mem(from), bds, 0)?;
+        let frame = gather(&p.tce.borrow(), self.mem(from), bds, 0, self.mss.get())?;
         let Some(frame) = frame else {
             return Ok(SendReport::default());
         };
@@ -215,7 +223,14 @@ impl Machine {
             return Ok(SendReport::default());
         }
         let mut bounce = [0u8; 256];
-        let r = send(self, from, &frame, self.mem(from), &mut bounce);
+        let r = send(
+            self,
+            from,
+            &frame,
+            self.mem(from),
+            &mut bounce,
+            self.whole.get(),
+        );
         p.port.borrow_mut().sent(r);
         Ok(r)
     }
@@ -501,7 +516,7 @@ fn send_checks() {
     let tce = p.tce.borrow();
     let mem = m.mem(0);
     let tx = (IOBA_OFF + TX) as u32;
-    let g = |bds: [u64; 6], token: u64| gather(&tce, mem, &bds, token).map(|f| f.map(|f| f.len));
+    let g = |bds: [u64; 6], token: u64| gather(&tce, mem, &bds, token, 0).map(|f| f.map(|f| f.len));
     assert_eq!(
         g([make_bd(tx, 60), 0, 0, 0, 0, 0], 1),
         Err(HcallError::Hardware)
@@ -592,40 +607,61 @@ fn mac_attributes_reset() {
     );
     assert_eq!(p.h_change_mac(0), Err(HcallError::Parameter));
     assert_eq!(p.h_change_mac(1 << 60), Err(HcallError::Parameter));
-    // Checksum offload offered, turned on and off as Linux does.
+    // Checksum offload offered, large send only once offered; turned on and
+    // off as Linux does.
     assert_eq!(p.h_illan_attributes(0, 0), Ok(ILLAN_PADDED_PKT_CSUM));
+    assert_eq!(
+        p.h_illan_attributes(0, ILLAN_LRG_SR_ENABLED),
+        Err(HcallError::Parameter)
+    );
+    p.offer_large_send();
+    const OFFERED: u64 = ILLAN_PADDED_PKT_CSUM | ILLAN_LRG_SND_SUPPORT;
+    assert_eq!(p.h_illan_attributes(0, 0), Ok(OFFERED));
     assert!(!p.csum_offload());
     assert_eq!(
         p.h_illan_attributes(0, ILLAN_IPV4_TCP_CSUM),
-        Ok(ILLAN_PADDED_PKT_CSUM | ILLAN_IPV4_TCP_CSUM)
+        Ok(OFFERED | ILLAN_IPV4_TCP_CSUM)
     );
     assert!(p.csum_offload());
     assert_eq!(
         p.h_illan_attributes(ILLAN_IPV4_TCP_CSUM, ILLAN_IPV6_TCP_CSUM),
-        Ok(ILLAN_PADDED_PKT_CSUM | ILLAN_IPV6_TCP_CSUM)
+        Ok(OFFERED | ILLAN_IPV6_TCP_CSUM)
     );
-    // Large send, the trunk bit, unknown bits: refused, nothing changed.
-    for bad in [ILLAN_LRG_SR_ENABLED, ILLAN_ACTIVE_TRUNK, 1 << 40] {
+    assert!(!p.large_receive());
+    assert_eq!(
+        p.h_illan_attributes(0, ILLAN_LRG_SR_ENABLED),
+        Ok(OFFERED | ILLAN_IPV6_TCP_CSUM | ILLAN_LRG_SR_ENABLED)
+    );
+    assert!(p.large_receive());
+    // The trunk bit, unknown bits: refused, nothing changed.
+    for bad in [ILLAN_ACTIVE_TRUNK, 1 << 40, ILLAN_LRG_SR_ENABLED | 1 << 40] {
         assert_eq!(p.h_illan_attributes(0, bad), Err(HcallError::Parameter));
     }
     assert_eq!(
         p.h_illan_attributes(0, 0),
-        Ok(ILLAN_PADDED_PKT_CSUM | ILLAN_IPV6_TCP_CSUM)
+        Ok(OFFERED | ILLAN_IPV6_TCP_CSUM | ILLAN_LRG_SR_ENABLED)
     );
+    // Large receive without checksum offload: frames are cut for it.
+    assert_eq!(
+        p.h_illan_attributes(ILLAN_IPV6_TCP_CSUM, 0),
+        Ok(OFFERED | ILLAN_LRG_SR_ENABLED)
+    );
+    assert!(!p.large_receive());
     p.reset();
     assert_eq!(p.mac, mac(1));
     assert!(!p.is_open());
     assert!(!p.csum_offload());
+    assert_eq!(p.h_illan_attributes(0, 0), Ok(OFFERED));
     let mut t = LlanPort::new(mac(2), 1, true);
+    t.offer_large_send();
     assert_eq!(t.h_illan_attributes(0, 0), Ok(ILLAN_ACTIVE_TRUNK));
     assert_eq!(
         t.h_illan_attributes(0, ILLAN_ACTIVE_TRUNK),
         Ok(ILLAN_ACTIVE_TRUNK)
     );
-    assert_eq!(
-        t.h_illan_attributes(0, ILLAN_IPV4_TCP_CSUM),
-        Err(HcallError::Parameter)
-    );
+    for bad in [ILLAN_IPV4_TCP_CSUM, ILLAN_LRG_SR_ENABLED] {
+        assert_eq!(t.h_illan_attributes(0, bad), Err(HcallError::Parameter));
+    }
     // The trunk may send a foreign source MAC.
     let props = LlanPort::dt_props(mac(3));
     assert_eq!(props[0], ("local-mac-address", mac(3).to_vec()));
@@ -805,4 +841,315 @@ fn checksum_of_ipv6_and_non_tcp() {
     assert!(!fill_tcp_checksum(&t, &mem, 0, 40));
     // An IPv4 length past the frame: left alone.
     assert!(!fill_tcp_checksum(&t, &mem, 0, tcp.len() as u64 - 1));
+}
+
+/// Turns on what Linux's ibmveth turns on at probe: checksum offload, and
+/// large send/receive when `large`.
+fn offload(m: &Machine, port: usize, large: bool) {
+    let set =
+        ILLAN_IPV4_TCP_CSUM | ILLAN_IPV6_TCP_CSUM | if large { ILLAN_LRG_SR_ENABLED } else { 0 };
+    m.ports[port]
+        .port
+        .borrow_mut()
+        .h_illan_attributes(0, set)
+        .unwrap();
+}
+
+/// Sends `frame` from `from` in one BD flagged as ibmveth flags a TSO frame,
+/// with `mss` in r12.
+fn send_large(
+    m: &Machine,
+    from: usize,
+    frame: &[u8],
+    flags: u64,
+    mss: u64,
+) -> Result<SendReport, HcallError> {
+    let gra = m.base(from) + TX;
+    m.mem(from).write(gra, frame).unwrap();
+    let mut bds = [0u64; SEND_BDS];
+    bds[0] = make_bd((IOBA_OFF + TX) as u32, frame.len() as u32) | flags;
+    m.mss.set(mss);
+    let r = m.send_bds(from, &bds);
+    m.mss.set(0);
+    r
+}
+
+const LSO: u64 = BD_NO_CSUM | BD_CSUM_GOOD | BD_LRG_SND;
+
+/// The IPv4 header checksum of a frame's header sums to 0xffff.
+fn ip_checksum_ok(frame: &[u8]) -> bool {
+    let mut sum: u32 = 0;
+    for w in frame[14..34].chunks(2) {
+        sum += u32::from(w[0]) << 8 | u32::from(w[1]);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
+}
+
+#[test]
+fn large_send_delivery_rules() {
+    // 0 sends; 1 has large receive on; 2 checksum offload only; 3 neither.
+    let m = Machine::new(&[(0, 1, false), (1, 1, false), (2, 1, false), (3, 1, false)]);
+    for port in 0..4 {
+        m.open(port, 3);
+    }
+    offload(&m, 0, true);
+    offload(&m, 1, true);
+    offload(&m, 2, false);
+    m.add(1, 8, 4096).unwrap();
+    let payload: Vec<u8> = (0..2500u32).map(|i| (i * 7 + 3) as u8).collect();
+    let mut frame = tcp_frame(BROADCAST, mac(1), &payload);
+    // IP ID 0x1234, header checksum of the large frame left stale; FIN and
+    // CWR on besides ACK|PSH.
+    frame[18..20].copy_from_slice(&[0x12, 0x34]);
+    frame[47] |= 0x01 | 0x80;
+    let r = send_large(&m, 0, &frame, LSO, 1000).unwrap();
+    assert_eq!(
+        r,
+        SendReport {
+            delivered: 3,
+            dropped: 0
+        }
+    );
+    assert_eq!(m.rx(0).tx_large, 1);
+    // Large receive: the frame whole, its MSS at buffer + 8, data at + 16.
+    let (flags, len, corr) = m.entry(1, 0);
+    assert_eq!(
+        flags,
+        RXQ_TOGGLE | RXQ_VALID | RXQ_LRG_PKT | RXQ_NO_CSUM | RXQ_CSUM_GOOD | 16
+    );
+    assert_eq!(len as usize, frame.len());
+    let buf = m.base(1) + BUFS + (corr - 0xc0de_0000) * 0x1000;
+    assert_eq!(corr, 0xc0de_0008);
+    assert_eq!(m.mem(1).be64(buf + 8), 1000);
+    assert_eq!(m.mem(1).bytes(buf + 16, frame.len()), frame);
+    assert_eq!((m.rx(1).rx_large, m.rx(1).rx_frames), (1, 1));
+    // Ports 2 and 3: three segments of 1000, 1000 and 500 bytes.
+    for to in [2usize, 3] {
+        let mut data = Vec::new();
+        for i in 0..3u64 {
+            let (flags, len, corr) = m.entry(to, i);
+            let n = if i < 2 { 1000 } else { 500 };
+            assert_eq!(len as usize, 54 + n);
+            let csum = if to == 2 {
+                RXQ_NO_CSUM | RXQ_CSUM_GOOD
+            } else {
+                0
+            };
+            assert_eq!(flags, RXQ_TOGGLE | RXQ_VALID | csum | 8);
+            let buf = m.base(to) + BUFS + (corr - 0xc0de_0000) * 0x1000 + 8;
+            let seg = m.mem(to).bytes(buf, len as usize);
+            // Addresses and ports as sent.
+            assert_eq!(seg[..14], frame[..14]);
+            assert_eq!(seg[26..38], frame[26..38]);
+            assert_eq!(u16::from_be_bytes([seg[16], seg[17]]) as usize, 40 + n);
+            assert_eq!(u16::from_be_bytes([seg[18], seg[19]]), 0x1234 + i as u16);
+            assert!(ip_checksum_ok(&seg));
+            let seq = u32::from_be_bytes(seg[38..42].try_into().unwrap());
+            assert_eq!(seq, 1 + 1000 * i as u32);
+            let tcp_flags = match i {
+                0 => 0x10 | 0x80,
+                1 => 0x10,
+                _ => 0x10 | 0x08 | 0x01,
+            };
+            assert_eq!(seg[47], tcp_flags, "segment {i}");
+            if to == 2 {
+                assert_eq!(seg[50..52], [0, 0]);
+            } else {
+                assert!(tcp_checksum_ok(&seg), "segment {i}");
+            }
+            data.extend_from_slice(&seg[54..]);
+        }
+        assert_eq!(data, payload);
+        let s = m.rx(to);
+        assert_eq!((s.rx_segmented, s.rx_frames, s.rx_large), (1, 3, 0));
+    }
+    assert_eq!(m.rx(3).rx_csum_filled, 3);
+    assert_eq!(m.rx(2).rx_csum_filled, 0);
+}
+
+#[test]
+fn large_send_checks() {
+    let m = Machine::new(&[(0, 1, false), (1, 1, false), (2, 1, false)]);
+    m.open(0, 1);
+    m.open(1, 4);
+    m.open(2, 1);
+    let payload = vec![0x5a; 3000];
+    let frame = tcp_frame(mac(2), mac(1), &payload);
+    // Large send before the driver turned it on: H_PARAMETER.
+    offload(&m, 0, false);
+    assert_eq!(
+        send_large(&m, 0, &frame, LSO, 1448),
+        Err(HcallError::Parameter)
+    );
+    offload(&m, 0, true);
+    // Without NO_CSUM, or an MSS out of range: H_PARAMETER.
+    assert_eq!(
+        send_large(&m, 0, &frame, BD_LRG_SND, 1448),
+        Err(HcallError::Parameter)
+    );
+    for mss in [0, 1, MIN_MSS - 1, 65536, 1 << 40] {
+        assert_eq!(
+            send_large(&m, 0, &frame, LSO, mss),
+            Err(HcallError::Parameter),
+            "mss {mss}"
+        );
+    }
+    // Not one TCP segment over IPv4/IPv6 with matching lengths: H_PARAMETER.
+    let mut bad = Vec::new();
+    let mut udp = frame.clone();
+    udp[23] = 17;
+    bad.push(udp);
+    let mut arp = frame.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    bad.push(arp);
+    let mut short_ip = frame.clone();
+    short_ip[16..18].copy_from_slice(&100u16.to_be_bytes());
+    bad.push(short_ip);
+    let mut fragment = frame.clone();
+    fragment[20] |= 0x20;
+    bad.push(fragment);
+    let mut doff = frame.clone();
+    doff[46] = 0x40;
+    bad.push(doff);
+    let mut ihl = frame.clone();
+    ihl[14] = 0x44;
+    bad.push(ihl);
+    bad.push(frame[..14 + 20 + 10].to_vec());
+    let mut v6 = frame.clone();
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    bad.push(v6);
+    for (i, f) in bad.iter().enumerate() {
+        assert_eq!(
+            send_large(&m, 0, f, LSO, 1000),
+            Err(HcallError::Parameter),
+            "frame {i}"
+        );
+    }
+    assert_eq!(m.rx(1).rx_frames, 0);
+    assert_eq!(m.rx(0).tx_large, 0);
+    // A large send of at most one MSS is an ordinary frame.
+    let small = tcp_frame(mac(2), mac(1), &payload[..1000]);
+    assert_eq!(send_large(&m, 0, &small, LSO, 1000).unwrap().delivered, 1);
+    let (flags, len, _) = m.entry(1, 0);
+    assert_eq!(
+        (flags, len as usize),
+        (RXQ_TOGGLE | RXQ_VALID | 8, small.len())
+    );
+    assert_eq!(m.rx(0).tx_large, 0);
+    // Large receive on but no buffer that holds the frame + 16: dropped and
+    // counted, never cut.
+    offload(&m, 1, true);
+    assert_eq!(
+        send_large(&m, 0, &frame, LSO, 1000).unwrap(),
+        SendReport {
+            delivered: 0,
+            dropped: 1
+        }
+    );
+    assert_eq!((m.rx(1).rx_no_buffer, m.rx(1).rx_frames), (1, 1));
+    // Segments that do not fit the receiver's buffers: dropped, counted.
+    m.add(2, 1, 512).unwrap();
+    m.ports[2]
+        .port
+        .borrow_mut()
+        .h_illan_attributes(0, ILLAN_IPV4_TCP_CSUM)
+        .unwrap();
+    let to2 = tcp_frame(mac(3), mac(1), &payload);
+    assert_eq!(
+        send_large(&m, 0, &to2, LSO, 1000).unwrap(),
+        SendReport {
+            delivered: 1,
+            dropped: 0
+        }
+    );
+    let s = m.rx(2);
+    assert_eq!((s.rx_frames, s.rx_no_buffer, s.rx_segmented), (1, 2, 1));
+}
+
+#[test]
+fn large_send_ipv6_segments() {
+    let m = Machine::new(&[(0, 1, false), (1, 1, false)]);
+    m.open(0, 1);
+    m.open(1, 3);
+    offload(&m, 0, true);
+    // IPv6 TCP, 20-byte TCP header, 2100 bytes of payload, MSS 1000.
+    let payload: Vec<u8> = (0..2100u32).map(|i| (i * 11) as u8).collect();
+    let mut f = vec![0u8; 14 + 40 + 20];
+    f[..6].copy_from_slice(&mac(2));
+    f[6..12].copy_from_slice(&mac(1));
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f[14] = 0x60;
+    f[18..20].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    f[20] = 6;
+    f[21] = 64;
+    for (i, b) in f[22..54].iter_mut().enumerate() {
+        *b = i as u8 * 5 + 1;
+    }
+    f[54 + 4..54 + 8].copy_from_slice(&0xffff_fc00u32.to_be_bytes());
+    f[54 + 12] = 0x50;
+    f[54 + 13] = 0x18;
+    f.extend_from_slice(&payload);
+    assert_eq!(send_large(&m, 0, &f, LSO, 1000).unwrap().delivered, 1);
+    let mut data = Vec::new();
+    for i in 0..3u64 {
+        let (_, len, corr) = m.entry(1, i);
+        let n = [1000, 1000, 100][i as usize];
+        assert_eq!(len as usize, 74 + n);
+        let buf = m.base(1) + BUFS + (corr - 0xc0de_0000) * 0x1000 + 8;
+        let seg = m.mem(1).bytes(buf, len as usize);
+        assert_eq!(u16::from_be_bytes([seg[18], seg[19]]) as usize, 20 + n);
+        // Sequence numbers wrap.
+        let seq = u32::from_be_bytes(seg[58..62].try_into().unwrap());
+        assert_eq!(seq, 0xffff_fc00u32.wrapping_add(1000 * i as u32));
+        // The filled-in checksum verifies with the IPv6 pseudo header.
+        let mut bytes = seg[22..54].to_vec();
+        bytes.extend_from_slice(&((20 + n) as u32).to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 6]);
+        bytes.extend_from_slice(&seg[54..]);
+        if bytes.len() % 2 == 1 {
+            bytes.push(0);
+        }
+        let mut sum: u32 = 0;
+        for w in bytes.chunks(2) {
+            sum += u32::from(w[0]) << 8 | u32::from(w[1]);
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(sum, 0xffff, "segment {i}");
+        data.extend_from_slice(&seg[74..]);
+    }
+    assert_eq!(data, payload);
+    assert_eq!(m.rx(1).rx_csum_filled, 3);
+}
+
+#[test]
+fn large_send_cut_for_every_receiver_when_not_whole() {
+    // The binding's policy: even a receiver with large receive on gets MSS
+    // segments (in its small buffers, not its 64 KiB one).
+    let m = Machine::new(&[(0, 1, false), (1, 1, false)]);
+    m.whole.set(false);
+    m.open(0, 1);
+    m.open(1, 3);
+    offload(&m, 0, true);
+    offload(&m, 1, true);
+    m.add(1, 8, 4096).unwrap();
+    let payload = vec![0xa5; 2000];
+    let frame = tcp_frame(mac(2), mac(1), &payload);
+    assert_eq!(send_large(&m, 0, &frame, LSO, 1000).unwrap().delivered, 1);
+    for i in 0..2 {
+        let (flags, len, corr) = m.entry(1, i);
+        assert_eq!(
+            flags,
+            RXQ_TOGGLE | RXQ_VALID | RXQ_NO_CSUM | RXQ_CSUM_GOOD | 8
+        );
+        assert_eq!(len, 1054);
+        assert!(corr < 0xc0de_0003);
+    }
+    let s = m.rx(1);
+    assert_eq!((s.rx_large, s.rx_segmented, s.rx_frames), (0, 1, 2));
+    assert_eq!(m.ports[1].port.borrow().rx_buffers(), 2);
 }
