@@ -265,6 +265,45 @@ pub fn main(args: BenchArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// A file of the benchmarks: target/bench/<file>.
+pub fn bench_path(file: &str) -> std::path::PathBuf {
+    repo_root().join("target").join("bench").join(file)
+}
+
+/// The Paprika side of a benchmark: writes `manifest` to target/bench/<name>,
+/// builds its boot bundle and returns the powernv9 machine that boots
+/// `hypervisor` with it (at least `min_cpus` threads, console detached, `extra`
+/// QEMU arguments).
+pub fn bench_machine(
+    hypervisor: &std::path::Path,
+    name: &str,
+    manifest: &str,
+    min_cpus: u32,
+    extra: Vec<String>,
+) -> Result<QemuConfig> {
+    let path = bench_path(name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&path, manifest).context(|| format!("writing {}", path.display()))?;
+    let src = crate::partitions::load(&path)?;
+    let size = crate::partitions::size_machine(&src.manifest, min_cpus, 1, None)?;
+    let plan = src.resolve()?;
+    let bundle = crate::partitions::bundle_path(&src.name);
+    crate::partitions::write_bundle(&plan, &bundle)?;
+    Ok(QemuConfig {
+        machine: Machine::Powernv9,
+        memory_bytes: size.memory,
+        smp: qemu::smp_arg(size.cpus, 1)?,
+        kernel: hypervisor.to_path_buf(),
+        initrd: Some(bundle),
+        append: String::new(),
+        gdb: false,
+        console: Console::Detached,
+        extra,
+    })
+}
+
 fn print_results(results: &[String]) {
     println!();
     for line in results {

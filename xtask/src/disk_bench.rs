@@ -8,22 +8,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::bench::{bench_machine, bench_path};
 use crate::cmd::Cmd;
 use crate::error::{failed, Context, Result};
 use crate::linux;
-use crate::qemu::{self, Console, Machine, QemuConfig};
+use crate::qemu::{self};
 use crate::setup::QEMU;
-use crate::{partitions, repo_root};
 
 const CMDLINE: &str = "console=hvc0 paprika.diskbench=1";
 const DONE: &str = "PAPRIKA-LINUX diskbench done";
 const FIGURES: &str = "PAPRIKA-LINUX diskbench ";
 /// The image: 32 MiB.
 const IMAGE_BYTES: usize = 32 << 20;
-
-fn bench_path(file: &str) -> PathBuf {
-    repo_root().join("target").join("bench").join(file)
-}
 
 /// What one run measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,28 +144,13 @@ pub fn manifest(vmlinux: &Path, initramfs: &Path, disk: &Path) -> String {
 pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<String>> {
     let linux = linux::fetch(false)?;
     let disk = image()?;
-    let manifest_path = bench_path("disk-bench.toml");
-    std::fs::write(
-        &manifest_path,
-        manifest(&linux.vmlinux, &linux.initramfs, &disk),
-    )
-    .context(|| format!("writing {}", manifest_path.display()))?;
-    let src = partitions::load(&manifest_path)?;
-    let size = partitions::size_machine(&src.manifest, 1, 1, None)?;
-    let plan = src.resolve()?;
-    let bundle = partitions::bundle_path(&src.name);
-    partitions::write_bundle(&plan, &bundle)?;
-    let cfg = QemuConfig {
-        machine: Machine::Powernv9,
-        memory_bytes: size.memory,
-        smp: qemu::smp_arg(size.cpus, 1)?,
-        kernel: hypervisor.to_path_buf(),
-        initrd: Some(bundle),
-        append: String::new(),
-        gdb: false,
-        console: Console::Detached,
-        extra: Vec::new(),
-    };
+    let cfg = bench_machine(
+        hypervisor,
+        "disk-bench.toml",
+        &manifest(&linux.vmlinux, &linux.initramfs, &disk),
+        1,
+        Vec::new(),
+    )?;
     let paprika = run_one(
         &cfg.command(),
         &bench_path("disk-paprika.log"),

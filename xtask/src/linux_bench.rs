@@ -5,15 +5,15 @@
 //! The same twice more for the hashed page table (issue 15): a `mmu = "hash"`
 //! partition and `-M pseries`, both booted with `disable_radix`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use crate::bench::{bench_machine, bench_path};
 use crate::cmd::Cmd;
-use crate::error::{failed, Context, Result};
+use crate::error::{failed, Result};
 use crate::linux::{self, USERSPACE_MARKER};
-use crate::qemu::{self, Console, Machine, QemuConfig};
+use crate::qemu::{self};
 use crate::setup::QEMU;
-use crate::{partitions, repo_root};
 
 /// The kernel command line in both runs (test mode: /init checks, then powers off).
 const CMDLINE: &str = "console=hvc0 paprika.test=1";
@@ -37,10 +37,6 @@ impl Mmu {
             Mmu::Hash => format!("{CMDLINE} {HASH_CMDLINE}"),
         }
     }
-}
-
-fn bench_path(file: &str) -> PathBuf {
-    repo_root().join("target").join("bench").join(file)
 }
 
 /// The manifest of the Paprika run: one partition, 512 MiB, one vCPU on thread 0.
@@ -177,31 +173,13 @@ fn boot_paprika(
     files: (&str, &str),
     timeout: Duration,
 ) -> Result<Duration> {
-    let manifest_path = bench_path(&format!("{}.toml", files.0));
-    if let Some(dir) = manifest_path.parent() {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(
-        &manifest_path,
-        manifest_smp(&linux.vmlinux, &linux.initramfs, vcpus, mmu),
-    )
-    .context(|| format!("writing {}", manifest_path.display()))?;
-    let src = partitions::load(&manifest_path)?;
-    let size = partitions::size_machine(&src.manifest, vcpus, 1, None)?;
-    let plan = src.resolve()?;
-    let bundle = partitions::bundle_path(&src.name);
-    partitions::write_bundle(&plan, &bundle)?;
-    let cfg = QemuConfig {
-        machine: Machine::Powernv9,
-        memory_bytes: size.memory,
-        smp: qemu::smp_arg(size.cpus, 1)?,
-        kernel: hypervisor.to_path_buf(),
-        initrd: Some(bundle),
-        append: String::new(),
-        gdb: false,
-        console: Console::Detached,
-        extra: Vec::new(),
-    };
+    let cfg = bench_machine(
+        hypervisor,
+        &format!("{}.toml", files.0),
+        &manifest_smp(&linux.vmlinux, &linux.initramfs, vcpus, mmu),
+        vcpus,
+        Vec::new(),
+    )?;
     until_marker(
         &cfg.command(),
         &bench_path(&format!("{}.log", files.1)),

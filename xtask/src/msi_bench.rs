@@ -6,12 +6,12 @@
 //! msi_latency_max_us=N polled_read_us=N`; the bench reports their mean and
 //! the worst. See docs/benchmarks.md and docs/passthrough.md ("MSI").
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use crate::bench::{bench_machine, bench_path};
 use crate::error::{failed, Context, Result};
-use crate::qemu::{self, Console, Machine, PassDevice, QemuConfig};
-use crate::{partitions, repo_root};
+use crate::qemu::{self, PassDevice};
 
 /// The manifest of the run (target/bench/msi-bench.toml).
 const MANIFEST: &str = "\
@@ -70,35 +70,17 @@ pub fn report(f: &[Figures]) -> Option<Vec<String>> {
     ])
 }
 
-fn bench_path(file: &str) -> PathBuf {
-    repo_root().join("target").join("bench").join(file)
-}
-
 /// Boots the release image with `guest-pci` (built already) on powernv9.
 pub fn run(hypervisor: &Path, timeout: Duration) -> Result<Vec<String>> {
-    let manifest = bench_path("msi-bench.toml");
-    if let Some(dir) = manifest.parent() {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&manifest, MANIFEST).context(|| format!("writing {}", manifest.display()))?;
     let disk = bench_path("msi-bench.img");
+    let cfg = bench_machine(
+        hypervisor,
+        "msi-bench.toml",
+        MANIFEST,
+        4,
+        qemu::passthrough_args(&[PassDevice::VirtioBlk(disk.clone())]),
+    )?;
     qemu::write_disk_pattern(&disk, crate::scenarios::PT_DISK_BYTES)?;
-    let src = partitions::load(&manifest)?;
-    let size = partitions::size_machine(&src.manifest, 4, 1, None)?;
-    let plan = src.resolve()?;
-    let bundle = partitions::bundle_path(&src.name);
-    partitions::write_bundle(&plan, &bundle)?;
-    let cfg = QemuConfig {
-        machine: Machine::Powernv9,
-        memory_bytes: size.memory,
-        smp: qemu::smp_arg(size.cpus, 1)?,
-        kernel: hypervisor.to_path_buf(),
-        initrd: Some(bundle),
-        append: String::new(),
-        gdb: false,
-        console: Console::Detached,
-        extra: qemu::passthrough_args(&[PassDevice::VirtioBlk(disk)]),
-    };
     let log_path = bench_path("msi.log");
     let outcome = qemu::run_captured(&cfg.command(), &log_path, timeout)?;
     let log = String::from_utf8_lossy(

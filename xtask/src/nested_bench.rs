@@ -4,12 +4,12 @@
 //! `sc 1` returned by H_ENTER_NESTED, then entered again). See
 //! docs/benchmarks.md.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use crate::bench::{bench_machine, bench_path};
 use crate::error::{failed, Context, Result};
-use crate::qemu::{self, Console, Machine, QemuConfig};
-use crate::{partitions, repo_root};
+use crate::qemu::{self};
 
 /// The manifest of the run (target/bench/nested-bench.toml).
 const MANIFEST: &str = "\
@@ -66,33 +66,9 @@ pub fn report(f: &Figures) -> Vec<String> {
     ]
 }
 
-fn bench_path(file: &str) -> PathBuf {
-    repo_root().join("target").join("bench").join(file)
-}
-
 /// Boots the release image with `guest-nested` (built already) on powernv9.
 pub fn run(hypervisor: &Path, timeout: Duration) -> Result<Vec<String>> {
-    let manifest = bench_path("nested-bench.toml");
-    if let Some(dir) = manifest.parent() {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&manifest, MANIFEST).context(|| format!("writing {}", manifest.display()))?;
-    let src = partitions::load(&manifest)?;
-    let size = partitions::size_machine(&src.manifest, 4, 1, None)?;
-    let plan = src.resolve()?;
-    let bundle = partitions::bundle_path(&src.name);
-    partitions::write_bundle(&plan, &bundle)?;
-    let cfg = QemuConfig {
-        machine: Machine::Powernv9,
-        memory_bytes: size.memory,
-        smp: qemu::smp_arg(size.cpus, 1)?,
-        kernel: hypervisor.to_path_buf(),
-        initrd: Some(bundle),
-        append: String::new(),
-        gdb: false,
-        console: Console::Detached,
-        extra: Vec::new(),
-    };
+    let cfg = bench_machine(hypervisor, "nested-bench.toml", MANIFEST, 4, Vec::new())?;
     let log_path = bench_path("nested.log");
     let outcome = qemu::run_captured(&cfg.command(), &log_path, timeout)?;
     let log = String::from_utf8_lossy(

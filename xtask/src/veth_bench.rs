@@ -6,25 +6,21 @@
 //! networking). Same kernel, initramfs and /init roles (`paprika.veth=server`
 //! / `client`, MTU 9000) in both.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use crate::bench::{bench_machine, bench_path};
 use crate::cmd::Cmd;
-use crate::error::{failed, Context, Result};
+use crate::error::{failed, Result};
 use crate::linux;
-use crate::qemu::{self, Console, Machine, QemuConfig};
+use crate::qemu::{self};
 use crate::setup::QEMU;
-use crate::{partitions, repo_root};
 
 /// The payload the client sends.
 pub const BYTES: u64 = 64 << 20;
 const SENT: &str = "PAPRIKA-LINUX veth: sent 67108864 bytes in ";
 const PING: &str = "PAPRIKA-LINUX veth: ping round-trip min/avg/max = ";
 const MD5_OK: &str = "PAPRIKA-LINUX check veth-tcp-md5: ok";
-
-fn bench_path(file: &str) -> PathBuf {
-    repo_root().join("target").join("bench").join(file)
-}
 
 /// The kernel command line of `role` ("server" at .1 or "client" at .2).
 pub fn cmdline(role: &str) -> String {
@@ -158,28 +154,13 @@ fn figures_of(client_log: &Path, server_log: &Path, what: &str) -> Result<Figure
 }
 
 fn run_paprika(hypervisor: &Path, linux: &linux::Linux, timeout: Duration) -> Result<Figures> {
-    let manifest_path = bench_path("veth-bench.toml");
-    if let Some(dir) = manifest_path.parent() {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&manifest_path, manifest(&linux.vmlinux, &linux.initramfs))
-        .context(|| format!("writing {}", manifest_path.display()))?;
-    let src = partitions::load(&manifest_path)?;
-    let size = partitions::size_machine(&src.manifest, 2, 1, None)?;
-    let plan = src.resolve()?;
-    let bundle = partitions::bundle_path(&src.name);
-    partitions::write_bundle(&plan, &bundle)?;
-    let cfg = QemuConfig {
-        machine: Machine::Powernv9,
-        memory_bytes: size.memory,
-        smp: qemu::smp_arg(size.cpus, 1)?,
-        kernel: hypervisor.to_path_buf(),
-        initrd: Some(bundle),
-        append: String::new(),
-        gdb: false,
-        console: Console::Detached,
-        extra: Vec::new(),
-    };
+    let cfg = bench_machine(
+        hypervisor,
+        "veth-bench.toml",
+        &manifest(&linux.vmlinux, &linux.initramfs),
+        2,
+        Vec::new(),
+    )?;
     let log = bench_path("veth-paprika.log");
     qemu::run_captured(&cfg.command(), &log, timeout)?;
     figures_of(&log, &log, "Paprika")
