@@ -523,6 +523,19 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Whether QEMU was killed by a signal (its own abort) before the hypervisor
+/// printed its first `PAPRIKA` line: a crash in QEMU or skiboot alone.
+fn died_before_paprika(outcome: &Outcome, log_path: &std::path::Path) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let signalled = outcome.status.is_some_and(|st| st.signal().is_some());
+    signalled && !console_reached_paprika(&std::fs::read(log_path).unwrap_or_default())
+}
+
+/// Whether a console log holds anything the hypervisor printed.
+fn console_reached_paprika(log: &[u8]) -> bool {
+    log.windows(b"PAPRIKA".len()).any(|w| w == b"PAPRIKA")
+}
+
 fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mutex<()>) -> Row {
     let mut s = s.clone();
     if let Some(t) = opts.timeout {
@@ -663,12 +676,25 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
         Ok(mut a) => cfg.extra.append(&mut a),
         Err(e) => return fail(vec![e], "", Duration::ZERO),
     }
-    let host_start = unix_now();
-    let (outcome, typed): (Outcome, usize) =
+    let mut host_start = unix_now();
+    let (mut outcome, mut typed): (Outcome, usize) =
         match qemu::run_scripted(&cfg.command(), &log_path, s.timeout, s.input) {
             Ok(o) => o,
             Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
         };
+    // QEMU itself can abort inside skiboot, before the hypervisor printed
+    // anything (seen once: QEMU 10.0's XIVE asserting during skiboot's PHB4
+    // probe). That run says nothing about Paprika: run it once more, and say so.
+    let mut firmware_crash = None;
+    if s.pnor_runs == 0 && died_before_paprika(&outcome, &log_path) {
+        firmware_crash = Some(outcome.describe(s.timeout));
+        let _ = std::fs::remove_file(&vcon_path);
+        host_start = unix_now();
+        (outcome, typed) = match qemu::run_scripted(&cfg.command(), &log_path, s.timeout, s.input) {
+            Ok(o) => o,
+            Err(e) => return fail(vec![e.to_string()], "", Duration::ZERO),
+        };
+    }
     let host = HostClock {
         start: host_start.min(first_start),
         end: unix_now(),
@@ -696,6 +722,12 @@ fn run_scenario(s: &Scenario, opts: &Options, linux: Option<&Linux>, print: &Mut
             step.after,
             step.send
         ));
+    }
+    if let Some(crash) = &firmware_crash {
+        println!(
+            "xtask: {}: QEMU {crash} in the firmware, before Paprika ran; ran again",
+            s.name
+        );
     }
     let mut note = String::new();
     match (&s.linux, &lpars) {
@@ -1020,6 +1052,16 @@ fn print_summary(rows: &[Row]) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn firmware_only_console_is_not_paprika() {
+        assert!(!console_reached_paprika(
+            b"[    1.0,5] INIT: Starting kernel at 0x20010000\n[    1.1,7] HWPROBE: Probing phb4...\n"
+        ));
+        assert!(console_reached_paprika(
+            b"[    1.0,5] INIT: Starting kernel\n[    0.07] cpu 0/hv INFO  PAPRIKA banner: memory=1\n"
+        ));
+    }
     use super::*;
 
     #[test]
