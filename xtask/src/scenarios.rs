@@ -1988,12 +1988,28 @@ fn check_summary(passed: usize, failed: usize, log: &str, why: &mut Vec<String>)
 /// partition's line then ends it, and the rest follows on a fresh prefixed line
 /// (docs/console.md), so one kernel line can be two physical lines.
 fn has_text(lines: &[(usize, &str)], want: &str) -> bool {
-    lines.iter().any(|(_, l)| l.contains(want))
+    any_line_or_split(lines, want.len(), |l| l.contains(want))
+}
+
+/// Whether `want` is one of a partition's `lines` exactly, or one line and the
+/// next joined (as [`has_text`] explains).
+fn has_line(lines: &[(usize, &str)], want: &str) -> bool {
+    any_line_or_split(lines, want.len(), |l| l == want)
+}
+
+/// Whether `matches` holds for one of `lines`, or for one line joined to the
+/// next, directly or with a space (the lines were trimmed at the end: the cut
+/// may have been a space). `min_len`: no shorter join can match.
+fn any_line_or_split(
+    lines: &[(usize, &str)],
+    min_len: usize,
+    matches: impl Fn(&str) -> bool,
+) -> bool {
+    lines.iter().any(|(_, l)| matches(l))
         || lines.windows(2).any(|w| {
             let (a, b) = (w[0].1, w[1].1);
-            // The lines were trimmed at the end: the cut may have been a space.
-            a.len() + b.len() >= want.len()
-                && (format!("{a}{b}").contains(want) || format!("{a} {b}").contains(want))
+            a.len() + b.len() + 1 >= min_len
+                && (matches(&format!("{a}{b}")) || matches(&format!("{a} {b}")))
         })
 }
 
@@ -2050,14 +2066,6 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
     for p in boot.partitions {
         let lines = partition_lines(log, p.name);
         let who = format!("partition {}", p.name);
-        let has_line = |want: &str| {
-            lines.iter().any(|(_, l)| *l == want)
-                || lines.windows(2).any(|w| {
-                    let (a, b) = (w[0].1, w[1].1);
-                    want.strip_prefix(a)
-                        .is_some_and(|rest| rest == b || rest == format!(" {b}"))
-                })
-        };
         let reached = userspace_marker(p.name);
         if !has_text(&lines, &reached) {
             why.push(format!("{who}: missing `[{}] {reached}`", p.name));
@@ -2071,7 +2079,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
         match boot.mode {
             LinuxMode::Test | LinuxMode::TestEcho => {
                 let passed = format!("{} name={}", linux::TEST_PASSED, p.name);
-                if !has_line(&passed) {
+                if !has_line(&lines, &passed) {
                     why.push(format!("{who}: missing `[{}] {passed}`", p.name));
                 }
             }
@@ -2080,7 +2088,7 @@ pub fn check_linux(boot: &LinuxBoot, log: &str, host: HostClock) -> (Vec<String>
         match boot.mode {
             LinuxMode::Test => {}
             LinuxMode::Echo | LinuxMode::TestEcho => {
-                if !has_line(ECHO_OUTPUT) {
+                if !has_line(&lines, ECHO_OUTPUT) {
                     why.push(format!(
                         "{who}: the shell did not print `{ECHO_OUTPUT}` for the typed \
                          `echo typed-$((6*7))`"
@@ -2282,6 +2290,20 @@ mod tests {
         // Two lines at most, and only the partition's own.
         assert!(!has_text(&lines, "console=hvc0 paprika.name=a Kernel"));
         assert!(!has_text(&lines, "hvc0 something"));
+    }
+
+    #[test]
+    fn exact_line_split_by_a_shown_line_is_found() {
+        let log = "[a] PAPRIKA-LINUX test: \n\
+                   [b] other\n\
+                   [a] passed name=a\n\
+                   [a] typed-42\n";
+        let lines = partition_lines(log, "a");
+        assert!(has_line(&lines, "PAPRIKA-LINUX test: passed name=a"));
+        assert!(has_line(&lines, "typed-42"));
+        // Exact: a line that only contains it does not count.
+        assert!(!has_line(&lines, "typed-4"));
+        assert!(!has_line(&lines, "test: passed name=a"));
     }
 
     #[test]
