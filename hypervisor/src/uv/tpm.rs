@@ -480,7 +480,7 @@ mod tests {
                 &mut p,
                 &mut s,
                 true,
-                [OP_EXECUTE, IN, n, u64::MAX & !0xf000_0000_0000_0000, big]
+                [OP_EXECUTE, IN, n, 0x0fff_ffff_ffff_f000, big]
             ),
             Err(HcallError::Parameter)
         );
