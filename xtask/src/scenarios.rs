@@ -450,6 +450,7 @@ impl LinuxBoot {
                 secure: false,
                 // Nested virtualization where the scenario loads KVM-HV.
                 nested: self.append.contains("paprika.kvm=1"),
+                tpm: false,
                 mmu: p.mmu,
                 net: if p.vlan == 0 {
                     Vec::new()

@@ -12,11 +12,16 @@
 //!
 //! | condition | answer |
 //! | --- | --- |
-//! | no TPM proxy for this partition (no `tpm`/`secure` permission), or no TPM on the machine | H_FUNCTION (QEMU: no `spapr-tpm-proxy` device) |
+//! | no TPM proxy for this partition: neither `tpm = true` nor `secure = true` in its manifest | H_FUNCTION (QEMU: no `spapr-tpm-proxy` device) |
 //! | op not 1 or 2 | H_PARAMETER |
 //! | command size > 4096 | H_P3 |
 //! | response buffer size < 4096 | H_P5 (so a response, at most 4096 bytes, is never truncated) |
-//! | the TPM (or the bus to it) failed | H_RESOURCE (QEMU: open/read/write of the host TPM failed) |
+//! | no TPM on the machine, or the TPM (or the bus to it) failed | H_RESOURCE (QEMU: open/write/read of the host TPM failed) |
+//!
+//! The permission is the partition's, as QEMU's device is the VMM's choice;
+//! a permitted partition on a machine without a TPM gets what a QEMU guest
+//! gets whose proxy cannot open the host TPM: H_RESOURCE at EXECUTE, success
+//! at CLOSE_SESSION.
 //!
 //! Paprika is stricter than QEMU where QEMU does not look: a command shorter
 //! than a TPM header (10 bytes) is H_P3; a command or the first 4096 bytes of
@@ -178,7 +183,7 @@ impl<T: TpmTransport> TpmProxy<T> {
         args: &[u64],
         mem: &dyn GuestBuffers,
     ) -> HcallResult {
-        if !allowed || !self.transport.present() {
+        if !allowed {
             return Err(HcallError::Function);
         }
         let arg = |i: usize| args.get(i).copied().unwrap_or(0);
@@ -505,14 +510,23 @@ mod tests {
             Err(HcallError::Resource)
         );
         assert_eq!(m.get(OUT, 4), std::vec![0xee; 4]);
-        // No TPM on the machine: H_FUNCTION for everyone, as QEMU without the proxy.
+        // No TPM on the machine: the checks as before, then H_RESOURCE (QEMU's
+        // proxy failing to open the host TPM); CLOSE_SESSION succeeds.
         let mut none = TpmProxy::new(NoTpm);
         assert_eq!(
             none.hcall(true, &mut s, &[OP_EXECUTE, IN, n, OUT, big], &m),
-            Err(HcallError::Function)
+            Err(HcallError::Resource)
+        );
+        assert_eq!(
+            none.hcall(true, &mut s, &[OP_EXECUTE, IN, n, OUT, big - 1], &m),
+            Err(HcallError::P5)
         );
         assert_eq!(
             none.hcall(true, &mut s, &[OP_CLOSE_SESSION], &m),
+            Ok([0; 4])
+        );
+        assert_eq!(
+            none.hcall(false, &mut s, &[OP_CLOSE_SESSION], &m),
             Err(HcallError::Function)
         );
     }
