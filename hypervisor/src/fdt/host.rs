@@ -143,6 +143,28 @@ impl HostInfo {
     pub fn has_bootarg(&self, word: &str) -> bool {
         self.bootargs.split_ascii_whitespace().any(|w| w == word)
     }
+
+    /// H_TPM_COMM's host TPM: `paprika.tpm=<OPAL I2C bus id>,<7-bit address>`
+    /// (decimal or 0x-hex) on the command line, else the device tree's.
+    pub fn host_tpm(&self) -> Option<TpmI2c> {
+        let num = |t: &str| match t.strip_prefix("0x") {
+            Some(h) => u32::from_str_radix(h, 16).ok(),
+            None => t.parse().ok(),
+        };
+        let arg = self
+            .bootargs
+            .split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix("paprika.tpm="))
+            .and_then(|v| {
+                let (b, a) = v.split_once(',')?;
+                let addr = num(a).filter(|&a| a < 0x80)?;
+                Some(TpmI2c {
+                    bus_id: num(b)?,
+                    addr: addr as u16,
+                })
+            });
+        arg.or(self.tpm)
+    }
 }
 
 /// Total size claimed by a header, after checking it.

@@ -44,13 +44,14 @@ impl TpmTransport for HostTpm {
 /// One proxy for the machine: one command at a time, whoever sends it.
 static PROXY: spin::Mutex<TpmProxy<HostTpm>> = spin::Mutex::new(TpmProxy::new(HostTpm::None));
 
-/// Looks for the TPM the device tree names (`fdt::host`); logs what it found.
+/// Probes the TPM the device tree or `paprika.tpm=` names
+/// (`HostInfo::host_tpm`); logs what it found.
 pub fn init(found: Option<TpmI2c>) {
     let Some(at) = found else {
-        info!("PAPRIKA tpm: none (no TCG I2C TPM in the device tree); H_TPM_COMM: H_RESOURCE for permitted partitions");
+        info!("PAPRIKA tpm: none (no TCG I2C TPM in the device tree, no paprika.tpm=); H_TPM_COMM: H_RESOURCE for permitted partitions");
         return;
     };
-    let t = TisI2c::probe(OpalI2c::new(at.bus_id, at.addr));
+    let mut t = TisI2c::probe(OpalI2c::new(at.bus_id, at.addr));
     if t.present() {
         info!(
             "PAPRIKA tpm: TCG I2C TPM on OPAL I2C bus {} address {:#x}, DID_VID {:#010x}",
@@ -60,9 +61,17 @@ pub fn init(found: Option<TpmI2c>) {
         );
         *PROXY.lock().transport() = HostTpm::I2c(t);
     } else {
+        let (rc, broken) = t.bus().last_error();
         warn!(
-            "PAPRIKA tpm: the device tree's TPM (OPAL I2C bus {} address {:#x}) does not answer",
-            at.bus_id, at.addr
+            "PAPRIKA tpm: no TPM answers on OPAL I2C bus {} address {:#x} (OPAL code {}{})",
+            at.bus_id,
+            at.addr,
+            rc,
+            if broken {
+                ", request never completed"
+            } else {
+                ""
+            }
         );
     }
 }

@@ -44,6 +44,7 @@ pub struct OpalI2c {
     bus_id: u32,
     addr: u16,
     broken: bool,
+    last_rc: i64,
     req: Request,
     data: Data,
     msg: Message,
@@ -55,10 +56,17 @@ impl OpalI2c {
             bus_id,
             addr,
             broken: false,
+            last_rc: 0,
             req: Request([0; 24]),
             data: Data([0; MAX_TRANSFER]),
             msg: Message([0; 72]),
         }
+    }
+
+    /// The OPAL code of the last request that failed (0: none; -15 with
+    /// `broken`: it never completed), for diagnostics.
+    pub fn last_error(&self) -> (i64, bool) {
+        (self.last_rc, self.broken)
     }
 
     /// One OPAL_I2C_REQUEST of `len` bytes of `self.data` at register `reg`,
@@ -82,7 +90,10 @@ impl OpalI2c {
         ) {
             Err(OpalError::AsyncCompletion) => {}
             Ok(_) => return Ok(()),
-            Err(_) => return Err(BusError),
+            Err(e) => {
+                self.last_rc = e.code();
+                return Err(BusError);
+            }
         }
         let start = timer::uptime_us();
         loop {
@@ -92,12 +103,17 @@ impl OpalI2c {
             ) {
                 Ok(_) => {
                     let rc = i64::from_be_bytes(self.msg.0[16..24].try_into().unwrap_or([0xff; 8]));
-                    return if rc == 0 { Ok(()) } else { Err(BusError) };
+                    if rc == 0 {
+                        return Ok(());
+                    }
+                    self.last_rc = rc;
+                    return Err(BusError);
                 }
                 Err(OpalError::Busy) if timer::uptime_us() - start < REQUEST_TIMEOUT_US => {
                     poll_events();
                 }
-                Err(_) => {
+                Err(e) => {
+                    self.last_rc = e.code();
                     // OPAL may still complete it into our buffers: use the
                     // device no more.
                     self.broken = true;

@@ -82,7 +82,11 @@ mod guest {
             ("tpm-in-too-small", [1, c, 9, r, 4096], H_P3),
             ("tpm-out-too-small", [1, c, 12, r, 4095], H_P5),
             ("tpm-in-outside", [1, 1 << 40, 12, r, 4096], H_PARAMETER),
-            ("tpm-out-outside", [1, c, 12, (64 << 20) - 2048, 4096], H_PARAMETER),
+            (
+                "tpm-out-outside",
+                [1, c, 12, (64 << 20) - 2048, 4096],
+                H_PARAMETER,
+            ),
         ] {
             let (rc, _) = hcall(H_TPM_COMM, &args);
             check(name, rc == want, format_args!("rc {} want {}", rc, want));
@@ -96,13 +100,19 @@ mod guest {
             rsp.0[..10].fill(0xee);
             let (rc, out) = hcall(H_TPM_COMM, &[1, c, 12, r, 4096]);
             let code = u32::from_be_bytes([rsp.0[6], rsp.0[7], rsp.0[8], rsp.0[9]]);
-            println!("pef: {}: rc {} length {} TPM code {:#x}", name, rc, out[0], code);
+            println!(
+                "pef: {}: rc {} length {} TPM code {:#x}",
+                name, rc, out[0], code
+            );
             // Startup answers TPM_RC_INITIALIZE (0x100) if firmware started the TPM.
-            let answered = rc == 0
-                && out[0] >= 10
-                && (code == 0 || (name == "tpm-startup" && code == 0x100));
+            let answered =
+                rc == 0 && out[0] >= 10 && (code == 0 || (name == "tpm-startup" && code == 0x100));
             let no_tpm = rc == H_RESOURCE && rsp.0[0] == 0xee;
-            check(name, answered || no_tpm, format_args!("rc {} code {:#x}", rc, code));
+            check(
+                name,
+                answered || no_tpm,
+                format_args!("rc {} code {:#x}", rc, code),
+            );
         }
         let (rc, _) = hcall(H_TPM_COMM, &[2, 0, 0, 0, 0]);
         check("tpm-close-session", rc == 0, format_args!("rc {}", rc));
