@@ -423,6 +423,8 @@ fn boot(fdt: u64, tb_entry: u64) -> Result<(), BootError> {
     unsafe { percpu::install(cpus[0]) };
     mmu::enable_this_thread(cpus[0]);
     cpus[0].online.store(true, Ordering::Release);
+    // H_TPM_COMM's host TPM (docs/pef.md).
+    crate::partition::tpm::init(info.host_tpm());
     info!(
         "MMU on: radix, {} guard pages, PIDR {}",
         guards.len(),

@@ -100,6 +100,7 @@ pub fn from_kernel(
             expect: None,
             secure: false,
             nested: false,
+            tpm: false,
             mmu: manifest::MmuMode::Radix,
             net: Vec::new(),
             disks: Vec::new(),
@@ -546,6 +547,7 @@ mod tests {
             cpus: vec![1],
             secure: true,
             nested: false,
+            tpm: false,
             mmu: manifest::MmuMode::Radix,
             net: Vec::new(),
             ..src.manifest.partitions[0].clone()

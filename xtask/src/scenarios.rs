@@ -450,6 +450,7 @@ impl LinuxBoot {
                 secure: false,
                 // Nested virtualization where the scenario loads KVM-HV.
                 nested: self.append.contains("paprika.kvm=1"),
+                tpm: false,
                 mmu: p.mmu,
                 net: if p.vlan == 0 {
                     Vec::new()
@@ -1180,7 +1181,9 @@ pub const SCENARIOS: &[Scenario] = &[
     .expecting(HOSTILE_EXPECT),
     // Facilities and exits a guest can cause (tests/guests/facilities): every
     // A secure-VM request where there is no ultravisor (docs/pef.md): UV_ESM by
-    // sc 2 and sc 1, H_SVM_*, H_TPM_COMM refused; a neighbour runs meanwhile.
+    // sc 2 and sc 1, H_SVM_*, H_TPM_COMM refused; a neighbour runs meanwhile;
+    // a `tpm = true` partition gets H_TPM_COMM's argument checks (no TPM:
+    // H_RESOURCE).
     lpars("lpar-pef-p9", Machine::Powernv9, "pef", "1G", "4", 4, 1),
     // A hostile v-scsi client (tests/guests/vscsi, docs/vscsi.md): bad CRQ
     // calls, bad descriptors, LBAs past the end, queue overflow and random IUs

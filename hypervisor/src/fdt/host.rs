@@ -93,6 +93,16 @@ pub struct PciFunction {
     pub msi_ranges: Option<(u32, u32)>,
 }
 
+/// Where a TPM sits: OPAL I2C bus id and 7-bit address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TpmI2c {
+    pub bus_id: u32,
+    pub addr: u16,
+}
+
+/// TCG I2C interface TPMs (Linux `tpm_tis_i2c`'s match table, the Power10 part).
+const TPM_TIS_I2C: [&str; 2] = ["tcg,tpm-tis-i2c", "nuvoton,npct75x"];
+
 /// What the hypervisor knows about the machine.
 #[derive(Clone, Debug)]
 pub struct HostInfo {
@@ -114,6 +124,10 @@ pub struct HostInfo {
     pub pci_functions: Vec<PciFunction, MAX_PCI_FUNCTIONS>,
     pub pci_functions_dropped: u32,
     pub ultravisor: bool,
+    /// A TPM speaking the TCG I2C interface on an OPAL I2C bus (H_TPM_COMM's
+    /// host TPM, docs/pef.md): the first node compatible with
+    /// `tcg,tpm-tis-i2c` or `nuvoton,npct75x` below a bus with `ibm,opal-id`.
+    pub tpm: Option<TpmI2c>,
     pub initrd: Option<PhysRange>,
     pub bootargs: String<256>,
     pub fdt: PhysRange,
@@ -128,6 +142,28 @@ impl HostInfo {
     /// Whether the kernel command line (`/chosen/bootargs`) has `word` as a token.
     pub fn has_bootarg(&self, word: &str) -> bool {
         self.bootargs.split_ascii_whitespace().any(|w| w == word)
+    }
+
+    /// H_TPM_COMM's host TPM: `paprika.tpm=<OPAL I2C bus id>,<7-bit address>`
+    /// (decimal or 0x-hex) on the command line, else the device tree's.
+    pub fn host_tpm(&self) -> Option<TpmI2c> {
+        let num = |t: &str| match t.strip_prefix("0x") {
+            Some(h) => u32::from_str_radix(h, 16).ok(),
+            None => t.parse().ok(),
+        };
+        let arg = self
+            .bootargs
+            .split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix("paprika.tpm="))
+            .and_then(|v| {
+                let (b, a) = v.split_once(',')?;
+                let addr = num(a).filter(|&a| a < 0x80)?;
+                Some(TpmI2c {
+                    bus_id: num(b)?,
+                    addr: addr as u16,
+                })
+            });
+        arg.or(self.tpm)
     }
 }
 
@@ -218,6 +254,7 @@ const WANTED: &[&str] = &[
     "ranges",
     "vendor-id",
     "device-id",
+    "ibm,opal-id",
 ];
 
 #[derive(Default)]
@@ -325,6 +362,7 @@ pub fn parse(blob: &[u8], fdt_pa: u64) -> Result<HostInfo, FdtError> {
         pci_functions: Vec::new(),
         pci_functions_dropped: 0,
         ultravisor: false,
+        tpm: None,
         initrd: None,
         bootargs: String::new(),
         fdt: PhysRange {
@@ -369,6 +407,7 @@ pub fn parse(blob: &[u8], fdt_pa: u64) -> Result<HostInfo, FdtError> {
                 let parent_cells = parent.map(|p| p.child_cells()).unwrap_or((2, 1));
                 let parent_name = parent.map(|p| p.name).unwrap_or("");
                 pci_function(&node, &stack, &mut info)?;
+                tpm_node(&node, &stack, &mut info);
                 evaluate(
                     &node,
                     depth,
@@ -421,6 +460,23 @@ fn phb_m32(phb: &Node) -> Option<crate::pci::MmioWindow> {
             size: cells(r, at + 20, 2)?,
         })
     })
+}
+
+/// Records the first TCG I2C TPM below an OPAL I2C bus.
+fn tpm_node(node: &Node, ancestors: &[Node], info: &mut HostInfo) {
+    if info.tpm.is_some() || !TPM_TIS_I2C.iter().any(|c| node.is_compatible(c)) {
+        return;
+    }
+    if node.str("status").is_some_and(|s| s != "okay") {
+        return;
+    }
+    let bus = ancestors.last().and_then(|p| p.u32("ibm,opal-id"));
+    if let (Some(bus_id), Some(addr)) = (bus, node.u32("reg")) {
+        info.tpm = Some(TpmI2c {
+            bus_id,
+            addr: addr as u16,
+        });
+    }
 }
 
 /// Records a PCI function node (one with `vendor-id`) below a PHB.
@@ -801,6 +857,75 @@ mod tests {
             bad[at..at + 4].copy_from_slice(&[0xff; 4]);
             let _ = parse(&bad, 0);
         }
+    }
+
+    #[test]
+    fn tcg_i2c_tpm_below_an_opal_i2c_bus() {
+        // QEMU's machines have OPAL I2C buses but no TPM.
+        for (name, blob) in FIXTURES {
+            assert_eq!(parse(blob, 0x3000_0000).unwrap().tpm, None, "{name}");
+        }
+        let tree = |compatible: &[&str], opal_id: bool| {
+            let mut w = crate::fdt::writer::FdtWriter::new();
+            w.begin_node("");
+            w.prop_u32("#address-cells", 2);
+            w.prop_u32("#size-cells", 2);
+            w.prop_str("compatible", "ibm,powernv");
+            w.begin_node("memory@0");
+            w.prop_str("device_type", "memory");
+            w.prop_u64_cells("reg", &[0, 1 << 30]);
+            w.end_node();
+            w.begin_node("cpus");
+            w.prop_u32("#address-cells", 1);
+            w.prop_u32("#size-cells", 0);
+            w.begin_node("cpu@0");
+            w.prop_str("device_type", "cpu");
+            w.prop_u32("reg", 0);
+            w.end_node();
+            w.end_node();
+            w.begin_node("ibm,opal");
+            w.prop_u64("opal-base-address", 0x3000_0000);
+            w.prop_u64("opal-entry-address", 0x3000_1000);
+            w.end_node();
+            w.begin_node("xscom@603fc00000000");
+            w.begin_node("i2cm@a1000");
+            w.begin_node("i2c-bus@2");
+            w.prop_strs("compatible", &["ibm,opal-i2c", "ibm,power9-i2c-port"]);
+            if opal_id {
+                w.prop_u32("ibm,opal-id", 7);
+            }
+            w.prop_u32("#address-cells", 1);
+            w.prop_u32("#size-cells", 0);
+            w.begin_node("tpm@2e");
+            w.prop_strs("compatible", compatible);
+            w.prop_u32("reg", 0x2e);
+            w.end_node();
+            w.end_node();
+            w.end_node();
+            w.end_node();
+            w.end_node();
+            w.finish(0).unwrap()
+        };
+        let found = Some(TpmI2c {
+            bus_id: 7,
+            addr: 0x2e,
+        });
+        let t = tree(&["nuvoton,npct75x", "tcg,tpm-tis-i2c"], true);
+        assert_eq!(parse(&t, 0).unwrap().tpm, found);
+        assert_eq!(
+            parse(&tree(&["tcg,tpm-tis-i2c"], true), 0).unwrap().tpm,
+            found
+        );
+        // POWER9's NPCT650 speaks another protocol; a bus OPAL does not drive
+        // cannot be used.
+        assert_eq!(
+            parse(&tree(&["nuvoton,npct650"], true), 0).unwrap().tpm,
+            None
+        );
+        assert_eq!(
+            parse(&tree(&["tcg,tpm-tis-i2c"], false), 0).unwrap().tpm,
+            None
+        );
     }
 
     #[test]

@@ -142,6 +142,10 @@ pub struct Partition {
     pub console_stats: ConsoleStats,
     /// PEF: its secure-VM state when an ultravisor is present (`partition::pef`).
     pub uv: crate::uv::partition::PartitionUv,
+    /// H_TPM_COMM: may it (manifest `tpm` or `secure`), and its session
+    /// (`partition::tpm`).
+    pub tpm_allowed: bool,
+    pub tpm: spin::Mutex<crate::uv::tpm::TpmSession>,
     /// Nested virtualization (manifest `nested`): the L1's partition table and
     /// its L2s' shadow state (`partition::nested`).
     pub nested: super::nested::Nested,
@@ -1252,6 +1256,8 @@ fn build_partition(
         console_share: spin::Mutex::new(crate::console::Share::new()),
         console_stats: ConsoleStats::default(),
         uv,
+        tpm_allowed: spec.tpm || spec.secure,
+        tpm: spin::Mutex::new(crate::uv::tpm::TpmSession::new()),
         nested: super::nested::Nested::new(spec.nested),
         mmu: spec.mmu,
         hpt,

@@ -111,6 +111,10 @@ pub struct PartitionSpec {
     /// "Nested virtualization"). Default false: the calls answer H_FUNCTION,
     /// so a kernel sees no nesting (Linux's kvm-hv does not load).
     pub nested: bool,
+    /// The partition may use H_TPM_COMM, the host TPM proxy (docs/pef.md);
+    /// `secure = true` implies it (a secure VM's ESM needs it). Default false:
+    /// H_FUNCTION, as a QEMU guest without `spapr-tpm-proxy`.
+    pub tpm: bool,
     /// The MMU the partition offers its guest (default radix); docs/manifest.md.
     pub mmu: MmuMode,
     /// PCI functions passed through to the partition (`devices =
@@ -241,8 +245,8 @@ impl Manifest {
     /// The manifest as tables that [`from_tables`] reads back to an equal
     /// `Manifest` (for any manifest `from_tables` returned), each value in its
     /// canonical type ([`key_type`]): what the device tree holds and what xtask
-    /// writes as TOML. Defaults are written out, except `secure`, `nested` and
-    /// `mmu`, which appear only when they differ from theirs.
+    /// writes as TOML. Defaults are written out, except `secure`, `nested`, `tpm`
+    /// and `mmu`, which appear only when they differ from theirs.
     pub fn to_tables(&self) -> Vec<Table> {
         let mut machine = Table::new(TableKind::Machine);
         machine.push(
@@ -274,6 +278,9 @@ impl Manifest {
             }
             if p.nested {
                 t.push("nested", Value::Bool(true));
+            }
+            if p.tpm {
+                t.push("tpm", Value::Bool(true));
             }
             if p.mmu != MmuMode::Radix {
                 t.push("mmu", Value::Str(p.mmu.as_str().to_string()));
@@ -829,6 +836,7 @@ struct Builder {
     expect: Option<String>,
     secure: bool,
     nested: bool,
+    tpm: bool,
     mmu: MmuMode,
     disks: Vec<DiskSpec>,
     devices: Option<(Vec<crate::pci::PciAddress>, Loc)>,
@@ -887,6 +895,7 @@ impl Builder {
             "expect" => self.expect = Some(want_path(v)?),
             "secure" => self.secure = want_bool(v)?,
             "nested" => self.nested = want_bool(v)?,
+            "tpm" => self.tpm = want_bool(v)?,
             "mmu" => {
                 self.mmu = match want_str(v)? {
                     "radix" => MmuMode::Radix,
@@ -929,7 +938,7 @@ pub fn key_type(kind: TableKind, key: &str) -> Option<ValueType> {
         (TableKind::Partition, "name" | "kernel" | "initrd" | "cmdline" | "expect" | "mmu") => Str,
         (TableKind::Partition, "memory" | "vcpus") => Int,
         (TableKind::Partition, "cpus") => Ints,
-        (TableKind::Partition, "console" | "secure" | "nested") => Bool,
+        (TableKind::Partition, "console" | "secure" | "nested" | "tpm") => Bool,
         (TableKind::Partition, "devices") => Strs,
         (TableKind::Net, "mac") => Str,
         (TableKind::Net, "vlan") => Int,
@@ -1027,6 +1036,7 @@ fn partition_from(table: &Table, disks: &[&Table]) -> Result<Parsed, ManifestErr
             expect: b.expect,
             secure: b.secure,
             nested: b.nested,
+            tpm: b.tpm,
             mmu: b.mmu,
             devices,
             net: Vec::new(),
@@ -1491,6 +1501,7 @@ mod tests {
                     expect: Some("GUEST-PASS".into()),
                     secure: false,
                     nested: false,
+                    tpm: false,
                     mmu: MmuMode::Radix,
                     devices: Vec::new(),
                     net: Vec::new(),
@@ -1508,6 +1519,7 @@ mod tests {
                     expect: None,
                     secure: false,
                     nested: false,
+                    tpm: false,
                     mmu: MmuMode::Radix,
                     devices: Vec::new(),
                     net: Vec::new(),
@@ -1903,9 +1915,10 @@ mod tests {
     fn flags_and_mmu() {
         let p = |extra| from_tables(&one(extra)).map(|m| m.partitions[0].clone());
         assert!(p(vec![("nested", Bool(true))]).unwrap().nested);
+        assert!(p(vec![("tpm", Bool(true))]).unwrap().tpm);
         assert!(p(vec![("secure", Bool(true))]).unwrap().secure);
         assert!(!p(vec![("secure", Bool(false))]).unwrap().secure);
-        for key in ["nested", "secure"] {
+        for key in ["nested", "secure", "tpm"] {
             let e = p(vec![(key, s("yes"))]).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(key));
             assert!(e.to_string().contains("true or false"), "{e}");
@@ -1933,6 +1946,7 @@ mod tests {
             [
                 ("secure", Bool(true)),
                 ("nested", Bool(true)),
+                ("tpm", Bool(true)),
                 ("mmu", s("any")),
             ]
             .into_iter()
@@ -2007,6 +2021,7 @@ mod tests {
             "expect",
             "secure",
             "nested",
+            "tpm",
             "mmu",
             "devices",
             "colour",

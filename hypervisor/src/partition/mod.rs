@@ -39,6 +39,8 @@ pub mod pef;
 #[cfg(target_arch = "powerpc64")]
 pub mod rtas_calls;
 #[cfg(target_arch = "powerpc64")]
+pub mod tpm;
+#[cfg(target_arch = "powerpc64")]
 pub mod vcpu;
 #[cfg(target_arch = "powerpc64")]
 pub mod vio;

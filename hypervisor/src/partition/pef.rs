@@ -14,10 +14,14 @@ use crate::papr::hcall::{HcallError, HcallResult};
 use crate::uv::partition::Resume;
 use crate::uv::Ultravisor;
 
-/// H_SVM_* and H_TPM_COMM of vCPU `v` (`None` for any other opcode): to the
-/// secure-VM state machine with an ultravisor, KVM-HV's no-UV answers without.
+/// H_SVM_* and H_TPM_COMM of vCPU `v` (`None` for any other opcode): H_SVM_*
+/// to the secure-VM state machine with an ultravisor, KVM-HV's no-UV answers
+/// without; H_TPM_COMM to the host TPM proxy (`partition::tpm`), UV or not.
 pub fn hcall(p: &Partition, v: &Vcpu, ctx: &VcpuContext, op: u64) -> Option<HcallResult> {
     let g = &ctx.regs.gpr;
+    if op == crate::papr::hcall::H_TPM_COMM {
+        return Some(super::tpm::hcall(p, &g[4..9]));
+    }
     let mut uc = Ucall::get();
     let uv = uc.as_mut().map(|u| u as &mut dyn Ultravisor);
     // Memory handed to the UV holds the partition's own bytes: chunks not used
@@ -51,6 +55,7 @@ pub fn resume_via_uv(p: &Partition, v: &Vcpu, ctx: &VcpuContext, vector: u64) ->
 /// 0, 0) with an ultravisor; the entry alone without), then flushes the LPID.
 /// Called with none of its vCPUs in the guest; runs once per stop.
 pub fn release(p: &Partition) {
+    super::tpm::release(p);
     let mut uc = Ucall::get();
     let uv = uc.as_mut().map(|u| u as &mut dyn Ultravisor);
     if let Err(e) = p.uv.release(&mut mmu::HvPartitionTable, uv) {

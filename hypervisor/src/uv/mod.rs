@@ -22,6 +22,8 @@
 //!   partition code drives it (hcall routing, UV_RETURN or `hrfid`, guest memory
 //!   access, teardown at stop and reboot).
 //! - [`UvReturn`]: the register frame of UV_RETURN.
+//! - [`tpm`]: H_TPM_COMM, the host TPM proxy a secure VM's ESM needs, and
+//!   [`tis_i2c`], the TCG I2C TPM interface it reaches the TPM with.
 //!
 //! Invariant: after H_SVM_INIT_DONE the hypervisor touches a secure partition's
 //! memory only in pages the partition shared ([`svm::SecureVm::hv_may_access`]).
@@ -29,6 +31,8 @@
 pub mod host;
 pub mod partition;
 pub mod svm;
+pub mod tis_i2c;
+pub mod tpm;
 
 #[cfg(test)]
 mod fixtures;

@@ -360,8 +360,9 @@ impl SecureVm {
 
 /// The answer to an H_SVM_* hcall on a machine without an ultravisor, as KVM-HV
 /// gives it there: the caller cannot be in secure state, so H_UNSUPPORTED (also
-/// for INIT_ABORT: nothing was started). H_TPM_COMM is not offered (no TPM proxy;
-/// QEMU without one answers H_FUNCTION). `None` if `op` is not one of them.
+/// for INIT_ABORT: nothing was started). H_TPM_COMM: H_FUNCTION here, the
+/// answer for a partition not allowed the TPM proxy; `partition::pef` sends it
+/// to `uv::tpm` before it gets here. `None` if `op` is not one of them.
 pub fn hcall_without_uv(op: u64) -> Option<HcallError> {
     match op {
         h::H_SVM_PAGE_IN

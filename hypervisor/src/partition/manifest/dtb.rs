@@ -389,6 +389,7 @@ mod tests {
             expect: Some("GUEST-PASS".into()),
             secure: true,
             nested: true,
+            tpm: false,
             mmu: MmuMode::Any,
             devices: vec![
                 crate::pci::PciAddress::parse("0001:01:00.0").unwrap(),
@@ -434,6 +435,7 @@ mod tests {
                 expect: None,
                 secure: false,
                 nested: false,
+                tpm: false,
                 mmu: MmuMode::Hash,
                 devices: Vec::new(),
                 net: Vec::new(),

@@ -2,6 +2,7 @@
 //!
 //! Token numbers from skiboot's `include/opal-api.h`.
 pub mod call;
+pub mod i2c;
 pub mod pci;
 pub mod xive;
 
