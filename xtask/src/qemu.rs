@@ -686,6 +686,14 @@ mod tests {
         let b = std::fs::read(&p).unwrap();
         assert_eq!(b.len(), 4096);
         assert_eq!(&b[8..12], &disk_pattern(8).to_le_bytes());
+        // The whole scenario disk's MD5, which Linux checks
+        // (scenarios::PT_DISK_MD5), when md5sum is there to say.
+        let p = dir.join("full.img");
+        write_disk_pattern(&p, crate::scenarios::PT_DISK_BYTES).unwrap();
+        if let Ok(o) = std::process::Command::new("md5sum").arg(&p).output() {
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(out.starts_with(crate::scenarios::PT_DISK_MD5), "{out}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

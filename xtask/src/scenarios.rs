@@ -163,6 +163,9 @@ pub struct LinuxLpar {
     pub vlan: u16,
     /// More kernel command line for this partition only (`paprika.ip=...`).
     pub extra: &'static str,
+    /// PCI functions passed through (the manifest's `devices`,
+    /// docs/passthrough.md); the scenario's `passthrough` gives QEMU them.
+    pub devices: &'static [&'static str],
 }
 
 impl LinuxLpar {
@@ -185,6 +188,7 @@ pub const fn lpar(name: &'static str, memory: &'static str, cpus: &'static [u32]
         disable_radix: false,
         vlan: 0,
         extra: "",
+        devices: &[],
     }
 }
 
@@ -462,7 +466,14 @@ impl LinuxBoot {
                     }]
                 },
                 disks: Vec::new(),
-                devices: Vec::new(),
+                devices: p
+                    .devices
+                    .iter()
+                    .map(|d| {
+                        paprika::pci::PciAddress::parse(d)
+                            .ok_or_else(|| format!("{}: bad PCI address {d}", p.name))
+                    })
+                    .collect::<Result<_, _>>()?,
             });
         }
         let m = Manifest {
@@ -840,6 +851,45 @@ const ANY_FORBIDDEN: &[&str] = &[
     "PAPRIKA lpar-hpt: linux-any-hash mmu=any: the guest chose radix",
 ];
 /// Two Linux partitions side by side, sharing kernel and initramfs.
+/// [`PT_DISK_MD5`] as a literal, for `concat!`.
+macro_rules! pt_disk_md5 {
+    () => {
+        "a996cbe40ba2cc22872736cbb97a8721"
+    };
+}
+
+/// The MD5 of a pass-through test disk ([`PT_DISK_BYTES`] of
+/// `qemu::disk_pattern`), which /init checks the whole device against.
+/// (The scenario's command line takes it from the macro; the test checks it.)
+#[cfg(test)]
+pub const PT_DISK_MD5: &str = pt_disk_md5!();
+
+/// Linux on a passed-through virtio-blk-pci (0001:01:00.0) and nvme
+/// (0002:01:00.0) function, each read whole and checked (docs/passthrough.md).
+const LINUX_PT: &[LinuxLpar] = &[LinuxLpar {
+    devices: &["0001:01:00.0", "0002:01:00.0"],
+    extra: concat!(
+        "paprika.ptblk=",
+        pt_disk_md5!(),
+        " paprika.ptnvme=",
+        pt_disk_md5!()
+    ),
+    ..lpar("linux-pt", "384M", &[1])
+}];
+
+/// What the pass-through Linux scenario wants besides /init's checks: both
+/// functions' MSI-X programmed through ibm,change-msi, and the 64-bit window.
+const LINUX_PT_EXPECTED: &[&str] = &[
+    "PAPRIKA passthrough-msi: linux-pt 0001:01:00.0 MsiX ",
+    "PAPRIKA passthrough-msi: linux-pt 0002:01:00.0 MsiX ",
+    "PAPRIKA passthrough-ddw: linux-pt 0001:01:00.0",
+    "ibm,create-pe-dma-window(",
+    "[linux-pt] PAPRIKA-LINUX check pt-virtio-blk-md5: ok",
+    "[linux-pt] PAPRIKA-LINUX check pt-virtio-blk-msix: ok",
+    "[linux-pt] PAPRIKA-LINUX check pt-nvme-md5: ok",
+    "[linux-pt] PAPRIKA-LINUX check pt-nvme-msix: ok",
+];
+
 const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
 
 /// What the big-endian guest scenarios want besides the partition checks: the
@@ -1435,6 +1485,18 @@ pub const SCENARIOS: &[Scenario] = &[
         "PAPRIKA lpar-hpt: linux-any-radix mmu=any: the guest chose radix",
     ])
     .forbidding(ANY_FORBIDDEN),
+    // Debian's Linux on passed-through virtio-blk-pci and nvme functions
+    // (docs/passthrough.md "Linux in a partition").
+    linux(
+        "linux-passthrough-p9",
+        Machine::Powernv9,
+        "1G",
+        "2",
+        2,
+        LINUX_PT,
+    )
+    .with_passthrough(&[PtDevice::VirtioBlk, PtDevice::Nvme])
+    .expecting(LINUX_PT_EXPECTED),
     linux(
         "linux-two-lpars-p9",
         Machine::Powernv9,

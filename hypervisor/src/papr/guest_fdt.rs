@@ -230,6 +230,11 @@ pub struct VphbNode {
     /// ibm,remove-pe-dma-window (`ibm,ddw-applicable`) and
     /// ibm,reset-pe-dma-window (`ibm,ddw-extensions`).
     pub ddw_tokens: [u32; 4],
+    /// `ibm,pe-total-#msi`: the MSIs of all its functions. pSeries Linux
+    /// gives a PHB without it no MSI domain at all (pseries
+    /// `pseries_msi_allocate_domains`) and divides it among the functions
+    /// (its quota); QEMU writes 1024 here.
+    pub msi_total: u32,
     pub functions: Vec<VphbFunction>,
 }
 
@@ -477,7 +482,14 @@ fn write_vphb(w: &mut FdtWriter, v: &VphbNode) {
     w.prop_u32("#address-cells", 3);
     w.prop_u32("#size-cells", 2);
     w.prop_u32("#interrupt-cells", 1);
-    w.prop_cells("bus-range", &[0, 0xff]);
+    // The root bus is the functions' bus (the host's, 1 behind a root port):
+    // pSeries Linux finds a function's pci_dn by the bus number in its `reg`
+    // and the number of the bus it scans, and before the pci_dev is on that
+    // bus (its whole capability walk at boot) only a matching number works;
+    // with the root bus at 0 every config read then failed and MSI-X was
+    // never found.
+    let first_bus = v.functions.iter().map(|f| f.bdf >> 8).min().unwrap_or(0);
+    w.prop_cells("bus-range", &[u32::from(first_bus), 0xff]);
     // <phys.hi phys.mid phys.lo, cpu address (2), size (2)>: 32-bit memory.
     w.prop_cells(
         "ranges",
@@ -492,6 +504,7 @@ fn write_vphb(w: &mut FdtWriter, v: &VphbNode) {
         ],
     );
     w.prop_u32("ibm,pci-config-space-type", 1);
+    w.prop_u32("ibm,pe-total-#msi", v.msi_total);
     w.prop_u32("ibm,#dma-address-cells", 2);
     w.prop_u32("ibm,#dma-size-cells", 2);
     if let Some((liobn, bus, size)) = v.dma_window {
@@ -1051,6 +1064,7 @@ mod tests {
             mmio_size: 0x7fff_0000,
             dma_window: Some((0x7000_0100, 0, 256 << 20)),
             ddw_tokens: [0x2015, 0x2016, 0x2017, 0x2018],
+            msi_total: 2,
             functions: vec![VphbFunction {
                 bdf: 0x0100,
                 vendor: 0x1af4,
@@ -1078,6 +1092,10 @@ mod tests {
             &[0x70, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]
         );
         assert_eq!(get(&t, n, "ibm,ddw-applicable").len(), 12);
+        // The root bus is the function's bus (1 in its reg).
+        assert_eq!(cells(get(&t, n, "bus-range")), [1, 0xff]);
+        // Without it Linux makes no MSI domain for the PHB.
+        assert_eq!(u32_of(get(&t, n, "ibm,pe-total-#msi")), 2);
         assert_eq!(get(&t, "/chosen", "linux,pci-probe-only"), &[0, 0, 0, 1]);
         let f = "/pci@800000020000001/pci@0";
         let aa = get(&t, f, "assigned-addresses");

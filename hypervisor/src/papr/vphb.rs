@@ -62,9 +62,10 @@ pub fn parse_liobn(liobn: u32) -> Option<(u64, usize, u32)> {
 }
 
 /// RTAS config address (PAPR 7.3.4): register bits 7:0, function 10:8, device
-/// 15:11, bus 23:16, extended register bits 27:24.
+/// 15:11, bus 23:16, extended register bits 11:8 in bits 31:28 (Linux's
+/// `rtas_config_addr`, QEMU's `rtas_pci_cfgaddr`); bits 27:24 are reserved.
 pub fn decode_config_addr(addr: u32) -> (Bdf, u16) {
-    let reg = (addr & 0xff) as u16 | (((addr >> 24) & 0xf) as u16) << 8;
+    let reg = (addr & 0xff) as u16 | (((addr >> 28) & 0xf) as u16) << 8;
     (Bdf(((addr >> 8) & 0xffff) as u16), reg)
 }
 
@@ -844,9 +845,13 @@ mod tests {
 
     #[test]
     fn config_addresses_and_liobns() {
-        let (bdf, reg) = decode_config_addr(0x0301_0804);
+        let (bdf, reg) = decode_config_addr(0x3001_0804);
         assert_eq!(bdf, Bdf::new(1, 1, 0));
         assert_eq!(reg, 0x304);
+        // As Linux's rtas_config_addr(bus 0, devfn 0, 0x100) encodes it: the
+        // extended register's bits 11:8 in the top nibble, not bits 27:24.
+        assert_eq!(decode_config_addr(0x1000_0000), (Bdf::new(0, 0, 0), 0x100));
+        assert_eq!(decode_config_addr(0x0f00_0010).1, 0x10);
         assert_eq!(config_addr(Bdf::new(1, 0, 0)), 0x1_0000);
         assert_eq!(phb_of_buid(buid(3)), Some(3));
         assert_eq!(phb_of_buid(1), None);

@@ -690,6 +690,7 @@ impl Passthrough {
                     t(RtasCall::RemovePeDmaWindow),
                     t(RtasCall::ResetPeDmaWindow),
                 ],
+                msi_total: v.functions.iter().map(|f| f.msi.host.len() as u32).sum(),
                 functions: v.functions.iter().map(|f| f.node.clone()).collect(),
             })
             .collect()

@@ -54,7 +54,7 @@ mod guest {
             let r = rtas_call(
                 "ibm,read-pci-config",
                 &[
-                    self.config | (reg & 0xff) | ((reg >> 8) << 24),
+                    self.config | (reg & 0xff) | ((reg >> 8) << 28),
                     (self.buid >> 32) as u32,
                     self.buid as u32,
                     size,
@@ -71,7 +71,7 @@ mod guest {
             rtas_call(
                 "ibm,write-pci-config",
                 &[
-                    self.config | (reg & 0xff) | ((reg >> 8) << 24),
+                    self.config | (reg & 0xff) | ((reg >> 8) << 28),
                     (self.buid >> 32) as u32,
                     self.buid as u32,
                     size,
