@@ -988,6 +988,25 @@ case "$cmdline" in
         set -- $line
         [ "${2:-0}" -gt 0 ]
     }
+    # After a transfer: the TCP counters that are not zero (/proc/net/snmp
+    # Tcp, /proc/net/netstat TcpExt: retransmits, timeouts, delayed ACKs) and
+    # the interface's own, to tell a lossy or stalling stream from a slow one.
+    net_stats() {
+        for f in /proc/net/snmp /proc/net/netstat; do
+            awk -v tag="$tag" '$1 == p && ($1 == "Tcp:" || $1 == "TcpExt:") {
+                s = ""
+                for (i = 2; i <= NF; i++) if ($i != 0) s = s " " h[i] "=" $i
+                print "PAPRIKA-LINUX veth-stats: " $1 s tag
+            }
+            { p = $1; for (i = 2; i <= NF; i++) h[i] = $i }' "$f"
+        done
+        s=
+        for c in rx_packets tx_packets rx_dropped tx_dropped rx_errors; do
+            s="$s $c=$(cat /sys/class/net/eth0/statistics/$c)"
+        done
+        echo "PAPRIKA-LINUX veth-stats: eth0$s$tag"
+        echo "PAPRIKA-LINUX veth-stats: irq $(grep -w eth0 /proc/interrupts)$tag"
+    }
     # Down and up again (H_FREE_LOGICAL_LAN, H_REGISTER_LOGICAL_LAN), then
     # the peer answers again.
     relink() {
@@ -998,11 +1017,14 @@ case "$cmdline" in
         check veth-ping-reachable wait_ping
         check veth-ping-no-loss no_loss -c 5 -W 2
         [ -n "$mtu" ] && check veth-ping-jumbo no_loss -c 3 -s 8000 -W 2
+        cpu0=$(head -1 /proc/stat)
         got=$(nc -l -p 5001 | md5sum)
+        echo "PAPRIKA-LINUX veth-stats: before $cpu0, after $(head -1 /proc/stat)$tag"
         want=$(nc -l -p 5002)
         echo "PAPRIKA-LINUX veth: received md5 ${got%% *}, sent md5 $want$tag"
         check veth-tcp-md5 test -n "$want" -a "${got%% *}" = "$want"
         check veth-irq veth_irq
+        net_stats
         ;;
     client)
         check veth-ping-reachable wait_ping
@@ -1013,6 +1035,7 @@ case "$cmdline" in
         check veth-relink relink
         head -c 67108864 /dev/urandom >/tmp/data
         sum=$(md5sum </tmp/data)
+        cpu0=$(head -1 /proc/stat)
         t0=$(uptime_cs)
         n=0
         until nc "$peer" 5001 </tmp/data; do
@@ -1022,6 +1045,8 @@ case "$cmdline" in
         done
         t1=$(uptime_cs)
         echo "PAPRIKA-LINUX veth: sent 67108864 bytes in $((t1 - t0))0 ms$tag"
+        echo "PAPRIKA-LINUX veth-stats: before $cpu0, after $(head -1 /proc/stat)$tag"
+        net_stats
         rm -f /tmp/data
         n=0
         until echo "${sum%% *}" | nc "$peer" 5002; do

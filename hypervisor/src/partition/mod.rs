@@ -13,6 +13,7 @@ pub mod emulate;
 pub mod exit_stats;
 pub mod facility;
 pub mod host_clock;
+pub mod idle;
 pub mod manifest;
 pub mod snapshot;
 

@@ -9,6 +9,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, Ordering};
 
 use super::facility::{self, HfacAction};
+use super::idle;
 use super::lpar::{self, Partition, StopReason};
 use crate::arch::ppc64::guest::{self, GuestRegs};
 use crate::arch::ppc64::regs::{Lpcr, Msr};
@@ -1008,14 +1009,22 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
             .sprs
             .dec
             .saturating_sub(instr::mftb().wrapping_sub(ctx.sprs.dec_tb) as i64);
-        if left <= 0 {
-            break;
-        }
         // Sleep until the guest's decrementer would fire or a doorbell arrives; cap
         // the nap so OPAL's heartbeat keeps running.
         // With MSIs to poll (docs/passthrough.md "MSI"), nap 1 ms at most.
         let cap_us = if p.pci.msi_active() { 1_000 } else { 100_000 };
-        let nap = (left as u64).min(timer::us_to_ticks(cap_us));
+        let Some(nap) = idle::nap_ticks(left, timer::us_to_ticks(cap_us)) else {
+            break;
+        };
+        // The guest's time slice (HDEC, armed by `switch_in`) runs out while the
+        // vCPU is ceded, and an expired HDEC wakes `stop` at once: without this
+        // the nap is a spin (`partition::idle`). `switch_in` re-arms the slice
+        // on entry (it rewrites any HDEC above one slice).
+        if idle::hdec_in_the_way(spr::hdec::read(), nap) {
+            // SAFETY: HDEC only bounds guest execution; no guest runs on this
+            // thread until `switch_in` arms it again.
+            unsafe { spr::hdec::write(idle::TIMER_QUIET) };
+        }
         // SAFETY: the host DEC is unused while this thread serves a vCPU; the
         // guest's value is restored on entry (`dec_dirty`).
         unsafe { spr::dec::write(nap) };
