@@ -133,6 +133,7 @@ pub fn main(args: BenchArgs) -> Result<i32> {
         no_build,
         skip_lpar,
         skip_linux,
+        skip_linux_boot,
         skip_veth,
         skip_pseries,
         lpar_timeout,
@@ -240,7 +241,7 @@ pub fn main(args: BenchArgs) -> Result<i32> {
             Box::new(|| crate::msi_bench::run(&elf_path, lpar_timeout)),
         ),
         (
-            !skip_linux,
+            !skip_linux && !skip_linux_boot,
             Box::new(|| crate::linux_bench::run(&elf_path, !skip_pseries, lpar_timeout)),
         ),
         (

@@ -314,9 +314,12 @@ pub struct BenchArgs {
     /// No partition benchmark
     #[arg(long)]
     pub skip_lpar: bool,
-    /// No Linux boot benchmark
+    /// No Linux boot benchmark (nor the disk benchmark, which boots Linux too)
     #[arg(long)]
     pub skip_linux: bool,
+    /// No Linux boot benchmark, but the disk benchmark still runs
+    #[arg(long)]
+    pub skip_linux_boot: bool,
     /// No virtual network benchmark (TCP and ping between two partitions)
     #[arg(long)]
     pub skip_veth: bool,

@@ -26,9 +26,15 @@ const IMAGE_BYTES: usize = 32 << 20;
 pub struct DiskFigures {
     pub seq_mbps: f64,
     pub rand_iops: f64,
+    /// The same number of `dd bs=4k count=1` processes on /dev/zero, in ms
+    /// (the process start-up part of the random-read figure).
+    pub proc_ms: Option<f64>,
+    /// The random-read loop, in ms.
+    pub rand_ms: f64,
 }
 
-/// Parses `PAPRIKA-LINUX diskbench seq_bytes=B seq_ms=S rand_reads=N rand_ms=R`.
+/// Parses `PAPRIKA-LINUX diskbench seq_bytes=B seq_ms=S rand_reads=N rand_ms=R
+/// [proc_ms=P]`.
 pub fn parse(log: &str) -> Option<DiskFigures> {
     let line = log
         .lines()
@@ -46,6 +52,8 @@ pub fn parse(log: &str) -> Option<DiskFigures> {
     Some(DiskFigures {
         seq_mbps: bytes / (1 << 20) as f64 / (seq_ms / 1000.0),
         rand_iops: reads / (rand_ms / 1000.0),
+        proc_ms: field("proc_ms"),
+        rand_ms,
     })
 }
 
@@ -79,6 +87,27 @@ pub fn report(paprika: DiskFigures, pseries: Option<DiskFigures>) -> Vec<String>
             None => l.push(format!("{name}: paprika={p:.1}")),
         }
     }
+    // Where the random-read loop's time goes: the same processes on /dev/zero,
+    // and the rest (the reads themselves).
+    if let Some(pp) = paprika.proc_ms {
+        let io = paprika.rand_ms - pp;
+        match pseries.and_then(|q| Some((q.proc_ms?, q.rand_ms - q.proc_ms?))) {
+            Some((qp, qio)) => {
+                l.push(format!(
+                    "disk.rand4k_proc_ms: paprika={pp:.0} pseries={qp:.0} ratio={:.2}",
+                    pp / qp.max(f64::MIN_POSITIVE)
+                ));
+                l.push(format!(
+                    "disk.rand4k_io_ms: paprika={io:.0} pseries={qio:.0} ratio={:.2}",
+                    io / qio.max(f64::MIN_POSITIVE)
+                ));
+            }
+            None => {
+                l.push(format!("disk.rand4k_proc_ms: paprika={pp:.0}"));
+                l.push(format!("disk.rand4k_io_ms: paprika={io:.0}"));
+            }
+        }
+    }
     l
 }
 
@@ -103,8 +132,18 @@ fn image() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn run_one(cmd: &Cmd, log: &Path, timeout: Duration, what: &str) -> Result<DiskFigures> {
-    let (outcome, seen) = qemu::run_until(cmd, log, timeout, DONE)?;
+/// Paprika's exit profile, printed when the partition powers off after
+/// [`DONE`]: the Paprika run waits for it.
+const EXITS: &str = "PAPRIKA lpar-exits:";
+
+fn run_one(
+    cmd: &Cmd,
+    log: &Path,
+    timeout: Duration,
+    what: &str,
+    marker: &str,
+) -> Result<DiskFigures> {
+    let (outcome, seen) = qemu::run_until(cmd, log, timeout, marker)?;
     let text = std::fs::read_to_string(log).unwrap_or_default();
     match parse(&text) {
         Some(f) if seen => Ok(f),
@@ -156,6 +195,7 @@ pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<St
         &bench_path("disk-paprika.log"),
         timeout,
         "Paprika",
+        EXITS,
     )?;
     let reference = if pseries {
         let cmd = Cmd::new(QEMU)
@@ -187,11 +227,18 @@ pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<St
             &bench_path("disk-pseries.log"),
             timeout,
             "-M pseries",
+            DONE,
         )?)
     } else {
         None
     };
-    Ok(report(paprika, reference))
+    let mut lines = report(paprika, reference);
+    // The exit profile of the Paprika run, where its time went.
+    let log = std::fs::read_to_string(bench_path("disk-paprika.log")).unwrap_or_default();
+    if let Some(exits) = log.lines().find_map(|l| l.split(EXITS).nth(1)) {
+        lines.push(format!("disk.paprika_exits:{}", exits.trim_end()));
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -205,9 +252,12 @@ mod tests {
         let f = parse(log).unwrap();
         assert!((f.seq_mbps - 16.0).abs() < 1e-9);
         assert!((f.rand_iops - 100.0).abs() < 1e-9);
+        assert_eq!(f.proc_ms, None);
         let q = DiskFigures {
             seq_mbps: 8.0,
             rand_iops: 200.0,
+            proc_ms: None,
+            rand_ms: 2000.0,
         };
         let l = report(f, Some(q));
         assert_eq!(
@@ -221,6 +271,23 @@ mod tests {
         );
         assert!(l[3].contains(": no"));
         assert_eq!(report(f, None).len(), 2);
+        let log = "PAPRIKA-LINUX diskbench seq_bytes=33554432 seq_ms=2000 \
+                   rand_reads=400 rand_ms=4000 proc_ms=3000\r\n";
+        let f = parse(log).unwrap();
+        assert_eq!(f.proc_ms, Some(3000.0));
+        let q = DiskFigures {
+            proc_ms: Some(1000.0),
+            ..q
+        };
+        let l = report(f, Some(q));
+        assert_eq!(
+            l[4],
+            "disk.rand4k_proc_ms: paprika=3000 pseries=1000 ratio=3.00"
+        );
+        assert_eq!(
+            l[5],
+            "disk.rand4k_io_ms: paprika=1000 pseries=1000 ratio=1.00"
+        );
         assert!(parse("PAPRIKA-LINUX diskbench done").is_none());
         let m = manifest(Path::new("/k"), Path::new("/i"), Path::new("/d.img"));
         let parsed = crate::manifest::parse(&m).unwrap();

@@ -13,8 +13,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::papr::hcall as h;
 
-/// The kinds, in the order they are printed.
-pub const KINDS: [&str; 12] = [
+/// The kinds, in the order they are printed. `hdsi` is a first touch of
+/// partition memory (demand mapping, HDSI or HISI) or any other storage exit;
+/// `mmio_tima` and `mmio_esb` are emulated accesses to the XIVE thread
+/// interrupt management area and to event-source pages (or MSI-X table pages),
+/// which [`refine_storage`] tells apart.
+pub const KINDS: [&str; 14] = [
     "cede",
     "prod",
     "ipi",
@@ -25,6 +29,8 @@ pub const KINDS: [&str; 12] = [
     "hdec",
     "doorbell",
     "hdsi",
+    "mmio_tima",
+    "mmio_esb",
     "emul",
     "other",
 ];
@@ -44,9 +50,34 @@ pub fn kind(vector: u64, r3: u64) -> usize {
         },
         0x980 => 7,
         0xe80 => 8,
-        0xe00 | 0xe20 => 9,
-        0xe40 => 10,
-        _ => 11,
+        0xe00 | 0xe20 => HDSI,
+        0xe40 => 12,
+        _ => 13,
+    }
+}
+
+/// Index of `hdsi` in [`KINDS`].
+pub const HDSI: usize = 9;
+/// Index of `mmio_tima` in [`KINDS`].
+pub const MMIO_TIMA: usize = 10;
+/// Index of `mmio_esb` in [`KINDS`].
+pub const MMIO_ESB: usize = 11;
+
+/// What an emulated-device storage exit touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Tima,
+    /// An event-source page or anything else emulated (MSI-X table pages).
+    Other,
+}
+
+/// Refines `kind` for an HDSI: `device` says what the faulting address is
+/// (`None` for partition memory or nothing emulated).
+pub fn refine_storage(kind: usize, device: Option<Device>) -> usize {
+    match (kind, device) {
+        (HDSI, Some(Device::Tima)) => MMIO_TIMA,
+        (HDSI, Some(Device::Other)) => MMIO_ESB,
+        (k, _) => k,
     }
 }
 
@@ -113,6 +144,16 @@ mod tests {
         assert_eq!(KINDS[kind(0x980, 0)], "hdec");
         assert_eq!(KINDS[kind(0xe80, 0)], "doorbell");
         assert_eq!(KINDS[kind(0xe00, 0)], "hdsi");
+        assert_eq!(KINDS[kind(0xe40, 0)], "emul");
+        let tima = refine_storage(kind(0xe00, 0), Some(Device::Tima));
+        assert_eq!(KINDS[tima], "mmio_tima");
+        let esb = refine_storage(kind(0xe00, 0), Some(Device::Other));
+        assert_eq!(KINDS[esb], "mmio_esb");
+        assert_eq!(KINDS[refine_storage(kind(0xe00, 0), None)], "hdsi");
+        assert_eq!(
+            KINDS[refine_storage(kind(0xc00, h::H_CEDE), Some(Device::Tima))],
+            "cede"
+        );
         assert_eq!(KINDS[kind(0x500, 0)], "other");
         let s = ExitStats::new();
         assert_eq!(s.line(512), "total=0");

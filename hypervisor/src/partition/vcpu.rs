@@ -737,7 +737,11 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         v.snapshot.publish(pc, msr, r.lr, vector, r.gpr[3], detail);
         // PEF: an exit the ultravisor reflected is resumed by it alone.
         ctx.via_uv = super::pef::resume_via_uv(p, v, ctx, vector);
-        let (kind, t0) = (super::exit_stats::kind(vector, r.gpr[3]), instr::mftb());
+        let kind = super::exit_stats::refine_storage(
+            super::exit_stats::kind(vector, r.gpr[3]),
+            storage_device(p, r, vector),
+        );
+        let t0 = instr::mftb();
         let next = handle_exit(p, v, ctx, vector);
         v.exits.record(kind, instr::mftb().wrapping_sub(t0));
         match next {
@@ -745,6 +749,21 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
             Next::Leave => return,
         }
     }
+}
+
+/// For the exit profile: what an HDSI outside partition memory touched.
+fn storage_device(p: &Partition, r: &GuestRegs, vector: u64) -> Option<super::exit_stats::Device> {
+    use super::exit_stats::Device;
+    if vector != 0xe00 || r.asdr & !0xfff < p.mem_size {
+        return None;
+    }
+    let addr = (r.asdr & 0x0fff_ffff_ffff_f000) | (r.hdar & 0xfff);
+    Some(match p.xive.read(|x| x.classify(addr)) {
+        Some(crate::xive::MmioTarget::TimaOs { .. } | crate::xive::MmioTarget::TimaUser { .. }) => {
+            Device::Tima
+        }
+        _ => Device::Other,
+    })
 }
 
 fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> Next {
