@@ -91,6 +91,9 @@ pub struct VcpuContext {
     /// (`uv::partition::Resume`); interrupts the hypervisor injects meanwhile
     /// are delivered by the UV (`uv::partition::interrupt_entry`).
     pub via_uv: bool,
+    /// The emulated device the current full exit's handling touched, for the
+    /// exit profile (`partition::mmio::Target::device`); cleared each exit.
+    pub exit_device: Option<super::exit_stats::Device>,
 }
 
 /// A vCPU's registered per-processor areas (H_REGISTER_VPA, which any vCPU of
@@ -179,6 +182,7 @@ impl Vcpu {
                 lazy_loaded: false,
                 epoch: 0,
                 via_uv: false,
+                exit_device: None,
             }),
         }
     }
@@ -737,33 +741,17 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         v.snapshot.publish(pc, msr, r.lr, vector, r.gpr[3], detail);
         // PEF: an exit the ultravisor reflected is resumed by it alone.
         ctx.via_uv = super::pef::resume_via_uv(p, v, ctx, vector);
-        let kind = super::exit_stats::refine_storage(
-            super::exit_stats::kind(vector, r.gpr[3]),
-            storage_device(p, r, vector),
-        );
+        let kind = super::exit_stats::kind(vector, r.gpr[3]);
+        ctx.exit_device = None;
         let t0 = instr::mftb();
         let next = handle_exit(p, v, ctx, vector);
+        let kind = super::exit_stats::refine_storage(kind, ctx.exit_device);
         v.exits.record(kind, instr::mftb().wrapping_sub(t0));
         match next {
             Next::Resume => {}
             Next::Leave => return,
         }
     }
-}
-
-/// For the exit profile: what an HDSI outside partition memory touched.
-fn storage_device(p: &Partition, r: &GuestRegs, vector: u64) -> Option<super::exit_stats::Device> {
-    use super::exit_stats::Device;
-    if vector != 0xe00 || r.asdr & !0xfff < p.mem_size {
-        return None;
-    }
-    let addr = (r.asdr & 0x0fff_ffff_ffff_f000) | (r.hdar & 0xfff);
-    Some(match p.xive.read(|x| x.classify(addr)) {
-        Some(crate::xive::MmioTarget::TimaOs { .. } | crate::xive::MmioTarget::TimaUser { .. }) => {
-            Device::Tima
-        }
-        _ => Device::Other,
-    })
 }
 
 fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> Next {
@@ -800,8 +788,9 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             // fault came from walking the guest's own tables (HDSISR bit 46).
             if ctx.regs.hdsisr & HDSISR_PRTABLE == 0 {
                 let addr = (ctx.regs.asdr & 0x0fff_ffff_ffff_f000) | (ctx.regs.hdar & 0xfff);
-                if p.xive.read(|x| x.classify(addr)).is_some() || p.pci.msix_page(addr).is_some() {
-                    if let Some(next) = super::mmio::emulate(p, v, ctx, addr) {
+                if let Some(target) = super::mmio::target(p, addr) {
+                    ctx.exit_device = Some(target.device());
+                    if let Some(next) = super::mmio::emulate(p, v, ctx, addr, &target) {
                         return next;
                     }
                     // A device page, but an access the hypervisor does not
