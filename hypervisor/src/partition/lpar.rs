@@ -1302,8 +1302,12 @@ impl Partition {
         super::vio::reset(self);
         self.nested.reset();
         // Registrations name memory that is about to be scrubbed.
+        // Each vCPU takes the empty ones at its next dispatch
+        // (`vcpu::set_dispatched`).
         for v in &self.vcpus {
-            v.vpa.lock().areas = crate::papr::hcall::VpaAreas::default();
+            let mut r = v.vpa.lock();
+            *r = crate::papr::hcall::VpaRegistration::default();
+            v.vpa_changed.store(true, Ordering::Relaxed);
         }
         // load_boot_image scrubs everything it does not load again.
         let loaded = load_boot_image(

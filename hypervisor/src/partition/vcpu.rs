@@ -94,18 +94,9 @@ pub struct VcpuContext {
     /// The emulated device the current full exit's handling touched, for the
     /// exit profile (`partition::mmio::Target::device`); cleared each exit.
     pub exit_device: Option<super::exit_stats::Device>,
-}
-
-/// A vCPU's registered per-processor areas (H_REGISTER_VPA, which any vCPU of
-/// the partition may call for it) and its dispatch count. Every write to the
-/// VPA happens under this lock and through `Partition::write_guest*`, which
-/// bounds-checks the address again each time.
-#[derive(Clone, Copy, Debug)]
-pub struct VpaState {
-    pub areas: crate::papr::hcall::VpaAreas,
-    pub yield_count: crate::papr::hcall::YieldCount,
-    /// DTL entries written since the DTL was registered (the VPA's `dtl_idx`).
-    pub dtl_index: u64,
+    /// The areas this vCPU writes, its dispatch count and DTL index, taken
+    /// from `Vcpu::vpa` when `Vcpu::vpa_changed` says so (`set_dispatched`).
+    pub vpa: crate::papr::hcall::VpaCopy,
 }
 
 /// A start request: where, with which MSR and r3, in which boot epoch, and
@@ -138,8 +129,16 @@ pub struct Vcpu {
     active: AtomicBool,
     /// This vCPU asked for system-reboot and performs it once out of the guest.
     pub reboot_owner: AtomicBool,
-    /// VPA, DTL and SLB shadow registration and the dispatch count.
-    pub vpa: spin::Mutex<VpaState>,
+    /// VPA, DTL and SLB shadow registration (H_REGISTER_VPA, which any vCPU
+    /// of the partition may call for this one; a reboot's teardown); the vCPU
+    /// takes it into its context's copy at its next dispatch or exit, so the
+    /// exit path takes no lock (`set_dispatched`).
+    pub vpa: spin::Mutex<crate::papr::hcall::VpaRegistration>,
+    /// `vpa` changed since the vCPU last took it (set under `vpa`'s lock).
+    pub vpa_changed: AtomicBool,
+    /// The dispatch count as the vCPU last set it (only its thread writes):
+    /// what a new registration writes into the VPA at once.
+    pub yield_count: AtomicU32,
     /// Its registers as of its last full exit, for the debug dumps.
     pub snapshot: super::snapshot::Snapshot,
     /// Full exits by kind and the time spent on them (`PAPRIKA lpar-exits:`).
@@ -164,17 +163,12 @@ impl Vcpu {
             active: AtomicBool::new(false),
             reboot_owner: AtomicBool::new(false),
             exits: super::exit_stats::ExitStats::new(),
-            vpa: spin::Mutex::new(VpaState {
-                areas: crate::papr::hcall::VpaAreas {
-                    vpa: 0,
-                    dtl: 0,
-                    dtl_size: 0,
-                    slb: 0,
-                    slb_size: 0,
-                },
-                yield_count: crate::papr::hcall::YieldCount::INITIAL,
-                dtl_index: 0,
+            vpa: spin::Mutex::new(crate::papr::hcall::VpaRegistration {
+                areas: crate::papr::hcall::VpaCopy::INITIAL.areas,
+                dtl_restart: false,
             }),
+            vpa_changed: AtomicBool::new(false),
+            yield_count: AtomicU32::new(crate::papr::hcall::YieldCount::INITIAL.0),
             snapshot: super::snapshot::Snapshot::new(),
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
@@ -183,6 +177,7 @@ impl Vcpu {
                 epoch: 0,
                 via_uv: false,
                 exit_device: None,
+                vpa: crate::papr::hcall::VpaCopy::INITIAL,
             }),
         }
     }
@@ -1055,15 +1050,27 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
 /// with a VPA registered, is written there (big-endian, one aligned store). On
 /// a dispatch with a DTL registered, a DTL entry records it (as KVM-HV's
 /// `kvmppc_create_dtl_entry`), with `ctx`'s PC and MSR.
-pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool, ctx: &VcpuContext) {
+///
+/// Lock-free: the vCPU writes the areas of its own copy (`ctx.vpa`), taking a
+/// new registration under `v.vpa`'s lock only when `v.vpa_changed` says one
+/// came. Every write goes through `Partition::write_guest*`, which
+/// bounds-checks the address each time.
+pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool, ctx: &mut VcpuContext) {
     use crate::papr::hcall as h;
-    let mut s = v.vpa.lock();
+    // Relaxed: the lock orders what the registration wrote.
+    if v.vpa_changed.load(Ordering::Relaxed) {
+        let mut r = v.vpa.lock();
+        v.vpa_changed.store(false, Ordering::Relaxed);
+        ctx.vpa.take(&mut r);
+    }
+    let s = &mut ctx.vpa;
     let next = s.yield_count.with_dispatched(on);
     if next == s.yield_count {
         return;
     }
     s.yield_count = next;
-    write_yield_count(p, &s);
+    v.yield_count.store(next.0, Ordering::Relaxed);
+    write_yield_count(p, &s.areas, next);
     if !on {
         return;
     }
@@ -1088,12 +1095,15 @@ pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool, ctx: &VcpuContext) {
     }
 }
 
-/// Writes the dispatch count to the registered VPA, if any (caller holds the
-/// vCPU's VPA lock).
-pub fn write_yield_count(p: &Partition, s: &VpaState) {
-    if s.areas.vpa != 0 {
-        let at = s.areas.vpa + crate::papr::hcall::VPA_YIELD_COUNT_OFFSET;
-        if p.write_guest_be32(at, s.yield_count.0).is_none() {
+/// Writes dispatch count `count` to the VPA of `areas`, if one is registered.
+pub fn write_yield_count(
+    p: &Partition,
+    areas: &crate::papr::hcall::VpaAreas,
+    count: crate::papr::hcall::YieldCount,
+) {
+    if areas.vpa != 0 {
+        let at = areas.vpa + crate::papr::hcall::VPA_YIELD_COUNT_OFFSET;
+        if p.write_guest_be32(at, count.0).is_none() {
             rate_limited_warn(p, "VPA no longer inside partition memory", at);
         }
     }
