@@ -367,7 +367,7 @@ pub fn thread_work() {
         }
         release();
         v.active.store(false, Ordering::Release);
-        super::pef::release_if_idle(p);
+        p.release_if_idle();
         if p.is_running()
             && p.reboot_requested.load(Ordering::Acquire)
             && v.reboot_owner.swap(false, Ordering::AcqRel)
