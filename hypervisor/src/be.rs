@@ -161,9 +161,42 @@ impl fmt::Debug for Be32 {
     }
 }
 
+/// The big-endian `u16` at the start of `b` (wire formats: SRP, SCSI CDBs);
+/// the caller checked that `b` is long enough (a shorter slice panics).
+pub fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+/// The big-endian `u32` at the start of `b` (see [`be16`]).
+pub fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The big-endian `u64` at the start of `b` (see [`be16`]).
+pub fn be64(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(w)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slice_readers_take_the_leading_bytes() {
+        let b = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0xff];
+        assert_eq!(be16(&b), 0x1234);
+        assert_eq!(be32(&b), 0x1234_5678);
+        assert_eq!(be64(&b), 0x1234_5678_9abc_def0);
+        assert_eq!(be32(&b[1..]), 0x3456_789a);
+    }
+
+    #[test]
+    #[should_panic]
+    fn slice_readers_need_the_bytes() {
+        be32(&[1, 2, 3]);
+    }
 
     #[test]
     fn be64_round_trip() {

@@ -17,7 +17,7 @@
 //! neither build invalidates the other), into target/guests/<package>-be.elf
 //! (`@guest/<package>-be`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::build::{self, Profile, BIN, TARGET_NAME};
 use crate::cmd::Cmd;
@@ -385,27 +385,38 @@ pub fn build_vmm(profile: Profile) -> Result<Option<PathBuf>> {
         .join(profile.dir())
         .join(VMM_PACKAGE);
     let dest = vmm_path();
-    if let Some(d) = dest.parent() {
-        std::fs::create_dir_all(d).context(|| format!("creating {}", d.display()))?;
-    }
-    std::fs::copy(&built, &dest).context(|| {
-        format!(
-            "copying {} to {} (built by cargo?)",
-            built.display(),
-            dest.display()
-        )
-    })?;
-    let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-    crate::progress::println_line(format!("built VMM {} ({size} bytes)", dest.display()));
+    install(&built, &dest, "built VMM")?;
     let l2 = vmm_l2_path();
     Cmd::new(OBJCOPY)
         .arg("--strip-debug")
         .arg(elf(VMM_L2_GUEST))
         .arg(&l2)
         .run()?;
-    let size = std::fs::metadata(&l2).map(|m| m.len()).unwrap_or(0);
-    crate::progress::println_line(format!("L2 guest {} ({size} bytes)", l2.display()));
+    print_size("L2 guest", &l2);
     Ok(Some(dest))
+}
+
+/// Copies what cargo built to `dest` (creating its folder) and prints
+/// `<what> <dest> (<size> bytes)`.
+fn install(built: &Path, dest: &Path, what: &str) -> Result<()> {
+    if let Some(d) = dest.parent() {
+        std::fs::create_dir_all(d).context(|| format!("creating {}", d.display()))?;
+    }
+    std::fs::copy(built, dest).context(|| {
+        format!(
+            "copying {} to {} (built by cargo?)",
+            built.display(),
+            dest.display()
+        )
+    })?;
+    print_size(what, dest);
+    Ok(())
+}
+
+/// Prints `<what> <path> (<size> bytes)`.
+fn print_size(what: &str, path: &Path) {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    crate::progress::println_line(format!("{what} {} ({size} bytes)", path.display()));
 }
 
 /// Builds every guest and copies it to target/guests/<package>.elf, then the
@@ -437,15 +448,7 @@ pub fn build_all(profile: Profile) -> Result<Option<Vec<PathBuf>>> {
             .join(profile.dir())
             .join(bin);
         let dest = elf(&endian.guest_name(&g.package));
-        std::fs::copy(&built, &dest).context(|| {
-            format!(
-                "copying {} to {} (built by cargo?)",
-                built.display(),
-                dest.display()
-            )
-        })?;
-        let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-        crate::progress::println_line(format!("built guest {} ({size} bytes)", dest.display()));
+        install(&built, &dest, "built guest")?;
         progress.inc();
         elfs.push(dest);
     }

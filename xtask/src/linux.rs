@@ -207,24 +207,9 @@ pub fn fetch(refresh: bool) -> Result<Linux> {
         ));
     }
     let mut entries = initramfs_entries(busybox);
-    entries.extend(module_entries(&kernel_root, &release));
-    let have_dirs = entries
-        .iter()
-        .any(|e| matches!(e, Entry::Dir { path, .. } if path == "lib/modules"));
-    entries.extend(module_set_entries(
-        &kernel_root,
-        &release,
-        "disk",
-        DISK_MODULES,
-        have_dirs,
-    )?);
-    entries.extend(module_set_entries(
-        &kernel_root,
-        &release,
-        "pci",
-        PCI_MODULES,
-        true,
-    )?);
+    push_optional_modules(&mut entries, &kernel_root, &release);
+    push_modules(&mut entries, &kernel_root, &release, "disk", DISK_MODULES)?;
+    push_modules(&mut entries, &kernel_root, &release, "pci", PCI_MODULES)?;
     entries.extend(vmm_entries(&entries));
     let archive = write_newc(&entries);
     let initramfs = top.join("initramfs.cpio");
@@ -1425,19 +1410,11 @@ fn vmm_entries(have: &[Entry]) -> Vec<Entry> {
 /// `paprika.kvm=1`, nested virtualization, docs/partitions.md) and ibmveth
 /// (`ibmveth.ko`, loaded when the device tree has an `l-lan`, docs/vio.md);
 /// those the package lacks are left out.
-fn module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
+fn push_optional_modules(e: &mut Vec<Entry>, kernel_root: &Path, release: &str) {
     let dir = kernel_root.join("lib/modules").join(release).join("kernel");
-    let mut e = Vec::new();
     for (path, name) in MODULES {
         if let Ok(data) = std::fs::read(dir.join(path).join(name)) {
-            if e.is_empty() {
-                for d in ["lib", "lib/modules"] {
-                    e.push(Entry::Dir {
-                        path: d.into(),
-                        mode: 0o755,
-                    });
-                }
-            }
+            push_modules_dir(e);
             e.push(Entry::File {
                 path: format!("lib/modules/{name}"),
                 mode: 0o644,
@@ -1445,7 +1422,22 @@ fn module_entries(kernel_root: &Path, release: &str) -> Vec<Entry> {
             });
         }
     }
-    e
+}
+
+/// Adds `lib` and `lib/modules` to `e`, parents before children, unless
+/// they are there.
+fn push_modules_dir(e: &mut Vec<Entry>) {
+    if e.iter()
+        .any(|x| matches!(x, Entry::Dir { path, .. } if path == "lib/modules"))
+    {
+        return;
+    }
+    for d in ["lib", "lib/modules"] {
+        e.push(Entry::Dir {
+            path: d.into(),
+            mode: 0o755,
+        });
+    }
 }
 
 /// (directory under `lib/modules/<release>/kernel`, file) of each module the
@@ -1498,27 +1490,20 @@ pub const PCI_MODULES: &[&str] = &[
     "drivers/net/ethernet/intel/e1000e/e1000e.ko",
 ];
 
-/// `modules` as `lib/modules/<set>/<name>.ko` and their load order in
-/// `lib/modules/<set>.order` (one file name a line), which /init reads
-/// (`disk`: [`DISK_MODULES`] for `paprika.disk=`; `pci`: [`PCI_MODULES`]). A
-/// missing module is an error: the kernel package is not the one IO.md lists.
-fn module_set_entries(
+/// Adds `modules` to `e` as `lib/modules/<set>/<name>.ko` and their load
+/// order as `lib/modules/<set>.order` (one file name a line), which /init
+/// reads (`disk`: [`DISK_MODULES`] for `paprika.disk=`; `pci`:
+/// [`PCI_MODULES`]). A missing module is an error: the kernel package is not
+/// the one IO.md lists.
+fn push_modules(
+    e: &mut Vec<Entry>,
     kernel_root: &Path,
     release: &str,
     set: &str,
     modules: &[&str],
-    have_dirs: bool,
-) -> Result<Vec<Entry>> {
+) -> Result<()> {
     let dir = kernel_root.join("lib/modules").join(release).join("kernel");
-    let mut e = Vec::new();
-    if !have_dirs {
-        for d in ["lib", "lib/modules"] {
-            e.push(Entry::Dir {
-                path: d.into(),
-                mode: 0o755,
-            });
-        }
-    }
+    push_modules_dir(e);
     e.push(Entry::Dir {
         path: format!("lib/modules/{set}"),
         mode: 0o755,
@@ -1541,7 +1526,7 @@ fn module_set_entries(
         mode: 0o644,
         data: order.into_bytes(),
     });
-    Ok(e)
+    Ok(())
 }
 
 /// What goes into initramfs.cpio, parents before children.

@@ -640,6 +640,52 @@ pub fn dtl_slot(areas: &VpaAreas, index: u64) -> Option<u64> {
     (areas.dtl != 0 && areas.vpa != 0 && n != 0).then(|| areas.dtl + (index % n) * DTL_ENTRY_SIZE)
 }
 
+/// A vCPU's registrations as H_REGISTER_VPA (from any vCPU of the partition,
+/// under the target's lock) last left them, for the vCPU to take into its own
+/// [`VpaCopy`] at its next dispatch or exit, as KVM-HV applies a pending VPA
+/// update at the next entry (`update_pending`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VpaRegistration {
+    pub areas: VpaAreas,
+    /// A DTL was registered since the vCPU last took these: it starts at its
+    /// first entry (KVM resets `dtl_index` too).
+    pub dtl_restart: bool,
+}
+
+/// The vCPU's own view of its areas, with its dispatch count and DTL index:
+/// only its hardware thread reads or changes it, so guest entry and exit write
+/// the VPA and DTL without a lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VpaCopy {
+    pub areas: VpaAreas,
+    pub yield_count: YieldCount,
+    /// DTL entries written since the DTL was registered (the VPA's `dtl_idx`).
+    pub dtl_index: u64,
+}
+
+impl VpaCopy {
+    /// No areas, a vCPU that never ran.
+    pub const INITIAL: VpaCopy = VpaCopy {
+        areas: VpaAreas {
+            vpa: 0,
+            dtl: 0,
+            dtl_size: 0,
+            slb: 0,
+            slb_size: 0,
+        },
+        yield_count: YieldCount::INITIAL,
+        dtl_index: 0,
+    };
+
+    /// Takes the registrations `r` holds (the count carries on).
+    pub fn take(&mut self, r: &mut VpaRegistration) {
+        self.areas = r.areas;
+        if core::mem::take(&mut r.dtl_restart) {
+            self.dtl_index = 0;
+        }
+    }
+}
+
 /// The VPA dispatch (yield) count (PAPR 14.11.3.2; what Linux's paravirt
 /// spinlocks and `vcpu_is_preempted` read): incremented each time the
 /// processor is dispatched and each time it is not, so it is **even while the
@@ -671,6 +717,43 @@ impl YieldCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vpa_copy_takes_registrations() {
+        let mut c = VpaCopy::INITIAL;
+        c.yield_count = YieldCount(7);
+        c.dtl_index = 5;
+        let areas = VpaAreas {
+            vpa: 0x1000,
+            dtl: 0x2000,
+            dtl_size: 480,
+            slb: 0,
+            slb_size: 0,
+        };
+        // A VPA alone: the DTL index and the count carry on.
+        let mut r = VpaRegistration {
+            areas,
+            dtl_restart: false,
+        };
+        c.take(&mut r);
+        assert_eq!(
+            (c.areas, c.dtl_index, c.yield_count),
+            (areas, 5, YieldCount(7))
+        );
+        // A new DTL restarts the index, once.
+        r.dtl_restart = true;
+        c.take(&mut r);
+        assert_eq!(c.dtl_index, 0);
+        assert!(!r.dtl_restart);
+        c.dtl_index = 3;
+        c.take(&mut r);
+        assert_eq!(c.dtl_index, 3);
+        // Everything deregistered (a reboot's teardown): nothing to write.
+        c.take(&mut VpaRegistration::default());
+        assert_eq!(c.areas, VpaAreas::default());
+        assert_eq!(dtl_slot(&c.areas, c.dtl_index), None);
+        assert_eq!(c.yield_count, YieldCount(7));
+    }
 
     #[test]
     fn register_proc_tbl_in_a_hash_partition() {

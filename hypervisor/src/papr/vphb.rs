@@ -22,6 +22,9 @@
 //! - extended config space (0x100 on) is readable, not writable;
 //! - everything else in the type 0 header and the standard capabilities passes.
 
+use core::ops::RangeInclusive;
+
+use crate::papr::rtas::RtasArgs;
 use crate::pci::{Bdf, Width};
 
 /// BUID (`reg` of the vPHB node) of the logical PHB standing for host PHB `phb_id`;
@@ -71,6 +74,45 @@ pub fn decode_config_addr(addr: u32) -> (Bdf, u16) {
 
 pub fn config_addr(bdf: Bdf) -> u32 {
     u32::from(bdf.0) << 8
+}
+
+/// The function a PCI RTAS call names by its first three arguments (config
+/// address, BUID hi, BUID lo: PAPR 7.3.4 for config space, 7.3.10-11 for
+/// MSIs, DDW and EEH): the host PHB behind the BUID, the function and the
+/// config register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CalledFunction {
+    pub phb_id: u64,
+    pub bdf: Bdf,
+    pub reg: u16,
+}
+
+/// Why a PCI RTAS call's arguments name no function; both are
+/// RTAS_PARAMETER_ERROR to the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgsError {
+    /// Not exactly the call's number of arguments, or a number of returns
+    /// outside its range.
+    Counts,
+    /// The BUID is not one of a logical PHB, or no function has that address.
+    NotItsFunction,
+}
+
+/// Checks a PCI RTAS call's shape (exactly `nargs` arguments, `nret` returns
+/// in `nret_ok`), then decodes the function its first three arguments name.
+pub fn function_args(
+    a: &RtasArgs,
+    nargs: usize,
+    nret_ok: RangeInclusive<usize>,
+) -> Result<CalledFunction, ArgsError> {
+    if a.nargs != nargs || !nret_ok.contains(&a.nret) || nargs < 3 {
+        return Err(ArgsError::Counts);
+    }
+    let arg = |i| a.arg(i).unwrap_or(0);
+    let buid = (u64::from(arg(1)) << 32) | u64::from(arg(2));
+    let phb_id = phb_of_buid(buid).ok_or(ArgsError::NotItsFunction)?;
+    let (bdf, reg) = decode_config_addr(arg(0));
+    Ok(CalledFunction { phb_id, bdf, reg })
 }
 
 /// A config access size in bytes as RTAS gives it.
@@ -860,6 +902,62 @@ mod tests {
         assert_eq!(parse_liobn(liobn(2, 3, 0)), Some((2, 3, 0)));
         assert_eq!(liobn(2, 3, 0), 0x7000_0206);
         assert_eq!(parse_liobn(0x1000_0001), None);
+    }
+
+    fn call(args: &[u32], nret: usize) -> RtasArgs {
+        let mut a = RtasArgs {
+            token: 0,
+            nargs: args.len(),
+            nret,
+            args: [0; crate::papr::rtas::MAX_WORDS],
+            rets: [0; crate::papr::rtas::MAX_WORDS],
+        };
+        a.args[..args.len()].copy_from_slice(args);
+        a
+    }
+
+    #[test]
+    fn function_arguments_of_pci_rtas_calls() {
+        let b = buid(3);
+        let (hi, lo) = ((b >> 32) as u32, b as u32);
+        // Bus 1, device 2, function 3, register 0x104 (extended bits 31:28).
+        let addr = 0x1000_0000 | (1 << 16) | (2 << 11) | (3 << 8) | 0x04;
+        let want = CalledFunction {
+            phb_id: 3,
+            bdf: Bdf((1 << 8) | (2 << 3) | 3),
+            reg: 0x104,
+        };
+        assert_eq!(
+            function_args(&call(&[addr, hi, lo, 4], 2), 4, 2..=2),
+            Ok(want)
+        );
+        // Counts: one argument short or over, returns outside the range.
+        let counts = Err(ArgsError::Counts);
+        assert_eq!(function_args(&call(&[addr, hi, lo], 2), 4, 2..=2), counts);
+        assert_eq!(
+            function_args(&call(&[addr, hi, lo, 4, 0], 2), 4, 2..=2),
+            counts
+        );
+        assert_eq!(
+            function_args(&call(&[addr, hi, lo, 4], 1), 4, 2..=2),
+            counts
+        );
+        assert_eq!(
+            function_args(&call(&[addr, hi, lo, 4], 5), 4, 3..=4),
+            counts
+        );
+        assert!(function_args(&call(&[addr, hi, lo, 4], 4), 4, 3..=4).is_ok());
+        assert!(function_args(&call(&[addr, hi, lo], 9), 3, 5..=usize::MAX).is_ok());
+        // A BUID that is not a logical PHB's (hi and lo swapped, or past the last).
+        let not = Err(ArgsError::NotItsFunction);
+        assert_eq!(function_args(&call(&[addr, lo, hi], 1), 3, 1..=1), not);
+        let past = buid(0x100);
+        let far = [addr, (past >> 32) as u32, past as u32];
+        assert_eq!(function_args(&call(&far, 1), 3, 1..=1), not);
+        // The EEH calls pass the PE's config address with register bits set
+        // or not: the same function.
+        let pe = function_args(&call(&[addr & 0x00ff_ff00, hi, lo], 1), 3, 1..=1);
+        assert_eq!(pe.map(|f| (f.phb_id, f.bdf)), Ok((want.phb_id, want.bdf)));
     }
 
     #[test]

@@ -71,8 +71,20 @@ pub enum Device {
     Other,
 }
 
-/// Refines `kind` for an HDSI: `device` says what the faulting address is
-/// (`None` for partition memory or nothing emulated).
+impl Device {
+    /// The device of a XIVE page `partition::mmio` emulated an access to.
+    pub fn of_xive(t: &crate::xive::MmioTarget) -> Device {
+        use crate::xive::MmioTarget as T;
+        match t {
+            T::TimaOs { .. } | T::TimaUser { .. } => Device::Tima,
+            T::EsbTrigger { .. } | T::EsbMgmt { .. } => Device::Other,
+        }
+    }
+}
+
+/// Refines `kind` for an HDSI: `device` says what emulated device the exit's
+/// handling touched (`partition::mmio::Target::device`; `None` for partition
+/// memory or nothing emulated).
 pub fn refine_storage(kind: usize, device: Option<Device>) -> usize {
     match (kind, device) {
         (HDSI, Some(Device::Tima)) => MMIO_TIMA,
@@ -134,6 +146,22 @@ impl ExitStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xive_pages_name_their_device() {
+        use crate::xive::MmioTarget as T;
+        let of = |t| Device::of_xive(&t);
+        assert_eq!(of(T::TimaOs { offset: 0 }), Device::Tima);
+        assert_eq!(of(T::TimaUser { offset: 0x10 }), Device::Tima);
+        let trigger = T::EsbTrigger { lisn: 3, offset: 0 };
+        assert_eq!(of(trigger), Device::Other);
+        let mgmt = T::EsbMgmt {
+            lisn: 3,
+            offset: 0xc00,
+        };
+        assert_eq!(of(mgmt), Device::Other);
+        assert_eq!(KINDS[refine_storage(HDSI, Some(of(trigger)))], "mmio_esb");
+    }
 
     #[test]
     fn kinds_and_line() {

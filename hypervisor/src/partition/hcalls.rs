@@ -287,9 +287,11 @@ fn register_vpa(p: &Partition, flags: u64, proc: u64, addr: u64) -> HcallResult 
     let newly = op == h::VpaOp::RegisterVpa;
     if op == h::VpaOp::RegisterDtl {
         // A new DTL starts at its first entry (KVM resets dtl_index too).
-        s.dtl_index = 0;
+        s.dtl_restart = true;
     }
     s.areas = next;
+    // The target takes them at its next dispatch or exit (`vcpu::set_dispatched`).
+    target.vpa_changed.store(true, Ordering::Relaxed);
     if newly {
         // What KVM (init_vpa) and QEMU set on registration: the shared-processor
         // bit of the status byte; then the current dispatch count.
@@ -298,7 +300,8 @@ fn register_vpa(p: &Partition, flags: u64, proc: u64, addr: u64) -> HcallResult 
         p.read_guest(at, &mut b).ok_or(HcallError::Parameter)?;
         p.write_guest(at, &[b[0] | h::VPA_STATUS_SHARED_PROC])
             .ok_or(HcallError::Parameter)?;
-        vcpu::write_yield_count(p, &s);
+        let count = h::YieldCount(target.yield_count.load(Ordering::Relaxed));
+        vcpu::write_yield_count(p, &next, count);
     }
     Ok([0; 4])
 }

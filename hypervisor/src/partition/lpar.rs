@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, 
 
 use super::demand::{self, ChunkMap};
 use super::manifest::{Manifest, MmuMode, PartitionSpec};
+use super::teardown::Step;
 use super::vcpu::Vcpu;
 use crate::arch::ppc64::regs::{Lpcr, Msr};
 use crate::arch::ppc64::{instr, mmu, smp, spr, timer};
@@ -87,6 +88,10 @@ pub struct Partition {
     /// A vCPU called system-reboot; the first to set it (compare-and-swap) owns
     /// the reboot, later callers only stop.
     pub reboot_requested: AtomicBool,
+    /// The teardown (`release`: PEF state, partition-table entry and the
+    /// ordered `partition::teardown`) ran since the image last started: a
+    /// stop's last vCPU out runs it once (`release_if_idle`), a reboot always.
+    torn_down: AtomicBool,
     /// Passed-through PCI functions (docs/passthrough.md); empty for most.
     pub pci: super::passthrough::Passthrough,
     pub boots: AtomicU32,
@@ -544,8 +549,6 @@ impl Partition {
         }
         self.state.store(STOPPED, Ordering::Release);
         self.flush_console();
-        // Its devices stop DMA and are reset for the next owner.
-        self.pci.reset_all(&self.name);
         let how = match &reason {
             StopReason::PowerOff => String::from("power-off"),
             // The guest's text, quoted and escaped: one line, nothing it can forge.
@@ -553,7 +556,8 @@ impl Partition {
             StopReason::Fault(m) => alloc::format!("fault: {m}"),
         };
         info!("PAPRIKA lpar {}: stopped ({})", self.name, how);
-        // No frame reaches a stopped partition.
+        // No frame reaches a stopped partition (its teardown resets the rest
+        // of its devices once its vCPUs are out: `release_if_idle`).
         super::vio::llan::report(self);
         super::vio::llan::reset(self);
         for v in self.vcpus.iter() {
@@ -587,12 +591,57 @@ impl Partition {
         for v in &self.vcpus {
             v.kick();
         }
-        // No vCPU in the guest (else the last to leave does it): PEF teardown
-        // and the partition-table entry.
-        super::pef::release_if_idle(self);
+        // No vCPU in the guest (else the last to leave does it): PEF state,
+        // the partition-table entry and the devices.
+        self.release_if_idle();
         if RUNNING_COUNT.fetch_sub(1, Ordering::AcqRel) == 1 {
             all_stopped();
         }
+    }
+
+    /// A stopped partition's last vCPU left its run loop (or none was in it
+    /// when it stopped): `release`, once. Safe to call from every vCPU thread
+    /// that leaves and from `stop`; only the first caller that finds all vCPUs
+    /// out does the work.
+    pub fn release_if_idle(&self) {
+        if self.is_running() {
+            return;
+        }
+        // Order this thread's `active = false` before reading the others' (two
+        // leaving at once must not both see the other still active).
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if self.vcpus.iter().any(|v| v.is_active()) {
+            return;
+        }
+        if !self.torn_down.swap(true, Ordering::AcqRel) {
+            self.release();
+        }
+    }
+
+    /// With none of its vCPUs in the run loop: the ultravisor gives up the
+    /// secure VM (if it became one) and the partition-table entry is cleared
+    /// (`pef::release`), then its devices and per-boot state are torn down in
+    /// `partition::teardown`'s order.
+    fn release(&self) {
+        super::pef::release(self);
+        super::teardown::run(|step| match step {
+            Step::Pci => self.pci.reset_all(&self.name),
+            Step::Vio => super::vio::reset(self),
+            Step::Interrupts => {
+                self.xive.with(Xive::reset);
+                super::xics::with_xics(self, Xics::reset);
+            }
+            Step::Nested => self.nested.reset(),
+            // Registrations name memory a reboot scrubs; each vCPU takes the
+            // empty ones at its next dispatch (`vcpu::set_dispatched`).
+            Step::Vpa => {
+                for v in &self.vcpus {
+                    let mut r = v.vpa.lock();
+                    *r = hcall::VpaRegistration::default();
+                    v.vpa_changed.store(true, Ordering::Relaxed);
+                }
+            }
+        });
     }
 
     /// Ends the partition's console line: its unfinished text (waiting or shown)
@@ -1234,6 +1283,7 @@ fn build_partition(
         rtas: (placed.rtas_base, RTAS_SIZE),
         boot,
         reboot_requested: AtomicBool::new(false),
+        torn_down: AtomicBool::new(false),
         boots: AtomicU32::new(1),
         epoch: AtomicU32::new(0),
         proc_tbl: AtomicU64::new(0),
@@ -1292,19 +1342,11 @@ impl Partition {
         for v in &self.vcpus {
             v.force_stop();
         }
-        // Before the scrub touches its memory: the ultravisor gives up the
-        // secure VM (if it became one) and the partition-table entry is cleared.
-        super::pef::release(self);
-        // Devices stop DMA into the memory about to be scrubbed.
-        self.pci.reset_all(&self.name);
-        self.xive.with(Xive::reset);
-        super::xics::with_xics(self, Xics::reset);
-        super::vio::reset(self);
-        self.nested.reset();
-        // Registrations name memory that is about to be scrubbed.
-        for v in &self.vcpus {
-            v.vpa.lock().areas = crate::papr::hcall::VpaAreas::default();
-        }
+        // Before the scrub touches its memory: the PEF state and partition-table
+        // entry, then devices stop DMA into it and the per-boot state goes
+        // (the same teardown as a stop's).
+        self.torn_down.store(true, Ordering::Release);
+        self.release();
         // load_boot_image scrubs everything it does not load again.
         let loaded = load_boot_image(
             &self.name,
@@ -1358,6 +1400,9 @@ impl Partition {
                 let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
                 info!("PAPRIKA lpar {}: rebooting (boot {})", self.name, n);
                 self.reboot_requested.store(false, Ordering::Release);
+                self.torn_down.store(false, Ordering::Release);
+                // Stopped meanwhile (Ctrl-A x): its teardown was skipped.
+                self.release_if_idle();
                 let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(v0) = self.vcpus.first() {
                     // vCPU 0's thread may still be dropping a void start (it shows

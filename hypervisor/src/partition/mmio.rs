@@ -16,11 +16,14 @@
 //! rate-limited warning; a `l*cix`/`st*cix` gets the program interrupt hardware
 //! would give.
 use super::emulate::{self, Kind, Refusal};
+use super::exit_stats::Device;
 use super::hcalls::kick_vcpu;
 use super::lpar::{GuestRam, Partition};
+use super::passthrough::{Passed, Vphb};
 use super::vcpu::{self, Next, Vcpu, VcpuContext};
 use crate::arch::ppc64::regs::Msr;
 use crate::mm::guest_walk::{self, GuestRealMemory, ProcessTable};
+use crate::xive::MmioTarget;
 
 impl GuestRealMemory for Partition {
     fn read_be64(&self, gra: u64) -> Option<u64> {
@@ -33,13 +36,43 @@ impl GuestRealMemory for Partition {
     }
 }
 
-/// Emulates the access that faulted at guest real address `gra` if it belongs
-/// to an emulated device; `None` when it does not (the caller reflects it).
-pub fn emulate(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, gra: u64) -> Option<Next> {
-    // The XIVE's pages, or a passed-through function's MSI-X table pages.
-    let msix = match p.xive.read(|x| x.classify(gra)) {
-        Some(_) => None,
-        None => Some(p.pci.msix_page(gra)?),
+/// The emulated device page a guest real address belongs to, classified once
+/// per HDSI: the XIVE's pages, or a passed-through function's MSI-X table pages.
+pub enum Target<'a> {
+    Xive(MmioTarget),
+    Msix(&'a Vphb, &'a Passed),
+}
+
+impl Target<'_> {
+    /// What the exit profile counts the access as.
+    pub fn device(&self) -> Device {
+        match self {
+            Target::Xive(t) => Device::of_xive(t),
+            Target::Msix(..) => Device::Other,
+        }
+    }
+}
+
+/// The emulated device page holding guest real address `gra`, if any.
+pub fn target(p: &Partition, gra: u64) -> Option<Target<'_>> {
+    match p.xive.read(|x| x.classify(gra)) {
+        Some(t) => Some(Target::Xive(t)),
+        None => p.pci.msix_page(gra).map(|(v, f)| Target::Msix(v, f)),
+    }
+}
+
+/// Emulates the access that faulted at guest real address `gra` on `target`
+/// (`target(p, gra)`); `None` when it cannot (the caller reflects it).
+pub fn emulate(
+    p: &Partition,
+    v: &Vcpu,
+    ctx: &mut VcpuContext,
+    gra: u64,
+    target: &Target<'_>,
+) -> Option<Next> {
+    let msix = match *target {
+        Target::Xive(_) => None,
+        Target::Msix(vphb, f) => Some((vphb, f)),
     };
     let msr = ctx.regs.msr;
     let le = msr & Msr::LE.bits() != 0;

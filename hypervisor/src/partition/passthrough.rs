@@ -21,7 +21,7 @@ use crate::papr::guest_fdt::{VphbFunction, VphbNode};
 use crate::papr::hcall::{HcallError, HcallResult};
 use crate::papr::rtas::{self as r, RtasArgs, RtasCall};
 use crate::papr::vio::tce::{self, TceTable};
-use crate::papr::vphb::{self, DdwWindow, ReadAction, VBar, VFunction, WriteAction};
+use crate::papr::vphb::{self, ArgsError, DdwWindow, ReadAction, VBar, VFunction, WriteAction};
 use crate::pci::{self, BarAllocator, ConfigSpace, MmioWindow, PciAddress, PciError};
 use crate::platform::opal::pci::{self as opal_pci, OpalConfig};
 use crate::platform::opal::xive as opal_xive;
@@ -696,18 +696,22 @@ impl Passthrough {
             .collect()
     }
 
-    fn function(
+    /// The logical PHB, function index and config register a PCI RTAS call
+    /// names (`vphb::function_args`: exactly `nargs` arguments, `nret` in
+    /// `nret_ok`).
+    fn called_function(
         &self,
-        buid_hi: u32,
-        buid_lo: u32,
-        config_addr: u32,
-    ) -> Option<(&Vphb, usize, u16)> {
-        let buid = (u64::from(buid_hi) << 32) | u64::from(buid_lo);
-        let phb = vphb::phb_of_buid(buid)?;
-        let v = self.vphbs.iter().find(|v| v.phb_id == phb)?;
-        let (bdf, reg) = vphb::decode_config_addr(config_addr);
-        let i = v.functions.iter().position(|f| f.addr.bdf == bdf)?;
-        Some((v, i, reg))
+        a: &RtasArgs,
+        nargs: usize,
+        nret_ok: core::ops::RangeInclusive<usize>,
+    ) -> Result<(&Vphb, usize, u16), ArgsError> {
+        let c = vphb::function_args(a, nargs, nret_ok)?;
+        let v = self.vphbs.iter().find(|v| v.phb_id == c.phb_id);
+        let i = v.and_then(|v| v.functions.iter().position(|f| f.addr.bdf == c.bdf));
+        match (v, i) {
+            (Some(v), Some(i)) => Ok((v, i, c.reg)),
+            _ => Err(ArgsError::NotItsFunction),
+        }
     }
 
     /// Closes every window and resets every function (partition reboot, stop).
@@ -753,12 +757,15 @@ impl Passthrough {
 /// sequence) -> (status, number, sequence + 1[, type]).
 fn change_msi(p: &super::lpar::Partition, a: &mut RtasArgs) {
     let arg = |i| a.arg(i).unwrap_or(0);
-    if a.nargs != 6 || !(3..=4).contains(&a.nret) {
-        return a.set_status(r::RTAS_PARAMETER_ERROR);
-    }
-    let Some((v, i, _)) = p.pci.function(arg(1), arg(2), arg(0)) else {
-        super::vcpu::rate_limited_warn(p, "ibm,change-msi: not its function", u64::from(arg(0)));
-        return a.set_status(r::RTAS_PARAMETER_ERROR);
+    let (v, i, _) = match p.pci.called_function(a, 6, 3..=4) {
+        Ok(f) => f,
+        Err(e) => {
+            if e == ArgsError::NotItsFunction {
+                let what = "ibm,change-msi: not its function";
+                super::vcpu::rate_limited_warn(p, what, u64::from(arg(0)));
+            }
+            return a.set_status(r::RTAS_PARAMETER_ERROR);
+        }
     };
     let f = &v.functions[i];
     let m = &f.msi;
@@ -988,15 +995,17 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
     match c {
         RtasCall::ChangeMsi => change_msi(p, a),
         RtasCall::QueryInterruptSourceNumber => {
-            if a.nargs != 4 || a.nret != 3 {
-                return a.set_status(r::RTAS_PARAMETER_ERROR);
-            }
-            let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
-                warn_guest(
-                    "ibm,query-interrupt-source-number: not its function",
-                    u64::from(arg(0)),
-                );
-                return a.set_status(r::RTAS_PARAMETER_ERROR);
+            let (v, i, _) = match pt.called_function(a, 4, 3..=3) {
+                Ok(f) => f,
+                Err(e) => {
+                    if e == ArgsError::NotItsFunction {
+                        warn_guest(
+                            "ibm,query-interrupt-source-number: not its function",
+                            u64::from(arg(0)),
+                        );
+                    }
+                    return a.set_status(r::RTAS_PARAMETER_ERROR);
+                }
             };
             let m = &v.functions[i].msi;
             match vphb::query_source(m.first_lisn, m.granted.load(Ordering::Acquire), arg(3)) {
@@ -1015,11 +1024,8 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
             }
         }
         RtasCall::ReadPciConfig => {
-            if a.nargs != 4 || a.nret != 2 {
-                return a.set_status(r::RTAS_PARAMETER_ERROR);
-            }
-            let (Some((v, i, reg)), Some(width)) =
-                (pt.function(arg(1), arg(2), arg(0)), vphb::width_of(arg(3)))
+            let (Ok((v, i, reg)), Some(width)) =
+                (pt.called_function(a, 4, 2..=2), vphb::width_of(arg(3)))
             else {
                 return a.set_status(r::RTAS_PARAMETER_ERROR);
             };
@@ -1040,11 +1046,8 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
             }
         }
         RtasCall::WritePciConfig => {
-            if a.nargs != 5 || a.nret != 1 {
-                return a.set_status(r::RTAS_PARAMETER_ERROR);
-            }
-            let (Some((v, i, reg)), Some(width)) =
-                (pt.function(arg(1), arg(2), arg(0)), vphb::width_of(arg(3)))
+            let (Ok((v, i, reg)), Some(width)) =
+                (pt.called_function(a, 5, 1..=1), vphb::width_of(arg(3)))
             else {
                 return a.set_status(r::RTAS_PARAMETER_ERROR);
             };
@@ -1074,10 +1077,7 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
             }
         }
         RtasCall::QueryPeDmaWindow => {
-            if a.nargs != 3 || a.nret < 5 {
-                return a.set_status(r::RTAS_PARAMETER_ERROR);
-            }
-            let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
+            let Ok((v, i, _)) = pt.called_function(a, 3, 5..=usize::MAX) else {
                 return a.set_status(r::RTAS_PARAMETER_ERROR);
             };
             let open = v.functions[i].ddw_open.load(Ordering::Acquire);
@@ -1090,10 +1090,7 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
             a.set_ret(5, 0);
         }
         RtasCall::CreatePeDmaWindow => {
-            if a.nargs != 5 || a.nret != 4 {
-                return a.set_status(r::RTAS_PARAMETER_ERROR);
-            }
-            let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
+            let Ok((v, i, _)) = pt.called_function(a, 5, 4..=4) else {
                 return a.set_status(r::RTAS_PARAMETER_ERROR);
             };
             if !vphb::ddw_request_ok(arg(3), arg(4), p.mem_size) {
@@ -1146,10 +1143,7 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
             }
         }
         RtasCall::ResetPeDmaWindow => {
-            if a.nargs != 3 || a.nret != 1 {
-                return a.set_status(r::RTAS_PARAMETER_ERROR);
-            }
-            let Some((v, i, _)) = pt.function(arg(1), arg(2), arg(0)) else {
+            let Ok((v, i, _)) = pt.called_function(a, 3, 1..=1) else {
                 return a.set_status(r::RTAS_PARAMETER_ERROR);
             };
             close_ddw(v, &v.functions[i]);
@@ -1195,7 +1189,7 @@ fn flr(p: &super::lpar::Partition, v: &Vphb, f: &Passed, why: &str) -> bool {
 /// OPAL and the function. Each takes (config address, BUID hi, BUID lo, ...).
 fn eeh(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
     let arg = |i| a.arg(i).unwrap_or(0);
-    let want = match c {
+    let (nargs, nret_ok) = match c {
         RtasCall::SetEehOption | RtasCall::SetSlotReset | RtasCall::GetConfigAddrInfo2 => {
             (4, 1..=2)
         }
@@ -1203,10 +1197,8 @@ fn eeh(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
         RtasCall::SlotErrorDetail => (8, 1..=1),
         _ => (3, 1..=1),
     };
-    if a.nargs != want.0 || !want.1.contains(&a.nret) {
-        return a.set_status(r::RTAS_PARAMETER_ERROR);
-    }
-    let Some((v, i, _)) = p.pci.function(arg(1), arg(2), arg(0) & 0x00ff_ff00) else {
+    // The PE's config address: its register bits are ignored.
+    let Ok((v, i, _)) = p.pci.called_function(a, nargs, nret_ok) else {
         return a.set_status(r::RTAS_PARAMETER_ERROR);
     };
     let f = &v.functions[i];

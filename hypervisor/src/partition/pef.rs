@@ -3,7 +3,6 @@
 //! (`arch::ppc64::ucall`, present only with `ibm,ultravisor`) and partition
 //! table (`arch::ppc64::mmu`). Without an ultravisor every path here is the
 //! no-UV one (docs/pef.md).
-use core::sync::atomic::{fence, Ordering};
 
 use super::demand::CHUNK;
 use super::lpar::Partition;
@@ -65,21 +64,4 @@ pub fn release(p: &Partition) {
         );
     }
     super::lpar::flush_lpid(p.lpid);
-}
-
-/// A stopped partition's last vCPU left the guest (or none was in it when it
-/// stopped): release its PEF state and entry. Safe to call from every vCPU
-/// thread that leaves and from `stop`; only the first caller that finds all
-/// vCPUs out does the work.
-pub fn release_if_idle(p: &Partition) {
-    if p.is_running() {
-        return;
-    }
-    // Order this thread's `active = false` before reading the others' (two
-    // leaving at once must not both see the other still active).
-    fence(Ordering::SeqCst);
-    if p.vcpus.iter().any(|v| v.is_active()) {
-        return;
-    }
-    release(p);
 }

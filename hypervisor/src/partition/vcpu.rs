@@ -91,18 +91,12 @@ pub struct VcpuContext {
     /// (`uv::partition::Resume`); interrupts the hypervisor injects meanwhile
     /// are delivered by the UV (`uv::partition::interrupt_entry`).
     pub via_uv: bool,
-}
-
-/// A vCPU's registered per-processor areas (H_REGISTER_VPA, which any vCPU of
-/// the partition may call for it) and its dispatch count. Every write to the
-/// VPA happens under this lock and through `Partition::write_guest*`, which
-/// bounds-checks the address again each time.
-#[derive(Clone, Copy, Debug)]
-pub struct VpaState {
-    pub areas: crate::papr::hcall::VpaAreas,
-    pub yield_count: crate::papr::hcall::YieldCount,
-    /// DTL entries written since the DTL was registered (the VPA's `dtl_idx`).
-    pub dtl_index: u64,
+    /// The emulated device the current full exit's handling touched, for the
+    /// exit profile (`partition::mmio::Target::device`); cleared each exit.
+    pub exit_device: Option<super::exit_stats::Device>,
+    /// The areas this vCPU writes, its dispatch count and DTL index, taken
+    /// from `Vcpu::vpa` when `Vcpu::vpa_changed` says so (`set_dispatched`).
+    pub vpa: crate::papr::hcall::VpaCopy,
 }
 
 /// A start request: where, with which MSR and r3, in which boot epoch, and
@@ -135,8 +129,16 @@ pub struct Vcpu {
     active: AtomicBool,
     /// This vCPU asked for system-reboot and performs it once out of the guest.
     pub reboot_owner: AtomicBool,
-    /// VPA, DTL and SLB shadow registration and the dispatch count.
-    pub vpa: spin::Mutex<VpaState>,
+    /// VPA, DTL and SLB shadow registration (H_REGISTER_VPA, which any vCPU
+    /// of the partition may call for this one; a reboot's teardown); the vCPU
+    /// takes it into its context's copy at its next dispatch or exit, so the
+    /// exit path takes no lock (`set_dispatched`).
+    pub vpa: spin::Mutex<crate::papr::hcall::VpaRegistration>,
+    /// `vpa` changed since the vCPU last took it (set under `vpa`'s lock).
+    pub vpa_changed: AtomicBool,
+    /// The dispatch count as the vCPU last set it (only its thread writes):
+    /// what a new registration writes into the VPA at once.
+    pub yield_count: AtomicU32,
     /// Its registers as of its last full exit, for the debug dumps.
     pub snapshot: super::snapshot::Snapshot,
     /// Full exits by kind and the time spent on them (`PAPRIKA lpar-exits:`).
@@ -161,17 +163,12 @@ impl Vcpu {
             active: AtomicBool::new(false),
             reboot_owner: AtomicBool::new(false),
             exits: super::exit_stats::ExitStats::new(),
-            vpa: spin::Mutex::new(VpaState {
-                areas: crate::papr::hcall::VpaAreas {
-                    vpa: 0,
-                    dtl: 0,
-                    dtl_size: 0,
-                    slb: 0,
-                    slb_size: 0,
-                },
-                yield_count: crate::papr::hcall::YieldCount::INITIAL,
-                dtl_index: 0,
+            vpa: spin::Mutex::new(crate::papr::hcall::VpaRegistration {
+                areas: crate::papr::hcall::VpaCopy::INITIAL.areas,
+                dtl_restart: false,
             }),
+            vpa_changed: AtomicBool::new(false),
+            yield_count: AtomicU32::new(crate::papr::hcall::YieldCount::INITIAL.0),
             snapshot: super::snapshot::Snapshot::new(),
             ctx: UnsafeCell::new(VcpuContext {
                 regs: GuestRegs::default(),
@@ -179,6 +176,8 @@ impl Vcpu {
                 lazy_loaded: false,
                 epoch: 0,
                 via_uv: false,
+                exit_device: None,
+                vpa: crate::papr::hcall::VpaCopy::INITIAL,
             }),
         }
     }
@@ -368,7 +367,7 @@ pub fn thread_work() {
         }
         release();
         v.active.store(false, Ordering::Release);
-        super::pef::release_if_idle(p);
+        p.release_if_idle();
         if p.is_running()
             && p.reboot_requested.load(Ordering::Acquire)
             && v.reboot_owner.swap(false, Ordering::AcqRel)
@@ -737,33 +736,17 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         v.snapshot.publish(pc, msr, r.lr, vector, r.gpr[3], detail);
         // PEF: an exit the ultravisor reflected is resumed by it alone.
         ctx.via_uv = super::pef::resume_via_uv(p, v, ctx, vector);
-        let kind = super::exit_stats::refine_storage(
-            super::exit_stats::kind(vector, r.gpr[3]),
-            storage_device(p, r, vector),
-        );
+        let kind = super::exit_stats::kind(vector, r.gpr[3]);
+        ctx.exit_device = None;
         let t0 = instr::mftb();
         let next = handle_exit(p, v, ctx, vector);
+        let kind = super::exit_stats::refine_storage(kind, ctx.exit_device);
         v.exits.record(kind, instr::mftb().wrapping_sub(t0));
         match next {
             Next::Resume => {}
             Next::Leave => return,
         }
     }
-}
-
-/// For the exit profile: what an HDSI outside partition memory touched.
-fn storage_device(p: &Partition, r: &GuestRegs, vector: u64) -> Option<super::exit_stats::Device> {
-    use super::exit_stats::Device;
-    if vector != 0xe00 || r.asdr & !0xfff < p.mem_size {
-        return None;
-    }
-    let addr = (r.asdr & 0x0fff_ffff_ffff_f000) | (r.hdar & 0xfff);
-    Some(match p.xive.read(|x| x.classify(addr)) {
-        Some(crate::xive::MmioTarget::TimaOs { .. } | crate::xive::MmioTarget::TimaUser { .. }) => {
-            Device::Tima
-        }
-        _ => Device::Other,
-    })
 }
 
 fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> Next {
@@ -800,8 +783,9 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             // fault came from walking the guest's own tables (HDSISR bit 46).
             if ctx.regs.hdsisr & HDSISR_PRTABLE == 0 {
                 let addr = (ctx.regs.asdr & 0x0fff_ffff_ffff_f000) | (ctx.regs.hdar & 0xfff);
-                if p.xive.read(|x| x.classify(addr)).is_some() || p.pci.msix_page(addr).is_some() {
-                    if let Some(next) = super::mmio::emulate(p, v, ctx, addr) {
+                if let Some(target) = super::mmio::target(p, addr) {
+                    ctx.exit_device = Some(target.device());
+                    if let Some(next) = super::mmio::emulate(p, v, ctx, addr, &target) {
                         return next;
                     }
                     // A device page, but an access the hypervisor does not
@@ -1066,15 +1050,27 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
 /// with a VPA registered, is written there (big-endian, one aligned store). On
 /// a dispatch with a DTL registered, a DTL entry records it (as KVM-HV's
 /// `kvmppc_create_dtl_entry`), with `ctx`'s PC and MSR.
-pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool, ctx: &VcpuContext) {
+///
+/// Lock-free: the vCPU writes the areas of its own copy (`ctx.vpa`), taking a
+/// new registration under `v.vpa`'s lock only when `v.vpa_changed` says one
+/// came. Every write goes through `Partition::write_guest*`, which
+/// bounds-checks the address each time.
+pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool, ctx: &mut VcpuContext) {
     use crate::papr::hcall as h;
-    let mut s = v.vpa.lock();
+    // Relaxed: the lock orders what the registration wrote.
+    if v.vpa_changed.load(Ordering::Relaxed) {
+        let mut r = v.vpa.lock();
+        v.vpa_changed.store(false, Ordering::Relaxed);
+        ctx.vpa.take(&mut r);
+    }
+    let s = &mut ctx.vpa;
     let next = s.yield_count.with_dispatched(on);
     if next == s.yield_count {
         return;
     }
     s.yield_count = next;
-    write_yield_count(p, &s);
+    v.yield_count.store(next.0, Ordering::Relaxed);
+    write_yield_count(p, &s.areas, next);
     if !on {
         return;
     }
@@ -1099,12 +1095,15 @@ pub fn set_dispatched(p: &Partition, v: &Vcpu, on: bool, ctx: &VcpuContext) {
     }
 }
 
-/// Writes the dispatch count to the registered VPA, if any (caller holds the
-/// vCPU's VPA lock).
-pub fn write_yield_count(p: &Partition, s: &VpaState) {
-    if s.areas.vpa != 0 {
-        let at = s.areas.vpa + crate::papr::hcall::VPA_YIELD_COUNT_OFFSET;
-        if p.write_guest_be32(at, s.yield_count.0).is_none() {
+/// Writes dispatch count `count` to the VPA of `areas`, if one is registered.
+pub fn write_yield_count(
+    p: &Partition,
+    areas: &crate::papr::hcall::VpaAreas,
+    count: crate::papr::hcall::YieldCount,
+) {
+    if areas.vpa != 0 {
+        let at = areas.vpa + crate::papr::hcall::VPA_YIELD_COUNT_OFFSET;
+        if p.write_guest_be32(at, count.0).is_none() {
             rate_limited_warn(p, "VPA no longer inside partition memory", at);
         }
     }

@@ -30,6 +30,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::crq::{CrqEntry, DmaError, DmaWindow, VALID_CMD_RSP};
+use crate::be::{be16, be32, be64};
 use scsi::{BlockBackend, Identity, Outcome, Sense};
 
 /// Largest IU (`SRP_MAX_IU_LEN`, `sizeof(union viosrp_iu)`).
@@ -136,20 +137,6 @@ fn disk_index(lun: &[u8; 8]) -> Option<usize> {
 struct Segment {
     ioba: u64,
     len: u32,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
-fn be64(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(w)
 }
 
 fn segment(b: &[u8]) -> Segment {

@@ -9,6 +9,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::be::{be16, be32, be64};
+
 /// Logical block size of every disk.
 pub const BLOCK_SIZE: u64 = 512;
 /// Largest transfer one command may ask for, in blocks (2 MiB, QEMU's
@@ -163,20 +165,6 @@ pub enum Outcome {
 pub struct Identity<'a> {
     /// Unit serial number (VPD 0x80), printable ASCII.
     pub serial: &'a str,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
-fn be64(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(w)
 }
 
 /// Cuts `data` to the allocation length.
