@@ -326,6 +326,15 @@ pub const DEVCAP_FLR: u32 = 1 << 28;
 pub const PCIE_DEVCTL: u16 = 8;
 pub const DEVCTL_INITIATE_FLR: u16 = 1 << 15;
 
+/// Capability IDs of MSI and MSI-X, and their Enable bits in the Message
+/// Control register (cap + 2).
+pub const CAP_MSI: u8 = 0x05;
+pub const CAP_MSIX: u8 = 0x11;
+pub const MSI_CTL: u16 = 2;
+pub const MSI_ENABLE: u16 = 1 << 0;
+pub const MSIX_ENABLE: u16 = 1 << 15;
+pub const MSIX_FUNCTION_MASK: u16 = 1 << 14;
+
 /// How a function was reset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reset {
@@ -337,24 +346,45 @@ pub enum Reset {
 
 /// Resets a function between two owners: FLR when it has one (`wait` must
 /// then let 100 ms pass, PCIe base spec 6.6.2), its BARs and command register
-/// (without bus mastering) written back afterwards; without FLR only bus
-/// mastering is switched off.
+/// (without bus mastering) written back afterwards; without FLR bus mastering
+/// is switched off. Either way the MSI and MSI-X Enable bits (and MSI-X's
+/// Function Mask) end up clear, as after a reset, so the next owner inherits
+/// no live vector.
 pub fn reset_function(
     cfg: &mut dyn ConfigSpace,
     bdf: Bdf,
     wait: &mut dyn FnMut(),
 ) -> Result<Reset, PciError> {
     let command = cfg.read16(bdf, COMMAND)?;
-    let pcie = capabilities(cfg, bdf)?
-        .iter()
-        .find(|(id, _)| *id == CAP_PCIE)
-        .map(|&(_, at)| u16::from(at));
+    let caps = capabilities(cfg, bdf)?;
+    let cap = |want: u8| {
+        caps.iter()
+            .find(|(id, _)| *id == want)
+            .map(|&(_, at)| u16::from(at))
+    };
+    let pcie = cap(CAP_PCIE);
     let flr = match pcie {
         Some(at) => cfg.read32(bdf, at + PCIE_DEVCAP)? & DEVCAP_FLR != 0,
         None => false,
     };
+    let msi_off = |cfg: &mut dyn ConfigSpace| -> Result<(), PciError> {
+        if let Some(at) = cap(CAP_MSI) {
+            let ctl = cfg.read16(bdf, at + MSI_CTL)?;
+            if ctl & MSI_ENABLE != 0 {
+                cfg.write16(bdf, at + MSI_CTL, ctl & !MSI_ENABLE)?;
+            }
+        }
+        if let Some(at) = cap(CAP_MSIX) {
+            let ctl = cfg.read16(bdf, at + MSI_CTL)?;
+            if ctl & (MSIX_ENABLE | MSIX_FUNCTION_MASK) != 0 {
+                cfg.write16(bdf, at + MSI_CTL, ctl & !(MSIX_ENABLE | MSIX_FUNCTION_MASK))?;
+            }
+        }
+        Ok(())
+    };
     let Some(at) = pcie.filter(|_| flr) else {
         cfg.write16(bdf, COMMAND, command & !COMMAND_BUS_MASTER)?;
+        msi_off(cfg)?;
         return Ok(Reset::Quiesced);
     };
     let mut bars = [0u32; 6];
@@ -369,6 +399,9 @@ pub fn reset_function(
         cfg.write32(bdf, BAR0 + 4 * i as u16, *b)?;
     }
     cfg.write16(bdf, COMMAND, command & COMMAND_MEMORY)?;
+    // FLR already cleared them on a compliant function; a function that
+    // ignored it must not keep sending.
+    msi_off(cfg)?;
     Ok(Reset::Flr)
 }
 
@@ -634,6 +667,53 @@ mod tests {
         let r = reset_function(&mut cfg, dev(), &mut || panic!("no wait")).unwrap();
         assert_eq!(r, Reset::Quiesced);
         assert_eq!(cfg.functions[&dev()].get16(COMMAND), COMMAND_MEMORY);
+    }
+
+    #[test]
+    fn reset_without_flr_turns_msi_and_msix_off() {
+        // A function without FLR (PCIe capability, no FLR bit) whose previous
+        // owner left MSI and MSI-X enabled, MSI-X function-masked, and bus
+        // mastering on: the next owner must inherit none of it.
+        let mut cfg = FakeConfig::default();
+        let mut f = FakeFunction::new(0x8086, 0x10d3);
+        f.put16(COMMAND, COMMAND_MEMORY | COMMAND_BUS_MASTER);
+        f.add_cap(0x40, CAP_PCIE, &[0; 10]);
+        // MSI: Message Control with Enable, 64-bit, 4 messages asked/enabled.
+        f.add_cap(0x60, CAP_MSI, &[0; 12]);
+        f.put16(0x60 + MSI_CTL, 0x00a5);
+        // MSI-X: table size 5 (field 4), Enable and Function Mask.
+        f.add_cap(0x70, CAP_MSIX, &[0; 10]);
+        f.put16(0x70 + MSI_CTL, MSIX_ENABLE | MSIX_FUNCTION_MASK | 4);
+        cfg.functions.insert(dev(), f);
+        let r = reset_function(&mut cfg, dev(), &mut || panic!("no wait")).unwrap();
+        assert_eq!(r, Reset::Quiesced);
+        let f = &cfg.functions[&dev()];
+        assert_eq!(f.get16(COMMAND), COMMAND_MEMORY, "bus mastering off");
+        assert_eq!(f.get16(0x60 + MSI_CTL), 0x00a4, "MSI Enable off, rest kept");
+        assert_eq!(f.get16(0x70 + MSI_CTL), 4, "MSI-X Enable and mask off");
+
+        // With FLR, a function that ignored the reset's effect on MSI-X
+        // (the fake keeps every register) ends with it off as well.
+        let mut cfg = FakeConfig::default();
+        let mut f = FakeFunction::new(0x1af4, 0x1042);
+        f.put16(COMMAND, COMMAND_MEMORY | COMMAND_BUS_MASTER);
+        f.add_cap(0x40, CAP_PCIE, &[0; 10]);
+        f.put32(0x40 + PCIE_DEVCAP, DEVCAP_FLR);
+        f.add_cap(0x70, CAP_MSIX, &[0; 10]);
+        f.put16(0x70 + MSI_CTL, MSIX_ENABLE | 4);
+        cfg.functions.insert(dev(), f);
+        let r = reset_function(&mut cfg, dev(), &mut || {}).unwrap();
+        assert_eq!(r, Reset::Flr);
+        assert_eq!(cfg.functions[&dev()].get16(0x70 + MSI_CTL), 4);
+
+        // Already off: not written at all (no needless config cycles).
+        let mut cfg = FakeConfig::default();
+        let mut f = FakeFunction::new(0x8086, 0x10d3);
+        f.add_cap(0x70, CAP_MSIX, &[0; 10]);
+        f.put16(0x70 + MSI_CTL, 4);
+        cfg.functions.insert(dev(), f);
+        reset_function(&mut cfg, dev(), &mut || panic!("no wait")).unwrap();
+        assert_eq!(cfg.writes, 1, "only the command register");
     }
 
     #[test]

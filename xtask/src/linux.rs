@@ -1174,16 +1174,31 @@ case "$cmdline" in
     # virtio-blk-pci / nvme disk has checksum MD5 as a whole (xtask wrote its
     # pattern); paprika.ptnet=server|client with paprika.ip= and
     # paprika.peer=: an e1000e on a QEMU hub, pinging its peer.
+    # paprika.ptreboot=1: the first boot runs the checks, leaves a word in
+    # /dev/nvram and reboots (a client first tells its server); the second
+    # boot finds the word and runs them again as `<check>-after-reboot`.
     ptblk=
     ptnvme=
     ptnet=
+    ptreboot=
     for word in $cmdline; do
         case "$word" in
         paprika.ptblk=*) ptblk=${word#paprika.ptblk=} ;;
         paprika.ptnvme=*) ptnvme=${word#paprika.ptnvme=} ;;
         paprika.ptnet=*) ptnet=${word#paprika.ptnet=} ;;
+        paprika.ptreboot=1) ptreboot=1 ;;
         esac
     done
+    ptword=paprika-ptreboot
+    ptround=
+    if [ -n "$ptreboot" ] && [ "$(dd if=/dev/nvram bs=1 skip=62464 count=${#ptword} 2>/dev/null)" = "$ptword" ]; then
+        ptround=-after-reboot
+        echo "PAPRIKA-LINUX pci: second boot, checking again$tag"
+    fi
+    # Whether this boot ends in the reboot (only a first boot with no failure).
+    pt_rebooting() {
+        [ -n "$ptreboot" ] && [ -z "$ptround" ] && [ "$failed" = 0 ]
+    }
     # A line of /proc/interrupts naming $1 has a count above 0 on some CPU.
     irq_fired() {
         grep "$1" /proc/interrupts | sed "s/^/PAPRIKA-LINUX pci: irq /;s/\$/$tag/"
@@ -1209,18 +1224,18 @@ case "$cmdline" in
             insmod /lib/modules/pci/$m || echo "PAPRIKA-LINUX insmod $m: failed$tag"
         done
         if [ -n "$ptblk" ]; then
-            check pt-virtio-blk wait_block /dev/vda
+            check pt-virtio-blk$ptround wait_block /dev/vda
             sum=$(md5_of /dev/vda)
             echo "PAPRIKA-LINUX pci: /dev/vda md5 $sum$tag"
-            check pt-virtio-blk-md5 [ "$sum" = "$ptblk" ]
-            check pt-virtio-blk-msix irq_fired virtio0-req
+            check pt-virtio-blk-md5$ptround [ "$sum" = "$ptblk" ]
+            check pt-virtio-blk-msix$ptround irq_fired virtio0-req
         fi
         if [ -n "$ptnvme" ]; then
-            check pt-nvme wait_block /dev/nvme0n1
+            check pt-nvme$ptround wait_block /dev/nvme0n1
             sum=$(md5_of /dev/nvme0n1)
             echo "PAPRIKA-LINUX pci: /dev/nvme0n1 md5 $sum$tag"
-            check pt-nvme-md5 [ "$sum" = "$ptnvme" ]
-            check pt-nvme-msix irq_fired nvme0q1
+            check pt-nvme-md5$ptround [ "$sum" = "$ptnvme" ]
+            check pt-nvme-msix$ptround irq_fired nvme0q1
         fi
         if [ -n "$ptnet" ]; then
             n=0
@@ -1228,36 +1243,65 @@ case "$cmdline" in
                 sleep 1
                 n=$((n + 1))
             done
-            check pt-e1000e [ -e /sys/class/net/eth0 ]
+            check pt-e1000e$ptround [ -e /sys/class/net/eth0 ]
             ip link set eth0 up
             ip addr add "$ip_addr" dev eth0
             echo "PAPRIKA-LINUX net: eth0 $ip_addr (e1000e)$tag"
+            # Waits up to $1 tries (2 s each) for a first reply, then 5 of 5.
             pt_ping() {
                 n=0
                 until ping -c 1 -W 2 "$peer" >/dev/null 2>&1; do
                     n=$((n + 1))
-                    [ "$n" -lt 60 ] || return 1
+                    [ "$n" -lt "$1" ] || return 1
                 done
-                ping -c 5 -W 2 "$peer" | tee /tmp/ping.out
-                grep -q ' 0% packet loss' /tmp/ping.out
+                ping -c 5 -W 2 "$peer" >/tmp/ping.out 2>&1
+                grep -q '5 packets received' /tmp/ping.out
             }
-            check pt-e1000e-ping pt_ping
+            ping_report() {
+                grep -E 'transmitted|round-trip' /tmp/ping.out 2>/dev/null | sed "s/^/PAPRIKA-LINUX ping $peer: /;s/\$/$tag/"
+            }
+            check pt-e1000e-ping$ptround pt_ping 60
+            ping_report
+            check pt-e1000e-msix$ptround irq_fired eth0
             # The server stays until the client says it is done (port 5001),
-            # so neither powers off while the other still pings.
+            # so neither powers off while the other still pings. A client
+            # about to reboot says `reboot`: the server then waits for it to
+            # come back and pings it again.
             case "$ptnet" in
-            server) nc -l -p 5001 >/dev/null ;;
+            server)
+                while :; do
+                    said=$(nc -l -p 5001)
+                    echo "PAPRIKA-LINUX net: peer said $said$tag"
+                    [ "$said" = reboot ] || break
+                    # Its first boot may still answer for a moment.
+                    n=0
+                    while ping -c 1 -W 1 "$peer" >/dev/null 2>&1 && [ $n -lt 60 ]; do
+                        sleep 1
+                        n=$((n + 1))
+                    done
+                    check pt-e1000e-ping-peer-rebooted pt_ping 300
+                    ping_report
+                done
+                ;;
             client)
+                said=done
+                pt_rebooting && said=reboot
                 n=0
-                until echo done | nc "$peer" 5001; do
+                until echo $said | nc "$peer" 5001; do
                     n=$((n + 1))
                     [ "$n" -lt 60 ] || break
                     sleep 1
                 done
                 ;;
             esac
-            check pt-e1000e-msix irq_fired eth0
         fi
         dmesg | grep -iE 'pci|iommu|dma|eeh|msi|nvme|virtio|vda|e1000e' | sed "s/^/PAPRIKA-LINUX dmesg: /;s/\$/$tag/"
+        if pt_rebooting; then
+            printf %s "$ptword" | dd of=/dev/nvram bs=1 seek=62464 conv=notrunc 2>/dev/null
+            echo "PAPRIKA-LINUX pci: checked, rebooting$tag"
+            reboot -f
+            sleep 60
+        fi
     fi
     # paprika.nvpoweroff=1 (docs/vscsi.md; two QEMU runs on one PNOR flash):
     # the first run writes a word into /dev/nvram and powers the machine off,

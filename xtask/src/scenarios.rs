@@ -119,8 +119,6 @@ pub struct Scenario {
 /// A pass-through device of a scenario; disks are written with
 /// `qemu::disk_pattern` as target/scenarios/<name>.pt<i>.img ([`PT_DISK_BYTES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-// The e1000e variant waits for its guest driver (docs/passthrough.md).
-#[allow(dead_code)]
 pub enum PtDevice {
     VirtioBlk,
     Nvme,
@@ -865,20 +863,24 @@ macro_rules! pt_disk_md5 {
 pub const PT_DISK_MD5: &str = pt_disk_md5!();
 
 /// Linux on a passed-through virtio-blk-pci (0001:01:00.0) and nvme
-/// (0002:01:00.0) function, each read whole and checked (docs/passthrough.md).
+/// (0002:01:00.0) function, each read whole and checked, then the partition
+/// reboots once and checks both again (docs/passthrough.md).
 const LINUX_PT: &[LinuxLpar] = &[LinuxLpar {
     devices: &["0001:01:00.0", "0002:01:00.0"],
     extra: concat!(
         "paprika.ptblk=",
         pt_disk_md5!(),
         " paprika.ptnvme=",
-        pt_disk_md5!()
+        pt_disk_md5!(),
+        " paprika.ptreboot=1"
     ),
     ..lpar("linux-pt", "384M", &[1])
 }];
 
 /// What the pass-through Linux scenario wants besides /init's checks: both
-/// functions' MSI-X programmed through ibm,change-msi, and the 64-bit window.
+/// functions' MSI-X programmed through ibm,change-msi, and the 64-bit window;
+/// the reboot resetting both functions and both disks read again, with
+/// their interrupts, by the second boot.
 const LINUX_PT_EXPECTED: &[&str] = &[
     "PAPRIKA passthrough-msi: linux-pt 0001:01:00.0 MsiX ",
     "PAPRIKA passthrough-msi: linux-pt 0002:01:00.0 MsiX ",
@@ -888,6 +890,80 @@ const LINUX_PT_EXPECTED: &[&str] = &[
     "[linux-pt] PAPRIKA-LINUX check pt-virtio-blk-msix: ok",
     "[linux-pt] PAPRIKA-LINUX check pt-nvme-md5: ok",
     "[linux-pt] PAPRIKA-LINUX check pt-nvme-msix: ok",
+    "[linux-pt] PAPRIKA-LINUX pci: checked, rebooting name=linux-pt",
+    "PAPRIKA passthrough-reset: linux-pt 0001:01:00.0 ",
+    "PAPRIKA passthrough-reset: linux-pt 0002:01:00.0 ",
+    "PAPRIKA lpar linux-pt: rebooting (boot 2)",
+    "[linux-pt] PAPRIKA-LINUX pci: second boot, checking again name=linux-pt",
+    "[linux-pt] PAPRIKA-LINUX check pt-virtio-blk-md5-after-reboot: ok",
+    "[linux-pt] PAPRIKA-LINUX check pt-virtio-blk-msix-after-reboot: ok",
+    "[linux-pt] PAPRIKA-LINUX check pt-nvme-md5-after-reboot: ok",
+    "[linux-pt] PAPRIKA-LINUX check pt-nvme-msix-after-reboot: ok",
+];
+/// [`CLEAN_LINUX`], and one reboot only.
+const LINUX_PT_FORBIDDEN: &[&str] = &[
+    "PAPRIKA FAULT",
+    "panicked",
+    POWER_OFF_FAIL,
+    GUEST_FAIL,
+    "Kernel panic",
+    "Oops",
+    "PAPRIKA-LINUX test: FAILED",
+    "PAPRIKA lpar linux-pt: rebooting (boot 3)",
+];
+
+/// Two partitions, each owning an e1000e (0001:01:00.0, 0002:01:00.0) on QEMU
+/// hub 0 (nothing else on it), pinging each other. e1000e-b boots with
+/// `disable_ddw` (its driver maps through the 32-bit TCE window), e1000e-a
+/// takes the 64-bit window; e1000e-b reboots once and both ping again, while
+/// e1000e-a keeps running (docs/passthrough.md).
+const LINUX_PT_NET: &[LinuxLpar] = &[
+    LinuxLpar {
+        devices: &["0001:01:00.0"],
+        extra: "paprika.ip=10.9.3.1/24 paprika.ptnet=server paprika.peer=10.9.3.2",
+        ..lpar("e1000e-a", "384M", &[0])
+    },
+    LinuxLpar {
+        devices: &["0002:01:00.0"],
+        extra: "paprika.ip=10.9.3.2/24 paprika.ptnet=client paprika.peer=10.9.3.1 \
+                paprika.ptreboot=1 disable_ddw",
+        ..lpar("e1000e-b", "384M", &[1])
+    },
+];
+const LINUX_PT_NET_EXPECTED: &[&str] = &[
+    "PAPRIKA passthrough: e1000e-a 0001:01:00.0 (8086:10d3)",
+    "PAPRIKA passthrough: e1000e-b 0002:01:00.0 (8086:10d3)",
+    "PAPRIKA passthrough-msi: e1000e-a 0001:01:00.0 MsiX ",
+    "PAPRIKA passthrough-msi: e1000e-b 0002:01:00.0 MsiX ",
+    // Which window each driver maps through.
+    "PAPRIKA passthrough-ddw: e1000e-a 0001:01:00.0",
+    "PAPRIKA passthrough-tce32: e1000e-b 0002:01:00.0",
+    "[e1000e-a] PAPRIKA-LINUX check pt-e1000e-ping: ok",
+    "[e1000e-a] PAPRIKA-LINUX check pt-e1000e-msix: ok",
+    "[e1000e-b] PAPRIKA-LINUX check pt-e1000e-ping: ok",
+    "[e1000e-b] PAPRIKA-LINUX check pt-e1000e-msix: ok",
+    "[e1000e-b] PAPRIKA-LINUX pci: checked, rebooting name=e1000e-b",
+    "PAPRIKA passthrough-reset: e1000e-b 0002:01:00.0 ",
+    "PAPRIKA lpar e1000e-b: rebooting (boot 2)",
+    "[e1000e-b] PAPRIKA-LINUX check pt-e1000e-ping-after-reboot: ok",
+    "[e1000e-b] PAPRIKA-LINUX check pt-e1000e-msix-after-reboot: ok",
+    "[e1000e-a] PAPRIKA-LINUX check pt-e1000e-ping-peer-rebooted: ok",
+    "[e1000e-a] PAPRIKA-LINUX net: peer said done name=e1000e-a",
+];
+/// [`CLEAN_LINUX`]; e1000e-a never reboots, e1000e-b once; e1000e-a never
+/// maps a 32-bit TCE, e1000e-b never opens the 64-bit window.
+const LINUX_PT_NET_FORBIDDEN: &[&str] = &[
+    "PAPRIKA FAULT",
+    "panicked",
+    POWER_OFF_FAIL,
+    GUEST_FAIL,
+    "Kernel panic",
+    "Oops",
+    "PAPRIKA-LINUX test: FAILED",
+    "PAPRIKA lpar e1000e-a: rebooting",
+    "PAPRIKA lpar e1000e-b: rebooting (boot 3)",
+    "PAPRIKA passthrough-tce32: e1000e-a ",
+    "PAPRIKA passthrough-ddw: e1000e-b ",
 ];
 
 const LINUX_TWO: &[LinuxLpar] = &[lpar("linux-a", "384M", &[1]), lpar("linux-b", "384M", &[2])];
@@ -1496,7 +1572,22 @@ pub const SCENARIOS: &[Scenario] = &[
         LINUX_PT,
     )
     .with_passthrough(&[PtDevice::VirtioBlk, PtDevice::Nvme])
-    .expecting(LINUX_PT_EXPECTED),
+    .expecting(LINUX_PT_EXPECTED)
+    .forbidding(LINUX_PT_FORBIDDEN),
+    // Two partitions' e1000e on one QEMU hub pinging each other, one through
+    // the 32-bit TCE window, the other the 64-bit one; one reboots
+    // (docs/passthrough.md "Linux in a partition").
+    linux(
+        "linux-passthrough-net-p9",
+        Machine::Powernv9,
+        "1536M",
+        "2",
+        2,
+        LINUX_PT_NET,
+    )
+    .with_passthrough(&[PtDevice::E1000e(0), PtDevice::E1000e(0)])
+    .expecting(LINUX_PT_NET_EXPECTED)
+    .forbidding(LINUX_PT_NET_FORBIDDEN),
     linux(
         "linux-two-lpars-p9",
         Machine::Powernv9,

@@ -74,6 +74,9 @@ pub struct Passed {
     /// PHB's table (host real, big-endian) at `tce_hw`.
     pub tce32: spin::Mutex<TceTable>,
     pub tce_hw: u64,
+    /// The guest has mapped a page in the 32-bit window since the function's
+    /// last reset (logged once: `PAPRIKA passthrough-tce32:`).
+    pub tce32_used: AtomicBool,
     /// Page shift of the 64-bit window the guest created (its TCE hcalls).
     pub ddw_shift: core::sync::atomic::AtomicU32,
     /// Its MSIs: host sources and the guest numbers they appear as.
@@ -591,6 +594,7 @@ fn place(
         ),
         tce_hw,
         ddw_shift: core::sync::atomic::AtomicU32::new(TCE32_SHIFT),
+        tce32_used: AtomicBool::new(false),
         msi: FunctionMsi {
             msix_table: msix_table_cpu.filter(|_| m32_mapped(f.phb_id)),
             msix_table_pci: msix_table_cpu.map(|c| c - m32.cpu + m32.pci),
@@ -724,6 +728,7 @@ impl Passthrough {
                     t.clear();
                     crate::mm::zero_phys(f.tce_hw, (TCE32_SIZE >> TCE32_SHIFT) * 8);
                 }
+                f.tce32_used.store(false, Ordering::Release);
                 let _ = opal_pci::tce_kill_pe(v.phb_id, f.pe);
                 // The reset clears the device's MSI and MSI-X state; the
                 // guest asks again with ibm,change-msi.
@@ -1311,9 +1316,11 @@ pub fn tce_hcall(p: &super::lpar::Partition, op: u64, a: &[u64]) -> Option<Hcall
     };
     if result.is_ok() {
         let host_base = v.ddw.base & !vphb::BYPASS_BASE;
+        let mut mapped = false;
         for k in 0..count {
             let io = first + (k << TCE32_SHIFT);
             let entry = t.h_get_tce(io).unwrap_or(0);
+            mapped |= entry & (tce::TCE_READ | tce::TCE_WRITE) != 0;
             let hw = vphb::host_tce(entry, host_base);
             let at = f.tce_hw + ((io - t.bus_offset()) >> TCE32_SHIFT) * 8;
             crate::mm::radix::TableMemory::write(
@@ -1326,6 +1333,14 @@ pub fn tce_hcall(p: &super::lpar::Partition, op: u64, a: &[u64]) -> Option<Hcall
         instr::sync();
         if let Err(e) = opal_pci::tce_kill_pe(v.phb_id, f.pe) {
             crate::debug!("passthrough {}: TCE kill: {e:?}", f.addr);
+        }
+        // Which window a guest's driver uses (Linux with `disable_ddw`: this
+        // one), once per reset.
+        if mapped && !f.tce32_used.swap(true, Ordering::AcqRel) {
+            info!(
+                "PAPRIKA passthrough-tce32: {} {} first 32-bit TCE mapped (ioba {:#x}, hcall {:#x})",
+                p.name, f.addr, first, op
+            );
         }
     } else {
         drop(t);
