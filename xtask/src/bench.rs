@@ -134,6 +134,7 @@ Prints `name: value` lines:
   passthrough.virtio_blk_seq_read_best_mib_s: ...  the fastest pass
   passthrough.virtio_blk_reads_per_pass: ...  block-layer read requests a pass
   passthrough.virtio_blk_irqs_per_pass: ...   the device's interrupts a pass
+  passthrough.virtio_blk_pass_ms: paprika=T,.. pseries=T,..  each pass
   passthrough.virtio_blk_exits_per_pass: paprika=N
                                             the partition's full exits a pass
                                             (Ctrl-A d's vCPU dump before and after)

@@ -305,15 +305,15 @@ const PT_PSERIES_INPUT: &[qemu::Input] = &[
 ];
 
 /// One disk's passes, from `PAPRIKA-LINUX diskbench dev=D bytes=B mode=M
-/// ms=T1,T2,.. reads=R sectors=S irqs=I irq=NAME md5=H`.
+/// us=T1,T2,.. reads=R sectors=S irqs=I irq=NAME md5=H`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiskPasses {
     pub dev: String,
     pub bytes: u64,
     /// O_DIRECT reads (else buffered, caches dropped before each pass).
     pub direct: bool,
-    /// Each pass, in ms (/proc/uptime: 10 ms steps).
-    pub ms: Vec<u64>,
+    /// Each pass, in microseconds (each `dd` from its start to its exit).
+    pub us: Vec<u64>,
     /// Block-layer read requests and 512-byte sectors over all passes.
     pub reads: u64,
     pub sectors: u64,
@@ -323,12 +323,12 @@ pub struct DiskPasses {
 }
 
 impl DiskPasses {
-    /// MiB/s of each pass (a pass under one 10 ms step counts as 10 ms).
+    /// MiB/s of each pass.
     fn rates(&self) -> Vec<f64> {
         let mib = self.bytes as f64 / (1u64 << 20) as f64;
-        self.ms
+        self.us
             .iter()
-            .map(|&ms| mib / (ms.max(10) as f64 / 1000.0))
+            .map(|&us| mib / (us.max(1) as f64 / 1e6))
             .collect()
     }
 
@@ -350,7 +350,7 @@ impl DiskPasses {
 
     /// `total / passes`, rounded.
     fn per_pass(&self, total: u64) -> u64 {
-        let n = self.ms.len().max(1) as u64;
+        let n = self.us.len().max(1) as u64;
         (total + n / 2) / n
     }
 }
@@ -365,7 +365,7 @@ pub fn parse_passes(log: &str) -> Vec<DiskPasses> {
                     .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))
             };
             let num = |k: &str| field(k)?.parse::<u64>().ok();
-            let ms = field("ms")?
+            let us = field("us")?
                 .split(',')
                 .map(|t| t.parse::<u64>().ok())
                 .collect::<Option<Vec<u64>>>()?;
@@ -373,7 +373,7 @@ pub fn parse_passes(log: &str) -> Vec<DiskPasses> {
                 dev: field("dev")?.to_string(),
                 bytes: num("bytes")?,
                 direct: field("mode")? == "direct",
-                ms,
+                us,
                 reads: num("reads")?,
                 sectors: num("sectors")?,
                 irqs: num("irqs")?,
@@ -441,10 +441,10 @@ pub fn check_side(side: &PtSide, what: &str, md5: &str) -> std::result::Result<(
         let Some(d) = side.disks.iter().find(|d| d.dev == dev) else {
             return Err(format!("{what}: no figures for /dev/{dev}"));
         };
-        if d.ms.len() != PT_PASSES {
+        if d.us.len() != PT_PASSES {
             return Err(format!(
                 "{what}: /dev/{dev}: {} passes, want {PT_PASSES}",
-                d.ms.len()
+                d.us.len()
             ));
         }
         if d.bytes != PT_IMAGE_BYTES {
@@ -506,6 +506,22 @@ pub fn report_passthrough(paprika: &PtSide, pseries: Option<&PtSide>) -> Vec<Str
                 0,
             ));
         }
+        // Every pass, for the spread.
+        let passes = |d: &DiskPasses| {
+            let ms: Vec<String> =
+                d.us.iter()
+                    .map(|u| format!("{}", (u + 500) / 1000))
+                    .collect();
+            ms.join(",")
+        };
+        l.push(match &q {
+            Some(q) => format!(
+                "passthrough.{key}_pass_ms: paprika={} pseries={}",
+                passes(&p),
+                passes(q)
+            ),
+            None => format!("passthrough.{key}_pass_ms: paprika={}", passes(&p)),
+        });
         if let Some(e) = exits_during(&paprika.exits, dev) {
             l.push(format!(
                 "passthrough.{key}_exits_per_pass: paprika={}",
@@ -750,10 +766,10 @@ mod tests {
 [    9.2] cpu 0/hv INFO  PAPRIKA dump: linux vCPU 0 ceded pc=0x0 msr=0x0 () lr=0x0 last-exit=0xc00 (System Call) hcall=0xe0 exits=1001
 [linux] PAPRIKA-LINUX diskbench mark vda-end
 [   19.1] cpu 0/hv INFO  PAPRIKA dump: linux vCPU 0 ceded pc=0x0 msr=0x0 () lr=0x0 last-exit=0xc00 (System Call) hcall=0xe0 exits=9000
-[linux] PAPRIKA-LINUX diskbench dev=vda bytes=134217728 mode=direct ms=1000,500,2000,1000,1000,1000,1000,1000 reads=1024 sectors=2097152 irqs=1030 irq=virtio0-req md5=0123456789abcdef0123456789abcdef
+[linux] PAPRIKA-LINUX diskbench dev=vda bytes=134217728 mode=direct us=1000000,500000,2000000,1000000,1000000,1000000,1000000,1000000 reads=1024 sectors=2097152 irqs=1030 irq=virtio0-req md5=0123456789abcdef0123456789abcdef
 [linux] PAPRIKA-LINUX diskbench mark nvme0n1-start
 [linux] PAPRIKA-LINUX diskbench mark nvme0n1-end
-[linux] PAPRIKA-LINUX diskbench dev=nvme0n1 bytes=134217728 mode=direct ms=2000,2000,2000,2000,4000,4000,4000,4000 reads=4096 sectors=2097152 irqs=4100 irq=nvme0q md5=0123456789abcdef0123456789abcdef
+[linux] PAPRIKA-LINUX diskbench dev=nvme0n1 bytes=134217728 mode=direct us=2000000,2000000,2000000,2000000,4000000,4000000,4000000,4000000 reads=4096 sectors=2097152 irqs=4100 irq=nvme0q md5=0123456789abcdef0123456789abcdef
 [linux] PAPRIKA-LINUX diskbench dev=sdz missing
 [linux] PAPRIKA-LINUX diskbench done
 ";
@@ -765,7 +781,7 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].dev, "vda");
         assert!(d[0].direct);
-        assert_eq!(d[0].ms, [1000, 500, 2000, 1000, 1000, 1000, 1000, 1000]);
+        assert_eq!(d[0].us[..3], [1_000_000, 500_000, 2_000_000]);
         assert_eq!((d[0].reads, d[0].sectors, d[0].irqs), (1024, 2097152, 1030));
         // 128 MiB: 128 MiB/s a second; median of 64, 128 x6, 256.
         assert!((d[0].median_mib_s() - 128.0).abs() < 1e-9);
@@ -786,7 +802,7 @@ mod tests {
         let err = check_side(&paprika, "Paprika", "ffff").unwrap_err();
         assert!(err.contains("/dev/vda has md5"), "{err}");
         let mut short = paprika.clone();
-        short.disks[1].ms.pop();
+        short.disks[1].us.pop();
         assert!(check_side(&short, "x", PT_MD5)
             .unwrap_err()
             .contains("7 passes"));
@@ -796,7 +812,7 @@ mod tests {
             .contains("nvme0n1"));
 
         let mut q = d;
-        q[0].ms = vec![500; 8];
+        q[0].us = vec![500_000; 8];
         q[0].direct = false;
         let pseries = PtSide {
             disks: q,
@@ -819,9 +835,14 @@ mod tests {
             l[3],
             "passthrough.virtio_blk_irqs_per_pass: paprika=129 pseries=129 ratio=1.00"
         );
-        assert_eq!(l[4], "passthrough.virtio_blk_exits_per_pass: paprika=1000");
         assert_eq!(
-            l[5],
+            l[4],
+            "passthrough.virtio_blk_pass_ms: paprika=1000,500,2000,1000,1000,1000,1000,1000 \
+             pseries=500,500,500,500,500,500,500,500"
+        );
+        assert_eq!(l[5], "passthrough.virtio_blk_exits_per_pass: paprika=1000");
+        assert_eq!(
+            l[6],
             "passthrough.nvme_seq_read_mib_s: paprika=48.0 pseries=48.0 ratio=1.00"
         );
         assert_eq!(
@@ -861,5 +882,6 @@ mod tests {
         assert!(vscsi < pt);
         assert!(init[pt..].contains("echo \"PAPRIKA-LINUX diskbench mark $1\""));
         assert!(init[pt..].contains("echo \"PAPRIKA-LINUX diskbench dev=$dev bytes="));
+        assert!(init[pt..].contains(" us=$times reads=$((r1 - r0)) sectors="));
     }
 }
