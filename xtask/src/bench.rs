@@ -119,6 +119,30 @@ Prints `name: value` lines:
                                             readahead off (one process each, so
                                             process start-up weighs in)
   disk.rand4k_read_iops_target_met: yes|no  (target: Paprika >= pseries)
+                                            (the disk.* lines: skipped with
+                                            --skip-vscsi-disk or --skip-linux)
+  passthrough.virtio_blk_seq_read_mib_s: paprika=F pseries=F ratio=R
+                                            the same kernel reading a 128 MiB
+                                            virtio-blk-pci disk whole, 8 times
+                                            (dd bs=1M iflag=direct), median pass:
+                                            the function passed through to a
+                                            Paprika partition (512M, 1 vCPU,
+                                            powernv9) vs emulated by -M pseries
+                                            -m 512M, same image
+                                            (target/bench/ptdisk-*.log);
+                                            skipped with --skip-passthrough-disk
+  passthrough.virtio_blk_seq_read_best_mib_s: ...  the fastest pass
+  passthrough.virtio_blk_reads_per_pass: ...  block-layer read requests a pass
+  passthrough.virtio_blk_irqs_per_pass: ...   the device's interrupts a pass
+  passthrough.virtio_blk_pass_ms: paprika=T,.. pseries=T,..  each pass
+  passthrough.virtio_blk_exits_per_pass: paprika=N
+                                            the partition's full exits a pass
+                                            (Ctrl-A d's vCPU dump before and after)
+  passthrough.nvme_*: ...                   the same for an nvme function
+  passthrough.disk_read_mode: paprika=direct|cached pseries=...
+                                            O_DIRECT, or buffered with caches
+                                            dropped before each pass
+  passthrough.disk_paprika_exits: ...       the Paprika run's whole exit profile
 
 The ratio is Paprika / pseries. Under emulation pseries serves hcalls inside
 QEMU, in C: see docs/benchmarks.md before reading much into it.";
@@ -135,6 +159,8 @@ pub fn main(args: BenchArgs) -> Result<i32> {
         skip_linux,
         skip_linux_boot,
         skip_veth,
+        skip_vscsi_disk,
+        skip_passthrough_disk,
         skip_pseries,
         lpar_timeout,
     } = args;
@@ -230,7 +256,7 @@ pub fn main(args: BenchArgs) -> Result<i32> {
     // The benchmarks in their order, each with whether it runs; the first that
     // fails ends the run after printing what the others measured.
     type Bench<'a> = Box<dyn Fn() -> Result<Vec<String>> + 'a>;
-    let benches: [(bool, Bench); 6] = [
+    let benches: [(bool, Bench); 7] = [
         (!skip_lpar, Box::new(|| lpar_bench::run(&opts))),
         (
             !skip_lpar,
@@ -249,8 +275,12 @@ pub fn main(args: BenchArgs) -> Result<i32> {
             Box::new(|| crate::veth_bench::run(&elf_path, !skip_pseries, lpar_timeout)),
         ),
         (
-            !skip_linux,
+            !skip_linux && !skip_vscsi_disk,
             Box::new(|| crate::disk_bench::run(&elf_path, !skip_pseries, lpar_timeout)),
+        ),
+        (
+            !skip_passthrough_disk,
+            Box::new(|| crate::disk_bench::run_passthrough(&elf_path, !skip_pseries, lpar_timeout)),
         ),
     ];
     for (_, bench) in benches.iter().filter(|(on, _)| *on) {

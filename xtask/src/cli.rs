@@ -314,12 +314,21 @@ pub struct BenchArgs {
     /// No partition benchmark
     #[arg(long)]
     pub skip_lpar: bool,
-    /// No Linux boot benchmark (nor the disk benchmark, which boots Linux too)
-    #[arg(long)]
+    /// No Linux boot benchmark nor vscsi disk benchmark
+    ///
+    /// The same as --skip-linux-boot --skip-vscsi-disk; the virtual network
+    /// and pass-through disk benchmarks have their own options.
+    #[arg(verbatim_doc_comment, long)]
     pub skip_linux: bool,
-    /// No Linux boot benchmark, but the disk benchmark still runs
+    /// No Linux boot benchmark, but the disk benchmarks still run
     #[arg(long)]
     pub skip_linux_boot: bool,
+    /// No vscsi disk benchmark (Paprika's vscsi vs pseries' spapr-vscsi)
+    #[arg(long)]
+    pub skip_vscsi_disk: bool,
+    /// No pass-through disk benchmark (virtio-blk-pci and nvme)
+    #[arg(long)]
+    pub skip_passthrough_disk: bool,
     /// No virtual network benchmark (TCP and ping between two partitions)
     #[arg(long)]
     pub skip_veth: bool,
@@ -435,6 +444,12 @@ mod tests {
         };
         assert_eq!(b.machine, vec![Machine::Powernv9, Machine::Powernv10]);
         assert_eq!(b.timeout, 120);
+        assert!(!b.skip_vscsi_disk && !b.skip_passthrough_disk);
+        let cli = parse(&["bench", "--skip-vscsi-disk", "--skip-passthrough-disk"]).unwrap();
+        let Some(Command::Bench(b)) = cli.command else {
+            panic!("not bench")
+        };
+        assert!(b.skip_vscsi_disk && b.skip_passthrough_disk);
     }
 
     #[test]

@@ -893,6 +893,93 @@ case "$cmdline" in
     echo "PAPRIKA-LINUX diskbench done"
     poweroff -f
     ;;
+*" paprika.diskbench="*)
+    # cargo xtask bench, pass-through disks (docs/benchmarks.md):
+    # paprika.diskbench=vda,nvme0n1 loads the PCI drivers, then reads each
+    # named disk whole paprika.diskpasses=N times (default 8) with 1 MiB dd,
+    # O_DIRECT when dd can (else caches dropped before each pass), timed in
+    # microseconds (/proc/timer_list's `now at`, else /proc/uptime),
+    # counting the block layer's reads (an nvme head's on its path disk) and
+    # the device's interrupts; then its md5. Around each disk's passes a
+    # `mark` line, after which /init waits (at most 60 s) for a line on the
+    # console: the bench types Ctrl-A d first on Paprika, whose vCPU dump
+    # counts exits.
+    devs=
+    passes=8
+    for word in $cmdline; do
+        case "$word" in
+        paprika.diskbench=*) devs=${word#paprika.diskbench=} ;;
+        paprika.diskpasses=*) passes=${word#paprika.diskpasses=} ;;
+        esac
+    done
+    for m in $(cat /lib/modules/pci.order); do
+        insmod /lib/modules/pci/$m || echo "PAPRIKA-LINUX insmod $m: failed"
+    done
+    us() {
+        if [ -r /proc/timer_list ]; then
+            while read -r a b c _; do
+                if [ "$a $b" = "now at" ]; then
+                    echo $((c / 1000))
+                    return
+                fi
+            done < /proc/timer_list
+        fi
+        read up _ < /proc/uptime
+        c=${up#*.}
+        c=${c#0}
+        echo $(( ${up%.*} * 1000000 + c * 10000 ))
+    }
+    irqs() {
+        awk -v n="$1" 'NR == 1 { c = NF } NR > 1 && index($0, n) { for (i = 2; i <= c + 1; i++) s += $i } END { print s + 0 }' /proc/interrupts
+    }
+    mark() {
+        echo "PAPRIKA-LINUX diskbench mark $1"
+        read -t 60 -r _ || true
+    }
+    for dev in $(echo "$devs" | tr , ' '); do
+        n=0
+        while [ ! -b /dev/$dev ] && [ $n -lt 60 ]; do
+            sleep 1
+            n=$((n + 1))
+        done
+        if [ ! -b /dev/$dev ]; then
+            echo "PAPRIKA-LINUX diskbench dev=$dev missing"
+            continue
+        fi
+        case "$dev" in
+        nvme*) irq=${dev%n*}q ;;
+        *) irq=$(basename "$(readlink -f /sys/block/$dev/device)")-req ;;
+        esac
+        mib=$(( $(blockdev --getsize64 /dev/$dev) >> 20 ))
+        flag=iflag=direct
+        dd if=/dev/$dev of=/dev/null bs=1M count=1 $flag 2>/dev/null || flag=
+        mode=${flag:+direct}
+        st=/sys/block/$dev/stat
+        for f in /sys/class/nvme/${dev%n*}/${dev%n*}c*n${dev##*n}/stat; do
+            [ -f "$f" ] && st=$f
+        done
+        set -- $(cat $st)
+        r0=$1 s0=$3 i0=$(irqs "$irq")
+        mark $dev-start
+        times=
+        p=0
+        while [ $p -lt $passes ]; do
+            [ -z "$flag" ] && sync && echo 3 > /proc/sys/vm/drop_caches
+            t0=$(us)
+            dd if=/dev/$dev of=/dev/null bs=1M count=$mib $flag 2>/dev/null
+            t1=$(us)
+            times="$times${times:+,}$((t1 - t0))"
+            p=$((p + 1))
+        done
+        mark $dev-end
+        set -- $(cat $st)
+        r1=$1 s1=$3 i1=$(irqs "$irq")
+        sum=$(md5sum < /dev/$dev | cut -d' ' -f1)
+        echo "PAPRIKA-LINUX diskbench dev=$dev bytes=$((mib << 20)) mode=${mode:-cached} us=$times reads=$((r1 - r0)) sectors=$((s1 - s0)) irqs=$((i1 - i0)) irq=$irq md5=$sum"
+    done
+    echo "PAPRIKA-LINUX diskbench done"
+    poweroff -f
+    ;;
 *" paprika.test=1 "*)
     failed=0
     check() {

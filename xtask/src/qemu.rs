@@ -401,6 +401,19 @@ pub fn run_scripted(
     Ok((outcome, sent))
 }
 
+/// [`run_scripted`] and [`run_until`] at once: types `script`, and kills QEMU's
+/// process group once `marker` appears. Returns how QEMU ended, whether
+/// `marker` was seen and how many steps were sent.
+pub fn run_scripted_until(
+    cmd: &Cmd,
+    log: &Path,
+    timeout: Duration,
+    marker: &str,
+    script: &[Input],
+) -> Result<(Outcome, bool, usize)> {
+    run_inner(cmd, log, timeout, Some(marker.as_bytes()), script)
+}
+
 /// Writes each step's text once its marker shows up in the console.
 struct Typist<'a> {
     script: &'a [Input],
@@ -825,6 +838,18 @@ mod tests {
         assert_eq!(sent, 0);
         assert!(out.status.is_none());
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "waiting\n");
+
+        // Typed, then killed at the marker its input produced.
+        let cmd = Cmd::new("sh").args(["-c", "echo go; read a; echo \"DONE $a\"; sleep 30"]);
+        let script = [Input {
+            after: "go",
+            send: "x\n",
+        }];
+        let (out, seen, sent) =
+            run_scripted_until(&cmd, &log, Duration::from_secs(20), "DONE x", &script).unwrap();
+        assert!(seen);
+        assert_eq!(sent, 1);
+        assert!(out.wall < Duration::from_secs(20));
         let _ = std::fs::remove_file(&log);
         let _ = std::fs::remove_file(stderr_log(&log));
     }
