@@ -16,6 +16,7 @@ pub mod host_clock;
 pub mod idle;
 pub mod manifest;
 pub mod snapshot;
+pub mod tlb;
 
 #[cfg(target_arch = "powerpc64")]
 pub mod hash;
