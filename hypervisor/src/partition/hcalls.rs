@@ -304,12 +304,11 @@ fn register_vpa(p: &Partition, flags: u64, proc: u64, addr: u64) -> HcallResult 
 }
 
 /// H_RPT_INVALIDATE of the partition's own (process-scoped) translations:
-/// exactly what `papr::hcall::decode_rpt_invalidate` says, with `tlbiel` on
-/// this thread when no other vCPU of the partition is in the guest, else with
-/// a broadcast `tlbie` (`partition::tlb`). A hash partition has no radix
-/// process-scoped translations; it keeps the whole-LPID flush.
+/// exactly what `papr::hcall::decode_rpt_invalidate` says (`serve_rpt`). A
+/// hash partition has no radix process-scoped translations; it keeps the
+/// whole-LPID flush. (A radix partition's call is normally served on the
+/// hcall fast path, `hcall_fast`; this is the same for what it declines.)
 fn rpt_invalidate(p: &Partition, v: &Vcpu, a: &[u64]) -> HcallResult {
-    use crate::arch::ppc64::{instr::ProcInval, mmu, spr};
     if let Some(r) = super::nested::rpt_invalidate_nested(p, a) {
         return r;
     }
@@ -319,8 +318,18 @@ fn rpt_invalidate(p: &Partition, v: &Vcpu, a: &[u64]) -> HcallResult {
         super::lpar::flush_lpid(p.lpid);
         return Ok([0; 4]);
     }
+    serve_rpt(p, v, what);
+    Ok([0; 4])
+}
+
+/// Invalidates what `what` names in a radix partition: with `tlbiel` on this
+/// thread when no other vCPU of the partition is in the guest, else with a
+/// broadcast `tlbie` (`partition::tlb`). Runs during an exit of `v` (LPIDR
+/// holds the partition's LPID), in real mode on the fast path.
+pub(super) fn serve_rpt(p: &Partition, v: &Vcpu, what: h::RptInvalidate) {
+    use crate::arch::ppc64::{instr::ProcInval, mmu, spr};
     let (pid_op, range) = match what {
-        h::RptInvalidate::Nothing => return Ok([0; 4]),
+        h::RptInvalidate::Nothing => return,
         h::RptInvalidate::Pid { pid, ric } => (
             Some(ProcInval::Pid {
                 pid,
@@ -354,7 +363,6 @@ fn rpt_invalidate(p: &Partition, v: &Vcpu, a: &[u64]) -> HcallResult {
             instr::tlbie_proc(p.lpid, ops, erat, stq);
         }
     }
-    Ok([0; 4])
 }
 
 /// Access size in bytes, as QEMU's and KVM's pseries take it (1, 2, 4 or 8).
