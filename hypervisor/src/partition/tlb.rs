@@ -82,9 +82,15 @@ impl Shootdown {
         }
     }
 
-    /// vCPU `vcpu` is about to enter the guest. `true`: it must first
-    /// invalidate its thread's process-scoped translations of the LPID.
-    pub fn enter(&self, vcpu: usize) -> bool {
+    /// vCPU `vcpu` of a partition of `vcpus` is about to enter the guest.
+    /// `true`: it must first invalidate its thread's process-scoped
+    /// translations of the LPID. A partition of one vCPU has no one to
+    /// coordinate with (nothing reads or sets the masks): no atomic at all on
+    /// its entries and exits.
+    pub fn enter(&self, vcpu: usize, vcpus: usize) -> bool {
+        if vcpus <= 1 {
+            return false;
+        }
         let b = bit(vcpu);
         self.in_guest.fetch_or(b, Ordering::SeqCst);
         if self.pending.load(Ordering::SeqCst) & b == 0 {
@@ -95,8 +101,11 @@ impl Shootdown {
         true
     }
 
-    /// vCPU `vcpu` left the guest (a full exit).
-    pub fn exit(&self, vcpu: usize) {
+    /// vCPU `vcpu` of a partition of `vcpus` left the guest (a full exit).
+    pub fn exit(&self, vcpu: usize, vcpus: usize) {
+        if vcpus <= 1 {
+            return;
+        }
         self.in_guest.fetch_and(!bit(vcpu), Ordering::Release);
     }
 
@@ -153,10 +162,10 @@ mod tests {
     #[test]
     fn alone_is_local_and_never_pending() {
         let s = Shootdown::new();
-        assert!(!s.enter(0));
-        s.exit(0);
+        assert!(!s.enter(0, 1));
+        s.exit(0, 1);
         assert_eq!(s.invalidate(0, 1), Reach::Local);
-        assert!(!s.enter(0));
+        assert!(!s.enter(0, 1));
     }
 
     #[test]
@@ -166,10 +175,10 @@ mod tests {
         assert_eq!(s.invalidate(0, 4), Reach::Local);
         // The caller itself is not marked; each other flushes on its next
         // entry, once.
-        assert!(!s.enter(0));
+        assert!(!s.enter(0, 4));
         for v in 1..4 {
-            assert!(s.enter(v));
-            assert!(!s.enter(v));
+            assert!(s.enter(v, 4));
+            assert!(!s.enter(v, 4));
         }
         assert_eq!(s.entry_flushes.load(Ordering::Relaxed), 3);
     }
@@ -177,15 +186,15 @@ mod tests {
     #[test]
     fn another_in_guest_broadcasts() {
         let s = Shootdown::new();
-        assert!(!s.enter(2));
+        assert!(!s.enter(2, 4));
         assert_eq!(s.invalidate(0, 4), Reach::Broadcast);
         // Leaving and coming back: flushed once more than needed, never less.
-        s.exit(2);
-        assert!(s.enter(2));
-        s.exit(2);
+        s.exit(2, 4);
+        assert!(s.enter(2, 4));
+        s.exit(2, 4);
         assert_eq!(s.invalidate(0, 4), Reach::Local);
         // Its own bit in the guest does not make the caller broadcast.
-        assert!(!s.enter(0));
+        assert!(!s.enter(0, 4));
         assert_eq!(s.invalidate(0, 1), Reach::Local);
         assert_eq!(s.broadcast.load(Ordering::Relaxed), 1);
     }
@@ -193,10 +202,10 @@ mod tests {
     #[test]
     fn sixty_four_vcpus() {
         let s = Shootdown::new();
-        assert!(!s.enter(63));
+        assert!(!s.enter(63, 64));
         assert_eq!(s.invalidate(0, 64), Reach::Broadcast);
-        s.exit(63);
-        assert!(s.enter(63));
+        s.exit(63, 64);
+        assert!(s.enter(63, 64));
     }
 
     /// Two threads race an entry against an invalidation many times: the
@@ -210,7 +219,7 @@ mod tests {
             let (s2, go2) = (s.clone(), go.clone());
             let enterer = std::thread::spawn(move || {
                 go2.wait();
-                s2.enter(1)
+                s2.enter(1, 2)
             });
             go.wait();
             let reach = s.invalidate(0, 2);
