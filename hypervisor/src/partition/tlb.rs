@@ -87,10 +87,15 @@ impl Shootdown {
     /// translations of the LPID. A partition of one vCPU has no one to
     /// coordinate with (nothing reads or sets the masks): no atomic at all on
     /// its entries and exits.
+    #[inline(always)]
     pub fn enter(&self, vcpu: usize, vcpus: usize) -> bool {
-        if vcpus <= 1 {
-            return false;
-        }
+        vcpus > 1 && self.enter_shared(vcpu)
+    }
+
+    /// [`Self::enter`] of a partition with more than one vCPU (out of line: the
+    /// full exit path of a one-vCPU partition pays one compare).
+    #[inline(never)]
+    fn enter_shared(&self, vcpu: usize) -> bool {
         let b = bit(vcpu);
         self.in_guest.fetch_or(b, Ordering::SeqCst);
         if self.pending.load(Ordering::SeqCst) & b == 0 {
@@ -102,6 +107,7 @@ impl Shootdown {
     }
 
     /// vCPU `vcpu` of a partition of `vcpus` left the guest (a full exit).
+    #[inline(always)]
     pub fn exit(&self, vcpu: usize, vcpus: usize) {
         if vcpus <= 1 {
             return;
