@@ -126,7 +126,7 @@ const PA_FEATURES: &[(usize, u8)] = &[
     (28, 0x80),            // performance monitor
     (32, 0x80),            // LE atomics
     (34, 0xc0),            // EBB, extended EBB
-    (PA_RADIX_BYTE, 0x80), // radix MMU (Linux: MMU_FTR_TYPE_RADIX | GTSE)
+    (PA_RADIX_BYTE, 0x80), // radix MMU (Linux: MMU_FTR_TYPE_RADIX; GTSE per vec5)
     (42, 0x80),            // PM facilities (ISA 3.0)
     (44, 0x80),            // PC-relative addressing
     (46, 0x80),            // system-call vectored (scv)
@@ -257,9 +257,12 @@ pub struct VphbFunction {
     pub msix: u32,
 }
 
-/// `ibm,architecture-vec-5` for a radix guest with GTSE that must use XIVE
-/// exploitation mode: OV5 byte 23 = 0x40 (XIVE only), 24 = 0x40 (radix only),
-/// 26 = 0x40 (GTSE). Byte 0 is the OV5 length minus one.
+/// `ibm,architecture-vec-5` for a radix guest that must use XIVE exploitation
+/// mode: OV5 byte 23 = 0x40 (XIVE only), 24 = 0x40 (radix only), 26 = 0 (no
+/// GTSE: the guest invalidates its translations with H_RPT_INVALIDATE, which
+/// `ibm,hypertas-functions` lists as "hcall-rpt-invalidate", and the
+/// hypervisor decides whether an invalidation must be broadcast;
+/// `partition::tlb`). Byte 0 is the OV5 length minus one.
 pub fn vec5_radix_xive() -> Vec<u8> {
     vec5(0x40)
 }
@@ -310,7 +313,7 @@ fn vec5(intc: u8) -> Vec<u8> {
     v[0] = (OV5_GTSE_BYTE - 1) as u8;
     v[OV5_INTC_BYTE] = intc;
     v[OV5_MMU_BYTE] = 0x40;
-    v[OV5_GTSE_BYTE] = 0x40;
+    // Byte 26 stays 0: GTSE not offered (see `vec5_radix_xive`).
     v
 }
 
@@ -1167,10 +1170,11 @@ mod tests {
             // Length byte: OV5 bytes present minus one.
             assert_eq!(v[0] as usize, v.len() - 2);
             assert_eq!(v.len(), 27);
-            // early_check_vec5: longer than index 24, radix-only, GTSE.
+            // early_check_vec5: longer than index 24, radix-only, no GTSE
+            // (Linux then clears MMU_FTR_GTSE and uses H_RPT_INVALIDATE).
             assert!(v.len() > OV5_MMU_BYTE);
             assert_eq!(v[OV5_MMU_BYTE] & 0xc0, 0x40);
-            assert_eq!(v[OV5_GTSE_BYTE] & 0x40, 0x40);
+            assert_eq!(v[OV5_GTSE_BYTE] & 0x40, 0);
             assert_eq!(v[OV5_INTC_BYTE], intc);
             let others = v
                 .iter()

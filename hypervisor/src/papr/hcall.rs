@@ -371,25 +371,103 @@ pub const H_RPTI_TYPE_PWC: u64 = 0x4;
 pub const H_RPTI_TYPE_PRT: u64 = 0x8;
 pub const H_RPTI_TYPE_ALL: u64 = H_RPTI_TYPE_TLB | H_RPTI_TYPE_PWC | H_RPTI_TYPE_PRT;
 
-/// A checked H_RPT_INVALIDATE(pid, target, type, page_sizes, start, end).
+/// H_RPT_INVALIDATE page-size bits (Linux `hvcall.h` H_RPTI_PAGE_*): the radix
+/// page sizes a partition's process-scoped tables may map, each with its shift
+/// and the AP (actual page size) code `tlbie` takes in RB 56:58 (Power ISA
+/// v3.0B Book III 6.7.5.3, the values of `ibm,processor-radix-AP-encodings`).
+pub const RPT_PAGE_SIZES: [(u64, u32, u8); 4] = [
+    (0x1, 12, 0), // 4 KiB
+    (0x2, 16, 5), // 64 KiB
+    (0x4, 21, 1), // 2 MiB
+    (0x8, 30, 2), // 1 GiB
+];
+
+/// At most this many page invalidations serve one ranged H_RPT_INVALIDATE; a
+/// range that needs more is served as one invalidation of the whole PID (as
+/// Linux's `tlb_single_page_flush_ceiling`, 33 pages, and KVM's ceiling).
+pub const RPT_PAGE_CEILING: u64 = 33;
+
+/// Radix invalidation control (`tlbie` RIC, Book III 6.7.5.3): what of a PID's
+/// cached translation state goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RptInvalidate {
-    /// Process-scoped translations of the partition: flush them.
-    Flush,
+pub enum Ric {
+    /// RIC = 0: TLB entries.
+    Tlb = 0,
+    /// RIC = 1: the page-walk cache.
+    Pwc = 1,
+    /// RIC = 2: TLB, page-walk cache and cached process-table entries.
+    All = 2,
 }
 
-/// Checks H_RPT_INVALIDATE's arguments as KVM-HV (`kvmppc_h_rpt_invalidate`)
-/// does for a radix guest that is not a nested hypervisor: a range ending
-/// before it starts is H_P5 (checked first), a NESTED (partition-scoped)
-/// request is H_FUNCTION (KVM without nesting). Everything else succeeds: KVM
-/// flushes what the type, PID, page-size and range bits name and ignores bits
-/// it does not know; Paprika flushes the whole LPID, which covers any of them
-/// (a process-scoped request can only name the partition's own translations).
+/// What one H_RPT_INVALIDATE of the partition's own (process-scoped)
+/// translations asks the hypervisor to invalidate, in the caller's LPID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RptInvalidate {
+    /// Nothing names a translation that can exist: no TLB, PWC or PRT type
+    /// bit, an empty range, no page size the partition can map, or a PID no
+    /// PIDR can hold.
+    Nothing,
+    /// All of one PID's translations of the kind `ric` says.
+    Pid { pid: u32, ric: Ric },
+    /// The TLB entries of `[start, end)` for each page size in `sizes` (an
+    /// H_RPTI_PAGE_* mask, only sizes in [`RPT_PAGE_SIZES`]), with the PID's
+    /// page-walk cache first when `pwc`. [`rpt_pages`] lists them; there are
+    /// at most [`RPT_PAGE_CEILING`].
+    Range {
+        pid: u32,
+        pwc: bool,
+        sizes: u64,
+        start: u64,
+        end: u64,
+    },
+}
+
+/// The page invalidations of a [`RptInvalidate::Range`]: (effective address
+/// of the page, AP code) for every page of each named size that overlaps
+/// `[start, end)`, the first one aligned down to its size.
+pub fn rpt_pages(sizes: u64, start: u64, end: u64) -> impl Iterator<Item = (u64, u8)> {
+    RPT_PAGE_SIZES
+        .iter()
+        .filter(move |&&(bit, _, _)| sizes & bit != 0)
+        .flat_map(move |&(_, shift, ap)| {
+            let first = start >> shift;
+            let count = pages_spanned(start, end, shift);
+            (0..count).map(move |i| ((first + i) << shift, ap))
+        })
+}
+
+/// Pages of `1 << shift` bytes that overlap `[start, end)` (`end` exclusive;
+/// `end == u64::MAX` counts the last byte too).
+fn pages_spanned(start: u64, end: u64, shift: u32) -> u64 {
+    if end <= start {
+        return 0;
+    }
+    let last = if end == u64::MAX { end } else { end - 1 };
+    (last >> shift) - (start >> shift) + 1
+}
+
+/// Checks H_RPT_INVALIDATE(pid, target, type, page_sizes, start, end) as
+/// KVM-HV (`kvmppc_h_rpt_invalidate`) does for a radix guest that is not a
+/// nested hypervisor: a range ending before it starts is H_P5 (checked first),
+/// a NESTED (partition-scoped) request is H_FUNCTION (the caller serves it for
+/// a nested partition before asking here). Everything else succeeds, and says
+/// precisely what to invalidate (Linux `hvcall.h` semantics; the target bits
+/// need nothing beyond the caller's MMU: no partition has a nest-MMU user):
+///
+/// - PRT (process-table entries) can only go with RIC = 2, which takes the
+///   PID's TLB and page-walk cache with it: the whole PID, RIC = 2.
+/// - TLB over everything (`start = 0, end = u64::MAX`), or a range needing
+///   more than [`RPT_PAGE_CEILING`] page invalidations over all its page
+///   sizes: the whole PID, RIC = 0 (RIC = 2 if PWC is asked too).
+/// - TLB over a smaller range: those pages, page by page, after RIC = 1 for
+///   the PID if PWC is asked (a page-walk cache cannot be invalidated by
+///   address).
+/// - PWC alone: RIC = 1 for the PID.
 pub fn decode_rpt_invalidate(
-    _pid: u64,
+    pid: u64,
     _target: u64,
     kind: u64,
-    _page_sizes: u64,
+    page_sizes: u64,
     start: u64,
     end: u64,
 ) -> Result<RptInvalidate, HcallError> {
@@ -399,7 +477,50 @@ pub fn decode_rpt_invalidate(
     if kind & H_RPTI_TYPE_NESTED != 0 {
         return Err(HcallError::Function);
     }
-    Ok(RptInvalidate::Flush)
+    // PIDR holds 32 bits (Book III 5.7.6.1; POWER9 and Power10 implement 20,
+    // `ibm,mmu-pid-bits`): a larger PID has no translations.
+    let Ok(pid) = u32::try_from(pid) else {
+        return Ok(RptInvalidate::Nothing);
+    };
+    let (tlb, pwc) = (kind & H_RPTI_TYPE_TLB != 0, kind & H_RPTI_TYPE_PWC != 0);
+    if kind & H_RPTI_TYPE_PRT != 0 {
+        return Ok(RptInvalidate::Pid { pid, ric: Ric::All });
+    }
+    let whole = |pwc: bool| RptInvalidate::Pid {
+        pid,
+        ric: if pwc { Ric::All } else { Ric::Tlb },
+    };
+    if !tlb {
+        return Ok(if pwc {
+            RptInvalidate::Pid { pid, ric: Ric::Pwc }
+        } else {
+            RptInvalidate::Nothing
+        });
+    }
+    if start == 0 && end == u64::MAX {
+        return Ok(whole(pwc));
+    }
+    let sizes = RPT_PAGE_SIZES
+        .iter()
+        .filter(|&&(bit, _, _)| page_sizes & bit != 0)
+        .fold(0, |m, &(bit, _, _)| m | bit);
+    let pages: u64 = RPT_PAGE_SIZES
+        .iter()
+        .filter(|&&(bit, _, _)| sizes & bit != 0)
+        .map(|&(_, shift, _)| pages_spanned(start, end, shift))
+        .fold(0u64, u64::saturating_add);
+    Ok(match pages {
+        0 if pwc => RptInvalidate::Pid { pid, ric: Ric::Pwc },
+        0 => RptInvalidate::Nothing,
+        n if n > RPT_PAGE_CEILING => whole(pwc),
+        _ => RptInvalidate::Range {
+            pid,
+            pwc,
+            sizes,
+            start,
+            end,
+        },
+    })
 }
 
 /// H_PAGE_INIT flags (PAPR: H_ZERO_PAGE, H_COPY_PAGE, cache hints).
@@ -923,16 +1044,21 @@ mod tests {
 
     #[test]
     fn rpt_invalidate_types_as_linux() {
-        let ok = Ok(RptInvalidate::Flush);
-        // Linux's full flush (H_RPTI_TYPE_ALL = TLB|PWC|PRT = 0xe) and each bit.
+        // Linux's full flush (H_RPTI_TYPE_ALL = TLB|PWC|PRT = 0xe) and each bit,
+        // over everything: the whole PID, RIC as the bits need.
         assert_eq!(H_RPTI_TYPE_ALL, 0xe);
-        for t in [
-            H_RPTI_TYPE_ALL,
-            H_RPTI_TYPE_TLB,
-            H_RPTI_TYPE_PWC,
-            H_RPTI_TYPE_PRT,
+        let pid = |ric| Ok(RptInvalidate::Pid { pid: 1, ric });
+        for (t, ric) in [
+            (H_RPTI_TYPE_ALL, Ric::All),
+            (H_RPTI_TYPE_TLB, Ric::Tlb),
+            (H_RPTI_TYPE_PWC, Ric::Pwc),
+            (H_RPTI_TYPE_PRT, Ric::All),
+            (H_RPTI_TYPE_TLB | H_RPTI_TYPE_PWC, Ric::All),
         ] {
-            assert_eq!(decode_rpt_invalidate(1, 1, t, u64::MAX, 0, u64::MAX), ok);
+            assert_eq!(
+                decode_rpt_invalidate(1, 1, t, u64::MAX, 0, u64::MAX),
+                pid(ric)
+            );
         }
         // NESTED (partition-scoped, for a nested hypervisor): KVM without nesting.
         assert_eq!(
@@ -948,8 +1074,126 @@ mod tests {
             decode_rpt_invalidate(1, 1, H_RPTI_TYPE_NESTED, 1, 0x2000, 0x1000),
             Err(HcallError::P5)
         );
-        // Other bits are not checked by KVM: PID, target, page sizes.
-        assert_eq!(decode_rpt_invalidate(u64::MAX, 7, 0x2, 0x1, 5, 5), ok);
+        // Target bits are not checked (KVM); an empty range, no known type or
+        // page size, or a PID beyond PIDR's 32 bits names nothing.
+        assert_eq!(
+            decode_rpt_invalidate(1, 7, 0x2, 0x1, 5, 5),
+            Ok(RptInvalidate::Nothing)
+        );
+        assert_eq!(
+            decode_rpt_invalidate(1, 1, 0x10, u64::MAX, 0, u64::MAX),
+            Ok(RptInvalidate::Nothing)
+        );
+        assert_eq!(
+            decode_rpt_invalidate(1, 1, H_RPTI_TYPE_TLB, 0x30, 0x1000, 0x2000),
+            Ok(RptInvalidate::Nothing)
+        );
+        assert_eq!(
+            decode_rpt_invalidate(1 << 32, 1, H_RPTI_TYPE_ALL, u64::MAX, 0, u64::MAX),
+            Ok(RptInvalidate::Nothing)
+        );
+        // PWC with a range that has no page of a known size: still the PID's
+        // walk cache.
+        assert_eq!(
+            decode_rpt_invalidate(3, 1, H_RPTI_TYPE_TLB | H_RPTI_TYPE_PWC, 0, 0x1000, 0x2000),
+            Ok(RptInvalidate::Pid {
+                pid: 3,
+                ric: Ric::Pwc
+            })
+        );
+    }
+
+    #[test]
+    fn rpt_invalidate_ranges_are_precise() {
+        // Linux's user flush of one 64 KiB page (radix__flush_tlb_page without
+        // GTSE): that page, nothing else.
+        let one = decode_rpt_invalidate(
+            7,
+            1,
+            H_RPTI_TYPE_TLB,
+            0x2,
+            0x7fff_0000,
+            0x7fff_0000 + 0x1_0000,
+        );
+        let r = RptInvalidate::Range {
+            pid: 7,
+            pwc: false,
+            sizes: 0x2,
+            start: 0x7fff_0000,
+            end: 0x8000_0000,
+        };
+        assert_eq!(one, Ok(r));
+        assert_eq!(
+            rpt_pages(0x2, 0x7fff_0000, 0x8000_0000).collect::<Vec<_>>(),
+            [(0x7fff_0000, 5)]
+        );
+        // All page sizes over 64 KiB of a 2 MiB block: 16 4K, one 64K, the 2M
+        // and the 1G page that contain it (aligned down), AP codes as the ISA.
+        let start = 0xc000_0000_0123_0000u64;
+        let v: Vec<_> = rpt_pages(u64::MAX, start, start + 0x1_0000).collect();
+        assert_eq!(v.len(), 19);
+        assert_eq!(v[0], (start, 0));
+        assert_eq!(v[15], (start + 0xf000, 0));
+        assert_eq!(v[16], (start, 5));
+        assert_eq!(v[17], (start & !0x1f_ffff, 1));
+        assert_eq!(v[18], (start & !0x3fff_ffff, 2));
+        assert_eq!(
+            decode_rpt_invalidate(
+                0,
+                1,
+                H_RPTI_TYPE_TLB | H_RPTI_TYPE_PWC,
+                u64::MAX,
+                start,
+                start + 0x1_0000
+            ),
+            Ok(RptInvalidate::Range {
+                pid: 0,
+                pwc: true,
+                sizes: 0xf,
+                start,
+                end: start + 0x1_0000
+            })
+        );
+        // Linux's kernel range (TLB|PWC|PRT): process-table entries need RIC 2.
+        assert_eq!(
+            decode_rpt_invalidate(0, 3, H_RPTI_TYPE_ALL, u64::MAX, start, start + 0x1_0000),
+            Ok(RptInvalidate::Pid {
+                pid: 0,
+                ric: Ric::All
+            })
+        );
+        // At the ceiling page by page; one page more is the whole PID.
+        let ceil = RPT_PAGE_CEILING << 12;
+        assert!(matches!(
+            decode_rpt_invalidate(2, 1, H_RPTI_TYPE_TLB, 0x1, 0x10_0000, 0x10_0000 + ceil),
+            Ok(RptInvalidate::Range { .. })
+        ));
+        assert_eq!(
+            rpt_pages(0x1, 0x10_0000, 0x10_0000 + ceil).count() as u64,
+            RPT_PAGE_CEILING
+        );
+        assert_eq!(
+            decode_rpt_invalidate(2, 1, H_RPTI_TYPE_TLB, 0x1, 0x10_0000, 0x10_0000 + ceil + 1),
+            Ok(RptInvalidate::Pid {
+                pid: 2,
+                ric: Ric::Tlb
+            })
+        );
+        // A range to the top of the address space counts its last page and
+        // does not overflow.
+        assert_eq!(pages_spanned(u64::MAX - 0xfff, u64::MAX, 12), 1);
+        assert_eq!(
+            decode_rpt_invalidate(2, 1, H_RPTI_TYPE_TLB, u64::MAX, 1 << 40, u64::MAX),
+            Ok(RptInvalidate::Pid {
+                pid: 2,
+                ric: Ric::Tlb
+            })
+        );
+        // An unaligned range covers the pages it touches.
+        assert_eq!(
+            rpt_pages(0x1, 0x1fff, 0x2001).collect::<Vec<_>>(),
+            [(0x1000, 0), (0x2000, 0)]
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! H_PUT_TERM_CHAR or H_PROD in r3, the exit code instead saves only the registers
 //! the ELFv2 ABI lets a callee clobber, and calls [`paprika_hcall_fast`] in real
 //! mode on the host stack; if it handles the call, the guest resumes with one
-//! `hrfid`.
+//! `hrfid`. H_RPT_INVALIDATE of a radix partition is served here too: a radix
+//! Linux makes one per page-table change it must make visible (every code
+//! patch at boot: about 34,000), and `partition::tlb` usually serves it with a
+//! `tlbiel` on this thread.
 //!
 //! Conditions (all must hold; otherwise it returns 0 having changed nothing, and the
 //! full exit runs as before):
@@ -37,8 +40,10 @@
 //!   full exit path already relies on.) No SPR is read or written except
 //!   HSRR0/1 (from SRR0/1, which `sc` set and the full path would also restore), so
 //!   SRR0/1, SPRG0-3, DAR/DSISR, DEC, HDEC and the lazily switched registers are
-//!   what the full path would have left too. HDEC keeps counting: the 10 ms slice
-//!   still ends in an exit that polls OPAL.
+//!   what the full path would have left too (H_RPT_INVALIDATE also reads the
+//!   PVR when it broadcasts, and its `tlbiel` takes the guest's LPID from
+//!   LPIDR). HDEC keeps counting: the 10 ms slice still ends in an exit that
+//!   polls OPAL.
 //! - Interrupts stay off (MSR[EE] = 0): a doorbell (prod, stop, start) or HDEC that
 //!   arrives meanwhile stays pending and exits the guest right after the resume.
 //! - While it runs, `PerCpu::in_guest` is clear, so a fault here is reported as a
@@ -112,8 +117,25 @@ fn serve(regs: *mut GuestRegs, me: &percpu::PerCpu) -> Option<()> {
                 }
             }
         }
+        h::H_RPT_INVALIDATE => rpt_invalidate(p, v, g)?,
         _ => return None,
     }
+    Some(())
+}
+
+/// H_RPT_INVALIDATE of a radix partition's own translations, as
+/// `hcalls::rpt_invalidate` serves it (`hcalls::serve_rpt`). A NESTED request,
+/// a hash partition and any argument error take the full path. In real mode
+/// the local invalidation does not cost the hypervisor its own translations
+/// (under QEMU a by-PID `tlbiel` empties the thread's whole software TLB,
+/// which the full path, running translated, then refills entry by entry).
+#[inline(never)]
+fn rpt_invalidate(p: &super::lpar::Partition, v: &vcpu::Vcpu, g: &[u64; 32]) -> Option<()> {
+    if g[6] & h::H_RPTI_TYPE_NESTED != 0 || p.hash_active() {
+        return None;
+    }
+    let what = h::decode_rpt_invalidate(g[4], g[5], g[6], g[7], g[8], g[9]).ok()?;
+    hcalls::serve_rpt(p, v, what);
     Some(())
 }
 

@@ -35,7 +35,7 @@ pub fn dispatch(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) -> Next {
         h::H_GET_CPU_CHARACTERISTICS => cpu_characteristics(),
         h::H_PAGE_INIT => page_init(p, g[4], g[5], g[6]),
         h::H_REGISTER_VPA => register_vpa(p, g[4], g[5], g[6]),
-        h::H_RPT_INVALIDATE => rpt_invalidate(p, &g[4..10]),
+        h::H_RPT_INVALIDATE => rpt_invalidate(p, v, &g[4..10]),
         h::H_LOGICAL_CI_LOAD => ci_load(p, g[4], g[5]),
         h::H_LOGICAL_CI_STORE => ci_store(p, g[4], g[5], g[6]),
         op if (h::H_INT_GET_SOURCE_INFO..=h::H_INT_RESET).contains(&op) => {
@@ -306,17 +306,66 @@ fn register_vpa(p: &Partition, flags: u64, proc: u64, addr: u64) -> HcallResult 
     Ok([0; 4])
 }
 
-fn rpt_invalidate(p: &Partition, a: &[u64]) -> HcallResult {
+/// H_RPT_INVALIDATE of the partition's own (process-scoped) translations:
+/// exactly what `papr::hcall::decode_rpt_invalidate` says (`serve_rpt`). A
+/// hash partition has no radix process-scoped translations; it keeps the
+/// whole-LPID flush. (A radix partition's call is normally served on the
+/// hcall fast path, `hcall_fast`; this is the same for what it declines.)
+fn rpt_invalidate(p: &Partition, v: &Vcpu, a: &[u64]) -> HcallResult {
     if let Some(r) = super::nested::rpt_invalidate_nested(p, a) {
         return r;
     }
     let arg = |i: usize| a.get(i).copied().unwrap_or(0);
-    match h::decode_rpt_invalidate(arg(0), arg(1), arg(2), arg(3), arg(4), arg(5))? {
-        // Only the partition's own translations can be named, so flushing all of
-        // the LPID is always correct.
-        h::RptInvalidate::Flush => super::lpar::flush_lpid(p.lpid),
+    let what = h::decode_rpt_invalidate(arg(0), arg(1), arg(2), arg(3), arg(4), arg(5))?;
+    if p.hash_active() {
+        super::lpar::flush_lpid(p.lpid);
+        return Ok([0; 4]);
     }
+    serve_rpt(p, v, what);
     Ok([0; 4])
+}
+
+/// Invalidates what `what` names in a radix partition: with `tlbiel` on this
+/// thread when no other vCPU of the partition is in the guest, else with a
+/// broadcast `tlbie` (`partition::tlb`). Runs during an exit of `v` (LPIDR
+/// holds the partition's LPID), in real mode on the fast path.
+pub(super) fn serve_rpt(p: &Partition, v: &Vcpu, what: h::RptInvalidate) {
+    use crate::arch::ppc64::{instr::ProcInval, mmu, spr};
+    let (pid_op, range) = match what {
+        h::RptInvalidate::Nothing => return,
+        h::RptInvalidate::Pid { pid, ric } => (
+            Some(ProcInval::Pid {
+                pid,
+                ric: ric as u8,
+            }),
+            None,
+        ),
+        h::RptInvalidate::Range {
+            pid,
+            pwc,
+            sizes,
+            start,
+            end,
+        } => (
+            pwc.then_some(ProcInval::Pid {
+                pid,
+                ric: h::Ric::Pwc as u8,
+            }),
+            Some((pid, sizes, start, end)),
+        ),
+    };
+    let ops = pid_op
+        .into_iter()
+        .chain(range.into_iter().flat_map(|(pid, sizes, start, end)| {
+            h::rpt_pages(sizes, start, end).map(move |(va, ap)| ProcInval::Page { pid, va, ap })
+        }));
+    match p.tlb.invalidate(v.id as usize, p.vcpus.len()) {
+        super::tlb::Reach::Local => instr::tlbiel_proc(ops, mmu::tlb_sets()),
+        super::tlb::Reach::Broadcast => {
+            let (erat, stq) = super::tlb::p9_tlbie_fixups(spr::pvr::read() as u32);
+            instr::tlbie_proc(p.lpid, ops, erat, stq);
+        }
+    }
 }
 
 /// Access size in bytes, as QEMU's and KVM's pseries take it (1, 2, 4 or 8).

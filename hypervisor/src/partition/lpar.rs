@@ -106,6 +106,10 @@ pub struct Partition {
     /// LPCR[GTSE]: the guest may tlbie its process-scoped entries (offered before
     /// any registration; then as H_REGISTER_PROC_TBL's GTSE flag says).
     pub gtse: AtomicBool,
+    /// Which vCPUs are in the guest and which must drop their thread's
+    /// process-scoped translations before entering (H_RPT_INVALIDATE,
+    /// `partition::tlb`).
+    pub tlb: super::tlb::Shootdown,
     /// The emulated XIVE (exploitation mode) the guest drives through H_INT_*
     /// and its TIMA/ESB pages (`xive`), with each vCPU's pending state mirrored
     /// for the lock-free entry check (`xive::SharedXive`); lock order: taken last.
@@ -568,6 +572,13 @@ impl Partition {
                 v.exits.line(crate::arch::ppc64::timer::ticks_per_us())
             );
         }
+        info!(
+            "PAPRIKA lpar-tlb: {} local={} broadcast={} entry_flushes={}",
+            self.name,
+            self.tlb.local.load(Ordering::Relaxed),
+            self.tlb.broadcast.load(Ordering::Relaxed),
+            self.tlb.entry_flushes.load(Ordering::Relaxed)
+        );
         if matches!(reason, StopReason::Fault(_)) {
             super::vcpu::dump(self);
         }
@@ -1288,6 +1299,7 @@ fn build_partition(
         epoch: AtomicU32::new(0),
         proc_tbl: AtomicU64::new(0),
         gtse: AtomicBool::new(true),
+        tlb: super::tlb::Shootdown::new(),
         xive: SharedXive::new(xive),
         xics: spin::Mutex::new(Xics::new(spec.vcpus, &lisns)),
         vio,

@@ -17,6 +17,7 @@ pub mod idle;
 pub mod manifest;
 pub mod snapshot;
 pub mod teardown;
+pub mod tlb;
 
 #[cfg(target_arch = "powerpc64")]
 pub mod hash;

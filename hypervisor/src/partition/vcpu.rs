@@ -707,6 +707,11 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
         // resumes), as KVM-HV counts every entry.
         set_dispatched(p, v, true, ctx);
         switch_in(p, ctx, mer, hfscr);
+        // Another vCPU invalidated translations locally while this one was out
+        // of the guest: drop this thread's (LPIDR is loaded; `partition::tlb`).
+        if p.tlb.enter(v.id as usize, p.vcpus.len()) {
+            instr::tlbiel_lpid_proc(p.lpid, crate::arch::ppc64::mmu::tlb_sets());
+        }
         // SAFETY: the PATE for this LPID maps only the partition's memory, HV is
         // clear in the MSR we enter with, and `switch_in` loaded the guest SPRs.
         let vector = unsafe {
@@ -717,6 +722,7 @@ fn run(p: &Partition, v: &Vcpu, epoch: u32) {
                 guest::enter(&mut ctx.regs)
             }
         };
+        p.tlb.exit(v.id as usize, p.vcpus.len());
         switch_out(ctx);
         let (pc, msr) = exit_pc_msr(&ctx.regs);
         ctx.regs.pc = pc;

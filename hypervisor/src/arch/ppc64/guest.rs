@@ -217,6 +217,8 @@ paprika_guest_exit:
     beq paprika_hcall_fast_entry
     cmpldi 3, {h_put_term_char}
     beq paprika_hcall_fast_entry
+    cmpldi 3, {h_rpt_invalidate}
+    beq paprika_hcall_fast_entry
 2:  PAPRIKA_GX_SAVE_VOLATILE 11, GX_, PCX_
     /* The fast path joins here when it declines: r0-r12, CR, LR, CTR and XER are
        saved, r11 = GuestRegs, r12 = vector, r14-r31 still the guest's. */
@@ -384,6 +386,7 @@ paprika_guest_return:
     pc_toc = const percpu::PC_TOC,
     h_put_term_char = const crate::papr::hcall::H_PUT_TERM_CHAR,
     h_prod = const crate::papr::hcall::H_PROD,
+    h_rpt_invalidate = const crate::papr::hcall::H_RPT_INVALIDATE,
     host_frame = const HOST_FRAME,
     uv_return = const crate::uv::UV_RETURN,
 );

@@ -165,6 +165,150 @@ pub fn tlbie_lpid(lpid: u32) {
     };
 }
 
+// Process-scoped (PRS = 1) radix invalidations of a partition's translations,
+// for H_RPT_INVALIDATE (`partition::tlb`): tlbie (XO 306) and tlbiel (XO 274)
+// with RIC 0/1/2. RB: EPN (bits 0:51), IS (52:53), AP (56:58); for tlbiel the
+// set number (40:51). RS: PID (bits 0:31) and, for tlbie, LPID (32:63); tlbiel
+// takes the LPID from LPIDR (Power ISA v3.0B Book III 6.7.5.3-4).
+const TLBIE_P_RIC0: u32 = tlbie_enc!(306, 0, 1, 1);
+const TLBIE_P_RIC1: u32 = tlbie_enc!(306, 1, 1, 1);
+const TLBIE_P_RIC2: u32 = tlbie_enc!(306, 2, 1, 1);
+const TLBIE_PART_RIC0: u32 = tlbie_enc!(306, 0, 0, 1);
+const TLBIEL_P_RIC0: u32 = tlbie_enc!(274, 0, 1, 1);
+const TLBIEL_P_RIC1: u32 = tlbie_enc!(274, 1, 1, 1);
+const TLBIEL_P_RIC2: u32 = tlbie_enc!(274, 2, 1, 1);
+
+/// RB's IS field: by address (0), by PID (1), by LPID (2).
+const IS_VA: u64 = 0;
+const IS_PID: u64 = 1 << 10;
+const IS_LPID: u64 = 2 << 10;
+
+/// One `tlbie` (`local` false) or `tlbiel` of process-scoped radix entries with
+/// RIC `ric` (0, 1 or 2). No barrier: callers bracket a batch.
+#[inline(always)]
+fn tlbi_p(local: bool, ric: u8, rb: u64, rs: u64) {
+    // SAFETY: invalidating translations is always safe; the instruction has no
+    // other effect.
+    unsafe {
+        match (local, ric) {
+            (false, 0) => {
+                asm!(".long {a}", a = const TLBIE_P_RIC0, in("r4") rb, in("r5") rs, options(nostack))
+            }
+            (false, 1) => {
+                asm!(".long {a}", a = const TLBIE_P_RIC1, in("r4") rb, in("r5") rs, options(nostack))
+            }
+            (false, _) => {
+                asm!(".long {a}", a = const TLBIE_P_RIC2, in("r4") rb, in("r5") rs, options(nostack))
+            }
+            (true, 0) => {
+                asm!(".long {a}", a = const TLBIEL_P_RIC0, in("r4") rb, in("r5") rs, options(nostack))
+            }
+            (true, 1) => {
+                asm!(".long {a}", a = const TLBIEL_P_RIC1, in("r4") rb, in("r5") rs, options(nostack))
+            }
+            (true, _) => {
+                asm!(".long {a}", a = const TLBIEL_P_RIC2, in("r4") rb, in("r5") rs, options(nostack))
+            }
+        }
+    }
+}
+
+/// One process-scoped radix invalidation of a partition's translations
+/// (`partition::tlb`): by PID or by page, on this thread (`tlbiel`) or on all
+/// (`tlbie`).
+#[derive(Clone, Copy, Debug)]
+pub enum ProcInval {
+    /// Everything of `pid` that RIC `ric` (0 TLB, 1 walk cache, 2 all) names.
+    Pid { pid: u32, ric: u8 },
+    /// The TLB entry of `pid` for the page at `va` of size code `ap`.
+    Page { pid: u32, va: u64, ap: u8 },
+}
+
+/// Process-scoped invalidations of LPID `lpid` on this thread only, each
+/// `tlbiel` followed by the sets a by-PID `tlbiel` must also visit (`sets`: the
+/// TLB's congruence classes, RIC 0 in sets 1.. as Linux's `_tlbiel_pid`), then
+/// `ptesync`. LPIDR must hold `lpid` (the caller serves an exit of that
+/// partition, whose LPIDR `switch_in` loaded).
+pub fn tlbiel_proc(ops: impl Iterator<Item = ProcInval>, sets: u32) {
+    ptesync();
+    for op in ops {
+        match op {
+            ProcInval::Pid { pid, ric } => {
+                let rs = u64::from(pid) << 32;
+                tlbi_p(true, ric, IS_PID, rs);
+                if ric != 1 {
+                    for set in 1..u64::from(sets) {
+                        tlbi_p(true, 0, (set << 12) | IS_PID, rs);
+                    }
+                }
+            }
+            ProcInval::Page { pid, va, ap } => {
+                let rb = (va & !0xfff) | (u64::from(ap & 7) << 5) | IS_VA;
+                tlbi_p(true, 0, rb, u64::from(pid) << 32);
+            }
+        }
+    }
+    ptesync();
+}
+
+/// Every process-scoped translation of LPID `lpid` on this thread (IS = 2,
+/// RIC = 2 then RIC = 0 over the other sets, as Linux's
+/// `_tlbiel_lpid_guest`): what a vCPU does before entering when another
+/// thread invalidated while it was out of the guest. LPIDR must hold `lpid`.
+pub fn tlbiel_lpid_proc(lpid: u32, sets: u32) {
+    let rs = u64::from(lpid);
+    ptesync();
+    tlbi_p(true, 2, IS_LPID, rs);
+    for set in 1..u64::from(sets) {
+        tlbi_p(true, 0, (set << 12) | IS_LPID, rs);
+    }
+    ptesync();
+}
+
+/// Process-scoped invalidations of LPID `lpid` on every thread (`tlbie`), with
+/// the global completion sequence, and on POWER9 the errata workarounds
+/// `partition::tlb::p9_tlbie_fixups` names (`erat`, `stq`) after the last one:
+/// a `tlbie` of LPID 0 and the last `tlbie` repeated, each after a `ptesync`,
+/// on an address nothing uses (2^52 - 64 KiB, AP 64 KiB), as Linux's
+/// `fixup_tlbie_pid_lpid`.
+pub fn tlbie_proc(lpid: u32, ops: impl Iterator<Item = ProcInval>, erat: bool, stq: bool) {
+    let mut last_pid = 0u32;
+    ptesync();
+    for op in ops {
+        match op {
+            ProcInval::Pid { pid, ric } => {
+                tlbi_p(false, ric, IS_PID, (u64::from(pid) << 32) | u64::from(lpid));
+                last_pid = pid;
+            }
+            ProcInval::Page { pid, va, ap } => {
+                let rb = (va & !0xfff) | (u64::from(ap & 7) << 5) | IS_VA;
+                tlbi_p(false, 0, rb, (u64::from(pid) << 32) | u64::from(lpid));
+                last_pid = pid;
+            }
+        }
+    }
+    let unused = ((1u64 << 52) - (1 << 16)) | (5 << 5);
+    if erat {
+        ptesync();
+        // SAFETY: an invalidation of LPID 0 at an unused address.
+        unsafe {
+            asm!(".long {a}", a = const TLBIE_PART_RIC0, in("r4") unused, in("r5") 0u64,
+                options(nostack))
+        };
+    }
+    if stq {
+        ptesync();
+        tlbi_p(
+            false,
+            0,
+            unused,
+            (u64::from(last_pid) << 32) | u64::from(lpid),
+        );
+    }
+    // SAFETY: the completion sequence of a global invalidation.
+    unsafe { asm!("eieio", "tlbsync", "ptesync", options(nostack)) };
+}
+
 /// tlbie of hashed-page-table translations (R = 0): RIC = 0, PRS = 0.
 const TLBIE_HPT: u32 = tlbie_enc!(306, 0, 0, 0);
 

@@ -265,6 +265,12 @@ pub fn enable_this_thread(pc: &PerCpu) {
     unsafe { instr::set_msr_hrfid(msr) };
 }
 
+/// Congruence classes of this processor's radix TLB (what a by-PID or by-LPID
+/// `tlbiel` walks; from the host device tree, 128 on POWER9).
+pub fn tlb_sets() -> u32 {
+    TLB_SETS.load(Ordering::Relaxed) as u32
+}
+
 /// Global TLB flush after the boot thread built the tables (other threads flush
 /// locally when they enable translation).
 pub fn flush_all() {
