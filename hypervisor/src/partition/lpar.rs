@@ -92,6 +92,9 @@ pub struct Partition {
     /// ordered `partition::teardown`) ran since the image last started: a
     /// stop's last vCPU out runs it once (`release_if_idle`), a reboot always.
     torn_down: AtomicBool,
+    /// Its stop was counted off `RUNNING_COUNT` (after its teardown, so the
+    /// last partition's devices are reset before the machine powers off).
+    stop_counted: AtomicBool,
     /// Passed-through PCI functions (docs/passthrough.md); empty for most.
     pub pci: super::passthrough::Passthrough,
     pub boots: AtomicU32,
@@ -603,17 +606,17 @@ impl Partition {
             v.kick();
         }
         // No vCPU in the guest (else the last to leave does it): PEF state,
-        // the partition-table entry and the devices.
+        // the partition-table entry and the devices, then the count of
+        // running partitions.
         self.release_if_idle();
-        if RUNNING_COUNT.fetch_sub(1, Ordering::AcqRel) == 1 {
-            all_stopped();
-        }
     }
 
     /// A stopped partition's last vCPU left its run loop (or none was in it
-    /// when it stopped): `release`, once. Safe to call from every vCPU thread
-    /// that leaves and from `stop`; only the first caller that finds all vCPUs
-    /// out does the work.
+    /// when it stopped): `release` (unless a failed reboot already did), then
+    /// the partition counts as stopped (the last one powers the machine off:
+    /// `all_stopped`), each once. Safe to call from every vCPU thread that
+    /// leaves and from `stop`; only the first caller that finds all vCPUs out
+    /// does the work.
     pub fn release_if_idle(&self) {
         if self.is_running() {
             return;
@@ -626,6 +629,11 @@ impl Partition {
         }
         if !self.torn_down.swap(true, Ordering::AcqRel) {
             self.release();
+        }
+        if !self.stop_counted.swap(true, Ordering::AcqRel)
+            && RUNNING_COUNT.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            all_stopped();
         }
     }
 
@@ -1295,6 +1303,7 @@ fn build_partition(
         boot,
         reboot_requested: AtomicBool::new(false),
         torn_down: AtomicBool::new(false),
+        stop_counted: AtomicBool::new(false),
         boots: AtomicU32::new(1),
         epoch: AtomicU32::new(0),
         proc_tbl: AtomicU64::new(0),

@@ -275,7 +275,12 @@ impl ModelUv {
                 });
             }
         }
-        let Some(Cookie::Reflected { lpid: l, pc, msr }) = self.cookies.get(&frame.r31).copied()
+        // A reflection cookie of this partition, or none at all.
+        let Some(Cookie::Reflected { pc, msr, .. }) = self
+            .cookies
+            .get(&frame.r31)
+            .copied()
+            .filter(|c| matches!(c, Cookie::Reflected { lpid: l, .. } if *l == lpid))
         else {
             return bad(
                 Violation::BadCookie {
@@ -285,15 +290,6 @@ impl ModelUv {
                 self,
             );
         };
-        if l != lpid {
-            return bad(
-                Violation::BadCookie {
-                    lpid,
-                    cookie: frame.r31,
-                },
-                self,
-            );
-        }
         self.cookies.remove(&frame.r31);
         let synthesized = hsrr0 != frame.r31 && hsrr0 < MAX_EXCEPTION && hsrr0 & 0x1f == 0;
         Ok(if synthesized {

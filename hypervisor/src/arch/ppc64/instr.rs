@@ -109,8 +109,8 @@ macro_rules! tlbie_enc {
     };
 }
 
-const TLBIE_ALL_RIC2_PRS0: u32 = tlbie_enc!(306, 2, 0, 1);
-const TLBIE_ALL_RIC2_PRS1: u32 = tlbie_enc!(306, 2, 1, 1);
+const TLBIE_RIC2_PRS0: u32 = tlbie_enc!(306, 2, 0, 1);
+const TLBIE_RIC2_PRS1: u32 = tlbie_enc!(306, 2, 1, 1);
 const TLBIEL_RIC2_PRS0: u32 = tlbie_enc!(274, 2, 0, 1);
 const TLBIEL_RIC2_PRS1: u32 = tlbie_enc!(274, 2, 1, 1);
 const TLBIEL_RIC0_PRS0: u32 = tlbie_enc!(274, 0, 0, 1);
@@ -120,8 +120,20 @@ const TLBIEL_RIC0_PRS1: u32 = tlbie_enc!(274, 0, 1, 1);
 /// threads of the system (IS=3, RIC=2, both partition- and process-scoped), with the
 /// global completion sequence `ptesync; tlbie; eieio; tlbsync; ptesync`.
 pub fn tlbie_all() {
-    let rb: u64 = 3 << 10; // IS = 3: everything
-    let rs: u64 = 0;
+    tlbie_ric2(3 << 10, 0); // IS = 3: everything
+}
+
+/// Invalidates every translation (partition- and process-scoped, TLB and walk
+/// caches) of one LPID on all threads (IS=2, RS = LPID), after its PATE or
+/// partition-scoped tree changed.
+pub fn tlbie_lpid(lpid: u32) {
+    tlbie_ric2(2 << 10, u64::from(lpid));
+}
+
+/// `tlbie` RIC = 2 of both scopes (PRS = 0, then 1) with RB = `rb` (IS and
+/// the rest), RS = `rs`, in the global completion sequence.
+#[inline(always)]
+fn tlbie_ric2(rb: u64, rs: u64) {
     // SAFETY: invalidating translations is always safe; the tables are current.
     unsafe {
         asm!(
@@ -131,34 +143,8 @@ pub fn tlbie_all() {
             "eieio",
             "tlbsync",
             "ptesync",
-            a = const TLBIE_ALL_RIC2_PRS0,
-            b = const TLBIE_ALL_RIC2_PRS1,
-            in("r4") rb, in("r5") rs,
-            options(nostack)
-        )
-    };
-}
-
-const TLBIE_LPID_RIC2_PRS0: u32 = tlbie_enc!(306, 2, 0, 1);
-const TLBIE_LPID_RIC2_PRS1: u32 = tlbie_enc!(306, 2, 1, 1);
-
-/// Invalidates every translation (partition- and process-scoped, TLB and walk
-/// caches) of one LPID on all threads (IS=2, RS = LPID), after its PATE or
-/// partition-scoped tree changed.
-pub fn tlbie_lpid(lpid: u32) {
-    let rb: u64 = 2 << 10;
-    let rs: u64 = u64::from(lpid);
-    // SAFETY: invalidating translations is always safe.
-    unsafe {
-        asm!(
-            "ptesync",
-            ".long {a}",
-            ".long {b}",
-            "eieio",
-            "tlbsync",
-            "ptesync",
-            a = const TLBIE_LPID_RIC2_PRS0,
-            b = const TLBIE_LPID_RIC2_PRS1,
+            a = const TLBIE_RIC2_PRS0,
+            b = const TLBIE_RIC2_PRS1,
             in("r4") rb, in("r5") rs,
             options(nostack)
         )
