@@ -546,13 +546,22 @@ mod machine {
     /// machine off through the usual path (`PAPRIKA partitions: ...`, then OPAL).
     fn power_off() {
         info!("PAPRIKA console: Ctrl-A x: stopping every partition and powering off");
+        lpar::request_power_off();
+        let mut stopped = false;
         for p in lpar::partitions() {
             if p.is_running() {
                 p.stop(StopReason::PowerOff);
+                stopped = true;
             }
         }
-        // Still here: nothing was running (power_off_when_idle = false keeps the
-        // machine up after the last partition stopped).
+        if stopped {
+            // The last stopped partition's teardown powers the machine off
+            // (`PAPRIKA partitions: ...`, then OPAL) once its vCPUs have left
+            // their run loops, this thread's included.
+            return;
+        }
+        // Nothing was running (power_off_when_idle = false kept the machine up
+        // after the last partition stopped).
         smp::begin_shutdown();
         info!("PAPRIKA power-off: success");
         opal::power_down()

@@ -289,6 +289,12 @@ static PARTITIONS: spin::Once<Vec<Partition>> = spin::Once::new();
 static RUNNING_COUNT: AtomicU32 = AtomicU32::new(0);
 static POWER_OFF_WHEN_IDLE: AtomicBool = AtomicBool::new(true);
 
+/// Ctrl-A x: the machine powers off once the partitions it stopped are torn
+/// down, whatever the manifest's `power_off_when_idle` says.
+pub fn request_power_off() {
+    POWER_OFF_WHEN_IDLE.store(true, Ordering::Relaxed);
+}
+
 pub fn partitions() -> &'static [Partition] {
     PARTITIONS.get().map(|v| v.as_slice()).unwrap_or(&[])
 }
