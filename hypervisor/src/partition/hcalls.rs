@@ -101,6 +101,10 @@ fn xive_hcall(p: &Partition, op: u64, args: &[u64]) -> HcallResult {
     if let Some(k) = kick {
         kick_vcpu(p, k.vcpu);
     }
+    if op == h::H_INT_SET_SOURCE_CONFIG && result.is_ok() {
+        // A pass-through vector's host route follows the guest's target.
+        super::passthrough::retarget(p, args.get(1).copied().unwrap_or(0) as u32);
+    }
     if let Err(e) = result {
         vcpu::rate_limited_warn(p, "XIVE hcall refused (opcode, then code)", op);
         vcpu::rate_limited_warn(p, "  PAPR code", e.code() as u64);

@@ -523,6 +523,9 @@ impl Partition {
             Lpcr::ILE | Lpcr::AIL | Lpcr::HAIL | Lpcr::LPES | Lpcr::MER | Lpcr::LD | Lpcr::HVICE,
         );
         l.insert(Lpcr::HR | Lpcr::UPRT | Lpcr::HDICE | Lpcr::HEIC | Lpcr::ONL);
+        // Host interrupts for pass-through MSIs (the thread's physical ring)
+        // end the guest's run (HVI, 0xEA0); no other partition opens a ring.
+        l.set(Lpcr::HVICE, !self.pci.is_empty());
         l.set(Lpcr::GTSE, self.gtse.load(Ordering::Relaxed));
         if self.interrupt_le.load(Ordering::Relaxed) {
             l.insert(Lpcr::ILE);
@@ -562,6 +565,14 @@ impl Partition {
                 self.name,
                 v.id,
                 v.exits.line(crate::arch::ppc64::timer::ticks_per_us())
+            );
+        }
+        if !self.pci.is_empty() {
+            info!(
+                "PAPRIKA lpar-hostirq: {} n={} polled={}",
+                self.name,
+                self.pci.host_irqs.load(Ordering::Relaxed),
+                self.pci.polled_irqs.load(Ordering::Relaxed)
             );
         }
         if matches!(reason, StopReason::Fault(_)) {
