@@ -156,8 +156,17 @@ pub fn pending_here() -> bool {
 /// event's data (the host interrupt number) to `event`, and opens the ring
 /// again (an event queued after the drain signals again then: its IPB bit
 /// stayed set). How many events there were.
+///
+/// The caller is the thread's run loop or idle loop, never an interrupt
+/// handler (the hypervisor's LPCR has no HVICE), so the queue has one
+/// consumer and no re-entry.
 pub fn service(mut event: impl FnMut(u32)) -> u32 {
-    let Some(t) = this() else { return 0 };
+    let Some(t) = this() else {
+        // No queue here, so no ring Paprika opened: a signal (none is
+        // expected) is acknowledged, which leaves the CPPR closed to it.
+        let _ = opal_xive::tima_ack_phys();
+        return 0;
+    };
     let ack = opal_xive::tima_ack_phys();
     match host_eq::decode_ack(ack) {
         Ack::None => {}

@@ -132,8 +132,16 @@ pub struct Vphb {
 #[derive(Default)]
 pub struct Passthrough {
     pub vphbs: Vec<Vphb>,
-    /// Vectors taken through the host XIVE (`host_eq`, docs/passthrough.md
-    /// "MSI"). Lock order: taken alone, or after nothing but OPAL.
+    /// MSI delivery state, only for a partition with devices (the others pay
+    /// one pointer).
+    pub delivery: Option<alloc::boxed::Box<Delivery>>,
+}
+
+/// How a partition's MSIs reach it (docs/passthrough.md "MSI").
+#[derive(Default)]
+pub struct Delivery {
+    /// Vectors taken through the host XIVE (`host_eq`). Lock order: taken
+    /// alone (OPAL calls are made under it).
     pub routes: spin::Mutex<RouteTable>,
     /// Host interrupts taken from the queues, and MSIs found by polling.
     pub host_irqs: AtomicU64,
@@ -205,6 +213,7 @@ pub fn attach(
     if devices.is_empty() {
         return Ok(pt);
     }
+    pt.delivery = Some(alloc::boxed::Box::default());
     let first = devices[0];
     let ddw = match mem.extents() {
         [one] => vphb::ddw_for(one.pa, mem.size())
@@ -677,6 +686,11 @@ impl Passthrough {
         self.vphbs.is_empty()
     }
 
+    /// MSI delivery state (`None` without devices).
+    pub fn delivery(&self) -> Option<&Delivery> {
+        self.delivery.as_deref()
+    }
+
     /// Every MSI interrupt number of the partition's functions (edge sources
     /// in both of its interrupt controllers).
     pub fn msi_lisns(&self) -> Vec<u32> {
@@ -1010,7 +1024,9 @@ fn poll_msi_slow(p: &super::lpar::Partition) {
                 continue;
             }
             if vphb::esb_fired(opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10)) {
-                p.pci.polled_irqs.fetch_add(1, Ordering::Relaxed);
+                if let Some(d) = p.pci.delivery() {
+                    d.polled_irqs.fetch_add(1, Ordering::Relaxed);
+                }
                 fire(p, f.msi.first_lisn + i as u32);
             }
         }
@@ -1039,8 +1055,13 @@ fn fire(p: &super::lpar::Partition, lisn: u32) {
 /// an idle thread.
 pub fn take_host_irqs(p: &super::lpar::Partition) {
     let running = p.is_running();
+    let Some(d) = p.pci.delivery() else {
+        // No devices: nothing of this partition is routed here (drop the signal).
+        host_irq::service(|_| {});
+        return;
+    };
     host_irq::service(|girq| {
-        let route = p.pci.routes.lock().by_girq(girq);
+        let route = d.routes.lock().by_girq(girq);
         let Some(r) = route else {
             crate::debug!(
                 "host-irq: {}: event of unrouted host interrupt {girq:#x}",
@@ -1049,7 +1070,7 @@ pub fn take_host_irqs(p: &super::lpar::Partition) {
             return;
         };
         opal_xive::esb_load(r.esb, vphb::ESB_SET_PQ_00);
-        p.pci.host_irqs.fetch_add(1, Ordering::Relaxed);
+        d.host_irqs.fetch_add(1, Ordering::Relaxed);
         if running {
             fire(p, r.lisn);
         }
@@ -1084,6 +1105,7 @@ fn target_of(p: &super::lpar::Partition, lisn: u32) -> Option<(u32, u32)> {
 /// source (PQ 00). A vector that cannot be routed (no host queue there, an
 /// OPAL failure) stays at PQ 10 and is polled. How many were routed.
 fn route_vectors(p: &super::lpar::Partition, f: &Passed, n: u32) -> u32 {
+    let Some(d) = p.pci.delivery() else { return 0 };
     if !host_irq::thread_init() {
         return 0;
     }
@@ -1099,7 +1121,7 @@ fn route_vectors(p: &super::lpar::Partition, f: &Passed, n: u32) -> u32 {
             continue;
         };
         {
-            let mut t = p.pci.routes.lock();
+            let mut t = d.routes.lock();
             t.insert(Route {
                 girq: h.girq,
                 lisn,
@@ -1132,13 +1154,14 @@ fn route_vectors(p: &super::lpar::Partition, f: &Passed, n: u32) -> u32 {
 /// Masks the function's routed vectors (PQ 10, EAS masked) and forgets their
 /// routes; an event still queued somewhere is dropped when drained.
 fn unroute_vectors(pt: &Passthrough, f: &Passed) {
+    let Some(d) = pt.delivery() else { return };
     for (i, h) in f.msi.host.iter().enumerate() {
         let Some(r) = f.msi.routed.get(i) else { break };
         if !r.swap(false, Ordering::AcqRel) {
             continue;
         }
         opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10);
-        let mut t = pt.routes.lock();
+        let mut t = d.routes.lock();
         if let Some(old) = t.remove(h.girq) {
             let vp = host_irq::thread_vp(old.thread).unwrap_or(0);
             if let Err(e) = opal_xive::set_irq_config(h.girq, vp, opal_xive::PRIO_MASKED, h.girq) {
@@ -1156,7 +1179,8 @@ fn unroute_vectors(pt: &Passthrough, f: &Passed) {
 /// follows to the thread running the new target vCPU. Events already queued
 /// on the old thread are still taken there (the route is changed in place).
 pub fn retarget(p: &super::lpar::Partition, lisn: u32) {
-    if p.pci.is_empty() || p.pci.routes.lock().by_lisn(lisn).is_none() {
+    let Some(d) = p.pci.delivery() else { return };
+    if d.routes.lock().by_lisn(lisn).is_none() {
         return;
     }
     let Some((vcpu, thread)) = target_of(p, lisn) else {
@@ -1166,7 +1190,7 @@ pub fn retarget(p: &super::lpar::Partition, lisn: u32) {
         // Its thread has no queue yet (the vCPU never ran): stay.
         return;
     };
-    let mut t = p.pci.routes.lock();
+    let mut t = d.routes.lock();
     if let Reroute::Move { girq, from, .. } = t.retarget(lisn, vcpu, thread) {
         let prio = u64::from(super::host_eq::HOST_PRIORITY);
         if let Err(e) = opal_xive::set_irq_config(girq, vp, prio, girq) {
