@@ -54,6 +54,8 @@ pub fn available() -> bool {
 
 /// On the calling thread: makes sure it has its host queue and an open
 /// physical ring. Whether it does.
+#[inline(never)]
+#[cold]
 pub fn thread_init() -> bool {
     let Some(me) = percpu::current() else {
         return false;

@@ -569,10 +569,11 @@ impl Partition {
         }
         if let Some(d) = self.pci.delivery() {
             info!(
-                "PAPRIKA lpar-hostirq: {} n={} polled={}",
+                "PAPRIKA lpar-hostirq: {} n={} polled={} recovered={}",
                 self.name,
                 d.host_irqs.load(Ordering::Relaxed),
-                d.polled_irqs.load(Ordering::Relaxed)
+                d.polled_irqs.load(Ordering::Relaxed),
+                d.recovered.load(Ordering::Relaxed)
             );
         }
         if matches!(reason, StopReason::Fault(_)) {

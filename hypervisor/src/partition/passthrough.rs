@@ -114,6 +114,9 @@ pub struct FunctionMsi {
     pub granted: AtomicU32,
     /// Per vector: routed through the host XIVE (else polled while granted).
     pub routed: Vec<AtomicBool>,
+    /// Per vector: a routed source was found at P = 1 by the last backstop
+    /// sweep ([`poll_msi`]).
+    pub held: Vec<AtomicBool>,
     /// The kind programmed (`vphb::MsiKind` as u32, 0 none); under the lock
     /// so that change-msi calls do not interleave.
     pub kind: spin::Mutex<u32>,
@@ -146,6 +149,33 @@ pub struct Delivery {
     /// Host interrupts taken from the queues, and MSIs found by polling.
     pub host_irqs: AtomicU64,
     pub polled_irqs: AtomicU64,
+    /// Routed sources the backstop found held at P = 1 on two sweeps in a
+    /// row and EOIed and fired itself (0 unless an event went astray).
+    pub recovered: AtomicU64,
+    /// Timebase of the next backstop sweep.
+    pub next_sweep: AtomicU64,
+}
+
+/// Backstop sweep period (routed vectors' PQ read, `poll_msi`).
+const SWEEP_US: u64 = 20_000;
+
+impl Delivery {
+    /// Whether this caller does the sweep that is due now (one caller per
+    /// period, partition-wide).
+    fn sweep_due(&self) -> bool {
+        let now = instr::mftb();
+        let next = self.next_sweep.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_sweep
+                .compare_exchange(
+                    next,
+                    now + timer::us_to_ticks(SWEEP_US),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
 }
 
 /// Per host PHB: the next free PE number and PCI address for pass-through
@@ -257,6 +287,12 @@ pub fn attach(
         );
         passed.msi.host = reserve_msis(&f, &passed);
         passed.msi.routed = passed
+            .msi
+            .host
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
+        passed.msi.held = passed
             .msi
             .host
             .iter()
@@ -1012,6 +1048,7 @@ fn poll_msi_slow(p: &super::lpar::Partition) {
     if host_irq::pending_here() {
         take_host_irqs(p);
     }
+    let sweep = p.pci.delivery().is_some_and(Delivery::sweep_due);
     for f in p.pci.functions() {
         let n = f.msi.granted.load(Ordering::Acquire) as usize;
         for (i, h) in f.msi.host.iter().take(n).enumerate() {
@@ -1021,6 +1058,9 @@ fn poll_msi_slow(p: &super::lpar::Partition) {
                 .get(i)
                 .is_some_and(|r| r.load(Ordering::Acquire))
             {
+                if sweep {
+                    backstop(p, f, i, h);
+                }
                 continue;
             }
             if vphb::esb_fired(opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10)) {
@@ -1031,6 +1071,37 @@ fn poll_msi_slow(p: &super::lpar::Partition) {
             }
         }
     }
+}
+
+/// The backstop of a routed vector: its PQ read (load at 0x800, no change).
+/// P = 1 means an event is queued and not taken yet; found so on two sweeps
+/// in a row (at least [`SWEEP_US`] apart), the event is taken to be lost:
+/// the source is EOIed and the guest's source fired here (at worst one
+/// spurious guest interrupt), with a warning and the `recovered` count.
+#[cold]
+fn backstop(p: &super::lpar::Partition, f: &Passed, i: usize, h: &HostMsi) {
+    let Some(held) = f.msi.held.get(i) else {
+        return;
+    };
+    let pq = opal_xive::esb_load(h.esb, vphb::ESB_GET_PQ);
+    if pq == u64::MAX || pq & 2 == 0 {
+        held.store(false, Ordering::Relaxed);
+        return;
+    }
+    if !held.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    held.store(false, Ordering::Relaxed);
+    opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_00);
+    if let Some(d) = p.pci.delivery() {
+        d.recovered.fetch_add(1, Ordering::Relaxed);
+    }
+    super::vcpu::rate_limited_warn(
+        p,
+        "pass-through MSI held at P with no event taken (recovered), host interrupt",
+        u64::from(h.girq),
+    );
+    fire(p, f.msi.first_lisn + i as u32);
 }
 
 /// The guest's source `lisn` fires, in both of its interrupt controllers (as a
@@ -1052,7 +1123,10 @@ fn fire(p: &super::lpar::Partition, lisn: u32) {
 /// and fires the guest's source. An event of a vector released since (no
 /// route) is dropped, its source left masked. Called on an HVI exit (0xEA0),
 /// after an H_CEDE nap, before each entry when the queue has an event, and by
-/// an idle thread.
+/// an idle thread. Kept out of line (and cold): the full-exit path that
+/// calls it must not grow.
+#[inline(never)]
+#[cold]
 pub fn take_host_irqs(p: &super::lpar::Partition) {
     let running = p.is_running();
     let Some(d) = p.pci.delivery() else {
