@@ -865,7 +865,8 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             Next::Resume
         }
         // A host interrupt on this thread's physical ring (pass-through
-        // MSIs, LPCR[HVICE] set for partitions with devices).
+        // MSIs; every partition's LPCR has HVICE, only threads serving one
+        // with devices open their ring).
         0xea0 => {
             super::passthrough::take_host_irqs(p);
             Next::Resume
