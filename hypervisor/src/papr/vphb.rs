@@ -635,6 +635,11 @@ pub fn msix_entry(address: u64, data: u32, masked: bool) -> [u32; 4] {
 /// (11) and never notifies the interrupt controller.
 pub const ESB_SET_PQ_10: u64 = 0xe00;
 pub const ESB_SET_PQ_01: u64 = 0xd00;
+/// A load at 0xC00 sets PQ to 00: the EOI of a routed source (it notifies
+/// again on the next trigger), returning the old PQ.
+pub const ESB_SET_PQ_00: u64 = 0xc00;
+/// A load at 0x800 reads PQ without changing it.
+pub const ESB_GET_PQ: u64 = 0x800;
 
 /// Whether an ESB's old PQ (from the set-PQ-10 load) says the source fired
 /// since the last poll (Q set). All ones is an invalid source.

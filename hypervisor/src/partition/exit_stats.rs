@@ -18,7 +18,7 @@ use crate::papr::hcall as h;
 /// `mmio_tima` and `mmio_esb` are emulated accesses to the XIVE thread
 /// interrupt management area and to event-source pages (or MSI-X table pages),
 /// which [`refine_storage`] tells apart.
-pub const KINDS: [&str; 14] = [
+pub const KINDS: [&str; 15] = [
     "cede",
     "prod",
     "ipi",
@@ -32,6 +32,7 @@ pub const KINDS: [&str; 14] = [
     "mmio_tima",
     "mmio_esb",
     "emul",
+    "host_irq",
     "other",
 ];
 
@@ -52,7 +53,8 @@ pub fn kind(vector: u64, r3: u64) -> usize {
         0xe80 => 8,
         0xe00 | 0xe20 => HDSI,
         0xe40 => 12,
-        _ => 13,
+        0xea0 => 13,
+        _ => 14,
     }
 }
 
@@ -183,6 +185,7 @@ mod tests {
             "cede"
         );
         assert_eq!(KINDS[kind(0x500, 0)], "other");
+        assert_eq!(KINDS[kind(0xea0, 0)], "host_irq");
         let s = ExitStats::new();
         assert_eq!(s.line(512), "total=0");
         s.record(kind(0xc00, h::H_CEDE), 5120);

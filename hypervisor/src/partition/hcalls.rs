@@ -101,11 +101,23 @@ fn xive_hcall(p: &Partition, op: u64, args: &[u64]) -> HcallResult {
     if let Some(k) = kick {
         kick_vcpu(p, k.vcpu);
     }
+    if op == h::H_INT_SET_SOURCE_CONFIG && result.is_ok() {
+        source_configured(p, args);
+    }
     if let Err(e) = result {
         vcpu::rate_limited_warn(p, "XIVE hcall refused (opcode, then code)", op);
         vcpu::rate_limited_warn(p, "  PAPR code", e.code() as u64);
     }
     result
+}
+
+/// The guest aimed a source (H_INT_SET_SOURCE_CONFIG): a pass-through
+/// vector's host route follows its target. Out of line so that `dispatch`
+/// (every hcall's full exit) does not grow.
+#[inline(never)]
+#[cold]
+fn source_configured(p: &Partition, args: &[u64]) {
+    super::passthrough::retarget(p, args.get(1).copied().unwrap_or(0) as u32);
 }
 
 /// Makes vCPU `id` notice an interrupt now pending for it: a doorbell to its

@@ -537,10 +537,13 @@ impl Partition {
     /// turns it into the hash one only on a hash partition's entry).
     pub fn radix_lpcr(&self, host: Lpcr) -> Lpcr {
         let mut l = host;
-        l.remove(
-            Lpcr::ILE | Lpcr::AIL | Lpcr::HAIL | Lpcr::LPES | Lpcr::MER | Lpcr::LD | Lpcr::HVICE,
-        );
-        l.insert(Lpcr::HR | Lpcr::UPRT | Lpcr::HDICE | Lpcr::HEIC | Lpcr::ONL);
+        l.remove(Lpcr::ILE | Lpcr::AIL | Lpcr::HAIL | Lpcr::LPES | Lpcr::MER | Lpcr::LD);
+        // HVICE: a host interrupt on the thread's physical ring (pass-through
+        // MSIs, docs/passthrough.md "MSI") ends the guest's run (HVI, 0xEA0).
+        // Only threads running a partition with devices open their ring, so
+        // for the others it never fires; set for all, it costs no entry a
+        // test (the full-exit path, docs/benchmarks.md).
+        l.insert(Lpcr::HR | Lpcr::UPRT | Lpcr::HDICE | Lpcr::HEIC | Lpcr::ONL | Lpcr::HVICE);
         l.set(Lpcr::GTSE, self.gtse.load(Ordering::Relaxed));
         if self.interrupt_le.load(Ordering::Relaxed) {
             l.insert(Lpcr::ILE);
@@ -588,6 +591,15 @@ impl Partition {
             self.tlb.broadcast.load(Ordering::Relaxed),
             self.tlb.entry_flushes.load(Ordering::Relaxed)
         );
+        if let Some(d) = self.pci.delivery() {
+            info!(
+                "PAPRIKA lpar-hostirq: {} n={} polled={} recovered={}",
+                self.name,
+                d.host_irqs.load(Ordering::Relaxed),
+                d.polled_irqs.load(Ordering::Relaxed),
+                d.recovered.load(Ordering::Relaxed)
+            );
+        }
         if matches!(reason, StopReason::Fault(_)) {
             super::vcpu::dump(self);
         }

@@ -13,6 +13,7 @@ pub mod emulate;
 pub mod exit_stats;
 pub mod facility;
 pub mod host_clock;
+pub mod host_eq;
 pub mod idle;
 pub mod manifest;
 pub mod snapshot;
@@ -27,6 +28,8 @@ pub mod hcall_fast;
 pub mod hcalls;
 #[cfg(target_arch = "powerpc64")]
 pub mod hcalls_misc;
+#[cfg(target_arch = "powerpc64")]
+pub mod host_irq;
 #[cfg(target_arch = "powerpc64")]
 pub mod lpar;
 #[cfg(target_arch = "powerpc64")]

@@ -10,7 +10,10 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use super::host_eq::{Reroute, Route, RouteTable};
+use super::host_irq;
 
 use crate::arch::ppc64::{instr, timer};
 use crate::fdt::host::{HostInfo, PciFunction};
@@ -83,12 +86,13 @@ pub struct Passed {
     pub msi: FunctionMsi,
 }
 
-/// One host MSI given to a function: the PHB's hardware number, the message
-/// the device must write to raise it, the ESB management page (real) the
-/// hypervisor polls.
+/// One host MSI given to a function: the PHB's hardware number and global
+/// interrupt number, the message the device must write to raise it, the ESB
+/// management page (real) the hypervisor EOIs (or polls).
 #[derive(Clone, Copy, Debug)]
 pub struct HostMsi {
     pub ive: u32,
+    pub girq: u32,
     pub address: u64,
     pub data: u32,
     pub esb: u64,
@@ -109,8 +113,13 @@ pub struct FunctionMsi {
     pub shadow: spin::Mutex<Option<vphb::MsixShadow>>,
     /// The MSI capability's offset and whether it takes 64-bit addresses.
     pub msi_cap: Option<(u16, bool)>,
-    /// Vectors programmed by ibm,change-msi (0: none); polled while non-zero.
+    /// Vectors programmed by ibm,change-msi (0: none).
     pub granted: AtomicU32,
+    /// Per vector: routed through the host XIVE (else polled while granted).
+    pub routed: Vec<AtomicBool>,
+    /// Per vector: a routed source was found at P = 1 by the last backstop
+    /// sweep ([`poll_msi`]).
+    pub held: Vec<AtomicBool>,
     /// The kind programmed (`vphb::MsiKind` as u32, 0 none); under the lock
     /// so that change-msi calls do not interleave.
     pub kind: spin::Mutex<u32>,
@@ -129,6 +138,47 @@ pub struct Vphb {
 #[derive(Default)]
 pub struct Passthrough {
     pub vphbs: Vec<Vphb>,
+    /// MSI delivery state, only for a partition with devices (the others pay
+    /// one pointer).
+    pub delivery: Option<alloc::boxed::Box<Delivery>>,
+}
+
+/// How a partition's MSIs reach it (docs/passthrough.md "MSI").
+#[derive(Default)]
+pub struct Delivery {
+    /// Vectors taken through the host XIVE (`host_eq`). Lock order: taken
+    /// alone (OPAL calls are made under it).
+    pub routes: spin::Mutex<RouteTable>,
+    /// Host interrupts taken from the queues, and MSIs found by polling.
+    pub host_irqs: AtomicU64,
+    pub polled_irqs: AtomicU64,
+    /// Routed sources the backstop found held at P = 1 on two sweeps in a
+    /// row and EOIed and fired itself (0 unless an event went astray).
+    pub recovered: AtomicU64,
+    /// Timebase of the next backstop sweep.
+    pub next_sweep: AtomicU64,
+}
+
+/// Backstop sweep period (routed vectors' PQ read, `poll_msi`).
+const SWEEP_US: u64 = 20_000;
+
+impl Delivery {
+    /// Whether this caller does the sweep that is due now (one caller per
+    /// period, partition-wide).
+    fn sweep_due(&self) -> bool {
+        let now = instr::mftb();
+        let next = self.next_sweep.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_sweep
+                .compare_exchange(
+                    next,
+                    now + timer::us_to_ticks(SWEEP_US),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
 }
 
 /// Per host PHB: the next free PE number and PCI address for pass-through
@@ -196,6 +246,7 @@ pub fn attach(
     if devices.is_empty() {
         return Ok(pt);
     }
+    pt.delivery = Some(alloc::boxed::Box::default());
     let first = devices[0];
     let ddw = match mem.extents() {
         [one] => vphb::ddw_for(one.pa, mem.size())
@@ -238,6 +289,18 @@ pub fn attach(
             .map_err(|_| DeviceError::Unusable(addr, "32-bit TCE window"))?,
         );
         passed.msi.host = reserve_msis(&f, &passed);
+        passed.msi.routed = passed
+            .msi
+            .host
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
+        passed.msi.held = passed
+            .msi
+            .host
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         let v = &mut pt.vphbs[slot];
         map_bars(tree, v, &passed).map_err(|_| DeviceError::Map(addr))?;
         info!(
@@ -322,6 +385,23 @@ pub fn prepare_msi(info: &HostInfo, taken: &[PhysRange], devices: &[PciAddress])
         return out;
     }
     const TWO_MB: u64 = 2 << 20;
+    // The TIMA's HV page: each thread acknowledges its physical ring there
+    // (host-XIVE delivery, `host_irq`); without it MSIs are polled.
+    match info.xive.as_ref().and_then(|x| x.tima.get(1)) {
+        Some(hv) if hv.end > hv.start => {
+            out.push(PhysRange {
+                start: hv.start & !(TWO_MB - 1),
+                end: hv.end.next_multiple_of(TWO_MB),
+            });
+            opal_xive::set_tima_hv(hv.start);
+            host_irq::set_available();
+            info!(
+                "PAPRIKA passthrough-msi: host XIVE delivery, TIMA HV page {:#x}",
+                hv.start
+            );
+        }
+        _ => warn!("passthrough: no host TIMA in the device tree: MSIs are polled"),
+    }
     let mut all = PHB_MSI.lock();
     for f in phbs {
         let Some((base, count)) = f.msi_ranges.filter(|r| r.1 > 0) else {
@@ -411,6 +491,7 @@ fn reserve_msis(f: &PciFunction, p: &Passed) -> Vec<HostMsi> {
                 opal_xive::esb_load(esb, vphb::ESB_SET_PQ_10);
                 out.push(HostMsi {
                     ive,
+                    girq,
                     address,
                     data,
                     esb,
@@ -645,6 +726,11 @@ impl Passthrough {
         self.vphbs.is_empty()
     }
 
+    /// MSI delivery state (`None` without devices).
+    pub fn delivery(&self) -> Option<&Delivery> {
+        self.delivery.as_deref()
+    }
+
     /// Every MSI interrupt number of the partition's functions (edge sources
     /// in both of its interrupt controllers).
     pub fn msi_lisns(&self) -> Vec<u32> {
@@ -668,10 +754,17 @@ impl Passthrough {
         })
     }
 
-    /// Some function has MSIs programmed (its ESBs are being polled).
-    pub fn msi_active(&self) -> bool {
-        self.functions()
-            .any(|f| f.msi.granted.load(Ordering::Relaxed) != 0)
+    /// Some programmed MSI is polled (not routed through the host XIVE):
+    /// H_CEDE then naps 1 ms at most.
+    pub fn msi_polled(&self) -> bool {
+        self.functions().any(|f| {
+            let n = f.msi.granted.load(Ordering::Relaxed) as usize;
+            f.msi
+                .routed
+                .iter()
+                .take(n)
+                .any(|r| !r.load(Ordering::Relaxed))
+        })
     }
 
     /// The logical PHB nodes of the guest's device tree.
@@ -734,6 +827,7 @@ impl Passthrough {
                 // guest asks again with ibm,change-msi.
                 {
                     let mut kind = f.msi.kind.lock();
+                    unroute_vectors(self, f);
                     *kind = 0;
                     f.msi.granted.store(0, Ordering::Release);
                     if let Some(t) = f.msi.shadow.lock().as_mut() {
@@ -787,11 +881,13 @@ fn change_msi(p: &super::lpar::Partition, a: &mut RtasArgs) {
         }
         Ok(vphb::ChangeMsi::Fewer(k, n)) => (n, k as u32),
         Ok(vphb::ChangeMsi::Release) => {
+            unroute_vectors(&p.pci, f);
             release_msis(v, f, *kind);
             *kind = 0;
             (0, 0)
         }
         Ok(vphb::ChangeMsi::Program(k, n)) => {
+            unroute_vectors(&p.pci, f);
             release_msis(v, f, *kind);
             *kind = 0;
             if program_msis(v, f, k, n).is_err() {
@@ -803,9 +899,10 @@ fn change_msi(p: &super::lpar::Partition, a: &mut RtasArgs) {
             }
             *kind = k as u32;
             m.granted.store(n, Ordering::Release);
+            let routed = route_vectors(p, f, n);
             info!(
-                "PAPRIKA passthrough-msi: {} {} {:?} {} vector(s) as {:#x}..",
-                p.name, f.addr, k, n, m.first_lisn
+                "PAPRIKA passthrough-msi: {} {} {:?} {} vector(s) as {:#x}.., {} through the host XIVE",
+                p.name, f.addr, k, n, m.first_lisn, routed
             );
             (n, k as u32)
         }
@@ -960,19 +1057,231 @@ pub fn poll_msi(p: &super::lpar::Partition) {
 #[inline(never)]
 #[cold]
 fn poll_msi_slow(p: &super::lpar::Partition) {
+    if host_irq::pending_here() {
+        take_host_irqs(p);
+    }
+    let sweep = p.pci.delivery().is_some_and(Delivery::sweep_due);
     for f in p.pci.functions() {
         let n = f.msi.granted.load(Ordering::Acquire) as usize;
         for (i, h) in f.msi.host.iter().take(n).enumerate() {
-            if vphb::esb_fired(opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10)) {
-                let lisn = f.msi.first_lisn + i as u32;
-                if let Some(k) = p
-                    .xive
-                    .with(|x| x.trigger(&mut super::lpar::GuestRam(p), lisn))
-                {
-                    super::hcalls::kick_vcpu(p, k.vcpu);
+            // A routed source is at PQ 00: a load at 0xE00 would mask it.
+            if f.msi
+                .routed
+                .get(i)
+                .is_some_and(|r| r.load(Ordering::Acquire))
+            {
+                if sweep {
+                    backstop(p, f, i, h);
                 }
-                super::xics::trigger(p, lisn);
+                continue;
             }
+            if vphb::esb_fired(opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10)) {
+                if let Some(d) = p.pci.delivery() {
+                    d.polled_irqs.fetch_add(1, Ordering::Relaxed);
+                }
+                fire(p, f.msi.first_lisn + i as u32);
+            }
+        }
+    }
+}
+
+/// The backstop of a routed vector: its PQ read (load at 0x800, no change).
+/// P = 1 means an event is queued and not taken yet; found so on two sweeps
+/// in a row (at least [`SWEEP_US`] apart), the event is taken to be lost:
+/// the source is EOIed and the guest's source fired here (at worst one
+/// spurious guest interrupt), with a warning and the `recovered` count.
+#[cold]
+fn backstop(p: &super::lpar::Partition, f: &Passed, i: usize, h: &HostMsi) {
+    let Some(held) = f.msi.held.get(i) else {
+        return;
+    };
+    let pq = opal_xive::esb_load(h.esb, vphb::ESB_GET_PQ);
+    if pq == u64::MAX || pq & 2 == 0 {
+        held.store(false, Ordering::Relaxed);
+        return;
+    }
+    if !held.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    held.store(false, Ordering::Relaxed);
+    opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_00);
+    if let Some(d) = p.pci.delivery() {
+        d.recovered.fetch_add(1, Ordering::Relaxed);
+    }
+    super::vcpu::rate_limited_warn(
+        p,
+        "pass-through MSI held at P with no event taken (recovered), host interrupt",
+        u64::from(h.girq),
+    );
+    fire(p, f.msi.first_lisn + i as u32);
+}
+
+/// The guest's source `lisn` fires, in both of its interrupt controllers (as a
+/// VIO device's, `vio::notify`): its own EAS / server and priority decide
+/// where and whether.
+fn fire(p: &super::lpar::Partition, lisn: u32) {
+    if let Some(k) = p
+        .xive
+        .with(|x| x.trigger(&mut super::lpar::GuestRam(p), lisn))
+    {
+        super::hcalls::kick_vcpu(p, k.vcpu);
+    }
+    super::xics::trigger(p, lisn);
+}
+
+/// On a thread with a host queue (`host_irq`): acknowledges, drains the
+/// queue and, for each event of a route of `p`, EOIs the host source (PQ 00;
+/// a Q set meanwhile is one more MSI, which the same guest trigger covers)
+/// and fires the guest's source. An event of a vector released since (no
+/// route) is dropped, its source left masked. Called on an HVI exit (0xEA0),
+/// after an H_CEDE nap, before each entry when the queue has an event, and by
+/// an idle thread. Kept out of line (and cold): the full-exit path that
+/// calls it must not grow.
+#[inline(never)]
+#[cold]
+pub fn take_host_irqs(p: &super::lpar::Partition) {
+    let running = p.is_running();
+    let Some(d) = p.pci.delivery() else {
+        // No devices: nothing of this partition is routed here (drop the signal).
+        host_irq::service(|_| {});
+        return;
+    };
+    host_irq::service(|girq| {
+        let route = d.routes.lock().by_girq(girq);
+        let Some(r) = route else {
+            crate::debug!(
+                "host-irq: {}: event of unrouted host interrupt {girq:#x}",
+                p.name
+            );
+            return;
+        };
+        opal_xive::esb_load(r.esb, vphb::ESB_SET_PQ_00);
+        d.host_irqs.fetch_add(1, Ordering::Relaxed);
+        if running {
+            fire(p, r.lisn);
+        }
+    });
+}
+
+/// The vCPU guest source `lisn` targets (its XIVE EAS, else its XICS server,
+/// whichever the guest configured) and the hardware thread running it.
+fn target_of(p: &super::lpar::Partition, lisn: u32) -> Option<(u32, u32)> {
+    let xive = p
+        .xive
+        .read(|x| x.eas(lisn))
+        .filter(|e| !e.masked)
+        .map(|e| e.target);
+    let vcpu = match xive {
+        Some(t) => t,
+        None => p
+            .xics
+            .lock()
+            .get_xive(lisn)
+            .ok()
+            .filter(|&(_, prio)| prio != 0xff)
+            .map(|(server, _)| server)?,
+    };
+    let v = super::hcalls::vcpu_by_id(p, u64::from(vcpu))?;
+    Some((vcpu, v.thread))
+}
+
+/// Routes the function's vectors 0..n through the host XIVE, each to the
+/// queue of the thread running the vCPU its guest source targets (the
+/// calling thread's when the guest has not aimed it yet), then enables the
+/// source (PQ 00). A vector that cannot be routed (no host queue there, an
+/// OPAL failure) stays at PQ 10 and is polled. How many were routed.
+fn route_vectors(p: &super::lpar::Partition, f: &Passed, n: u32) -> u32 {
+    let Some(d) = p.pci.delivery() else { return 0 };
+    if !host_irq::thread_init() {
+        return 0;
+    }
+    let me = crate::arch::ppc64::percpu::cpu_index();
+    let my_vcpu = p.vcpus.iter().find(|v| v.thread == me).map_or(0, |v| v.id);
+    let mut routed = 0;
+    for (i, h) in f.msi.host.iter().take(n as usize).enumerate() {
+        let lisn = f.msi.first_lisn + i as u32;
+        let (vcpu, thread) = target_of(p, lisn)
+            .filter(|&(_, t)| host_irq::thread_vp(t).is_some())
+            .unwrap_or((my_vcpu, me));
+        let Some(vp) = host_irq::thread_vp(thread) else {
+            continue;
+        };
+        {
+            let mut t = d.routes.lock();
+            t.insert(Route {
+                girq: h.girq,
+                lisn,
+                esb: h.esb,
+                vcpu,
+                thread,
+            });
+            let prio = u64::from(super::host_eq::HOST_PRIORITY);
+            if let Err(e) = opal_xive::set_irq_config(h.girq, vp, prio, h.girq) {
+                t.remove(h.girq);
+                warn!(
+                    "passthrough {}: host interrupt {:#x} not routed ({e:?}): polled",
+                    f.addr, h.girq
+                );
+                continue;
+            }
+        }
+        if let Some(r) = f.msi.routed.get(i) {
+            r.store(true, Ordering::Release);
+        }
+        // Enabled; an MSI that came while it was held at 10 left Q set.
+        if vphb::esb_fired(opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_00)) {
+            fire(p, lisn);
+        }
+        routed += 1;
+    }
+    routed
+}
+
+/// Masks the function's routed vectors (PQ 10, EAS masked) and forgets their
+/// routes; an event still queued somewhere is dropped when drained.
+fn unroute_vectors(pt: &Passthrough, f: &Passed) {
+    let Some(d) = pt.delivery() else { return };
+    for (i, h) in f.msi.host.iter().enumerate() {
+        let Some(r) = f.msi.routed.get(i) else { break };
+        if !r.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        opal_xive::esb_load(h.esb, vphb::ESB_SET_PQ_10);
+        let mut t = d.routes.lock();
+        if let Some(old) = t.remove(h.girq) {
+            let vp = host_irq::thread_vp(old.thread).unwrap_or(0);
+            if let Err(e) = opal_xive::set_irq_config(h.girq, vp, opal_xive::PRIO_MASKED, h.girq) {
+                warn!(
+                    "passthrough {}: host interrupt {:#x} not masked ({e:?})",
+                    f.addr, h.girq
+                );
+            }
+        }
+    }
+}
+
+/// The guest aimed its source `lisn` somewhere (H_INT_SET_SOURCE_CONFIG,
+/// ibm,set-xive): when it is a routed pass-through vector, its host route
+/// follows to the thread running the new target vCPU. Events already queued
+/// on the old thread are still taken there (the route is changed in place).
+pub fn retarget(p: &super::lpar::Partition, lisn: u32) {
+    let Some(d) = p.pci.delivery() else { return };
+    if d.routes.lock().by_lisn(lisn).is_none() {
+        return;
+    }
+    let Some((vcpu, thread)) = target_of(p, lisn) else {
+        return;
+    };
+    let Some(vp) = host_irq::thread_vp(thread) else {
+        // Its thread has no queue yet (the vCPU never ran): stay.
+        return;
+    };
+    let mut t = d.routes.lock();
+    if let Reroute::Move { girq, from, .. } = t.retarget(lisn, vcpu, thread) {
+        let prio = u64::from(super::host_eq::HOST_PRIORITY);
+        if let Err(e) = opal_xive::set_irq_config(girq, vp, prio, girq) {
+            warn!("passthrough: host interrupt {girq:#x} not moved ({e:?})");
+            let _ = t.retarget(lisn, vcpu, from);
         }
     }
 }

@@ -297,6 +297,12 @@ pub fn thread_work() {
     }
     // SAFETY: assigned pointers come from `assign`, which takes 'static references.
     let (v, p) = unsafe { (&*v, &*p) };
+    // A host interrupt queued here while the vCPU was not running (or a
+    // signal left after its route moved away) must not keep `stop` from
+    // stopping: take it now (docs/passthrough.md "MSI").
+    if super::host_irq::here() {
+        super::passthrough::take_host_irqs(p);
+    }
     // Loops so that work this thread creates for itself (a reboot restarting vCPU 0
     // here) runs without waiting for a wake-up.
     while p.is_running() {
@@ -693,6 +699,10 @@ pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64)
 fn run(p: &Partition, v: &Vcpu, epoch: u32) {
     let ctx = v.context();
     let hfscr = facility::guest_hfscr(spr::is_isa_v31());
+    if !p.pci.is_empty() {
+        // This thread's host queue for pass-through MSIs (once per thread).
+        super::host_irq::thread_init();
+    }
     loop {
         if !p.is_running() || v.state() != VcpuState::Runnable || p.epoch.load_acquire() != epoch {
             return;
@@ -844,7 +854,14 @@ fn handle_exit(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext, vector: u64) -> N
             let _ = opal::handle_hmi();
             Next::Resume
         }
-        0x500 | 0xea0 | 0xa00 => Next::Resume,
+        // A host interrupt on this thread's physical ring (pass-through
+        // MSIs; every partition's LPCR has HVICE, only threads serving one
+        // with devices open their ring).
+        0xea0 => {
+            super::passthrough::take_host_irqs(p);
+            Next::Resume
+        }
+        0x500 | 0xa00 => Next::Resume,
         0xf80 => facility_unavailable(p, ctx),
         0x200 => {
             // A machine check while the guest ran: reflect it to the guest.
@@ -1020,8 +1037,9 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
             .saturating_sub(instr::mftb().wrapping_sub(ctx.sprs.dec_tb) as i64);
         // Sleep until the guest's decrementer would fire or a doorbell arrives; cap
         // the nap so OPAL's heartbeat keeps running.
-        // With MSIs to poll (docs/passthrough.md "MSI"), nap 1 ms at most.
-        let cap_us = if p.pci.msi_active() { 1_000 } else { 100_000 };
+        // With MSIs to poll (docs/passthrough.md "MSI"), nap 1 ms at most;
+        // routed ones wake the nap themselves (LPCR[HVEE]).
+        let cap_us = if p.pci.msi_polled() { 1_000 } else { 100_000 };
         let Some(nap) = idle::nap_ticks(left, timer::us_to_ticks(cap_us)) else {
             break;
         };
@@ -1045,6 +1063,9 @@ pub fn cede(p: &Partition, v: &Vcpu, ctx: &mut VcpuContext) {
         opal::heartbeat();
         crate::console::input::poll_due();
         super::lpar::console_tick();
+        if super::host_irq::here() {
+            super::passthrough::take_host_irqs(p);
+        }
         super::passthrough::poll_msi(p);
     }
     v.ceded.store(false, Ordering::Release);

@@ -112,6 +112,10 @@ pub fn rtas(p: &Partition, c: RtasCall, a: &mut RtasArgs) {
         }),
         _ => Err(XicsError::Source),
     };
+    if c == RtasCall::SetXive && done.is_ok() {
+        // A pass-through vector's host route follows the guest's server.
+        super::passthrough::retarget(p, nr);
+    }
     a.set_status(match done {
         Ok(()) => r::RTAS_SUCCESS,
         Err(_) => r::RTAS_PARAMETER_ERROR,

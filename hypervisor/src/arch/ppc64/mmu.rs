@@ -220,7 +220,11 @@ pub fn build(plan: &MapPlan) -> Result<(), MapError> {
 /// wake-up from `stop` on doorbells, decrementers, external and other events.
 fn hypervisor_lpcr(old: Lpcr) -> Lpcr {
     let mut l = old;
-    l.remove(Lpcr::AIL | Lpcr::HAIL | Lpcr::LD);
+    // No HVICE: the hypervisor never takes a host interrupt while it runs
+    // (MSR[EE] windows in the idle loop); the physical ring's signal only
+    // wakes `stop` (HVEE) and ends guest runs (the partition's LPCR, for
+    // pass-through MSIs), and is acknowledged by polling code.
+    l.remove(Lpcr::AIL | Lpcr::HAIL | Lpcr::LD | Lpcr::HVICE);
     l.insert(
         Lpcr::HR
             | Lpcr::UPRT
