@@ -1057,7 +1057,11 @@ pub fn poll_msi(p: &super::lpar::Partition) {
 #[inline(never)]
 #[cold]
 fn poll_msi_slow(p: &super::lpar::Partition) {
-    if host_irq::pending_here() {
+    if !host_irq::here() {
+        // This thread's host queue, the first time it runs a vCPU of a
+        // partition with devices (before any vector can be routed to it).
+        host_irq::thread_init();
+    } else if host_irq::pending_here() {
         take_host_irqs(p);
     }
     let sweep = p.pci.delivery().is_some_and(Delivery::sweep_due);

@@ -699,10 +699,6 @@ pub fn inject(p: &Partition, ctx: &mut VcpuContext, vector: u64, srr1_bits: u64)
 fn run(p: &Partition, v: &Vcpu, epoch: u32) {
     let ctx = v.context();
     let hfscr = facility::guest_hfscr(spr::is_isa_v31());
-    if !p.pci.is_empty() {
-        // This thread's host queue for pass-through MSIs (once per thread).
-        super::host_irq::thread_init();
-    }
     loop {
         if !p.is_running() || v.state() != VcpuState::Runnable || p.epoch.load_acquire() != epoch {
             return;
