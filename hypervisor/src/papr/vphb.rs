@@ -685,6 +685,29 @@ impl MsixShadow {
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// The guest's view after a function reset that left vectors programmed
+    /// (a guest FLR, ibm,set-slot-reset): every entry masked, as the reset
+    /// left the device's, the programmed ones (`messages`, vector 0 first)
+    /// showing their host message. Returns what the device's entries must
+    /// get back (the reset cleared them to address 0, data 0): the
+    /// programmed vectors' host messages, masked, at most one per entry.
+    pub fn reset_programmed(&mut self, messages: &[(u64, u32)]) -> alloc::vec::Vec<[u32; 4]> {
+        let entries = self.bytes.len() / 16;
+        for i in 0..entries {
+            self.set(i as u32, [0, 0, 0, 1]);
+        }
+        messages
+            .iter()
+            .take(entries)
+            .enumerate()
+            .map(|(i, &(address, data))| {
+                let e = msix_entry(address, data, true);
+                self.set(i as u32, e);
+                e
+            })
+            .collect()
+    }
+
     /// Whether `size` bytes at table offset `off` are inside the table and
     /// naturally aligned (1, 2, 4 or 8 bytes).
     pub fn covers(&self, off: u64, size: u64) -> bool {
@@ -1139,6 +1162,39 @@ mod tests {
             v.write(0x54, Width::Word, 0x1234),
             Ok(WriteAction::Refuse(_))
         ));
+    }
+
+    #[test]
+    fn msix_shadow_after_a_reset_keeps_programmed_messages_masked() {
+        let mut t = MsixShadow::new(4);
+        // Vector 1 programmed and unmasked; the guest wrote its own message
+        // into entry 3.
+        t.set(0, msix_entry(0x1000_0000_0000_0000, 0, false));
+        t.set(1, msix_entry(0x1000_0000_0000_0010, 1, false));
+        t.set(3, msix_entry(0xfee0_0000, 0x55, false));
+        let hw = t.reset_programmed(&[(0x1000_0000_0000_0000, 0), (0x1000_0000_0000_0010, 1)]);
+        assert_eq!(
+            hw,
+            [
+                msix_entry(0x1000_0000_0000_0000, 0, true),
+                msix_entry(0x1000_0000_0000_0010, 1, true),
+            ]
+        );
+        for i in 0..4 {
+            assert_eq!(t.vector_control(i), Some(1), "entry {i} masked");
+        }
+        // The programmed ones read back their host message, the others none.
+        assert_eq!(t.read(16, 4), Some(u64::from(0x10u32.swap_bytes())));
+        assert_eq!(t.read(16 + 8, 4), Some(u64::from(1u32.swap_bytes())));
+        assert_eq!(t.read(3 * 16, 8), Some(0));
+        assert_eq!(t.read(3 * 16 + 8, 4), Some(0));
+        // A guest unmask after the reset is seen as a control change.
+        assert_eq!(t.write(16 + 12, 4, 0), Some(Some((1, 1))));
+        assert_eq!(t.vector_control(1), Some(0));
+        // Never more device entries than the table has.
+        let mut small = MsixShadow::new(1);
+        assert_eq!(small.reset_programmed(&[(1, 1), (2, 2)]).len(), 1);
+        assert_eq!(MsixShadow::new(2).reset_programmed(&[]).len(), 0);
     }
 
     #[test]

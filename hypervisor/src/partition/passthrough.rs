@@ -965,23 +965,27 @@ fn program_msis(v: &Vphb, f: &Passed, kind: vphb::MsiKind, n: u32) -> Result<(),
                 }
             }
         }
-        vphb::MsiKind::Msi => {
-            let (cap, is64) = m.msi_cap.ok_or(PciError::Phb("no MSI capability", 0))?;
-            let h = m.host.first().ok_or(PciError::Phb("no host MSI", 0))?;
-            if !is64 {
-                return Err(PciError::Phb("32-bit MSI only", 0));
-            }
-            let mut cfg = OpalConfig { phb_id: v.phb_id };
-            let bdf = f.addr.bdf;
-            let ctl = cfg.read16(bdf, cap + 2)?;
-            // One message: Multiple Message Enable 0.
-            cfg.write16(bdf, cap + 2, ctl & !0x70)?;
-            cfg.write32(bdf, cap + 4, h.address as u32)?;
-            cfg.write32(bdf, cap + 8, (h.address >> 32) as u32)?;
-            cfg.write16(bdf, cap + 12, h.data as u16)?;
-        }
+        vphb::MsiKind::Msi => write_msi_message(v, f)?,
     }
     Ok(())
+}
+
+/// The MSI capability's address and data: vector 0's host message, one
+/// message (Multiple Message Enable 0); Enable is left as it is.
+fn write_msi_message(v: &Vphb, f: &Passed) -> Result<(), PciError> {
+    let m = &f.msi;
+    let (cap, is64) = m.msi_cap.ok_or(PciError::Phb("no MSI capability", 0))?;
+    let h = m.host.first().ok_or(PciError::Phb("no host MSI", 0))?;
+    if !is64 {
+        return Err(PciError::Phb("32-bit MSI only", 0));
+    }
+    let mut cfg = OpalConfig { phb_id: v.phb_id };
+    let bdf = f.addr.bdf;
+    let ctl = cfg.read16(bdf, cap + 2)?;
+    cfg.write16(bdf, cap + 2, ctl & !0x70)?;
+    cfg.write32(bdf, cap + 4, h.address as u32)?;
+    cfg.write32(bdf, cap + 8, (h.address >> 32) as u32)?;
+    cfg.write16(bdf, cap + 12, h.data as u16)
 }
 
 /// The guest sets or clears MSI Enable (the rest of Message Control stays).
@@ -1478,8 +1482,12 @@ pub fn rtas(p: &super::lpar::Partition, c: RtasCall, a: &mut RtasArgs) {
 }
 
 /// A function-level reset the guest asked for (`why`): BARs and memory
-/// decoding put back, bus mastering off; whether it worked.
+/// decoding put back, bus mastering off, the programmed vectors' host
+/// messages back in the device ([`restore_msis`]); whether it worked.
 fn flr(p: &super::lpar::Partition, v: &Vphb, f: &Passed, why: &str) -> bool {
+    // Held across the reset, so that an ibm,change-msi cannot program the
+    // device's vectors while the reset clears them.
+    let kind = f.msi.kind.lock();
     let mut cfg = OpalConfig { phb_id: v.phb_id };
     let mut wait = || {
         let until = instr::mftb() + timer::us_to_ticks(100_000);
@@ -1489,9 +1497,10 @@ fn flr(p: &super::lpar::Partition, v: &Vphb, f: &Passed, why: &str) -> bool {
     };
     match pci::reset_function(&mut cfg, f.addr.bdf, &mut wait) {
         Ok(how) => {
+            let restored = restore_msis(v, f, *kind);
             info!(
-                "PAPRIKA passthrough-reset: {} {} {:?} ({why})",
-                p.name, f.addr, how
+                "PAPRIKA passthrough-reset: {} {} {:?} ({why}), {} vector(s) restored",
+                p.name, f.addr, how, restored
             );
             true
         }
@@ -1499,6 +1508,53 @@ fn flr(p: &super::lpar::Partition, v: &Vphb, f: &Passed, why: &str) -> bool {
             warn!("passthrough: {} {}: reset failed ({e:?})", p.name, f.addr);
             false
         }
+    }
+}
+
+/// After a function reset the guest asked for, its vectors stay programmed
+/// (a driver recovering from EEH restores its MSI-X state, which lands in the
+/// trapped table's copy and never reaches the device): the device gets the
+/// host messages back, masked as the reset left every entry, and the guest's
+/// copy shows the same; the guest's unmask through the table then reaches the
+/// device. Without this the device's entries stay at address 0, data 0, so
+/// once unmasked and enabled its MSIs are DMA writes to bus address 0 and
+/// never interrupts. MSI: address and data written again (Enable stays the
+/// guest's). The host side (routes, PQ) is untouched. How many vectors.
+fn restore_msis(v: &Vphb, f: &Passed, kind: u32) -> u32 {
+    let m = &f.msi;
+    let n = m.granted.load(Ordering::Acquire);
+    if n == 0 {
+        return 0;
+    }
+    if kind == vphb::MsiKind::MsiX as u32 {
+        let messages: Vec<(u64, u32)> = m
+            .host
+            .iter()
+            .take(n as usize)
+            .map(|h| (h.address, h.data))
+            .collect();
+        // Under the copy's lock, so a guest unmask (`msix_access`) comes
+        // after the masked entry, never before it.
+        let mut shadow = m.shadow.lock();
+        let entries = match shadow.as_mut() {
+            Some(t) => t.reset_programmed(&messages),
+            None => return 0,
+        };
+        let Some(table) = m.msix_table else { return 0 };
+        for (i, e) in entries.iter().enumerate() {
+            opal_pci::write_msix_entry(table + 16 * i as u64, *e);
+        }
+        entries.len() as u32
+    } else if kind == vphb::MsiKind::Msi as u32 {
+        match write_msi_message(v, f) {
+            Ok(()) => 1,
+            Err(e) => {
+                warn!("passthrough {}: MSI message not restored ({e:?})", f.addr);
+                0
+            }
+        }
+    } else {
+        0
     }
 }
 
