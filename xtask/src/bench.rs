@@ -297,6 +297,21 @@ pub fn main(args: BenchArgs) -> Result<i32> {
 }
 
 /// A file of the benchmarks: target/bench/<file>.
+/// The pseries reference guest every Linux benchmark starts from: `-M pseries`
+/// with `memory`, no default devices, the console on standard I/O.
+pub fn pseries_guest(memory: &str) -> crate::cmd::Cmd {
+    crate::cmd::Cmd::new(crate::setup::QEMU).args([
+        "-M",
+        "pseries",
+        "-m",
+        memory,
+        "-nographic",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+    ])
+}
+
 pub fn bench_path(file: &str) -> std::path::PathBuf {
     repo_root().join("target").join("bench").join(file)
 }

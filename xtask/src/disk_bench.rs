@@ -13,12 +13,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::bench::{bench_machine, bench_path};
+use crate::bench::{bench_machine, bench_path, pseries_guest};
 use crate::cmd::Cmd;
 use crate::error::{failed, Context, Result};
 use crate::linux;
 use crate::qemu::{self};
-use crate::setup::QEMU;
 
 const CMDLINE: &str = "console=hvc0 paprika.diskbench=1";
 const DONE: &str = "PAPRIKA-LINUX diskbench done";
@@ -203,20 +202,8 @@ pub fn run(hypervisor: &Path, pseries: bool, timeout: Duration) -> Result<Vec<St
         EXITS,
     )?;
     let reference = if pseries {
-        let cmd = Cmd::new(QEMU)
-            .args([
-                "-M",
-                "pseries",
-                "-m",
-                "512M",
-                "-nographic",
-                "-nodefaults",
-                "-serial",
-                "stdio",
-                "-device",
-                "spapr-vscsi,id=scsi0",
-                "-drive",
-            ])
+        let cmd = pseries_guest("512M")
+            .args(["-device", "spapr-vscsi,id=scsi0", "-drive"])
             .arg(format!(
                 "file={},if=none,format=raw,readonly=on,id=d0",
                 disk.display()
@@ -650,18 +637,8 @@ pub fn run_passthrough(hypervisor: &Path, pseries: bool, timeout: Duration) -> R
     let reference = if pseries {
         // The same device models on the pseries machine's own PHB: the
         // virtio-blk modern-only behind the (emulated) IOMMU as on Paprika.
-        let cmd = Cmd::new(QEMU)
-            .args([
-                "-M",
-                "pseries",
-                "-m",
-                "512M",
-                "-nographic",
-                "-nodefaults",
-                "-serial",
-                "stdio",
-                "-drive",
-            ])
+        let cmd = pseries_guest("512M")
+            .arg("-drive")
             .arg(format!(
                 "file={},if=none,id=ptdisk0,format=raw",
                 blk.display()

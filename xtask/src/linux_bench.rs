@@ -8,12 +8,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::bench::{bench_machine, bench_path};
+use crate::bench::{bench_machine, bench_path, pseries_guest};
 use crate::cmd::Cmd;
 use crate::error::{failed, Result};
 use crate::linux::{self, USERSPACE_MARKER};
 use crate::qemu::{self};
-use crate::setup::QEMU;
 
 /// The kernel command line in both runs (test mode: /init checks, then powers off).
 const CMDLINE: &str = "console=hvc0 paprika.test=1";
@@ -196,17 +195,9 @@ fn boot_pseries(
     log: &str,
     timeout: Duration,
 ) -> Result<Duration> {
-    let cmd = Cmd::new(QEMU)
-        .args(["-M", "pseries", "-smp"])
+    let cmd = pseries_guest("512M")
+        .arg("-smp")
         .arg(vcpus.to_string())
-        .args([
-            "-m",
-            "512M",
-            "-nographic",
-            "-nodefaults",
-            "-serial",
-            "stdio",
-        ])
         .arg("-kernel")
         .arg(&linux.vmlinux)
         .arg("-initrd")

@@ -14,7 +14,6 @@ use crate::cmd::Cmd;
 use crate::error::{failed, Result};
 use crate::linux;
 use crate::qemu::{self};
-use crate::setup::QEMU;
 
 /// The payload the client sends.
 pub const BYTES: u64 = 64 << 20;
@@ -177,19 +176,8 @@ fn free_port() -> Result<u16> {
 
 /// One pseries guest: `netdev` is `listen=...` or `connect=...`.
 fn pseries_cmd(linux: &linux::Linux, role: &str, netdev: &str, mac: &str) -> Cmd {
-    Cmd::new(QEMU)
-        .args([
-            "-M",
-            "pseries",
-            "-m",
-            "512M",
-            "-smp",
-            "1",
-            "-nographic",
-            "-nodefaults",
-            "-serial",
-            "stdio",
-        ])
+    crate::bench::pseries_guest("512M")
+        .args(["-smp", "1"])
         .arg("-kernel")
         .arg(&linux.vmlinux)
         .arg("-initrd")
